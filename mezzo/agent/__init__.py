@@ -1,0 +1,1 @@
+"""The agent: runs executors in containers and delivers status updates reliably."""

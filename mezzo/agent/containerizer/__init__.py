@@ -1,0 +1,1 @@
+"""The containerizer: a launcher plus an ordered list of isolators."""

@@ -1,0 +1,1 @@
+"""Isolators: posix rlimits, cgroups v1/v2, pid namespace."""

@@ -1,0 +1,1 @@
+"""The `mezzo` command line: one entry point with sub-commands."""

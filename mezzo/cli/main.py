@@ -1,0 +1,17 @@
+"""The `mezzo` entry point: a click group; each sub-command lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from mezzo import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mezzo")
+def cli() -> None:
+    """mezzo: share a cluster among frameworks with resource offers (Mesos v1 HTTP APIs)."""
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,30 @@
+"""The exception hierarchy of mezzo, drawn once here.
+
+    MezzoError
+    ├── ValidationError      bad input from a client (HTTP 400, CLI one-line error)
+    │   └── DecodeError      malformed wire data (JSON, RecordIO, field types); names the field
+    ├── ConfigError          bad flags or configuration (CLI one-line error, exit 2)
+    └── NotFoundError        an id that names nothing the component knows
+"""
+
+from __future__ import annotations
+
+
+class MezzoError(Exception):
+    """Base class of every error mezzo raises on purpose."""
+
+
+class ValidationError(MezzoError):
+    """A request or value that breaks the rules; the message says which rule."""
+
+
+class DecodeError(ValidationError):
+    """Wire data that cannot be decoded; the message names the field and the problem."""
+
+
+class ConfigError(MezzoError):
+    """A flag or configuration value that cannot be used."""
+
+
+class NotFoundError(MezzoError):
+    """An id that names nothing known."""

@@ -1,0 +1,1 @@
+"""Leader election: contenders and detectors (standalone and ZooKeeper)."""

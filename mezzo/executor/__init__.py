@@ -1,0 +1,1 @@
+"""Executor SDK and the built-in command executor."""

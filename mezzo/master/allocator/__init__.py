@@ -1,0 +1,1 @@
+"""Allocators: a pure library (no I/O, time passed in) deciding who is offered what."""

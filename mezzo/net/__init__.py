@@ -1,0 +1,1 @@
+"""HTTP helpers shared by the servers and clients: streaming RecordIO, redirects, timeouts."""

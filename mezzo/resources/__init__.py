@@ -1,0 +1,1 @@
+"""The Resources value type: scalars, ranges, sets; roles and reservations; parsing."""

@@ -1,0 +1,1 @@
+"""Simulator: the real allocator and master core on a virtual clock."""

@@ -1,0 +1,1 @@
+"""Durable versioned key/value stores for the registry: memory, sqlite, zookeeper."""

@@ -1,0 +1,1 @@
+"""Test helpers: fake clock, in-process cluster, subprocess helpers."""

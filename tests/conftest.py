@@ -1,0 +1,12 @@
+"""Shared pytest fixtures. Component-specific fixtures live in mezzo/testing/."""
+
+from __future__ import annotations
+
+import pytest
+
+from mezzo.core.clock import FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
