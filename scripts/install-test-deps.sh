@@ -21,7 +21,7 @@ fi
 if ! "$BIN/python" -c 'import pymesos' 2>/dev/null; then
   echo "installing pymesos 0.3.15 (with http-parser rebuilt by Cython < 3)..."
   tmp=$(mktemp -d)
-  "$BIN/pip" install -q 'cython<3' six addict
+  "$BIN/pip" install -q 'cython<3' six addict wheel setuptools
   "$BIN/pip" download -q --no-deps --no-binary :all: -d "$tmp" http-parser==0.9.0
   tar -xzf "$tmp"/http-parser-0.9.0.tar.gz -C "$tmp"
   ( cd "$tmp/http-parser-0.9.0/http_parser" && "$BIN/cython" parser.pyx -o parser.c )
