@@ -1,0 +1,224 @@
+"""The master <-> agent protocol: mezzo's own, in the style of the v1 APIs.
+
+Mesos uses internal libprocess messages here (spec §14); mezzo uses the same mechanism as the
+public APIs so one streaming implementation serves all of them:
+
+- The agent opens `POST /api/v1/agent` with an `AgentCall` of type SUBSCRIBE. A fresh agent
+  sends its AgentInfo without an id (registration); an agent that already has an id sends it
+  together with the frameworks, executors and tasks it runs (re-registration, after a master
+  failover or an agent restart). The master answers with a 200 RecordIO stream of `AgentEvent`s,
+  the first being SUBSCRIBED (carrying the agent id), or a single ERROR/SHUTDOWN then close.
+- Everything else the agent says is a separate POST of an `AgentCall` carrying `agent_id`,
+  answered 202 (400 for malformed calls; 403 when that agent is not subscribed).
+- Health: the master sends PING on the stream every `agent_ping_timeout`; the agent answers with
+  a PONG call. `max_agent_ping_timeouts` pings without a PONG make the agent unreachable. A
+  broken stream makes it disconnected at once.
+
+Status updates flow agent -> master as STATUS_UPDATE calls (with the 16-byte uuid of the
+executor's update and the task's latest state); the scheduler's acknowledgement flows back as
+an ACKNOWLEDGE event. The agent resends the head update of each task until it is acknowledged.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from mezzo.api.base import Message
+from mezzo.api.common import (
+    AgentID,
+    AgentInfo,
+    ExecutorID,
+    ExecutorInfo,
+    FrameworkID,
+    FrameworkInfo,
+    KillPolicy,
+    MasterInfo,
+    Resource,
+    TaskGroupInfo,
+    TaskID,
+    TaskInfo,
+    TaskState,
+    TaskStatus,
+)
+
+AGENT_API_PATH = "/api/v1/agent"
+
+
+class AgentTask(Message):
+    """A task as the agent reports it when re-registering (a subset of Mesos's `Task`)."""
+
+    task_id: TaskID
+    framework_id: FrameworkID
+    executor_id: ExecutorID | None = None
+    name: str = ""
+    state: TaskState
+    resources: list[Resource] = []
+    statuses: list[TaskStatus] = []
+    # The state of the oldest update not yet acknowledged, if any (Mesos `status_update_state`).
+    status_update_state: TaskState | None = None
+    status_update_uuid: bytes | None = None
+
+
+class AgentExecutor(Message):
+    """An executor running on the agent, reported at re-registration."""
+
+    framework_id: FrameworkID
+    executor_info: ExecutorInfo
+
+
+class AgentCallType(StrEnum):
+    UNKNOWN = "UNKNOWN"
+    SUBSCRIBE = "SUBSCRIBE"
+    STATUS_UPDATE = "STATUS_UPDATE"
+    PONG = "PONG"
+    FRAMEWORK_MESSAGE = "FRAMEWORK_MESSAGE"
+    EXECUTOR_EXITED = "EXECUTOR_EXITED"
+    UNREGISTER = "UNREGISTER"
+
+
+class AgentSubscribe(Message):
+    agent_info: AgentInfo
+    # Present on re-registration (agent_info.id set).
+    frameworks: list[FrameworkInfo] = []
+    executors: list[AgentExecutor] = []
+    tasks: list[AgentTask] = []
+    # Frameworks the agent has finished with since it last talked to a master.
+    completed_framework_ids: list[FrameworkID] = []
+    # The agent's software version and capabilities (strings), shown in state endpoints.
+    version: str | None = None
+    capabilities: list[str] = []
+
+
+class AgentStatusUpdate(Message):
+    framework_id: FrameworkID
+    status: TaskStatus
+    # The task's most recent state at the agent, which may be ahead of `status.state`
+    # because updates are delivered one at a time (spec §5.4).
+    latest_state: TaskState | None = None
+
+
+class AgentPong(Message):
+    ping_id: int = 0
+
+
+class AgentFrameworkMessage(Message):
+    framework_id: FrameworkID
+    executor_id: ExecutorID
+    data: bytes
+
+
+class AgentExecutorExited(Message):
+    framework_id: FrameworkID
+    executor_id: ExecutorID
+    # Wait status of the executor process (as in the FAILURE event); None if unknown.
+    status: int | None = None
+    # Command executors generate no FAILURE event for the scheduler (spec §6.3).
+    command_executor: bool = False
+
+
+class AgentCall(Message):
+    type: AgentCallType
+    agent_id: AgentID | None = None
+    subscribe: AgentSubscribe | None = None
+    status_update: AgentStatusUpdate | None = None
+    pong: AgentPong | None = None
+    framework_message: AgentFrameworkMessage | None = None
+    executor_exited: AgentExecutorExited | None = None
+
+
+class AgentEventType(StrEnum):
+    UNKNOWN = "UNKNOWN"
+    SUBSCRIBED = "SUBSCRIBED"
+    RUN_TASK = "RUN_TASK"
+    RUN_TASK_GROUP = "RUN_TASK_GROUP"
+    KILL_TASK = "KILL_TASK"
+    ACKNOWLEDGE = "ACKNOWLEDGE"
+    SHUTDOWN_FRAMEWORK = "SHUTDOWN_FRAMEWORK"
+    SHUTDOWN_EXECUTOR = "SHUTDOWN_EXECUTOR"
+    FRAMEWORK_MESSAGE = "FRAMEWORK_MESSAGE"
+    UPDATE_FRAMEWORK = "UPDATE_FRAMEWORK"
+    RECONCILE_TASKS = "RECONCILE_TASKS"
+    PING = "PING"
+    SHUTDOWN = "SHUTDOWN"
+    ERROR = "ERROR"
+
+
+class AgentSubscribed(Message):
+    agent_id: AgentID
+    master_info: MasterInfo
+    # How often the master pings; the agent may use it to detect a silent master.
+    ping_interval_seconds: float = 15.0
+
+
+class AgentRunTask(Message):
+    framework_info: FrameworkInfo
+    task: TaskInfo
+    # Set for custom executors; command tasks carry `task.command` and no executor.
+    executor_info: ExecutorInfo | None = None
+
+
+class AgentRunTaskGroup(Message):
+    framework_info: FrameworkInfo
+    executor_info: ExecutorInfo
+    task_group: TaskGroupInfo
+
+
+class AgentKillTask(Message):
+    framework_id: FrameworkID
+    task_id: TaskID
+    kill_policy: KillPolicy | None = None
+
+
+class AgentAcknowledge(Message):
+    framework_id: FrameworkID
+    task_id: TaskID
+    uuid: bytes
+
+
+class AgentShutdownFramework(Message):
+    framework_id: FrameworkID
+
+
+class AgentShutdownExecutor(Message):
+    framework_id: FrameworkID
+    executor_id: ExecutorID
+
+
+class AgentUpdateFramework(Message):
+    framework_info: FrameworkInfo
+
+
+class AgentReconcileTasks(Message):
+    """Tasks the master believes run on this agent; the agent answers for unknown ones."""
+
+    framework_id: FrameworkID
+    task_ids: list[TaskID] = []
+
+
+class AgentPing(Message):
+    ping_id: int = 0
+
+
+class AgentShutdown(Message):
+    message: str = ""
+
+
+class AgentError(Message):
+    message: str
+
+
+class AgentEvent(Message):
+    type: AgentEventType
+    subscribed: AgentSubscribed | None = None
+    run_task: AgentRunTask | None = None
+    run_task_group: AgentRunTaskGroup | None = None
+    kill_task: AgentKillTask | None = None
+    acknowledge: AgentAcknowledge | None = None
+    shutdown_framework: AgentShutdownFramework | None = None
+    shutdown_executor: AgentShutdownExecutor | None = None
+    framework_message: AgentFrameworkMessage | None = None
+    update_framework: AgentUpdateFramework | None = None
+    reconcile_tasks: AgentReconcileTasks | None = None
+    ping: AgentPing | None = None
+    shutdown: AgentShutdown | None = None
+    error: AgentError | None = None

@@ -1,0 +1,119 @@
+"""Server side of the v1 streaming responses (scheduler, executor, operator, agent streams).
+
+A `RecordStream` owns one chunked HTTP response. Producers call `send()` from the event loop;
+it never blocks: records are queued and a writer task drains the queue, so a handler (for
+example pymesos issuing ACKNOWLEDGE from the thread that reads the stream, spec §2.7) never
+waits on a slow reader. Each record is written as one chunk (`<length>\\n<json>`), which is what
+naive clients expect.
+
+The stream ends when the server calls `close()`, when the client goes away (a write fails or
+the transport closes), or when the queue overflows (a client that stopped reading). `closed`
+is a future that completes then; owners watch it to mark the subscriber disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from mezzo.api.recordio import encode_record
+
+# Records queued for a client that reads nothing; past this the stream is closed so that a
+# stuck subscriber cannot grow the server's memory without bound.
+DEFAULT_MAX_QUEUED = 100_000
+# How often the writer checks that an idle client is still connected.
+IDLE_CHECK_SECONDS = 0.5
+
+
+class RecordStream:
+    """One open RecordIO stream on a chunked 200 response."""
+
+    def __init__(
+        self,
+        request: web.Request,
+        *,
+        headers: Mapping[str, str] | None = None,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+    ) -> None:
+        self._request = request
+        self._response = web.StreamResponse(status=200, headers=dict(headers or {}))
+        self._response.content_type = "application/json"
+        self._response.enable_chunked_encoding()
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._max_queued = max_queued
+        self._writer: asyncio.Task[None] | None = None
+        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._closing_reason = "closed by server"
+
+    async def open(self) -> None:
+        """Send the response headers and start the writer."""
+        await self._response.prepare(self._request)
+        self._writer = asyncio.create_task(self._write_loop())
+
+    @property
+    def is_closed(self) -> bool:
+        return self.closed.done()
+
+    def send(self, payload: bytes) -> bool:
+        """Queue one record (already-encoded JSON). Returns False if the stream is closed."""
+        if self.closed.done():
+            return False
+        if self._queue.qsize() >= self._max_queued:
+            self._finish("overflow: the client stopped reading")
+            return False
+        self._queue.put_nowait(encode_record(payload))
+        return True
+
+    def close(self, reason: str = "closed by server") -> None:
+        """Flush what is queued, then end the response."""
+        if not self.closed.done():
+            self._queue.put_nowait(None)
+            self._closing_reason = reason
+
+    async def serve(self) -> web.StreamResponse:
+        """Wait until the stream ends; the handler returns the result to aiohttp."""
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self.closed)
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
+        return self._response
+
+    async def _write_loop(self) -> None:
+        reason = "closed by server"
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), IDLE_CHECK_SECONDS)
+                except TimeoutError:
+                    if self._client_gone():
+                        reason = "client disconnected"
+                        break
+                    continue
+                if item is None:
+                    reason = self._closing_reason
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await self._response.write_eof()
+                    break
+                if self._client_gone():
+                    reason = "client disconnected"
+                    break
+                await self._response.write(item)
+        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+            reason = "client disconnected"
+        finally:
+            self._finish(reason)
+
+    def _client_gone(self) -> bool:
+        transport = self._request.transport
+        return transport is None or transport.is_closing()
+
+    def _finish(self, reason: str) -> None:
+        if not self.closed.done():
+            self.closed.set_result(reason)
+        if reason.startswith("overflow") or reason == "client disconnected":
+            transport = self._request.transport
+            if transport is not None:
+                transport.close()
