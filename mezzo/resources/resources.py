@@ -1,0 +1,418 @@
+"""`Resources`: an immutable collection of resources with Mesos arithmetic.
+
+Representation: a dict `ResourceKey -> value` (see keys.py and values.py) holding only
+non-empty values, so two `Resources` are equal exactly when their dicts are. Shared resources
+(persistent volumes with `shared`) are kept apart as a count per identical resource, because
+Mesos adds and subtracts shared resources by copy count rather than by amount.
+
+Semantics (decided here, matching Mesos):
+- `a + b` merges per identity: scalars add, ranges union (merging adjacent/overlapping
+  intervals), sets union; shared resources add copies.
+- `a - b` is saturating: per identity, scalars subtract down to zero, ranges and sets take the
+  difference (splitting intervals), shared copies decrement; whatever becomes empty is dropped.
+  Nothing ever goes negative and subtracting something absent is a no-op. Use `contains` first
+  when a shortfall is an error.
+- Identity includes the reservation stack, allocation role, disk info, revocable, shared and
+  provider: `cpus:1` and `cpus(eng):1` are different resources and never offset each other.
+- Scalars are fixed-point thousandths, so comparisons are exact (no float tolerance needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import lru_cache
+
+from mezzo.api import common as api
+from mezzo.resources import values
+from mezzo.resources.keys import Reservation, ResourceItem, ResourceKey
+from mezzo.resources.parse import format_items, parse_items
+from mezzo.resources.roles import DEFAULT_ROLE, ancestors, validate_role
+from mezzo.resources.wire import item_to_wire, items_from_wire
+
+_SCALAR = values.SCALAR
+_SCALE = values.SCALE
+_add = values.add
+_sub = values.sub
+_contains = values.contains
+_ranges_count = values.ranges_count
+
+SharedCounts = dict[ResourceItem, int]
+
+
+@lru_cache(maxsize=4096)
+def _usable_roles(role: str) -> frozenset[str]:
+    return frozenset((role, *ancestors(role)))
+
+
+def _with_allocation(key: ResourceKey, role: str | None) -> ResourceKey:
+    return ResourceKey._make((*key[:3], role, *key[4:]))
+
+
+class Resources:
+    """An immutable multiset of resources. Build with `parse`, `from_wire` or from items."""
+
+    __slots__ = ("_items", "_q", "_shared")
+
+    _items: dict[ResourceKey, values.Value]
+    _shared: SharedCounts | None
+    _q: dict[str, float] | None
+
+    def __init__(self, items: Iterable[ResourceItem] = ()) -> None:
+        merged: dict[ResourceKey, values.Value] = {}
+        shared: SharedCounts = {}
+        for key, value in items:
+            if values.is_empty(value):
+                continue
+            if key.shared:
+                item = ResourceItem(key, value)
+                shared[item] = shared.get(item, 0) + 1
+                continue
+            cur = merged.get(key)
+            merged[key] = value if cur is None else _add(cur, value)
+        self._items = merged
+        self._shared = shared or None
+        self._q = None
+
+    @classmethod
+    def _new(cls, items: dict[ResourceKey, values.Value], shared: SharedCounts | None) -> Resources:
+        # Hot-path constructor: trusts that `items` holds only non-empty, merged values.
+        r = object.__new__(cls)
+        r._items = items
+        r._shared = shared or None
+        r._q = None
+        return r
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def parse(cls, text: str, default_role: str = DEFAULT_ROLE) -> Resources:
+        """Parse `cpus:4;mem:1024;ports:[31000-32000];disk(ops):100` or a JSON array."""
+        return cls(parse_items(text, default_role))
+
+    @classmethod
+    def from_wire(cls, resources: Iterable[api.Resource]) -> Resources:
+        """Validate and convert wire resources (either reservation format)."""
+        return cls(items_from_wire(resources))
+
+    @classmethod
+    def from_quantities(
+        cls, quantities: Mapping[str, float], role: str = DEFAULT_ROLE
+    ) -> Resources:
+        """Scalar resources from `{"cpus": 1, "mem": 32}` (unreserved, or statically reserved)."""
+        from mezzo.resources.keys import STATIC
+
+        reservations = () if role == DEFAULT_ROLE else (Reservation(STATIC, validate_role(role)),)
+        return cls(
+            ResourceItem(ResourceKey(name, _SCALAR, reservations), values.scalar_to_fixed(v))
+            for name, v in quantities.items()
+        )
+
+    def to_wire(
+        self, *, refinement: bool = True, with_allocation: bool = False
+    ) -> list[api.Resource]:
+        """Wire records. `refinement=False` gives the pre-refinement format (`role`, plus
+        `reservation` on dynamic reservations); `allocation_info` only if `with_allocation`."""
+        return [
+            item_to_wire(it, refinement=refinement, with_allocation=with_allocation) for it in self
+        ]
+
+    # ------------------------------------------------------------------ arithmetic
+
+    def __add__(self, other: Resources) -> Resources:
+        if not isinstance(other, Resources):
+            return NotImplemented
+        if not other._items and not other._shared:
+            return self
+        if not self._items and not self._shared:
+            return other
+        items = self._items.copy()
+        for k, v in other._items.items():
+            cur = items.get(k)
+            if cur is None:
+                items[k] = v
+            elif type(v) is int:
+                items[k] = cur + v  # type: ignore[operator]
+            else:
+                items[k] = _add(cur, v)
+        shared = self._shared
+        if other._shared:
+            shared = dict(shared) if shared else {}
+            for it, n in other._shared.items():
+                shared[it] = shared.get(it, 0) + n
+        return Resources._new(items, shared)
+
+    def __sub__(self, other: Resources) -> Resources:
+        if not isinstance(other, Resources):
+            return NotImplemented
+        if not other._items and not other._shared:
+            return self
+        items = self._items.copy()
+        for k, v in other._items.items():
+            cur = items.get(k)
+            if cur is None:
+                continue
+            if type(v) is int:
+                d = cur - v  # type: ignore[operator]
+                if d > 0:
+                    items[k] = d
+                else:
+                    del items[k]
+            else:
+                left = _sub(cur, v)
+                if left:
+                    items[k] = left
+                else:
+                    del items[k]
+        shared = self._shared
+        if shared and other._shared:
+            shared = dict(shared)
+            for it, n in other._shared.items():
+                cur_n = shared.get(it)
+                if cur_n is not None:
+                    if cur_n > n:
+                        shared[it] = cur_n - n
+                    else:
+                        del shared[it]
+        return Resources._new(items, shared)
+
+    def contains(self, other: Resources) -> bool:
+        """True when `other` fits in `self` identity by identity (`other <= self`)."""
+        items = self._items
+        for k, v in other._items.items():
+            cur = items.get(k)
+            if cur is None:
+                return False
+            if type(v) is int:
+                if cur < v:  # type: ignore[operator]
+                    return False
+            elif not _contains(cur, v):
+                return False
+        if other._shared:
+            mine = self._shared or {}
+            for it, n in other._shared.items():
+                if mine.get(it, 0) < n:
+                    return False
+        return True
+
+    def __le__(self, other: Resources) -> bool:
+        return other.contains(self)
+
+    def __ge__(self, other: Resources) -> bool:
+        return self.contains(other)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Resources):
+            return NotImplemented
+        return self._items == other._items and (self._shared or {}) == (other._shared or {})
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __bool__(self) -> bool:
+        return bool(self._items) or bool(self._shared)
+
+    def is_empty(self) -> bool:
+        return not self._items and not self._shared
+
+    def __len__(self) -> int:
+        """Number of single resources (each shared copy counts once)."""
+        return len(self._items) + (sum(self._shared.values()) if self._shared else 0)
+
+    def __iter__(self) -> Iterator[ResourceItem]:
+        for k, v in self._items.items():
+            yield ResourceItem(k, v)
+        if self._shared:
+            for it, n in self._shared.items():
+                for _ in range(n):
+                    yield it
+
+    def __str__(self) -> str:
+        return format_items(self)
+
+    def __repr__(self) -> str:
+        return f"Resources({str(self)!r})"
+
+    # ------------------------------------------------------------------ quantities
+
+    def quantities(self) -> dict[str, float]:
+        """Amount per resource name, across all identities: scalars summed, ranges and sets
+        counted by items. Each distinct shared resource counts once. Computed once, copied out."""
+        q = self._q
+        if q is None:
+            acc: dict[str, int | float] = {}
+            fixed: dict[str, int] = {}
+            for k, v in self._items.items():
+                if type(v) is int:
+                    fixed[k.name] = fixed.get(k.name, 0) + v
+                elif type(v) is tuple:
+                    acc[k.name] = acc.get(k.name, 0) + _ranges_count(v)
+                else:
+                    acc[k.name] = acc.get(k.name, 0) + len(v)
+            if self._shared:
+                for it in self._shared:
+                    if type(it.value) is int:
+                        fixed[it.key.name] = fixed.get(it.key.name, 0) + it.value
+                    else:
+                        acc[it.key.name] = acc.get(it.key.name, 0) + values.quantity(it.value)
+            q = {name: n / _SCALE for name, n in fixed.items()}
+            for name, n in acc.items():
+                q[name] = q.get(name, 0.0) + float(n)
+            self._q = q
+        return q.copy()
+
+    def scalar(self, name: str) -> float:
+        """Sum of the scalar resources called `name` across identities (0.0 if none)."""
+        total = 0
+        for k, v in self._items.items():
+            if k.name == name and type(v) is int:
+                total += v
+        if self._shared:
+            for it in self._shared:
+                if it.key.name == name and type(it.value) is int:
+                    total += it.value
+        return total / _SCALE
+
+    def cpus(self) -> float:
+        return self.scalar("cpus")
+
+    def mem(self) -> float:
+        return self.scalar("mem")
+
+    def disk(self) -> float:
+        return self.scalar("disk")
+
+    def gpus(self) -> float:
+        return self.scalar("gpus")
+
+    def ranges(self, name: str) -> list[tuple[int, int]]:
+        """Union of the ranges resources called `name`, merged, as (begin, end) pairs."""
+        acc: values.RangesValue = ()
+        for k, v in self._items.items():
+            if k.name == name and type(v) is tuple:
+                acc = values.ranges_add(acc, v)
+        return list(acc)
+
+    def ports(self) -> list[tuple[int, int]]:
+        return self.ranges("ports")
+
+    def names(self) -> set[str]:
+        out = {k.name for k in self._items}
+        if self._shared:
+            out.update(it.key.name for it in self._shared)
+        return out
+
+    # ------------------------------------------------------------------ filters
+
+    def filter(self, keep: Callable[[ResourceKey], bool]) -> Resources:
+        """The resources whose identity satisfies `keep`."""
+        items = {k: v for k, v in self._items.items() if keep(k)}
+        shared = {it: n for it, n in self._shared.items() if keep(it.key)} if self._shared else None
+        return Resources._new(items, shared)
+
+    def unreserved(self) -> Resources:
+        return self.filter(lambda k: not k.reservations)
+
+    def reserved(self, role: str | None = None) -> Resources:
+        """Reserved resources; with `role`, only those reserved to exactly that role."""
+        if role is None:
+            return self.filter(lambda k: bool(k.reservations))
+        return self.filter(lambda k: bool(k.reservations) and k.reservations[-1].role == role)
+
+    def allocatable_to(self, role: str) -> Resources:
+        """What `role` may be offered: unreserved resources plus those reserved to `role`
+        or to one of its ancestors (a reservation to `eng` serves `eng/web`)."""
+        roles = _usable_roles(role)
+        return self.filter(lambda k: not k.reservations or k.reservations[-1].role in roles)
+
+    # Same meaning as allocatable_to (the name the allocator brief uses); for resources
+    # reserved to exactly one role, use `reserved(role)`.
+    reserved_to = allocatable_to
+
+    def revocable(self) -> Resources:
+        return self.filter(lambda k: k.revocable)
+
+    def non_revocable(self) -> Resources:
+        return self.filter(lambda k: not k.revocable)
+
+    def shared(self) -> Resources:
+        return Resources._new({}, dict(self._shared) if self._shared else None)
+
+    def non_shared(self) -> Resources:
+        return Resources._new(self._items, None) if self._shared else self
+
+    def scalars(self) -> Resources:
+        return self.filter(lambda k: k.kind == _SCALAR)
+
+    def named(self, *names: str) -> Resources:
+        wanted = frozenset(names)
+        return self.filter(lambda k: k.name in wanted)
+
+    # ------------------------------------------------------------------ allocation
+
+    def _map_keys(self, fn: Callable[[ResourceKey], ResourceKey]) -> Resources:
+        # Re-keying can make two identities collide (e.g. unallocating cpus allocated to two
+        # roles), so merge rather than overwrite.
+        items: dict[ResourceKey, values.Value] = {}
+        for k, v in self._items.items():
+            nk = fn(k)
+            cur = items.get(nk)
+            items[nk] = v if cur is None else _add(cur, v)
+        shared: SharedCounts | None = None
+        if self._shared:
+            shared = {}
+            for it, n in self._shared.items():
+                nit = ResourceItem(fn(it.key), it.value)
+                shared[nit] = shared.get(nit, 0) + n
+        return Resources._new(items, shared)
+
+    def allocate(self, role: str) -> Resources:
+        """The same resources with `allocation_info.role = role` on every one."""
+        return self._map_keys(
+            lambda k: k if k.allocation_role == role else _with_allocation(k, role)
+        )
+
+    def unallocate(self) -> Resources:
+        """The same resources with allocation info removed."""
+        if all(k.allocation_role is None for k in self._items) and not self._shared:
+            return self
+        return self._map_keys(
+            lambda k: k if k.allocation_role is None else _with_allocation(k, None)
+        )
+
+    def allocations(self) -> dict[str, Resources]:
+        """Allocated resources grouped by allocation role (unallocated ones are left out)."""
+        groups: dict[str, dict[ResourceKey, values.Value]] = {}
+        for k, v in self._items.items():
+            if k.allocation_role is not None:
+                groups.setdefault(k.allocation_role, {})[k] = v
+        shared_groups: dict[str, SharedCounts] = {}
+        if self._shared:
+            for it, n in self._shared.items():
+                if it.key.allocation_role is not None:
+                    shared_groups.setdefault(it.key.allocation_role, {})[it] = n
+        return {
+            role: Resources._new(groups.get(role, {}), shared_groups.get(role))
+            for role in {*groups, *shared_groups}
+        }
+
+    def without_allocation(self) -> Resources:
+        """The resources that carry no allocation info (a filter; compare `unallocate`)."""
+        return self.filter(lambda k: k.allocation_role is None)
+
+    # ------------------------------------------------------------------ reservations
+
+    def push_reservation(self, reservation: Reservation) -> Resources:
+        """Refine every resource with one more reservation on top of its stack (RESERVE)."""
+        return self._map_keys(lambda k: k._replace(reservations=(*k.reservations, reservation)))
+
+    def pop_reservation(self) -> Resources:
+        """Drop the top reservation of every reserved resource (UNRESERVE)."""
+        return self._map_keys(
+            lambda k: k._replace(reservations=k.reservations[:-1]) if k.reservations else k
+        )
+
+    def to_unreserved(self) -> Resources:
+        """Every resource with its whole reservation stack removed (quota accounting)."""
+        return self._map_keys(lambda k: k._replace(reservations=()) if k.reservations else k)
+
+
+EMPTY = Resources()
