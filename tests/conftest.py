@@ -10,3 +10,7 @@ from mezzo.core.clock import FakeClock
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+# Real-ZooKeeper fixtures (zk_server, zk_chroot, zk_ensemble); they skip when ZooKeeper is absent.
+pytest_plugins = ["mezzo.testing.pytest_zookeeper"]

@@ -1,0 +1,59 @@
+"""In-memory store: the contract without durability, for tests, `mezzo local` and the simulator."""
+
+from __future__ import annotations
+
+import threading
+
+from mezzo.store.base import Entry, Store, StoreError, VersionConflict, check_key, check_value
+
+
+class MemoryStore(Store):
+    """A dict behind a lock (the master may call from a worker thread via the ``a*`` wrappers)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, Entry] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("store is closed")
+
+    def get(self, key: str) -> Entry | None:
+        check_key(key)
+        with self._lock:
+            self._check_open()
+            return self._data.get(key)
+
+    def set(self, key: str, value: bytes, expected_version: int | None) -> int:
+        check_key(key)
+        value = check_value(value)
+        with self._lock:
+            self._check_open()
+            current = self._data.get(key)
+            actual = None if current is None else current.version
+            if actual != expected_version:
+                raise VersionConflict(key, expected_version, actual)
+            version = 0 if current is None else current.version + 1
+            self._data[key] = Entry(value, version)
+            return version
+
+    def delete(self, key: str, expected_version: int | None = None) -> bool:
+        check_key(key)
+        with self._lock:
+            self._check_open()
+            current = self._data.get(key)
+            if expected_version is not None:
+                actual = None if current is None else current.version
+                if actual != expected_version:
+                    raise VersionConflict(key, expected_version, actual)
+            return self._data.pop(key, None) is not None
+
+    def list(self, prefix: str = "") -> list[str]:
+        with self._lock:
+            self._check_open()
+            return sorted(k for k in self._data if k.startswith(prefix))
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
