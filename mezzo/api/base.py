@@ -32,6 +32,8 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from mezzo.core.errors import DecodeError
+
 
 class _MessageMeta(msgspec.StructMeta):
     # msgspec applies `kw_only` only to the fields of the class that sets it; wire records
@@ -70,3 +72,26 @@ def fill_proto_defaults(msg: WithProtoDefaults) -> WithProtoDefaults:
         if getattr(msg, name) is None:
             setattr(msg, name, default)
     return msg
+
+
+def union_payload(
+    msg: Any, *, no_payload: frozenset[str] = frozenset(), optional: frozenset[str] = frozenset()
+) -> Any:
+    """Check the union pattern `{"type": T, "<t lowercased>": {...}}` and return the payload.
+
+    - `type` missing (or an unknown name, which decodes to unset) → DecodeError
+      "Expecting 'type' to be present";
+    - `type` "UNKNOWN" → returns None; the server answers 501, it is not a malformed message;
+    - a type in `no_payload` → None (e.g. HEARTBEAT); a type in `optional` may omit its payload
+      (e.g. REVIVE); any other type without its payload → DecodeError.
+    """
+    type_ = msg.type
+    if type_ is None:
+        raise DecodeError("Expecting 'type' to be present")
+    if type_ == "UNKNOWN" or type_ in no_payload:
+        return None
+    field = str(type_).lower()
+    payload = getattr(msg, field, None)
+    if payload is None and type_ not in optional:
+        raise DecodeError(f"Expecting '{field}' to be present")
+    return payload
