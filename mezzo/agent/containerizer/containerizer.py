@@ -1,0 +1,248 @@
+"""The Containerizer: a launcher plus ordered isolators, driven from the agent's event loop.
+
+Lifecycle of one container (one supervisor task each):
+
+    launch:   prepare (isolators in order) -> spawn at the barrier -> isolate (in order)
+              -> release -> RUNNING
+    running:  wait for the root process to exit (pidfd) or an isolator's watch() Limitation
+    ending:   a limitation or destroy() kills the container; once the root is gone the
+              stragglers of its session are killed, limitations are polled one last time,
+              isolators clean up in reverse order (cgroups kill their remaining members), and
+              wait() resolves with a Termination
+
+Recovery after an agent restart: ``recover`` is given the checkpointed (container id, pid)
+pairs, adopts each live root through a pidfd (it is no longer our child, so its exit status is
+unknown: Termination.status is None), lets isolators re-adopt their state, and reports
+containers whose process is already gone as terminated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from mezzo.agent.containerizer.detect import IsolationOptions, create_isolators
+from mezzo.agent.containerizer.isolator import Isolator
+from mezzo.agent.containerizer.launcher import Child, Launcher, kill_session
+from mezzo.agent.containerizer.records import (
+    ContainerConfig,
+    ContainerState,
+    LaunchError,
+    LaunchInfo,
+    Limitation,
+    ResourceStatistics,
+    Termination,
+)
+from mezzo.core.errors import NotFoundError
+
+log = logging.getLogger(__name__)
+
+# How many finished containers still answer wait() (the agent usually waits before the end).
+_TERMINATIONS_KEPT = 1024
+
+
+@dataclass
+class _Container:
+    container_id: str
+    child: Child
+    config: ContainerConfig | None
+    termination: asyncio.Future[Termination]
+    limitation: Limitation | None = None
+    destroyed: bool = False
+    supervisor: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class Containerizer:
+    """Launches, watches, limits and destroys containers (see the module docstring)."""
+
+    def __init__(self, isolators: Sequence[Isolator] = (), launcher: Launcher | None = None):
+        self.isolators = list(isolators)
+        self.launcher = launcher or Launcher()
+        self._barrier = any(i.isolates_before_exec for i in self.isolators)
+        self._containers: dict[str, _Container] = {}
+        self._terminated: OrderedDict[str, Termination] = OrderedDict()
+
+    @classmethod
+    def create(cls, options: IsolationOptions | None = None) -> Containerizer:
+        """A containerizer with the isolators named by ``options.isolation`` (ConfigError)."""
+        return cls(create_isolators(options=options or IsolationOptions()))
+
+    def containers(self) -> list[str]:
+        """Ids of the containers launched or recovered and not yet terminated."""
+        return list(self._containers)
+
+    def pid(self, container_id: str) -> int:
+        return self._get(container_id).child.pid
+
+    async def launch(self, container_id: str, config: ContainerConfig) -> int:
+        """Start the container; returns its root pid (= its session and process group)."""
+        if container_id in self._containers:
+            raise LaunchError(f"container {container_id!r} already exists")
+        self._terminated.pop(container_id, None)
+        info = LaunchInfo()
+        prepared: list[Isolator] = []
+        child: Child | None = None
+        step = "prepare"
+        try:
+            for isolator in self.isolators:
+                prepared.append(isolator)
+                contribution = isolator.prepare(container_id, config)
+                if contribution is not None:
+                    info.wrapper += contribution.wrapper
+                    info.env.update(contribution.env)
+            step = "launch"
+            child = self.launcher.spawn(config, info, self._barrier)
+            step = "isolate"
+            for isolator in self.isolators:
+                isolator.isolate(container_id, child.pid)
+            child.release()
+        except Exception as e:
+            if child is not None:
+                child.abort()
+            for isolator in reversed(prepared):
+                with contextlib.suppress(Exception):
+                    isolator.cleanup(container_id)
+            name = prepared[-1].name if prepared and step != "launch" else "launcher"
+            raise LaunchError(f"failed to {step} container {container_id} ({name}): {e}") from e
+        self._start(container_id, child, config)
+        return child.pid
+
+    async def wait(self, container_id: str) -> Termination:
+        """Block until the container has terminated and been cleaned up."""
+        if container_id in self._terminated:
+            return self._terminated[container_id]
+        return await asyncio.shield(self._get(container_id).termination)
+
+    async def destroy(self, container_id: str, grace: float = 0.0) -> Termination:
+        """Kill every process of the container; SIGTERM first if ``grace`` > 0 seconds."""
+        if container_id in self._terminated:
+            return self._terminated[container_id]
+        c = self._get(container_id)
+        c.destroyed = True
+        if grace > 0:
+            kill_session(c.child.pid, signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(c.termination), grace)
+        if not c.termination.done():
+            self._kill(c)
+        return await asyncio.shield(c.termination)
+
+    async def update(
+        self,
+        container_id: str,
+        cpus: float | None = None,
+        mem_mb: float | None = None,
+        pids_max: int | None = None,
+    ) -> None:
+        self._get(container_id)
+        for isolator in self.isolators:
+            isolator.update(container_id, cpus=cpus, mem_mb=mem_mb, pids_max=pids_max)
+
+    async def usage(self, container_id: str) -> ResourceStatistics:
+        """Usage merged across isolators (later isolators win on shared fields)."""
+        self._get(container_id)
+        stats = ResourceStatistics()
+        for isolator in self.isolators:
+            stats.merge(isolator.usage(container_id))
+        return stats
+
+    async def recover(self, states: Iterable[ContainerState | tuple[str, int]]) -> None:
+        """Re-attach to containers launched by a previous agent (see the module docstring)."""
+        normalized = [s if isinstance(s, ContainerState) else ContainerState(*s) for s in states]
+        for isolator in self.isolators:
+            isolator.recover(normalized)
+        for state in normalized:
+            try:
+                child = Child.adopt(state.pid)
+            except LaunchError as e:
+                log.info("container %s not recovered: %s", state.container_id, e)
+                for isolator in reversed(self.isolators):
+                    with contextlib.suppress(Exception):
+                        isolator.cleanup(state.container_id)
+                self._remember(state.container_id, Termination(None, None, str(e)))
+                continue
+            self._start(state.container_id, child, state.config)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _get(self, container_id: str) -> _Container:
+        c = self._containers.get(container_id)
+        if c is None:
+            raise NotFoundError(f"unknown container {container_id!r}")
+        return c
+
+    def _start(self, container_id: str, child: Child, config: ContainerConfig | None) -> None:
+        loop = asyncio.get_running_loop()
+        c = _Container(container_id, child, config, loop.create_future())
+        self._containers[container_id] = c
+        c.supervisor = loop.create_task(self._supervise(c), name=f"container-{container_id}")
+
+    def _kill(self, c: _Container) -> None:
+        c.child.signal(signal.SIGKILL)
+        kill_session(c.child.pid, signal.SIGKILL)
+
+    async def _supervise(self, c: _Container) -> None:
+        loop = asyncio.get_running_loop()
+        exited: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(c.child.pidfd, lambda: exited.done() or exited.set_result(None))
+        watches = [w for i in self.isolators if (w := i.watch(c.container_id)) is not None]
+        try:
+            await asyncio.wait([exited, *watches], return_when=asyncio.FIRST_COMPLETED)
+            if not exited.done():
+                c.limitation = _first_limitation(watches)
+                log.info("container %s limited: %s", c.container_id, c.limitation)
+                self._kill(c)
+                await exited
+        finally:
+            loop.remove_reader(c.child.pidfd)
+        status = c.child.reap()
+        c.child.close()
+        await asyncio.sleep(0)  # let an OOM eventfd that fired with the exit be handled
+        if c.limitation is None:
+            c.limitation = _first_limitation(watches) or self._poll_limitations(c.container_id)
+        kill_session(c.child.pid, signal.SIGKILL)  # stragglers of the session
+        errors = []
+        for isolator in reversed(self.isolators):
+            try:
+                isolator.cleanup(c.container_id)
+            except Exception as e:  # cleanup must go on for the other isolators
+                log.warning("cleanup of %s by %s failed: %s", c.container_id, isolator.name, e)
+                errors.append(f"{isolator.name} cleanup failed: {e}")
+        termination = Termination(status, c.limitation, self._message(c, status, errors))
+        self._containers.pop(c.container_id, None)
+        self._remember(c.container_id, termination)
+        c.termination.set_result(termination)
+
+    def _poll_limitations(self, container_id: str) -> Limitation | None:
+        for isolator in self.isolators:
+            with contextlib.suppress(Exception):
+                if (limitation := isolator.limitation(container_id)) is not None:
+                    return limitation
+        return None
+
+    @staticmethod
+    def _message(c: _Container, status: int | None, errors: list[str]) -> str:
+        if c.limitation is not None:
+            text = c.limitation.message
+        elif c.destroyed:
+            text = "Container destroyed"
+        else:
+            text = "Container " + Termination(status).describe()
+        return "; ".join([text, *errors])
+
+    def _remember(self, container_id: str, termination: Termination) -> None:
+        self._terminated[container_id] = termination
+        while len(self._terminated) > _TERMINATIONS_KEPT:
+            self._terminated.popitem(last=False)
+
+
+def _first_limitation(watches: list[asyncio.Future[Limitation]]) -> Limitation | None:
+    for w in watches:
+        if w.done() and not w.cancelled() and w.exception() is None:
+            return w.result()
+    return None
