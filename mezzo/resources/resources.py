@@ -44,8 +44,12 @@ def _usable_roles(role: str) -> frozenset[str]:
     return frozenset((role, *ancestors(role)))
 
 
+_tuple_new = tuple.__new__
+
+
 def _with_allocation(key: ResourceKey, role: str | None) -> ResourceKey:
-    return ResourceKey._make((*key[:3], role, *key[4:]))
+    # tuple.__new__ skips NamedTuple's argument handling; keys are rebuilt per allocation.
+    return _tuple_new(ResourceKey, (key[0], key[1], key[2], role, key[4], key[5], key[6], key[7]))
 
 
 class Resources:
@@ -241,12 +245,13 @@ class Resources:
             acc: dict[str, int | float] = {}
             fixed: dict[str, int] = {}
             for k, v in self._items.items():
+                name = k[0]  # index, not .name: NamedTuple properties cost on this path
                 if type(v) is int:
-                    fixed[k.name] = fixed.get(k.name, 0) + v
+                    fixed[name] = fixed.get(name, 0) + v
                 elif type(v) is tuple:
-                    acc[k.name] = acc.get(k.name, 0) + _ranges_count(v)
+                    acc[name] = acc.get(name, 0) + _ranges_count(v)
                 else:
-                    acc[k.name] = acc.get(k.name, 0) + len(v)
+                    acc[name] = acc.get(name, 0) + len(v)
             if self._shared:
                 for it in self._shared:
                     if type(it.value) is int:
