@@ -1,0 +1,542 @@
+"""The default allocator: hierarchical weighted DRF over roles, then frameworks.
+
+One allocation cycle: the agents with something available are shuffled (seeded RNG); for each,
+roles are walked in the role tree's order (DRF between siblings, `eng/web` charged to `eng`),
+and within a role the frameworks in their sorter's order. The first framework that is active,
+has not suppressed the role and has no live refuse filter covering what is on offer receives
+everything on the agent allocatable to the role (unreserved plus reserved to the role or an
+ancestor), provided the chunk reaches `min_allocatable_resources`. Shares update incrementally
+as allocations happen, so later agents of the same cycle see the new order.
+
+Why it is fast: agents with nothing available are not visited (`_free`); an agent that every
+eligible (framework, role) pair filters is skipped with one integer test (`filters.py`: one bit
+per pair, cached per agent until the agent's resources grow or a filter expires); the sorters
+reposition only the client that changed; no msgspec objects and little `Resources` arithmetic
+(an agent offered whole hands over its `available` object as is).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable, Mapping
+
+from mezzo.master.allocator.base import (
+    Allocation,
+    Allocator,
+    AllocatorOptions,
+    AllocatorStatistics,
+    ClientStatistics,
+)
+from mezzo.master.allocator.filters import AgentFilters
+from mezzo.master.allocator.role_tree import RoleTree
+from mezzo.master.allocator.sorter.base import Quantities, Sorter, Totals
+from mezzo.master.allocator.sorter.drf import DRFSorter
+from mezzo.master.allocator.sorter.random import RandomSorter
+from mezzo.resources import EMPTY, Resources
+
+_INF = float("inf")
+
+
+def scalar_quantities(resources: Resources) -> Quantities:
+    """Scalar quantities only: like Mesos, shares ignore ranges and sets (ports)."""
+    return resources.scalars().quantities()
+
+
+class _Framework:
+    __slots__ = ("active", "added", "agents", "id", "roles", "suppressed")
+
+    def __init__(self, framework_id: str) -> None:
+        self.id = framework_id
+        self.roles: set[str] = set()  # subscribed roles
+        self.suppressed: set[str] = set()
+        self.active = False
+        self.added = False  # False: known only from allocations reported by agents
+        self.agents: dict[str, None] = {}  # agents where it holds allocations
+
+
+class _Agent:
+    __slots__ = (
+        "active",
+        "allocated",
+        "available",
+        "available_ok",
+        "available_q",
+        "filters",
+        "id",
+        "reserved",
+        "total",
+        "total_q",
+        "valid_mask",
+        "valid_until",
+        "valid_version",
+        "version",
+    )
+
+    def __init__(self, agent_id: str, total: Resources, active: bool) -> None:
+        self.id = agent_id
+        self.active = active
+        self.total = total
+        self.total_q = scalar_quantities(total)
+        self.reserved = not total.reserved().is_empty()
+        self.available = total
+        # Cached scalar quantities of `available` and whether they reach the minimum.
+        self.available_q: Quantities | None = None
+        self.available_ok = False
+        self.allocated: dict[tuple[str, str], Resources] = {}
+        self.filters = AgentFilters()
+        # Pairs whose filters cover all of `available`, valid while `version` is unchanged
+        # (it grows whenever `available` grows) and until `valid_until`.
+        self.version = 0
+        self.valid_mask = 0
+        self.valid_until = -_INF
+        self.valid_version = -1
+
+
+class HierarchicalAllocator(Allocator):
+    """Hierarchical DRF (or random, with `sorter="random"`) allocator."""
+
+    def __init__(self, options: AllocatorOptions | None = None, *, sorter: str = "drf") -> None:
+        super().__init__(options)
+        if sorter not in ("drf", "random"):
+            raise ValueError(f"unknown sorter {sorter!r} (expected 'drf' or 'random')")
+        self._rng = random.Random(self.options.seed)
+        self._sorter_kind = sorter
+        self._totals = Totals()
+        self._roles = RoleTree(self._new_sorter)
+        self._fsorters: dict[str, Sorter] = {}  # role -> framework sorter
+        self._frameworks: dict[str, _Framework] = {}
+        self._agents: dict[str, _Agent] = {}
+        self._free: dict[str, _Agent] = {}  # agents whose `available` is not empty
+        # One bit per tracked (framework, role) pair; `_eligible` has the bits of the pairs
+        # that may receive offers now (active framework, role not suppressed).
+        self._bits: dict[str, dict[str, int]] = {}  # role -> framework id -> bit
+        self._free_bits: list[int] = []
+        self._next_bit = 0
+        self._eligible = 0
+        self._mins = self.options.min_allocatable_resources
+        self._runs = 0
+        self._last_run_ms = 0.0
+        for role, weight in self.options.weights.items():
+            self._roles.update_weight(role, weight)
+
+    def _new_sorter(self) -> Sorter:
+        excluded = self.options.fair_sharing_excluded_resource_names
+        if self._sorter_kind == "random":
+            return RandomSorter(self._totals, excluded=excluded, rng=self._rng)
+        return DRFSorter(self._totals, excluded=excluded)
+
+    # -- (framework, role) pairs ---------------------------------------------------------------
+    def _track(self, fw: _Framework, role: str) -> None:
+        bits = self._bits.get(role)
+        if bits is None:
+            bits = self._bits[role] = {}
+            self._fsorters[role] = self._new_sorter()
+            self._roles.add_role(role)
+        if fw.id in bits:
+            return
+        bits[fw.id] = self._free_bits.pop() if self._free_bits else self._alloc_bit()
+        self._fsorters[role].add(fw.id, active=False)
+
+    def _alloc_bit(self) -> int:
+        self._next_bit += 1
+        return self._next_bit - 1
+
+    def _untrack_if_unused(self, fw: _Framework, role: str) -> None:
+        """Drop the pair once the framework neither subscribes to the role nor holds
+        anything in it."""
+        bits = self._bits.get(role)
+        if bits is None or fw.id not in bits or role in fw.roles:
+            return
+        sorter = self._fsorters[role]
+        if sorter.allocation(fw.id):
+            return
+        bit = bits.pop(fw.id)
+        self._clear_filters(1 << bit)
+        self._eligible &= ~(1 << bit)
+        self._free_bits.append(bit)
+        sorter.remove(fw.id)
+        if not bits:
+            del self._bits[role], self._fsorters[role]
+            self._roles.remove_role(role)
+
+    def _sync(self, fw: _Framework, role: str) -> None:
+        """Make the pair's sorter activity and eligibility bit match the framework state."""
+        bit = self._bits[role][fw.id]
+        sorter = self._fsorters[role]
+        if fw.added and fw.active and role in fw.roles and role not in fw.suppressed:
+            sorter.activate(fw.id)
+            self._eligible |= 1 << bit
+        else:
+            sorter.deactivate(fw.id)
+            self._eligible &= ~(1 << bit)
+
+    def _sync_all(self, fw: _Framework) -> None:
+        for role, bits in self._bits.items():
+            if fw.id in bits:
+                self._sync(fw, role)
+
+    def _clear_filters(self, bits: int) -> None:
+        for agent in self._agents.values():
+            if agent.filters.mask & bits:
+                agent.filters.clear(bits)
+                agent.valid_version = -1
+
+    # -- frameworks --------------------------------------------------------------------------
+    def add_framework(
+        self,
+        framework_id: str,
+        roles: Iterable[str],
+        *,
+        suppressed_roles: Iterable[str] = (),
+        active: bool = True,
+        now: float,
+    ) -> None:
+        fw = self._frameworks.get(framework_id)
+        if fw is not None and fw.added:
+            raise ValueError(f"framework {framework_id} already added")
+        if fw is None:
+            fw = self._frameworks[framework_id] = _Framework(framework_id)
+        fw.added = True
+        fw.active = active
+        fw.roles = set(roles)
+        fw.suppressed = set(suppressed_roles) & fw.roles
+        for role in sorted(fw.roles):
+            self._track(fw, role)
+        self._sync_all(fw)
+
+    def remove_framework(self, framework_id: str) -> None:
+        fw = self._frameworks.pop(framework_id, None)
+        if fw is None:
+            return
+        for agent_id in list(fw.agents):
+            agent = self._agents[agent_id]
+            for key in [key for key in agent.allocated if key[0] == framework_id]:
+                self._release(agent, fw, key[1], agent.allocated[key])
+        fw.roles = set()
+        for role in [role for role, bits in self._bits.items() if framework_id in bits]:
+            self._untrack_if_unused(fw, role)
+
+    def activate_framework(self, framework_id: str) -> None:
+        fw = self._frameworks[framework_id]
+        fw.active = True
+        self._sync_all(fw)
+
+    def deactivate_framework(self, framework_id: str) -> None:
+        fw = self._frameworks[framework_id]
+        fw.active = False
+        self._sync_all(fw)
+
+    def update_framework(
+        self, framework_id: str, roles: Iterable[str], suppressed_roles: Iterable[str]
+    ) -> None:
+        fw = self._frameworks[framework_id]
+        old = fw.roles
+        fw.roles = set(roles)
+        fw.suppressed = set(suppressed_roles) & fw.roles
+        for role in sorted(fw.roles - old):
+            self._track(fw, role)
+        self._sync_all(fw)
+        for role in sorted(old - fw.roles):
+            self._untrack_if_unused(fw, role)
+
+    def suppress(self, framework_id: str, roles: Iterable[str] | None = None) -> None:
+        fw = self._frameworks[framework_id]
+        fw.suppressed |= fw.roles if roles is None else set(roles) & fw.roles
+        self._sync_all(fw)
+
+    def revive(self, framework_id: str, roles: Iterable[str] | None = None) -> None:
+        fw = self._frameworks[framework_id]
+        chosen = set(fw.roles) if roles is None else set(roles) & fw.roles
+        fw.suppressed -= chosen
+        bits = 0
+        for role in chosen:
+            bits |= 1 << self._bits[role][framework_id]
+        self._clear_filters(bits)
+        self._sync_all(fw)
+
+    # -- agents ------------------------------------------------------------------------------
+    def add_agent(
+        self,
+        agent_id: str,
+        total: Resources,
+        used: Mapping[str, Resources],
+        *,
+        active: bool = True,
+    ) -> None:
+        if agent_id in self._agents:
+            raise ValueError(f"agent {agent_id} already added")
+        agent = _Agent(agent_id, total, active)
+        self._agents[agent_id] = agent
+        self._totals.add(agent.total_q)
+        for framework_id, resources in used.items():
+            fw = self._frameworks.get(framework_id)
+            if fw is None:
+                fw = self._frameworks[framework_id] = _Framework(framework_id)
+            for role, part in self._split_by_role(fw, resources).items():
+                self._track(fw, role)
+                self._charge(agent, fw, role, part, scalar_quantities(part))
+            self._sync_all(fw)
+        if agent.available:
+            self._free[agent_id] = agent
+
+    def _split_by_role(self, fw: _Framework, resources: Resources) -> dict[str, Resources]:
+        parts = resources.allocations()
+        untagged = resources.without_allocation()
+        if untagged:
+            role = min(fw.roles) if fw.roles else "*"
+            parts[role] = parts[role] + untagged if role in parts else untagged
+        return {role: part.unallocate() for role, part in parts.items()}
+
+    def remove_agent(self, agent_id: str) -> None:
+        agent = self._agents.pop(agent_id, None)
+        if agent is None:
+            return
+        self._free.pop(agent_id, None)
+        for (framework_id, role), resources in list(agent.allocated.items()):
+            fw = self._frameworks[framework_id]
+            self._uncharge(agent, fw, role, resources)
+            self._untrack_if_unused(fw, role)
+        self._totals.remove(agent.total_q)
+
+    def update_agent(self, agent_id: str, total: Resources) -> None:
+        agent = self._agents[agent_id]
+        self._totals.remove(agent.total_q)
+        agent.total = total
+        agent.total_q = scalar_quantities(total)
+        agent.reserved = not total.reserved().is_empty()
+        self._totals.add(agent.total_q)
+        in_use = EMPTY
+        for resources in agent.allocated.values():
+            in_use = in_use + resources
+        self._set_available(agent, total - in_use if in_use else total, grew=True)
+
+    def activate_agent(self, agent_id: str) -> None:
+        self._agents[agent_id].active = True
+
+    def deactivate_agent(self, agent_id: str) -> None:
+        self._agents[agent_id].active = False
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def _set_available(self, agent: _Agent, available: Resources, *, grew: bool) -> None:
+        agent.available = available
+        agent.available_q = None
+        if grew:
+            agent.version += 1
+        if available:
+            self._free[agent.id] = agent
+        else:
+            self._free.pop(agent.id, None)
+
+    def _charge(
+        self, agent: _Agent, fw: _Framework, role: str, resources: Resources, q: Quantities
+    ) -> None:
+        """Record `resources` (of `agent`) as allocated to the framework in `role`."""
+        key = (fw.id, role)
+        held = agent.allocated.get(key)
+        agent.allocated[key] = resources if held is None else held + resources
+        fw.agents[agent.id] = None
+        remaining = agent.available - resources if agent.available is not resources else EMPTY
+        self._set_available(agent, remaining, grew=False)
+        self._fsorters[role].allocated(fw.id, q)
+        self._roles.allocated(role, q)
+
+    def _uncharge(self, agent: _Agent, fw: _Framework, role: str, resources: Resources) -> None:
+        """Take `resources` off the framework's books in `role` (not back to the agent)."""
+        key = (fw.id, role)
+        left = agent.allocated[key] - resources
+        if left:
+            agent.allocated[key] = left
+        else:
+            del agent.allocated[key]
+            if not any(k[0] == fw.id for k in agent.allocated):
+                fw.agents.pop(agent.id, None)
+        q = scalar_quantities(resources)
+        self._fsorters[role].unallocated(fw.id, q)
+        self._roles.unallocated(role, q)
+
+    def _release(self, agent: _Agent, fw: _Framework, role: str, resources: Resources) -> None:
+        self._uncharge(agent, fw, role, resources)
+        self._set_available(agent, agent.available + resources, grew=True)
+
+    # -- resources and offers ----------------------------------------------------------------
+    def recover_resources(
+        self,
+        framework_id: str,
+        agent_id: str,
+        resources: Resources,
+        refuse_seconds: float | None,
+        now: float,
+    ) -> None:
+        agent = self._agents.get(agent_id)
+        fw = self._frameworks.get(framework_id)
+        if agent is None or fw is None or not resources:
+            return  # the agent or framework is gone: its resources were released then
+        for role, part in self._recovered_parts(agent, framework_id, resources).items():
+            self._release(agent, fw, role, part)
+            bits = self._bits.get(role)
+            if refuse_seconds is not None and refuse_seconds > 0 and bits and fw.id in bits:
+                agent.filters.install(bits[fw.id], part, now + refuse_seconds)
+                agent.valid_version = -1
+
+    def _recovered_parts(
+        self, agent: _Agent, framework_id: str, resources: Resources
+    ) -> dict[str, Resources]:
+        """Split recovered resources by the role they were allocated to, keeping only what
+        the framework actually holds there (so nothing is ever credited twice)."""
+        tagged = resources.allocations()
+        untagged = resources.without_allocation()
+        parts: dict[str, Resources] = {}
+        for (fid, role), held in agent.allocated.items():
+            if fid != framework_id:
+                continue
+            wanted = tagged[role].unallocate() if role in tagged else EMPTY
+            if untagged:
+                wanted = wanted + untagged
+            if not wanted:
+                continue
+            # Intersection by saturating subtraction: held - (held - wanted).
+            part = wanted if held.contains(wanted) else held - (held - wanted)
+            if part:
+                parts[role] = part
+                if untagged:
+                    untagged = untagged - part
+        return parts
+
+    def refuse(
+        self,
+        framework_ids: Iterable[str],
+        agent_ids: Iterable[str],
+        refuse_seconds: float,
+        now: float,
+    ) -> None:
+        """Install, for each framework (all its roles) on each agent, the filter a decline of
+        the agent's whole available resources would install — without the offers. Lets
+        simulations and benchmarks reach "everyone declined everything" without
+        frameworks-many offer rounds."""
+        mask = 0
+        for framework_id in framework_ids:
+            for bits in self._bits.values():
+                if framework_id in bits:
+                    mask |= 1 << bits[framework_id]
+        if not mask or refuse_seconds <= 0:
+            return
+        expiry = now + refuse_seconds
+        for agent_id in agent_ids:
+            agent = self._agents[agent_id]
+            if agent.available:
+                agent.filters.install_mask(mask, agent.available, expiry)
+                agent.valid_version = -1
+
+    def update_weights(self, weights: Mapping[str, float]) -> None:
+        for role, weight in weights.items():
+            if weight <= 0:
+                raise ValueError(f"weight of role {role} must be positive, not {weight}")
+            self._roles.update_weight(role, weight)
+
+    def _allocatable(self, q: Quantities) -> bool:
+        if not self._mins:
+            return bool(q)
+        for alternative in self._mins:
+            for name, minimum in alternative.items():
+                if q.get(name, 0.0) < minimum:
+                    break
+            else:
+                return True
+        return False
+
+    def allocate(self, now: float) -> list[Allocation]:
+        started = time.perf_counter()
+        offers: list[Allocation] = []
+        eligible = self._eligible
+        candidates: list[_Agent] = []
+        if eligible:
+            for agent in self._free.values():
+                if not agent.active:
+                    continue
+                if agent.filters.mask:
+                    if agent.valid_version != agent.version or now >= agent.valid_until:
+                        agent.valid_mask, agent.valid_until = agent.filters.valid(
+                            agent.available, now
+                        )
+                        agent.valid_version = agent.version
+                    if not eligible & ~agent.valid_mask:
+                        continue  # every eligible pair refuses this agent
+                candidates.append(agent)
+            self._rng.shuffle(candidates)
+        for agent in candidates:
+            self._allocate_agent(agent, now, eligible, offers)
+        self._runs += 1
+        self._last_run_ms = (time.perf_counter() - started) * 1000.0
+        return offers
+
+    def _allocate_agent(
+        self, agent: _Agent, now: float, eligible: int, offers: list[Allocation]
+    ) -> None:
+        filters = agent.filters
+        fmask = filters.mask
+        open_pairs = eligible & ~agent.valid_mask if fmask else eligible
+        for role in self._roles:
+            available = agent.available
+            if agent.reserved:
+                offer = available.allocatable_to(role)
+                if not offer:
+                    continue
+                q = scalar_quantities(offer)
+                if not self._allocatable(q):
+                    continue
+            else:
+                offer = available
+                q = agent.available_q
+                if q is None:
+                    q = agent.available_q = scalar_quantities(available)
+                    agent.available_ok = self._allocatable(q)
+                if not agent.available_ok:
+                    return
+            bits = self._bits[role]
+            chosen = None
+            for framework_id in self._fsorters[role]:
+                bit = bits[framework_id]
+                if fmask:
+                    flag = 1 << bit
+                    if not open_pairs & flag:
+                        continue
+                    if fmask & flag and filters.is_filtered(bit, offer, now):
+                        continue
+                chosen = framework_id
+                break
+            if chosen is None:
+                continue
+            self._charge(agent, self._frameworks[chosen], role, offer, q)
+            offers.append(Allocation(chosen, agent.id, role, offer))
+            if not agent.available:
+                return
+
+    # -- introspection -----------------------------------------------------------------------
+    def statistics(self) -> AllocatorStatistics:
+        roles = {
+            role: ClientStatistics(self._roles.allocation(role), self._roles.share(role))
+            for role in self._roles.roles()
+        }
+        by_framework: dict[str, dict[str, ClientStatistics]] = {}
+        for role, sorter in self._fsorters.items():
+            for framework_id in self._bits[role]:
+                by_framework.setdefault(framework_id, {})[role] = ClientStatistics(
+                    sorter.allocation(framework_id), sorter.share(framework_id)
+                )
+        allocated: Quantities = {}
+        for per_role in by_framework.values():
+            for entry in per_role.values():
+                for name, value in entry.allocated.items():
+                    allocated[name] = allocated.get(name, 0.0) + value
+        return AllocatorStatistics(
+            allocation_runs=self._runs,
+            last_allocation_run_ms=self._last_run_ms,
+            agents=len(self._agents),
+            frameworks=sum(1 for fw in self._frameworks.values() if fw.added),
+            offer_filters=sum(agent.filters.count() for agent in self._agents.values()),
+            total=dict(self._totals.quantities),
+            allocated=allocated,
+            roles=roles,
+            frameworks_by_role=by_framework,
+        )
