@@ -310,10 +310,11 @@ class MasterCapability(Message):
 
 
 class MasterInfo(WithProtoDefaults):
-    __proto_defaults__ = {"port": 5050}
+    # `ip` is required in the proto (so always emitted); 0 when the master has no IPv4.
+    __proto_defaults__ = {"ip": 0, "port": 5050}
 
     id: str
-    ip: int = 0  # deprecated packed IPv4 (network byte order); required in the proto
+    ip: int | None = None  # deprecated packed IPv4 (network byte order)
     port: int | None = None
     pid: str | None = None
     hostname: str | None = None
