@@ -115,6 +115,7 @@ class AllocatorStatistics:
     offer_filters: int
     total: dict[str, float]
     allocated: dict[str, float]
+    # Every role node (inner nodes included): what it and its descendants hold.
     roles: dict[str, ClientStatistics]
     # framework id -> role -> what the framework holds in that role.
     frameworks_by_role: dict[str, dict[str, ClientStatistics]]

@@ -516,7 +516,7 @@ class HierarchicalAllocator(Allocator):
     def statistics(self) -> AllocatorStatistics:
         roles = {
             role: ClientStatistics(self._roles.allocation(role), self._roles.share(role))
-            for role in self._roles.roles()
+            for role in self._roles.nodes()
         }
         by_framework: dict[str, dict[str, ClientStatistics]] = {}
         for role, sorter in self._fsorters.items():

@@ -57,6 +57,10 @@ class RoleTree:
     def roles(self) -> list[str]:
         return [name for name, node in self._nodes.items() if node.is_role]
 
+    def nodes(self) -> list[str]:
+        """Every node: tracked roles and the inner nodes above them (`eng` for `eng/web`)."""
+        return list(self._nodes)
+
     def add_role(self, role: str) -> None:
         """Track `role` (idempotent), creating its ancestors as inner nodes."""
         self._node(role).is_role = True
