@@ -15,6 +15,7 @@ from mezzo.election.zookeeper import ZooKeeperContender, ZooKeeperDetector
 from mezzo.testing.pytest_zookeeper import ZkChroot
 from mezzo.testing.zookeeper import (
     ZooKeeperEnsemble,
+    ZooKeeperInstall,
     expire_session,
     find_zookeeper,
     running_server,
@@ -34,6 +35,14 @@ def info(n: int) -> dict[str, object]:
         "version": "1.11.0",
         "address": {"hostname": f"m{n}", "ip": f"127.0.0.{n}", "port": 5050 + n},
     }
+
+
+def require_zookeeper() -> ZooKeeperInstall:
+    """For tests that start their own server instead of using the fixtures."""
+    install, reason = find_zookeeper()
+    if install is None:
+        pytest.skip(f"ZooKeeper unavailable: {reason}")
+    return install
 
 
 class Harness:
@@ -207,6 +216,7 @@ async def test_asyncio_api(harness: Harness) -> None:
 
 @pytest.mark.slow
 def test_disconnection_longer_than_grace_deposes_leader(tmp_path: Path) -> None:
+    require_zookeeper()
     with running_server(tmp_path / "zk") as server:
         url = f"zk://{server.hosts}/grace"
         c = ZooKeeperContender(url, info(1), session_timeout=SESSION, suspended_grace=0.5)
@@ -251,8 +261,7 @@ def test_ensemble_survives_a_member_loss(zk_ensemble: ZooKeeperEnsemble) -> None
 
 
 def test_fixture_reports_install() -> None:
-    install, reason = find_zookeeper()
-    assert install is not None, reason
+    install = require_zookeeper()
     assert "zookeeper.jar" in install.classpath
 
 

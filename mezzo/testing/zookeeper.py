@@ -16,6 +16,7 @@ sees SESSION_EXPIRED -> KazooState.LOST when it next talks to the server).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -46,6 +47,20 @@ JVM_FLAGS = (
 )
 TICK_MS = 500  # session timeouts are bounded to [2, 20] ticks: 1 s .. 10 s
 
+# Every process started here, so that an aborted test run (Ctrl-C, a crashed fixture) still
+# leaves no JVM behind: atexit SIGKILLs whatever is still running.
+_LIVE: set[subprocess.Popen[bytes]] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for proc in list(_LIVE):
+        if proc.poll() is None:
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+    _LIVE.clear()
+
 
 @dataclass(frozen=True)
 class ZooKeeperInstall:
@@ -66,6 +81,8 @@ def find_zookeeper() -> tuple[ZooKeeperInstall | None, str]:
     java = os.environ.get("MEZZO_JAVA") or next(
         (j for j in JAVA_CANDIDATES if os.access(j, os.X_OK)), shutil.which("java")
     )
+    if java and not os.access(java, os.X_OK):
+        return None, f"java at {java} (MEZZO_JAVA) is not executable"
     if not java:
         return None, "java not found (install a JRE, e.g. Debian package default-jre-headless)"
     jars: list[str] = []
@@ -195,6 +212,7 @@ class ZooKeeperServer:
             )
         finally:
             log.close()
+        _LIVE.add(self.process)
 
     @property
     def running(self) -> bool:
@@ -230,6 +248,7 @@ class ZooKeeperServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10.0)
+        _LIVE.discard(proc)
         self.process = None
 
     def log_tail(self, lines: int = 30) -> str:
