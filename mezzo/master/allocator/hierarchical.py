@@ -489,7 +489,13 @@ class HierarchicalAllocator(Allocator):
                 offer = available
                 q = agent.available_q
                 if q is None:
-                    q = agent.available_q = scalar_quantities(available)
+                    # An agent offered whole still has its `total` object as `available`:
+                    # reuse the quantities computed when it was added.
+                    if available is agent.total:
+                        q = agent.total_q
+                    else:
+                        q = scalar_quantities(available)
+                    agent.available_q = q
                     agent.available_ok = self._allocatable(q)
                 if not agent.available_ok:
                     return

@@ -35,7 +35,9 @@ class _Node:
         self.children: dict[str, _Node] = {}
         self.sorter: Sorter | None = None  # present exactly when the node has children
         self.is_role = False  # tracked by the allocator (frameworks or allocations)
-        self.direct: Quantities = {}  # allocated to exactly this role
+        # Allocated to exactly this role; maintained only while the node has children (for a
+        # leaf it equals `subtree`, and one dict update less per allocation matters).
+        self.direct: Quantities = {}
         self.subtree: Quantities = {}  # allocated to this role and all its descendants
 
 
@@ -84,6 +86,7 @@ class RoleTree:
             # The parent becomes an inner node: its direct allocation moves to a virtual leaf.
             parent.sorter = self._make_sorter()
             parent.sorter.add(parent.name + SELF)
+            parent.direct = dict(parent.subtree)
             if parent.direct:
                 parent.sorter.allocated(parent.name + SELF, parent.direct)
         parent.children[role] = node
@@ -119,8 +122,8 @@ class RoleTree:
     def allocated(self, role: str, quantities: Mapping[str, float]) -> None:
         """Charge `quantities` to `role` and to each of its ancestors."""
         node = self._node(role)
-        add_quantities(node.direct, quantities)
         if node.sorter is not None:
+            add_quantities(node.direct, quantities)
             node.sorter.allocated(role + SELF, quantities)
         while node.parent is not None:
             add_quantities(node.subtree, quantities)
@@ -129,8 +132,8 @@ class RoleTree:
 
     def unallocated(self, role: str, quantities: Mapping[str, float]) -> None:
         node = self._nodes[role]
-        subtract_quantities(node.direct, quantities)
         if node.sorter is not None:
+            subtract_quantities(node.direct, quantities)
             node.sorter.unallocated(role + SELF, quantities)
         start = node
         while node.parent is not None:
