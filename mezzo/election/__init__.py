@@ -3,6 +3,7 @@
 See ``base`` for the contracts and ``zookeeper`` for the Mesos ``json.info_`` scheme.
 """
 
+from mezzo.core.zkurl import ZkUrl, parse_zk_url
 from mezzo.election.base import (
     Contender,
     Detector,
@@ -12,7 +13,6 @@ from mezzo.election.base import (
 )
 from mezzo.election.factory import create_contender, create_detector
 from mezzo.election.standalone import StandaloneContender, StandaloneDetector
-from mezzo.election.zkurl import ZkUrl, parse_zk_url
 
 __all__ = [
     "Contender",

@@ -45,6 +45,7 @@ from kazoo.exceptions import (
 from kazoo.protocol.states import WatchedEvent
 
 from mezzo.core.errors import ValidationError
+from mezzo.core.zkurl import ZkUrl, parse_zk_url
 from mezzo.election.base import (
     Contender,
     Detector,
@@ -53,7 +54,6 @@ from mezzo.election.base import (
     decode_master_info,
     encode_master_info,
 )
-from mezzo.election.zkurl import ZkUrl, parse_zk_url
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,11 @@ def open_store(spec: str, *, work_dir: str | os.PathLike[str] | None = None) -> 
         return SqliteStore(path)
     if spec.startswith("zk://"):
         # Imported lazily so that masters without ZooKeeper never load kazoo.
-        from mezzo.store.zookeeper import ZooKeeperStore, parse_store_url
+        from mezzo.core.zkurl import parse_zk_url
+        from mezzo.store.zookeeper import ZooKeeperStore
 
-        hosts, path, auth = parse_store_url(spec)
+        url = parse_zk_url(spec)
+        hosts, path, auth = url.hosts, url.path, url.auth
         return ZooKeeperStore(hosts=hosts, root=path, auth=auth)
     raise ConfigError(
         f"unknown registry {spec!r}: expected in_memory, sqlite, sqlite:<path> or zk://hosts/path"

@@ -55,26 +55,6 @@ def decode_key(name: str) -> str:
     return unquote(name)
 
 
-def parse_store_url(url: str) -> tuple[str, str, tuple[str, str] | None]:
-    """``zk://[user:pass@]h1:2181,h2:2181/path`` -> (hosts, path, auth) for the store factory."""
-    if not url.startswith("zk://"):
-        raise ConfigError(f"ZooKeeper URL must start with zk://: {url!r}")
-    rest = url[len("zk://") :]
-    auth: tuple[str, str] | None = None
-    if "@" in rest.split("/", 1)[0]:
-        cred, _, rest = rest.partition("@")
-        user, sep, password = cred.partition(":")
-        if not user or not sep:
-            raise ConfigError(f"ZooKeeper URL credentials must be user:password@: {url!r}")
-        auth = (user, password)
-    hosts, slash, path = rest.partition("/")
-    if not hosts or any(not h.strip() for h in hosts.split(",")):
-        raise ConfigError(f"ZooKeeper URL has no hosts (expected zk://host:port/path): {url!r}")
-    if not slash or not path.strip("/"):
-        raise ConfigError(f"ZooKeeper URL has no path (expected zk://host:port/path): {url!r}")
-    return hosts, "/" + path.strip("/"), auth
-
-
 class ZooKeeperStore(Store):
     """A store whose keys are znodes under ``root``.
 
