@@ -128,7 +128,8 @@ class Cgroup:
         return self.path.is_dir()
 
     def create(self) -> None:
-        self.path.mkdir(exist_ok=True)
+        # parents=True: survive an operator removing an empty root between start and launch.
+        self.path.mkdir(parents=True, exist_ok=True)
 
     def read(self, name: str) -> str:
         with open(self.path / name) as f:
