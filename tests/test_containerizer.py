@@ -21,6 +21,7 @@ from mezzo.agent.containerizer import (
     ContainerConfig,
     Containerizer,
     IsolationOptions,
+    Isolator,
     LaunchError,
     create_isolators,
     paths,
@@ -269,3 +270,28 @@ def _tree_size(pid: int) -> int:
         return 1 + len(psutil.Process(pid).children(recursive=True))
     except psutil.Error:
         return 0
+
+
+class _FailingIsolator(Isolator):
+    name = "test/failing"
+    isolates_before_exec = True
+
+    def __init__(self) -> None:
+        self.cleaned: list[str] = []
+
+    def isolate(self, container_id: str, pid: int) -> None:
+        raise OSError("no cgroup for you")
+
+    def cleanup(self, container_id: str) -> None:
+        self.cleaned.append(container_id)
+
+
+async def test_failed_isolation_never_runs_the_command(tmp_path: Path) -> None:
+    failing = _FailingIsolator()
+    c = Containerizer([failing])
+    config = ContainerConfig(sandbox=tmp_path, shell="touch ran")
+    with pytest.raises(LaunchError, match=r"failed to isolate container c \(test/failing\)"):
+        await c.launch("c", config)
+    assert failing.cleaned == ["c"]
+    assert not (tmp_path / "ran").exists()
+    assert c.containers() == []

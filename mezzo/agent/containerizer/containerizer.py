@@ -87,18 +87,20 @@ class Containerizer:
         info = LaunchInfo()
         prepared: list[Isolator] = []
         child: Child | None = None
-        step = "prepare"
+        step, who = "prepare", "launcher"
         try:
             for isolator in self.isolators:
                 prepared.append(isolator)
+                who = isolator.name
                 contribution = isolator.prepare(container_id, config)
                 if contribution is not None:
                     info.wrapper += contribution.wrapper
                     info.env.update(contribution.env)
-            step = "launch"
+            step, who = "launch", "launcher"
             child = self.launcher.spawn(config, info, self._barrier)
             step = "isolate"
             for isolator in self.isolators:
+                who = isolator.name
                 isolator.isolate(container_id, child.pid)
             child.release()
         except Exception as e:
@@ -107,8 +109,7 @@ class Containerizer:
             for isolator in reversed(prepared):
                 with contextlib.suppress(Exception):
                     isolator.cleanup(container_id)
-            name = prepared[-1].name if prepared and step != "launch" else "launcher"
-            raise LaunchError(f"failed to {step} container {container_id} ({name}): {e}") from e
+            raise LaunchError(f"failed to {step} container {container_id} ({who}): {e}") from e
         self._start(container_id, child, config)
         return child.pid
 
@@ -181,6 +182,18 @@ class Containerizer:
         c = _Container(container_id, child, config, loop.create_future())
         self._containers[container_id] = c
         c.supervisor = loop.create_task(self._supervise(c), name=f"container-{container_id}")
+        c.supervisor.add_done_callback(lambda t, c=c: self._supervisor_done(c, t))
+
+    def _supervisor_done(self, c: _Container, task: asyncio.Task[None]) -> None:
+        """Never leave wait() hanging: a crashed supervisor still ends the container."""
+        if c.termination.done():
+            return
+        error = "cancelled" if task.cancelled() else repr(task.exception())
+        log.error("supervisor of container %s failed: %s", c.container_id, error)
+        self._containers.pop(c.container_id, None)
+        termination = Termination(None, c.limitation, f"Container supervision failed: {error}")
+        self._remember(c.container_id, termination)
+        c.termination.set_result(termination)
 
     def _kill(self, c: _Container) -> None:
         c.child.signal(signal.SIGKILL)
