@@ -1,0 +1,372 @@
+"""Agent lifecycle: registration and re-registration (rebuilding frameworks' tasks), health
+checks by ping, disconnection, unreachable and gone agents (spec §5.7, mezzo.api.internal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mezzo.api.common import (
+    AgentID,
+    AgentInfo,
+    FrameworkID,
+    Reason,
+    TaskState,
+    is_terminal,
+)
+from mezzo.api.internal import (
+    AgentEvent,
+    AgentEventType,
+    AgentPing,
+    AgentShutdown,
+    AgentSubscribe,
+    AgentSubscribed,
+)
+from mezzo.api.scheduler import Event, EventType, Failure
+from mezzo.master.base import MasterBase, log
+from mezzo.master.records import (
+    AgentRecord,
+    ExecutorRecord,
+    FrameworkRecord,
+    TaskRecord,
+    framework_roles,
+)
+from mezzo.master.registry import AdmitAgent, MarkGone, MarkReachable, MarkUnreachable
+from mezzo.resources import Resources
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSubscribeResult:
+    agent_id: str | None
+    error: str | None = None
+
+
+class AgentCalls(MasterBase):
+    # ------------------------------------------------------------------ SUBSCRIBE
+
+    def agent_subscribe(self, sub: AgentSubscribe, stream: object) -> AgentSubscribeResult:
+        info = sub.agent_info
+        now = self.now()
+        if not info.hostname:
+            return self._refuse_agent(stream, "AgentInfo.hostname must be set")
+        try:
+            total = Resources.from_wire(info.resources)
+        except Exception as exc:  # invalid resources: refuse with the reason
+            return self._refuse_agent(stream, f"Invalid agent resources: {exc}")
+        if info.id is None:
+            agent_id = self.ids.agent_id()
+            info.id = AgentID(value=agent_id)
+            self.outbox.registry(AdmitAgent(info=info))
+            self.counters.inc("slave_registrations")
+            reregistered = False
+            previously_unreachable = False
+        else:
+            agent_id = info.id.value
+            if agent_id in self.gone_agents:
+                self.outbox.send_agent(
+                    stream,
+                    AgentEvent(type=AgentEventType.SHUTDOWN, shutdown=AgentShutdown(message="Agent has been marked gone")),
+                )
+                self.outbox.close_agent(stream)
+                return AgentSubscribeResult(None, "Agent has been marked gone")
+            reregistered = True
+            previously_unreachable = agent_id in self.unreachable_agents
+            self.counters.inc("slave_reregistrations")
+            if agent_id in self.recovered_agents:
+                self.recovered_agents.pop(agent_id)
+                self.outbox.registry(MarkReachable(info=info))
+            elif previously_unreachable:
+                self.unreachable_agents.pop(agent_id)
+                self.outbox.registry(MarkReachable(info=info))
+            elif agent_id not in self.agents:
+                # Unknown to this master and its registry: re-admit it (as Mesos does).
+                previously_unreachable = True
+                self.outbox.registry(MarkReachable(info=info))
+            existing = self.agents.get(agent_id)
+            if existing is not None:
+                self._drop_agent_state(existing, replacing=True)
+
+        agent = AgentRecord(
+            id=agent_id,
+            info=info,
+            total=total,
+            registered_time=now,
+            stream=stream,
+            version=sub.version,
+            capabilities=list(sub.capabilities),
+            pid=f"slave(1)@{info.hostname}:{info.port or 5051}",
+            next_ping=now + self.options.agent_ping_timeout,
+        )
+        if reregistered:
+            agent.reregistered_time = now
+        self.agents[agent_id] = agent
+        used = self._rebuild_from_agent(agent, sub, previously_unreachable) if reregistered else {}
+        self.allocator.add_agent(agent_id, total, used)
+        self.outbox.send_agent(
+            stream,
+            AgentEvent(
+                type=AgentEventType.SUBSCRIBED,
+                subscribed=AgentSubscribed(
+                    agent_id=AgentID(value=agent_id),
+                    master_info=self.info,
+                    ping_interval_seconds=self.options.agent_ping_timeout,
+                ),
+            ),
+        )
+        self.request_allocation()
+        log.info("agent %s (%s) %s", agent_id, info.hostname, "re-registered" if reregistered else "registered")
+        return AgentSubscribeResult(agent_id)
+
+    def _refuse_agent(self, stream: object, message: str) -> AgentSubscribeResult:
+        from mezzo.api.internal import AgentError
+
+        self.outbox.send_agent(stream, AgentEvent(type=AgentEventType.ERROR, error=AgentError(message=message)))
+        self.outbox.close_agent(stream)
+        return AgentSubscribeResult(None, message)
+
+    def _rebuild_from_agent(
+        self, agent: AgentRecord, sub: AgentSubscribe, came_back: bool
+    ) -> dict[str, Resources]:
+        """Re-create frameworks, executors and tasks the agent reports; returns what each
+        framework uses there (for the allocator)."""
+        now = self.now()
+        infos = {f.id.value: f for f in sub.frameworks if f.id is not None}
+        used: dict[str, Resources] = {}
+        for executor in sub.executors:
+            framework = self._framework_for(executor.framework_id.value, infos, now)
+            if framework is None:
+                continue
+            role = framework.roles[0] if framework.roles else "*"
+            resources = Resources.from_wire(executor.executor_info.resources).unallocate().allocate(role)
+            framework.executors.setdefault(agent.id, {})[executor.executor_info.executor_id.value] = (
+                ExecutorRecord(info=executor.executor_info, resources=resources)
+            )
+            used[framework.id] = used.get(framework.id, Resources()) + resources
+        for reported in sub.tasks:
+            framework = self._framework_for(reported.framework_id.value, infos, now)
+            if framework is None:
+                continue
+            task_id = reported.task_id.value
+            task = framework.tasks.get(task_id) or framework.unreachable_tasks.pop(task_id, None)
+            resources = Resources.from_wire(reported.resources)
+            roles = list(resources.allocations())
+            role = roles[0] if roles else (framework.roles[0] if framework.roles else "*")
+            resources = resources.unallocate().allocate(role)
+            if task is None:
+                from mezzo.api.common import TaskInfo
+
+                task = TaskRecord(
+                    info=TaskInfo(
+                        name=reported.name, task_id=reported.task_id,
+                        agent_id=AgentID(value=agent.id), resources=reported.resources,
+                    ),
+                    framework_id=framework.id,
+                    agent_id=agent.id,
+                    executor_id=reported.executor_id.value if reported.executor_id else None,
+                    role=role,
+                    resources=resources,
+                    user=framework.info.user,
+                )
+            task.agent_id = agent.id
+            task.state = reported.state
+            task.unreachable_time = None
+            task.statuses = list(reported.statuses) or task.statuses
+            task.status_update_state = reported.status_update_state
+            task.status_update_uuid = reported.status_update_uuid
+            task.recovered = is_terminal(reported.state)
+            framework.tasks[task_id] = task
+            agent.tasks[(framework.id, task_id)] = task
+            if not task.recovered:
+                used[framework.id] = used.get(framework.id, Resources()) + resources
+            if came_back:
+                self.send_update(
+                    framework,
+                    self.master_status(
+                        framework, task_id, task.state, Reason.REASON_AGENT_REREGISTERED,
+                        "Unreachable agent re-reregistered",
+                        agent_id=agent.id, executor_id=task.executor_id,
+                    ),
+                )
+        return used
+
+    def _framework_for(self, framework_id: str, infos: dict, now: float) -> FrameworkRecord | None:
+        framework = self.frameworks.get(framework_id)
+        if framework is not None:
+            return framework
+        if framework_id in self.completed_frameworks:
+            return None
+        info = infos.get(framework_id)
+        if info is None:
+            return None
+        # A framework this master has not seen (e.g. after a master failover): recovered,
+        # disconnected, until its scheduler re-subscribes.
+        framework = FrameworkRecord(
+            id=framework_id, info=info, roles=framework_roles(info), registered_time=now,
+            recovered=True,
+        )
+        self.frameworks[framework_id] = framework
+        self.allocator.add_framework(framework_id, framework.roles, active=False, now=now)
+        return framework
+
+    # ------------------------------------------------------------------ health
+
+    def pong(self, agent: AgentRecord) -> None:
+        agent.pong_pending = False
+        agent.missed_pings = 0
+
+    def ping_agents(self, now: float) -> None:
+        timeout = self.options.agent_ping_timeout
+        for agent in list(self.agents.values()):
+            if not agent.connected or now < agent.next_ping:
+                continue
+            if agent.pong_pending:
+                agent.missed_pings += 1
+                if agent.missed_pings >= self.options.max_agent_ping_timeouts:
+                    log.warning("agent %s missed %d pings: unreachable", agent.id, agent.missed_pings)
+                    self.mark_unreachable(agent)
+                    continue
+            agent.ping_id += 1
+            agent.pong_pending = True
+            agent.next_ping = now + timeout
+            self.outbox.send_agent(
+                agent.stream, AgentEvent(type=AgentEventType.PING, ping=AgentPing(ping_id=agent.ping_id))
+            )
+
+    def expire_reregistrations(self, now: float) -> None:
+        for agent in list(self.agents.values()):
+            if agent.reregister_deadline is not None and now >= agent.reregister_deadline:
+                self.mark_unreachable(agent)
+        if self.recovery_deadline is not None and now >= self.recovery_deadline:
+            self.recovery_deadline = None
+            for agent_id, info in list(self.recovered_agents.items()):
+                del self.recovered_agents[agent_id]
+                assert isinstance(info, AgentInfo)
+                self.unreachable_agents[agent_id] = (info, now)
+                self.outbox.registry(MarkUnreachable(info=info, time=now))
+                self.counters.inc("slave_removals")
+
+    # ------------------------------------------------------------------ disconnection / loss
+
+    def agent_disconnected(self, agent_id: str, stream: object) -> None:
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.stream is not stream:
+            return
+        now = self.now()
+        agent.connected = False
+        agent.active = False
+        agent.stream = None
+        agent.reregister_deadline = now + self.options.agent_reregister_timeout
+        self.allocator.deactivate_agent(agent.id)
+        self.rescind_offers(agent.offers)
+        for (framework_id, _), task in list(agent.tasks.items()):
+            framework = self.frameworks.get(framework_id)
+            if framework is None or framework.checkpoint or task.recovered:
+                continue
+            self.send_update(
+                framework,
+                self.master_status(
+                    framework, task.task_id, TaskState.TASK_LOST, Reason.REASON_AGENT_DISCONNECTED,
+                    "Agent disconnected", agent_id=agent.id, executor_id=task.executor_id,
+                ),
+            )
+            self.update_task_state(task, TaskState.TASK_LOST)
+            self.complete_task(task)
+        log.info("agent %s disconnected", agent.id)
+
+    def mark_unreachable(self, agent: AgentRecord) -> None:
+        now = self.now()
+        self.outbox.registry(MarkUnreachable(info=agent.info, time=now))
+        self.unreachable_agents[agent.id] = (agent.info, now)
+        self.counters.inc("slave_removals")
+        self._remove_agent(agent, pa_state=TaskState.TASK_UNREACHABLE,
+                           reason=Reason.REASON_AGENT_REMOVED, message="Agent is unreachable",
+                           unreachable_time=now)
+
+    def mark_gone(self, agent_id: str) -> bool:
+        """Operator MARK_AGENT_GONE; False if the agent is unknown."""
+        now = self.now()
+        agent = self.agents.get(agent_id)
+        if agent is None and agent_id not in self.unreachable_agents and agent_id not in self.recovered_agents:
+            return agent_id in self.gone_agents
+        self.outbox.registry(MarkGone(agent_id=agent_id, time=now))
+        self.gone_agents[agent_id] = now
+        self.unreachable_agents.pop(agent_id, None)
+        self.recovered_agents.pop(agent_id, None)
+        for framework in self.frameworks.values():
+            for task in [t for t in framework.unreachable_tasks.values() if t.agent_id == agent_id]:
+                self._end_task(framework, task, TaskState.TASK_GONE_BY_OPERATOR,
+                               Reason.REASON_AGENT_REMOVED_BY_OPERATOR, "Agent marked gone", None)
+        if agent is not None:
+            if agent.connected:
+                self.outbox.send_agent(agent.stream, AgentEvent(type=AgentEventType.SHUTDOWN,
+                                                                shutdown=AgentShutdown(message="Agent marked gone")))
+                self.outbox.close_agent(agent.stream)
+            self._remove_agent(agent, pa_state=TaskState.TASK_GONE_BY_OPERATOR,
+                               reason=Reason.REASON_AGENT_REMOVED_BY_OPERATOR,
+                               message="Agent marked gone by operator", unreachable_time=None)
+        return True
+
+    def _remove_agent(
+        self, agent: AgentRecord, *, pa_state: TaskState, reason: Reason, message: str,
+        unreachable_time: float | None,
+    ) -> None:
+        self._drop_agent_state(agent, replacing=False)
+        for (framework_id, _), task in list(agent.tasks.items()):
+            framework = self.frameworks.get(framework_id)
+            if framework is None:
+                continue
+            self._end_task(framework, task, pa_state, reason, message, unreachable_time)
+        for framework in self.frameworks.values():
+            framework.executors.pop(agent.id, None)
+            self.send(framework, Event(type=EventType.FAILURE, failure=Failure(agent_id=AgentID(value=agent.id))))
+        del self.agents[agent.id]
+        self.request_allocation()
+
+    def _end_task(
+        self, framework: FrameworkRecord, task: TaskRecord, pa_state: TaskState, reason: Reason,
+        message: str, unreachable_time: float | None,
+    ) -> None:
+        state = self.lost_state(framework, pa_state)
+        if task.recovered and is_terminal(task.state):
+            self.complete_task(task)
+            return
+        status = self.master_status(
+            framework, task.task_id, state, reason, message, agent_id=task.agent_id,
+            executor_id=task.executor_id,
+            unreachable_time=unreachable_time if state == TaskState.TASK_UNREACHABLE else None,
+        )
+        task.statuses.append(status)
+        self.send_update(framework, status)
+        if state == TaskState.TASK_UNREACHABLE:
+            task.state = state
+            task.unreachable_time = unreachable_time
+            framework.tasks.pop(task.task_id, None)
+            framework.unreachable_tasks[task.task_id] = task
+            # The allocator forgets the agent, and with it these resources.
+            task.recovered = True
+        else:
+            # The allocator already released the agent's resources with remove_agent.
+            task.recovered = True
+            task.state = state
+            self.counters.inc(f"tasks_{state.removeprefix('TASK_').lower()}")
+            self.complete_task(task)
+
+    def _drop_agent_state(self, agent: AgentRecord, *, replacing: bool) -> None:
+        """Forget the agent in the allocator and its offers (before re-adding or removing)."""
+        self.rescind_offers(agent.offers)
+        self.allocator.remove_agent(agent.id)
+        if replacing:
+            if agent.stream is not None:
+                self.outbox.close_agent(agent.stream)
+            for framework in self.frameworks.values():
+                framework.executors.pop(agent.id, None)
+            for (framework_id, task_id), task in agent.tasks.items():
+                framework = self.frameworks.get(framework_id)
+                if framework is not None and framework.tasks.get(task_id) is task:
+                    # Re-registration re-reports live tasks; ones it omits are gone.
+                    del framework.tasks[task_id]
+            agent.tasks.clear()
+
+
+def _framework_id(value: str) -> FrameworkID:
+    return FrameworkID(value=value)

@@ -1,0 +1,256 @@
+"""The master core's state and the helpers every handler family shares.
+
+`MasterBase` owns the lifecycle collections (each with a comment saying when entries enter and
+leave), the injected collaborators (clock, id source, allocator, outbox) and the operations
+several call families need: sending a status update to a framework, rescinding or recovering
+an offer, ending a task, counting messages. The handler families (`frameworks`, `offers`,
+`tasks`, `agents`) derive from it; `mezzo.master.core.Master` combines them.
+
+Rules: no socket, no wall clock, no random numbers here. `now` is `self.clock.now()`, ids come
+from `self.ids`, effects leave through `self.outbox`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mezzo.api.common import (
+    AgentID,
+    ExecutorID,
+    FrameworkID,
+    MasterInfo,
+    OfferID,
+    Reason,
+    Source,
+    TaskState,
+    TaskStatus,
+    is_terminal,
+)
+from mezzo.api.scheduler import Error, Event, EventType, Rescind, Update
+from mezzo.core.clock import Clock
+from mezzo.core.ids import IdSource
+from mezzo.master.allocator import Allocator
+from mezzo.master.outbox import Outbox
+from mezzo.master.records import AgentRecord, FrameworkRecord, OfferRecord, TaskRecord, time_info
+from mezzo.master.registry import RegistryState
+
+log = logging.getLogger("mezzo.master")
+
+HEARTBEAT_SECONDS = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class MasterOptions:
+    """What the core is configured with (built from flags by `mezzo.master.flags`)."""
+
+    allocation_interval: float = 1.0
+    offer_timeout: float | None = None
+    agent_ping_timeout: float = 15.0
+    max_agent_ping_timeouts: int = 5
+    agent_reregister_timeout: float = 600.0
+    roles: frozenset[str] | None = None  # --roles whitelist; None = any role
+    root_submissions: bool = True
+    max_completed_frameworks: int = 50
+    max_completed_tasks_per_framework: int = 1000
+    max_unreachable_tasks_per_framework: int = 1000
+    heartbeat_interval: float = HEARTBEAT_SECONDS
+
+
+@dataclass
+class Counters:
+    """Monotonic counters behind /metrics/snapshot (`master/<name>`)."""
+
+    values: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def inc(self, name: str, by: int = 1) -> None:
+        self.values[name] += by
+
+
+class MasterBase:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        ids: IdSource,
+        allocator: Allocator,
+        outbox: Outbox,
+        master_info: MasterInfo,
+        options: MasterOptions | None = None,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.ids = ids
+        self.allocator = allocator
+        self.outbox = outbox
+        self.info = master_info
+        self.options = options or MasterOptions()
+        # Called when an allocation should run soon (the shell batches it into the next loop
+        # iteration); a no-op in tests, which call `allocate()` themselves.
+        self._wake = wake or (lambda: None)
+        self.start_time = clock.now()
+        self.elected_time: float | None = self.start_time
+        self.counters = Counters()
+        self.allocation_pending = False
+        self.next_allocation = self.start_time
+
+        # -- frameworks ------------------------------------------------------------------
+        # Enter on SUBSCRIBE (or when an agent reports a framework we do not know: then
+        # `recovered`); connected ones have a stream. Leave on TEARDOWN, failover timeout,
+        # operator teardown -> `completed_frameworks`.
+        self.frameworks: dict[str, FrameworkRecord] = {}
+        # Removed frameworks, newest last, at most --max_completed_frameworks. A SUBSCRIBE
+        # with one of these ids is refused ("Framework has been removed").
+        self.completed_frameworks: OrderedDict[str, FrameworkRecord] = OrderedDict()
+
+        # -- agents ----------------------------------------------------------------------
+        # Enter on agent SUBSCRIBE (registration or re-registration); leave when marked
+        # unreachable or gone.
+        self.agents: dict[str, AgentRecord] = {}
+        # Admitted in the registry but not (yet) re-registered with this master; leave on
+        # re-registration or when --agent_reregister_timeout expires (-> unreachable).
+        self.recovered_agents: dict[str, object] = {}
+        self.recovery_deadline: float | None = None
+        # Marked unreachable (id -> (AgentInfo, time)); leave if the agent comes back.
+        self.unreachable_agents: dict[str, tuple[object, float]] = {}
+        # Marked gone by an operator (id -> time); terminal: such an agent is shut down.
+        self.gone_agents: dict[str, float] = {}
+
+        # -- offers ----------------------------------------------------------------------
+        # Enter at allocation; leave on ACCEPT/DECLINE, rescind, or when their framework or
+        # agent goes.
+        self.offers: dict[str, OfferRecord] = {}
+        # Whether the registry has been recovered (until then HTTP answers 503).
+        self.recovered = False
+
+    # ------------------------------------------------------------------ recovery
+
+    def recover(self, state: RegistryState) -> None:
+        """Load the registry: admitted agents wait --agent_reregister_timeout to come back."""
+        now = self.clock.now()
+        for agent_id, info in state.admitted.items():
+            self.recovered_agents[agent_id] = info
+        for agent_id, (info, when) in state.unreachable.items():
+            self.unreachable_agents[agent_id] = (info, when)
+        self.gone_agents.update(state.gone)
+        if self.recovered_agents:
+            self.recovery_deadline = now + self.options.agent_reregister_timeout
+        self.recovered = True
+
+    # ------------------------------------------------------------------ helpers
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def request_allocation(self) -> None:
+        if not self.allocation_pending:
+            self.allocation_pending = True
+            self._wake()
+
+    def send(self, framework: FrameworkRecord, event: Event) -> bool:
+        """Send an event to a connected framework; dropped (False) otherwise."""
+        if not framework.connected or framework.stream is None:
+            self.counters.inc("dropped_messages")
+            return False
+        self.outbox.send_framework(framework.stream, event)
+        return True
+
+    def send_error_and_close(self, stream: object, message: str) -> None:
+        self.outbox.send_framework(stream, Event(type=EventType.ERROR, error=Error(message=message)))
+        self.outbox.close_framework(stream)
+
+    def master_status(
+        self,
+        framework: FrameworkRecord,
+        task_id: str,
+        state: TaskState,
+        reason: Reason,
+        message: str,
+        *,
+        agent_id: str | None = None,
+        executor_id: str | None = None,
+        unreachable_time: float | None = None,
+    ) -> TaskStatus:
+        """A master-generated status (no uuid: sent once, never acknowledged)."""
+        from mezzo.api.common import TaskID
+
+        return TaskStatus(
+            task_id=TaskID(value=task_id),
+            state=state,
+            message=message,
+            source=Source.SOURCE_MASTER,
+            reason=reason,
+            agent_id=AgentID(value=agent_id) if agent_id else None,
+            executor_id=ExecutorID(value=executor_id) if executor_id else None,
+            timestamp=self.now(),
+            unreachable_time=time_info(unreachable_time),
+        )
+
+    def send_update(self, framework: FrameworkRecord, status: TaskStatus) -> bool:
+        return self.send(framework, Event(type=EventType.UPDATE, update=Update(status=status)))
+
+    def lost_state(self, framework: FrameworkRecord, pa_state: TaskState) -> TaskState:
+        """What a non-PARTITION_AWARE framework sees instead of the five PA states."""
+        return pa_state if framework.partition_aware else TaskState.TASK_LOST
+
+    # ------------------------------------------------------------------ offers
+
+    def remove_offer(self, offer: OfferRecord, *, rescind: bool, refuse: float | None = None) -> None:
+        """Drop an outstanding offer; its resources go back to the allocator."""
+        self.offers.pop(offer.id, None)
+        framework = self.frameworks.get(offer.framework_id)
+        agent = self.agents.get(offer.agent_id)
+        if agent is not None:
+            agent.offers.discard(offer.id)
+        if framework is not None:
+            framework.offers.discard(offer.id)
+            if rescind:
+                self.send(
+                    framework,
+                    Event(type=EventType.RESCIND, rescind=Rescind(offer_id=OfferID(value=offer.id))),
+                )
+        self.allocator.recover_resources(
+            offer.framework_id, offer.agent_id, offer.resources, refuse, self.now()
+        )
+        self.request_allocation()
+
+    def rescind_offers(self, offer_ids: set[str] | list[str]) -> None:
+        for offer_id in list(offer_ids):
+            offer = self.offers.get(offer_id)
+            if offer is not None:
+                self.remove_offer(offer, rescind=True)
+
+    # ------------------------------------------------------------------ tasks
+
+    def update_task_state(self, task: TaskRecord, state: TaskState) -> None:
+        """Set the latest state; the first time it is terminal, recover the resources."""
+        task.state = state
+        if is_terminal(state) and not task.recovered:
+            task.recovered = True
+            self.counters.inc(f"tasks_{state.removeprefix('TASK_').lower()}")
+            self.allocator.recover_resources(
+                task.framework_id, task.agent_id, task.resources, None, self.now()
+            )
+            self.request_allocation()
+
+    def complete_task(self, task: TaskRecord) -> None:
+        """Move a task out of the live collections into its framework's completed list."""
+        framework = self.frameworks.get(task.framework_id) or self.completed_frameworks.get(
+            task.framework_id
+        )
+        agent = self.agents.get(task.agent_id)
+        if agent is not None:
+            agent.tasks.pop((task.framework_id, task.task_id), None)
+        if framework is None:
+            return
+        if framework.tasks.get(task.task_id) is task:
+            del framework.tasks[task.task_id]
+        framework.unreachable_tasks.pop(task.task_id, None)
+        framework.completed_tasks.append(task)
+        while len(framework.completed_tasks) > self.options.max_completed_tasks_per_framework:
+            framework.completed_tasks.popleft()
+
+    def framework_id_wire(self, framework: FrameworkRecord) -> FrameworkID:
+        return FrameworkID(value=framework.id)

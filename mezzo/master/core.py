@@ -1,0 +1,173 @@
+"""`Master`: the decision core of the master, without sockets, on an injected clock.
+
+It combines the handler families (frameworks, offers, tasks, agents) and adds the two entry
+points the shell uses:
+
+- `scheduler_call(call, stream_id)` for every non-SUBSCRIBE scheduler call (SUBSCRIBE goes to
+  `subscribe(call, stream)`), raising `CallRefused(status, message)` for the request-level
+  refusals of spec §2.3 (400 unknown framework or stream id, 403 not subscribed); nothing
+  changes when it raises;
+- `agent_call(call)` for the agent protocol's POSTs (SUBSCRIBE goes to `agent_subscribe`);
+
+and the timers: `tick()` runs whatever is due at `clock.now()` (heartbeats, failover
+timeouts, offer timeouts, pings, re-registration deadlines, the periodic allocation), and
+`next_deadline()` says when the next one is due, so the shell (or a test on a FakeClock)
+knows when to call `tick()` again.
+"""
+
+from __future__ import annotations
+
+from mezzo.api.internal import AgentCall, AgentCallType
+from mezzo.api.scheduler import Call, CallType
+from mezzo.master.agents import AgentCalls
+from mezzo.master.frameworks import FrameworkCalls
+from mezzo.master.offers import OfferCalls
+from mezzo.master.records import FrameworkRecord
+from mezzo.master.tasks import TaskCalls
+
+
+class CallRefused(Exception):
+    """A call refused before any state changed: HTTP status and a one-line message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls):
+    # ------------------------------------------------------------------ scheduler calls
+
+    def lookup_framework(self, call: Call, stream_id: str | None) -> FrameworkRecord:
+        assert call.framework_id is not None
+        framework = self.frameworks.get(call.framework_id.value)
+        if framework is None:
+            raise CallRefused(400, "Framework cannot be found")
+        if not framework.connected:
+            raise CallRefused(403, "Framework is not subscribed")
+        if stream_id is None:
+            raise CallRefused(400, "All non-subscribe calls should include the 'Mesos-Stream-Id' header")
+        if stream_id != framework.stream_id:
+            raise CallRefused(
+                400,
+                f"The stream ID '{stream_id}' included in this request didn't match the stream ID "
+                f"currently associated with framework ID {framework.id}",
+            )
+        return framework
+
+    def scheduler_call(self, call: Call, stream_id: str | None) -> int:
+        """Handle a checked non-SUBSCRIBE call; returns the HTTP status to answer (202/200)."""
+        framework = self.lookup_framework(call, stream_id)
+        match call.type:
+            case CallType.TEARDOWN:
+                self.teardown(framework)
+            case CallType.ACCEPT:
+                assert call.accept is not None
+                try:
+                    self.check_accept(call.accept)
+                except Exception as exc:
+                    raise CallRefused(400, str(exc)) from None
+                self.accept(framework, call.accept)
+            case CallType.DECLINE:
+                assert call.decline is not None
+                self.decline(framework, call.decline)
+            case CallType.REVIVE:
+                self.revive(framework, call.revive.roles if call.revive else [])
+            case CallType.SUPPRESS:
+                self.suppress(framework, call.suppress.roles if call.suppress else [])
+            case CallType.KILL:
+                assert call.kill is not None
+                self.kill(framework, call.kill)
+            case CallType.SHUTDOWN:
+                assert call.shutdown is not None
+                self.shutdown_executor(framework, call.shutdown)
+            case CallType.ACKNOWLEDGE:
+                assert call.acknowledge is not None
+                self.acknowledge(framework, call.acknowledge)
+            case CallType.RECONCILE:
+                assert call.reconcile is not None
+                self.reconcile(framework, call.reconcile)
+            case CallType.MESSAGE:
+                assert call.message is not None
+                self.message(framework, call.message)
+            case CallType.REQUEST:
+                self.counters.inc("messages_resource_request")  # ignored, as Mesos' allocator does
+            case CallType.UPDATE_FRAMEWORK:
+                try:
+                    self.update_framework(framework, call)
+                except Exception as exc:
+                    raise CallRefused(400, str(exc)) from None
+                return 200
+            case (
+                CallType.ACCEPT_INVERSE_OFFERS
+                | CallType.DECLINE_INVERSE_OFFERS
+                | CallType.ACKNOWLEDGE_OPERATION_STATUS
+                | CallType.RECONCILE_OPERATIONS
+            ):
+                # No maintenance or operation feedback yet: nothing is outstanding, so these
+                # are accepted and have nothing to act on.
+                pass
+            case _:
+                raise CallRefused(501, f"Call type {call.type} is not implemented")
+        return 202
+
+    # ------------------------------------------------------------------ agent calls
+
+    def agent_call(self, call: AgentCall) -> None:
+        """Handle a non-SUBSCRIBE agent call; raises CallRefused for unknown agents."""
+        if call.agent_id is None:
+            raise CallRefused(400, "Expecting 'agent_id' to be present")
+        agent = self.agents.get(call.agent_id.value)
+        if agent is None or not agent.connected:
+            raise CallRefused(403, "Agent is not subscribed")
+        match call.type:
+            case AgentCallType.STATUS_UPDATE:
+                if call.status_update is None:
+                    raise CallRefused(400, "Expecting 'status_update' to be present")
+                self.status_update(agent, call.status_update)
+            case AgentCallType.PONG:
+                self.pong(agent)
+            case AgentCallType.FRAMEWORK_MESSAGE:
+                if call.framework_message is None:
+                    raise CallRefused(400, "Expecting 'framework_message' to be present")
+                self.framework_message(agent, call.framework_message)
+            case AgentCallType.EXECUTOR_EXITED:
+                if call.executor_exited is None:
+                    raise CallRefused(400, "Expecting 'executor_exited' to be present")
+                self.executor_exited(agent, call.executor_exited)
+            case AgentCallType.UNREGISTER:
+                self.mark_unreachable(agent)
+            case _:
+                raise CallRefused(501, f"Agent call type {call.type} is not implemented")
+
+    # ------------------------------------------------------------------ timers
+
+    def tick(self) -> None:
+        """Run every timer that is due at `clock.now()`."""
+        now = self.now()
+        self.send_heartbeats(now)
+        self.expire_failover_timeouts(now)
+        self.expire_offers(now)
+        self.ping_agents(now)
+        self.expire_reregistrations(now)
+        if self.allocation_pending or now >= self.next_allocation:
+            self.allocate()
+
+    def next_deadline(self) -> float:
+        """The earliest time at which `tick()` has something to do."""
+        deadlines = [self.next_allocation]
+        for framework in self.frameworks.values():
+            if framework.connected:
+                deadlines.append(framework.next_heartbeat)
+            elif framework.failover_deadline is not None:
+                deadlines.append(framework.failover_deadline)
+        for agent in self.agents.values():
+            if agent.connected:
+                deadlines.append(agent.next_ping)
+            elif agent.reregister_deadline is not None:
+                deadlines.append(agent.reregister_deadline)
+        if self.recovery_deadline is not None:
+            deadlines.append(self.recovery_deadline)
+        if self.options.offer_timeout is not None:
+            deadlines.extend(o.expires_at for o in self.offers.values() if o.expires_at is not None)
+        return min(deadlines)

@@ -1,0 +1,446 @@
+"""Offers: turning allocations into OFFERS events, and the calls that answer them —
+ACCEPT (LAUNCH, LAUNCH_GROUP), DECLINE, REVIVE, SUPPRESS — plus offer timeouts (spec §5.3).
+
+One offer = one agent + one role. Frameworks without RESERVATION_REFINEMENT get the
+pre-refinement resource format (`"role": "*"`); only MULTI_ROLE frameworks see
+`allocation_info`. An ACCEPT's unused remainder is declined with the call's filters.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+from mezzo.api.common import (
+    URL,
+    Address,
+    AgentID,
+    AllocationInfo,
+    ExecutorID,
+    ExecutorInfo,
+    ExecutorType,
+    FrameworkID,
+    Offer,
+    OfferID,
+    OfferOperationType,
+    Reason,
+    TaskInfo,
+    TaskState,
+    refuse_seconds,
+)
+from mezzo.api.internal import AgentEvent, AgentEventType, AgentRunTask, AgentRunTaskGroup
+from mezzo.api.scheduler import Accept, Decline, Event, EventType, Offers
+from mezzo.core.errors import ValidationError
+from mezzo.master.base import MasterBase
+from mezzo.master.records import (
+    AgentRecord,
+    ExecutorRecord,
+    FrameworkRecord,
+    OfferRecord,
+    TaskRecord,
+)
+from mezzo.resources import Resources
+
+_LAUNCHES = (OfferOperationType.LAUNCH, OfferOperationType.LAUNCH_GROUP)
+_BAD_ID = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def id_problem(value: str, what: str) -> str | None:
+    """Framework-chosen ids: non-empty, <= 255 chars, not . or .., no / \\ or controls."""
+    if not value:
+        return f"{what} must not be empty"
+    if len(value) > 255:
+        return f"{what} is longer than 255 characters"
+    if value in (".", ".."):
+        return f"{what} must not be '.' or '..'"
+    if _BAD_ID.search(value):
+        return f"{what} '{value}' contains '/', '\\' or control characters"
+    return None
+
+
+class OfferCalls(MasterBase):
+    # ------------------------------------------------------------------ allocation
+
+    def allocate(self) -> int:
+        """Run one allocation cycle and send the resulting offers; returns how many."""
+        now = self.now()
+        self.allocation_pending = False
+        self.next_allocation = now + self.options.allocation_interval
+        per_framework: dict[str, list[Offer]] = {}
+        count = 0
+        for allocation in self.allocator.allocate(now):
+            framework = self.frameworks.get(allocation.framework_id)
+            agent = self.agents.get(allocation.agent_id)
+            tagged = allocation.resources.allocate(allocation.role)
+            if framework is None or not framework.connected or agent is None:
+                # Raced with a disconnection: hand the resources straight back.
+                self.allocator.recover_resources(
+                    allocation.framework_id, allocation.agent_id, tagged, None, now
+                )
+                continue
+            offer = self._make_offer(framework, agent, allocation.role, tagged, now)
+            per_framework.setdefault(framework.id, []).append(offer.wire)
+            count += 1
+        for framework_id, offers in per_framework.items():
+            self.send(
+                self.frameworks[framework_id],
+                Event(type=EventType.OFFERS, offers=Offers(offers=offers)),
+            )
+        return count
+
+    def _make_offer(
+        self,
+        framework: FrameworkRecord,
+        agent: AgentRecord,
+        role: str,
+        resources: Resources,
+        now: float,
+    ) -> OfferRecord:
+        offer_id = self.ids.offer_id()
+        multi = framework.multi_role
+        executors = framework.executors.get(agent.id)
+        wire = Offer(
+            id=OfferID(value=offer_id),
+            framework_id=framework.info.id or FrameworkID(value=framework.id),
+            agent_id=agent.info.id or AgentID(value=agent.id),
+            hostname=agent.hostname,
+            url=URL(
+                scheme="http",
+                address=Address(hostname=agent.hostname, port=agent.info.port or 5051),
+                path="/slave(1)",
+            ),
+            domain=agent.info.domain,
+            resources=resources.to_wire(refinement=framework.refinement, with_allocation=multi),
+            attributes=agent.info.attributes,
+            executor_ids=[ExecutorID(value=e) for e in executors] if executors else [],
+            allocation_info=AllocationInfo(role=role) if multi else None,
+        )
+        timeout = self.options.offer_timeout
+        record = OfferRecord(
+            id=offer_id,
+            framework_id=framework.id,
+            agent_id=agent.id,
+            role=role,
+            resources=resources,
+            wire=wire,
+            expires_at=None if timeout is None else now + timeout,
+        )
+        self.offers[offer_id] = record
+        framework.offers.add(offer_id)
+        agent.offers.add(offer_id)
+        return record
+
+    def expire_offers(self, now: float) -> None:
+        if self.options.offer_timeout is None:
+            return
+        expired = [o.id for o in self.offers.values() if o.expires_at is not None and now >= o.expires_at]
+        self.rescind_offers(expired)
+
+    # ------------------------------------------------------------------ DECLINE / REVIVE / SUPPRESS
+
+    def decline(self, framework: FrameworkRecord, call: Decline) -> None:
+        self.counters.inc("messages_decline_offers")
+        refuse = refuse_seconds(call.filters)
+        for offer_id in call.offer_ids:
+            offer = self.offers.get(offer_id.value)
+            if offer is not None and offer.framework_id == framework.id:
+                self.remove_offer(offer, rescind=False, refuse=refuse)
+
+    def revive(self, framework: FrameworkRecord, roles: list[str]) -> None:
+        self.counters.inc("messages_revive_offers")
+        self.allocator.revive(framework.id, roles or None)
+        framework.suppressed_roles -= set(roles or framework.roles)
+        self.request_allocation()
+
+    def suppress(self, framework: FrameworkRecord, roles: list[str]) -> None:
+        self.counters.inc("messages_suppress_offers")
+        self.allocator.suppress(framework.id, roles or None)
+        framework.suppressed_roles |= set(roles or framework.roles)
+
+    # ------------------------------------------------------------------ ACCEPT
+
+    def check_accept(self, call: Accept) -> None:
+        """Request-level refusal (400) before anything changes: operations not built yet."""
+        for op in call.operations:
+            if op.type not in _LAUNCHES:
+                raise ValidationError(
+                    f"Offer operation {op.type} is not supported by this master yet "
+                    "(only LAUNCH and LAUNCH_GROUP)"
+                )
+            if op.type == OfferOperationType.LAUNCH and op.launch is None:
+                raise ValidationError("Expecting 'launch' to be present")
+            if op.type == OfferOperationType.LAUNCH_GROUP and op.launch_group is None:
+                raise ValidationError("Expecting 'launch_group' to be present")
+
+    def accept(self, framework: FrameworkRecord, call: Accept) -> None:
+        self.counters.inc("messages_launch_tasks")
+        offers, problem = self._take_offers(framework, call)
+        if problem is not None:
+            self._refuse_launches(framework, call, problem)
+            for offer in offers:
+                self.remove_offer(offer, rescind=False)
+            return
+        agent = self.agents[offers[0].agent_id]
+        role = offers[0].role
+        available = offers[0].resources
+        for offer in offers[1:]:
+            available = available + offer.resources
+        for offer in offers:
+            self.offers.pop(offer.id, None)
+            framework.offers.discard(offer.id)
+            agent.offers.discard(offer.id)
+        for op in call.operations:
+            if op.type == OfferOperationType.LAUNCH:
+                assert op.launch is not None
+                for task in op.launch.task_infos:
+                    available = self._launch(framework, agent, role, available, task)
+            elif op.type == OfferOperationType.LAUNCH_GROUP:
+                available = self._launch_group(framework, agent, role, available, op)
+        if available:
+            self.allocator.recover_resources(
+                framework.id, agent.id, available, refuse_seconds(call.filters), self.now()
+            )
+        self.request_allocation()
+
+    def _take_offers(
+        self, framework: FrameworkRecord, call: Accept
+    ) -> tuple[list[OfferRecord], str | None]:
+        """The valid offers named by the call, and the first problem found (if any)."""
+        found: list[OfferRecord] = []
+        problem: str | None = None
+        seen: set[str] = set()
+        if not call.offer_ids:
+            return found, "No offers specified"
+        for offer_id in call.offer_ids:
+            value = offer_id.value
+            if value in seen:
+                problem = problem or f"Duplicate offer {value} in ACCEPT"
+                continue
+            seen.add(value)
+            offer = self.offers.get(value)
+            if offer is None:
+                problem = problem or f"Offer {value} is no longer valid"
+                continue
+            if offer.framework_id != framework.id:
+                problem = problem or f"Offer {value} has invalid framework"
+                continue
+            if found and (offer.agent_id != found[0].agent_id or offer.role != found[0].role):
+                problem = problem or "Aggregated offers must belong to one agent and one role"
+            found.append(offer)
+        return found, problem
+
+    def _refuse_launches(self, framework: FrameworkRecord, call: Accept, problem: str) -> None:
+        state = self.lost_state(framework, TaskState.TASK_DROPPED)
+        for op in call.operations:
+            tasks: list[TaskInfo] = []
+            if op.type == OfferOperationType.LAUNCH and op.launch is not None:
+                tasks = op.launch.task_infos
+            elif op.type == OfferOperationType.LAUNCH_GROUP and op.launch_group is not None:
+                tasks = op.launch_group.task_group.tasks
+            for task in tasks:
+                self.counters.inc("invalid_offers_tasks")
+                self.send_update(
+                    framework,
+                    self.master_status(
+                        framework, task.task_id.value, state, Reason.REASON_INVALID_OFFERS,
+                        f"Task launched with invalid offers: {problem}",
+                        agent_id=task.agent_id.value,
+                    ),
+                )
+
+    def _task_error(
+        self, framework: FrameworkRecord, task: TaskInfo, reason: Reason, message: str
+    ) -> None:
+        self.counters.inc("tasks_error")
+        self.send_update(
+            framework,
+            self.master_status(
+                framework, task.task_id.value, TaskState.TASK_ERROR, reason, message,
+                agent_id=task.agent_id.value,
+            ),
+        )
+
+    def _task_resources(self, task: TaskInfo, role: str) -> Resources:
+        if not task.resources:
+            raise ValidationError("Task uses no resources")
+        resources = Resources.from_wire(task.resources)
+        for r_role in resources.allocations():
+            if r_role != role:
+                raise ValidationError(f"Task resources are allocated to role '{r_role}', not '{role}'")
+        return resources.unallocate().allocate(role)
+
+    def _validate_task(
+        self, framework: FrameworkRecord, agent: AgentRecord, task: TaskInfo
+    ) -> str | None:
+        problem = id_problem(task.task_id.value, "Task ID")
+        if problem:
+            return problem
+        if task.task_id.value in framework.tasks or task.task_id.value in framework.unreachable_tasks:
+            return f"Task has duplicate ID: {task.task_id.value}"
+        if task.agent_id.value != agent.id:
+            return f"Task uses invalid agent: {task.agent_id.value}"
+        if (task.executor is None) == (task.command is None):
+            return "Task should have at least one (but not both) of CommandInfo or ExecutorInfo present"
+        if task.kill_policy and task.kill_policy.grace_period and task.kill_policy.grace_period.nanoseconds < 0:
+            return "Task's 'kill_policy.grace_period' must be non-negative"
+        return None
+
+    def _executor_charge(
+        self,
+        framework: FrameworkRecord,
+        agent: AgentRecord,
+        executor: ExecutorInfo,
+        role: str,
+    ) -> tuple[Resources | None, str | None]:
+        """Resources a new executor needs (None if it already runs), or a problem."""
+        problem = id_problem(executor.executor_id.value, "Executor ID")
+        if problem:
+            return None, problem
+        if executor.framework_id is None:
+            executor.framework_id = FrameworkID(value=framework.id)
+        elif executor.framework_id.value != framework.id:
+            return None, "ExecutorInfo has an invalid FrameworkID"
+        running = framework.executors.get(agent.id, {}).get(executor.executor_id.value)
+        if running is not None:
+            if running.info != executor:
+                return None, (
+                    f"ExecutorInfo is not compatible with the running executor "
+                    f"'{executor.executor_id.value}'"
+                )
+            return None, None
+        if not executor.resources:
+            return Resources(), None
+        return Resources.from_wire(executor.resources).unallocate().allocate(role), None
+
+    def _launch(
+        self,
+        framework: FrameworkRecord,
+        agent: AgentRecord,
+        role: str,
+        available: Resources,
+        task: TaskInfo,
+    ) -> Resources:
+        problem = self._validate_task(framework, agent, task)
+        executor_resources: Resources | None = None
+        try:
+            resources = self._task_resources(task, role)
+            if problem is None and task.executor is not None:
+                if task.executor.type is None:
+                    task.executor.type = ExecutorType.CUSTOM if task.executor.command else None
+                executor_resources, problem = self._executor_charge(
+                    framework, agent, task.executor, role
+                )
+        except ValidationError as exc:
+            problem = problem or str(exc)
+        if problem is not None:
+            self._task_error(framework, task, Reason.REASON_TASK_INVALID, problem)
+            return available
+        needed = resources + executor_resources if executor_resources else resources
+        if not available.contains(needed):
+            self._task_error(
+                framework, task, Reason.REASON_TASK_INVALID,
+                f"Task uses more resources {needed} than available {available}",
+            )
+            return available
+        available = available - needed
+        if task.executor is not None and executor_resources is not None:
+            framework.executors.setdefault(agent.id, {})[task.executor.executor_id.value] = (
+                ExecutorRecord(info=task.executor, resources=executor_resources)
+            )
+        self._record_task(framework, agent, role, task, resources)
+        self.outbox.send_agent(
+            agent.stream,
+            AgentEvent(
+                type=AgentEventType.RUN_TASK,
+                run_task=AgentRunTask(framework_info=framework.info, task=task, executor_info=task.executor),
+            ),
+        )
+        return available
+
+    def _launch_group(
+        self, framework: FrameworkRecord, agent: AgentRecord, role: str, available: Resources, op
+    ) -> Resources:
+        group = op.launch_group
+        executor: ExecutorInfo = group.executor
+        tasks = group.task_group.tasks
+        problem: str | None = None if tasks else "Task group is empty"
+        needed = Resources()
+        per_task: list[Resources] = []
+        try:
+            if executor.type is None:
+                executor.type = ExecutorType.DEFAULT
+            executor_resources, problem2 = self._executor_charge(framework, agent, executor, role)
+            problem = problem or problem2
+            if executor_resources:
+                needed = needed + executor_resources
+            seen: set[str] = set()
+            for task in tasks:
+                if task.executor is not None and task.executor != executor:
+                    problem = problem or "TaskInfo.executor must match the group's executor"
+                elif task.task_id.value in seen:
+                    problem = problem or f"Duplicate task {task.task_id.value} in group"
+                seen.add(task.task_id.value)
+                problem = problem or self._validate_group_task(framework, agent, task)
+                res = self._task_resources(task, role)
+                per_task.append(res)
+                needed = needed + res
+        except ValidationError as exc:
+            problem = problem or str(exc)
+        if problem is None and not available.contains(needed):
+            problem = f"Task group uses more resources {needed} than available {available}"
+        if problem is not None:
+            for task in tasks:
+                self._task_error(framework, task, Reason.REASON_TASK_GROUP_INVALID, problem)
+            return available
+        available = available - needed
+        if executor_resources is not None:
+            framework.executors.setdefault(agent.id, {})[executor.executor_id.value] = (
+                ExecutorRecord(info=executor, resources=executor_resources)
+            )
+        for task, res in zip(tasks, per_task, strict=True):
+            task_with_executor = msgspec.structs.replace(task, executor=executor)
+            self._record_task(framework, agent, role, task_with_executor, res)
+        self.outbox.send_agent(
+            agent.stream,
+            AgentEvent(
+                type=AgentEventType.RUN_TASK_GROUP,
+                run_task_group=AgentRunTaskGroup(
+                    framework_info=framework.info, executor_info=executor, task_group=group.task_group
+                ),
+            ),
+        )
+        return available
+
+    def _validate_group_task(
+        self, framework: FrameworkRecord, agent: AgentRecord, task: TaskInfo
+    ) -> str | None:
+        problem = id_problem(task.task_id.value, "Task ID")
+        if problem:
+            return problem
+        if task.task_id.value in framework.tasks:
+            return f"Task has duplicate ID: {task.task_id.value}"
+        if task.agent_id.value != agent.id:
+            return f"Task uses invalid agent: {task.agent_id.value}"
+        return None
+
+    def _record_task(
+        self,
+        framework: FrameworkRecord,
+        agent: AgentRecord,
+        role: str,
+        task: TaskInfo,
+        resources: Resources,
+    ) -> TaskRecord:
+        record = TaskRecord(
+            info=task,
+            framework_id=framework.id,
+            agent_id=agent.id,
+            executor_id=task.executor.executor_id.value if task.executor else None,
+            role=role,
+            resources=resources,
+            user=(task.command.user if task.command and task.command.user else framework.info.user),
+        )
+        framework.tasks[record.task_id] = record
+        agent.tasks[(framework.id, record.task_id)] = record
+        return record

@@ -1,0 +1,218 @@
+"""The master's state records: frameworks, agents, tasks and offers.
+
+Plain mutable records owned by the decision core (`mezzo.master.core.Master`). Which lifecycle
+collection a record sits in (registered / disconnected / completed frameworks; registered /
+recovered / unreachable / gone agents) is decided by the core; the records only carry what
+the master knows about one entity. Resources are kept as `Resources` values tagged with the
+allocation role (`allocation_info`), which is what the allocator and the offers account in.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from mezzo.api.common import (
+    AgentInfo,
+    ExecutorInfo,
+    FrameworkCapabilityType,
+    FrameworkInfo,
+    Offer,
+    Task,
+    TaskID,
+    TaskInfo,
+    TaskState,
+    TaskStatus,
+    TimeInfo,
+)
+from mezzo.resources import Resources
+
+_CAP = FrameworkCapabilityType
+
+
+def framework_roles(info: FrameworkInfo) -> list[str]:
+    """The roles a framework subscribes to: `roles` (MULTI_ROLE) or the single `role`."""
+    if has_capability(info, _CAP.MULTI_ROLE):
+        return list(info.roles)
+    return [info.role or "*"]
+
+
+def has_capability(info: FrameworkInfo, cap: FrameworkCapabilityType) -> bool:
+    return any(c.type == cap for c in info.capabilities)
+
+
+@dataclass(slots=True, eq=False)
+class TaskRecord:
+    """A task the master knows: launched (STAGING) until its terminal update is acknowledged."""
+
+    info: TaskInfo
+    framework_id: str
+    agent_id: str
+    executor_id: str | None
+    role: str
+    resources: Resources  # tagged with `role`
+    state: TaskState = TaskState.TASK_STAGING
+    statuses: list[TaskStatus] = field(default_factory=list)
+    # State and uuid of the last reliable update forwarded to the scheduler (spec §5.4).
+    status_update_state: TaskState | None = None
+    status_update_uuid: bytes | None = None
+    user: str | None = None
+    unreachable_time: float | None = None
+    # True once the resources went back to the allocator (latest state terminal).
+    recovered: bool = False
+
+    @property
+    def task_id(self) -> str:
+        return self.info.task_id.value
+
+    def latest_status(self) -> TaskStatus | None:
+        return self.statuses[-1] if self.statuses else None
+
+    def to_wire(self, framework_id: Any) -> Task:
+        """The operator/registry `Task` shape (statuses without `data`)."""
+        from mezzo.api.common import AgentID, ExecutorID
+
+        info = self.info
+        return Task(
+            name=info.name,
+            task_id=info.task_id,
+            framework_id=framework_id,
+            executor_id=ExecutorID(value=self.executor_id) if self.executor_id else None,
+            agent_id=AgentID(value=self.agent_id),
+            state=self.state,
+            resources=self.resources.to_wire(with_allocation=True),
+            statuses=[_without_data(s) for s in self.statuses],
+            status_update_state=self.status_update_state,
+            status_update_uuid=self.status_update_uuid,
+            labels=info.labels,
+            discovery=info.discovery,
+            container=info.container,
+            health_check=info.health_check,
+            check=info.check,
+            kill_policy=info.kill_policy,
+            user=self.user,
+            limits=info.limits,
+        )
+
+
+def _without_data(status: TaskStatus) -> TaskStatus:
+    if status.data is None:
+        return status
+    import msgspec
+
+    return msgspec.structs.replace(status, data=None)
+
+
+@dataclass(slots=True, eq=False)
+class ExecutorRecord:
+    info: ExecutorInfo
+    resources: Resources  # tagged with the role of the task that started it
+
+
+@dataclass(slots=True, eq=False)
+class FrameworkRecord:
+    """A framework from its first SUBSCRIBE until it is removed (then it is 'completed')."""
+
+    id: str
+    info: FrameworkInfo
+    roles: list[str]
+    registered_time: float
+    # Opaque handle of the current subscription stream (owned by the shell); None when
+    # disconnected or recovered from an agent's report.
+    stream: Any = None
+    stream_id: str | None = None
+    connected: bool = False
+    active: bool = False
+    recovered: bool = False
+    reregistered_time: float | None = None
+    unregistered_time: float | None = None
+    # When the failover timer fires (disconnected frameworks only).
+    failover_deadline: float | None = None
+    next_heartbeat: float = 0.0
+    suppressed_roles: set[str] = field(default_factory=set)
+    offer_constraints: dict[str, Any] | None = None
+    # task id -> record, for tasks that are not yet completed (including unreachable ones).
+    tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    # Tasks on unreachable agents (PARTITION_AWARE frameworks), may come back.
+    unreachable_tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    completed_tasks: deque[TaskRecord] = field(default_factory=deque)
+    offers: set[str] = field(default_factory=set)
+    # agent id -> executor id -> record
+    executors: dict[str, dict[str, ExecutorRecord]] = field(default_factory=dict)
+
+    @property
+    def partition_aware(self) -> bool:
+        return has_capability(self.info, _CAP.PARTITION_AWARE)
+
+    @property
+    def multi_role(self) -> bool:
+        return has_capability(self.info, _CAP.MULTI_ROLE)
+
+    @property
+    def refinement(self) -> bool:
+        return has_capability(self.info, _CAP.RESERVATION_REFINEMENT)
+
+    @property
+    def checkpoint(self) -> bool:
+        return bool(self.info.checkpoint)
+
+    def used_resources(self) -> Resources:
+        total = Resources()
+        for task in self.tasks.values():
+            if not task.recovered:
+                total = total + task.resources
+        for per_agent in self.executors.values():
+            for executor in per_agent.values():
+                total = total + executor.resources
+        return total
+
+
+@dataclass(slots=True, eq=False)
+class AgentRecord:
+    """A registered agent (connected or not)."""
+
+    id: str
+    info: AgentInfo
+    total: Resources
+    registered_time: float
+    stream: Any = None
+    connected: bool = True
+    active: bool = True
+    reregistered_time: float | None = None
+    version: str | None = None
+    capabilities: list[str] = field(default_factory=list)
+    pid: str | None = None
+    # (framework id, task id) -> task record
+    tasks: dict[tuple[str, str], TaskRecord] = field(default_factory=dict)
+    offers: set[str] = field(default_factory=set)
+    # Health checking (spec §5.7): pings sent on the stream, answered by PONG calls.
+    ping_id: int = 0
+    pong_pending: bool = False
+    missed_pings: int = 0
+    next_ping: float = 0.0
+    # When a disconnected agent is marked unreachable if it has not re-registered.
+    reregister_deadline: float | None = None
+
+    @property
+    def hostname(self) -> str:
+        return self.info.hostname
+
+
+@dataclass(slots=True, eq=False)
+class OfferRecord:
+    id: str
+    framework_id: str
+    agent_id: str
+    role: str
+    resources: Resources  # tagged with `role`
+    wire: Offer
+    expires_at: float | None = None
+
+
+def time_info(seconds: float | None) -> TimeInfo | None:
+    return None if seconds is None else TimeInfo(nanoseconds=int(seconds * 1e9))
+
+
+def task_id(value: str) -> TaskID:
+    return TaskID(value=value)
