@@ -1,0 +1,111 @@
+"""Finding the leading master for a scheduler: fixed addresses, redirects, or ZooKeeper.
+
+A `--master` string takes one of three forms (the same as Mesos and pymesos):
+
+- `host[:port]` or `http://host:port` — one master (port 5050 when omitted);
+- `h1:5050,h2:5050` — several candidates; the client tries them in turn and follows the
+  `307 Location` a non-leading master answers with;
+- `zk://host:2181[,host:2181]/path` — the leader advertised in ZooKeeper (`json.info_*` nodes),
+  followed through `mezzo.election`'s detector.
+
+`MasterLocator` owns only the *which master* decision; the HTTP client reports what happened
+(`redirected`, `failed`) and asks again (`leader`).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from mezzo.core.errors import ConfigError
+from mezzo.election.base import Detector
+
+DEFAULT_MASTER_PORT = 5050
+
+
+def parse_master_address(text: str) -> str:
+    """`host`, `host:port` or `http://host:port[/...]` → base URL `http://host:port`."""
+    text = text.strip()
+    if not text:
+        raise ConfigError("empty master address")
+    if text.startswith("//"):
+        text = "http:" + text
+    if "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"unsupported master URL scheme {parts.scheme!r} in {text!r}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:  # a non-numeric port
+        raise ConfigError(f"bad master address {text!r}: {exc}") from None
+    if not host:
+        raise ConfigError(f"bad master address {text!r}: no host")
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}:{port or DEFAULT_MASTER_PORT}"
+
+
+def base_from_location(location: str, current: str | None = None) -> str:
+    """The base URL named by a redirect `Location` (`//host:port/path`, protocol-relative in
+    Mesos, or absolute). A relative path keeps the current master."""
+    if location.startswith("/") and not location.startswith("//"):
+        if current is None:
+            raise ConfigError(f"relative redirect {location!r} without a current master")
+        return current
+    return parse_master_address(location)
+
+
+class MasterLocator:
+    """Which master to talk to next. Not thread-safe: used from the client's event loop."""
+
+    def __init__(self, master: str, detector: Detector | None = None) -> None:
+        self.master = master
+        self._detector = detector
+        self._owns_detector = False
+        self._candidates: list[str] = []
+        self._index = 0
+        self._override: str | None = None  # where the last redirect pointed
+        if detector is None and master.startswith("zk://"):
+            # Imported lazily so that schedulers given host:port never load kazoo.
+            from mezzo.election.factory import create_detector
+
+            self._detector = create_detector(master)
+            self._owns_detector = True
+        if self._detector is None:
+            self._candidates = [parse_master_address(m) for m in master.split(",") if m.strip()]
+            if not self._candidates:
+                raise ConfigError(f"no master address in {master!r}")
+
+    @property
+    def uses_detector(self) -> bool:
+        return self._detector is not None
+
+    def start(self) -> None:
+        if self._detector is not None:
+            self._detector.start()
+
+    def close(self) -> None:
+        if self._detector is not None and self._owns_detector:
+            self._detector.close()
+
+    async def leader(self) -> str:
+        """The base URL to try next; with ZooKeeper, waits until some leader is advertised."""
+        if self._override is not None:
+            return self._override
+        if self._detector is not None:
+            info = await self._detector.detect()
+            assert info is not None  # detect() without `previous` waits for a leader
+            return parse_master_address(info.address)
+        return self._candidates[self._index]
+
+    def redirected(self, location: str, current: str | None) -> str:
+        """A master answered 307: the next attempt goes where it points."""
+        self._override = base_from_location(location, current)
+        return self._override
+
+    def failed(self) -> None:
+        """The last attempt failed (unreachable, 503, stream lost): forget redirects and move
+        on to the next candidate (for ZooKeeper, ask the detector again)."""
+        self._override = None
+        if self._candidates:
+            self._index = (self._index + 1) % len(self._candidates)
