@@ -48,6 +48,10 @@ class RecordStream:
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._closing_reason = "closed by server"
 
+    def set_header(self, name: str, value: str) -> None:
+        """Add a response header; only before `open()` (headers go out with the first byte)."""
+        self._response.headers[name] = value
+
     async def open(self) -> None:
         """Send the response headers and start the writer."""
         await self._response.prepare(self._request)

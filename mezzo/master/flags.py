@@ -1,0 +1,185 @@
+"""Master flags, spelled as Mesos spells them (spec §9.1); dashed spellings are accepted.
+
+`FLAGS` is the one table (name, default, help); `MasterFlags.parse(values)` turns the raw
+strings into typed values, raising a one-line `ConfigError` naming the flag. The CLI builds its
+options from the same table, so `--help`, GET_FLAGS and /master/state list the same names.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from mezzo.core.durations import format_duration, parse_duration
+from mezzo.core.errors import ConfigError
+from mezzo.master.allocator import DEFAULT_ALLOCATOR, DEFAULT_MIN_ALLOCATABLE, parse_min_allocatable
+from mezzo.master.base import MasterOptions
+from mezzo.resources import role_error
+
+# name -> (default as a string or None, help)
+FLAGS: dict[str, tuple[str | None, str]] = {
+    "ip": ("0.0.0.0", "IP address to listen on"),
+    "port": ("5050", "Port to listen on (0 picks a free port)"),
+    "hostname": (None, "Hostname advertised to frameworks and agents (default: the host name)"),
+    "advertise_ip": (None, "IP address advertised (redirects, ZooKeeper)"),
+    "advertise_port": (None, "Port advertised"),
+    "work_dir": (None, "Directory of the registry (sqlite); default ./mezzo-master-<port>"),
+    "registry": ("sqlite", "Registry store: sqlite (under --work_dir), sqlite:<path>, in_memory"),
+    "allocator": (DEFAULT_ALLOCATOR, "Allocator name (hierarchical, random) or module:Class path"),
+    "allocation_interval": ("1secs", "Period of batch allocations"),
+    "offer_timeout": (None, "Rescind offers not answered within this duration (default: never)"),
+    "agent_ping_timeout": ("15secs", "Time an agent has to answer a ping"),
+    "max_agent_ping_timeouts": ("5", "Missed pings before an agent is unreachable"),
+    "agent_reregister_timeout": ("10mins", "Time agents have to re-register after failover"),
+    "weights": (None, "Role weights: role=weight,role=weight"),
+    "roles": (None, "Comma-separated role whitelist (default: any role)"),
+    "min_allocatable_resources": (DEFAULT_MIN_ALLOCATABLE, "Smallest offerable chunk"),
+    "fair_sharing_excluded_resource_names": (None, "Resource names left out of DRF shares"),
+    "max_completed_frameworks": ("50", "Completed frameworks kept in memory"),
+    "max_completed_tasks_per_framework": ("1000", "Completed tasks kept per framework"),
+    "root_submissions": ("true", "Allow frameworks to run tasks as root"),
+    "port_file": (None, "Write the bound port to this file once listening (for tests)"),
+    "logging_level": ("INFO", "Logging level"),
+}
+
+
+def _bool(name: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"--{name}: expected true or false, got {text!r}")
+
+
+def _int(name: str, text: str, minimum: int = 0) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"--{name}: expected an integer, got {text!r}") from None
+    if value < minimum:
+        raise ConfigError(f"--{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+def _duration(name: str, text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ConfigError as exc:
+        raise ConfigError(f"--{name}: {exc}") from None
+
+
+def parse_weights(text: str | None) -> dict[str, float]:
+    weights: dict[str, float] = {}
+    if not text:
+        return weights
+    for part in text.split(","):
+        role, sep, value = part.strip().partition("=")
+        if not sep:
+            raise ConfigError(f"--weights: expected role=weight, got {part!r}")
+        problem = role_error(role)
+        if problem:
+            raise ConfigError(f"--weights: invalid role {role!r}: {problem}")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise ConfigError(f"--weights: invalid weight {value!r} for role {role!r}") from None
+        if not weight > 0 or math.isinf(weight):
+            raise ConfigError(f"--weights: weight of role {role!r} must be positive")
+        weights[role] = weight
+    return weights
+
+
+@dataclass
+class MasterFlags:
+    ip: str = "0.0.0.0"
+    port: int = 5050
+    hostname: str | None = None
+    advertise_ip: str | None = None
+    advertise_port: int | None = None
+    work_dir: str | None = None
+    registry: str = "sqlite"
+    allocator: str = DEFAULT_ALLOCATOR
+    weights: dict[str, float] = field(default_factory=dict)
+    roles: frozenset[str] | None = None
+    min_allocatable_resources: str = DEFAULT_MIN_ALLOCATABLE
+    fair_sharing_excluded_resource_names: list[str] = field(default_factory=list)
+    port_file: str | None = None
+    logging_level: str = "INFO"
+    options: MasterOptions = field(default_factory=MasterOptions)
+    # The flags as given (after defaults), for GET_FLAGS and /master/state.
+    raw: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, values: dict[str, Any] | None = None) -> MasterFlags:
+        """Typed flags from `{name: text}` (names with `_` or `-`; missing = default)."""
+        given: dict[str, str] = {}
+        for key, value in (values or {}).items():
+            name = key.lstrip("-").replace("-", "_")
+            if name not in FLAGS:
+                raise ConfigError(f"unknown flag --{name}")
+            if value is not None:
+                given[name] = str(value)
+        raw = {n: given.get(n, d) for n, (d, _) in FLAGS.items() if given.get(n, d) is not None}
+        get = raw.get
+        flags = cls(raw=raw)  # type: ignore[arg-type]
+        flags.ip = raw["ip"]
+        flags.port = _int("port", raw["port"])
+        if flags.port > 65535:
+            raise ConfigError(f"--port: must be at most 65535, got {flags.port}")
+        flags.hostname = get("hostname")
+        flags.advertise_ip = get("advertise_ip")
+        flags.advertise_port = _int("advertise_port", raw["advertise_port"]) if "advertise_port" in raw else None
+        flags.work_dir = get("work_dir")
+        flags.registry = raw["registry"]
+        if flags.registry not in ("sqlite", "in_memory", "memory") and not flags.registry.startswith(("sqlite:", "zk://")):
+            raise ConfigError(f"--registry: expected sqlite, sqlite:<path> or in_memory, got {flags.registry!r}")
+        flags.allocator = raw["allocator"]
+        flags.weights = parse_weights(get("weights"))
+        if get("roles"):
+            roles = [r.strip() for r in raw["roles"].split(",") if r.strip()]
+            for role in roles:
+                problem = role_error(role)
+                if problem:
+                    raise ConfigError(f"--roles: invalid role {role!r}: {problem}")
+            flags.roles = frozenset(roles)
+        flags.min_allocatable_resources = raw["min_allocatable_resources"]
+        try:
+            parse_min_allocatable(flags.min_allocatable_resources)
+        except ConfigError as exc:
+            raise ConfigError(f"--min_allocatable_resources: {exc}") from None
+        excluded = get("fair_sharing_excluded_resource_names")
+        flags.fair_sharing_excluded_resource_names = [n.strip() for n in excluded.split(",")] if excluded else []
+        flags.port_file = get("port_file")
+        flags.logging_level = raw["logging_level"].upper()
+        interval = _duration("allocation_interval", raw["allocation_interval"])
+        if interval <= 0:
+            raise ConfigError("--allocation_interval: must be positive")
+        ping = _duration("agent_ping_timeout", raw["agent_ping_timeout"])
+        if not 1.0 <= ping <= 3600.0:
+            raise ConfigError("--agent_ping_timeout: must be between 1secs and 1hrs")
+        flags.options = MasterOptions(
+            allocation_interval=interval,
+            offer_timeout=_duration("offer_timeout", raw["offer_timeout"]) if "offer_timeout" in raw else None,
+            agent_ping_timeout=ping,
+            max_agent_ping_timeouts=_int("max_agent_ping_timeouts", raw["max_agent_ping_timeouts"], 1),
+            agent_reregister_timeout=_duration("agent_reregister_timeout", raw["agent_reregister_timeout"]),
+            roles=flags.roles,
+            root_submissions=_bool("root_submissions", raw["root_submissions"]),
+            max_completed_frameworks=_int("max_completed_frameworks", raw["max_completed_frameworks"]),
+            max_completed_tasks_per_framework=_int(
+                "max_completed_tasks_per_framework", raw["max_completed_tasks_per_framework"]
+            ),
+        )
+        return flags
+
+    def work_dir_or_default(self) -> str:
+        return self.work_dir or os.path.join(os.getcwd(), f"mezzo-master-{self.port}")
+
+    def as_strings(self) -> dict[str, str]:
+        """Every flag with its effective value, as GET_FLAGS and /master/state show them."""
+        out = dict(self.raw)
+        out["allocation_interval"] = format_duration(self.options.allocation_interval)
+        return out

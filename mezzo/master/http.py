@@ -1,0 +1,390 @@
+"""The master's HTTP shell (aiohttp): routes, request checks, streams, timers.
+
+Thin by design: it checks method/headers/body (`mezzo.net.http`), decodes with
+`mezzo.api.codec`, hands the call to the core (`mezzo.master.core.Master`) and carries the
+core's effects out (`HttpOutbox`: events onto `RecordStream`s, registry operations onto the
+`Registrar`). It also runs the timer loop (`tick()` at each `next_deadline()`), and runs an
+allocation in the next loop iteration whenever the core asks for one (batched).
+
+Routes (spec §1.1): `/api/v1/scheduler`, `/api/v1/agent` (internal), `/api/v1[/...]`
+(operator), `/version`, `/health`, `/redirect`, `/state`, `/state.json`, `/frameworks`,
+`/slaves`, `/tasks`, `/flags`, `/teardown`, each also under `/master`, and `/metrics/snapshot`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from mezzo.api import operator as op
+from mezzo.api.codec import decode, encode, to_builtins
+from mezzo.api.common import FrameworkID
+from mezzo.api.internal import AgentCall, AgentCallType, AgentEvent
+from mezzo.api.scheduler import CallType, Event, decode_call
+from mezzo.core.errors import ValidationError
+from mezzo.master import views
+from mezzo.master.core import CallRefused, Master
+from mezzo.master.registry import Registrar, RegistryOperation
+from mezzo.net.http import (
+    MAX_BODY_BYTES,
+    HTTPProblem,
+    accepts_json,
+    json_response,
+    read_call_body,
+    text_response,
+)
+from mezzo.net.stream import RecordStream
+
+log = logging.getLogger("mezzo.master.http")
+
+NOT_RECOVERED = "Master has not finished recovery"
+
+
+class HttpOutbox:
+    """Carries the core's effects out: streams are `RecordStream`s."""
+
+    def __init__(self, registrar: Registrar) -> None:
+        self.registrar = registrar
+
+    def send_framework(self, stream: RecordStream, event: Event) -> None:
+        stream.send(encode(event))
+
+    def close_framework(self, stream: RecordStream) -> None:
+        stream.close()
+
+    def send_agent(self, stream: RecordStream, event: AgentEvent) -> None:
+        stream.send(encode(event))
+
+    def close_agent(self, stream: RecordStream) -> None:
+        stream.close()
+
+    def registry(self, operation: RegistryOperation) -> None:
+        # sqlite/in-memory writes are sub-millisecond; done inline so that the registration
+        # is durable before the agent hears SUBSCRIBED.
+        self.registrar.apply(operation)
+
+
+class MasterServer:
+    def __init__(
+        self,
+        master: Master,
+        *,
+        flags: dict[str, str] | None = None,
+        weights: dict[str, float] | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        self.master = master
+        self.flags = flags or {}
+        self.weights = dict(weights or {})
+        self.max_body_bytes = max_body_bytes
+        self._timer_task: asyncio.Task[None] | None = None
+        self._allocation_scheduled = False
+        self._wakeup = asyncio.Event()
+        master._wake = self._schedule_allocation
+        self.app = self._build_app()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(client_max_size=self.max_body_bytes)
+        r = app.router
+        for prefix in ("", "/master"):
+            r.add_route("*", prefix + "/api/v1/scheduler", self.scheduler)
+            r.add_route("*", prefix + "/api/v1/agent", self.agent)
+            r.add_route("*", prefix + "/api/v1", self.operator)
+            r.add_route("*", prefix + "/api/v1/{tail:.*}", self.operator)
+            r.add_get(prefix + "/health", self.health)
+            r.add_get(prefix + "/redirect", self.redirect)
+            r.add_get(prefix + "/state", self.state)
+            r.add_get(prefix + "/state.json", self.state)
+            r.add_get(prefix + "/frameworks", self.frameworks)
+            r.add_get(prefix + "/slaves", self.slaves)
+            r.add_get(prefix + "/tasks", self.tasks)
+            r.add_get(prefix + "/flags", self.flags_view)
+            r.add_post(prefix + "/teardown", self.legacy_teardown)
+        r.add_get("/version", self.version)
+        r.add_get("/metrics/snapshot", self.metrics)
+        app.on_startup.append(self._on_startup)
+        app.on_shutdown.append(self._on_shutdown)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    async def _on_startup(self, _: web.Application) -> None:
+        self._timer_task = asyncio.create_task(self._timers())
+
+    async def _on_shutdown(self, _: web.Application) -> None:
+        # End every open stream so that the server can stop without waiting for clients.
+        for framework in self.master.frameworks.values():
+            if framework.stream is not None:
+                framework.stream.close("master shutting down")
+        for agent in self.master.agents.values():
+            if agent.stream is not None:
+                agent.stream.close("master shutting down")
+
+    async def _on_cleanup(self, _: web.Application) -> None:
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer_task
+
+    def _schedule_allocation(self) -> None:
+        # Batched: many events in one loop iteration lead to one allocation run.
+        if not self._allocation_scheduled:
+            self._allocation_scheduled = True
+            asyncio.get_running_loop().call_soon(self._allocate_now)
+
+    def _allocate_now(self) -> None:
+        self._allocation_scheduled = False
+        if self.master.allocation_pending:
+            self.master.allocate()
+
+    async def _timers(self) -> None:
+        master = self.master
+        while True:
+            delay = master.next_deadline() - master.now()
+            if delay > 0:
+                await asyncio.sleep(min(delay, 1.0))
+            try:
+                master.tick()
+            except Exception:  # a bug in one timer must not stop them all
+                log.exception("master timer failed")
+                await asyncio.sleep(0.1)
+
+    # ------------------------------------------------------------------ scheduler API
+
+    async def scheduler(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await read_call_body(request, max_bytes=self.max_body_bytes)
+        except HTTPProblem as problem:
+            return problem.response()
+        if not self.master.recovered:
+            return text_response(503, NOT_RECOVERED)
+        try:
+            call = decode_call(body)
+        except ValidationError as exc:
+            return text_response(400, f"Failed to validate scheduler::Call: {exc}")
+        if call.type == CallType.UNKNOWN:
+            return text_response(501, "Received an unexpected UNKNOWN call")
+        stream_id = request.headers.get("Mesos-Stream-Id")
+        if call.type == CallType.SUBSCRIBE:
+            if not accepts_json(request.headers.get("Accept")):
+                return text_response(406, "Expecting 'Accept' to allow application/json")
+            if stream_id is not None:
+                return text_response(400, "Subscribe calls should not include the 'Mesos-Stream-Id' header")
+            return await self._subscribe(request, call)
+        if call.type == CallType.RECONCILE_OPERATIONS and not accepts_json(request.headers.get("Accept")):
+            return text_response(406, "Expecting 'Accept' to allow application/json")
+        try:
+            status = self.master.scheduler_call(call, stream_id)
+        except CallRefused as refused:
+            return text_response(refused.status, refused.message)
+        return web.Response(status=status)
+
+    async def _subscribe(self, request: web.Request, call: Any) -> web.StreamResponse:
+        stream = RecordStream(request)
+        result = self.master.subscribe(call, stream)
+        if result.stream_id is not None:
+            stream.set_header("Mesos-Stream-Id", result.stream_id)
+        await stream.open()
+        framework_id = result.framework_id
+        if framework_id is not None:
+            stream.closed.add_done_callback(
+                lambda _: self.master.framework_disconnected(framework_id, stream)
+            )
+        return await stream.serve()
+
+    # ------------------------------------------------------------------ agent protocol
+
+    async def agent(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await read_call_body(request, max_bytes=self.max_body_bytes)
+        except HTTPProblem as problem:
+            return problem.response()
+        if not self.master.recovered:
+            return text_response(503, NOT_RECOVERED)
+        try:
+            call = decode(body, AgentCall)
+        except ValidationError as exc:
+            return text_response(400, f"Failed to validate agent call: {exc}")
+        if call.type == AgentCallType.SUBSCRIBE:
+            if call.subscribe is None:
+                return text_response(400, "Expecting 'subscribe' to be present")
+            stream = RecordStream(request)
+            result = self.master.agent_subscribe(call.subscribe, stream)
+            await stream.open()
+            agent_id = result.agent_id
+            if agent_id is not None:
+                stream.closed.add_done_callback(
+                    lambda _: self.master.agent_disconnected(agent_id, stream)
+                )
+            return await stream.serve()
+        try:
+            self.master.agent_call(call)
+        except CallRefused as refused:
+            return text_response(refused.status, refused.message)
+        return web.Response(status=202)
+
+    # ------------------------------------------------------------------ operator API
+
+    async def operator(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await read_call_body(request, check_accept=True, max_bytes=self.max_body_bytes)
+        except HTTPProblem as problem:
+            return problem.response()
+        if not self.master.recovered:
+            return text_response(503, NOT_RECOVERED)
+        try:
+            call = op.decode_call(body)
+        except ValidationError as exc:
+            return text_response(400, f"Failed to validate master::Call: {exc}")
+        return self._operator_call(call)
+
+    def _operator_call(self, call: op.Call) -> web.Response:
+        master = self.master
+        t = op.CallType
+        resp: op.Response
+        match call.type:
+            case t.UNKNOWN:
+                return text_response(501, "Received an unexpected UNKNOWN call")
+            case t.GET_HEALTH:
+                resp = op.Response(type=t.GET_HEALTH, get_health=op.GetHealth(healthy=True))
+            case t.GET_FLAGS:
+                resp = op.Response(type=t.GET_FLAGS, get_flags=op.GetFlags(
+                    flags=[op.Flag(name=k, value=v) for k, v in sorted(self.flags.items())]))
+            case t.GET_VERSION:
+                resp = op.Response(type=t.GET_VERSION, get_version=op.GetVersion(version_info=views.version_info()))
+            case t.GET_METRICS:
+                resp = op.Response(type=t.GET_METRICS, get_metrics=op.GetMetricsResponse(metrics=[
+                    op.Metric(name=k, value=v) for k, v in views.metrics(master, master.now()).items()]))
+            case t.GET_STATE:
+                resp = op.Response(type=t.GET_STATE, get_state=op.GetState(
+                    get_tasks=views.get_tasks(master), get_executors=views.get_executors(master),
+                    get_frameworks=views.get_frameworks(master), get_agents=views.get_agents(master)))
+            case t.GET_AGENTS:
+                resp = op.Response(type=t.GET_AGENTS, get_agents=views.get_agents(master))
+            case t.GET_FRAMEWORKS:
+                resp = op.Response(type=t.GET_FRAMEWORKS, get_frameworks=views.get_frameworks(master))
+            case t.GET_EXECUTORS:
+                resp = op.Response(type=t.GET_EXECUTORS, get_executors=views.get_executors(master))
+            case t.GET_TASKS:
+                resp = op.Response(type=t.GET_TASKS, get_tasks=views.get_tasks(master))
+            case t.GET_ROLES:
+                resp = op.Response(type=t.GET_ROLES, get_roles=views.get_roles(master, self.weights))
+            case t.GET_WEIGHTS:
+                resp = op.Response(type=t.GET_WEIGHTS, get_weights=op.GetWeights(weight_infos=[
+                    op.WeightInfo(role=r, weight=w) for r, w in sorted(self.weights.items())]))
+            case t.UPDATE_WEIGHTS:
+                assert call.update_weights is not None
+                new = {}
+                for info in call.update_weights.weight_infos:
+                    if not info.role or info.weight <= 0:
+                        return text_response(400, "Weights must name a role and be positive")
+                    new[info.role] = info.weight
+                self.weights.update(new)
+                master.allocator.update_weights(self.weights)
+                master.request_allocation()
+                return web.Response(status=200)
+            case t.GET_MASTER:
+                resp = op.Response(type=t.GET_MASTER, get_master=op.GetMaster(
+                    master_info=master.info, start_time=master.start_time, elected_time=master.elected_time))
+            case t.TEARDOWN:
+                assert call.teardown is not None
+                framework = master.frameworks.get(call.teardown.framework_id.value)
+                if framework is None:
+                    return text_response(400, f"No framework found with specified ID '{call.teardown.framework_id.value}'")
+                master.remove_framework(framework)
+                return web.Response(status=200)
+            case t.MARK_AGENT_GONE:
+                assert call.mark_agent_gone is not None
+                if not master.mark_gone(call.mark_agent_gone.agent_id.value):
+                    return text_response(404, f"Agent '{call.mark_agent_gone.agent_id.value}' not found")
+                return web.Response(status=200)
+            case t.SUBSCRIBE:
+                return text_response(501, "The operator event stream is not implemented yet")
+            case _:
+                return text_response(501, f"Operator call {call.type} is not implemented by this master")
+        return json_response(encode(resp))
+
+    # ------------------------------------------------------------------ read endpoints
+
+    async def version(self, request: web.Request) -> web.Response:
+        return json_response(encode(views.version_info()))
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async def redirect(self, request: web.Request) -> web.Response:
+        info = self.master.info
+        host = info.hostname or (info.address.ip if info.address else "localhost")
+        return web.Response(status=307, headers={"Location": f"//{host}:{info.port}"})
+
+    def _json(self, request: web.Request, payload: Any) -> web.Response:
+        body = json.dumps(payload).encode()
+        jsonp = request.query.get("jsonp")
+        if jsonp:
+            body = jsonp.encode() + b"(" + body + b");"
+        return json_response(body)
+
+    def _not_recovered(self) -> web.Response | None:
+        return None if self.master.recovered else text_response(503, NOT_RECOVERED)
+
+    async def state(self, request: web.Request) -> web.Response:
+        return self._not_recovered() or self._json(request, views.state_json(self.master, self.flags))
+
+    async def frameworks(self, request: web.Request) -> web.Response:
+        master = self.master
+        return self._json(request, {
+            "frameworks": [views.framework_json(master, f) for f in master.frameworks.values()],
+            "completed_frameworks": [views.framework_json(master, f) for f in master.completed_frameworks.values()],
+            "unregistered_frameworks": [],
+        })
+
+    async def slaves(self, request: web.Request) -> web.Response:
+        state = views.state_json(self.master, self.flags)
+        return self._json(request, {"slaves": state["slaves"], "recovered_slaves": state["recovered_slaves"]})
+
+    async def tasks(self, request: web.Request) -> web.Response:
+        try:
+            limit = int(request.query.get("limit", "100"))
+            offset = int(request.query.get("offset", "0"))
+        except ValueError:
+            return text_response(400, "'limit' and 'offset' must be integers")
+        framework_id = request.query.get("framework_id")
+        task_id = request.query.get("task_id")
+        tasks = []
+        for fw in [*self.master.frameworks.values(), *self.master.completed_frameworks.values()]:
+            if framework_id and fw.id != framework_id:
+                continue
+            for task in [*fw.tasks.values(), *fw.unreachable_tasks.values(), *fw.completed_tasks]:
+                if task_id and task.task_id != task_id:
+                    continue
+                tasks.append(views._task_json(task))
+        tasks.sort(key=lambda t: t["statuses"][-1]["timestamp"] if t["statuses"] else 0.0,
+                   reverse=request.query.get("order", "des") == "des")
+        return self._json(request, {"tasks": tasks[offset : offset + limit]})
+
+    async def flags_view(self, request: web.Request) -> web.Response:
+        return self._json(request, {"flags": self.flags})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return self._json(request, views.metrics(self.master, self.master.now()))
+
+    async def legacy_teardown(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        framework_id = form.get("frameworkId")
+        if not framework_id:
+            return text_response(400, "Missing 'frameworkId' query parameter in the request body")
+        framework = self.master.frameworks.get(str(framework_id))
+        if framework is None:
+            return text_response(400, f"No framework found with specified ID '{framework_id}'")
+        self.master.remove_framework(framework)
+        return web.Response(status=200)
+
+
+def _unused() -> tuple[Any, ...]:
+    return (FrameworkID, to_builtins)

@@ -1,0 +1,375 @@
+"""Read-only views of the master core: the legacy `/master/state` JSON (spec §8.1), the
+`/metrics/snapshot` keys (§8.2) and the operator API responses (§7.1).
+
+Pure functions of the core's state (and `now`); the HTTP shell encodes what they return.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mezzo import __version__
+from mezzo.api import operator as op
+from mezzo.api.codec import to_builtins
+from mezzo.api.common import AgentID, FrameworkID, TaskState, is_terminal
+from mezzo.master.core import Master
+from mezzo.master.records import AgentRecord, FrameworkRecord, TaskRecord, time_info
+from mezzo.resources import Resources
+
+BUILD_DATE = "2024-08-23 00:00:00"
+BUILD_TIME = 1724371200
+BUILD_USER = "mezzo"
+
+
+def legacy_resources(resources: Resources) -> dict[str, Any]:
+    """`{"cpus":n,"gpus":n,"mem":n,"disk":n,"ports":"[31000-32000]",...}`."""
+    out: dict[str, Any] = {"cpus": 0.0, "gpus": 0.0, "mem": 0.0, "disk": 0.0}
+    for name, amount in resources.quantities().items():
+        out[name] = amount
+    for name in resources.names():
+        ranges = resources.ranges(name)
+        if ranges:
+            out[name] = "[" + ", ".join(f"{b}-{e}" for b, e in ranges) + "]"
+    return out
+
+
+def _attributes(agent_info: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for attr in agent_info.attributes:
+        if attr.scalar is not None:
+            out[attr.name] = attr.scalar.value
+        elif attr.text is not None:
+            out[attr.name] = attr.text.value
+        elif attr.ranges is not None:
+            out[attr.name] = "[" + ", ".join(f"{r.begin}-{r.end}" for r in attr.ranges.range) + "]"
+    return out
+
+
+def _task_json(task: TaskRecord) -> dict[str, Any]:
+    info = task.info
+    out: dict[str, Any] = {
+        "id": info.task_id.value,
+        "name": info.name,
+        "framework_id": task.framework_id,
+        "executor_id": task.executor_id or "",
+        "slave_id": task.agent_id,
+        "state": str(task.state),
+        "resources": legacy_resources(task.resources),
+        "role": task.role,
+        "statuses": [
+            {"state": str(s.state), "timestamp": s.timestamp or 0.0}
+            | ({"healthy": s.healthy} if s.healthy is not None else {})
+            | ({"container_status": to_builtins(s.container_status)} if s.container_status else {})
+            for s in task.statuses
+        ],
+    }
+    if task.user:
+        out["user"] = task.user
+    for name in ("labels", "discovery", "container", "health_check"):
+        value = getattr(info, name)
+        if value is not None:
+            out[name] = to_builtins(value)
+    return out
+
+
+def _offered(master: Master, offer_ids: set[str]) -> Resources:
+    total = Resources()
+    for offer_id in offer_ids:
+        offer = master.offers.get(offer_id)
+        if offer is not None:
+            total = total + offer.resources
+    return total
+
+
+def framework_json(master: Master, fw: FrameworkRecord) -> dict[str, Any]:
+    used = fw.used_resources()
+    offered = _offered(master, fw.offers)
+    info = fw.info
+    out: dict[str, Any] = {
+        "id": fw.id,
+        "name": info.name,
+        "used_resources": legacy_resources(used),
+        "offered_resources": legacy_resources(offered),
+        "resources": legacy_resources(used + offered),
+        "capabilities": [str(c.type) for c in info.capabilities if c.type],
+        "hostname": info.hostname or "",
+        "webui_url": info.webui_url or "",
+        "active": fw.active,
+        "connected": fw.connected,
+        "recovered": fw.recovered,
+        "user": info.user,
+        "failover_timeout": info.failover_timeout or 0.0,
+        "checkpoint": bool(info.checkpoint),
+        "registered_time": fw.registered_time,
+        "unregistered_time": fw.unregistered_time or 0.0,
+        "tasks": [_task_json(t) for t in fw.tasks.values()],
+        "unreachable_tasks": [_task_json(t) for t in fw.unreachable_tasks.values()],
+        "completed_tasks": [_task_json(t) for t in fw.completed_tasks],
+        "offers": [
+            {
+                "id": o.id, "framework_id": fw.id, "slave_id": o.agent_id,
+                "allocation_info": {"role": o.role}, "resources": legacy_resources(o.resources),
+            }
+            for o in (master.offers.get(i) for i in fw.offers) if o is not None
+        ],
+        "executors": [
+            {
+                "executor_id": eid, "name": e.info.name or "", "framework_id": fw.id,
+                "command": to_builtins(e.info.command) if e.info.command else {},
+                "resources": legacy_resources(e.resources), "slave_id": agent_id,
+            }
+            for agent_id, per_agent in fw.executors.items() for eid, e in per_agent.items()
+        ],
+    }
+    if info.principal:
+        out["principal"] = info.principal
+    if fw.reregistered_time is not None:
+        out["reregistered_time"] = fw.reregistered_time
+    if fw.multi_role:
+        out["roles"] = list(fw.roles)
+    else:
+        out["role"] = fw.roles[0] if fw.roles else "*"
+    if info.labels is not None:
+        out["labels"] = to_builtins(info.labels.labels)
+    return out
+
+
+def agent_json(master: Master, agent: AgentRecord) -> dict[str, Any]:
+    used = Resources()
+    for task in agent.tasks.values():
+        if not task.recovered:
+            used = used + task.resources
+    for fw in master.frameworks.values():
+        for e in fw.executors.get(agent.id, {}).values():
+            used = used + e.resources
+    reserved: dict[str, Any] = {}
+    for item in agent.total:
+        if item.reservations:
+            reserved.setdefault(item.role, Resources())
+            reserved[item.role] = reserved[item.role] + Resources([item])
+    out: dict[str, Any] = {
+        "id": agent.id,
+        "hostname": agent.hostname,
+        "port": agent.info.port or 5051,
+        "attributes": _attributes(agent.info),
+        "pid": agent.pid,
+        "registered_time": agent.registered_time,
+        "resources": legacy_resources(agent.total),
+        "used_resources": legacy_resources(used),
+        "offered_resources": legacy_resources(_offered(master, agent.offers)),
+        "reserved_resources": {r: legacy_resources(v) for r, v in reserved.items()},
+        "unreserved_resources": legacy_resources(agent.total.unreserved()),
+        "active": agent.active,
+        "deactivated": not agent.active,
+        "version": agent.version or __version__,
+        "capabilities": list(agent.capabilities),
+    }
+    if agent.reregistered_time is not None:
+        out["reregistered_time"] = agent.reregistered_time
+    return out
+
+
+def master_pid(master: Master) -> str:
+    return master.info.pid or f"master@{master.info.hostname}:{master.info.port}"
+
+
+def state_json(master: Master, flags: dict[str, str]) -> dict[str, Any]:
+    info = master.info
+    agents = list(master.agents.values())
+    leader_info = to_builtins(info)
+    return {
+        "version": __version__,
+        "build_date": BUILD_DATE,
+        "build_time": BUILD_TIME,
+        "build_user": BUILD_USER,
+        "start_time": master.start_time,
+        "elected_time": master.elected_time,
+        "id": info.id,
+        "pid": master_pid(master),
+        "hostname": info.hostname,
+        "capabilities": ["AGENT_UPDATE", "AGENT_DRAINING", "QUOTA_V2"],
+        "activated_slaves": sum(1 for a in agents if a.active),
+        "deactivated_slaves": sum(1 for a in agents if not a.active),
+        "unreachable_slaves": len(master.unreachable_agents),
+        "leader": master_pid(master),
+        "leader_info": leader_info,
+        "flags": flags,
+        "slaves": [agent_json(master, a) for a in agents],
+        "recovered_slaves": [
+            {"id": aid, "hostname": getattr(i, "hostname", ""), "port": getattr(i, "port", 5051)}
+            for aid, i in master.recovered_agents.items()
+        ],
+        "frameworks": [framework_json(master, f) for f in master.frameworks.values()],
+        "completed_frameworks": [framework_json(master, f) for f in master.completed_frameworks.values()],
+        "orphan_tasks": [],
+        "unregistered_frameworks": [],
+    }
+
+
+_GAUGE_STATES = (TaskState.TASK_STAGING, TaskState.TASK_STARTING, TaskState.TASK_RUNNING,
+                 TaskState.TASK_KILLING, TaskState.TASK_UNREACHABLE)
+_COUNTER_STATES = ("finished", "failed", "killed", "lost", "error", "dropped", "gone", "gone_by_operator")
+
+
+def metrics(master: Master, now: float) -> dict[str, float]:
+    frameworks = list(master.frameworks.values())
+    agents = list(master.agents.values())
+    m: dict[str, float] = {
+        "master/elected": 1.0,
+        "master/uptime_secs": now - master.start_time,
+        "master/slaves_active": sum(1 for a in agents if a.active),
+        "master/slaves_inactive": sum(1 for a in agents if not a.active),
+        "master/slaves_connected": sum(1 for a in agents if a.connected),
+        "master/slaves_disconnected": sum(1 for a in agents if not a.connected),
+        "master/slaves_unreachable": len(master.unreachable_agents),
+        "master/frameworks_active": sum(1 for f in frameworks if f.active),
+        "master/frameworks_inactive": sum(1 for f in frameworks if not f.active),
+        "master/frameworks_connected": sum(1 for f in frameworks if f.connected),
+        "master/frameworks_disconnected": sum(1 for f in frameworks if not f.connected),
+        "master/outstanding_offers": len(master.offers),
+    }
+    gauges = dict.fromkeys(_GAUGE_STATES, 0)
+    for fw in frameworks:
+        for task in fw.tasks.values():
+            if task.state in gauges:
+                gauges[task.state] += 1
+        gauges[TaskState.TASK_UNREACHABLE] += len(fw.unreachable_tasks)
+    for state, count in gauges.items():
+        m[f"master/tasks_{state.removeprefix('TASK_').lower()}"] = count
+    counters = master.counters.values
+    for name in _COUNTER_STATES:
+        m[f"master/tasks_{name}"] = counters.get(f"tasks_{name}", 0)
+    total = Resources()
+    for a in agents:
+        total = total + a.total
+    used = Resources()
+    for fw in frameworks:
+        used = used + fw.used_resources()
+    offered = _offered(master, set(master.offers))
+    tq, uq, oq = total.quantities(), used.quantities(), offered.quantities()
+    for r in ("cpus", "gpus", "mem", "disk"):
+        t, u = tq.get(r, 0.0), uq.get(r, 0.0)
+        m[f"master/{r}_total"] = t
+        m[f"master/{r}_used"] = u
+        m[f"master/{r}_percent"] = (u / t) if t else 0.0
+        m[f"master/{r}_revocable_total"] = 0.0
+        m[f"master/{r}_revocable_used"] = 0.0
+        m[f"master/{r}_revocable_percent"] = 0.0
+    for name in ("valid_status_updates", "invalid_status_updates",
+                 "valid_status_update_acknowledgements", "invalid_status_update_acknowledgements",
+                 "dropped_messages", "slave_registrations", "slave_reregistrations", "slave_removals"):
+        m[f"master/{name}"] = counters.get(name, 0)
+    for name, value in counters.items():
+        if name.startswith("messages_"):
+            m[f"master/{name}"] = value
+    for name in ("messages_launch_tasks", "messages_decline_offers", "messages_kill_task",
+                 "messages_status_update", "messages_reconcile_tasks",
+                 "messages_register_framework", "messages_reregister_framework"):
+        m.setdefault(f"master/{name}", 0)
+    m["master/event_queue_messages"] = 0
+    m["master/event_queue_dispatches"] = 0
+    m["master/event_queue_http_requests"] = 0
+    m["master/operator_event_stream_subscribers"] = 0
+    stats = master.allocator.statistics()
+    m["allocator/event_queue_dispatches"] = 0
+    m["allocator/mesos/event_queue_dispatches"] = 0
+    m["allocator/mesos/allocation_runs"] = stats.allocation_runs
+    m["allocator/mesos/allocation_run_ms"] = stats.last_allocation_run_ms
+    for r in ("cpus", "mem", "disk"):
+        m[f"allocator/mesos/resources/{r}/total"] = stats.total.get(r, 0.0)
+        m[f"allocator/mesos/resources/{r}/offered_or_allocated"] = (
+            stats.allocated.get(r, 0.0) + oq.get(r, 0.0) * 0
+        )
+    return m
+
+
+# ---------------------------------------------------------------------------- operator API
+
+
+def _framework_entry(master: Master, fw: FrameworkRecord) -> op.FrameworkEntry:
+    return op.FrameworkEntry(
+        framework_info=fw.info,
+        active=fw.active,
+        connected=fw.connected,
+        recovered=fw.recovered,
+        registered_time=time_info(fw.registered_time),
+        reregistered_time=time_info(fw.reregistered_time),
+        unregistered_time=time_info(fw.unregistered_time),
+        offers=[o.wire for o in (master.offers.get(i) for i in fw.offers) if o is not None],
+        allocated_resources=fw.used_resources().to_wire(with_allocation=True),
+        offered_resources=_offered(master, fw.offers).to_wire(with_allocation=True),
+        offer_constraints=fw.offer_constraints,
+    )
+
+
+def get_frameworks(master: Master) -> op.GetFrameworks:
+    return op.GetFrameworks(
+        frameworks=[_framework_entry(master, f) for f in master.frameworks.values()],
+        completed_frameworks=[_framework_entry(master, f) for f in master.completed_frameworks.values()],
+    )
+
+
+def get_agents(master: Master) -> op.GetAgents:
+    entries = []
+    for a in master.agents.values():
+        used = Resources()
+        for t in a.tasks.values():
+            if not t.recovered:
+                used = used + t.resources
+        entries.append(op.AgentEntry(
+            agent_info=a.info, active=a.active, deactivated=not a.active,
+            version=a.version or __version__, pid=a.pid,
+            registered_time=time_info(a.registered_time),
+            reregistered_time=time_info(a.reregistered_time),
+            total_resources=a.total.to_wire(),
+            allocated_resources=used.to_wire(with_allocation=True),
+            offered_resources=_offered(master, a.offers).to_wire(with_allocation=True),
+        ))
+    return op.GetAgents(agents=entries, recovered_agents=[i for i in master.recovered_agents.values()])  # type: ignore[misc]
+
+
+def get_tasks(master: Master) -> op.GetTasks:
+    tasks, unreachable, completed = [], [], []
+    for fw in [*master.frameworks.values(), *master.completed_frameworks.values()]:
+        fid = FrameworkID(value=fw.id)
+        tasks.extend(t.to_wire(fid) for t in fw.tasks.values())
+        unreachable.extend(t.to_wire(fid) for t in fw.unreachable_tasks.values())
+        completed.extend(t.to_wire(fid) for t in fw.completed_tasks)
+    return op.GetTasks(tasks=tasks, unreachable_tasks=unreachable, completed_tasks=completed)
+
+
+def get_executors(master: Master) -> op.GetExecutors:
+    return op.GetExecutors(executors=[
+        op.ExecutorEntry(executor_info=e.info, agent_id=AgentID(value=agent_id))
+        for fw in master.frameworks.values()
+        for agent_id, per_agent in fw.executors.items() for e in per_agent.values()
+    ])
+
+
+def get_roles(master: Master, weights: dict[str, float]) -> op.GetRoles:
+    roles: dict[str, list[FrameworkRecord]] = {}
+    for fw in master.frameworks.values():
+        for role in fw.roles:
+            roles.setdefault(role, []).append(fw)
+    for role in weights:
+        roles.setdefault(role, [])
+    out = []
+    for role, fws in sorted(roles.items()):
+        used = Resources()
+        for fw in fws:
+            used = used + fw.used_resources().allocations().get(role, Resources())
+        out.append(op.Role(
+            name=role, weight=weights.get(role, 1.0),
+            frameworks=[FrameworkID(value=f.id) for f in fws],
+            resources=used.to_wire(),
+        ))
+    return op.GetRoles(roles=out)
+
+
+def version_info() -> op.VersionInfo:
+    return op.VersionInfo(version=__version__, build_date=BUILD_DATE, build_time=float(BUILD_TIME),
+                          build_user=BUILD_USER)
+
+
+def task_is_live(task: TaskRecord) -> bool:
+    return not is_terminal(task.state)
