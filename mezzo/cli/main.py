@@ -16,3 +16,4 @@ def cli() -> None:
 def main() -> None:
     cli()
 from mezzo.cli import master as _master  # noqa: E402,F401  (registers `mezzo master`)
+from mezzo.cli import agent as _agent  # noqa: E402,F401  (registers `mezzo agent`)

@@ -152,6 +152,14 @@ class Containerizer:
             stats.merge(isolator.usage(container_id))
         return stats
 
+    def limitation(self, container_id: str) -> Limitation | None:
+        """A limit breach the kernel already recorded for a live container (e.g. an OOM kill
+        of one of its processes), before the supervisor has acted on it; None if none."""
+        if container_id not in self._containers:
+            return None
+        c = self._containers[container_id]
+        return c.limitation or self._poll_limitations(container_id)
+
     async def recover(self, states: Iterable[ContainerState | tuple[str, int]]) -> None:
         """Re-attach to containers launched by a previous agent (see the module docstring)."""
         normalized = [s if isinstance(s, ContainerState) else ContainerState(*s) for s in states]

@@ -1,0 +1,194 @@
+"""The agent's flags (spec §9.2) and resource discovery (§9.3).
+
+Owns `AgentFlags` (one options object, built by the CLI or by tests), parsing of
+`--resources` (Mesos text, JSON array, or `file://` path), `--attributes`
+(`rack:r1;zone:a;keys:[1-10];level:10`) and the discovery of the resources that are not named:
+cpus, mem minus a system reserve, disk of the work_dir filesystem, ports 31000-32000.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field, fields
+
+import psutil
+
+from mezzo.agent.containerizer import DEFAULT_ISOLATION
+from mezzo.api.common import Attribute, Range, Ranges, Scalar, Text, ValueType
+from mezzo.core.durations import format_duration, parse_duration
+from mezzo.core.errors import ConfigError, ValidationError
+from mezzo.resources import DEFAULT_ROLE, Resources
+
+DEFAULT_PORTS = "[31000-32000]"
+MB = 1024 * 1024
+
+
+@dataclass
+class AgentFlags:
+    """Every agent flag with its Mesos default; durations in seconds."""
+
+    master: str | None = None
+    work_dir: str = ""
+    ip: str | None = None
+    port: int = 5051
+    advertise_ip: str | None = None
+    hostname: str | None = None
+    resources: str | None = None
+    attributes: str | None = None
+    default_role: str = DEFAULT_ROLE
+    isolation: str = DEFAULT_ISOLATION
+    cgroups_root: str = "mezzo"
+    recover: str = "reconnect"
+    recovery_timeout: float = 15 * 60.0
+    executor_registration_timeout: float = 60.0
+    executor_shutdown_grace_period: float = 5.0
+    executor_reregistration_timeout: float = 2.0
+    registration_backoff_factor: float = 1.0
+    switch_user: bool = True
+    http_command_executor: bool = False
+    executor_environment_variables: dict[str, str] | None = None
+    # Initial status update retry interval (Mesos: 10 s, doubling to 10 min); tests shorten it.
+    status_update_retry_interval: float = 10.0
+    status_update_retry_max: float = 600.0
+    # argv prefix of the built-in command executor; None = the bundled one.
+    command_executor: list[str] | None = None
+    # The cgroups/pids limit of every container, if any.
+    pids_max: int | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if not self.work_dir:
+            raise ConfigError("--work_dir is required")
+        if self.recover not in ("reconnect", "cleanup"):
+            raise ConfigError("--recover must be 'reconnect' or 'cleanup'")
+        if not 0 < self.executor_reregistration_timeout <= 15:
+            raise ConfigError("--executor_reregistration_timeout must be in (0, 15secs]")
+        if self.registration_backoff_factor <= 0:
+            raise ConfigError("--registration_backoff_factor must be positive")
+
+    def to_wire(self) -> dict[str, str]:
+        """The flags as Mesos shows them (`/flags`, GET_FLAGS, `/state`): all strings."""
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None or f.name == "extra":
+                continue
+            if f.name.endswith(("_timeout", "_period", "_factor", "_interval", "_max")) and (
+                isinstance(value, float)
+            ):
+                out[f.name] = format_duration(value)
+            elif isinstance(value, bool):
+                out[f.name] = "true" if value else "false"
+            elif isinstance(value, list | dict):
+                out[f.name] = str(value)
+            else:
+                out[f.name] = str(value)
+        out.update(self.extra)
+        return out
+
+
+def duration_flag(name: str, text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ConfigError as e:
+        raise ConfigError(f"--{name}: {e}") from None
+
+
+# --------------------------------------------------------------------------- resources
+
+
+def _read_flag_value(text: str) -> str:
+    if text.startswith("file://"):
+        try:
+            with open(text[len("file://") :]) as f:
+                return f.read().strip()
+        except OSError as e:
+            raise ConfigError(f"cannot read {text}: {e}") from None
+    return text
+
+
+def discover_resources(flags: AgentFlags) -> Resources:
+    """`--resources` plus discovered defaults for cpus, mem, disk and ports (spec §9.3)."""
+    given = Resources()
+    if flags.resources:
+        try:
+            given = Resources.parse(_read_flag_value(flags.resources), flags.default_role)
+        except ValidationError as e:
+            raise ConfigError(f"--resources: {e}") from None
+    names = given.names()
+    parts: list[str] = []
+    role = flags.default_role
+    prefix = "" if role == DEFAULT_ROLE else f"({role})"
+    if "cpus" not in names:
+        parts.append(f"cpus{prefix}:{os.cpu_count() or 1}")
+    if "mem" not in names:
+        total = psutil.virtual_memory().total // MB
+        # Mesos leaves 1 GB for the system, or half of a small machine.
+        mem = total - 1024 if total >= 2048 else total // 2
+        parts.append(f"mem{prefix}:{max(mem, 0)}")
+    if "disk" not in names:
+        os.makedirs(flags.work_dir, exist_ok=True)
+        total = shutil.disk_usage(flags.work_dir).total // MB
+        disk = total - 5 * 1024 if total >= 10 * 1024 else total // 2
+        parts.append(f"disk{prefix}:{max(disk, 0)}")
+    if "ports" not in names:
+        parts.append(f"ports{prefix}:{DEFAULT_PORTS}")
+    discovered = Resources.parse(";".join(parts), flags.default_role) if parts else Resources()
+    return given + discovered
+
+
+# --------------------------------------------------------------------------- attributes
+
+
+def parse_attributes(text: str | None) -> list[Attribute]:
+    """`name:value;...`: ranges if the value starts with `[`, scalar if numeric, else text."""
+    if not text:
+        return []
+    out: list[Attribute] = []
+    for token in _read_flag_value(text).split(";"):
+        token = token.strip()
+        if not token:
+            continue
+        name, sep, value = token.partition(":")
+        name, value = name.strip(), value.strip()
+        if not sep or not name:
+            raise ConfigError(f"--attributes: {token!r} is not name:value")
+        if value.startswith("["):
+            out.append(Attribute(name=name, type=ValueType.RANGES, ranges=_ranges(value, token)))
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            out.append(Attribute(name=name, type=ValueType.TEXT, text=Text(value=value)))
+        else:
+            out.append(Attribute(name=name, type=ValueType.SCALAR, scalar=Scalar(value=number)))
+    return out
+
+
+def _ranges(value: str, token: str) -> Ranges:
+    if not value.endswith("]"):
+        raise ConfigError(f"--attributes: bad ranges in {token!r}")
+    result = []
+    for part in value[1:-1].split(","):
+        begin, sep, end = part.strip().partition("-")
+        try:
+            b = int(begin)
+            e = int(end) if sep else b
+        except ValueError:
+            raise ConfigError(f"--attributes: bad range {part!r} in {token!r}") from None
+        result.append(Range(begin=b, end=e))
+    return Ranges(range=result)
+
+
+def attributes_to_json(attributes: list[Attribute]) -> dict[str, object]:
+    """The `/state` form: `{"rack": "r1", "level": 10, "keys": "[1-10]"}`."""
+    out: dict[str, object] = {}
+    for a in attributes:
+        if a.type == ValueType.SCALAR and a.scalar is not None:
+            out[a.name] = a.scalar.value
+        elif a.type == ValueType.RANGES and a.ranges is not None:
+            out[a.name] = "[" + ", ".join(f"{r.begin}-{r.end}" for r in a.ranges.range) + "]"
+        elif a.text is not None:
+            out[a.name] = a.text.value
+    return out

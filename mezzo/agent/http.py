@@ -1,0 +1,383 @@
+"""The agent's read endpoints: `/state`, `/metrics/snapshot`, `/version`, `/health`, `/flags`,
+`/files/browse`, `/files/read`, and the operator API `POST /api/v1` (minimal set, spec §7.2).
+
+Owns the JSON shapes of spec §8.3 (agent state) and the `slave/*` metrics keys of §8.2, and
+the sandbox file access rules: `/files/*` take Mesos's `path` (absolute, as shown in `/state`
+`directory`), `offset` and `length` query parameters; a path is served only if, with symlinks
+resolved, it lies inside a sandbox under `<work_dir>/slaves` — anything else is 403, a missing
+file 404.
+"""
+
+from __future__ import annotations
+
+import json
+import pwd
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from mezzo.agent.agent import VERSION, Agent
+from mezzo.agent.flags import attributes_to_json
+from mezzo.agent.state import Executor, ExecutorPhase, Framework
+from mezzo.api.codec import to_builtins
+from mezzo.api.common import Task
+from mezzo.core.errors import DecodeError
+from mezzo.net.http import HTTPProblem, read_call_body, text_response
+from mezzo.resources import Resources
+
+BUILD_TIME = time.time()
+MAX_READ_LENGTH = 16 * 1024 * 1024
+
+
+def _json(body: Any, request: web.Request, status: int = 200) -> web.Response:
+    text = json.dumps(body, separators=(",", ":"))
+    jsonp = request.query.get("jsonp")
+    if jsonp:
+        return web.Response(status=status, text=f"{jsonp}({text});", content_type="text/javascript")
+    return web.Response(status=status, text=text, content_type="application/json")
+
+
+def resources_json(resources: Resources) -> dict[str, Any]:
+    """Mesos's `{"cpus":..,"mem":..,"disk":..,"gpus":..,"ports":"[31000-32000]"}` form."""
+    out: dict[str, Any] = {"cpus": 0.0, "mem": 0.0, "disk": 0.0, "gpus": 0.0}
+    for name, amount in resources.quantities().items():
+        ranges = resources.ranges(name)
+        if ranges:
+            out[name] = "[" + ", ".join(f"{b}-{e}" for b, e in ranges) + "]"
+        else:
+            out[name] = amount
+    return out
+
+
+class ReadEndpoints:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def add_routes(self, app: web.Application) -> None:
+        r = app.router
+        for prefix in ("", "/slave(1)"):
+            r.add_get(prefix + "/state", self.state)
+            r.add_get(prefix + "/state.json", self.state)
+            r.add_get(prefix + "/health", self.health)
+            r.add_get(prefix + "/flags", self.flags)
+            r.add_route("*", prefix + "/api/v1", self.operator)
+            r.add_route("*", prefix + "/api/v1/{tail:(?!executor$).*}", self.operator)
+        r.add_get("/metrics/snapshot", self.metrics)
+        r.add_get("/version", self.version)
+        r.add_get("/files/browse", self.browse)
+        r.add_get("/files/browse.json", self.browse)
+        r.add_get("/files/read", self.read)
+        r.add_get("/files/read.json", self.read)
+
+    # --- simple ones --------------------------------------------------------------------
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    def version_json(self) -> dict[str, Any]:
+        return {
+            "version": VERSION, "build_date": time.strftime("%Y-%m-%d %H:%M:%S",
+                                                            time.gmtime(BUILD_TIME)),
+            "build_time": BUILD_TIME, "build_user": "mezzo",
+        }
+
+    async def version(self, request: web.Request) -> web.Response:
+        return _json(self.version_json(), request)
+
+    async def flags(self, request: web.Request) -> web.Response:
+        return _json({"flags": self.agent.flags.to_wire()}, request)
+
+    # --- state --------------------------------------------------------------------------
+
+    def state_json(self) -> dict[str, Any]:
+        a = self.agent
+        used = a.used_resources()
+        return {
+            **self.version_json(),
+            "start_time": a.start_time,
+            "id": a.info.id.value if a.info.id else "",
+            "pid": a.pid,
+            "hostname": a.info.hostname,
+            "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT",
+                             "TASK_KILLING_STATE"],
+            "resources": resources_json(a.total),
+            "reserved_resources": {},
+            "unreserved_resources": resources_json(a.total.unreserved()),
+            "reserved_resources_full": {},
+            "unreserved_resources_full": to_builtins(a.total.unreserved().to_wire()),
+            "reserved_resources_allocated": {},
+            "unreserved_resources_allocated": resources_json(used),
+            "attributes": attributes_to_json(a.info.attributes),
+            "master_hostname": _master_hostname(a.master_info),
+            "flags": a.flags.to_wire(),
+            "frameworks": [self._framework_json(f) for f in a.frameworks.values()],
+            "completed_frameworks": [
+                self._framework_json(f) for f in a.completed_frameworks
+            ],
+        }
+
+    def _framework_json(self, fw: Framework) -> dict[str, Any]:
+        info = fw.info
+        return {
+            "id": fw.id.value, "name": info.name, "user": info.user,
+            "failover_timeout": info.failover_timeout, "checkpoint": fw.checkpoint,
+            "hostname": info.hostname or "", "principal": info.principal,
+            "role": info.role or "*", "roles": info.roles or [info.role or "*"],
+            "capabilities": [c.type for c in info.capabilities if c.type],
+            "executors": [self._executor_json(e) for e in fw.executors.values()],
+            "completed_executors": [self._executor_json(e) for e in fw.completed_executors],
+        }
+
+    def _executor_json(self, ex: Executor) -> dict[str, Any]:
+        return {
+            "id": ex.id.value, "name": ex.info.name or "", "source": ex.info.source or "",
+            "container": ex.container_id, "directory": str(ex.sandbox),
+            "resources": resources_json(ex.resources),
+            "type": "DEFAULT" if ex.command else "CUSTOM",
+            "labels": to_builtins(ex.info.labels.labels) if ex.info.labels else [],
+            "tasks": [_task_json(t) for t in ex.launched.values()],
+            "queued_tasks": [
+                {"id": t.task_id.value, "name": t.name, "resources": _res(t.resources)}
+                for t in ex.queued_tasks()
+            ],
+            "completed_tasks": [_task_json(t) for t in [*ex.terminated.values(), *ex.completed]],
+        }
+
+    async def state(self, request: web.Request) -> web.Response:
+        return _json(self.state_json(), request)
+
+    # --- metrics ------------------------------------------------------------------------
+
+    def metrics_json(self) -> dict[str, float]:
+        a = self.agent
+        phases = {p: 0 for p in ExecutorPhase}
+        states: dict[str, int] = {}
+        for fw in a.frameworks.values():
+            for ex in fw.executors.values():
+                phases[ex.phase] += 1
+                for t in ex.launched.values():
+                    states[t.state.value] = states.get(t.state.value, 0) + 1
+                states["TASK_STAGING"] = states.get("TASK_STAGING", 0) + len(ex.queued_tasks())
+        used = a.used_resources()
+        out: dict[str, float] = {
+            "slave/registered": 1.0 if a.registered else 0.0,
+            "slave/uptime_secs": a.clock.now() - a.start_time,
+            "slave/recovery_errors": a.metrics["recovery_errors"],
+            "slave/container_launch_errors": a.metrics["container_launch_errors"],
+            "slave/valid_status_updates": a.metrics["valid_status_updates"],
+            "slave/invalid_status_updates": a.metrics["invalid_status_updates"],
+            "slave/valid_framework_messages": a.metrics["valid_framework_messages"],
+            "slave/invalid_framework_messages": a.metrics["invalid_framework_messages"],
+            "slave/frameworks_active": len(a.frameworks),
+            "slave/executors_registering": phases[ExecutorPhase.REGISTERING],
+            "slave/executors_running": phases[ExecutorPhase.RUNNING],
+            "slave/executors_terminating": phases[ExecutorPhase.TERMINATING],
+            "slave/executors_terminated": a.metrics["executors_terminated"],
+        }
+        for name in ("staging", "starting", "running", "killing"):
+            out[f"slave/tasks_{name}"] = states.get(f"TASK_{name.upper()}", 0)
+        for name in ("finished", "failed", "killed", "lost", "gone", "error", "dropped"):
+            out[f"slave/tasks_{name}"] = a.task_counts.get(f"TASK_{name.upper()}", 0)
+        for r in ("cpus", "gpus", "mem", "disk"):
+            total, use = a.total.scalar(r), used.scalar(r)
+            out[f"slave/{r}_total"] = total
+            out[f"slave/{r}_used"] = use
+            out[f"slave/{r}_percent"] = use / total if total else 0.0
+        return out
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return _json(self.metrics_json(), request)
+
+    # --- files --------------------------------------------------------------------------
+
+    def _resolve(self, request: web.Request) -> Path:
+        raw = request.query.get("path")
+        if not raw:
+            raise HTTPProblem(400, "Expecting 'path' query parameter")
+        root = (Path(self.agent.flags.work_dir) / "slaves").resolve()
+        try:
+            path = Path(raw).resolve(strict=False)
+        except (OSError, RuntimeError):
+            raise HTTPProblem(404, "Path not found") from None
+        if path != root and root not in path.parents:
+            raise HTTPProblem(403, "Path is outside of the agent's sandboxes")
+        if not path.exists():
+            raise HTTPProblem(404, "Path not found")
+        return path
+
+    async def browse(self, request: web.Request) -> web.Response:
+        try:
+            path = self._resolve(request)
+        except HTTPProblem as p:
+            return p.response()
+        entries = [path] if path.is_file() else sorted(path.iterdir())
+        return _json([_file_json(p) for p in entries], request)
+
+    async def read(self, request: web.Request) -> web.Response:
+        try:
+            path = self._resolve(request)
+            if path.is_dir():
+                raise HTTPProblem(400, "Cannot read a directory")
+            offset = _int_param(request, "offset", -1)
+            length = _int_param(request, "length", -1)
+        except HTTPProblem as p:
+            return p.response()
+        size = path.stat().st_size
+        if offset < 0:
+            # Mesos: no offset = just report the size.
+            return _json({"data": "", "offset": size}, request)
+        length = MAX_READ_LENGTH if length < 0 else min(length, MAX_READ_LENGTH)
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read(length)
+        return _json({"data": data.decode("utf-8", "replace"), "offset": offset}, request)
+
+    # --- operator API -------------------------------------------------------------------
+
+    async def operator(self, request: web.Request) -> web.Response:
+        try:
+            body = await read_call_body(request, check_accept=True)
+            call = json.loads(body)
+        except HTTPProblem as p:
+            return p.response()
+        except ValueError as e:
+            return text_response(400, f"Failed to parse body into JSON: {e}")
+        type_ = call.get("type") if isinstance(call, dict) else None
+        handlers: dict[str, Callable[[], dict[str, Any] | None]] = {
+            "GET_HEALTH": lambda: {"healthy": True},
+            "GET_FLAGS": lambda: {"flags": [{"name": k, "value": v}
+                                            for k, v in self.agent.flags.to_wire().items()]},
+            "GET_VERSION": lambda: {"version_info": self.version_json()},
+            "GET_METRICS": lambda: {"metrics": [{"name": k, "value": v}
+                                                for k, v in self.metrics_json().items()]},
+            "GET_STATE": self._get_state,
+            "GET_FRAMEWORKS": self._get_frameworks,
+            "GET_EXECUTORS": self._get_executors,
+            "GET_TASKS": self._get_tasks,
+            "GET_AGENT": lambda: {"agent_info": to_builtins(self.agent.info)},
+            "GET_CONTAINERS": self._get_containers,
+        }
+        if type_ is None:
+            return text_response(400, "Expecting 'type' to be present")
+        if type_ == "UNKNOWN":
+            return text_response(501, "Received 'UNKNOWN' call")
+        handler = handlers.get(type_)
+        if handler is None:
+            return text_response(501, f"Call {type_} is not implemented by this agent")
+        try:
+            result = handler()
+        except DecodeError as e:
+            return text_response(400, str(e))
+        key = type_.lower()
+        return _json({"type": type_, key: result}, request)
+
+    def _get_frameworks(self) -> dict[str, Any]:
+        a = self.agent
+        return {
+            "frameworks": [{"framework_info": to_builtins(f.info)} for f in a.frameworks.values()],
+            "completed_frameworks": [
+                {"framework_info": to_builtins(f.info)} for f in a.completed_frameworks
+            ],
+        }
+
+    def _get_executors(self) -> dict[str, Any]:
+        a = self.agent
+        return {
+            "executors": [
+                {"executor_info": to_builtins(e.info)}
+                for f in a.frameworks.values() for e in f.executors.values()
+            ],
+            "completed_executors": [
+                {"executor_info": to_builtins(e.info)}
+                for f in a.frameworks.values() for e in f.completed_executors
+            ],
+        }
+
+    def _get_tasks(self) -> dict[str, Any]:
+        a = self.agent
+        queued, launched, terminated, completed = [], [], [], []
+        for f in a.frameworks.values():
+            for e in f.executors.values():
+                queued.extend(to_builtins(t) for t in e.queued_tasks())
+                launched.extend(to_builtins(t) for t in e.launched.values())
+                terminated.extend(to_builtins(t) for t in e.terminated.values())
+                completed.extend(to_builtins(t) for t in e.completed)
+        return {"pending_tasks": [], "queued_tasks": queued, "launched_tasks": launched,
+                "terminated_tasks": terminated, "completed_tasks": completed}
+
+    def _get_state(self) -> dict[str, Any]:
+        return {"get_state": {"get_tasks": self._get_tasks(),
+                              "get_executors": self._get_executors(),
+                              "get_frameworks": self._get_frameworks()}}["get_state"]
+
+    def _get_containers(self) -> dict[str, Any]:
+        a = self.agent
+        out = []
+        for f in a.frameworks.values():
+            for e in f.executors.values():
+                if e.phase == ExecutorPhase.TERMINATED:
+                    continue
+                out.append({
+                    "framework_id": {"value": f.id.value},
+                    "executor_id": {"value": e.id.value},
+                    "executor_name": e.info.name or "",
+                    "container_id": {"value": e.container_id},
+                    "container_status": {"executor_pid": e.pid} if e.pid else {},
+                })
+        return {"containers": out}
+
+
+def _task_json(t: Task) -> dict[str, Any]:
+    return {
+        "id": t.task_id.value, "name": t.name, "framework_id": t.framework_id.value,
+        "executor_id": t.executor_id.value if t.executor_id else "",
+        "slave_id": t.agent_id.value, "state": t.state.value,
+        "resources": _res(t.resources),
+        "statuses": [
+            {"state": s.state.value, "timestamp": s.timestamp,
+             **({"message": s.message} if s.message else {}),
+             **({"reason": s.reason.value} if s.reason else {})}
+            for s in t.statuses
+        ],
+    }
+
+
+def _res(resources: list[Any]) -> dict[str, Any]:
+    try:
+        return resources_json(Resources.from_wire(resources))
+    except Exception:
+        return {}
+
+
+def _file_json(path: Path) -> dict[str, Any]:
+    st = path.lstat()
+    return {
+        "path": str(path), "nlink": st.st_nlink, "size": st.st_size, "mtime": st.st_mtime,
+        "mode": stat.filemode(st.st_mode), "uid": _owner(st.st_uid), "gid": str(st.st_gid),
+    }
+
+
+def _owner(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _int_param(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise HTTPProblem(400, f"Failed to parse '{name}': not an integer") from None
+
+
+def _master_hostname(info: object) -> str | None:
+    return getattr(info, "hostname", None) if info is not None else None
+

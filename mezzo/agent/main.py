@@ -1,0 +1,155 @@
+"""The agent's composition root: flags -> containerizer -> Agent -> HTTP server -> recovery ->
+master link. `run_agent` is what `mezzo agent` runs; `start_agent` returns a running
+`AgentRuntime` (used by tests that want an agent inside their own event loop).
+
+Start-up order matters: the HTTP server is bound first (recovered executors re-subscribe to it
+and the bound port goes into AgentInfo), then recovery runs, and only then does the agent
+subscribe to the master, so re-registration reports what recovery found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from mezzo.agent.agent import Agent
+from mezzo.agent.containerizer import Containerizer, IsolationOptions
+from mezzo.agent.executor_api import ExecutorAPI
+from mezzo.agent.flags import AgentFlags, discover_resources, parse_attributes
+from mezzo.agent.http import ReadEndpoints
+from mezzo.agent.master_link import MasterLink
+from mezzo.agent.recovery import CleanupDone, recover
+from mezzo.agent.state import ExecutorPhase
+from mezzo.api.common import AgentInfo
+from mezzo.core.errors import ConfigError
+from mezzo.election import create_detector
+
+log = logging.getLogger(__name__)
+
+
+def advertised_ip(flags: AgentFlags) -> str:
+    """An address executors and the master can reach: never 0.0.0.0."""
+    if flags.advertise_ip:
+        return flags.advertise_ip
+    if flags.ip and flags.ip not in ("0.0.0.0", "::"):
+        return flags.ip
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("10.255.255.255", 1))  # no packet is sent; picks the outbound interface
+        return str(s.getsockname()[0])
+    return "127.0.0.1"
+
+
+@dataclass
+class AgentRuntime:
+    agent: Agent
+    runner: web.AppRunner
+    link: MasterLink | None
+    ip: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.ip}:{self.port}"
+
+    async def stop(self, kill_executors: bool = False) -> None:
+        """Stop serving. Executors of non-checkpointing frameworks are killed (they must not
+        outlive the agent); others keep running unless `kill_executors`."""
+        if self.link is not None:
+            await self.link.stop()
+        agent = self.agent
+        for fw in list(agent.frameworks.values()):
+            for ex in list(fw.executors.values()):
+                if ex.phase == ExecutorPhase.TERMINATED:
+                    continue
+                if kill_executors or not fw.checkpoint:
+                    with contextlib.suppress(Exception):
+                        await agent.containerizer.destroy(ex.container_id)
+        await self.runner.cleanup()
+
+
+async def start_agent(
+    flags: AgentFlags, on_listening: Callable[[str], None] | None = None
+) -> AgentRuntime:
+    """Bind, recover, subscribe; `on_listening(url)` is called as soon as the port is bound."""
+    flags.validate()
+    if not flags.master:
+        raise ConfigError("--master is required")
+    containerizer = Containerizer.create(
+        IsolationOptions(isolation=flags.isolation, cgroups_root=flags.cgroups_root)
+    )
+    resources = discover_resources(flags)
+    ip = advertised_ip(flags)
+    info = AgentInfo(
+        hostname=flags.hostname or socket.gethostname(),
+        port=flags.port,
+        resources=resources.to_wire(),
+        attributes=parse_attributes(flags.attributes),
+    )
+    agent = Agent(flags, containerizer, info)
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    ExecutorAPI(agent).add_routes(app)
+    ReadEndpoints(agent).add_routes(app)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, flags.ip or "0.0.0.0", flags.port, reuse_address=True)
+    await site.start()
+    server = site._server  # aiohttp exposes the bound sockets only here
+    port = flags.port
+    if server is not None and getattr(server, "sockets", None):
+        port = server.sockets[0].getsockname()[1]
+    agent.endpoint_ip, agent.endpoint_port = ip, port
+    info.port = port
+    runtime = AgentRuntime(agent, runner, None, ip, port)
+    if on_listening is not None:
+        on_listening(runtime.url)
+    try:
+        await recover(agent)
+    except BaseException:
+        await runner.cleanup()
+        raise
+    link = MasterLink(
+        create_detector(flags.master),
+        subscribe_body=agent.subscribe_body,
+        on_event=agent.on_master_event,
+        on_disconnected=agent.on_master_disconnected,
+        backoff_factor=flags.registration_backoff_factor,
+    )
+    agent.send_call = link.send
+    runtime.link = link
+    link.start()
+    return runtime
+
+
+async def _serve(flags: AgentFlags) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        runtime = await start_agent(flags, lambda url: print(f"listening on {url}", flush=True))
+    except CleanupDone as e:
+        print(f"recovery cleanup done: {e}", flush=True)
+        return 0
+    waiter = asyncio.ensure_future(runtime.agent.stopped.wait())
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    stopper.cancel()
+    await runtime.stop()
+    return 0
+
+
+def run_agent(flags: AgentFlags) -> int:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return asyncio.run(_serve(flags))

@@ -1,0 +1,168 @@
+"""The agent's connection to the leading master (mezzo.api.internal protocol).
+
+Owns: finding the leader (a `mezzo.election` Detector: `host:port` or `zk://`), the SUBSCRIBE
+stream (registration and re-registration, retried with backoff after failures and after the
+stream breaks), reading AgentEvents, noticing a silent master (no record for several ping
+intervals) and a leader change, and sending AgentCalls in order over a keep-alive session.
+
+Backoff follows Mesos's agent: the first retry comes after a random delay of at most
+`--registration_backoff_factor`, doubling up to one minute. What to subscribe with and what to
+do with events is the agent's (callbacks), so this module knows nothing of executors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+
+from mezzo.api.codec import decode, encode
+from mezzo.api.internal import AGENT_API_PATH, AgentCall, AgentEvent, AgentEventType
+from mezzo.core.backoff import Backoff
+from mezzo.core.errors import DecodeError
+from mezzo.election import Detector, LeaderInfo
+from mezzo.net.client import StreamRefused, open_stream, post_call
+
+log = logging.getLogger(__name__)
+
+REGISTRATION_BACKOFF_MAX = 60.0
+# A master that sent nothing (not even a PING) for this many ping intervals is considered gone.
+SILENT_PING_INTERVALS = 5
+
+
+class MasterLink:
+    """Keeps the agent subscribed to the leading master (see the module docstring)."""
+
+    def __init__(
+        self,
+        detector: Detector,
+        *,
+        subscribe_body: Callable[[], bytes],
+        on_event: Callable[[AgentEvent], Awaitable[None] | None],
+        on_disconnected: Callable[[], None],
+        backoff_factor: float = 1.0,
+    ) -> None:
+        self._detector = detector
+        self._subscribe_body = subscribe_body
+        self._on_event = on_event
+        self._on_disconnected = on_disconnected
+        self._backoff = Backoff(backoff_factor, max(REGISTRATION_BACKOFF_MAX, backoff_factor))
+        self._session: aiohttp.ClientSession | None = None
+        self._calls: asyncio.Queue[AgentCall] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.master_url: str | None = None  # http://host:port of the connected master
+        self.connected = False
+        self.ping_interval = 15.0
+        self._last_heard = 0.0
+
+    def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=8, force_close=False)
+        )
+        self._detector.start()
+        self._tasks = [
+            asyncio.create_task(self._subscribe_loop(), name="master-subscribe"),
+            asyncio.create_task(self._send_loop(), name="master-send"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._detector.close()
+        if self._session is not None:
+            await self._session.close()
+
+    def send(self, call: AgentCall) -> None:
+        """Queue a call; dropped if no master is connected when its turn comes (status
+        updates are retried by the status update manager, the rest is best-effort)."""
+        self._calls.put_nowait(call)
+
+    # --- the stream -------------------------------------------------------------------------
+
+    async def _subscribe_loop(self) -> None:
+        leader: LeaderInfo | None = await self._detector.detect()
+        while True:
+            if leader is None:
+                leader = await self._detector.detect(None)
+                continue
+            address = leader.address
+            try:
+                await self._subscribe_once(address, leader)
+            except (aiohttp.ClientError, OSError, TimeoutError) as e:
+                log.info("cannot reach master %s: %s", address, e)
+            except StreamRefused as e:
+                log.warning("master %s refused the subscription: %s", address, e)
+            except DecodeError as e:
+                log.warning("bad event from master %s: %s", address, e)
+            if self.connected:
+                self.connected = False
+                self.master_url = None
+                self._on_disconnected()
+            current = self._detector.leader()
+            if current is not None and current != leader:
+                leader = current
+                self._backoff.reset()
+                continue
+            await asyncio.sleep(self._backoff.next())
+            leader = self._detector.leader()
+
+    async def _subscribe_once(self, address: str, leader: LeaderInfo) -> None:
+        assert self._session is not None
+        url = f"http://{address}{AGENT_API_PATH}"
+        stream = await open_stream(self._session, url, self._subscribe_body())
+        watch = asyncio.create_task(self._watch(stream, leader))
+        try:
+            self._last_heard = time.monotonic()
+            async for record in stream.records():
+                self._last_heard = time.monotonic()
+                event = decode(record, AgentEvent)
+                if event.type == AgentEventType.SUBSCRIBED and event.subscribed is not None:
+                    self.connected = True
+                    self.master_url = f"http://{address}"
+                    self.ping_interval = event.subscribed.ping_interval_seconds
+                    self._backoff.reset()
+                result = self._on_event(event)
+                if result is not None:
+                    await result
+        finally:
+            watch.cancel()
+            stream.close()
+
+    async def _watch(self, stream: object, leader: LeaderInfo) -> None:
+        """Close the stream when the leader changes or the master falls silent."""
+        close = getattr(stream, "close")  # noqa: B009 - OpenStream.close
+        changed = asyncio.ensure_future(self._detector.detect(leader))
+        try:
+            while not changed.done():
+                await asyncio.wait({changed}, timeout=1.0)
+                silent = time.monotonic() - self._last_heard
+                if self.connected and silent > self.ping_interval * SILENT_PING_INTERVALS:
+                    log.warning("master silent for %.0f s; reconnecting", silent)
+                    break
+            close()
+        finally:
+            changed.cancel()
+
+    # --- calls ------------------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        while True:
+            call = await self._calls.get()
+            if not self.connected or self.master_url is None or self._session is None:
+                continue
+            try:
+                status, body = await post_call(
+                    self._session, self.master_url + AGENT_API_PATH, encode(call)
+                )
+            except (aiohttp.ClientError, OSError, TimeoutError) as e:
+                log.info("call %s to master failed: %s", call.type, e)
+                continue
+            if status >= 400:
+                log.warning("master answered %s to %s: %s", status, call.type, body[:200])

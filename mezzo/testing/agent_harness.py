@@ -1,0 +1,268 @@
+"""Test helpers for the agent: real `mezzo master` / `mezzo agent` subprocesses and a minimal
+v1 scheduler (raw HTTP, asyncio) that launches tasks and collects their status updates.
+
+Processes are started in their own session, their first stdout line (`listening on URL`) gives
+their address, and `stop()` kills them by pid (the agent with SIGKILL to test recovery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from mezzo.api.codec import decode, encode
+from mezzo.api.scheduler import Event
+from mezzo.net.client import OpenStream, open_stream, post_call
+
+MEZZO = [str(Path(sys.executable).parent / "mezzo")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    """A mezzo daemon started as a subprocess; `url` comes from its first stdout line."""
+
+    popen: subprocess.Popen[str]
+    url: str
+    log_path: Path
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def address(self) -> str:
+        return self.url.removeprefix("http://")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.popen.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(10)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text()
+        except OSError:
+            return ""
+
+
+def start(argv: Sequence[str], log_path: Path, timeout: float = 20.0) -> Proc:
+    """Start `mezzo <argv>`, wait for `listening on URL` (or exit) and return it."""
+    err = open(log_path, "w")  # noqa: SIM115 - handed to the child
+    popen = subprocess.Popen(
+        [*MEZZO, *argv], stdout=subprocess.PIPE, stderr=err, text=True,
+        start_new_session=True, cwd=str(log_path.parent),
+    )
+    err.close()
+    box: list[str] = []
+    lines: list[str] = []
+
+    def read() -> None:
+        assert popen.stdout is not None
+        for line in popen.stdout:
+            lines.append(line)
+            if line.startswith("listening on ") and not box:
+                box.append(line.split()[-1].strip())
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not box:
+        if popen.poll() is not None or time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                popen.kill()
+            raise RuntimeError(
+                f"{argv[0]} did not start (exit {popen.poll()}):\n{log_path.read_text()}"
+            )
+        time.sleep(0.02)
+    return Proc(popen, box[0], log_path, lines)
+
+
+def start_master(tmp: Path) -> Proc:
+    return start(
+        ["master", "--ip", "127.0.0.1", "--port", "0", "--registry", "in_memory",
+         "--work_dir", str(tmp / "master"), "--allocation_interval", "100ms"],
+        tmp / "master.log",
+    )
+
+
+def start_agent(tmp: Path, master: str, *extra: str, port: int = 0, name: str = "agent") -> Proc:
+    return start(
+        ["agent", "--master", master, "--ip", "127.0.0.1", "--port", str(port),
+         "--work_dir", str(tmp / name), "--registration_backoff_factor", "100ms",
+         "--status_update_retry_interval", "1secs", *extra],
+        tmp / f"{name}.log",
+    )
+
+
+class MiniScheduler:
+    """Just enough of a v1 scheduler: subscribe, wait for offers, launch, collect updates
+    (acknowledging each), kill, send messages."""
+
+    def __init__(self, master_url: str, *, checkpoint: bool = False, name: str = "test",
+                 auto_ack: bool = True) -> None:
+        self.master_url = master_url
+        self.checkpoint = checkpoint
+        self.name = name
+        self.auto_ack = auto_ack
+        self.framework_id: str | None = None
+        self.stream_id: str | None = None
+        self.offers: list[dict[str, Any]] = []
+        self.updates: list[dict[str, Any]] = []
+        self.messages: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self._session: aiohttp.ClientSession | None = None
+        self._stream: OpenStream | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+        self._acks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> MiniScheduler:
+        self._session = aiohttp.ClientSession()
+        body = {
+            "type": "SUBSCRIBE",
+            "subscribe": {"framework_info": {
+                "user": "root", "name": self.name, "checkpoint": self.checkpoint,
+                "capabilities": [{"type": "TASK_KILLING_STATE"}],
+            }},
+        }
+        self._stream = await open_stream(
+            self._session, self.master_url + "/api/v1/scheduler", encode(body)
+        )
+        self.stream_id = self._stream.headers.get("Mesos-Stream-Id")
+        self._reader = asyncio.create_task(self._read())
+        await self.wait_for(lambda: self.framework_id is not None)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):
+            await self.call({"type": "TEARDOWN"})
+        if self._reader is not None:
+            self._reader.cancel()
+        if self._stream is not None:
+            self._stream.close()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _read(self) -> None:
+        import json
+
+        assert self._stream is not None
+        async for record in self._stream.records():
+            event = json.loads(record)
+            decode(record, Event)  # the master's events must decode as v1 events
+            self.events.append(event)
+            kind = event.get("type")
+            if kind == "SUBSCRIBED":
+                self.framework_id = event["subscribed"]["framework_id"]["value"]
+            elif kind == "OFFERS":
+                self.offers.extend(event["offers"]["offers"])
+            elif kind == "UPDATE":
+                status = event["update"]["status"]
+                self.updates.append(status)
+                if self.auto_ack and "uuid" in status:
+                    ack = asyncio.create_task(self.acknowledge(status))
+                    self._acks.add(ack)
+                    ack.add_done_callback(self._acks.discard)
+            elif kind == "MESSAGE":
+                self.messages.append(event["message"])
+            self._changed.set()
+
+    async def wait_for(self, pred: Any, timeout: float = 30.0) -> Any:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            value = pred()
+            if value:
+                return value
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise TimeoutError(f"condition not met; updates={self.updates}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
+
+    async def call(self, body: dict[str, Any]) -> tuple[int, bytes]:
+        assert self._session is not None and self.framework_id is not None
+        body = {"framework_id": {"value": self.framework_id}, **body}
+        headers = {"Mesos-Stream-Id": self.stream_id or ""}
+        return await post_call(
+            self._session, self.master_url + "/api/v1/scheduler", encode(body), headers
+        )
+
+    async def acknowledge(self, status: dict[str, Any]) -> None:
+        await self.call({
+            "type": "ACKNOWLEDGE",
+            "acknowledge": {"agent_id": status["agent_id"], "task_id": status["task_id"],
+                            "uuid": status["uuid"]},
+        })
+
+    async def launch(self, tasks: list[dict[str, Any]], timeout: float = 30.0) -> dict[str, Any]:
+        """Launch on the first offer; tasks get `agent_id` filled. Returns the offer used."""
+        offer = await self.wait_for(lambda: self.offers and self.offers.pop(0), timeout)
+        for t in tasks:
+            t["agent_id"] = offer["agent_id"]
+        status, body = await self.call({
+            "type": "ACCEPT",
+            "accept": {"offer_ids": [offer["id"]],
+                       "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
+                       "filters": {"refuse_seconds": 0.1}},
+        })
+        assert status == 202, body
+        return offer
+
+    def states(self, task_id: str) -> list[str]:
+        return [u["state"] for u in self.updates if u["task_id"]["value"] == task_id]
+
+    async def wait_state(self, task_id: str, state: str, timeout: float = 30.0) -> dict[str, Any]:
+        def find() -> dict[str, Any] | None:
+            for u in self.updates:
+                if u["task_id"]["value"] == task_id and u["state"] == state:
+                    return u
+            return None
+
+        return await self.wait_for(find, timeout)
+
+
+def command_task(task_id: str, shell: str, cpus: float = 0.1, mem: float = 32,
+                 **extra: Any) -> dict[str, Any]:
+    return {
+        "name": task_id, "task_id": {"value": task_id},
+        "resources": [
+            {"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}},
+            {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}},
+        ],
+        "command": {"shell": True, "value": shell},
+        **extra,
+    }
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
