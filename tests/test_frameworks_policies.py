@@ -227,8 +227,10 @@ def test_service_uptime_accumulates_instance_seconds() -> None:
 
 def test_logistic_regression_converges_over_partitions() -> None:
     spec = [PartitionSpec(seed=3, partition=p, points=400, dims=3) for p in range(2)]
-    parts = [parse_partition(generate_partition_text(s.seed, s.partition, s.points, s.dims))
-             for s in spec]
+    parts = [
+        parse_partition(generate_partition_text(s.seed, s.partition, s.points, s.dims))
+        for s in spec
+    ]
     assert PartitionSpec.from_bytes(spec[1].to_bytes()) == spec[1]
     driver = IterationDriver(partitions=2, iterations=8, dims=3)
     clock = FakeClock()
@@ -237,8 +239,13 @@ def test_logistic_regression_converges_over_partitions() -> None:
         clock.advance(1.0)
         for p, part in enumerate(parts):
             g, loss = gradient(part, request["weights"])
-            reply = {"iteration": request["iteration"], "partition": p, "gradient": g,
-                     "count": part.count, "loss": loss}
+            reply = {
+                "iteration": request["iteration"],
+                "partition": p,
+                "gradient": g,
+                "count": part.count,
+                "loss": loss,
+            }
             finished = driver.reply(reply, clock.now())
             assert finished == (p == 1)
         assert not driver.reply(reply, clock.now())  # a duplicate is ignored

@@ -93,9 +93,7 @@ def place_blocks(
     return [frozenset(rng.sample(ordered, copies)) for _ in range(blocks)]
 
 
-def make_job(
-    job_id: str, locations: Iterable[frozenset[str]], submitted_at: float
-) -> Job:
+def make_job(job_id: str, locations: Iterable[frozenset[str]], submitted_at: float) -> Job:
     tasks = [
         MapTask(job_id=job_id, index=i, block=f"{job_id}/block-{i}", locations=where)
         for i, where in enumerate(locations)

@@ -71,7 +71,9 @@ def gradient(part: Partition, weights: list[float]) -> tuple[list[float], float]
         p = 1.0 / (1.0 + np.exp(-z))
         grad = part.features.T @ (p - part.labels)
         eps = 1e-12
-        loss = -float(np.sum(part.labels * np.log(p + eps) + (1 - part.labels) * np.log(1 - p + eps)))
+        loss = -float(
+            np.sum(part.labels * np.log(p + eps) + (1 - part.labels) * np.log(1 - p + eps))
+        )
         return [float(g) for g in grad], loss
     dims = len(weights)
     grad = [0.0] * dims

@@ -126,6 +126,21 @@ class ServicePlanner:
         self._by_task[task_id] = inst
         self.stats.launches += 1
 
+    def adopt(self, index: int, task_id: str, agent: str, now: float) -> bool:
+        """A running task found by reconciliation after a failover (the new scheduler did not
+        launch it): take it over as instance `index` if that instance has no task."""
+        if not 0 <= index < len(self.instances) or task_id in self._by_task:
+            return False
+        inst = self.instances[index]
+        if inst.state != InstanceState.WAITING:
+            return False
+        inst.state = InstanceState.STAGING
+        inst.agent = agent
+        inst.task_id = task_id
+        self._by_task[task_id] = inst
+        self.task_running(task_id, now)
+        return True
+
     def unlaunch(self, inst: Instance) -> None:
         """The launch did not happen (accept refused): wait again without penalty."""
         inst.state = InstanceState.WAITING

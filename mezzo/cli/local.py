@@ -1,0 +1,77 @@
+"""`mezzo local`: a master and N agents on this machine until Ctrl-C / SIGTERM.
+
+Embedded defaults (no ZooKeeper, a SQLite registry under the work_dir); every agent has its own
+work_dir, port, `ports` range and `host:agent-N` attribute. Stopping kills every process the
+cluster started (see `mezzo.testing.local_cluster`).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from mezzo.testing.local_cluster import (
+    DEFAULT_AGENT_RESOURCES,
+    ClusterError,
+    ClusterSpec,
+    LocalCluster,
+)
+
+
+@click.command("local")
+@click.option("--agents", default=3, show_default=True, type=click.IntRange(1, 64))
+@click.option("--work_dir", "--work-dir", "work_dir", default=None,
+              help="Directory for the master's and agents' state (default: a temporary one, removed on exit).")
+@click.option("--port", default=5050, show_default=True, type=click.IntRange(0, 65535),
+              help="The master's port (0: any free port).")
+@click.option("--ip", default="127.0.0.1", show_default=True)
+@click.option("--agent-resources", "--agent_resources", "agent_resources",
+              default=DEFAULT_AGENT_RESOURCES, show_default=True,
+              help="Each agent's --resources (a distinct ports range is added unless given).")
+@click.option("--verbose", is_flag=True, help="Show the master's and agents' logs here.")
+def local(
+    agents: int, work_dir: str | None, port: int, ip: str, agent_resources: str, verbose: bool
+) -> None:
+    """Run a master and N agents on this machine until Ctrl-C."""
+    spec = ClusterSpec(
+        agents=agents,
+        work_dir=work_dir,
+        master_port=port,
+        ip=ip,
+        agent_resources=agent_resources,
+        quiet=not verbose,
+    )
+    cluster = LocalCluster(spec)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            cluster.start()
+        except ClusterError as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(f"master  {cluster.master_url}   (--master {cluster.master_address})")
+        for node in cluster.agents:
+            click.echo(f"{node.name:<7} {node.url}")
+        click.echo(f"work_dir {cluster.work_dir}")
+        click.echo("Ctrl-C stops the cluster.", err=True)
+        while not stop.is_set():
+            for node in [cluster.master, *cluster.agents]:
+                if node is not None and node.proc.poll() is not None:
+                    click.echo(f"{node.name} exited with {node.proc.returncode}; stopping", err=True)
+                    stop.set()
+            stop.wait(1.0)
+    finally:
+        # Ignore further Ctrl-C while cleaning up: a half-done stop is how orphans are made.
+        for s in previous:
+            signal.signal(s, signal.SIG_IGN)
+        cluster.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        click.echo("stopped", err=True)

@@ -1,0 +1,313 @@
+"""A master and N agents as subprocesses on this machine: `mezzo local`, `mezzo demo`, tests.
+
+Owns starting them (each in its own session, each agent with its own work_dir, port and a
+distinct `host` attribute and `ports` range so locality and port choices mean something on one
+machine), waiting until every agent has registered, and stopping *everything* they started:
+  1. SIGTERM the agents, then the master; SIGKILL after a grace period;
+  2. kill what is left of every process that was a descendant of them (executors and tasks run
+     in their own sessions, so a dead agent's children are reparented, not killed), and of
+     every process carrying this cluster's marker in its environment (set on the agents, so
+     inherited by executors and tasks unless a containerizer scrubs the environment).
+
+Blocking (subprocess + urllib) on purpose: the CLI and tests use it from plain code, asyncio
+code calls `start`/`stop` in a thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+MARKER = "MEZZO_LOCAL_CLUSTER"
+DEFAULT_AGENT_RESOURCES = "cpus:4;mem:4096;disk:8192"
+# argv that runs the `mezzo` command with this interpreter (no reliance on PATH).
+MEZZO_ARGV = [sys.executable, "-c", "import sys; from mezzo.cli.main import main; main()"]
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be started (a process exited or did not come up in time)."""
+
+
+@dataclass
+class ClusterSpec:
+    agents: int = 3
+    work_dir: str | None = None  # None: a fresh temporary directory, removed on stop
+    master_port: int = 0
+    ip: str = "127.0.0.1"
+    agent_resources: str = DEFAULT_AGENT_RESOURCES
+    # Each agent gets ports [base + i*span, base + i*span + span - 1] unless resources name ports.
+    ports_base: int = 31000
+    ports_span: int = 1000
+    master_args: list[str] = field(default_factory=list)
+    agent_args: list[str] = field(default_factory=list)
+    start_timeout: float = 30.0
+    stop_grace: float = 10.0
+    # Where the processes' stderr goes: None inherits ours; otherwise log files in work_dir.
+    quiet: bool = True
+
+
+@dataclass
+class Node:
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen[bytes]
+    url: str = ""
+    log_path: Path | None = None
+
+
+def _set_parent_death_signal() -> None:
+    """In the child: die with SIGTERM if the launcher dies (Linux), so a SIGKILLed `mezzo local`
+    does not leave a master and agents behind."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class LocalCluster:
+    def __init__(self, spec: ClusterSpec | None = None) -> None:
+        self.spec = spec or ClusterSpec()
+        self.marker = uuid.uuid4().hex
+        self._own_dir = self.spec.work_dir is None
+        self.work_dir = Path(self.spec.work_dir or tempfile.mkdtemp(prefix="mezzo-local-"))
+        self.master: Node | None = None
+        self.agents: list[Node] = []
+        self._nodes: list[Node] = []  # every process started, in start order
+        self._descendants: dict[int, psutil.Process] = {}
+        self._stop_lock = threading.Lock()
+        self._stopped = False
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def master_url(self) -> str:
+        assert self.master is not None, "cluster not started"
+        return self.master.url
+
+    @property
+    def master_address(self) -> str:
+        """HOST:PORT, the form `--master` takes."""
+        return self.master_url.removeprefix("http://").rstrip("/")
+
+    # ------------------------------------------------------------------ start
+
+    def start(self) -> LocalCluster:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        spec = self.spec
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        master_dir = self.work_dir / "master"
+        master_dir.mkdir(exist_ok=True)
+        self.master = self._spawn(
+            "master",
+            [
+                "master",
+                "--ip",
+                spec.ip,
+                "--port",
+                str(spec.master_port),
+                "--work_dir",
+                str(master_dir),
+                *spec.master_args,
+            ],
+        )
+        for i in range(1, spec.agents + 1):
+            agent_dir = self.work_dir / f"agent-{i}"
+            agent_dir.mkdir(exist_ok=True)
+            resources = spec.agent_resources
+            if "ports" not in resources:
+                lo = spec.ports_base + (i - 1) * spec.ports_span
+                resources = f"{resources};ports:[{lo}-{lo + spec.ports_span - 1}]"
+            self.agents.append(
+                self._spawn(
+                    f"agent-{i}",
+                    [
+                        "agent",
+                        "--master",
+                        self.master_address,
+                        "--ip",
+                        spec.ip,
+                        "--port",
+                        "0",
+                        "--work_dir",
+                        str(agent_dir),
+                        "--resources",
+                        resources,
+                        "--attributes",
+                        f"host:agent-{i};rack:rack-{(i - 1) % 2 + 1}",
+                        *spec.agent_args,
+                    ],
+                )
+            )
+        self.wait_for_agents(spec.agents, spec.start_timeout)
+
+    def _spawn(self, name: str, args: list[str]) -> Node:
+        env = dict(os.environ)
+        env[MARKER] = self.marker
+        log_path = self.work_dir / f"{name}.log" if self.spec.quiet else None
+        stderr = open(log_path, "ab") if log_path else None  # noqa: SIM115 - handed to the child
+        try:
+            proc = subprocess.Popen(
+                [*MEZZO_ARGV, *args],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,  # our Ctrl-C is ours to handle, not theirs
+                preexec_fn=_set_parent_death_signal,
+            )
+        finally:
+            if stderr is not None:
+                stderr.close()
+        node = Node(name=name, argv=args, proc=proc, log_path=log_path)
+        self._nodes.append(node)  # before waiting for it, so a failure still stops it
+        node.url = self._read_url(node)
+        return node
+
+    def _read_url(self, node: Node) -> str:
+        """The first stdout line is `listening on http://IP:PORT`; then drain stdout in the
+        background so the child never blocks on a full pipe."""
+        assert node.proc.stdout is not None
+        box: list[bytes] = []
+        reader = threading.Thread(target=lambda: box.append(node.proc.stdout.readline()))  # type: ignore[union-attr]
+        reader.daemon = True
+        reader.start()
+        reader.join(self.spec.start_timeout)
+        line = box[0].decode(errors="replace").strip() if box else ""
+        if "listening on " not in line:
+            detail = self._tail(node)
+            raise ClusterError(
+                f"{node.name} did not start (exit {node.proc.poll()}): {line or 'no output'}"
+                + (f"\n{detail}" if detail else "")
+            )
+        threading.Thread(target=self._drain, args=(node,), daemon=True).start()
+        return line.split("listening on ", 1)[1].strip().rstrip("/")
+
+    @staticmethod
+    def _drain(node: Node) -> None:
+        assert node.proc.stdout is not None
+        with contextlib.suppress(OSError, ValueError):
+            for _ in node.proc.stdout:
+                pass
+
+    @staticmethod
+    def _tail(node: Node, lines: int = 15) -> str:
+        if node.log_path is None or not node.log_path.exists():
+            return ""
+        return "\n".join(node.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    # ------------------------------------------------------------------ queries
+
+    def state(self, timeout: float = 5.0) -> dict:
+        """The master's `/master/state` as JSON."""
+        with urllib.request.urlopen(f"{self.master_url}/master/state", timeout=timeout) as r:
+            return json.loads(r.read())
+
+    def wait_for_agents(self, count: int, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        last_error = "no answer"
+        while time.monotonic() < deadline:
+            for node in self._nodes:
+                if node.proc.poll() is not None:
+                    raise ClusterError(
+                        f"{node.name} exited with {node.proc.returncode}\n{self._tail(node)}"
+                    )
+            try:
+                state = self.state()
+                active = [a for a in state.get("slaves", []) if a.get("active", True)]
+                if len(active) >= count:
+                    return state
+                last_error = f"{len(active)} of {count} agents registered"
+            except (OSError, ValueError) as e:
+                last_error = str(e)
+            time.sleep(0.1)
+        raise ClusterError(f"cluster not ready after {timeout:.0f}s: {last_error}")
+
+    # ------------------------------------------------------------------ stop
+
+    def _remember_descendants(self) -> None:
+        for node in self._nodes:
+            with contextlib.suppress(psutil.Error):
+                for child in psutil.Process(node.proc.pid).children(recursive=True):
+                    self._descendants.setdefault(child.pid, child)
+
+    def marked_processes(self) -> list[psutil.Process]:
+        """Live processes (other than us) whose environment carries this cluster's marker."""
+        found = []
+        me = os.getpid()
+        for proc in psutil.process_iter():
+            if proc.pid == me:
+                continue
+            with contextlib.suppress(psutil.Error):
+                if proc.environ().get(MARKER) == self.marker:
+                    found.append(proc)
+        return found
+
+    def stop(self) -> None:
+        """Stop every process of the cluster (idempotent, safe from a signal handler thread)."""
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._remember_descendants()
+            # Agents first (while the master can still see them go), then the master.
+            agents = [n for n in self._nodes if n.name != "master"]
+            masters = [n for n in self._nodes if n.name == "master"]
+            for group in (agents, masters):
+                for node in group:
+                    self._signal(node, signal.SIGTERM)
+                self._wait(group, self.spec.stop_grace)
+            self._remember_descendants()
+            leftovers = list(self._descendants.values()) + self.marked_processes()
+            for proc in leftovers:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+            psutil.wait_procs(leftovers, timeout=5)
+            if self._own_dir:
+                shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    @staticmethod
+    def _signal(node: Node, sig: int) -> None:
+        if node.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                node.proc.send_signal(sig)
+
+    @staticmethod
+    def _wait(nodes: list[Node], grace: float) -> None:
+        deadline = time.monotonic() + grace
+        for node in nodes:
+            try:
+                node.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(node.proc.pid, signal.SIGKILL)
+                node.proc.wait()
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
