@@ -17,3 +17,16 @@ def main() -> None:
     cli()
 from mezzo.cli import master as _master  # noqa: E402,F401  (registers `mezzo master`)
 from mezzo.cli import agent as _agent  # noqa: E402,F401  (registers `mezzo agent`)
+
+
+def _add_client_commands() -> None:
+    """`run`, `frameworks`, `agents`, `tasks`, `logs` (modules of their own, see docs/cli.md)."""
+    from mezzo.cli.inspect import agents, frameworks, tasks
+    from mezzo.cli.logs import logs
+    from mezzo.cli.run import run
+
+    for command in (run, frameworks, agents, tasks, logs):
+        cli.add_command(command)
+
+
+_add_client_commands()

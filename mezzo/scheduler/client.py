@@ -355,7 +355,7 @@ class SchedulerClient(SchedulerCalls):
             self._close_stream()
             self.stream_id = None
             self._subscribed.clear()
-            if subscribed:
+            if subscribed and not fatal:  # after an ERROR the client stops instead
                 await self._queue.put(_Disconnected())
         return fatal
 

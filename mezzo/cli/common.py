@@ -1,0 +1,223 @@
+"""Helpers shared by the client commands (`run`, `frameworks`/`agents`/`tasks`, `logs`).
+
+Owns: the `--master` option and its resolution to a base URL (`host:port`, `http://…`,
+`zk://…`), GETting JSON from masters and agents with one-line errors, locating a task's agent
+and sandbox through `/master/state` and the agent's `/state`, and reading sandbox files through
+the agent's files API (`/files/read?path=…&offset=…&length=…`).
+
+Errors: everything a user can cause (unreachable master, unknown task, bad address) is raised as
+`CliError`, which click prints as one line `error: …` on stderr with exit status 1; the
+`friendly_errors` decorator turns any other exception into such a line too (no tracebacks).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any, TypeVar
+
+import click
+
+from mezzo.core.errors import MezzoError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_MASTER = "127.0.0.1:5050"
+MASTER_ENV = "MEZZO_MASTER"
+
+
+class CliError(click.ClickException):
+    """A user-facing failure: printed as `error: <message>`, exit status 1."""
+
+    exit_code = 1
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def master_option(fn: F) -> F:
+    """`--master HOST:PORT | zk://…` (env MEZZO_MASTER, default 127.0.0.1:5050)."""
+    return click.option(
+        "--master",
+        envvar=MASTER_ENV,
+        default=DEFAULT_MASTER,
+        show_default=True,
+        metavar="HOST:PORT|zk://HOSTS/PATH",
+        help="The master (or any master of an HA cluster, or its ZooKeeper URL).",
+    )(fn)
+
+
+def friendly_errors(fn: F) -> F:
+    """Turn unexpected exceptions into one-line errors (click's own exceptions pass through)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise click.exceptions.Exit(130) from None
+        except MezzoError as exc:
+            raise CliError(str(exc)) from None
+        except Exception as exc:
+            raise CliError(f"{type(exc).__name__}: {exc}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def resolve_master(master: str, timeout: float = 10.0) -> str:
+    """The base URL (`http://host:port`) of the leading master, or of the given master (a
+    non-leader redirects our GETs to the leader)."""
+    # Imported here: the scheduler package is only needed by commands that talk to a master.
+    from mezzo.scheduler.leader import parse_master_address
+
+    try:
+        if master.startswith("zk://"):
+            from mezzo.election.factory import create_detector
+
+            detector = create_detector(master)
+            detector.start()
+            try:
+                found, leader = detector.wait_for(lambda info: info is not None, timeout)
+            finally:
+                detector.close()
+            if not found or leader is None:
+                raise CliError(f"no leading master found in {master} within {timeout:.0f} s")
+            return parse_master_address(leader.address)
+        return parse_master_address(master.split(",")[0])
+    except MezzoError as exc:
+        raise CliError(str(exc)) from None
+
+
+def display(base: str) -> str:
+    """`http://127.0.0.1:5050` → `127.0.0.1:5050` for messages."""
+    return base.split("://", 1)[-1]
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "timed out"
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+def get(url: str, what: str, timeout: float = 10.0) -> bytes:
+    """GET `url`; `what` names the server in errors ("master at 1.2.3.4:5050")."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # follows 307s
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode(errors="replace").strip().splitlines()
+        detail = f": {body[0]}" if body else ""
+        raise CliError(f"{what} answered HTTP {exc.code}{detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise CliError(f"cannot reach {what}: {_reason(exc)}") from None
+
+
+def get_json(url: str, what: str, timeout: float = 10.0) -> Any:
+    data = get(url, what, timeout)
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise CliError(f"{what} sent a response that is not JSON") from None
+
+
+def master_state(base: str) -> dict[str, Any]:
+    return get_json(base + "/master/state", f"master at {display(base)}")
+
+
+def agent_base(agent: dict[str, Any]) -> str:
+    """Base URL of an agent from its `/master/state` entry (`pid` is `slave(1)@ip:port`)."""
+    pid = agent.get("pid") or ""
+    if "@" in pid:
+        return "http://" + pid.split("@", 1)[1]
+    return f"http://{agent.get('hostname')}:{agent.get('port', 5051)}"
+
+
+def all_tasks(state: dict[str, Any], include_completed: bool = True) -> Iterator[dict[str, Any]]:
+    """Every task of `/master/state` (live first, then unreachable and completed ones)."""
+    frameworks = list(state.get("frameworks", []))
+    if include_completed:
+        frameworks += state.get("completed_frameworks", [])
+    keys = ("tasks", "unreachable_tasks", "completed_tasks") if include_completed else ("tasks",)
+    for key in keys:
+        for fw in frameworks:
+            yield from fw.get(key, [])
+
+
+@dataclass
+class Sandbox:
+    agent_url: str
+    directory: str
+    task: dict[str, Any] | None = None
+
+
+def find_task(state: dict[str, Any], task_id: str) -> dict[str, Any]:
+    for task in all_tasks(state):
+        if task.get("id") == task_id:
+            return task
+    raise CliError(f"no task {task_id!r} known to the master")
+
+
+def sandbox_directory(agent_state: dict[str, Any], task_id: str, executor_id: str = "") -> str:
+    """The sandbox of the executor that ran `task_id`, from an agent's `/state`."""
+    frameworks = agent_state.get("frameworks", []) + agent_state.get("completed_frameworks", [])
+    for fw in frameworks:
+        for ex in fw.get("executors", []) + fw.get("completed_executors", []):
+            ids = {ex.get("id")}
+            for key in ("tasks", "queued_tasks", "completed_tasks"):
+                ids.update(t.get("id") for t in ex.get(key, []))
+            # Command executors take the task's id as their own.
+            if (task_id in ids or (executor_id and executor_id in ids)) and ex.get("directory"):
+                return str(ex["directory"])
+    raise CliError(f"the agent has no sandbox for task {task_id!r}")
+
+
+def find_sandbox(master_base: str, task_id: str) -> Sandbox:
+    state = master_state(master_base)
+    task = find_task(state, task_id)
+    agent_id = task.get("slave_id") or task.get("agent_id")
+    for agent in state.get("slaves", []):
+        if agent.get("id") == agent_id:
+            url = agent_base(agent)
+            break
+    else:
+        raise CliError(
+            f"task {task_id!r} ran on agent {agent_id}, which the master no longer knows"
+        )
+    agent_state = get_json(url + "/state", f"agent at {display(url)}")
+    directory = sandbox_directory(agent_state, task_id, task.get("executor_id") or "")
+    return Sandbox(url, directory, task)
+
+
+def read_file(agent_url: str, path: str, offset: int = 0, length: int = 1 << 20) -> bytes:
+    """One chunk of a sandbox file through the files API (empty at end of file)."""
+    query = urllib.parse.urlencode({"path": path, "offset": offset, "length": length})
+    reply = get_json(f"{agent_url}/files/read?{query}", f"agent at {display(agent_url)}")
+    data = reply.get("data", "") if isinstance(reply, dict) else ""
+    return data.encode() if isinstance(data, str) else bytes(data)
+
+
+def read_whole_file(agent_url: str, path: str, offset: int = 0) -> tuple[bytes, int]:
+    """Everything from `offset` to the current end; returns (data, new offset)."""
+    chunks: list[bytes] = []
+    while True:
+        chunk = read_file(agent_url, path, offset)
+        if not chunk:
+            return b"".join(chunks), offset
+        chunks.append(chunk)
+        offset += len(chunk)
