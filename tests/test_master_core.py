@@ -238,7 +238,7 @@ def test_unacknowledged_update_is_resent_by_agent_and_forwarded_again() -> None:
     s.launch(offer, [task_info("t1", offer)])
     status = agent.update("t1", "TASK_RUNNING", framework_id=s.framework_id)
     s.drop_next("UPDATE")  # lost on the way
-    agent.call  # the agent retries the same update (same uuid)
+    # The agent retries the same update (same uuid).
     from mezzo.api.common import FrameworkID
     from mezzo.api.internal import AgentCall, AgentCallType, AgentStatusUpdate
 
