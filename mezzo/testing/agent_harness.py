@@ -266,3 +266,45 @@ def pid_alive(pid: int) -> bool:
             return f.read().split(") ")[1][0] != "Z"
     except OSError:
         return False
+
+
+def kill_leftovers(work_dir: Path) -> None:
+    """Kill every container root recorded under an agent's work_dir (runtime pid files and
+    checkpointed forked.pid files), with its whole session."""
+    pids: set[int] = set()
+    for pattern in ("containers/*/pid", "meta/slaves/*/frameworks/*/executors/*/runs/*/pids/forked.pid"):
+        for path in work_dir.glob(pattern):
+            with contextlib.suppress(OSError, ValueError):
+                pids.add(int(path.read_text().strip()))
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if os.getsid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+
+
+def remove_cgroups(root: str) -> None:
+    """Remove `<mount>/<root>` and its children in every hierarchy (after their processes)."""
+    from mezzo.agent.containerizer.isolators.cgroupfs import mounted_hierarchies
+
+    for h in mounted_hierarchies():
+        base = h.mount / root
+        if not base.is_dir():
+            continue
+        for child in sorted(base.iterdir(), reverse=True):
+            if child.is_dir():
+                _rmdir_retry(child)
+        _rmdir_retry(base)
+
+
+def _rmdir_retry(path: Path) -> None:
+    for _ in range(50):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            with contextlib.suppress(OSError):
+                for line in (path / "cgroup.procs").read_text().split():
+                    os.kill(int(line), signal.SIGKILL)
+            time.sleep(0.05)
