@@ -28,7 +28,7 @@ import signal
 from pathlib import Path
 
 from mezzo.agent import checkpoint
-from mezzo.agent.agent import Agent, resources_of
+from mezzo.agent.agent import Agent
 from mezzo.agent.containerizer import ContainerState
 from mezzo.agent.containerizer import paths as layout
 from mezzo.agent.containerizer.launcher import kill_session
@@ -39,6 +39,7 @@ from mezzo.agent.state import (
     PendingTermination,
     new_task,
     record_status,
+    resources_of,
 )
 from mezzo.api.common import Reason, TaskState, is_terminal
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -26,6 +27,7 @@ from mezzo.api.common import (
     FrameworkID,
     FrameworkInfo,
     Reason,
+    Resource,
     Task,
     TaskID,
     TaskInfo,
@@ -162,3 +164,12 @@ def record_status(task: Task, status: TaskStatus) -> None:
     task.statuses.append(status)
     if len(task.statuses) > MAX_STATUSES_PER_TASK:
         del task.statuses[0]
+
+
+def resources_of(lists: Iterable[list[Resource]]) -> Resources:
+    """The sum of wire resource lists, without allocation info (what the agent accounts)."""
+    total = Resources()
+    for resources in lists:
+        if resources:
+            total = total + Resources.from_wire(resources).unallocate()
+    return total
