@@ -218,3 +218,27 @@ async def test_thread_driver_against_the_master(master: MasterProc, agent: Emula
     finally:
         await asyncio.to_thread(driver.stop)
         assert await asyncio.to_thread(driver.join, 10)
+
+
+@pytest.mark.zookeeper
+async def test_zk_master_url_finds_the_advertised_leader(
+    master: MasterProc, zk_chroot: Any
+) -> None:
+    from mezzo.election.zookeeper import ZooKeeperContender
+
+    address = {"hostname": "127.0.0.1", "ip": "127.0.0.1", "port": master.port}
+    contender = ZooKeeperContender(
+        zk_chroot.url,
+        {"id": "m1", "hostname": "127.0.0.1", "port": master.port, "address": address},
+    )
+    contender.contend()
+    client = SchedulerClient(zk_chroot.url, info("zk"), Launcher(count=0), FAST)
+    try:
+        await asyncio.wait_for(contender.elected(), 30)
+        await client.start()
+        fid = await client.wait_subscribed(30)
+        assert client.master_url == master.url
+        assert framework(master, fid.value) is not None
+    finally:
+        await client.stop()
+        contender.close()
