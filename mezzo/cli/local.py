@@ -13,6 +13,7 @@ from types import FrameType
 
 import click
 
+from mezzo.cli.main import cli
 from mezzo.testing.local_cluster import (
     DEFAULT_AGENT_RESOURCES,
     ClusterError,
@@ -21,16 +22,31 @@ from mezzo.testing.local_cluster import (
 )
 
 
-@click.command("local")
+@cli.command("local")
 @click.option("--agents", default=3, show_default=True, type=click.IntRange(1, 64))
-@click.option("--work_dir", "--work-dir", "work_dir", default=None,
-              help="Directory for the master's and agents' state (default: a temporary one, removed on exit).")
-@click.option("--port", default=5050, show_default=True, type=click.IntRange(0, 65535),
-              help="The master's port (0: any free port).")
+@click.option(
+    "--work_dir",
+    "--work-dir",
+    "work_dir",
+    default=None,
+    help="Directory for the master's and agents' state (default: a temporary one, removed on exit).",
+)
+@click.option(
+    "--port",
+    default=5050,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="The master's port (0: any free port).",
+)
 @click.option("--ip", default="127.0.0.1", show_default=True)
-@click.option("--agent-resources", "--agent_resources", "agent_resources",
-              default=DEFAULT_AGENT_RESOURCES, show_default=True,
-              help="Each agent's --resources (a distinct ports range is added unless given).")
+@click.option(
+    "--agent-resources",
+    "--agent_resources",
+    "agent_resources",
+    default=DEFAULT_AGENT_RESOURCES,
+    show_default=True,
+    help="Each agent's --resources (a distinct ports range is added unless given).",
+)
 @click.option("--verbose", is_flag=True, help="Show the master's and agents' logs here.")
 def local(
     agents: int, work_dir: str | None, port: int, ip: str, agent_resources: str, verbose: bool
@@ -64,7 +80,9 @@ def local(
         while not stop.is_set():
             for node in [cluster.master, *cluster.agents]:
                 if node is not None and node.proc.poll() is not None:
-                    click.echo(f"{node.name} exited with {node.proc.returncode}; stopping", err=True)
+                    click.echo(
+                        f"{node.name} exited with {node.proc.returncode}; stopping", err=True
+                    )
                     stop.set()
             stop.wait(1.0)
     finally:

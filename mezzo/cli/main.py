@@ -30,3 +30,6 @@ def _add_client_commands() -> None:
 
 
 _add_client_commands()
+from mezzo.cli import demo as _demo  # noqa: E402,F401  (registers `mezzo demo`)
+from mezzo.cli import examples as _examples  # noqa: E402,F401  (registers `mezzo example ...`)
+from mezzo.cli import local as _local  # noqa: E402,F401  (registers `mezzo local`)

@@ -125,7 +125,8 @@ class BatchFramework(ExampleFramework):
         plan = self.policy.plan_offer(offer_host(offer), len(pieces), now)
         if not plan:
             # A short filter: delay scheduling needs this agent offered again soon.
-            await self._call(driver.decline([offer.id], refuse_seconds=1.0 if pending else 30.0))
+            more = pending or self.submitted < self.job_count
+            await self._call(driver.decline([offer.id], refuse_seconds=1.0 if more else 30.0))
             return
         tasks = []
         for placement, piece in zip(plan, pieces, strict=False):

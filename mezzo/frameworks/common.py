@@ -197,7 +197,8 @@ class ExampleFramework(Scheduler):
         self.say("re-registered with the master")
 
     def disconnected(self, driver: Any) -> None:
-        self.say("disconnected from the master; reconnecting")
+        if not self.finished.is_set():
+            self.say("disconnected from the master; reconnecting")
 
     def error(self, driver: Any, message: str) -> None:
         self.aborted = message

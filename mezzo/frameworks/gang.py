@@ -46,6 +46,7 @@ class GangFramework(ExampleFramework):
         self._run_task_ids: dict[int, str] = {}  # rank -> task id of the current run
         self._agent_of: dict[str, str] = {}
         self._phase = self.planner.phase
+        self._last_held = 0
 
     async def resource_offers(self, driver: Any, offers: list[Offer]) -> None:
         now = self.clock.monotonic()
@@ -54,8 +55,10 @@ class GangFramework(ExampleFramework):
             self._offers[offer.id.value] = (offer, pieces)
             decision = self.planner.offered(offer.id.value, offer_host(offer), len(pieces), now)
             await self._carry_out(driver, decision)
-        if self.planner.phase == Phase.GATHERING and self.planner.held:
-            self.say(f"holding {self.planner.held_slots}/{self.planner.size} slots")
+        held = self.planner.held_slots
+        if self.planner.phase == Phase.GATHERING and held and held != self._last_held:
+            self.say(f"holding {held}/{self.planner.size} slots")
+        self._last_held = held
 
     def offer_rescinded(self, driver: Any, offer_id: OfferID) -> None:
         self.planner.rescinded(offer_id.value)
