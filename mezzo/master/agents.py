@@ -73,8 +73,12 @@ class AgentCalls(MasterBase):
             previously_unreachable = agent_id in self.unreachable_agents
             self.counters.inc("slave_reregistrations")
             if agent_id in self.recovered_agents:
-                self.recovered_agents.pop(agent_id)
-                self.outbox.registry(MarkReachable(info=info))
+                admitted = self.recovered_agents.pop(agent_id)
+                if admitted != info:
+                    # As Mesos, the registry is written only when the agent's info changed:
+                    # after a failover every agent re-registers at once, and with a
+                    # ZooKeeper registry an unneeded write per agent would slow that down.
+                    self.outbox.registry(MarkReachable(info=info))
             elif previously_unreachable:
                 self.unreachable_agents.pop(agent_id)
                 self.outbox.registry(MarkReachable(info=info))

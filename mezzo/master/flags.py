@@ -7,6 +7,7 @@ options from the same table, so `--help`, GET_FLAGS and /master/state list the s
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any
 
 from mezzo.core.durations import format_duration, parse_duration
 from mezzo.core.errors import ConfigError
+from mezzo.core.zkurl import parse_zk_url
 from mezzo.master.allocator import DEFAULT_ALLOCATOR, DEFAULT_MIN_ALLOCATABLE, parse_min_allocatable
 from mezzo.master.base import MasterOptions
 from mezzo.resources import role_error
@@ -26,7 +28,15 @@ FLAGS: dict[str, tuple[str | None, str]] = {
     "advertise_ip": (None, "IP address advertised (redirects, ZooKeeper)"),
     "advertise_port": (None, "Port advertised"),
     "work_dir": (None, "Directory of the registry (sqlite); default ./mezzo-master-<port>"),
-    "registry": ("sqlite", "Registry store: sqlite (under --work_dir), sqlite:<path>, in_memory"),
+    "registry": (
+        "sqlite",
+        "Registry store: sqlite (under --work_dir), sqlite:<path>, in_memory; with --zk the "
+        "default is ZooKeeper (<zk path>/log_replicas)",
+    ),
+    "zk": (None, "ZooKeeper URL for leader election and the registry: zk://h1:2181,h2:2181/path"),
+    "zk_session_timeout": ("10secs", "ZooKeeper session timeout (leader failure detection)"),
+    "quorum": (None, "Accepted for Mesos compatibility (replicated-log quorum); ZooKeeper's own "
+               "quorum replicates the registry here (see docs/ha.md)"),
     "allocator": (DEFAULT_ALLOCATOR, "Allocator name (hierarchical, random) or module:Class path"),
     "allocation_interval": ("1secs", "Period of batch allocations"),
     "offer_timeout": (None, "Rescind offers not answered within this duration (default: never)"),
@@ -108,6 +118,9 @@ class MasterFlags:
     fair_sharing_excluded_resource_names: list[str] = field(default_factory=list)
     port_file: str | None = None
     logging_level: str = "INFO"
+    zk: str | None = None
+    zk_session_timeout: float = 10.0
+    quorum: int | None = None
     options: MasterOptions = field(default_factory=MasterOptions)
     # The flags as given (after defaults), for GET_FLAGS and /master/state.
     raw: dict[str, str] = field(default_factory=dict)
@@ -136,6 +149,23 @@ class MasterFlags:
         flags.registry = raw["registry"]
         if flags.registry not in ("sqlite", "in_memory", "memory") and not flags.registry.startswith(("sqlite:", "zk://")):
             raise ConfigError(f"--registry: expected sqlite, sqlite:<path> or in_memory, got {flags.registry!r}")
+        flags.zk = get("zk")
+        if flags.zk is not None:
+            try:
+                url = parse_zk_url(flags.zk)
+            except ConfigError as exc:
+                raise ConfigError(f"--zk: {exc}") from None
+            if "registry" not in given:
+                # HA masters share the registry through ZooKeeper, beside the election nodes
+                # under the one child name clients skip. Imported here: only --zk loads kazoo.
+                from mezzo.store.zookeeper import registry_root
+
+                flags.registry = str(dataclasses.replace(url, path=registry_root(url.path)))
+                raw["registry"] = flags.registry
+        flags.zk_session_timeout = _duration("zk_session_timeout", raw["zk_session_timeout"])
+        if not 0.5 <= flags.zk_session_timeout <= 3600.0:
+            raise ConfigError("--zk_session_timeout: must be between 500ms and 1hrs")
+        flags.quorum = _int("quorum", raw["quorum"], 1) if "quorum" in raw else None
         flags.allocator = raw["allocator"]
         flags.weights = parse_weights(get("weights"))
         if get("roles"):

@@ -29,6 +29,7 @@ from mezzo.api.scheduler import CallType, Event, decode_call
 from mezzo.core.errors import ValidationError
 from mezzo.master import views
 from mezzo.master.core import CallRefused, Master
+from mezzo.master.leadership import NO_LEADER, Leadership
 from mezzo.master.registry import Registrar, RegistryOperation
 from mezzo.net.http import (
     MAX_BODY_BYTES,
@@ -43,6 +44,13 @@ from mezzo.net.stream import RecordStream
 log = logging.getLogger("mezzo.master.http")
 
 NOT_RECOVERED = "Master has not finished recovery"
+# Served by every master, leading or not (spec §2.5): liveness, version, this master's own
+# metrics (with master/elected 0/1) and flags, and the redirect endpoint itself.
+SERVED_BY_ANY_MASTER = frozenset(
+    prefix + path
+    for prefix in ("", "/master")
+    for path in ("/health", "/redirect", "/flags")
+) | {"/version", "/metrics/snapshot"}
 
 
 class HttpOutbox:
@@ -77,8 +85,11 @@ class MasterServer:
         flags: dict[str, str] | None = None,
         weights: dict[str, float] | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
+        leadership: Leadership | None = None,
     ) -> None:
         self.master = master
+        # None: always the leader (standalone, and in-process tests of the shell).
+        self.leadership = leadership
         self.flags = flags or {}
         self.weights = dict(weights or {})
         self.max_body_bytes = max_body_bytes
@@ -91,7 +102,7 @@ class MasterServer:
     # ------------------------------------------------------------------ lifecycle
 
     def _build_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.max_body_bytes)
+        app = web.Application(client_max_size=self.max_body_bytes, middlewares=[self._leader_gate])
         r = app.router
         for prefix in ("", "/master"):
             r.add_route("*", prefix + "/api/v1/scheduler", self.scheduler)
@@ -113,6 +124,34 @@ class MasterServer:
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)
         return app
+
+    @property
+    def leading(self) -> bool:
+        return self.leadership is None or self.leadership.is_leader
+
+    @web.middleware
+    async def _leader_gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Only the leader serves the APIs and state: others answer 307 to it, or 503."""
+        if self.leading or request.path in SERVED_BY_ANY_MASTER:
+            return await handler(request)
+        assert self.leadership is not None
+        leader = self.leadership.leader()
+        if leader is None:
+            return text_response(503, NO_LEADER)
+        # Mesos' redirect keeps the path and query: `Location: //host:port/api/v1/scheduler`.
+        return web.Response(status=307, headers={"Location": f"//{leader}{request.path_qs}"})
+
+    def drop_everything(self, reason: str) -> None:
+        """Leadership lost: close every stream at once so nobody keeps talking to us; the
+        process then exits (as a Mesos master does) and a new leader rebuilds the state."""
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+        for framework in self.master.frameworks.values():
+            if framework.stream is not None:
+                framework.stream.close(reason)
+        for agent in self.master.agents.values():
+            if agent.stream is not None:
+                agent.stream.close(reason)
 
     async def _on_startup(self, _: web.Application) -> None:
         self._timer_task = asyncio.create_task(self._timers())
@@ -146,6 +185,10 @@ class MasterServer:
     async def _timers(self) -> None:
         master = self.master
         while True:
+            if not (self.leading and master.recovered):
+                # A standby (or a leader still recovering) has nothing to time.
+                await asyncio.sleep(0.1)
+                continue
             delay = master.next_deadline() - master.now()
             if delay > 0:
                 await asyncio.sleep(min(delay, 1.0))
@@ -319,6 +362,12 @@ class MasterServer:
         return web.Response(status=200)
 
     async def redirect(self, request: web.Request) -> web.Response:
+        if not self.leading:
+            assert self.leadership is not None
+            leader = self.leadership.leader()
+            if leader is None:
+                return text_response(503, NO_LEADER)
+            return web.Response(status=307, headers={"Location": f"//{leader}"})
         info = self.master.info
         host = info.hostname or (info.address.ip if info.address else "localhost")
         return web.Response(status=307, headers={"Location": f"//{host}:{info.port}"})
@@ -372,7 +421,9 @@ class MasterServer:
         return self._json(request, {"flags": self.flags})
 
     async def metrics(self, request: web.Request) -> web.Response:
-        return self._json(request, views.metrics(self.master, self.master.now()))
+        values = views.metrics(self.master, self.master.now())
+        values["master/elected"] = 1.0 if self.leading else 0.0
+        return self._json(request, values)
 
     async def legacy_teardown(self, request: web.Request) -> web.Response:
         form = await request.post()

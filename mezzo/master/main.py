@@ -1,9 +1,12 @@
 """The master's composition root: flags -> store, registrar, allocator, core, HTTP server.
 
 `build_master(flags)` wires the collaborators (the only place that picks implementations);
-`serve(flags)` runs the server until SIGINT/SIGTERM. Leader election is a seam: a contender is
-injected (standalone now, so this master leads as soon as it contends); a ZooKeeper contender
-plugs in here later. Once listening, the bound address is printed as the first stdout line
+`serve(flags)` runs the server until SIGINT/SIGTERM. Leader election: without `--zk` a
+standalone contender leads at once and the registry is recovered before the port opens; with
+`--zk` the master binds first (standbys must answer 307/503), contends with its MasterInfo in
+ZooKeeper, and only once elected recovers the registry (in ZooKeeper) and serves. Losing
+leadership (session expired, node gone) closes every stream at once and ends the process
+with status 1, as Mesos does (docs/ha.md). Once listening, the bound address is printed as the first stdout line
 (`listening on http://IP:PORT`) and written to `--port_file` if given, so that `--port 0`
 works for tests and scripts.
 """
@@ -17,23 +20,33 @@ import os
 import signal
 import socket
 import struct
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from mezzo import __version__
+from mezzo.api.codec import to_builtins
 from mezzo.api.common import Address, MasterCapability, MasterCapabilityType, MasterInfo
 from mezzo.core.clock import Clock, RealClock
 from mezzo.core.ids import IdSource
+from mezzo.core.zkurl import parse_zk_url
 from mezzo.election.base import Contender
 from mezzo.election.standalone import StandaloneContender
 from mezzo.master.allocator import AllocatorOptions, create_allocator
 from mezzo.master.core import Master
 from mezzo.master.flags import MasterFlags
 from mezzo.master.http import HttpOutbox, MasterServer
+from mezzo.master.leadership import Leadership
 from mezzo.master.registry import Registrar
+from mezzo.store.base import Store
 from mezzo.store.factory import open_store
+
+if TYPE_CHECKING:
+    from mezzo.election.zookeeper import ZooKeeperDetector
 
 log = logging.getLogger("mezzo.master")
 
@@ -65,11 +78,21 @@ def _packed_ip(ip: str) -> int | None:
 
 
 def build_master(
-    flags: MasterFlags, *, clock: Clock | None = None, contender: Contender | None = None
+    flags: MasterFlags,
+    *,
+    clock: Clock | None = None,
+    contender: Contender | None = None,
+    zk_client: Any = None,
 ) -> MasterProcess:
+    """Wire a master. With `zk_client` (HA) a ZooKeeper registry shares that session; the
+    ZooKeeper contender is attached by `serve` once the port is bound."""
     clock = clock or RealClock()
     ids = IdSource()
-    if flags.registry == "sqlite":
+    if flags.registry.startswith("zk://") and zk_client is not None:
+        from mezzo.store.zookeeper import ZooKeeperStore
+
+        store: Store = ZooKeeperStore(client=zk_client, root=parse_zk_url(flags.registry).path)
+    elif flags.registry == "sqlite":
         work_dir = flags.work_dir_or_default()
         Path(work_dir).mkdir(parents=True, exist_ok=True)
         store = open_store("sqlite", work_dir=work_dir)
@@ -118,12 +141,51 @@ def set_bound_port(process: MasterProcess, port: int, flags: MasterFlags) -> Non
         info.address.port = port
 
 
-async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> None:
-    """Run a master until `stop` is set or SIGINT/SIGTERM arrives."""
-    process = build_master(flags)
-    # Recover the registry before serving anything else (HTTP answers 503 until then).
-    process.master.recover(process.registrar.recover())
-    process.contender.contend()
+def _zk_client(zk: str, session_timeout: float) -> Any:
+    """The one ZooKeeper session of an HA master, shared by its contender, detector and registry
+    store: when it expires, leadership and registry access end together."""
+    from kazoo.client import KazooClient
+
+    url = parse_zk_url(zk)
+    auth = [("digest", f"{url.auth[0]}:{url.auth[1]}")] if url.auth else None
+    return KazooClient(hosts=url.hosts, timeout=session_timeout, auth_data=auth)
+
+
+async def _lead(process: MasterProcess) -> None:
+    """Wait to be elected, then recover the registry and start serving as the leader."""
+    term = await process.contender.elected()
+    started = time.monotonic()
+    # Off the loop: a ZooKeeper registry is one round trip per key.
+    state = await asyncio.to_thread(process.registrar.recover)
+    master = process.master
+    master.elected_time = master.now()
+    master.recover(state)
+    log.info(
+        "elected leader (term %d); recovered the registry (%d admitted, %d unreachable, "
+        "%d gone agents) in %.0f ms",
+        term, len(state.admitted), len(state.unreachable), len(state.gone),
+        (time.monotonic() - started) * 1000,
+    )
+
+
+async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int:
+    """Run a master until `stop` is set or SIGINT/SIGTERM arrives (exit status 0), or until
+    it loses leadership (exit status 1: like a Mesos master, it exits; see docs/ha.md)."""
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    lost: list[str] = []
+    zk_client = None
+    detector: ZooKeeperDetector | None = None
+    if flags.zk:
+        from mezzo.election.zookeeper import ZooKeeperContender, ZooKeeperDetector
+
+        zk_client = _zk_client(flags.zk, flags.zk_session_timeout)
+        await asyncio.to_thread(zk_client.start, 30.0)
+    process = build_master(flags, zk_client=zk_client)
+    if zk_client is None:
+        # Standalone: the only master leads at once; recover before serving anything.
+        process.contender.contend()
+        await _lead(process)
     runner = web.AppRunner(process.server.app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, flags.ip, flags.port, reuse_address=True)
@@ -131,15 +193,36 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> Non
     sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
     port = sockets[0].getsockname()[1] if sockets else flags.port
     set_bound_port(process, port, flags)
+    lead_task: asyncio.Task[None] | None = None
+    if zk_client is not None:
+        assert flags.zk is not None
+        # Contend only now: the advertised MasterInfo must carry the bound port.
+        payload = to_builtins(process.master.info)
+        detector = ZooKeeperDetector(flags.zk, client=zk_client)
+        contender = ZooKeeperContender(flags.zk, payload, client=zk_client,
+                                       session_timeout=flags.zk_session_timeout)
+        process.contender = contender
+        process.server.leadership = Leadership(contender, detector, process.master.info.id)
+
+        def on_lost(term: int, reason: str) -> None:
+            # Stop acting as leader at once: nothing more is served or sent from this state.
+            log.error("lost leadership (term %d): %s; exiting", term, reason)
+            lost.append(reason)
+            process.server.drop_everything(f"master lost leadership: {reason}")
+            stop.set()
+
+        contender.on_lost(on_lost, loop=loop)
+        detector.start()
+        contender.contend()
+        lead_task = asyncio.create_task(_lead(process), name="lead")
     shown_ip = "127.0.0.1" if flags.ip in ("0.0.0.0", "") else flags.ip
     print(f"listening on http://{shown_ip}:{port}", flush=True)
     if flags.port_file:
         tmp = flags.port_file + ".tmp"
         Path(tmp).write_text(str(port))
         os.replace(tmp, flags.port_file)
-    log.info("master %s listening on %s:%d", process.master.info.id, flags.ip, port)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
+    log.info("master %s listening on %s:%d%s", process.master.info.id, flags.ip, port,
+             f" (contending in {flags.zk})" if flags.zk else "")
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
@@ -147,8 +230,22 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> Non
         await stop.wait()
     finally:
         log.info("master shutting down")
-        await runner.cleanup()
+        if lead_task is not None:
+            lead_task.cancel()
+        # Bounded: a master that lost its ZooKeeper session must not linger half-alive.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runner.cleanup(), 5.0)
+        if zk_client is not None:
+            if detector is not None:
+                detector.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.to_thread(process.contender.withdraw), 5.0)
         process.registrar.close()
+        if zk_client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.to_thread(zk_client.stop), 5.0)
+            zk_client.close()
+    return 1 if lost else 0
 
 
 def run(flags: MasterFlags) -> None:
@@ -156,4 +253,5 @@ def run(flags: MasterFlags) -> None:
         level=getattr(logging, flags.logging_level, logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(serve(flags))
+    logging.getLogger("kazoo").setLevel(max(logging.WARNING, logging.getLogger().level))
+    sys.exit(asyncio.run(serve(flags)))

@@ -1,0 +1,238 @@
+"""HA test and benchmark helpers: real `mezzo master --zk` processes and leader-following agents.
+
+- `HaMaster`: one master process contending in ZooKeeper (`--port 0`, `--port_file`), with its
+  log in a file, killable by pid (`kill()` is SIGKILL, as in the failover scenarios);
+- `HaCluster`: N such masters on one election path; `wait_leader()` polls every live master's
+  `/metrics/snapshot` (`master/elected`) and `/master/state` (200 once the registry is
+  recovered) under a deadline;
+- `FollowingEmulatedAgent`: the emulated agent (real agent protocol, no executors) whose master
+  URL is whatever a shared leader source says now, so 1,000 agents can follow a failover with
+  one ZooKeeper detector between them instead of 1,000 sessions.
+
+Everything started here is stopped by `close()`; processes are only ever signalled by the pids
+this module started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mezzo.testing.emulated_agent import EmulatedAgent
+
+ROOT = Path(__file__).resolve().parents[2]
+MEZZO = str(Path(sys.executable).parent / "mezzo")
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, dict[str, str], bytes]:
+    """GET without following redirects: (status, headers, body); status 0 when unreachable."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(url, timeout=timeout) as reply:
+            return reply.status, dict(reply.headers), reply.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+    except (OSError, urllib.error.URLError):
+        return 0, {}, b""
+
+
+def until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll `predicate` until it returns something truthy (returned); TimeoutError otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class HaMaster:
+    """A `mezzo master --zk` process."""
+
+    name: str
+    zk: str
+    work_dir: Path
+    extra: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    port: int | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.work_dir / f"{self.name}.log"
+
+    @property
+    def hostport(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.hostport}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        port_file = self.work_dir / f"{self.name}.port"
+        port_file.unlink(missing_ok=True)
+        log = self.log_path.open("ab")
+        try:
+            self.proc = subprocess.Popen(
+                [MEZZO, "master", "--ip", "127.0.0.1", "--port", "0", "--port_file", str(port_file),
+                 "--zk", self.zk, "--work_dir", str(self.work_dir / self.name), *self.extra],
+                stdout=subprocess.DEVNULL, stderr=log,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
+        finally:
+            log.close()
+
+        def bound() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"master {self.name} exited:\n{self.log_tail()}")
+            return port_file.exists()
+
+        until(bound, timeout, f"master {self.name} to listen")
+        self.port = int(port_file.read_text())
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to ZooKeeper, its session (and node) live until they expire."""
+        if self.alive:
+            assert self.proc is not None
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def signal(self, sig: int) -> None:
+        if self.alive:
+            assert self.proc is not None
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # in case a test paused it
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def metrics(self) -> dict[str, float] | None:
+        status, _, body = http_get(self.url + "/metrics/snapshot")
+        return json.loads(body) if status == 200 else None
+
+    def is_serving_leader(self) -> bool:
+        """Elected and recovered: `/master/state` answers 200 rather than 307/503."""
+        if not self.alive:
+            return False
+        metrics = self.metrics()
+        if not metrics or metrics.get("master/elected") != 1.0:
+            return False
+        return http_get(self.url + "/master/state")[0] == 200
+
+    def state(self) -> dict[str, Any]:
+        status, _, body = http_get(self.url + "/master/state", timeout=5.0)
+        if status != 200:
+            raise RuntimeError(f"/master/state of {self.name} answered {status}: {body[:200]!r}")
+        return json.loads(body)
+
+    def log_tail(self, lines: int = 40) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+class HaCluster:
+    """`count` masters contending on `zk` (a `zk://hosts/path` URL)."""
+
+    def __init__(
+        self,
+        zk: str,
+        count: int = 3,
+        *,
+        work_dir: Path | None = None,
+        session_timeout: str = "2secs",
+        extra: list[str] | None = None,
+    ) -> None:
+        self.zk = zk
+        self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="mezzo-ha-"))
+        flags = ["--zk_session_timeout", session_timeout, "--quorum", str(count // 2 + 1),
+                 "--allocation_interval", "100ms", "--logging_level", "INFO", *(extra or [])]
+        self.masters = [HaMaster(f"m{i}", zk, self.work_dir, flags) for i in range(count)]
+
+    def start(self) -> None:
+        for master in self.masters:
+            master.start()
+
+    def wait_leader(self, timeout: float = 30.0, exclude: HaMaster | None = None) -> HaMaster:
+        """The one live master that leads and serves (exactly one must)."""
+
+        def serving() -> HaMaster | None:
+            leaders = [m for m in self.masters if m is not exclude and m.is_serving_leader()]
+            assert len(leaders) <= 1, f"two serving leaders: {[m.name for m in leaders]}"
+            return leaders[0] if leaders else None
+
+        try:
+            leader: HaMaster = until(serving, timeout, "a serving leader", interval=0.05)
+        except TimeoutError:
+            raise TimeoutError("no serving leader:\n" + "\n".join(
+                f"--- {m.name}\n{m.log_tail(15)}" for m in self.masters)) from None
+        return leader
+
+    def standbys(self, leader: HaMaster) -> list[HaMaster]:
+        return [m for m in self.masters if m is not leader and m.alive]
+
+    def close(self) -> None:
+        for master in self.masters:
+            master.stop()
+
+    def __enter__(self) -> HaCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FollowingEmulatedAgent(EmulatedAgent):
+    """An emulated agent that always talks to the master `leader_url()` names right now.
+
+    `leader_url()` returns `http://host:port` or None (no leader known: the agent retries).
+    A stream to a master that is no longer the leader breaks when that master dies or exits,
+    and the agent re-registers with the new one carrying its tasks.
+    """
+
+    def __init__(self, leader_url: Callable[[], str | None], **kwargs: Any) -> None:
+        self._leader_url = leader_url
+        super().__init__("http://leader.invalid", **kwargs)
+
+    @property  # type: ignore[override]
+    def master_url(self) -> str:
+        url = self._leader_url()
+        if url is None:
+            raise OSError("no leading master known")
+        return url
+
+    @master_url.setter
+    def master_url(self, value: str) -> None:
+        pass  # the base class sets a fixed URL; the leader source decides instead
