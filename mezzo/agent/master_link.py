@@ -110,7 +110,11 @@ class MasterLink:
                 leader = current
                 self._backoff.reset()
                 continue
-            await asyncio.sleep(self._backoff.next())
+            # Back off, but follow a leader change at once: after a failover the old leader
+            # stays advertised until its ZooKeeper session expires, and by then the backoff
+            # may have grown to many seconds.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._detector.detect(leader), self._backoff.next())
             leader = self._detector.leader()
 
     async def _subscribe_once(self, address: str, leader: LeaderInfo) -> None:
