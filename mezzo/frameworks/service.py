@@ -11,6 +11,14 @@ High availability: the framework registers with `failover_timeout` and `checkpoi
 state file (after the first died, or was stopped with `--failover`) re-subscribes as the same
 framework, reconciles, and adopts the instances that kept running.
 
+Hot standby (`--standby`): the active scheduler holds an exclusive `flock` on
+`<state-file>.lock` for as long as it lives; the kernel releases it when the process dies,
+kill -9 included. A scheduler started with `--standby` blocks on that lock, then reads the
+framework id from the state file and subscribes with it: the master treats that as a failover
+(within `--failover-timeout`), and if the old scheduler were still connected it would get
+ERROR "Framework failed over" and be closed. (The lock needs the two schedulers on one host
+or a filesystem with working locks; `--framework-id` names the framework explicitly.)
+
 Reports the instances kept up (mean and minimum after the first time all were up) and restarts.
 
     python -m mezzo.frameworks.service --master 127.0.0.1:5050 --instances 3 --duration 60
@@ -18,6 +26,7 @@ Reports the instances kept up (mean and minimum after the first time all were up
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import re
@@ -83,6 +92,8 @@ class ServiceFramework(ExampleFramework):
         self.chaos_kills = 0
         self.adopted = 0
         self._launch_seq = 0
+        self.reconcile_grace = 2.0
+        self.reconciling_until = 0.0
         self._agent_of: dict[str, str] = {}
         if state_file and os.path.exists(state_file):
             with open(state_file) as f:
@@ -102,6 +113,8 @@ class ServiceFramework(ExampleFramework):
                 f.write(framework_id.value)
         if failover:
             self.say("failed over: took over the framework of the previous scheduler")
+            # Launch nothing until reconciliation has told us which instances still run.
+            self.reconciling_until = self.clock.monotonic() + self.reconcile_grace
         return self._after_subscribe(driver)
 
     def reregistered(self, driver: Any, master_info: MasterInfo | None) -> Any:
@@ -127,6 +140,9 @@ class ServiceFramework(ExampleFramework):
 
     async def resource_offers(self, driver: Any, offers: list[Offer]) -> None:
         now = self.clock.monotonic()
+        if now < self.reconciling_until:
+            await self._call(driver.decline([o.id for o in offers], refuse_seconds=1.0))
+            return
         for offer in offers:
             agents = max(self.agents, 1)
             pieces = split(offer, self.options.task_resources, ports=1, limit=self.planner.target)
@@ -265,6 +281,22 @@ class ServiceFramework(ExampleFramework):
         return lines
 
 
+def hold_scheduler_lock(state_file: str, standby: bool) -> Any:
+    """Take the active scheduler's lock (see the module docstring); the returned file must stay
+    open for the life of the process."""
+    lock = open(state_file + ".lock", "a")  # noqa: SIM115 - held until the process ends
+    if standby:
+        print(f"standby: waiting for the active scheduler (lock {lock.name})", flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        print("standby: the active scheduler is gone; taking over", flush=True)
+    else:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("another scheduler is active; taking over its framework", flush=True)
+    return lock
+
+
 @click.command("service")
 @click.option("--master", required=True, help="HOST:PORT of a master (or zk://...).")
 @click.option("--instances", default=3, show_default=True, type=click.IntRange(1))
@@ -292,6 +324,12 @@ class ServiceFramework(ExampleFramework):
     is_flag=True,
     help="On exit leave the instances running for a standby scheduler to adopt.",
 )
+@click.option(
+    "--standby",
+    is_flag=True,
+    help="Wait until the scheduler holding --state-file's lock dies, then take over.",
+)
+@click.option("--framework-id", default=None, help="Subscribe as this framework (failover).")
 @click.option("--cpus", default=0.1, show_default=True, type=float)
 @click.option("--mem", default=64.0, show_default=True, type=float)
 @click.option("--name", default="service", show_default=True)
@@ -306,11 +344,16 @@ def main(
     failover_timeout: float,
     state_file: str | None,
     failover: bool,
+    standby: bool,
+    framework_id: str | None,
     cpus: float,
     mem: float,
     name: str,
 ) -> None:
     """Keep N instances of a long-running command up, spread across agents."""
+    if standby and not state_file:
+        raise click.UsageError("--standby needs --state-file (where the framework id is kept)")
+    lock = hold_scheduler_lock(state_file, standby) if state_file else None
     framework = ServiceFramework(
         CommonOptions(master=master, name=name, cpus=cpus, mem=mem, python=sys.executable),
         instances=instances,
@@ -322,7 +365,14 @@ def main(
         failover_timeout=failover_timeout,
         state_file=state_file,
     )
-    raise SystemExit(run_framework(framework, failover=failover))
+    if framework_id:
+        framework.framework_id = FrameworkID(value=framework_id)
+    try:
+        code = run_framework(framework, failover=failover)
+    finally:
+        if lock is not None:
+            lock.close()
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":
