@@ -115,7 +115,12 @@ class MasterLink:
             # may have grown to many seconds.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._detector.detect(leader), self._backoff.next())
-            leader = self._detector.leader()
+            current = self._detector.leader()
+            if current != leader:
+                # A new leader may still be finishing its election (it answers 307/503 for a
+                # moment): retry it on a fresh, short backoff.
+                self._backoff.reset()
+            leader = current
 
     async def _subscribe_once(self, address: str, leader: LeaderInfo) -> None:
         assert self._session is not None
