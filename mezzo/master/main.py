@@ -22,6 +22,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -194,6 +195,7 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int
     port = sockets[0].getsockname()[1] if sockets else flags.port
     set_bound_port(process, port, flags)
     lead_task: asyncio.Task[None] | None = None
+    forget_lost: Callable[[], None] = lambda: None  # noqa: E731
     if zk_client is not None:
         assert flags.zk is not None
         # Contend only now: the advertised MasterInfo must carry the bound port.
@@ -211,7 +213,7 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int
             process.server.drop_everything(f"master lost leadership: {reason}")
             stop.set()
 
-        contender.on_lost(on_lost, loop=loop)
+        forget_lost = contender.on_lost(on_lost, loop=loop)
         detector.start()
         contender.contend()
         lead_task = asyncio.create_task(_lead(process), name="lead")
@@ -230,6 +232,7 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int
         await stop.wait()
     finally:
         log.info("master shutting down")
+        forget_lost()  # withdrawing below is a shutdown, not a lost election
         if lead_task is not None:
             lead_task.cancel()
         # Bounded: a master that lost its ZooKeeper session must not linger half-alive.
