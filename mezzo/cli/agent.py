@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from mezzo.cli.main import cli
+from mezzo.cli.group import cli
 from mezzo.core.errors import ConfigError
 
 # name -> (default shown, help)

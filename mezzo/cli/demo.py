@@ -26,7 +26,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from mezzo.cli.main import cli
+from mezzo.cli.group import cli
 from mezzo.frameworks.batch import BatchFramework
 from mezzo.frameworks.common import CommonOptions, ExampleFramework, fetch_master_state
 from mezzo.frameworks.gang import GangFramework

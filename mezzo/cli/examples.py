@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from mezzo.cli.main import cli
+from mezzo.cli.group import cli
 from mezzo.frameworks import batch, gang, iterative, service
 
 

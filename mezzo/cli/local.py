@@ -13,7 +13,7 @@ from types import FrameType
 
 import click
 
-from mezzo.cli.main import cli
+from mezzo.cli.group import cli
 from mezzo.testing.local_cluster import (
     DEFAULT_AGENT_RESOURCES,
     ClusterError,

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mezzo.cli.main import cli
+from mezzo.cli.group import cli
 from mezzo.core.errors import ConfigError
 from mezzo.master.flags import FLAGS, MasterFlags
 
