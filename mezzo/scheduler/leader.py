@@ -17,16 +17,24 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from mezzo.core.errors import ConfigError
+from mezzo.core.zkurl import parse_zk_url
 from mezzo.election.base import Detector
 
 DEFAULT_MASTER_PORT = 5050
 
 
 def parse_master_address(text: str) -> str:
-    """`host`, `host:port` or `http://host:port[/...]` → base URL `http://host:port`."""
+    """`host`, `host:port` or `http://host:port[/...]` → base URL `http://host:port`.
+
+    A `zk://` URL names no single master: it is checked and returned as is, so that callers
+    normalising a `--master` flag can hand it on to `SchedulerClient` (which follows the
+    leader advertised there)."""
     text = text.strip()
     if not text:
         raise ConfigError("empty master address")
+    if text.startswith("zk://"):
+        parse_zk_url(text)
+        return text
     if text.startswith("//"):
         text = "http:" + text
     if "://" not in text:
