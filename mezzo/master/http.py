@@ -44,6 +44,7 @@ from mezzo.net.stream import RecordStream
 log = logging.getLogger("mezzo.master.http")
 
 NOT_RECOVERED = "Master has not finished recovery"
+RECOVERY_HOLD = 10.0  # seconds a just-elected leader holds API calls while it recovers
 # Served by every master, leading or not (spec §2.5): liveness, version, this master's own
 # metrics (with master/elected 0/1) and flags, and the redirect endpoint itself.
 SERVED_BY_ANY_MASTER = frozenset(
@@ -96,6 +97,7 @@ class MasterServer:
         self._timer_task: asyncio.Task[None] | None = None
         self._allocation_scheduled = False
         self._wakeup = asyncio.Event()
+        self._recovered = asyncio.Event()
         master._wake = self._schedule_allocation
         self.app = self._build_app()
 
@@ -140,6 +142,23 @@ class MasterServer:
             return text_response(503, NO_LEADER)
         # Mesos' redirect keeps the path and query: `Location: //host:port/api/v1/scheduler`.
         return web.Response(status=307, headers={"Location": f"//{leader}{request.path_qs}"})
+
+    def mark_recovered(self) -> None:
+        """The registry is recovered: release the subscriptions held by `_wait_recovered`."""
+        self._recovered.set()
+
+    async def _wait_recovered(self) -> bool:
+        """True once the core is recovered. A just-elected HA leader *holds* subscriptions
+        that arrive while it reads the registry (up to RECOVERY_HOLD seconds) instead of
+        answering 503: after a failover every agent and framework arrives within a moment,
+        and 503s would have them all retrying against a master busy recovering."""
+        if self.master.recovered:
+            return True
+        if self.leadership is None or not self.leading:
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._recovered.wait(), RECOVERY_HOLD)
+        return self.master.recovered and self.leading
 
     def drop_everything(self, reason: str) -> None:
         """Leadership lost: close every stream at once so nobody keeps talking to us; the
@@ -205,7 +224,7 @@ class MasterServer:
             body = await read_call_body(request, max_bytes=self.max_body_bytes)
         except HTTPProblem as problem:
             return problem.response()
-        if not self.master.recovered:
+        if not await self._wait_recovered():
             return text_response(503, NOT_RECOVERED)
         try:
             call = decode_call(body)
@@ -248,7 +267,7 @@ class MasterServer:
             body = await read_call_body(request, max_bytes=self.max_body_bytes)
         except HTTPProblem as problem:
             return problem.response()
-        if not self.master.recovered:
+        if not await self._wait_recovered():
             return text_response(503, NOT_RECOVERED)
         try:
             call = decode(body, AgentCall)

