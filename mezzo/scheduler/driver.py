@@ -70,6 +70,10 @@ class SchedulerDriver:
         )
         self._ready = threading.Event()
         self._done = threading.Event()
+        # Calls submitted to the loop and not answered yet; cancelled when the loop ends, so
+        # that no caller waits forever on a loop that will never run its coroutine.
+        self._pending: set[concurrent.futures.Future[Any]] = set()
+        self._pending_lock = threading.Lock()
         self._start_error: BaseException | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -90,9 +94,13 @@ class SchedulerDriver:
         try:
             loop.run_until_complete(self._serve())
         finally:
+            with self._pending_lock:
+                self._done.set()
+                pending = list(self._pending)
+            for future in pending:
+                future.cancel()
             loop.close()
             self._callbacks.shutdown(wait=False)
-            self._done.set()
 
     async def _serve(self) -> None:
         try:
@@ -122,7 +130,7 @@ class SchedulerDriver:
         """Stop (TEARDOWN first unless `failover`). Safe from callbacks and other threads."""
         if self._client is None or self._loop is None or self._done.is_set():
             return
-        with contextlib.suppress(RuntimeError):  # the loop already finished
+        with contextlib.suppress(SchedulerError):  # the loop finished meanwhile
             self._run(self._client.stop(failover=failover), timeout=None)
 
     def abort(self) -> None:
@@ -171,12 +179,22 @@ class SchedulerDriver:
         if threading.current_thread() is self._thread:
             coro.close()
             raise SchedulerError("driver methods cannot be called from the driver's loop thread")
-        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        with self._pending_lock:
+            if self._done.is_set():
+                coro.close()
+                raise SchedulerError("driver stopped")
+            future = asyncio.run_coroutine_threadsafe(coro, loop)
+            self._pending.add(future)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise TimeoutError("the driver did not answer in time") from None
+        except concurrent.futures.CancelledError:
+            raise SchedulerError("driver stopped") from None
+        finally:
+            with self._pending_lock:
+                self._pending.discard(future)
 
     # ------------------------------------------------------------------ calls
 
