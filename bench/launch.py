@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import msgspec
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -63,12 +64,18 @@ def _agents_main(url: str, count: int, resources: str, ready) -> None:
 class Scheduler:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
+        # No per-request timeout: the benchmark bounds itself, and a timer per ACKNOWLEDGE
+        # would cost this process (which shares the 2 CPUs with the master) as much as the
+        # rest of the request.
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64),
+                                             timeout=aiohttp.ClientTimeout(total=None))
         self.offers: asyncio.Queue[dict] = asyncio.Queue()
         self.running: dict[str, float] = {}
         self.running_event = asyncio.Event()
         self.framework_id: dict | None = None
         self.stream_id = ""
+        self.call_headers = JSON
+        self._calls: set[asyncio.Task[None]] = set()
 
     async def subscribe(self) -> None:
         body = {"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "bench", "name": "bench"}}}
@@ -76,6 +83,7 @@ class Scheduler:
                                        headers={**JSON, "Accept": "application/json"},
                                        timeout=aiohttp.ClientTimeout(total=None))
         self.stream_id = resp.headers["Mesos-Stream-Id"]
+        self.call_headers = {**JSON, "Mesos-Stream-Id": self.stream_id}
         self._reader = asyncio.create_task(self._read(resp))
         while self.framework_id is None:
             await asyncio.sleep(0.01)
@@ -108,14 +116,16 @@ class Scheduler:
                 self.running[status["task_id"]["value"]] = time.perf_counter()
                 self.running_event.set()
             if "uuid" in status:
-                asyncio.get_running_loop().create_task(self.call({
+                task = asyncio.get_running_loop().create_task(self.call({
                     "type": "ACKNOWLEDGE", "acknowledge": {
                         "agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]}}))
+                self._calls.add(task)
+                task.add_done_callback(self._calls.discard)
 
     async def call(self, body: dict) -> None:
         body["framework_id"] = self.framework_id
-        async with self.session.post(self.url + "/api/v1/scheduler", data=json.dumps(body),
-                                     headers={**JSON, "Mesos-Stream-Id": self.stream_id}) as resp:
+        async with self.session.post(self.url + "/api/v1/scheduler", data=msgspec.json.encode(body),
+                                     headers=self.call_headers) as resp:
             if resp.status >= 300:
                 raise RuntimeError(f"{resp.status}: {await resp.text()}")
 

@@ -438,3 +438,37 @@ def test_recovered_agent_reregisters_in_time() -> None:
     assert agent.agent_id in c2.master.agents and not c2.master.recovered_agents
     c2.advance(700)
     assert agent.agent_id in c2.master.agents or agent.agent_id in c2.master.unreachable_agents
+
+
+def test_batched_status_updates_are_forwarded_in_order() -> None:
+    from mezzo.api.common import AgentID, FrameworkID, Source, TaskID, TaskStatus
+    from mezzo.api.internal import AgentCall, AgentCallType, AgentStatusUpdate
+
+    c = MasterCluster()
+    agent = c.add_agent("cpus:4;mem:1024")
+    s = c.add_scheduler()
+    c.allocate()
+    offer = offer_of(s)
+    ids = ["a", "b", "c"]
+    s.launch(offer, [task_info(t, offer, resources="cpus:1;mem:32") for t in ids])
+    statuses = [
+        TaskStatus(task_id=TaskID(value=t), state=TaskState.TASK_RUNNING, source=Source.SOURCE_EXECUTOR,
+                   uuid=next(agent.uuids), agent_id=AgentID(value=agent.agent_id))
+        for t in ids
+    ]
+    fid = FrameworkID(value=s.framework_id)
+    agent.call(AgentCall(type=AgentCallType.STATUS_UPDATE, status_updates=[
+        AgentStatusUpdate(framework_id=fid, status=st) for st in statuses]))
+    updates = s.all_of("UPDATE")
+    assert [(u.update.status.task_id.value, u.update.status.uuid) for u in updates] == [
+        (st.task_id.value, st.uuid) for st in statuses]
+    assert all(t.state == "TASK_RUNNING" for t in c.master.frameworks[s.framework_id].tasks.values())
+
+
+def test_status_update_call_without_updates_is_refused() -> None:
+    from mezzo.api.internal import AgentCall, AgentCallType
+
+    c = MasterCluster()
+    agent = c.add_agent()
+    with pytest.raises(CallRefused, match="status_update"):
+        agent.call(AgentCall(type=AgentCallType.STATUS_UPDATE))

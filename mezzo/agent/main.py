@@ -30,6 +30,7 @@ from mezzo.agent.recovery import CleanupDone, recover
 from mezzo.agent.state import ExecutorPhase
 from mezzo.api.common import AgentInfo
 from mezzo.core.errors import ConfigError
+from mezzo.core.gc_tuning import tune_for_daemon
 from mezzo.election import create_detector
 
 log = logging.getLogger(__name__)
@@ -152,4 +153,5 @@ def run_agent(flags: AgentFlags) -> int:
         level=logging.INFO, stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    tune_for_daemon()
     return asyncio.run(_serve(flags))

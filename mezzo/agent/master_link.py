@@ -21,7 +21,13 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from mezzo.api.codec import decode, encode
-from mezzo.api.internal import AGENT_API_PATH, AgentCall, AgentEvent, AgentEventType
+from mezzo.api.internal import (
+    AGENT_API_PATH,
+    AgentCall,
+    AgentEvent,
+    AgentEventType,
+    merge_status_updates,
+)
 from mezzo.core.backoff import Backoff
 from mezzo.core.errors import DecodeError
 from mezzo.election import Detector, LeaderInfo
@@ -163,15 +169,21 @@ class MasterLink:
 
     async def _send_loop(self) -> None:
         while True:
-            call = await self._calls.get()
-            if not self.connected or self.master_url is None or self._session is None:
-                continue
-            try:
-                status, body = await post_call(
-                    self._session, self.master_url + AGENT_API_PATH, encode(call)
-                )
-            except (aiohttp.ClientError, OSError, TimeoutError) as e:
-                log.info("call %s to master failed: %s", call.type, e)
-                continue
-            if status >= 400:
-                log.warning("master answered %s to %s: %s", status, call.type, body[:200])
+            calls = [await self._calls.get()]
+            while not self._calls.empty():  # what queued meanwhile goes out together
+                calls.append(self._calls.get_nowait())
+            for call in merge_status_updates(calls):
+                await self._send(call)
+
+    async def _send(self, call: AgentCall) -> None:
+        if not self.connected or self.master_url is None or self._session is None:
+            return
+        try:
+            status, body = await post_call(
+                self._session, self.master_url + AGENT_API_PATH, encode(call)
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            log.info("call %s to master failed: %s", call.type, e)
+            return
+        if status >= 400:
+            log.warning("master answered %s to %s: %s", status, call.type, body[:200])

@@ -15,7 +15,8 @@ public APIs so one streaming implementation serves all of them:
   broken stream makes it disconnected at once.
 
 Status updates flow agent -> master as STATUS_UPDATE calls (with the 16-byte uuid of the
-executor's update and the task's latest state); the scheduler's acknowledgement flows back as
+executor's update and the task's latest state; a busy agent sends many in one call, in order,
+in `status_updates`); the scheduler's acknowledgement flows back as
 an ACKNOWLEDGE event. The agent resends the head update of each task until it is acknowledged.
 """
 
@@ -121,6 +122,9 @@ class AgentCall(Message):
     agent_id: AgentID | None = None
     subscribe: AgentSubscribe | None = None
     status_update: AgentStatusUpdate | None = None
+    # STATUS_UPDATE may carry several updates at once (in order, each handled as if sent
+    # alone), so that a busy agent sends one request for many updates.
+    status_updates: list[AgentStatusUpdate] = []
     pong: AgentPong | None = None
     framework_message: AgentFrameworkMessage | None = None
     executor_exited: AgentExecutorExited | None = None
@@ -222,3 +226,24 @@ class AgentEvent(Message):
     ping: AgentPing | None = None
     shutdown: AgentShutdown | None = None
     error: AgentError | None = None
+
+
+def merge_status_updates(calls: list[AgentCall]) -> list[AgentCall]:
+    """Merge each run of consecutive STATUS_UPDATE calls into one call carrying them all in
+    `status_updates`, keeping the order of everything; other calls pass through unchanged."""
+    out: list[AgentCall] = []
+    for call in calls:
+        if call.type != AgentCallType.STATUS_UPDATE:
+            out.append(call)
+            continue
+        updates = ([call.status_update] if call.status_update is not None else []) + call.status_updates
+        last = out[-1] if out else None
+        if last is not None and last.type == AgentCallType.STATUS_UPDATE and last.agent_id == call.agent_id:
+            last.status_updates.extend(updates)
+        else:
+            out.append(AgentCall(type=AgentCallType.STATUS_UPDATE, agent_id=call.agent_id,
+                                 status_updates=updates))
+    for call in out:  # a single update travels in the classic field
+        if call.type == AgentCallType.STATUS_UPDATE and len(call.status_updates) == 1:
+            call.status_update, call.status_updates = call.status_updates[0], []
+    return out

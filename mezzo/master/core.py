@@ -122,9 +122,12 @@ class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls):
             raise CallRefused(403, "Agent is not subscribed")
         match call.type:
             case AgentCallType.STATUS_UPDATE:
-                if call.status_update is None:
+                if call.status_update is None and not call.status_updates:
                     raise CallRefused(400, "Expecting 'status_update' to be present")
-                self.status_update(agent, call.status_update)
+                if call.status_update is not None:
+                    self.status_update(agent, call.status_update)
+                for update in call.status_updates:
+                    self.status_update(agent, update)
             case AgentCallType.PONG:
                 self.pong(agent)
             case AgentCallType.FRAMEWORK_MESSAGE:

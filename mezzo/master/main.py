@@ -33,6 +33,7 @@ from mezzo import __version__
 from mezzo.api.codec import to_builtins
 from mezzo.api.common import Address, MasterCapability, MasterCapabilityType, MasterInfo
 from mezzo.core.clock import Clock, RealClock
+from mezzo.core.gc_tuning import tune_for_daemon
 from mezzo.core.ids import IdSource
 from mezzo.core.zkurl import parse_zk_url
 from mezzo.election.base import Contender
@@ -258,4 +259,5 @@ def run(flags: MasterFlags) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("kazoo").setLevel(max(logging.WARNING, logging.getLogger().level))
+    tune_for_daemon()
     sys.exit(asyncio.run(serve(flags)))

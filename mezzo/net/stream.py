@@ -3,8 +3,11 @@
 A `RecordStream` owns one chunked HTTP response. Producers call `send()` from the event loop;
 it never blocks: records are queued and a writer task drains the queue, so a handler (for
 example pymesos issuing ACKNOWLEDGE from the thread that reads the stream, spec §2.7) never
-waits on a slow reader. Each record is written as one chunk (`<length>\\n<json>`), which is what
-naive clients expect.
+waits on a slow reader. A record queued alone is written as one chunk (`<length>\\n<json>`);
+when several are waiting (a busy master sends thousands of records a second), the writer sends
+them all in one chunk and one system call. RecordIO is defined over the byte stream, not over
+HTTP chunks: pymesos, the mezzo SDKs and Mesos's own decoders all split records by their
+length prefix.
 
 The stream ends when the server calls `close()`, when the client goes away (a write fails or
 the transport closes), or when the queue overflows (a client that stopped reading). `closed`
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -42,7 +46,9 @@ class RecordStream:
         self._response = web.StreamResponse(status=200, headers=dict(headers or {}))
         self._response.content_type = "application/json"
         self._response.enable_chunked_encoding()
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        # Encoded records waiting for the writer; None marks the end of the stream.
+        self._queue: deque[bytes | None] = deque()
+        self._wakeup: asyncio.Future[None] | None = None  # the idle writer waits on it
         self._max_queued = max_queued
         self._writer: asyncio.Task[None] | None = None
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -65,17 +71,23 @@ class RecordStream:
         """Queue one record (already-encoded JSON). Returns False if the stream is closed."""
         if self.closed.done():
             return False
-        if self._queue.qsize() >= self._max_queued:
+        if len(self._queue) >= self._max_queued:
             self._finish("overflow: the client stopped reading")
             return False
-        self._queue.put_nowait(encode_record(payload))
+        self._queue.append(encode_record(payload))
+        self._wake()
         return True
 
     def close(self, reason: str = "closed by server") -> None:
         """Flush what is queued, then end the response."""
         if not self.closed.done():
-            self._queue.put_nowait(None)
+            self._queue.append(None)
             self._closing_reason = reason
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
 
     async def serve(self) -> web.StreamResponse:
         """Wait until the stream ends; the handler returns the result to aiohttp."""
@@ -87,24 +99,41 @@ class RecordStream:
 
     async def _write_loop(self) -> None:
         reason = "closed by server"
+        queue = self._queue
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), IDLE_CHECK_SECONDS)
-                except TimeoutError:
-                    if self._client_gone():
-                        reason = "client disconnected"
+                if not queue:
+                    self._wakeup = loop.create_future()
+                    try:
+                        async with asyncio.timeout(IDLE_CHECK_SECONDS):
+                            await self._wakeup
+                    except TimeoutError:
+                        if self._client_gone():
+                            reason = "client disconnected"
+                            break
+                        continue
+                    finally:
+                        self._wakeup = None
+                # Everything queued so far goes out in one write; a None ends the stream.
+                batch: list[bytes] = []
+                ending = False
+                while queue:
+                    item = queue.popleft()
+                    if item is None:
+                        ending = True
                         break
-                    continue
-                if item is None:
+                    batch.append(item)
+                if self._client_gone():
+                    reason = "client disconnected"
+                    break
+                if batch:
+                    await self._response.write(batch[0] if len(batch) == 1 else b"".join(batch))
+                if ending:
                     reason = self._closing_reason
                     with contextlib.suppress(ConnectionError, RuntimeError):
                         await self._response.write_eof()
                     break
-                if self._client_gone():
-                    reason = "client disconnected"
-                    break
-                await self._response.write(item)
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             reason = "client disconnected"
         finally:

@@ -127,6 +127,28 @@ def value_from_wire(r: api.Resource, where: str) -> values.Value:
 def item_from_wire(r: api.Resource) -> ResourceItem:
     """Validate one wire resource and convert it; raises ValidationError naming the problem."""
     name = r.name
+    if (  # fast path: the plain unreserved scalar of nearly every task (`cpus:1`, `mem:32`)
+        r.type is api.ValueType.SCALAR
+        and r.scalar is not None
+        and r.scalar.value >= 0
+        and r.ranges is None
+        and r.set is None
+        and not r.reservations
+        and r.reservation is None
+        and (r.role is None or r.role == DEFAULT_ROLE)
+        and r.allocation_info is None
+        and r.disk is None
+        and r.revocable is None
+        and r.shared is None
+        and r.provider_id is None
+        and name
+        and name != "gpus"
+        and name == name.strip()
+    ):
+        return ResourceItem(
+            ResourceKey(name, values.SCALAR, (), None, None, False, False, None),
+            values.scalar_to_fixed(r.scalar.value),
+        )
     where = f"invalid resource '{name}'"
     if not name or name != name.strip():
         raise ValidationError(f"invalid resource name {name!r}")

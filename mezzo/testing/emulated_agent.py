@@ -44,6 +44,7 @@ from mezzo.api.internal import (
     AgentStatusUpdate,
     AgentSubscribe,
     AgentTask,
+    merge_status_updates,
 )
 from mezzo.net.client import StreamRefused, open_stream, post_call
 from mezzo.resources import Resources
@@ -85,6 +86,8 @@ class EmulatedAgent:
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
         self.events: list[AgentEvent] = []
+        self._outgoing: list[AgentCall] = []
+        self._posting: set[asyncio.Task[None]] = set()
         self._uuid = (uuid.UUID(int=(i << 64) | id(self) & 0xFFFF).bytes for i in itertools.count(1))
 
     # ------------------------------------------------------------------ lifecycle
@@ -222,8 +225,20 @@ class EmulatedAgent:
         ))
 
     def _post(self, call: AgentCall) -> None:
+        # Calls made in one loop iteration go out together, status updates merged into one
+        # STATUS_UPDATE call, as a real agent's sender does.
         call.agent_id = AgentID(value=self.agent_id or "")
-        asyncio.get_running_loop().create_task(self._post_now(encode(call)))
+        self._outgoing.append(call)
+        if len(self._outgoing) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        calls, self._outgoing = self._outgoing, []
+        loop = asyncio.get_running_loop()
+        for call in merge_status_updates(calls):
+            task = loop.create_task(self._post_now(encode(call)))
+            self._posting.add(task)
+            task.add_done_callback(self._posting.discard)
 
     async def _post_now(self, body: bytes) -> None:
         assert self._session is not None
