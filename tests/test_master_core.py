@@ -472,3 +472,36 @@ def test_status_update_call_without_updates_is_refused() -> None:
     agent = c.add_agent()
     with pytest.raises(CallRefused, match="status_update"):
         agent.call(AgentCall(type=AgentCallType.STATUS_UPDATE))
+
+
+def test_message_shutdown_and_request_reach_the_agent_or_are_counted() -> None:
+    import base64
+
+    from mezzo.api.common import ExecutorID, FrameworkID
+    from mezzo.api.internal import AgentCall, AgentCallType, AgentFrameworkMessage
+
+    c = MasterCluster()
+    agent = c.add_agent()
+    s = c.add_scheduler()
+    data = base64.b64encode(b"hello executor").decode()
+    assert s.call("MESSAGE", {"agent_id": {"value": agent.agent_id}, "executor_id": {"value": "e1"},
+                              "data": data}) == 202
+    msg = agent.next_event("FRAMEWORK_MESSAGE").framework_message
+    assert (msg.framework_id.value, msg.executor_id.value, msg.data) == (s.framework_id, "e1", b"hello executor")
+
+    assert s.call("SHUTDOWN", {"agent_id": {"value": agent.agent_id}, "executor_id": {"value": "e1"}}) == 202
+    shut = agent.next_event("SHUTDOWN_EXECUTOR").shutdown_executor
+    assert (shut.framework_id.value, shut.executor_id.value) == (s.framework_id, "e1")
+
+    # A message to an agent the master does not know is dropped and counted, not an error.
+    assert s.call("MESSAGE", {"agent_id": {"value": "nope"}, "executor_id": {"value": "e1"}, "data": data}) == 202
+    assert c.master.counters.values["dropped_messages"] == 1
+
+    # REQUEST is accepted and ignored (as Mesos' allocator does).
+    assert s.call("REQUEST", {"requests": [{"agent_id": {"value": agent.agent_id}}]}) == 202
+
+    # And the executor's reply travels back as a MESSAGE event.
+    agent.call(AgentCall(type=AgentCallType.FRAMEWORK_MESSAGE, framework_message=AgentFrameworkMessage(
+        framework_id=FrameworkID(value=s.framework_id), executor_id=ExecutorID(value="e1"), data=b"hi back")))
+    event = s.next_event("MESSAGE").message
+    assert (event.agent_id.value, event.executor_id.value, event.data) == (agent.agent_id, "e1", b"hi back")
