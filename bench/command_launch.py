@@ -48,6 +48,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mezzo.api.recordio import RecordIODecoder  # noqa: E402
 from mezzo.testing.local_cluster import ClusterSpec, LocalCluster  # noqa: E402
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -114,19 +115,10 @@ class Scheduler:
         await self.session.close()
 
     async def _read(self, resp: aiohttp.ClientResponse) -> None:
-        buf = b""
+        decoder = RecordIODecoder()
         async for chunk in resp.content.iter_any():
-            buf += chunk
-            while True:
-                nl = buf.find(b"\n")
-                if nl < 0:
-                    break
-                n = int(buf[:nl])
-                if len(buf) - nl - 1 < n:
-                    break
-                event = json.loads(buf[nl + 1: nl + 1 + n])
-                buf = buf[nl + 1 + n:]
-                self._on_event(event)
+            for record in decoder.feed(chunk):
+                self._on_event(json.loads(record))
 
     def _on_event(self, event: dict) -> None:
         kind = event["type"]
