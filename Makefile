@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-test run test test-fast lint bench clean zookeeper
+.PHONY: install install-test run test test-fast lint bench clean
 
 install: $(STAMP)
 

@@ -135,11 +135,15 @@ async def test_service_restarts_killed_instances_and_spreads(
     assert fw.all_up_at is not None
     assert max(fw.planner.per_agent().values()) <= 1  # ceil(3/3)
     assert state_file.read_text() == fw.framework_id.value  # type: ignore[union-attr]
+    # How many were up at the handover depends on where the last chaos kill fell (an instance
+    # may be waiting out its restart backoff); every one of them must be adopted.
+    running_at_stop = fw.planner.running
+    assert running_at_stop >= 1
     # A standby scheduler takes over the same framework and adopts the running instances.
     standby = ServiceFramework(
         opts(cluster, "service", cpus=0.1), instances=3, duration=4.0, state_file=str(state_file)
     )
     await standby.run()
     assert standby.framework_id == fw.framework_id
-    assert standby.adopted >= 2
+    assert standby.adopted >= running_at_stop
     await _wait_no_tasks(cluster)

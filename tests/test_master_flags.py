@@ -38,3 +38,40 @@ def test_errors_are_one_line(values, words) -> None:
     with pytest.raises(ConfigError) as err:
         MasterFlags.parse(values)
     assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_zk_flags_put_the_registry_beside_the_election_nodes() -> None:
+    flags = MasterFlags.parse({"zk": "zk://127.0.0.1:2181,127.0.0.2:2181/mezzo", "quorum": "2",
+                               "zk_session_timeout": "2secs"})
+    assert flags.zk == "zk://127.0.0.1:2181,127.0.0.2:2181/mezzo"
+    assert flags.registry.startswith("zk://127.0.0.1:2181,127.0.0.2:2181/mezzo/")
+    assert flags.zk_session_timeout == 2.0 and flags.quorum == 2
+    # An explicit --registry wins (e.g. in_memory for a throw-away test cluster).
+    assert MasterFlags.parse({"zk": "zk://h:2181/m", "registry": "in_memory"}).registry == "in_memory"
+
+
+@pytest.mark.parametrize(("values", "words"), [
+    ({"zk": "http://h:2181/m"}, "--zk"),
+    ({"zk": "zk://h:2181/m", "zk_session_timeout": "1ms"}, "--zk_session_timeout"),
+    ({"zk": "zk://h:2181/m", "quorum": "0"}, "--quorum"),
+])
+def test_zk_flag_errors_are_one_line(values, words) -> None:
+    with pytest.raises(ConfigError) as err:
+        MasterFlags.parse(values)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+async def test_unreachable_zookeeper_is_a_one_line_start_up_error(monkeypatch, tmp_path) -> None:
+    import socket
+
+    from mezzo.master import main
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(main, "ZK_CONNECT_TIMEOUT", 1.0)
+    flags = MasterFlags.parse({"zk": f"zk://127.0.0.1:{port}/mezzo", "ip": "127.0.0.1", "port": "0",
+                               "work_dir": str(tmp_path)})
+    with pytest.raises(ConfigError) as err:
+        await main.serve(flags)
+    assert "cannot reach ZooKeeper" in str(err.value) and "\n" not in str(err.value)

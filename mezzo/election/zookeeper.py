@@ -1,4 +1,4 @@
-"""ZooKeeper election, the Mesos scheme (docs/high-availability.md; spec §2.5, §13.1).
+"""ZooKeeper election, the Mesos scheme (docs/ha.md; spec §2.5, §13.1).
 
 Each contender creates an ephemeral *sequential* znode ``<path>/json.info_`` (ZooKeeper appends a
 10-digit sequence) whose data is the MasterInfo JSON. The leader is the ``json.info_*`` child with

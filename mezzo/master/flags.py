@@ -148,7 +148,7 @@ class MasterFlags:
         flags.work_dir = get("work_dir")
         flags.registry = raw["registry"]
         if flags.registry not in ("sqlite", "in_memory", "memory") and not flags.registry.startswith(("sqlite:", "zk://")):
-            raise ConfigError(f"--registry: expected sqlite, sqlite:<path> or in_memory, got {flags.registry!r}")
+            raise ConfigError(f"--registry: expected sqlite, sqlite:<path>, in_memory or zk://..., got {flags.registry!r}")
         flags.zk = get("zk")
         if flags.zk is not None:
             try:

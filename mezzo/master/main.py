@@ -33,6 +33,7 @@ from mezzo import __version__
 from mezzo.api.codec import to_builtins
 from mezzo.api.common import Address, MasterCapability, MasterCapabilityType, MasterInfo
 from mezzo.core.clock import Clock, RealClock
+from mezzo.core.errors import ConfigError
 from mezzo.core.gc_tuning import tune_for_daemon
 from mezzo.core.ids import IdSource
 from mezzo.core.zkurl import parse_zk_url
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
     from mezzo.election.zookeeper import ZooKeeperDetector
 
 log = logging.getLogger("mezzo.master")
+# How long a master waits for its first ZooKeeper connection before giving up with an error.
+ZK_CONNECT_TIMEOUT = 30.0
 
 
 @dataclass
@@ -183,8 +186,24 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int
         from mezzo.election.zookeeper import ZooKeeperContender, ZooKeeperDetector
 
         zk_client = _zk_client(flags.zk, flags.zk_session_timeout)
-        await asyncio.to_thread(zk_client.start, 30.0)
+        try:
+            await asyncio.to_thread(zk_client.start, ZK_CONNECT_TIMEOUT)
+        except Exception as exc:  # kazoo's own timeout/connection errors
+            zk_client.close()
+            raise ConfigError(
+                f"--zk: cannot reach ZooKeeper at {parse_zk_url(flags.zk).hosts} within "
+                f"{ZK_CONNECT_TIMEOUT:.0f} secs ({type(exc).__name__})"
+            ) from None
     process = build_master(flags, zk_client=zk_client)
+
+    def give_up(reason: str) -> None:
+        # Stop acting as leader at once: nothing more is served or sent from this state.
+        log.error("%s; exiting", reason)
+        lost.append(reason)
+        process.server.drop_everything(f"master lost leadership: {reason}")
+        stop.set()
+
+    process.registrar.on_conflict = give_up
     if zk_client is None:
         # Standalone: the only master leads at once; recover before serving anything.
         process.contender.contend()
@@ -209,11 +228,7 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int
         process.server.leadership = Leadership(contender, detector, process.master.info.id)
 
         def on_lost(term: int, reason: str) -> None:
-            # Stop acting as leader at once: nothing more is served or sent from this state.
-            log.error("lost leadership (term %d): %s; exiting", term, reason)
-            lost.append(reason)
-            process.server.drop_everything(f"master lost leadership: {reason}")
-            stop.set()
+            give_up(f"lost leadership (term {term}): {reason}")
 
         forget_lost = contender.on_lost(on_lost, loop=loop)
         detector.start()
@@ -260,4 +275,9 @@ def run(flags: MasterFlags) -> None:
     )
     logging.getLogger("kazoo").setLevel(max(logging.WARNING, logging.getLogger().level))
     tune_for_daemon()
-    sys.exit(asyncio.run(serve(flags)))
+    try:
+        status = asyncio.run(serve(flags))
+    except ConfigError as exc:  # a start-up problem: one readable line, no traceback
+        print(f"mezzo master: {exc}", file=sys.stderr)
+        status = 1
+    sys.exit(status)

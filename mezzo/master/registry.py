@@ -2,9 +2,16 @@
 
 Changes are named operations (`AdmitAgent`, `MarkUnreachable`, `MarkReachable`, `MarkGone`,
 `RemoveAgent`), applied by the `Registrar` over a `mezzo.store.Store` (sqlite under
-`--work_dir` by default, `in_memory` for tests, ZooKeeper later for HA). A restarted master
-`recover()`s the registry before serving anything; agents it lists must re-register within
-`--agent_reregister_timeout` or they are marked unreachable.
+`--work_dir` by default, `in_memory` for tests, ZooKeeper with `--zk`). A restarted or newly
+elected master `recover()`s the registry before serving anything; agents it lists must
+re-register within `--agent_reregister_timeout` or they are marked unreachable.
+
+Writes are compare-and-swap against the versions this master read at recovery or wrote itself
+(a key it does not know is expected to be absent). Only the leader writes, so a version
+conflict means another master has written the registry since: this one is no longer the
+leader, whatever it believes. Like Mesos's registrar it then gives up (`on_conflict`; the
+master stops serving and exits) instead of overwriting the newer state. Knowing the versions
+also saves round trips: a delete of a key known to be absent is not sent at all.
 
 Layout in the store (one key per agent, so operations are single-key writes):
 
@@ -15,6 +22,8 @@ Layout in the store (one key per agent, so operations are single-key writes):
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -22,7 +31,9 @@ import msgspec
 
 from mezzo.api.codec import decode, encode
 from mezzo.api.common import AgentInfo
-from mezzo.store.base import Store
+from mezzo.store.base import Store, VersionConflict
+
+log = logging.getLogger(__name__)
 
 ADMITTED = "agents/admitted/"
 RECOVERY_THREADS = 16
@@ -80,11 +91,16 @@ class RegistryState:
 class Registrar:
     """Applies registry operations to a store and recovers the registry from it."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, on_conflict: Callable[[str], None] | None = None) -> None:
         self.store = store
+        # Called (once) when a write finds the registry changed by another master.
+        self.on_conflict = on_conflict
+        self.fenced: str | None = None  # the conflict that ended our writes, if any
+        self._versions: dict[str, int] = {}  # key -> version as last read or written by us
 
     def recover(self) -> RegistryState:
         state = RegistryState()
+        self._versions.clear()
         for key, value in self._read_all(ADMITTED):
             state.admitted[key[len(ADMITTED) :]] = decode(value, AgentInfo)
         for key, value in self._read_all(UNREACHABLE):
@@ -105,27 +121,49 @@ class Registrar:
         else:
             with ThreadPoolExecutor(RECOVERY_THREADS, thread_name_prefix="registry") as pool:
                 entries = list(pool.map(self.store.get, keys))
-        # A key deleted between list and get is gone: skip it.
-        return [(k, e.value) for k, e in zip(keys, entries, strict=True) if e is not None]
+        found: list[tuple[str, bytes]] = []
+        for key, entry in zip(keys, entries, strict=True):
+            if entry is not None:  # a key deleted between list and get is gone: skip it
+                self._versions[key] = entry.version
+                found.append((key, entry.value))
+        return found
 
     def apply(self, op: RegistryOperation) -> None:
-        store = self.store
+        if self.fenced is not None:
+            return  # another master owns the registry now; we are on our way out
+        try:
+            self._apply(op)
+        except VersionConflict as conflict:
+            self.fenced = str(conflict)
+            log.error("registry changed by another master (%s): giving up the registry", conflict)
+            if self.on_conflict is not None:
+                self.on_conflict(f"registry changed by another master: {conflict}")
+
+    def _apply(self, op: RegistryOperation) -> None:
         match op:
             case AdmitAgent(info=info) | MarkReachable(info=info):
                 assert info.id is not None
-                store.put(ADMITTED + info.id.value, encode(info))
-                store.delete(UNREACHABLE + info.id.value)
+                self._write(ADMITTED + info.id.value, encode(info))
+                self._delete(UNREACHABLE + info.id.value)
             case MarkUnreachable(info=info, time=time):
                 assert info.id is not None
-                store.put(UNREACHABLE + info.id.value, encode(_Unreachable(info=info, time=time)))
-                store.delete(ADMITTED + info.id.value)
+                self._write(UNREACHABLE + info.id.value, encode(_Unreachable(info=info, time=time)))
+                self._delete(ADMITTED + info.id.value)
             case MarkGone(agent_id=agent_id, time=time):
-                store.put(GONE + agent_id, encode(_Gone(time=time)))
-                store.delete(ADMITTED + agent_id)
-                store.delete(UNREACHABLE + agent_id)
+                self._write(GONE + agent_id, encode(_Gone(time=time)))
+                self._delete(ADMITTED + agent_id)
+                self._delete(UNREACHABLE + agent_id)
             case RemoveAgent(agent_id=agent_id):
-                store.delete(ADMITTED + agent_id)
-                store.delete(UNREACHABLE + agent_id)
+                self._delete(ADMITTED + agent_id)
+                self._delete(UNREACHABLE + agent_id)
+
+    def _write(self, key: str, value: bytes) -> None:
+        self._versions[key] = self.store.set(key, value, self._versions.get(key))
+
+    def _delete(self, key: str) -> None:
+        version = self._versions.pop(key, None)
+        if version is not None:  # a key we know to be absent needs no round trip
+            self.store.delete(key, version)  # raises VersionConflict if it changed meanwhile
 
     def close(self) -> None:
         self.store.close()
