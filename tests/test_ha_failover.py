@@ -25,6 +25,7 @@ from mezzo.api.common import FrameworkID, FrameworkInfo, Offer, TaskState, TaskS
 from mezzo.scheduler import Scheduler, SchedulerClient, SchedulerOptions, shell_task
 from mezzo.testing import agent_harness
 from mezzo.testing.ha_cluster import FollowingEmulatedAgent, HaCluster, http_get
+from mezzo.testing.ha_cluster import until as wait_until
 from mezzo.testing.pytest_zookeeper import ZkChroot
 
 pytestmark = [pytest.mark.slow, pytest.mark.zookeeper]
@@ -144,6 +145,30 @@ def test_standbys_redirect_to_the_leader(cluster: HaCluster, zk_chroot: ZkChroot
         assert len(children) == 3 and all(c.startswith("json.info_") for c in children)
         info = json.loads(client.get(f"{zk_chroot.path}/{children[0]}")[0])
         assert f"{info['address']['ip']}:{info['address']['port']}" == leader.hostport
+    finally:
+        client.stop()
+        client.close()
+
+
+def test_no_usable_leader_means_503_until_one_is_elected(zk_chroot: ZkChroot, tmp_path: Path) -> None:
+    # A lower election node that holds no usable MasterInfo (a broken or foreign contender)
+    # is the leader nobody can reach: every master must answer 503, not guess.
+    client = zk_chroot.client()
+    try:
+        bogus = client.create(f"{zk_chroot.path}/json.info_", b"not a MasterInfo", ephemeral=True,
+                              sequence=True, makepath=True)
+        with HaCluster(zk_chroot.url, 2, work_dir=tmp_path, session_timeout="2secs") as ha:
+            ha.start()
+            for master in ha.masters:
+                wait_until(lambda m=master: http_get(m.url + "/master/state")[0] == 503, DEADLINE, "503")
+                status, _, body = http_get(master.url + "/api/v1/scheduler")
+                assert (status, body.decode().strip()) == (503, "No leader elected")
+                assert master.metrics()["master/elected"] == 0.0  # type: ignore[index]
+                assert http_get(master.url + "/health")[0] == 200
+            client.delete(bogus)  # the broken contender goes away: a real election happens
+            leader = ha.wait_leader()
+            standby = ha.standbys(leader)[0]
+            wait_until(lambda: http_get(standby.url + "/master/state")[0] == 307, DEADLINE, "307")
     finally:
         client.stop()
         client.close()

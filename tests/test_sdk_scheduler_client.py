@@ -339,6 +339,23 @@ async def test_follows_a_redirect_to_the_leader(master: ScriptedMaster) -> None:
         await follower.close()
 
 
+async def test_a_new_leader_cuts_the_backoff_short(master: ScriptedMaster) -> None:
+    from mezzo.election.standalone import StandaloneDetector
+
+    detector = StandaloneDetector("127.0.0.1:1")  # a leader that is gone
+    slow = SchedulerOptions(backoff_initial=60.0, backoff_max=60.0, connect_timeout=2.0)
+    client = SchedulerClient("zk://unused:2181/x", info(), Recorder(), slow, detector=detector)
+    await client.start()
+    try:
+        await asyncio.sleep(0.3)  # the first attempt failed; the client sleeps out 60 s...
+        assert client.framework_id is None
+        detector.appoint(master.url)  # ...unless a new leader is elected meanwhile
+        await client.wait_subscribed(5)
+        assert client.master_url == f"http://{master.url}"
+    finally:
+        await client.stop()
+
+
 async def test_candidates_skip_an_unreachable_master(master: ScriptedMaster) -> None:
     client = SchedulerClient(f"127.0.0.1:1,{master.url}", info(), Recorder(), FAST)
     await client.start()

@@ -285,7 +285,8 @@ class SchedulerClient(SchedulerCalls):
                         return
                 self._locator.failed()
                 redirects = 0
-                await self._sleep(backoff.next())
+                if await self._backoff_sleep(backoff.next(), base):
+                    backoff.reset()  # a new leader: it deserves a fresh, prompt attempt
         except _Fatal as exc:
             await self._abort_with(str(exc))
         except asyncio.CancelledError:
@@ -297,6 +298,20 @@ class SchedulerClient(SchedulerCalls):
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), seconds)
+
+    async def _backoff_sleep(self, seconds: float, tried: str) -> bool:
+        """Sleep out a backoff, but wake early when stopped or when the detector advertises a
+        leader other than `tried` (after a failover the new leader is there to be used at
+        once). True if woken by a leader change."""
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        changed = asyncio.ensure_future(self._locator.wait_for_change(tried))
+        try:
+            await asyncio.wait({stopped, changed}, timeout=seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+            return changed.done() and not changed.cancelled()
+        finally:
+            stopped.cancel()
+            changed.cancel()
 
     async def _subscribe(self, base: str) -> Any:
         assert self._stream_session is not None

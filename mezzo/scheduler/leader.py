@@ -14,6 +14,7 @@ A `--master` string takes one of three forms (the same as Mesos and pymesos):
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlsplit
 
 from mezzo.core.errors import ConfigError
@@ -105,6 +106,16 @@ class MasterLocator:
             assert info is not None  # detect() without `previous` waits for a leader
             return parse_master_address(info.address)
         return self._candidates[self._index]
+
+    async def wait_for_change(self, current: str) -> None:
+        """Return once the detector advertises a leader whose base URL is not `current` (a new
+        leader was elected); without a detector there is nothing to wait for: never returns."""
+        if self._detector is None:
+            await asyncio.Event().wait()
+        assert self._detector is not None
+        info = self._detector.leader()
+        while info is None or parse_master_address(info.address) == current:
+            info = await self._detector.detect(info)
 
     def redirected(self, location: str, current: str | None) -> str:
         """A master answered 307: the next attempt goes where it points."""
