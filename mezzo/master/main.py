@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from mezzo.election.zookeeper import ZooKeeperDetector
 
 log = logging.getLogger("mezzo.master")
+# MasterInfo.capabilities this master can honour (see build_master).
+MASTER_CAPABILITIES: tuple[str, ...] = ()
 # How long a master waits for its first ZooKeeper connection before giving up with an error.
 ZK_CONNECT_TIMEOUT = 30.0
 
@@ -123,8 +125,9 @@ def build_master(
         hostname=hostname,
         version=__version__,
         address=Address(hostname=hostname, ip=ip, port=port),
-        capabilities=[MasterCapability(type=MasterCapabilityType(c))
-                      for c in ("AGENT_UPDATE", "AGENT_DRAINING", "QUOTA_V2")],
+        # Advertised only once built: AGENT_UPDATE (agents changing their total resources),
+        # AGENT_DRAINING and QUOTA_V2 are Mesos 1.11 features this master does not have yet.
+        capabilities=[MasterCapability(type=MasterCapabilityType(c)) for c in MASTER_CAPABILITIES],
     )
     master = Master(
         clock=clock, ids=ids, allocator=allocator, outbox=HttpOutbox(registrar),

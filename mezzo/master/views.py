@@ -187,7 +187,7 @@ def state_json(master: Master, flags: dict[str, str]) -> dict[str, Any]:
         "id": info.id,
         "pid": master_pid(master),
         "hostname": info.hostname,
-        "capabilities": ["AGENT_UPDATE", "AGENT_DRAINING", "QUOTA_V2"],
+        "capabilities": [str(c.type) for c in info.capabilities],
         "activated_slaves": sum(1 for a in agents if a.active),
         "deactivated_slaves": sum(1 for a in agents if not a.active),
         "unreachable_slaves": len(master.unreachable_agents),
