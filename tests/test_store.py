@@ -212,3 +212,15 @@ def test_sqlite_two_handles_share_cas(tmp_path: Path) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_get_many_keeps_order_and_reports_missing_keys(store: Store) -> None:
+    for i in range(70):
+        store.set(f"k/{i:02d}", b"v%d" % i, None)
+    store.set("k/05", b"changed", 0)
+    keys = ["k/05", "nope", *(f"k/{i:02d}" for i in range(70) if i != 5)]
+    entries = store.get_many(keys)
+    assert entries[0] is not None and (entries[0].value, entries[0].version) == (b"changed", 1)
+    assert entries[1] is None
+    assert [e.value for e in entries[2:] if e is not None] == [b"v%d" % i for i in range(70) if i != 5]
+    assert store.get_many([]) == []

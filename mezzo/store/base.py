@@ -8,7 +8,8 @@ Every store keeps, per key, an opaque byte value and an integer version:
   version equals ``expected_version``. It returns the new version. Any mismatch (including a
   missing key when a version was expected) raises ``VersionConflict``;
 - ``delete(key, expected_version=None)`` removes a key (unconditionally, or only at that version);
-- ``list(prefix)`` returns the keys that start with ``prefix``, sorted.
+- ``list(prefix)`` returns the keys that start with ``prefix``, sorted;
+- ``get_many(keys)`` is ``get`` of each, possibly pipelined.
 
 Versions follow ZooKeeper's znode semantics in every implementation, so that code tested against
 the in-memory store behaves the same on ZooKeeper: a created key has version 0 and each
@@ -110,6 +111,11 @@ class Store(abc.ABC):
             if entry is not None:
                 found[key] = entry
         return found
+
+    def get_many(self, keys: list[str]) -> list[Entry | None]:
+        """``get`` of each key, in order. Stores with a network round trip per call override
+        it to send all the reads at once (ZooKeeper pipelines them on its one connection)."""
+        return [self.get(key) for key in keys]
 
     def put(self, key: str, value: bytes) -> int:
         """Unconditional write (create or overwrite), retrying CAS races; returns the version."""

@@ -117,6 +117,23 @@ class ZooKeeperStore(Store):
             raise StoreError(f"ZooKeeper get {key!r}: {e!r}") from e
         return Entry(bytes(data), int(stat.version))
 
+    def get_many(self, keys: list[str]) -> list[Entry | None]:
+        # All requests go out before the first answer is awaited: one round trip for the
+        # batch instead of one per key (a new leader reads every agent's entry at once).
+        zk = self._zk()
+        pending = [zk.get_async(self._path(key)) for key in keys]
+        entries: list[Entry | None] = []
+        for key, result in zip(keys, pending, strict=True):
+            try:
+                data, stat = result.get()
+            except NoNodeError:
+                entries.append(None)
+                continue
+            except KazooException as e:
+                raise StoreError(f"ZooKeeper get {key!r}: {e!r}") from e
+            entries.append(Entry(bytes(data), int(stat.version)))
+        return entries
+
     def set(self, key: str, value: bytes, expected_version: int | None) -> int:
         path = self._path(key)
         value = check_value(value)
