@@ -61,22 +61,24 @@ def test_a_deposed_master_cannot_overwrite_its_successor(opener: tuple[str, Open
     assert state.admitted == {} and state.unreachable["a1"][1] == 5.0
 
 
-def test_a_key_the_registrar_knows_is_absent_costs_no_round_trip() -> None:
-    calls: list[str] = []
+def test_each_operation_is_one_commit_without_needless_deletes() -> None:
+    commits: list[list[tuple[str, str]]] = []
 
-    class Counting(MemoryStore):
-        def delete(self, key: str, expected_version: int | None = None) -> bool:
-            calls.append(key)
-            return super().delete(key, expected_version)
+    class Recording(MemoryStore):
+        def commit(self, ops):  # type: ignore[no-untyped-def]
+            commits.append([(type(op).__name__, op.key) for op in ops])
+            return super().commit(ops)
 
-    reg = Registrar(Counting())
+    reg = Registrar(Recording())
     reg.recover()
-    reg.apply(AdmitAgent(agent(1)))  # nothing unreachable to delete
-    assert calls == []
+    reg.apply(AdmitAgent(agent(1)))  # nothing unreachable to delete: no Remove sent
     reg.apply(MarkUnreachable(agent(1), 1.0))
-    assert calls == [ADMITTED + "a1"]
     reg.apply(MarkReachable(agent(1)))
-    assert calls == [ADMITTED + "a1", UNREACHABLE + "a1"]
+    assert commits == [
+        [("Put", ADMITTED + "a1")],
+        [("Put", UNREACHABLE + "a1"), ("Remove", ADMITTED + "a1")],
+        [("Put", ADMITTED + "a1"), ("Remove", UNREACHABLE + "a1")],
+    ]
 
 
 @pytest.mark.parametrize("op", [AdmitAgent(agent(7)), MarkGone("a7", 1.0)])
@@ -89,3 +91,48 @@ def test_writes_are_conditional_on_what_recovery_saw(op) -> None:
     store.put("agents/gone/a7", b'{"time":0}')
     reg.apply(op)
     assert reg.fenced is not None
+
+
+async def test_a_master_whose_registry_another_master_changed_exits_1(tmp_path) -> None:
+    import asyncio
+    import json
+
+    import aiohttp
+
+    from mezzo.master.flags import MasterFlags
+    from mezzo.master.main import serve
+    from mezzo.store.sqlite import SqliteStore
+    from mezzo.testing.emulated_agent import EmulatedAgent
+
+    db = tmp_path / "registry.sqlite"
+    port_file = tmp_path / "port"
+    flags = MasterFlags.parse({"ip": "127.0.0.1", "port": "0", "registry": f"sqlite:{db}",
+                               "port_file": str(port_file), "logging_level": "WARNING"})
+    master = asyncio.create_task(serve(flags, stop=asyncio.Event()))
+    agent: EmulatedAgent | None = None
+    try:
+        while not port_file.exists():
+            assert not master.done(), master
+            await asyncio.sleep(0.02)
+        url = f"http://127.0.0.1:{port_file.read_text()}"
+        agent = EmulatedAgent(url, hostname="a")
+        await agent.start()  # admitted: written to the registry
+        # Another master (same registry) takes over and marks the agent unreachable...
+        other = Registrar(SqliteStore(db))
+        info = other.recover().admitted[agent.agent_id]  # type: ignore[index]
+        other.apply(MarkUnreachable(info, 1.0))
+        other.close()
+        # ...so this master's next write about that agent must not go through.
+        body = {"type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": agent.agent_id}}}
+        async with aiohttp.ClientSession() as session:
+            await session.post(url + "/api/v1", data=json.dumps(body),
+                               headers={"Content-Type": "application/json", "Accept": "application/json"})
+        assert await asyncio.wait_for(master, 10) == 1
+        state = Registrar(SqliteStore(db)).recover()
+        # Nothing of the refused operation was written (it is one atomic commit).
+        assert agent.agent_id in state.unreachable and state.gone == {} and state.admitted == {}
+    finally:
+        if agent is not None:
+            await agent.stop()
+        if not master.done():
+            master.cancel()

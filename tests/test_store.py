@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 from mezzo.core.errors import ConfigError, ValidationError
-from mezzo.store import MemoryStore, Store, StoreError, VersionConflict, open_store
+from mezzo.store import (
+    Entry,
+    MemoryStore,
+    Put,
+    Remove,
+    Store,
+    StoreError,
+    VersionConflict,
+    open_store,
+)
 from mezzo.store.sqlite import SqliteStore
 
 # A factory opens (or re-opens) the same underlying store: "durable" stores keep data across it.
@@ -224,3 +233,23 @@ def test_get_many_keeps_order_and_reports_missing_keys(store: Store) -> None:
     assert entries[1] is None
     assert [e.value for e in entries[2:] if e is not None] == [b"v%d" % i for i in range(70) if i != 5]
     assert store.get_many([]) == []
+
+
+def test_commit_is_all_or_nothing(store: Store) -> None:
+    store.set("a", b"1", None)
+    store.set("b", b"1", None)
+    assert store.commit([Put("a", b"2", 0), Put("c", b"new", None), Remove("b", 0)]) == [1, 0, None]
+    assert store.get("a") == Entry(b"2", 1) and store.get("c") == Entry(b"new", 0)
+    assert store.get("b") is None
+    # The last check fails: nothing of the batch is applied, and the conflict names the key.
+    with pytest.raises(VersionConflict) as err:
+        store.commit([Put("a", b"3", 1), Remove("c", 0), Put("d", b"x", None), Put("c", b"y", 5)])
+    assert err.value.key == "c"
+    assert store.get("a") == Entry(b"2", 1) and store.get("c") == Entry(b"new", 0)
+    assert store.get("d") is None
+    # Creating an existing key, or removing a missing one, is a conflict too.
+    with pytest.raises(VersionConflict):
+        store.commit([Put("a", b"x", None)])
+    with pytest.raises(VersionConflict):
+        store.commit([Remove("zz", 0)])
+    assert store.list() == ["a", "c"]

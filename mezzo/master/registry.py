@@ -10,8 +10,9 @@ Writes are compare-and-swap against the versions this master read at recovery or
 (a key it does not know is expected to be absent). Only the leader writes, so a version
 conflict means another master has written the registry since: this one is no longer the
 leader, whatever it believes. Like Mesos's registrar it then gives up (`on_conflict`; the
-master stops serving and exits) instead of overwriting the newer state. Knowing the versions
-also saves round trips: a delete of a key known to be absent is not sent at all.
+master stops serving and exits) instead of overwriting the newer state. Each operation is one
+atomic `Store.commit` (a ZooKeeper multi, one SQLite transaction), so a refused operation leaves
+nothing half-written, and a delete of a key known to be absent is not sent at all.
 
 Layout in the store (one key per agent, so operations are single-key writes):
 
@@ -30,7 +31,7 @@ import msgspec
 
 from mezzo.api.codec import decode, encode
 from mezzo.api.common import AgentInfo
-from mezzo.store.base import Store, VersionConflict
+from mezzo.store.base import Put, Remove, Store, StoreOp, VersionConflict
 
 log = logging.getLogger(__name__)
 
@@ -133,30 +134,40 @@ class Registrar:
                 self.on_conflict(f"registry changed by another master: {conflict}")
 
     def _apply(self, op: RegistryOperation) -> None:
+        """One operation = one atomic commit: all its writes and deletes, or none."""
+        ops: list[StoreOp] = []
         match op:
             case AdmitAgent(info=info) | MarkReachable(info=info):
                 assert info.id is not None
-                self._write(ADMITTED + info.id.value, encode(info))
-                self._delete(UNREACHABLE + info.id.value)
+                self._put(ops, ADMITTED + info.id.value, encode(info))
+                self._remove(ops, UNREACHABLE + info.id.value)
             case MarkUnreachable(info=info, time=time):
                 assert info.id is not None
-                self._write(UNREACHABLE + info.id.value, encode(_Unreachable(info=info, time=time)))
-                self._delete(ADMITTED + info.id.value)
+                self._put(ops, UNREACHABLE + info.id.value, encode(_Unreachable(info=info, time=time)))
+                self._remove(ops, ADMITTED + info.id.value)
             case MarkGone(agent_id=agent_id, time=time):
-                self._write(GONE + agent_id, encode(_Gone(time=time)))
-                self._delete(ADMITTED + agent_id)
-                self._delete(UNREACHABLE + agent_id)
+                self._put(ops, GONE + agent_id, encode(_Gone(time=time)))
+                self._remove(ops, ADMITTED + agent_id)
+                self._remove(ops, UNREACHABLE + agent_id)
             case RemoveAgent(agent_id=agent_id):
-                self._delete(ADMITTED + agent_id)
-                self._delete(UNREACHABLE + agent_id)
+                self._remove(ops, ADMITTED + agent_id)
+                self._remove(ops, UNREACHABLE + agent_id)
+        if not ops:
+            return
+        versions = self.store.commit(ops)
+        for store_op, version in zip(ops, versions, strict=True):
+            if version is None:
+                self._versions.pop(store_op.key, None)
+            else:
+                self._versions[store_op.key] = version
 
-    def _write(self, key: str, value: bytes) -> None:
-        self._versions[key] = self.store.set(key, value, self._versions.get(key))
+    def _put(self, ops: list[StoreOp], key: str, value: bytes) -> None:
+        ops.append(Put(key, value, self._versions.get(key)))
 
-    def _delete(self, key: str) -> None:
-        version = self._versions.pop(key, None)
-        if version is not None:  # a key we know to be absent needs no round trip
-            self.store.delete(key, version)  # raises VersionConflict if it changed meanwhile
+    def _remove(self, ops: list[StoreOp], key: str) -> None:
+        version = self._versions.get(key)
+        if version is not None:  # a key we know to be absent needs no operation at all
+            ops.append(Remove(key, version))
 
     def close(self) -> None:
         self.store.close()

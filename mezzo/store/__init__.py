@@ -3,8 +3,18 @@
 ``open_store(spec)`` builds one from a flag value; see ``base`` for the contract.
 """
 
-from mezzo.store.base import Entry, Store, StoreError, VersionConflict
+from mezzo.store.base import Entry, Put, Remove, Store, StoreError, StoreOp, VersionConflict
 from mezzo.store.factory import open_store
 from mezzo.store.memory import MemoryStore
 
-__all__ = ["Entry", "MemoryStore", "Store", "StoreError", "VersionConflict", "open_store"]
+__all__ = [
+    "Entry",
+    "MemoryStore",
+    "Put",
+    "Remove",
+    "Store",
+    "StoreError",
+    "StoreOp",
+    "VersionConflict",
+    "open_store",
+]

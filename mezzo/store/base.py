@@ -9,13 +9,16 @@ Every store keeps, per key, an opaque byte value and an integer version:
   missing key when a version was expected) raises ``VersionConflict``;
 - ``delete(key, expected_version=None)`` removes a key (unconditionally, or only at that version);
 - ``list(prefix)`` returns the keys that start with ``prefix``, sorted;
-- ``get_many(keys)`` is ``get`` of each, possibly pipelined.
+- ``get_many(keys)`` is ``get`` of each, possibly pipelined;
+- ``commit(ops)`` applies several conditional writes and deletes (``Put``, ``Remove``)
+  atomically: all of them, or none and ``VersionConflict`` for the first that failed its check.
 
 Versions follow ZooKeeper's znode semantics in every implementation, so that code tested against
 the in-memory store behaves the same on ZooKeeper: a created key has version 0 and each
 successful ``set`` adds one. A key deleted and created again starts at 0 again (the classic ABA
-caveat of znode versions); the registrar never deletes and re-creates its own keys, so CAS on
-versions is sufficient there.
+caveat of znode versions): a check that a key is absent, or at version 0, cannot see that
+another writer created and deleted it meanwhile. The registrar's operations each touch several
+keys in one ``commit``, so another master's changes show on at least one of them.
 
 The API is synchronous: SQLite and the in-memory store are fast, and ZooKeeper calls are short
 round trips. Asyncio callers use the ``a*`` wrappers, which run the call in a worker thread.
@@ -61,6 +64,26 @@ class VersionConflict(StoreError):
         self.actual = actual
 
 
+@dataclass(frozen=True, slots=True)
+class Put:
+    """In a ``commit``: write ``value``; ``expected_version`` None means the key must be absent."""
+
+    key: str
+    value: bytes
+    expected_version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    """In a ``commit``: delete the key, which must exist at ``expected_version``."""
+
+    key: str
+    expected_version: int
+
+
+StoreOp = Put | Remove
+
+
 def check_key(key: str) -> str:
     """Reject keys no implementation can store; returns the key for chaining."""
     if not isinstance(key, str) or not key:
@@ -92,6 +115,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete(self, key: str, expected_version: int | None = None) -> bool:
         """Remove ``key``; True if it existed. A version mismatch raises ``VersionConflict``."""
+
+    @abc.abstractmethod
+    def commit(self, ops: list[StoreOp]) -> list[int | None]:
+        """Apply ``ops`` atomically, in order; the new version of each ``Put`` (None for a
+        ``Remove``). If any check fails nothing is applied and ``VersionConflict`` names it."""
 
     @abc.abstractmethod
     def list(self, prefix: str = "") -> list[str]:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import threading
 
-from mezzo.store.base import Entry, Store, StoreError, VersionConflict, check_key, check_value
+from mezzo.store.base import (
+    Entry,
+    Put,
+    Store,
+    StoreError,
+    StoreOp,
+    VersionConflict,
+    check_key,
+    check_value,
+)
 
 
 class MemoryStore(Store):
@@ -48,6 +57,33 @@ class MemoryStore(Store):
                 if actual != expected_version:
                     raise VersionConflict(key, expected_version, actual)
             return self._data.pop(key, None) is not None
+
+    def commit(self, ops: list[StoreOp]) -> list[int | None]:
+        for op in ops:
+            check_key(op.key)
+        with self._lock:
+            self._check_open()
+            # Check everything against the state as each earlier op would leave it, then apply.
+            staged: dict[str, Entry | None] = {}
+            results: list[int | None] = []
+            for op in ops:
+                current = staged[op.key] if op.key in staged else self._data.get(op.key)
+                actual = None if current is None else current.version
+                if actual != op.expected_version:
+                    raise VersionConflict(op.key, op.expected_version, actual)
+                if isinstance(op, Put):
+                    version = 0 if current is None else current.version + 1
+                    staged[op.key] = Entry(check_value(op.value), version)
+                    results.append(version)
+                else:
+                    staged[op.key] = None
+                    results.append(None)
+            for key, entry in staged.items():
+                if entry is None:
+                    self._data.pop(key, None)
+                else:
+                    self._data[key] = entry
+            return results
 
     def list(self, prefix: str = "") -> list[str]:
         with self._lock:

@@ -17,7 +17,16 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from mezzo.store.base import Entry, Store, StoreError, VersionConflict, check_key, check_value
+from mezzo.store.base import (
+    Entry,
+    Put,
+    Store,
+    StoreError,
+    StoreOp,
+    VersionConflict,
+    check_key,
+    check_value,
+)
 
 DEFAULT_FILENAME = "registry.sqlite"
 
@@ -114,6 +123,38 @@ class SqliteStore(Store):
             except sqlite3.Error as e:
                 raise StoreError(f"sqlite delete {key!r}: {e}") from e
         return actual is not None
+
+    def commit(self, ops: list[StoreOp]) -> list[int | None]:
+        for op in ops:
+            check_key(op.key)
+        with self._lock:
+            db = self._db()
+            results: list[int | None] = []
+            try:
+                db.execute("BEGIN IMMEDIATE")  # one transaction, one fsync, for the whole batch
+                try:
+                    for op in ops:
+                        actual = self._current_version(db, op.key)
+                        if actual != op.expected_version:
+                            raise VersionConflict(op.key, op.expected_version, actual)
+                        if isinstance(op, Put):
+                            version = 0 if actual is None else actual + 1
+                            db.execute(
+                                "INSERT INTO kv (key, value, version) VALUES (?, ?, ?) "
+                                "ON CONFLICT(key) DO UPDATE SET value = excluded.value, version = excluded.version",
+                                (op.key, check_value(op.value), version),
+                            )
+                            results.append(version)
+                        else:
+                            db.execute("DELETE FROM kv WHERE key = ?", (op.key,))
+                            results.append(None)
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as e:
+                raise StoreError(f"sqlite commit of {len(ops)} operation(s): {e}") from e
+        return results
 
     def list(self, prefix: str = "") -> list[str]:
         with self._lock:

@@ -27,11 +27,27 @@ import threading
 from urllib.parse import quote, unquote
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, NoNodeError
+from kazoo.exceptions import (
+    BadVersionError,
+    KazooException,
+    NodeExistsError,
+    NoNodeError,
+    RolledBackError,
+)
 from kazoo.handlers.threading import KazooTimeoutError
 
 from mezzo.core.errors import ConfigError
-from mezzo.store.base import Entry, Store, StoreError, VersionConflict, check_key, check_value
+from mezzo.store.base import (
+    Entry,
+    Put,
+    Remove,
+    Store,
+    StoreError,
+    StoreOp,
+    VersionConflict,
+    check_key,
+    check_value,
+)
 
 DEFAULT_ROOT = "/mezzo/registry"
 # jute.maxbuffer defaults to 0xfffff bytes for the whole packet; leave room for the header/path.
@@ -173,6 +189,44 @@ class ZooKeeperStore(Store):
             raise VersionConflict(key, expected_version, self._version_of(path)) from None
         except KazooException as e:
             raise StoreError(f"ZooKeeper delete {key!r}: {e!r}") from e
+
+    def commit(self, ops: list[StoreOp]) -> list[int | None]:
+        # A ZooKeeper multi: the ensemble applies every operation or none, in one round trip.
+        zk = self._zk()
+        txn = zk.transaction()
+        for op in ops:
+            path = self._path(check_key(op.key))
+            if isinstance(op, Put):
+                value = check_value(op.value)
+                if len(value) > MAX_VALUE_BYTES:
+                    raise StoreError(f"value for {op.key!r} is {len(value)} bytes; "
+                                     f"ZooKeeper allows about {MAX_VALUE_BYTES}")
+                if op.expected_version is None:
+                    txn.create(path, value)
+                else:
+                    txn.set_data(path, value, version=op.expected_version)
+            else:
+                txn.delete(path, version=op.expected_version)
+        try:
+            answers = txn.commit()
+        except KazooException as e:
+            raise StoreError(f"ZooKeeper commit of {len(ops)} operation(s): {e!r}") from e
+        failed = [(op, a) for op, a in zip(ops, answers, strict=True)
+                  if isinstance(a, Exception) and not isinstance(a, RolledBackError)]
+        if failed:
+            op, error = failed[0]
+            if isinstance(error, BadVersionError | NoNodeError | NodeExistsError):
+                raise VersionConflict(op.key, op.expected_version, self._version_of(self._path(op.key)))
+            raise StoreError(f"ZooKeeper commit, {op.key!r}: {error!r}")
+        results: list[int | None] = []
+        for op, answer in zip(ops, answers, strict=True):
+            if isinstance(op, Remove):
+                results.append(None)
+            elif op.expected_version is None:
+                results.append(0)  # a created znode starts at version 0
+            else:
+                results.append(int(answer.version))  # set_data answers the new ZnodeStat
+        return results
 
     def list(self, prefix: str = "") -> list[str]:
         try:
