@@ -3,8 +3,9 @@
 A master holds hundreds of thousands of long-lived objects (tasks, statuses, offers, resources)
 and allocates short-lived ones at a high rate (every call, event and record). With CPython's
 default thresholds (700, 10, 10) the young generation is collected every 700 allocations and
-the older generations, which hold the whole state, far too often: at 4,000 task launches a
-second that cost a fifth of the master's CPU (bench/launch.py). Raising the young threshold
+the older generations, which hold the whole state, far too often. At thousands of task launches
+a second these settings took bench/launch.py from 3,760-4,280 to 4,440-5,020 tasks/s on two
+CPUs (docs/benchmarks.md). Raising the young threshold
 makes each collection do more useful work per pass; freezing what exists after start-up takes
 the imported modules and flag objects out of every later collection. Cycles are still
 collected, so memory stays bounded.
