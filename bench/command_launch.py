@@ -3,9 +3,9 @@
 Everything real, on loopback: a `mezzo master` process (`--registry in_memory`), one `mezzo agent`
 process (`--resources cpus:64;mem:65536;disk:1000;ports:[31000-32000]`, given isolation), real
 command executors (`mezzo/executor/command.py`) running `/bin/sh -c true` in real containers, and
-a minimal v1 scheduler in this process. The scheduler is raw aiohttp (the same shape as
-`bench/launch.py`), not the SDK, so that only the master -> agent -> executor path is measured;
-it acknowledges every update explicitly and at once, as the SDK's implicit acknowledgements do.
+a minimal v1 scheduler in this process (`bench/raw_scheduler.py`: raw aiohttp, not the SDK, so
+that only the master -> agent -> executor path is measured; it acknowledges every update
+explicitly and at once, as the SDK's implicit acknowledgements do).
 
 Per configuration (isolation), two phases:
 
@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import itertools
 import json
 import statistics
@@ -43,15 +42,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mezzo.api.recordio import RecordIODecoder  # noqa: E402
+from bench.raw_scheduler import RawScheduler  # noqa: E402
 from mezzo.testing.local_cluster import ClusterSpec, LocalCluster  # noqa: E402
 
-JSON_HEADERS = {"Content-Type": "application/json"}
 AGENT_RESOURCES = "cpus:64;mem:65536;disk:1000;ports:[31000-32000]"
 TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ERROR", "TASK_DROPPED",
             "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNREACHABLE"}
@@ -71,60 +67,23 @@ class TaskTimes:
     message: str = ""
 
 
-class Scheduler:
-    """A minimal v1 HTTP scheduler: subscribe, pool offers, launch `true`, acknowledge updates."""
+class Scheduler(RawScheduler):
+    """Pools offers, launches `true`, records when each task's updates arrive."""
 
     def __init__(self, url: str, cpus: float, mem: float) -> None:
-        self.url = url + "/api/v1/scheduler"
+        super().__init__(url, "command-launch-bench", capabilities=("TASK_KILLING_STATE",))
         self.cpus = cpus
         self.mem = mem
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
         self.offers: list[dict] = []
         self.offer_arrived = asyncio.Event()
         self.tasks: dict[str, TaskTimes] = {}
         self.finished = asyncio.Event()  # set on every terminal update (throughput loop wakes)
-        self.framework_id: dict | None = None
-        self.stream_id = ""
         self.failures: list[str] = []
-        self._reader: asyncio.Task[None] | None = None
-        self._acks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count()
 
-    async def subscribe(self, timeout: float = 15.0) -> None:
-        body = {"type": "SUBSCRIBE", "subscribe": {"framework_info": {
-            "user": getpass.getuser(), "name": "command-launch-bench",
-            "capabilities": [{"type": "TASK_KILLING_STATE"}]}}}
-        resp = await self.session.post(self.url, data=json.dumps(body),
-                                       headers={**JSON_HEADERS, "Accept": "application/json"},
-                                       timeout=aiohttp.ClientTimeout(total=None))
-        if resp.status != 200:
-            raise RuntimeError(f"SUBSCRIBE: {resp.status} {await resp.text()}")
-        self.stream_id = resp.headers["Mesos-Stream-Id"]
-        self._reader = asyncio.create_task(self._read(resp))
-        deadline = time.monotonic() + timeout
-        while self.framework_id is None:
-            if time.monotonic() > deadline:
-                raise TimeoutError("no SUBSCRIBED from the master")
-            await asyncio.sleep(0.01)
-
-    async def close(self) -> None:
-        if self._acks:
-            await asyncio.wait(self._acks, timeout=2.0)
-        if self._reader is not None:
-            self._reader.cancel()
-        await self.session.close()
-
-    async def _read(self, resp: aiohttp.ClientResponse) -> None:
-        decoder = RecordIODecoder()
-        async for chunk in resp.content.iter_any():
-            for record in decoder.feed(chunk):
-                self._on_event(json.loads(record))
-
-    def _on_event(self, event: dict) -> None:
+    def on_event(self, event: dict) -> None:
         kind = event["type"]
-        if kind == "SUBSCRIBED":
-            self.framework_id = event["subscribed"]["framework_id"]
-        elif kind == "OFFERS":
+        if kind == "OFFERS":
             self.offers.extend(event["offers"]["offers"])
             self.offer_arrived.set()
         elif kind == "RESCIND":
@@ -133,13 +92,6 @@ class Scheduler:
         elif kind == "UPDATE":
             now = time.perf_counter()
             status = event["update"]["status"]
-            if "uuid" in status:  # acknowledge first: the agent holds the next update until then
-                ack = asyncio.get_running_loop().create_task(self.call({
-                    "type": "ACKNOWLEDGE", "acknowledge": {
-                        "agent_id": status["agent_id"], "task_id": status["task_id"],
-                        "uuid": status["uuid"]}}))
-                self._acks.add(ack)
-                ack.add_done_callback(self._acks.discard)
             times = self.tasks.get(status["task_id"]["value"])
             if times is None:
                 return
@@ -154,13 +106,6 @@ class Scheduler:
                     self.failures.append(f"{status['task_id']['value']}: {state} {times.message}")
                 times.done.set()
                 self.finished.set()
-
-    async def call(self, body: dict) -> None:
-        body["framework_id"] = self.framework_id
-        async with self.session.post(self.url, data=json.dumps(body),
-                                     headers={**JSON_HEADERS, "Mesos-Stream-Id": self.stream_id}) as resp:
-            if resp.status >= 300:
-                raise RuntimeError(f"{body['type']}: {resp.status} {await resp.text()}")
 
     def slots_in_pool(self) -> int:
         """How many tasks the pooled offers can hold."""

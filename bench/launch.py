@@ -2,7 +2,8 @@
 
 On loopback: a real `mezzo master` process, emulated agents (the real agent protocol, a no-op
 "executor" that reports TASK_RUNNING at once) in a second process, and a minimal v1 scheduler
-client in this process (raw aiohttp, acknowledging every update as pymesos does).
+client in this process (`bench/raw_scheduler.py`: raw aiohttp, acknowledging every update as
+pymesos does).
 
     .venv/bin/python bench/launch.py latency --launches 500
     .venv/bin/python bench/launch.py rate --agents 100 --tasks-per-accept 10 --seconds 10
@@ -24,16 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
-import msgspec
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mezzo.api.recordio import RecordIODecoder  # noqa: E402
+from bench.raw_scheduler import RawScheduler  # noqa: E402
 from mezzo.testing.emulated_agent import EmulatedAgent  # noqa: E402
-
-JSON = {"Content-Type": "application/json"}
 
 
 def start_master(extra: list[str]) -> tuple[subprocess.Popen, str]:
@@ -62,44 +58,16 @@ def _agents_main(url: str, count: int, resources: str, ready) -> None:
     asyncio.run(run())
 
 
-class Scheduler:
+class Scheduler(RawScheduler):
     def __init__(self, url: str) -> None:
-        self.url = url
-        # No per-request timeout: the benchmark bounds itself, and a timer per ACKNOWLEDGE
-        # would cost this process (which shares the 2 CPUs with the master) as much as the
-        # rest of the request.
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64),
-                                             timeout=aiohttp.ClientTimeout(total=None))
+        super().__init__(url, "bench")
         self.offers: asyncio.Queue[dict] = asyncio.Queue()
         self.running: dict[str, float] = {}
         self.running_event = asyncio.Event()
-        self.framework_id: dict | None = None
-        self.stream_id = ""
-        self.call_headers = JSON
-        self._calls: set[asyncio.Task[None]] = set()
 
-    async def subscribe(self) -> None:
-        body = {"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "bench", "name": "bench"}}}
-        resp = await self.session.post(self.url + "/api/v1/scheduler", data=json.dumps(body),
-                                       headers={**JSON, "Accept": "application/json"},
-                                       timeout=aiohttp.ClientTimeout(total=None))
-        self.stream_id = resp.headers["Mesos-Stream-Id"]
-        self.call_headers = {**JSON, "Mesos-Stream-Id": self.stream_id}
-        self._reader = asyncio.create_task(self._read(resp))
-        while self.framework_id is None:
-            await asyncio.sleep(0.01)
-
-    async def _read(self, resp: aiohttp.ClientResponse) -> None:
-        decoder = RecordIODecoder()
-        async for chunk in resp.content.iter_any():
-            for record in decoder.feed(chunk):
-                self._on_event(json.loads(record))
-
-    def _on_event(self, event: dict) -> None:
+    def on_event(self, event: dict) -> None:
         kind = event["type"]
-        if kind == "SUBSCRIBED":
-            self.framework_id = event["subscribed"]["framework_id"]
-        elif kind == "OFFERS":
+        if kind == "OFFERS":
             for offer in event["offers"]["offers"]:
                 self.offers.put_nowait(offer)
         elif kind == "UPDATE":
@@ -107,19 +75,6 @@ class Scheduler:
             if status["state"] == "TASK_RUNNING":
                 self.running[status["task_id"]["value"]] = time.perf_counter()
                 self.running_event.set()
-            if "uuid" in status:
-                task = asyncio.get_running_loop().create_task(self.call({
-                    "type": "ACKNOWLEDGE", "acknowledge": {
-                        "agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]}}))
-                self._calls.add(task)
-                task.add_done_callback(self._calls.discard)
-
-    async def call(self, body: dict) -> None:
-        body["framework_id"] = self.framework_id
-        async with self.session.post(self.url + "/api/v1/scheduler", data=msgspec.json.encode(body),
-                                     headers=self.call_headers) as resp:
-            if resp.status >= 300:
-                raise RuntimeError(f"{resp.status}: {await resp.text()}")
 
     async def launch(self, offer: dict, task_ids: list[str]) -> None:
         tasks = [{
@@ -160,8 +115,7 @@ async def latency(args: argparse.Namespace) -> None:
             "p50_ms": round(statistics.median(samples), 3), "p99_ms": round(percentile(samples, 99), 3),
             "max_ms": round(max(samples), 3),
         }))
-        await asyncio.sleep(0.2)  # let the last acknowledgements go out
-        await sched.session.close()
+        await sched.close()
     finally:
         await agent.stop()
         proc.terminate()
@@ -212,7 +166,7 @@ async def rate(args: argparse.Namespace) -> None:
             "running_seen": running_in_window,
             "tasks_per_second": round(running_in_window / elapsed, 1),
         }))
-        await sched.session.close()
+        await sched.close()
     finally:
         for p, _ in procs:
             p.terminate()
