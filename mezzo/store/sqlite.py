@@ -81,28 +81,8 @@ class SqliteStore(Store):
         return None if row is None else int(row[0])
 
     def set(self, key: str, value: bytes, expected_version: int | None) -> int:
-        check_key(key)
-        value = check_value(value)
-        with self._lock:
-            db = self._db()
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    actual = self._current_version(db, key)
-                    if actual != expected_version:
-                        raise VersionConflict(key, expected_version, actual)
-                    version = 0 if actual is None else actual + 1
-                    db.execute(
-                        "INSERT INTO kv (key, value, version) VALUES (?, ?, ?) "
-                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value, version = excluded.version",
-                        (key, value, version),
-                    )
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-            except sqlite3.Error as e:
-                raise StoreError(f"sqlite set {key!r}: {e}") from e
+        version = self.commit([Put(key, value, expected_version)])[0]
+        assert version is not None
         return version
 
     def delete(self, key: str, expected_version: int | None = None) -> bool:
