@@ -105,6 +105,12 @@ def build_master(
         store = open_store("sqlite", work_dir=work_dir)
     else:
         store = open_store(flags.registry, work_dir=flags.work_dir)
+    if zk_client is not None and not flags.registry.startswith("zk://"):
+        # Allowed (Mesos allows an in-memory registry for tests), but a failover then starts
+        # from an empty or stale registry: say so where operators look.
+        log.warning("--registry %s with --zk: this master's registry is its own, not shared "
+                    "with the other masters; a new leader will not know the admitted agents",
+                    flags.registry)
     registrar = Registrar(store)
     allocator = create_allocator(
         flags.allocator,
