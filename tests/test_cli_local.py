@@ -78,3 +78,13 @@ def test_local_help_lists_the_options() -> None:
     for option in ("--agents", "--work_dir", "--port", "--agent-resources"):
         assert option in result.output
     assert sys.executable  # the command runs agents with this interpreter
+
+
+def test_local_agents_get_disjoint_port_ranges_below_the_ephemeral_ports() -> None:
+    from mezzo.testing.local_cluster import ephemeral_port_start, ports_span_for
+
+    start = ephemeral_port_start()
+    for agents in (1, 3, 15):
+        span = ports_span_for(agents, 31000)
+        assert span >= 1 and 31000 + agents * span <= max(start, 32768)
+    assert ports_span_for(1, 31000) == min(1000, start - 31000)

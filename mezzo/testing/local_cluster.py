@@ -42,6 +42,26 @@ class ClusterError(RuntimeError):
     """The cluster could not be started (a process exited or did not come up in time)."""
 
 
+def ephemeral_port_start() -> int:
+    """The first port the kernel hands out for outgoing connections (Linux default 32768)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def ports_span_for(agents: int, base: int) -> int:
+    """Ports per agent: up to 1,000 each, all below the ephemeral range. All agents share one
+    host here, so their ranges must not overlap; and a task cannot bind a port that an outgoing
+    connection (any client on the machine) happens to use as its local port, which is why
+    Mesos's default range, 31000-32000, ends below 32768."""
+    room = ephemeral_port_start() - base
+    if room < agents:  # an unusual kernel setting: fall back to Mesos's default region
+        room = 32768 - base
+    return max(1, min(1000, room // max(agents, 1)))
+
+
 @dataclass
 class ClusterSpec:
     agents: int = 3
@@ -50,8 +70,9 @@ class ClusterSpec:
     ip: str = "127.0.0.1"
     agent_resources: str = DEFAULT_AGENT_RESOURCES
     # Each agent gets ports [base + i*span, base + i*span + span - 1] unless resources name ports.
+    # None: as many as fit below the kernel's ephemeral ports (see `ports_span_for`).
     ports_base: int = 31000
-    ports_span: int = 1000
+    ports_span: int | None = None
     master_args: list[str] = field(default_factory=list)
     agent_args: list[str] = field(default_factory=list)
     start_timeout: float = 30.0
@@ -139,8 +160,9 @@ class LocalCluster:
             agent_dir.mkdir(exist_ok=True)
             resources = spec.agent_resources
             if "ports" not in resources:
-                lo = spec.ports_base + (i - 1) * spec.ports_span
-                resources = f"{resources};ports:[{lo}-{lo + spec.ports_span - 1}]"
+                span = spec.ports_span or ports_span_for(spec.agents, spec.ports_base)
+                lo = spec.ports_base + (i - 1) * span
+                resources = f"{resources};ports:[{lo}-{lo + span - 1}]"
             self.agents.append(
                 self._spawn(
                     f"agent-{i}",
