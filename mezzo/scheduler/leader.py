@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from mezzo.core.errors import ConfigError
 from mezzo.core.zkurl import parse_zk_url
-from mezzo.election.base import Detector
+from mezzo.election.base import Detector, LeaderInfo
 
 DEFAULT_MASTER_PORT = 5050
 
@@ -62,6 +62,16 @@ def base_from_location(location: str, current: str | None = None) -> str:
             raise ConfigError(f"relative redirect {location!r} without a current master")
         return current
     return parse_master_address(location)
+
+
+def _base_of(info: LeaderInfo | None) -> str | None:
+    """The base URL of an advertised leader; None when there is none or it is unusable."""
+    if info is None:
+        return None
+    try:
+        return parse_master_address(info.address)
+    except ConfigError:
+        return None
 
 
 class MasterLocator:
@@ -114,7 +124,7 @@ class MasterLocator:
             await asyncio.Event().wait()
         assert self._detector is not None
         info = self._detector.leader()
-        while info is None or parse_master_address(info.address) == current:
+        while _base_of(info) in (None, current):
             info = await self._detector.detect(info)
 
     def redirected(self, location: str, current: str | None) -> str:
