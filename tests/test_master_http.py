@@ -287,3 +287,37 @@ async def test_not_recovered_answers_503(running: Running) -> None:
     running.master.recovered = False
     code, text, _ = await running.post("/api/v1/scheduler", SUBSCRIBE)
     assert code == 503 and text == "Master has not finished recovery"
+
+
+async def test_a_just_elected_leader_holds_subscriptions_until_recovered() -> None:
+    from mezzo.election.standalone import StandaloneContender, StandaloneDetector
+    from mezzo.master.leadership import Leadership
+
+    flags = MasterFlags.parse({"registry": "in_memory", "port": "0", "ip": "127.0.0.1"})
+    process = build_master(flags)
+    contender = StandaloneContender()
+    process.server.leadership = Leadership(contender, StandaloneDetector(), process.master.info.id)
+    contender.contend()  # elected, but the registry is not recovered yet
+    runner = web.AppRunner(process.server.app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    set_bound_port(process, port, flags)
+    r = Running(process, f"http://127.0.0.1:{port}", aiohttp.ClientSession())
+    try:
+        held = asyncio.ensure_future(open_subscription(r))
+        await asyncio.sleep(0.3)
+        assert not held.done()  # held, not refused: it arrived during recovery
+        # Reads that are not API calls answer at once.
+        code, text, _ = await r.post("/api/v1", {"type": "GET_STATE"}, {**JSON, "Accept": "application/json"})
+        assert (code, text) == (503, "Master has not finished recovery")
+        process.master.recover(process.registrar.recover())
+        process.server.mark_recovered()
+        resp = await asyncio.wait_for(held, 5)
+        records = await read_records(resp, 1)
+        assert records[0]["type"] == "SUBSCRIBED"
+        resp.close()
+    finally:
+        await r.session.close()
+        await runner.cleanup()
