@@ -53,15 +53,21 @@ async def running() -> AsyncIterator[Running]:
     process = build_master(flags)
     process.server.max_body_bytes = 64 * 1024
     process.master.recover(process.registrar.recover())
+    runner, url = await serve_on_loopback(process, flags)
+    async with aiohttp.ClientSession() as session:
+        yield Running(process, url, session)
+    await runner.cleanup()
+
+
+async def serve_on_loopback(process, flags: MasterFlags) -> tuple[web.AppRunner, str]:
+    """Serve the master's HTTP shell on 127.0.0.1, port 0; returns the runner and base URL."""
     runner = web.AppRunner(process.server.app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
     set_bound_port(process, port, flags)
-    async with aiohttp.ClientSession() as session:
-        yield Running(process, f"http://127.0.0.1:{port}", session)
-    await runner.cleanup()
+    return runner, f"http://127.0.0.1:{port}"
 
 
 async def open_subscription(r: Running, body: dict | None = None):
@@ -298,13 +304,8 @@ async def test_a_just_elected_leader_holds_subscriptions_until_recovered() -> No
     contender = StandaloneContender()
     process.server.leadership = Leadership(contender, StandaloneDetector(), process.master.info.id)
     contender.contend()  # elected, but the registry is not recovered yet
-    runner = web.AppRunner(process.server.app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    set_bound_port(process, port, flags)
-    r = Running(process, f"http://127.0.0.1:{port}", aiohttp.ClientSession())
+    runner, url = await serve_on_loopback(process, flags)
+    r = Running(process, url, aiohttp.ClientSession())
     try:
         held = asyncio.ensure_future(open_subscription(r))
         await asyncio.sleep(0.3)
