@@ -295,10 +295,6 @@ class SchedulerClient(SchedulerCalls):
             log.exception("scheduler subscription loop failed")
             await self._abort_with(f"internal error: {exc!r}")
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopped.wait(), seconds)
-
     async def _backoff_sleep(self, seconds: float, tried: str) -> bool:
         """Sleep out a backoff, but wake early when stopped or when the detector advertises a
         leader other than `tried` (after a failover the new leader is there to be used at

@@ -35,17 +35,9 @@ class MemoryStore(Store):
             return self._data.get(key)
 
     def set(self, key: str, value: bytes, expected_version: int | None) -> int:
-        check_key(key)
-        value = check_value(value)
-        with self._lock:
-            self._check_open()
-            current = self._data.get(key)
-            actual = None if current is None else current.version
-            if actual != expected_version:
-                raise VersionConflict(key, expected_version, actual)
-            version = 0 if current is None else current.version + 1
-            self._data[key] = Entry(value, version)
-            return version
+        version = self.commit([Put(key, value, expected_version)])[0]
+        assert version is not None
+        return version
 
     def delete(self, key: str, expected_version: int | None = None) -> bool:
         check_key(key)
