@@ -104,6 +104,7 @@ class AgentCalls(MasterBase):
         if reregistered:
             agent.reregistered_time = now
         self.agents[agent_id] = agent
+        self.events.agent_added(agent)
         used = self._rebuild_from_agent(agent, sub, previously_unreachable) if reregistered else {}
         self.allocator.add_agent(agent_id, total, used)
         self.outbox.send_agent(
@@ -156,6 +157,8 @@ class AgentCalls(MasterBase):
             roles = list(resources.allocations())
             role = roles[0] if roles else (framework.roles[0] if framework.roles else "*")
             resources = resources.unallocate().allocate(role)
+            added = task is None
+            previous_state = None if task is None else task.state
             if task is None:
                 from mezzo.api.common import TaskInfo
 
@@ -180,6 +183,10 @@ class AgentCalls(MasterBase):
             task.recovered = is_terminal(reported.state)
             framework.tasks[task_id] = task
             agent.tasks[(framework.id, task_id)] = task
+            if added:
+                self.events.task_added(task)
+            elif previous_state != task.state:
+                self.events.task_updated(task)
             if not task.recovered:
                 used[framework.id] = used.get(framework.id, Resources()) + resources
             if came_back:
@@ -210,6 +217,7 @@ class AgentCalls(MasterBase):
         )
         self.frameworks[framework_id] = framework
         self.allocator.add_framework(framework_id, framework.roles, active=False, now=now)
+        self.events.framework_added(framework)
         return framework
 
     # ------------------------------------------------------------------ health
@@ -324,6 +332,7 @@ class AgentCalls(MasterBase):
             framework.executors.pop(agent.id, None)
             self.send(framework, Event(type=EventType.FAILURE, failure=Failure(agent_id=AgentID(value=agent.id))))
         del self.agents[agent.id]
+        self.events.agent_removed(agent.id)
         self.request_allocation()
 
     def _end_task(
@@ -348,10 +357,12 @@ class AgentCalls(MasterBase):
             framework.unreachable_tasks[task.task_id] = task
             # The allocator forgets the agent, and with it these resources.
             task.recovered = True
+            self.events.task_updated(task)
         else:
             # The allocator already released the agent's resources with remove_agent.
             task.recovered = True
             task.state = state
+            self.events.task_updated(task)
             self.counters.inc(f"tasks_{state.removeprefix('TASK_').lower()}")
             self.complete_task(task)
 

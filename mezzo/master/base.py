@@ -33,6 +33,7 @@ from mezzo.api.scheduler import Error, Event, EventType, Rescind, Update
 from mezzo.core.clock import Clock
 from mezzo.core.ids import IdSource
 from mezzo.master.allocator import Allocator
+from mezzo.master.events import DEFAULT_MAX_SUBSCRIBERS, OperatorEvents
 from mezzo.master.outbox import Outbox
 from mezzo.master.records import AgentRecord, FrameworkRecord, OfferRecord, TaskRecord, time_info
 from mezzo.master.registry import RegistryState
@@ -57,6 +58,7 @@ class MasterOptions:
     max_completed_tasks_per_framework: int = 1000
     max_unreachable_tasks_per_framework: int = 1000
     heartbeat_interval: float = HEARTBEAT_SECONDS
+    max_operator_event_stream_subscribers: int = DEFAULT_MAX_SUBSCRIBERS
 
 
 @dataclass
@@ -93,6 +95,12 @@ class MasterBase:
         self.start_time = clock.now()
         self.elected_time: float | None = self.start_time
         self.counters = Counters()
+        # The operator event stream's subscribers; the handler families call its hooks.
+        self.events = OperatorEvents(
+            outbox, heartbeat_interval=self.options.heartbeat_interval,
+            max_subscribers=self.options.max_operator_event_stream_subscribers,
+            version=master_info.version or "",
+        )
         self.allocation_pending = False
         self.next_allocation = self.start_time
 
@@ -226,7 +234,10 @@ class MasterBase:
 
     def update_task_state(self, task: TaskRecord, state: TaskState) -> None:
         """Set the latest state; the first time it is terminal, recover the resources."""
+        changed = task.state != state
         task.state = state
+        if changed:
+            self.events.task_updated(task)
         if is_terminal(state) and not task.recovered:
             task.recovered = True
             self.counters.inc(f"tasks_{state.removeprefix('TASK_').lower()}")

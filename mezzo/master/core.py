@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from mezzo.api.internal import AgentCall, AgentCallType
 from mezzo.api.scheduler import Call, CallType
+from mezzo.master import views
 from mezzo.master.agents import AgentCalls
 from mezzo.master.frameworks import FrameworkCalls
 from mezzo.master.offers import OfferCalls
@@ -143,6 +144,16 @@ class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls):
             case _:
                 raise CallRefused(501, f"Agent call type {call.type} is not implemented")
 
+    # ------------------------------------------------------------------ operator events
+
+    def operator_subscribe(self, stream: object) -> None:
+        """An operator SUBSCRIBE: SUBSCRIBED with the whole state, then the live events."""
+        self.events.subscribe(stream, views.get_state(self), self.now())
+
+    def operator_unsubscribed(self, stream: object) -> None:
+        """An operator event stream ended (the client went away, or it fell behind)."""
+        self.events.unsubscribe(stream)
+
     # ------------------------------------------------------------------ timers
 
     def tick(self) -> None:
@@ -153,6 +164,7 @@ class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls):
         self.expire_offers(now)
         self.ping_agents(now)
         self.expire_reregistrations(now)
+        self.events.tick(now)
         if self.allocation_pending or now >= self.next_allocation:
             self.allocate()
 
@@ -171,6 +183,9 @@ class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls):
                 deadlines.append(agent.reregister_deadline)
         if self.recovery_deadline is not None:
             deadlines.append(self.recovery_deadline)
+        operator_heartbeat = self.events.next_deadline()
+        if operator_heartbeat is not None:
+            deadlines.append(operator_heartbeat)
         if self.options.offer_timeout is not None:
             deadlines.extend(o.expires_at for o in self.offers.values() if o.expires_at is not None)
         return min(deadlines)

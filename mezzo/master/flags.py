@@ -49,6 +49,8 @@ FLAGS: dict[str, tuple[str | None, str]] = {
     "fair_sharing_excluded_resource_names": (None, "Resource names left out of DRF shares"),
     "max_completed_frameworks": ("50", "Completed frameworks kept in memory"),
     "max_completed_tasks_per_framework": ("1000", "Completed tasks kept per framework"),
+    "max_operator_event_stream_subscribers": (
+        "1000", "Operator event stream subscribers; past it the oldest stream is closed"),
     "root_submissions": ("true", "Allow frameworks to run tasks as root"),
     "port_file": (None, "Write the bound port to this file once listening (for tests)"),
     "logging_level": ("INFO", "Logging level"),
@@ -201,6 +203,9 @@ class MasterFlags:
             max_completed_frameworks=_int("max_completed_frameworks", raw["max_completed_frameworks"]),
             max_completed_tasks_per_framework=_int(
                 "max_completed_tasks_per_framework", raw["max_completed_tasks_per_framework"]
+            ),
+            max_operator_event_stream_subscribers=_int(
+                "max_operator_event_stream_subscribers", raw["max_operator_event_stream_subscribers"], 1
             ),
         )
         return flags

@@ -147,6 +147,10 @@ class FrameworkCalls(MasterBase):
         )
         self.send(framework, _HEARTBEAT)
         self.request_allocation()
+        if existing is None:
+            self.events.framework_added(framework)
+        else:
+            self.events.framework_updated(framework)
         log.info("framework %s (%s) subscribed", framework.id, info.name)
         return SubscribeResult(framework.id, stream_id)
 
@@ -210,6 +214,7 @@ class FrameworkCalls(MasterBase):
         framework.suppressed_roles = set(upd.suppressed_roles)
         framework.offer_constraints = upd.offer_constraints
         self.request_allocation()
+        self.events.framework_updated(framework)
 
     # ------------------------------------------------------------------ disconnection
 
@@ -231,6 +236,8 @@ class FrameworkCalls(MasterBase):
         log.info("framework %s disconnected; failover timeout %ss", framework.id, timeout)
         if timeout <= 0:
             self.remove_framework(framework)
+        else:
+            self.events.framework_updated(framework)
 
     def expire_failover_timeouts(self, now: float) -> None:
         for framework in list(self.frameworks.values()):
@@ -297,4 +304,5 @@ class FrameworkCalls(MasterBase):
         while len(self.completed_frameworks) > self.options.max_completed_frameworks:
             self.completed_frameworks.popitem(last=False)
         self.request_allocation()
+        self.events.framework_removed(framework)
         log.info("framework %s removed", framework.id)

@@ -30,6 +30,7 @@ from mezzo.core.errors import ValidationError
 from mezzo.master import views
 from mezzo.master.core import CallRefused, Master
 from mezzo.master.leadership import NO_LEADER, Leadership
+from mezzo.master.operator_api import OperatorStreams
 from mezzo.master.registry import Registrar, RegistryOperation
 from mezzo.net.http import (
     MAX_BODY_BYTES,
@@ -77,6 +78,12 @@ class HttpOutbox:
         # is durable before the agent hears SUBSCRIBED.
         self.registrar.apply(operation)
 
+    def send_operator(self, streams: list[RecordStream], event: op.Event) -> None:
+        OperatorStreams.send(streams, event)
+
+    def close_operator(self, stream: RecordStream) -> None:
+        OperatorStreams.close(stream)
+
 
 class MasterServer:
     def __init__(
@@ -99,6 +106,7 @@ class MasterServer:
         self._wakeup = asyncio.Event()
         self._recovered = asyncio.Event()
         master._wake = self._schedule_allocation
+        self.operator_streams = OperatorStreams(master)
         self.app = self._build_app()
 
     # ------------------------------------------------------------------ lifecycle
@@ -171,6 +179,7 @@ class MasterServer:
         for agent in self.master.agents.values():
             if agent.stream is not None:
                 agent.stream.close(reason)
+        self.master.events.close_all()
 
     async def _on_startup(self, _: web.Application) -> None:
         self._timer_task = asyncio.create_task(self._timers())
@@ -183,6 +192,7 @@ class MasterServer:
         for agent in self.master.agents.values():
             if agent.stream is not None:
                 agent.stream.close("master shutting down")
+        self.master.events.close_all()
 
     async def _on_cleanup(self, _: web.Application) -> None:
         if self._timer_task is not None:
@@ -304,6 +314,8 @@ class MasterServer:
             call = op.decode_call(body)
         except ValidationError as exc:
             return text_response(400, f"Failed to validate master::Call: {exc}")
+        if call.type == op.CallType.SUBSCRIBE:
+            return await self.operator_streams.subscribe(request)
         return self._operator_call(call)
 
     def _operator_call(self, call: op.Call) -> web.Response:
@@ -366,8 +378,6 @@ class MasterServer:
                 if not master.mark_gone(call.mark_agent_gone.agent_id.value):
                     return text_response(404, f"Agent '{call.mark_agent_gone.agent_id.value}' not found")
                 return web.Response(status=200)
-            case t.SUBSCRIBE:
-                return text_response(501, "The operator event stream is not implemented yet")
             case _:
                 return text_response(501, f"Operator call {call.type} is not implemented by this master")
         return json_response(encode(resp))

@@ -443,4 +443,5 @@ class OfferCalls(MasterBase):
         )
         framework.tasks[record.task_id] = record
         agent.tasks[(framework.id, record.task_id)] = record
+        self.events.task_added(record)
         return record

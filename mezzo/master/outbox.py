@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mezzo.api import operator as op
 from mezzo.api.internal import AgentEvent
 from mezzo.api.scheduler import Event
 from mezzo.master.registry import RegistryOperation
@@ -35,6 +36,12 @@ class Outbox(Protocol):
     def registry(self, operation: RegistryOperation) -> None:
         """Apply a registry operation durably before returning."""
 
+    def send_operator(self, streams: list[Any], event: op.Event) -> None:
+        """Queue one operator event on each of these operator event streams."""
+
+    def close_operator(self, stream: Any) -> None:
+        """End an operator event stream."""
+
 
 @dataclass
 class RecordingOutbox:
@@ -44,6 +51,7 @@ class RecordingOutbox:
     agent_events: list[tuple[Any, AgentEvent]] = field(default_factory=list)
     closed: list[Any] = field(default_factory=list)
     operations: list[RegistryOperation] = field(default_factory=list)
+    operator_events: list[tuple[Any, op.Event]] = field(default_factory=list)
 
     def send_framework(self, stream: Any, event: Event) -> None:
         self.framework_events.append((stream, event))
@@ -59,3 +67,9 @@ class RecordingOutbox:
 
     def registry(self, operation: RegistryOperation) -> None:
         self.operations.append(operation)
+
+    def send_operator(self, streams: list[Any], event: op.Event) -> None:
+        self.operator_events.extend((stream, event) for stream in streams)
+
+    def close_operator(self, stream: Any) -> None:
+        self.closed.append(stream)

@@ -12,7 +12,7 @@ from mezzo import __version__
 from mezzo.api import operator as op
 from mezzo.api.codec import to_builtins
 from mezzo.api.common import AgentID, FrameworkID, TaskState, is_terminal
-from mezzo.master.core import Master
+from mezzo.master.base import MasterBase
 from mezzo.master.records import AgentRecord, FrameworkRecord, TaskRecord, time_info
 from mezzo.resources import Resources
 
@@ -72,7 +72,7 @@ def _task_json(task: TaskRecord) -> dict[str, Any]:
     return out
 
 
-def _offered(master: Master, offer_ids: set[str]) -> Resources:
+def _offered(master: MasterBase, offer_ids: set[str]) -> Resources:
     total = Resources()
     for offer_id in offer_ids:
         offer = master.offers.get(offer_id)
@@ -81,7 +81,7 @@ def _offered(master: Master, offer_ids: set[str]) -> Resources:
     return total
 
 
-def framework_json(master: Master, fw: FrameworkRecord) -> dict[str, Any]:
+def framework_json(master: MasterBase, fw: FrameworkRecord) -> dict[str, Any]:
     used = fw.used_resources()
     offered = _offered(master, fw.offers)
     info = fw.info
@@ -134,7 +134,7 @@ def framework_json(master: Master, fw: FrameworkRecord) -> dict[str, Any]:
     return out
 
 
-def agent_json(master: Master, agent: AgentRecord) -> dict[str, Any]:
+def agent_json(master: MasterBase, agent: AgentRecord) -> dict[str, Any]:
     used = Resources()
     for task in agent.tasks.values():
         if not task.recovered:
@@ -169,11 +169,11 @@ def agent_json(master: Master, agent: AgentRecord) -> dict[str, Any]:
     return out
 
 
-def master_pid(master: Master) -> str:
+def master_pid(master: MasterBase) -> str:
     return master.info.pid or f"master@{master.info.hostname}:{master.info.port}"
 
 
-def state_json(master: Master, flags: dict[str, str]) -> dict[str, Any]:
+def state_json(master: MasterBase, flags: dict[str, str]) -> dict[str, Any]:
     info = master.info
     agents = list(master.agents.values())
     leader_info = to_builtins(info)
@@ -211,7 +211,7 @@ _GAUGE_STATES = (TaskState.TASK_STAGING, TaskState.TASK_STARTING, TaskState.TASK
 _COUNTER_STATES = ("finished", "failed", "killed", "lost", "error", "dropped", "gone", "gone_by_operator")
 
 
-def metrics(master: Master, now: float) -> dict[str, float]:
+def metrics(master: MasterBase, now: float) -> dict[str, float]:
     frameworks = list(master.frameworks.values())
     agents = list(master.agents.values())
     m: dict[str, float] = {
@@ -269,7 +269,7 @@ def metrics(master: Master, now: float) -> dict[str, float]:
     m["master/event_queue_messages"] = 0
     m["master/event_queue_dispatches"] = 0
     m["master/event_queue_http_requests"] = 0
-    m["master/operator_event_stream_subscribers"] = 0
+    m["master/operator_event_stream_subscribers"] = len(master.events.subscribers)
     stats = master.allocator.statistics()
     m["allocator/event_queue_dispatches"] = 0
     m["allocator/mesos/event_queue_dispatches"] = 0
@@ -286,7 +286,7 @@ def metrics(master: Master, now: float) -> dict[str, float]:
 # ---------------------------------------------------------------------------- operator API
 
 
-def _framework_entry(master: Master, fw: FrameworkRecord) -> op.FrameworkEntry:
+def _framework_entry(master: MasterBase, fw: FrameworkRecord) -> op.FrameworkEntry:
     return op.FrameworkEntry(
         framework_info=fw.info,
         active=fw.active,
@@ -302,14 +302,14 @@ def _framework_entry(master: Master, fw: FrameworkRecord) -> op.FrameworkEntry:
     )
 
 
-def get_frameworks(master: Master) -> op.GetFrameworks:
+def get_frameworks(master: MasterBase) -> op.GetFrameworks:
     return op.GetFrameworks(
         frameworks=[_framework_entry(master, f) for f in master.frameworks.values()],
         completed_frameworks=[_framework_entry(master, f) for f in master.completed_frameworks.values()],
     )
 
 
-def get_agents(master: Master) -> op.GetAgents:
+def get_agents(master: MasterBase) -> op.GetAgents:
     entries = []
     for a in master.agents.values():
         used = Resources()
@@ -328,7 +328,7 @@ def get_agents(master: Master) -> op.GetAgents:
     return op.GetAgents(agents=entries, recovered_agents=[i for i in master.recovered_agents.values()])  # type: ignore[misc]
 
 
-def get_tasks(master: Master) -> op.GetTasks:
+def get_tasks(master: MasterBase) -> op.GetTasks:
     tasks, unreachable, completed = [], [], []
     for fw in [*master.frameworks.values(), *master.completed_frameworks.values()]:
         fid = FrameworkID(value=fw.id)
@@ -338,7 +338,12 @@ def get_tasks(master: Master) -> op.GetTasks:
     return op.GetTasks(tasks=tasks, unreachable_tasks=unreachable, completed_tasks=completed)
 
 
-def get_executors(master: Master) -> op.GetExecutors:
+def get_state(master: MasterBase) -> op.GetState:
+    return op.GetState(get_tasks=get_tasks(master), get_executors=get_executors(master),
+                       get_frameworks=get_frameworks(master), get_agents=get_agents(master))
+
+
+def get_executors(master: MasterBase) -> op.GetExecutors:
     return op.GetExecutors(executors=[
         op.ExecutorEntry(executor_info=e.info, agent_id=AgentID(value=agent_id))
         for fw in master.frameworks.values()
@@ -346,7 +351,7 @@ def get_executors(master: Master) -> op.GetExecutors:
     ])
 
 
-def get_roles(master: Master, weights: dict[str, float]) -> op.GetRoles:
+def get_roles(master: MasterBase, weights: dict[str, float]) -> op.GetRoles:
     roles: dict[str, list[FrameworkRecord]] = {}
     for fw in master.frameworks.values():
         for role in fw.roles:

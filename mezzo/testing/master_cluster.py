@@ -96,6 +96,14 @@ class ClusterOutbox:
         self.operations.append(operation)
         self.registrar.apply(operation)
 
+    def send_operator(self, streams: list[FakeStream], event: Any) -> None:
+        for stream in streams:
+            if not stream.closed:
+                stream.events.append(event)
+
+    def close_operator(self, stream: FakeStream) -> None:
+        stream.closed = True
+
 
 class _Client:
     stream: FakeStream
