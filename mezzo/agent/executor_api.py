@@ -1,7 +1,7 @@
 """The executor API: `POST /api/v1/executor` (also `/slave(1)/api/v1/executor`), spec §6.
 
-Owns the HTTP side of executor calls: content checks (`mezzo.net.http`), decoding
-(`mezzo.api.executor`), the status codes of spec §6 (400 malformed call or unknown
+Owns the HTTP side of executor calls: reading and decoding (`mezzo.net.request` with
+`mezzo.api.executor`), the status codes of spec §6 (400 malformed call or unknown
 framework/executor, 403 call before SUBSCRIBE, 501 type UNKNOWN, 503 while recovering) and the
 SUBSCRIBE stream. What a call *does* is the Agent's.
 
@@ -27,8 +27,8 @@ from mezzo.agent.state import Executor, ExecutorPhase, Framework
 from mezzo.api import executor as exe
 from mezzo.api.codec import encode
 from mezzo.api.common import ContainerID, Reason, Source, TaskState, TaskStatus
-from mezzo.core.errors import ValidationError
-from mezzo.net.http import HTTPProblem, read_call_body, text_response
+from mezzo.net.http import HTTPProblem, text_response
+from mezzo.net.request import read_call, require_json_accept
 from mezzo.net.stream import RecordStream
 
 log = logging.getLogger(__name__)
@@ -48,13 +48,11 @@ class ExecutorAPI:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            body = await read_call_body(request, check_accept=True)
+            call = await read_call(request, exe.decode_call, "executor::Call")
+            if call.type == exe.CallType.SUBSCRIBE:
+                require_json_accept(request)  # only SUBSCRIBE is answered with a body
         except HTTPProblem as problem:
             return problem.response()
-        try:
-            call = exe.decode_call(body)
-        except ValidationError as e:
-            return text_response(400, f"Failed to validate executor::Call: {e}")
         if call.type == exe.CallType.UNKNOWN:
             return text_response(501, "Received 'UNKNOWN' call")
         if call.type == exe.CallType.HEARTBEAT:

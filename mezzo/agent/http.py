@@ -5,12 +5,14 @@ Owns the JSON shapes of spec §8.3 (agent state) and the `slave/*` metrics keys 
 the sandbox file access rules: `/files/*` take Mesos's `path` (absolute, as shown in `/state`
 `directory`), `offset` and `length` query parameters; a path is served only if, with symlinks
 resolved, it lies inside a sandbox under `<work_dir>/slaves` — anything else is 403, a missing
-file 404.
+file 404; a path with a NUL byte, longer than PATH_MAX or with a name longer than NAME_MAX, and
+an offset or length that is not an integer from -1 up to 2^63-1, are 400.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pwd
 import stat
 import time
@@ -23,14 +25,20 @@ from aiohttp import web
 from mezzo.agent.agent import VERSION, Agent
 from mezzo.agent.flags import attributes_to_json
 from mezzo.agent.state import Executor, ExecutorPhase, Framework
+from mezzo.api import operator as op
 from mezzo.api.codec import to_builtins
 from mezzo.api.common import Task
-from mezzo.core.errors import DecodeError
-from mezzo.net.http import HTTPProblem, read_call_body, text_response
+from mezzo.net.http import HTTPProblem, text_response
+from mezzo.net.request import read_call, require_json_accept
 from mezzo.resources import Resources
 
 BUILD_TIME = time.time()
 MAX_READ_LENGTH = 16 * 1024 * 1024
+# Linux limits on a path and on one of its names; longer ones are refused with 400 (Mesos's
+# realpath() fails the same way) before the file system is asked.
+_PATH_MAX = 4096
+_NAME_MAX = 255
+_OFF_T_MAX = 2**63 - 1
 
 
 def _json(body: Any, request: web.Request, status: int = 200) -> web.Response:
@@ -197,83 +205,94 @@ class ReadEndpoints:
     def _resolve(self, request: web.Request) -> Path:
         raw = request.query.get("path")
         if not raw:
-            raise HTTPProblem(400, "Expecting 'path' query parameter")
+            raise HTTPProblem(400, "Expecting 'path=value' in query")
+        if "\0" in raw:
+            raise HTTPProblem(400, "Path contains a NUL byte")
+        if len(raw.encode("utf-8", "surrogatepass")) >= _PATH_MAX or any(
+            len(part.encode("utf-8", "surrogatepass")) > _NAME_MAX for part in raw.split("/")
+        ):
+            raise HTTPProblem(400, "Path is too long")
         root = (Path(self.agent.flags.work_dir) / "slaves").resolve()
         try:
             path = Path(raw).resolve(strict=False)
-        except (OSError, RuntimeError):
-            raise HTTPProblem(404, "Path not found") from None
-        if path != root and root not in path.parents:
+            inside = path == root or root in path.parents
+            exists = inside and path.exists()
+        except (OSError, RuntimeError, ValueError):  # a symlink loop, a name the OS refuses
+            raise HTTPProblem(400, "Path cannot be resolved") from None
+        if not inside:
             raise HTTPProblem(403, "Path is outside of the agent's sandboxes")
-        if not path.exists():
+        if not exists:
             raise HTTPProblem(404, "Path not found")
         return path
 
     async def browse(self, request: web.Request) -> web.Response:
         try:
             path = self._resolve(request)
+            entries = [path] if path.is_file() else sorted(path.iterdir())
+            listing = [_file_json(p) for p in entries]
         except HTTPProblem as p:
             return p.response()
-        entries = [path] if path.is_file() else sorted(path.iterdir())
-        return _json([_file_json(p) for p in entries], request)
+        except OSError as e:  # gone or unreadable between the checks and the listing
+            return text_response(404, f"Path cannot be listed: {e.strerror}")
+        return _json(listing, request)
 
     async def read(self, request: web.Request) -> web.Response:
+        """Mesos's `/files/read`: no offset (or -1) reports the size; `length` -1 or absent
+        reads to the end (at most MAX_READ_LENGTH); below -1 or not an integer is 400."""
         try:
+            offset = _offset_param(request, "offset")
+            length = _offset_param(request, "length")
             path = self._resolve(request)
             if path.is_dir():
                 raise HTTPProblem(400, "Cannot read a directory")
-            offset = _int_param(request, "offset", -1)
-            length = _int_param(request, "length", -1)
         except HTTPProblem as p:
             return p.response()
-        size = path.stat().st_size
-        if offset < 0:
-            # Mesos: no offset = just report the size.
-            return _json({"data": "", "offset": size}, request)
-        length = MAX_READ_LENGTH if length < 0 else min(length, MAX_READ_LENGTH)
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read(length)
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if offset == -1:
+                    return _json({"data": "", "offset": size}, request)
+                if offset >= size or length == 0:
+                    return _json({"data": "", "offset": offset}, request)
+                f.seek(offset)
+                data = f.read(MAX_READ_LENGTH if length == -1 else min(length, MAX_READ_LENGTH))
+        except OSError as e:  # gone or unreadable between the checks and the read
+            return text_response(404, f"Path cannot be read: {e.strerror}")
         return _json({"data": data.decode("utf-8", "replace"), "offset": offset}, request)
 
     # --- operator API -------------------------------------------------------------------
 
     async def operator(self, request: web.Request) -> web.Response:
         try:
-            body = await read_call_body(request, check_accept=True)
-            call = json.loads(body)
+            call = await read_call(request, op.decode_agent_call, "agent::Call")
+            # The call type is judged before Accept: a malformed call is 400 whatever the
+            # client accepts.
+            require_json_accept(request)
         except HTTPProblem as p:
             return p.response()
-        except ValueError as e:
-            return text_response(400, f"Failed to parse body into JSON: {e}")
-        type_ = call.get("type") if isinstance(call, dict) else None
-        handlers: dict[str, Callable[[], dict[str, Any] | None]] = {
-            "GET_HEALTH": lambda: {"healthy": True},
-            "GET_FLAGS": lambda: {"flags": [{"name": k, "value": v}
+        t = op.CallType
+        handlers: dict[op.CallType, Callable[[], dict[str, Any] | None]] = {
+            t.GET_HEALTH: lambda: {"healthy": True},
+            t.GET_FLAGS: lambda: {"flags": [{"name": k, "value": v}
                                             for k, v in self.agent.flags.to_wire().items()]},
-            "GET_VERSION": lambda: {"version_info": self.version_json()},
-            "GET_METRICS": lambda: {"metrics": [{"name": k, "value": v}
+            t.GET_VERSION: lambda: {"version_info": self.version_json()},
+            t.GET_METRICS: lambda: {"metrics": [{"name": k, "value": v}
                                                 for k, v in self.metrics_json().items()]},
-            "GET_STATE": self._get_state,
-            "GET_FRAMEWORKS": self._get_frameworks,
-            "GET_EXECUTORS": self._get_executors,
-            "GET_TASKS": self._get_tasks,
-            "GET_AGENT": lambda: {"agent_info": to_builtins(self.agent.info)},
-            "GET_CONTAINERS": self._get_containers,
+            t.GET_STATE: self._get_state,
+            t.GET_FRAMEWORKS: self._get_frameworks,
+            t.GET_EXECUTORS: self._get_executors,
+            t.GET_TASKS: self._get_tasks,
+            t.GET_AGENT: lambda: {"agent_info": to_builtins(self.agent.info)},
+            t.GET_CONTAINERS: self._get_containers,
         }
-        if type_ is None:
-            return text_response(400, "Expecting 'type' to be present")
-        if type_ == "UNKNOWN":
+        assert call.type is not None  # decode_agent_call refuses a call without a known type
+        if call.type == t.UNKNOWN:
             return text_response(501, "Received 'UNKNOWN' call")
-        handler = handlers.get(type_)
+        handler = handlers.get(call.type)
         if handler is None:
-            return text_response(501, f"Call {type_} is not implemented by this agent")
-        try:
-            result = handler()
-        except DecodeError as e:
-            return text_response(400, str(e))
-        key = type_.lower()
-        return _json({"type": type_, key: result}, request)
+            return text_response(501, f"Call {call.type} is not implemented by this agent")
+        key = call.type.lower()
+        return _json({"type": str(call.type), key: handler()}, request)
 
     def _get_frameworks(self) -> dict[str, Any]:
         a = self.agent
@@ -368,14 +387,20 @@ def _owner(uid: int) -> str:
         return str(uid)
 
 
-def _int_param(request: web.Request, name: str, default: int) -> int:
+def _offset_param(request: web.Request, name: str) -> int:
+    """`offset`/`length`: an integer from -1 (meaning none) up to what a file offset holds."""
     raw = request.query.get(name)
     if raw is None:
-        return default
+        return -1
     try:
-        return int(raw)
+        value = int(raw.strip())
     except ValueError:
-        raise HTTPProblem(400, f"Failed to parse '{name}': not an integer") from None
+        raise HTTPProblem(400, f"Failed to parse {name}: not an integer") from None
+    if value < -1:
+        raise HTTPProblem(400, f"Negative {name} provided: {value}")
+    if value > _OFF_T_MAX:
+        raise HTTPProblem(400, f"Failed to parse {name}: out of range")
+    return value
 
 
 def _master_hostname(info: object) -> str | None:

@@ -32,6 +32,8 @@ from mezzo.api.common import AgentInfo
 from mezzo.core.errors import ConfigError
 from mezzo.core.gc_tuning import tune_for_daemon
 from mezzo.election import create_detector
+from mezzo.net.http import MAX_BODY_BYTES
+from mezzo.net.request import new_app
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,7 @@ async def start_agent(
         attributes=parse_attributes(flags.attributes),
     )
     agent = Agent(flags, containerizer, info)
-    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app = new_app(client_max_size=MAX_BODY_BYTES)
     ExecutorAPI(agent).add_routes(app)
     ReadEndpoints(agent).add_routes(app)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

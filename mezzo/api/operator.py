@@ -31,6 +31,7 @@ from mezzo.api.common import (
     TaskStatus,
     TimeInfo,
 )
+from mezzo.core.errors import ValidationError
 
 # --------------------------------------------------------------------------- shared records
 
@@ -231,6 +232,38 @@ def check_call(call: Call) -> Call:
 def decode_call(data: bytes | str) -> Call:
     """Decode and check an operator call body."""
     return check_call(decode(data, Call))
+
+
+# The calls each operator endpoint knows (Mesos's v1 master.proto and agent.proto, deprecated
+# ones included). A type of the other endpoint is an unknown call there: 400, not 501.
+_BOTH = frozenset(
+    {
+        CallType.UNKNOWN, CallType.GET_HEALTH, CallType.GET_FLAGS, CallType.GET_VERSION,
+        CallType.GET_METRICS, CallType.GET_LOGGING_LEVEL, CallType.SET_LOGGING_LEVEL,
+        CallType.LIST_FILES, CallType.READ_FILE, CallType.GET_STATE, CallType.GET_FRAMEWORKS,
+        CallType.GET_EXECUTORS, CallType.GET_OPERATIONS, CallType.GET_TASKS,
+    }
+)
+_ORDER = list(CallType)
+_AGENT_ONLY = frozenset(_ORDER[_ORDER.index(CallType.GET_CONTAINERS) :])  # listed last above
+AGENT_CALLS = _BOTH | _AGENT_ONLY
+MASTER_CALLS = frozenset(CallType) - _AGENT_ONLY
+
+
+def decode_master_call(data: bytes | str) -> Call:
+    """An operator call for the master's `/api/v1` (see `decode_call`)."""
+    return _known(decode_call(data), MASTER_CALLS, "master")
+
+
+def decode_agent_call(data: bytes | str) -> Call:
+    """An operator call for the agent's `/api/v1` (see `decode_call`)."""
+    return _known(decode_call(data), AGENT_CALLS, "agent")
+
+
+def _known(call: Call, known: frozenset[CallType], endpoint: str) -> Call:
+    if call.type not in known:
+        raise ValidationError(f"'{call.type}' is not a call of the {endpoint} API")
+    return call
 
 
 # --------------------------------------------------------------------------- responses

@@ -3,6 +3,7 @@
     MezzoError
     ├── ValidationError      bad input from a client (HTTP 400, CLI one-line error)
     │   └── DecodeError      malformed wire data (JSON, RecordIO, field types); names the field
+    │       └── JSONSyntaxError  not JSON at all (syntax, UTF-8, trailing data, nesting too deep)
     ├── ConfigError          bad flags or configuration (CLI one-line error, exit 2)
     └── NotFoundError        an id that names nothing the component knows
 """
@@ -20,6 +21,10 @@ class ValidationError(MezzoError):
 
 class DecodeError(ValidationError):
     """Wire data that cannot be decoded; the message names the field and the problem."""
+
+
+class JSONSyntaxError(DecodeError):
+    """Bytes that are not one well-formed JSON value (before any field is looked at)."""
 
 
 class ConfigError(MezzoError):

@@ -26,7 +26,8 @@ from aiohttp import web
 from mezzo.api.codec import to_builtins
 from mezzo.api.executor import decode_call
 from mezzo.core.errors import DecodeError, ValidationError
-from mezzo.net.http import HTTPProblem, read_call_body
+from mezzo.net.http import HTTPProblem
+from mezzo.net.request import read_body, require_json_accept
 from mezzo.net.stream import RecordStream
 
 Json = dict[str, Any]
@@ -190,7 +191,8 @@ class FakeAgent:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            body = await read_call_body(request, check_accept=True)
+            body = await read_body(request)
+            require_json_accept(request)
             call = decode_call(body)
         except HTTPProblem as problem:
             return problem.response()

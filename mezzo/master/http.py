@@ -26,20 +26,13 @@ from mezzo.api.codec import decode, encode, to_builtins
 from mezzo.api.common import FrameworkID
 from mezzo.api.internal import AgentCall, AgentCallType, AgentEvent
 from mezzo.api.scheduler import CallType, Event, decode_call
-from mezzo.core.errors import ValidationError
 from mezzo.master import views
 from mezzo.master.core import CallRefused, Master
 from mezzo.master.leadership import NO_LEADER, Leadership
 from mezzo.master.operator_api import OperatorStreams
 from mezzo.master.registry import Registrar, RegistryOperation
-from mezzo.net.http import (
-    MAX_BODY_BYTES,
-    HTTPProblem,
-    accepts_json,
-    json_response,
-    read_call_body,
-    text_response,
-)
+from mezzo.net.http import MAX_BODY_BYTES, HTTPProblem, json_response, text_response
+from mezzo.net.request import decode_body, new_app, read_body, require_json_accept
 from mezzo.net.stream import RecordStream
 
 log = logging.getLogger("mezzo.master.http")
@@ -112,7 +105,7 @@ class MasterServer:
     # ------------------------------------------------------------------ lifecycle
 
     def _build_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.max_body_bytes, middlewares=[self._leader_gate])
+        app = new_app(client_max_size=self.max_body_bytes, middlewares=[self._leader_gate])
         r = app.router
         for prefix in ("", "/master"):
             r.add_route("*", prefix + "/api/v1/scheduler", self.scheduler)
@@ -231,26 +224,24 @@ class MasterServer:
 
     async def scheduler(self, request: web.Request) -> web.StreamResponse:
         try:
-            body = await read_call_body(request, max_bytes=self.max_body_bytes)
+            body = await read_body(request, max_bytes=self.max_body_bytes)
         except HTTPProblem as problem:
             return problem.response()
         if not await self._wait_recovered():
             return text_response(503, NOT_RECOVERED)
         try:
-            call = decode_call(body)
-        except ValidationError as exc:
-            return text_response(400, f"Failed to validate scheduler::Call: {exc}")
+            call = decode_body(body, decode_call, "scheduler::Call")
+            if call.type in (CallType.SUBSCRIBE, CallType.RECONCILE_OPERATIONS):
+                require_json_accept(request)  # the calls answered with a body
+        except HTTPProblem as problem:
+            return problem.response()
         if call.type == CallType.UNKNOWN:
             return text_response(501, "Received an unexpected UNKNOWN call")
         stream_id = request.headers.get("Mesos-Stream-Id")
         if call.type == CallType.SUBSCRIBE:
-            if not accepts_json(request.headers.get("Accept")):
-                return text_response(406, "Expecting 'Accept' to allow application/json")
             if stream_id is not None:
                 return text_response(400, "Subscribe calls should not include the 'Mesos-Stream-Id' header")
             return await self._subscribe(request, call)
-        if call.type == CallType.RECONCILE_OPERATIONS and not accepts_json(request.headers.get("Accept")):
-            return text_response(406, "Expecting 'Accept' to allow application/json")
         try:
             status = self.master.scheduler_call(call, stream_id)
         except CallRefused as refused:
@@ -274,15 +265,15 @@ class MasterServer:
 
     async def agent(self, request: web.Request) -> web.StreamResponse:
         try:
-            body = await read_call_body(request, max_bytes=self.max_body_bytes)
+            body = await read_body(request, max_bytes=self.max_body_bytes)
         except HTTPProblem as problem:
             return problem.response()
         if not await self._wait_recovered():
             return text_response(503, NOT_RECOVERED)
         try:
-            call = decode(body, AgentCall)
-        except ValidationError as exc:
-            return text_response(400, f"Failed to validate agent call: {exc}")
+            call = decode_body(body, _decode_agent_call, "agent call")
+        except HTTPProblem as problem:
+            return problem.response()
         if call.type == AgentCallType.SUBSCRIBE:
             if call.subscribe is None:
                 return text_response(400, "Expecting 'subscribe' to be present")
@@ -305,15 +296,16 @@ class MasterServer:
 
     async def operator(self, request: web.Request) -> web.StreamResponse:
         try:
-            body = await read_call_body(request, check_accept=True, max_bytes=self.max_body_bytes)
+            body = await read_body(request, max_bytes=self.max_body_bytes)
         except HTTPProblem as problem:
             return problem.response()
         if not self.master.recovered:
             return text_response(503, NOT_RECOVERED)
         try:
-            call = op.decode_call(body)
-        except ValidationError as exc:
-            return text_response(400, f"Failed to validate master::Call: {exc}")
+            call = decode_body(body, op.decode_master_call, "master::Call")
+            require_json_accept(request)  # after the call is known to be well formed, as Mesos
+        except HTTPProblem as problem:
+            return problem.response()
         if call.type == op.CallType.SUBSCRIBE:
             return await self.operator_streams.subscribe(request)
         return self._operator_call(call)
@@ -464,6 +456,10 @@ class MasterServer:
             return text_response(400, f"No framework found with specified ID '{framework_id}'")
         self.master.remove_framework(framework)
         return web.Response(status=200)
+
+
+def _decode_agent_call(body: bytes) -> AgentCall:
+    return decode(body, AgentCall)
 
 
 def _unused() -> tuple[Any, ...]:
