@@ -9,10 +9,11 @@ argv (no arguments of its own)::
 The agent must not import this module (the layer rule puts `mezzo.executor` above
 `mezzo.agent`); it finds the file by path, e.g.
 ``os.path.join(os.path.dirname(mezzo.__file__), "executor", "command.py")``. ``-S -E`` skip
-site-packages and PYTHON* variables: the implementation (`command_executor.py`, imported from this
-directory so its bytecode is cached) uses only built-in/extension modules
-(`_socket`, `_json`, `select`, `binascii`, `_signal`, `os`, `time`), so the interpreter starts
-in ~8 ms instead of ~25 ms with `socket`/`json`/`subprocess` (measured with ``-X importtime``).
+site-packages and PYTHON* variables: the implementation (`command_executor.py`, the loop, with
+`command_core.py` and `command_wire.py`, imported from this directory so their bytecode is
+cached) uses only built-in/extension modules (`_socket`, `_json`, `select`, `binascii`,
+`_signal`, `posix`, `time`; not even `os`), so the interpreter starts in ~10 ms instead of
+~25 ms with `socket`/`json`/`subprocess` (measured with ``-X importtime``).
 Launch it like any executor (own session, cwd = sandbox, stdout/stderr = sandbox files).
 
 Environment (spec §6.1):
@@ -32,7 +33,7 @@ Environment (spec §6.1):
 The task inherits this environment with ``CommandInfo.environment`` (VALUE variables) on top.
 
 What it does (SUBSCRIBE, STARTING/RUNNING/terminal updates, KILL with the KillPolicy grace
-period, SHUTDOWN, recovery) is described in `command_executor.py`.
+period, SHUTDOWN, recovery) is described in `command_core.py`.
 
 Exit status: 0 normal (including after a kill or shutdown), 1 gave up (bad environment, or
 no agent within the recovery timeout).

@@ -1,0 +1,730 @@
+"""The command executor's decisions: `CommandExecutorCore.handle(event, now) -> actions`.
+
+A state machine without I/O (no sockets, no processes, no clock reads, no randomness of its own:
+`now`, uuids, wall-clock timestamps and backoff jitter come in). Typed events in, typed actions
+out, and `next_deadline()` for its timers; `command_executor.py` is the loop that carries the
+actions out and turns what happens (a stream event, an HTTP answer, a process exit, a deadline)
+into the next event. Stdlib only, like the rest of the command executor (`command.py`).
+
+Events
+------
+Timers are one event, `Tick`: the loop sends it when `next_deadline()` has passed (and first of
+all, to subscribe). From the agent's stream (`decode_event` turns a JSON event into one):
+`Subscribed`, `Launch`, `LaunchGroup`, `Kill`, `Acknowledged`, `Shutdown`, `AgentError`.
+Results of actions: `Connected` / `ConnectFailed` (of `Subscribe`), `Disconnected` (the stream
+ended), `UpdateAccepted` / `UpdateRefused` (of `PostUpdate`), `Spawned` / `SpawnFailed` (of
+`Spawn`), `ProcessExited` (the task's process ended; its wait status).
+
+Actions
+-------
+`Subscribe(call)`, `PostUpdate(uuid, call)`, `Spawn(program, argv, env)`, `Signal(pid, signal)`
+(to the task's process group), `Log(message)`, `Exit(code)`. The loop performs them in order and
+feeds each result back before the next one, so the order of updates holds.
+
+Behaviour (Mesos's command executor, spec §6)
+---------------------------------------------
+SUBSCRIBE; on LAUNCH: TASK_STARTING, spawn the command (``/bin/sh -c value`` when ``shell`` is
+true (default), else ``value`` with argv = ``arguments``) in its own process group, then
+TASK_RUNNING. On exit: TASK_FINISHED (status 0) or TASK_FAILED ("Command exited with status N" /
+"Command terminated with signal SIGX"). KILL: SIGTERM to the task's group, TASK_KILLING if the
+framework has TASK_KILLING_STATE, SIGKILL after the grace period (the KILL event's kill_policy,
+else the task's, else 3 s; a second KILL may only shorten it), then TASK_KILLED.
+``max_completion_time`` elapsed: the same kill, then TASK_FAILED with
+REASON_MAX_COMPLETION_TIME_REACHED. SHUTDOWN: kill (grace capped by the shutdown grace period
+less a second for the agent to collect the update), TASK_KILLED, exit. Every update is kept until
+ACKNOWLEDGED; an UPDATE the agent refuses is resent every RESEND_SECONDS, in order, while the
+stream is up. The executor exits once the terminal update is acknowledged (or ACK_WAIT_SECONDS
+after it was sent and taken). Stream lost: without checkpointing, kill the task and exit; with
+checkpointing, re-subscribe with backoff (≤ MESOS_SUBSCRIPTION_BACKOFF_MAX) for up to
+MESOS_RECOVERY_TIMEOUT, listing the task if none of its updates was acknowledged and every
+unacknowledged update (the agent replays them). Never subscribed: give up after
+FIRST_SUBSCRIBE_GIVE_UP_SECONDS (or the recovery timeout when checkpointing), killing the task,
+exit code 1.
+"""
+
+import _signal
+import posix  # not `os`: its import (posixpath, stat, _collections_abc) costs ~1.5 ms
+
+if __package__:  # imported as mezzo.executor.command_core (tests, tools)
+    from .command_wire import b64, unb64
+else:  # run by the agent as a script: this directory is sys.path[0] (see command.py)
+    from command_wire import b64, unb64
+
+DEFAULT_GRACE_SECONDS = 3.0  # KillPolicy default (spec §5.6)
+ACK_WAIT_SECONDS = 5.0  # how long a finished executor waits for its terminal ACKNOWLEDGED
+RESEND_SECONDS = 1.0  # retry of an UPDATE the agent refused while the stream is up
+FIRST_SUBSCRIBE_GIVE_UP_SECONDS = 60.0  # never subscribed and not checkpointing
+BACKOFF_INITIAL_SECONDS = 0.05
+# Leave the agent this much of its shutdown grace period to collect our terminal update.
+SHUTDOWN_MARGIN_SECONDS = 1.0
+
+_SIGNAL_NAMES = {
+    getattr(_signal, n): n for n in dir(_signal) if n.startswith("SIG") and not n.startswith("SIG_")
+}
+
+
+class _Record:
+    """A small value: fields named by `__match_args__`, positional
+    construction, equality and repr by value.
+
+    (Not a dataclass: `dataclasses` imports `re` and `inspect`, ~10 ms of start-up.)"""
+
+    __slots__: tuple[str, ...] = ()
+    __match_args__: tuple[str, ...] = ()
+
+    def __init__(self, *args: object) -> None:
+        fields = self.__match_args__
+        if len(args) != len(fields):
+            raise TypeError(f"{type(self).__name__} takes {len(fields)} arguments")
+        for name, value in zip(fields, args, strict=True):
+            setattr(self, name, value)
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__match_args__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._values() == self._values()  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}{self._values()!r}"
+
+
+# ----------------------------------------------------------------------------- events
+
+
+class Tick(_Record):
+    """A deadline of `next_deadline()` has passed (also the first event: subscribe)."""
+
+
+class Connected(_Record):
+    """SUBSCRIBE was answered 200: the event stream is up."""
+
+
+class ConnectFailed(_Record):
+    """SUBSCRIBE failed; `jitter` in [0.5, 1] spreads the retry (drawn by the loop)."""
+
+    __match_args__ = ("reason", "jitter")
+    reason: str
+    jitter: float
+
+
+class Disconnected(_Record):
+    """The event stream ended or broke."""
+
+    __match_args__ = ("reason",)
+    reason: str
+
+
+class Subscribed(_Record):
+    __match_args__ = ("agent_id", "killing_capable")
+    agent_id: dict | None
+    killing_capable: bool
+
+
+class Launch(_Record):
+    __match_args__ = ("task",)
+    task: dict
+
+
+class LaunchGroup(_Record):
+    __match_args__ = ("task_ids",)
+    task_ids: list
+
+
+class Kill(_Record):
+    __match_args__ = ("task_id", "kill_policy")
+    task_id: object
+    kill_policy: object
+
+
+class Acknowledged(_Record):
+    __match_args__ = ("task_id", "uuid")
+    task_id: object  # the TaskID's value
+    uuid: bytes
+
+
+class Shutdown(_Record):
+    pass
+
+
+class AgentError(_Record):
+    __match_args__ = ("message",)
+    message: object
+
+
+class UpdateAccepted(_Record):
+    """The agent answered 202 to the UPDATE of `uuid`."""
+
+    __match_args__ = ("uuid",)
+    uuid: bytes
+
+
+class UpdateRefused(_Record):
+    """The UPDATE of `uuid` failed (another status code, or the connection)."""
+
+    __match_args__ = ("uuid", "detail")
+    uuid: bytes
+    detail: str
+
+
+class Spawned(_Record):
+    __match_args__ = ("pid",)
+    pid: int
+
+
+class SpawnFailed(_Record):
+    __match_args__ = ("error",)
+    error: str
+
+
+class ProcessExited(_Record):
+    """The task's process was reaped; `status` is its wait status."""
+
+    __match_args__ = ("status",)
+    status: int
+
+
+# ----------------------------------------------------------------------------- actions
+
+
+class Subscribe(_Record):
+    """Open the event stream with this SUBSCRIBE call; answer Connected or ConnectFailed."""
+
+    __match_args__ = ("call",)
+    call: dict
+
+
+class PostUpdate(_Record):
+    """POST this UPDATE call; answer UpdateAccepted or UpdateRefused."""
+
+    __match_args__ = ("uuid", "call")
+    uuid: bytes
+    call: dict
+
+
+class Spawn(_Record):
+    """Start `program` (looked up on the PATH of the environment if it has no "/") with `argv`,
+    the executor's environment with `env` on top, in its own process group; answer Spawned or
+    SpawnFailed."""
+
+    __match_args__ = ("program", "argv", "env")
+    program: str
+    argv: list
+    env: dict
+
+
+class Signal(_Record):
+    """Send `signal` to the process group `pid` leads (gone already: nothing to do)."""
+
+    __match_args__ = ("pid", "signal")
+    pid: int
+    signal: int
+
+
+class Log(_Record):
+    __match_args__ = ("message",)
+    message: str
+
+
+class Exit(_Record):
+    """Close the connections and exit with `code` (0 normal, 1 gave up)."""
+
+    __match_args__ = ("code",)
+    code: int
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def decode_event(event: dict) -> object | None:
+    """The typed event for one JSON event of the agent's stream; None if it needs nothing."""
+    kind = event.get("type")
+    if kind == "SUBSCRIBED":
+        subscribed = event.get("subscribed") or {}
+        agent_id = (subscribed.get("agent_info") or {}).get("id")
+        capabilities = (subscribed.get("framework_info") or {}).get("capabilities") or []
+        if isinstance(capabilities, dict):
+            capabilities = [capabilities]
+        killing = any(
+            isinstance(c, dict) and c.get("type") == "TASK_KILLING_STATE" for c in capabilities
+        )
+        return Subscribed(agent_id if isinstance(agent_id, dict) else None, killing)
+    if kind == "LAUNCH":
+        task = (event.get("launch") or {}).get("task")
+        return Launch(task) if isinstance(task, dict) else None
+    if kind == "LAUNCH_GROUP":
+        group = (event.get("launch_group") or {}).get("task_group") or {}
+        return LaunchGroup([task.get("task_id") or {} for task in group.get("tasks") or []])
+    if kind == "KILL":
+        kill = event.get("kill") or {}
+        return Kill(kill.get("task_id"), kill.get("kill_policy"))
+    if kind == "ACKNOWLEDGED":
+        ack = event.get("acknowledged") or {}
+        return Acknowledged((ack.get("task_id") or {}).get("value"), unb64(ack.get("uuid") or ""))
+    if kind == "SHUTDOWN":
+        return Shutdown()
+    if kind == "ERROR":
+        return AgentError((event.get("error") or {}).get("message"))
+    return None  # MESSAGE and HEARTBEAT: nothing to do for a command task
+
+
+def duration_seconds(info: object) -> float | None:
+    """A DurationInfo (`{"nanoseconds": n}`, n maybe a string) in seconds, or None."""
+    if not isinstance(info, dict) or "nanoseconds" not in info:
+        return None
+    try:
+        return max(0.0, float(info["nanoseconds"]) / 1e9)
+    except (TypeError, ValueError):
+        return None
+
+
+def as_bool(value: object, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return bool(value)
+
+
+def describe_status(status: int) -> tuple[bool, str]:
+    """(succeeded, message) for a wait status, in the command executor's words."""
+    if posix.WIFEXITED(status):
+        code = posix.WEXITSTATUS(status)
+        return code == 0, f"Command exited with status {code}"
+    if posix.WIFSIGNALED(status):
+        sig = posix.WTERMSIG(status)
+        return False, f"Command terminated with signal {_SIGNAL_NAMES.get(sig, str(sig))}"
+    return False, f"Command ended with wait status {status}"
+
+
+def command_line(command: dict) -> tuple[str, list[str], dict[str, str]]:
+    """(program, argv, environment on top of the executor's) of a CommandInfo; ValueError."""
+    env: dict[str, str] = {}
+    for var in (command.get("environment") or {}).get("variables") or []:
+        if isinstance(var, dict) and "name" in var and var.get("value") is not None:
+            env[str(var["name"])] = str(var["value"])
+    value = command.get("value")
+    if not isinstance(value, str) or not value:
+        raise ValueError("the task's command has no value")
+    if as_bool(command.get("shell"), True):
+        return "/bin/sh", ["/bin/sh", "-c", value], env
+    arguments = command.get("arguments") or []
+    if isinstance(arguments, str):
+        arguments = [arguments]
+    return value, [str(a) for a in arguments] or [value], env
+
+
+class Config:
+    """What the agent told the executor (its environment, spec §6.1), already parsed."""
+
+    __slots__ = (
+        "backoff_max",
+        "checkpoint",
+        "executor_id",
+        "framework_id",
+        "recovery_timeout",
+        "shutdown_grace",
+    )
+
+    def __init__(
+        self,
+        framework_id: str,
+        executor_id: str,
+        *,
+        checkpoint: bool = False,
+        shutdown_grace: float = 5.0,
+        backoff_max: float = 2.0,
+        recovery_timeout: float = 900.0,
+    ) -> None:
+        self.framework_id = framework_id
+        self.executor_id = executor_id
+        self.checkpoint = checkpoint
+        self.shutdown_grace = shutdown_grace
+        self.backoff_max = backoff_max
+        self.recovery_timeout = recovery_timeout
+
+
+# ----------------------------------------------------------------------------- the core
+
+
+class CommandExecutorCore:
+    """State and decisions of one command executor (one task). The only mutator: `handle`."""
+
+    def __init__(
+        self,
+        config: Config,
+        now: float,
+        *,
+        new_uuid: "Callable[[], bytes]",
+        wall_clock: "Callable[[], float]",
+    ) -> None:
+        self.config = config
+        self.ids = {
+            "framework_id": {"value": config.framework_id},
+            "executor_id": {"value": config.executor_id},
+        }
+        self._new_uuid = new_uuid
+        self._wall_clock = wall_clock
+        # The subscription.
+        self.started_at = now
+        self.connected = False
+        self.connecting = False  # a Subscribe action is out; its answer not yet in
+        self.disconnected_at: float | None = None
+        self.next_connect_at = now
+        self.backoff = BACKOFF_INITIAL_SECONDS
+        self.agent_id: dict | None = None
+        self.killing_capable = False
+        # The task.
+        self.task: dict | None = None
+        self.task_id: str | None = None
+        self.task_acked = False  # some update of the task was ACKNOWLEDGED: the agent knows it
+        self.pid: int | None = None
+        self.terminal_sent_at: float | None = None
+        self.kill_requested = False
+        self.kill_escalate_at: float | None = None
+        self.killed_by_timeout = False
+        self.max_completion_at: float | None = None
+        self.exit_when_reaped = False
+        # Updates not yet ACKNOWLEDGED (uuid -> TaskStatus), in send order; those the agent has
+        # not taken yet while the stream is up (head first; resent on a timer after a refusal);
+        # and the one whose PostUpdate is out.
+        self.unacked: dict[bytes, dict] = {}
+        self.unsent: list[bytes] = []
+        self.posting: bytes | None = None
+        self.resend_at: float | None = None
+        self.exit_code: int | None = None
+        self._out: list = []
+
+    # ---------------------------------------------------------------- the interface
+
+    def handle(self, event: object, now: float) -> list:
+        """Apply one event; return the actions to carry out, in order."""
+        if self.exit_code is not None:
+            return []  # exiting: nothing more happens
+        self._out = []
+        match event:
+            case Tick():
+                pass
+            case Connected():
+                self._on_connected()
+            case ConnectFailed(reason, jitter):
+                self._on_connect_failed(reason, jitter, now)
+            case Disconnected(reason):
+                self._on_disconnected(reason, now)
+            case Subscribed(agent_id, killing_capable):
+                if agent_id is not None:
+                    self.agent_id = agent_id
+                self.killing_capable = killing_capable
+            case Launch(task):
+                self._on_launch(task, now)
+            case LaunchGroup(task_ids):
+                for task_id in task_ids:
+                    message = "The command executor cannot run task groups"
+                    self._send_status(task_id, "TASK_FAILED", message=message)
+            case Kill(task_id, kill_policy):
+                value = task_id.get("value") if isinstance(task_id, dict) else None
+                if value != self.task_id or self.task is None:
+                    self._log(f"KILL for unknown task {task_id}; ignored")
+                else:
+                    self._kill(self._task_grace(kill_policy), now)
+            case Acknowledged(task_id, uuid):
+                if self.unacked.pop(uuid, None) is not None and task_id == self.task_id:
+                    self.task_acked = True
+            case Shutdown():
+                self._on_shutdown(now)
+            case AgentError(message):
+                self._log(f"agent error: {message}")
+            case UpdateAccepted(uuid):
+                self._on_update_answer(uuid, True, "", now)
+            case UpdateRefused(uuid, detail):
+                self._on_update_answer(uuid, False, detail, now)
+            case Spawned(pid):
+                self._on_spawned(pid, now)
+            case SpawnFailed(error):
+                self._fail_launch(f"Failed to launch command: {error}", now)
+            case ProcessExited(status):
+                self._on_process_exited(status, now)
+            case _:
+                raise TypeError(f"not a command executor event: {event!r}")
+        if self.exit_code is None:
+            self._on_timers(now)
+        out, self._out = self._out, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        """When the next timer is due (monotonic seconds), None if nothing is waiting."""
+        if self.exit_code is not None:
+            return None
+        # The wait for the terminal update's ack only ends while connected (or when there is
+        # nothing to reconnect for): a disconnected checkpointing executor waits to re-subscribe.
+        waiting = self.terminal_sent_at
+        if self.pid is not None or (self.config.checkpoint and not self.connected):
+            waiting = None
+        deadlines = [
+            t
+            for t in (
+                self.kill_escalate_at,
+                self.max_completion_at,
+                self.resend_at,
+                None if waiting is None else waiting + ACK_WAIT_SECONDS,
+                None if self.connected or self.connecting else self.next_connect_at,
+                None if self.connected else self._give_up_at(),
+            )
+            if t is not None
+        ]
+        return min(deadlines) if deadlines else None
+
+    # ---------------------------------------------------------------- timers
+
+    def _give_up_at(self) -> float:
+        if self.disconnected_at is None:  # never subscribed
+            checkpoint = self.config.checkpoint
+            limit = self.config.recovery_timeout if checkpoint else FIRST_SUBSCRIBE_GIVE_UP_SECONDS
+            return self.started_at + limit
+        return self.disconnected_at + self.config.recovery_timeout
+
+    def _on_timers(self, now: float) -> None:
+        if self.kill_escalate_at is not None and now >= self.kill_escalate_at:
+            self.kill_escalate_at = None
+            self._signal(_signal.SIGKILL)
+        if self.max_completion_at is not None and now >= self.max_completion_at:
+            self.max_completion_at = None
+            self._log("task exceeded its max completion time; killing it")
+            self.killed_by_timeout = True
+            self._kill(self._task_grace(None), now)
+        if self.exit_code is not None:
+            return
+        if self.resend_at is not None and now >= self.resend_at:
+            self.resend_at = None
+            self._post_next()
+        if self.terminal_sent_at is not None and self.pid is None:
+            if not self.unacked:
+                self._exit(0)
+                return
+            if (
+                now >= self.terminal_sent_at + ACK_WAIT_SECONDS
+                and not self.unsent  # the agent took every update; only its ack is missing
+                and (self.connected or not self.config.checkpoint)
+            ):
+                self._log("terminal update not acknowledged in time; exiting")
+                self._exit(0)
+                return
+        if self.connected:
+            return
+        if now >= self._give_up_at():
+            self._log("could not (re)subscribe to the agent in time; killing the task and exiting")
+            self._signal(_signal.SIGKILL)
+            self._exit(1)
+        elif not self.connecting and now >= self.next_connect_at:
+            self.connecting = True
+            self._emit(Subscribe(self._subscribe_call()))
+
+    # ---------------------------------------------------------------- subscription
+
+    def _subscribe_call(self) -> dict:
+        listed_task = self.task is not None and not self.task_acked
+        subscribe = {
+            "unacknowledged_tasks": [self.task] if listed_task else [],
+            "unacknowledged_updates": [{"status": s} for s in self.unacked.values()],
+        }
+        return {"type": "SUBSCRIBE", **self.ids, "subscribe": subscribe}
+
+    def _on_connected(self) -> None:
+        self.connecting = False
+        self.connected = True
+        self.backoff = BACKOFF_INITIAL_SECONDS
+        self.unsent = []  # the agent replays what we listed as unacknowledged
+        self.posting = None
+        self.resend_at = None
+
+    def _on_connect_failed(self, reason: str, jitter: float, now: float) -> None:
+        self.connecting = False
+        delay = min(self.backoff, self.config.backoff_max) * jitter
+        self.backoff = min(self.backoff * 2, self.config.backoff_max)
+        self.next_connect_at = now + delay
+        self._log(f"subscribe failed ({reason}); retrying in {delay:.2f}s", debug=True)
+
+    def _on_disconnected(self, reason: str, now: float) -> None:
+        if not self.connected:
+            return
+        self.connected = False
+        self.posting = None
+        self.disconnected_at = now
+        if reason:
+            self._log(f"event stream broken: {reason}")
+        if not self.config.checkpoint:
+            self._log("lost the agent and not checkpointing: killing the task and exiting")
+            if self.pid is None:
+                self._exit(0)
+                return
+            self.exit_when_reaped = True
+            self._kill(min(self._task_grace(None), self.config.shutdown_grace), now)
+            self.next_connect_at = float("inf")  # never reconnect
+            return
+        self._log("lost the agent; re-subscribing (checkpointing)")
+        self.next_connect_at = now
+
+    # ---------------------------------------------------------------- the task
+
+    def _on_launch(self, task: dict, now: float) -> None:
+        task_id = task.get("task_id") or {}
+        if self.task is not None:
+            if task_id.get("value") != self.task_id:
+                message = "The command executor runs one task; this one was rejected"
+                self._send_status(task_id, "TASK_FAILED", message=message)
+            return  # a replayed LAUNCH of our own task: already running
+        self.task = task
+        self.task_id = task_id.get("value")
+        self._send_status(task_id, "TASK_STARTING")
+        try:
+            program, argv, env = command_line(task.get("command") or {})
+        except ValueError as exc:
+            self._fail_launch(f"Failed to launch command: {exc}", now)
+            return
+        self._emit(Spawn(program, argv, env))
+
+    def _fail_launch(self, message: str, now: float) -> None:
+        self._send_status(self._task_id_info(), "TASK_FAILED", message=message)
+        self.terminal_sent_at = now
+
+    def _on_spawned(self, pid: int, now: float) -> None:
+        self.pid = pid
+        self._send_status(self._task_id_info(), "TASK_RUNNING")
+        limit = duration_seconds((self.task or {}).get("max_completion_time"))
+        if limit is not None:
+            self.max_completion_at = now + limit
+
+    def _on_process_exited(self, status: int, now: float) -> None:
+        if self.pid is None:
+            return
+        # Stragglers the task left in its group go with it (the container is ending anyway).
+        self._signal(_signal.SIGKILL)
+        self.pid = None
+        self.kill_escalate_at = None
+        self.max_completion_at = None
+        ok, message = describe_status(status)
+        task_id = self._task_id_info()
+        if self.killed_by_timeout:
+            self._send_status(
+                task_id,
+                "TASK_FAILED",
+                message="Task exceeded its max completion time",
+                reason="REASON_MAX_COMPLETION_TIME_REACHED",
+            )
+        elif self.kill_requested:
+            self._send_status(task_id, "TASK_KILLED", message=message)
+        else:
+            self._send_status(task_id, "TASK_FINISHED" if ok else "TASK_FAILED", message=message)
+        self.terminal_sent_at = now
+        if self.exit_when_reaped:
+            self._exit(0)
+
+    def _task_id_info(self) -> dict:
+        return (self.task or {}).get("task_id") or {}
+
+    def _task_grace(self, kill_policy: object) -> float:
+        for policy in (kill_policy, (self.task or {}).get("kill_policy")):
+            if isinstance(policy, dict):
+                grace = duration_seconds(policy.get("grace_period"))
+                if grace is not None:
+                    return grace
+        return DEFAULT_GRACE_SECONDS
+
+    def _kill(self, grace: float, now: float) -> None:
+        if self.pid is None:
+            return
+        escalate_at = now + grace
+        if self.kill_requested:
+            # A second kill may only shorten the grace period.
+            if self.kill_escalate_at is not None and escalate_at < self.kill_escalate_at:
+                self.kill_escalate_at = escalate_at
+            return
+        self.kill_requested = True
+        self.max_completion_at = None
+        if self.killing_capable and self.task is not None:
+            self._send_status(self._task_id_info(), "TASK_KILLING")
+        self._signal(_signal.SIGTERM)
+        self.kill_escalate_at = escalate_at
+
+    def _signal(self, sig: int) -> None:
+        if self.pid is not None:
+            self._emit(Signal(self.pid, sig))
+
+    def _on_shutdown(self, now: float) -> None:
+        if self.pid is not None:
+            grace = max(0.0, self.config.shutdown_grace - SHUTDOWN_MARGIN_SECONDS)
+            self._kill(min(self._task_grace(None), grace), now)
+        elif self.terminal_sent_at is None or not self.unacked:
+            self._exit(0)
+
+    # ---------------------------------------------------------------- updates
+
+    def _send_status(
+        self, task_id: dict, state: str, message: str | None = None, reason: str | None = None
+    ) -> None:
+        uuid = self._new_uuid()
+        status: dict = {
+            "task_id": task_id,
+            "state": state,
+            "source": "SOURCE_EXECUTOR",
+            "executor_id": {"value": self.config.executor_id},
+            "uuid": b64(uuid),
+            "timestamp": self._wall_clock(),
+        }
+        if self.agent_id is not None:
+            status["agent_id"] = self.agent_id
+        if message is not None:
+            status["message"] = message
+        if reason is not None:
+            status["reason"] = reason
+        self.unacked[uuid] = status
+        self._log(f"update {state}", debug=True)
+        if not self.connected:
+            return  # listed as unacknowledged on the next SUBSCRIBE
+        self.unsent.append(uuid)
+        if len(self.unsent) == 1 and self.resend_at is None:
+            self._post_next()
+
+    def _post_next(self) -> None:
+        """POST the oldest update the agent has not taken (updates never overtake)."""
+        while self.connected and self.posting is None and self.unsent:
+            uuid = self.unsent[0]
+            if uuid not in self.unacked:  # acknowledged meanwhile (replayed by the agent)
+                self.unsent.pop(0)
+                continue
+            self.posting = uuid
+            call = {"type": "UPDATE", **self.ids, "update": {"status": self.unacked[uuid]}}
+            self._emit(PostUpdate(uuid, call))
+
+    def _on_update_answer(self, uuid: bytes, accepted: bool, detail: str, now: float) -> None:
+        if uuid != self.posting:
+            return  # an answer from before a reconnection: the agent got the list instead
+        self.posting = None
+        if accepted:
+            self.unsent.pop(0)
+            self._post_next()
+            return
+        # Kept in `unacked` either way: listed on the next SUBSCRIBE, and retried meanwhile.
+        state = self.unacked.get(uuid, {}).get("state")
+        self._log(f"UPDATE {state} not accepted ({detail}); will retry")
+        self.resend_at = now + RESEND_SECONDS
+
+    # ---------------------------------------------------------------- output
+
+    def _emit(self, action: object) -> None:
+        self._out.append(action)
+
+    def _log(self, message: str, *, debug: bool = False) -> None:
+        self._emit(Log(message) if not debug else Debug(message))
+
+    def _exit(self, code: int) -> None:
+        self.exit_code = code
+        self._emit(Exit(code))
+
+
+class Debug(Log):
+    """A log line shown only with MEZZO_EXECUTOR_VERBOSE=1."""
+
+
+if False:  # pragma: no cover - for type checkers only (typing costs start-up)
+    from collections.abc import Callable
