@@ -209,7 +209,7 @@ async def test_subscribers_see_each_event_as_it_happens() -> None:
 
 async def test_a_stuck_subscriber_is_disconnected_and_the_others_keep_up(caplog) -> None:
     process, runner, url = await _serve()
-    process.server.operator_streams.max_queued = 20
+    process.server.operator_api.max_queued = 20
     master = process.master
     # A client that subscribes and then never reads, with a tiny receive buffer.
     stuck = socket.socket()

@@ -149,6 +149,16 @@ class UpdateWeights(Message):
     weight_infos: list[WeightInfo] = []
 
 
+class ListFiles(Message):
+    path: str
+
+
+class ReadFile(Message):
+    path: str
+    offset: int
+    length: int | None = None
+
+
 class Teardown(Message):
     framework_id: FrameworkID
 
@@ -193,9 +203,9 @@ class Call(Message):
     update_weights: UpdateWeights | None = None
     teardown: Teardown | None = None
     mark_agent_gone: MarkAgentGone | None = None
+    list_files: ListFiles | None = None
+    read_file: ReadFile | None = None
     # Not served yet; kept as parsed JSON so the server can log or forward them.
-    list_files: dict[str, Any] | None = None
-    read_file: dict[str, Any] | None = None
     reserve_resources: dict[str, Any] | None = None
     unreserve_resources: dict[str, Any] | None = None
     create_volumes: dict[str, Any] | None = None
@@ -364,6 +374,33 @@ class GetWeights(Message):
     weight_infos: list[WeightInfo] = []
 
 
+class GetLoggingLevel(Message):
+    level: int  # glog verbosity: 0 normally, higher is more verbose
+
+
+class FileInfo(Message):
+    path: str
+    nlink: int | None = None
+    size: int | None = None
+    mtime: TimeInfo | None = None
+    mode: int | None = None  # st_mode
+    uid: str | None = None
+    gid: str | None = None
+
+
+class ListFilesResponse(Message):
+    file_infos: list[FileInfo] = []
+
+
+class ReadFileResponse(Message):
+    size: int
+    data: bytes
+
+
+class GetOperations(Message):
+    operations: list[dict[str, Any]] = []
+
+
 class GetMaster(Message):
     master_info: MasterInfo
     start_time: float | None = None  # seconds since the epoch
@@ -386,6 +423,10 @@ class Response(Message):
     get_roles: GetRoles | None = None
     get_weights: GetWeights | None = None
     get_master: GetMaster | None = None
+    get_logging_level: GetLoggingLevel | None = None
+    list_files: ListFilesResponse | None = None
+    read_file: ReadFileResponse | None = None
+    get_operations: GetOperations | None = None
 
 
 # --------------------------------------------------------------------------- events

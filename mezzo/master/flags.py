@@ -54,6 +54,7 @@ FLAGS: dict[str, tuple[str | None, str]] = {
     "root_submissions": ("true", "Allow frameworks to run tasks as root"),
     "port_file": (None, "Write the bound port to this file once listening (for tests)"),
     "logging_level": ("INFO", "Logging level"),
+    "log_dir": (None, "Also write the log to <log_dir>/mezzo-master.INFO (served as /master/log)"),
 }
 
 
@@ -120,6 +121,7 @@ class MasterFlags:
     fair_sharing_excluded_resource_names: list[str] = field(default_factory=list)
     port_file: str | None = None
     logging_level: str = "INFO"
+    log_dir: str | None = None
     zk: str | None = None
     zk_session_timeout: float = 10.0
     quorum: int | None = None
@@ -148,6 +150,7 @@ class MasterFlags:
         flags.advertise_ip = get("advertise_ip")
         flags.advertise_port = _int("advertise_port", raw["advertise_port"]) if "advertise_port" in raw else None
         flags.work_dir = get("work_dir")
+        flags.log_dir = get("log_dir")
         flags.registry = raw["registry"]
         if flags.registry not in ("sqlite", "in_memory", "memory") and not flags.registry.startswith(("sqlite:", "zk://")):
             raise ConfigError(f"--registry: expected sqlite, sqlite:<path>, in_memory or zk://..., got {flags.registry!r}")

@@ -29,7 +29,7 @@ from mezzo.api.scheduler import CallType, Event, decode_call
 from mezzo.master import views
 from mezzo.master.core import CallRefused, Master
 from mezzo.master.leadership import NO_LEADER, Leadership
-from mezzo.master.operator_api import OperatorStreams
+from mezzo.master.operator_api import OperatorApi
 from mezzo.master.registry import Registrar, RegistryOperation
 from mezzo.net.http import MAX_BODY_BYTES, HTTPProblem, json_response, text_response
 from mezzo.net.request import decode_body, new_app, read_body, require_json_accept
@@ -45,7 +45,10 @@ SERVED_BY_ANY_MASTER = frozenset(
     prefix + path
     for prefix in ("", "/master")
     for path in ("/health", "/redirect", "/flags")
-) | {"/version", "/metrics/snapshot"}
+) | {"/version", "/metrics/snapshot", "/logging/toggle"} | {
+    f"/files/{name}{suffix}" for name in ("browse", "read", "download", "debug")
+    for suffix in ("", ".json")
+}
 
 
 class HttpOutbox:
@@ -72,10 +75,10 @@ class HttpOutbox:
         self.registrar.apply(operation)
 
     def send_operator(self, streams: list[RecordStream], event: op.Event) -> None:
-        OperatorStreams.send(streams, event)
+        OperatorApi.send(streams, event)
 
     def close_operator(self, stream: RecordStream) -> None:
-        OperatorStreams.close(stream)
+        OperatorApi.close(stream)
 
 
 class MasterServer:
@@ -99,7 +102,7 @@ class MasterServer:
         self._wakeup = asyncio.Event()
         self._recovered = asyncio.Event()
         master._wake = self._schedule_allocation
-        self.operator_streams = OperatorStreams(master)
+        self.operator_api = OperatorApi(master, log_dir=self.flags.get("log_dir"))
         self.app = self._build_app()
 
     # ------------------------------------------------------------------ lifecycle
@@ -123,6 +126,7 @@ class MasterServer:
             r.add_post(prefix + "/teardown", self.legacy_teardown)
         r.add_get("/version", self.version)
         r.add_get("/metrics/snapshot", self.metrics)
+        self.operator_api.add_routes(app)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)
@@ -307,7 +311,7 @@ class MasterServer:
         except HTTPProblem as problem:
             return problem.response()
         if call.type == op.CallType.SUBSCRIBE:
-            return await self.operator_streams.subscribe(request)
+            return await self.operator_api.subscribe(request)
         return self._operator_call(call)
 
     def _operator_call(self, call: op.Call) -> web.Response:
@@ -371,7 +375,7 @@ class MasterServer:
                     return text_response(404, f"Agent '{call.mark_agent_gone.agent_id.value}' not found")
                 return web.Response(status=200)
             case _:
-                return text_response(501, f"Operator call {call.type} is not implemented by this master")
+                return self.operator_api.call(call)
         return json_response(encode(resp))
 
     # ------------------------------------------------------------------ read endpoints

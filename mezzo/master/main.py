@@ -44,6 +44,7 @@ from mezzo.master.core import Master
 from mezzo.master.flags import MasterFlags
 from mezzo.master.http import HttpOutbox, MasterServer
 from mezzo.master.leadership import Leadership
+from mezzo.master.operator_api import MASTER_LOG_FILE
 from mezzo.master.registry import Registrar
 from mezzo.store.base import Store
 from mezzo.store.factory import open_store
@@ -283,6 +284,11 @@ def run(flags: MasterFlags) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("kazoo").setLevel(max(logging.WARNING, logging.getLogger().level))
+    if flags.log_dir:
+        Path(flags.log_dir).mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(Path(flags.log_dir) / MASTER_LOG_FILE)
+        handler.setFormatter(logging.getLogger().handlers[0].formatter)
+        logging.getLogger().addHandler(handler)
     tune_for_daemon()
     try:
         status = asyncio.run(serve(flags))

@@ -1,9 +1,16 @@
-"""The master's operator event stream, HTTP side (`POST /api/v1 {"type":"SUBSCRIBE"}`).
+"""The master's operator API beyond the core's read views: the event stream's transport,
+logging levels, files, operations, and the clear 501 of calls that belong to later work.
 
-Transport only: the subscribers, the events and their heartbeats are the core's
+`OperatorApi.call` answers GET_LOGGING_LEVEL, SET_LOGGING_LEVEL (with its duration),
+LIST_FILES, READ_FILE (the master's attached files: `/master/log` with `--log_dir`) and
+GET_OPERATIONS (operations are reservations and volumes, which this master does not offer yet:
+the list is truly empty); every write call of quota, reservations, volumes, maintenance and
+agent draining answers 501 naming the feature. It also serves `/files/*` and `/logging/toggle`.
+
+The event stream (`POST /api/v1 {"type":"SUBSCRIBE"}`) is transport only: the subscribers, the events and their heartbeats are the core's
 (`mezzo.master.events`, reached through `Master.operator_subscribe`); this module opens the
 RecordIO response, hands the stream to the core, and carries the core's operator events out
-(`OperatorStreams.send`, called by the master's `HttpOutbox`): each event is encoded once for
+(`OperatorApi.send`, called by the master's `HttpOutbox`): each event is encoded once for
 all subscribers.
 
 A subscriber has a bounded queue (`max_queued` records). The stream's writer drains it as
@@ -16,12 +23,16 @@ incremental readers such as a browser's `fetch()` reader need.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from mezzo.api import operator as op
-from mezzo.api.codec import encode
+from mezzo.api.codec import convert, encode
+from mezzo.net.files import VirtualFiles
+from mezzo.net.http import HTTPProblem, json_response, text_response
+from mezzo.net.logging_level import LoggingLevel
 from mezzo.net.stream import RecordStream
 
 log = logging.getLogger("mezzo.master.operator")
@@ -30,14 +41,77 @@ log = logging.getLogger("mezzo.master.operator")
 # tasks launched in one ACCEPT) is queued in one loop iteration, before the writer runs, so
 # the bound must hold a burst comfortably; events are ~1 KiB, so this is ~10 MiB at most.
 DEFAULT_MAX_QUEUED = 10_000
+MASTER_LOG_FILE = "mezzo-master.INFO"
+
+_T = op.CallType
+# Calls of features this master does not have yet, and the feature each belongs to.
+NOT_YET = {
+    **dict.fromkeys((_T.RESERVE_RESOURCES, _T.UNRESERVE_RESOURCES), "reservations"),
+    **dict.fromkeys((_T.CREATE_VOLUMES, _T.DESTROY_VOLUMES, _T.GROW_VOLUME, _T.SHRINK_VOLUME),
+                    "persistent volumes"),
+    **dict.fromkeys((_T.GET_MAINTENANCE_STATUS, _T.GET_MAINTENANCE_SCHEDULE,
+                     _T.UPDATE_MAINTENANCE_SCHEDULE, _T.START_MAINTENANCE, _T.STOP_MAINTENANCE),
+                    "maintenance"),
+    **dict.fromkeys((_T.DRAIN_AGENT, _T.DEACTIVATE_AGENT, _T.REACTIVATE_AGENT), "agent draining"),
+    **dict.fromkeys((_T.GET_QUOTA, _T.UPDATE_QUOTA, _T.SET_QUOTA, _T.REMOVE_QUOTA), "quota"),
+}
 
 
-class OperatorStreams:
-    """Opens operator event streams and writes the core's events on them."""
+class OperatorApi:
+    """The operator calls and endpoints of this module, for one master."""
 
-    def __init__(self, master: Any, *, max_queued: int = DEFAULT_MAX_QUEUED) -> None:
+    def __init__(self, master: Any, *, log_dir: str | None = None,
+                 max_queued: int = DEFAULT_MAX_QUEUED) -> None:
         self.master = master
         self.max_queued = max_queued
+        self.files = VirtualFiles()
+        if log_dir:
+            self.files.attach(Path(log_dir) / MASTER_LOG_FILE, "/master/log")
+        self.logging = LoggingLevel()
+
+    def add_routes(self, app: web.Application) -> None:
+        self.files.add_routes(app)
+        self.logging.add_routes(app)
+
+    # ------------------------------------------------------------------ calls
+
+    def call(self, call: op.Call) -> web.Response:
+        """Answer a call `MasterServer` does not answer itself."""
+        resp: op.Response
+        try:
+            match call.type:
+                case _T.GET_LOGGING_LEVEL:
+                    resp = op.Response(type=_T.GET_LOGGING_LEVEL, get_logging_level=op.GetLoggingLevel(
+                        level=self.logging.level))
+                case _T.SET_LOGGING_LEVEL:
+                    assert call.set_logging_level is not None
+                    request = call.set_logging_level
+                    self.logging.set(request.level, request.duration.nanoseconds / 1e9)
+                    return web.Response(status=200)
+                case _T.LIST_FILES:
+                    assert call.list_files is not None
+                    entries = self.files.browse(call.list_files.path)
+                    resp = op.Response(type=_T.LIST_FILES, list_files=op.ListFilesResponse(
+                        file_infos=[convert(e.v1_json(), op.FileInfo) for e in entries]))
+                case _T.READ_FILE:
+                    assert call.read_file is not None
+                    request_ = call.read_file
+                    if request_.offset < 0 or (request_.length is not None and request_.length < 0):
+                        return text_response(400, "'offset' and 'length' must not be negative")
+                    size, data = self.files.read(request_.path, request_.offset, request_.length)
+                    resp = op.Response(type=_T.READ_FILE, read_file=op.ReadFileResponse(size=size, data=data))
+                case _T.GET_OPERATIONS:
+                    resp = op.Response(type=_T.GET_OPERATIONS, get_operations=op.GetOperations())
+                case t if t in NOT_YET:
+                    return text_response(501, f"{t} is not implemented yet: this master has no "
+                                              f"{NOT_YET[t]} (see docs/operator.md)")
+                case _:
+                    return text_response(501, f"Operator call {call.type} is not implemented by this master")
+        except HTTPProblem as problem:
+            return problem.response()
+        return json_response(encode(resp))
+
+    # ------------------------------------------------------------------ event stream
 
     @staticmethod
     def send(streams: list[RecordStream], event: op.Event) -> None:

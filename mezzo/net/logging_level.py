@@ -1,0 +1,79 @@
+"""Toggling a daemon's log verbosity for a while: `/logging/toggle`, GET_LOGGING_LEVEL and
+SET_LOGGING_LEVEL (spec §7.1), with Mesos's semantics (libprocess `src/logging.cpp`).
+
+Mesos speaks glog *verbosity*: 0 normally, 1-3 more and more detail. Here 0 is the level the
+daemon was started with (`--logging_level`), 1 and 2 turn mezzo's own loggers to DEBUG, and 3
+or more also the libraries' (aiohttp, kazoo). A level set for a duration goes back to 0 when
+the duration is over, unless another toggle came in between (its own timer then decides).
+
+`/logging/toggle` without parameters answers the current level; with `level` and `duration`
+it sets them (400 with a one-line message for a missing, non-numeric or negative one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from mezzo.core.durations import parse_duration
+from mezzo.core.errors import ConfigError
+from mezzo.net.http import HTTPProblem, text_response
+
+LIBRARY_LOGGERS = ("aiohttp", "kazoo")
+_ORIGINAL = 0  # the verbosity a daemon starts with
+
+
+class LoggingLevel:
+    def __init__(self, logger: str = "mezzo") -> None:
+        self.logger = logger
+        self.level = _ORIGINAL
+        # Each logger's level as the daemon configured it, kept at the first change.
+        self._saved: dict[str, int] = {}
+        self._revert: asyncio.TimerHandle | None = None
+
+    def set(self, level: int, duration: float) -> None:
+        """Use verbosity `level` for `duration` seconds, then go back to 0."""
+        if level < 0:
+            raise HTTPProblem(400, f"Invalid level '{level}'")
+        if self._revert is not None:
+            self._revert.cancel()
+            self._revert = None
+        self._apply(level)
+        if level != _ORIGINAL:
+            loop = asyncio.get_running_loop()
+            self._revert = loop.call_later(max(duration, 0.0), self._apply, _ORIGINAL)
+
+    def _apply(self, level: int) -> None:
+        self.level = level
+        names = [self.logger, *(LIBRARY_LOGGERS if level >= 3 else ())]
+        for name in [self.logger, *LIBRARY_LOGGERS]:
+            logger = logging.getLogger(name)
+            self._saved.setdefault(name, logger.level)
+            logger.setLevel(logging.DEBUG if name in names and level > 0 else self._saved[name])
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/logging/toggle", self.toggle)
+
+    async def toggle(self, request: web.Request) -> web.Response:
+        level = request.query.get("level")
+        duration = request.query.get("duration")
+        if level is None and duration is None:
+            return web.Response(text=f"{self.level}\n")
+        if duration is None:
+            return text_response(400, "Expecting 'duration=value' in query")
+        if level is None:
+            return text_response(400, "Expecting 'level=value' in query")
+        try:
+            value = int(level)
+        except ValueError:
+            return text_response(400, f"Failed to convert '{level}' to number")
+        if value < _ORIGINAL:
+            return text_response(400, f"Invalid level '{value}'")
+        try:
+            seconds = parse_duration(duration)
+        except ConfigError as exc:
+            return text_response(400, f"Failed to parse duration: {exc}")
+        self.set(value, seconds)
+        return web.Response(status=200)
