@@ -68,11 +68,16 @@ def test_null_for_required_field_is_missing() -> None:
 
 def test_bare_value_for_repeated_field_is_one_element_list() -> None:
     info = decode(
-        b'{"user":"u","name":"n","roles":"a","capabilities":{"type":"MULTI_ROLE"}}',
+        b'{"user":"u","name":"n","roles":["a"],"capabilities":{"type":"MULTI_ROLE"}}',
         c.FrameworkInfo,
     )
     assert info.roles == ["a"]
     assert info.has_capability(c.FrameworkCapabilityType.MULTI_ROLE)
+
+
+def test_a_string_where_a_list_is_expected_is_refused() -> None:
+    with pytest.raises(DecodeError, match=r"^invalid field \$\.roles: expected array, got str$"):
+        decode(b'{"user":"u","name":"n","roles":"a"}', c.FrameworkInfo)
 
 
 def test_enum_as_number_is_an_error_naming_the_field() -> None:
@@ -205,10 +210,10 @@ def test_to_builtins_and_convert_round_trip() -> None:
 
 
 def test_convert_is_lenient_and_does_not_modify_its_input() -> None:
-    obj = {"user": "u", "name": "n", "roles": "r", "hostname": None}
+    obj = {"user": "u", "name": "n", "capabilities": {"type": "MULTI_ROLE"}, "hostname": None}
     info = convert(obj, c.FrameworkInfo)
-    assert info.roles == ["r"] and info.hostname is None
-    assert obj == {"user": "u", "name": "n", "roles": "r", "hostname": None}
+    assert info.has_capability(c.FrameworkCapabilityType.MULTI_ROLE) and info.hostname is None
+    assert obj == {"user": "u", "name": "n", "capabilities": {"type": "MULTI_ROLE"}, "hostname": None}
     with pytest.raises(DecodeError, match=r"^invalid field \$\.user: expected str, got int$"):
         convert({"user": 1, "name": "n"}, c.FrameworkInfo)
 

@@ -142,16 +142,19 @@ def test_lenient_forms_mesos_accepts() -> None:
     # REVIVE/SUPPRESS without payload, KILL without agent_id, RECONCILE without agent_id.
     for body in (
         '{"type":"REVIVE","framework_id":{"value":"F"}}',
-        '{"type":"SUPPRESS","framework_id":{"value":"F"},"suppress":{"roles":"r"}}',
+        '{"type":"SUPPRESS","framework_id":{"value":"F"},"suppress":{"roles":["r"]}}',
         '{"type":"KILL","framework_id":{"value":"F"},"kill":{"task_id":{"value":"t"}}}',
         '{"type":"RECONCILE","framework_id":{"value":"F"},'
         '"reconcile":{"tasks":[{"task_id":{"value":"t"}}]}}',
     ):
         s.decode_call(body)
     call = s.decode_call(
-        '{"type":"SUPPRESS","framework_id":{"value":"F"},"suppress":{"roles":"r"}}'
+        '{"type":"SUPPRESS","framework_id":{"value":"F"},"suppress":{"roles":["r"]}}'
     )
     assert call.suppress == s.Suppress(roles=["r"])
+    # ...but not a string for a list of strings (issue 9).
+    with pytest.raises(ValidationError, match=r"suppress\.roles: expected array, got str"):
+        s.decode_call('{"type":"SUPPRESS","framework_id":{"value":"F"},"suppress":{"roles":"r"}}')
 
 
 def test_request_and_message_payloads() -> None:

@@ -36,7 +36,8 @@ def test_star_role_is_unreserved_and_default_role_applies() -> None:
 def test_fixed_point_three_decimals() -> None:
     r = Resources.parse("cpus:0.1") + Resources.parse("cpus:0.2")
     assert r == Resources.parse("cpus:0.3")
-    assert Resources.parse("cpus:0.0004").is_empty()  # rounds to 0.000
+    with pytest.raises(ValidationError, match="rounds to 0"):  # Mesos: "value <= 0"
+        Resources.parse("cpus:0.0004")
     assert Resources.parse("cpus:1.23456").cpus() == 1.235
 
 
@@ -49,7 +50,11 @@ def test_zero_and_empty_values_are_dropped() -> None:
     [
         ("cpus:abc", r"invalid resource 'cpus:abc': 'abc' is not a number"),
         ("cpus:-1", r"invalid resource 'cpus:-1': negative value -1"),
-        ("cpus:inf", r"'inf' is not a finite number"),
+        ("cpus:inf", r"invalid resource 'cpus:inf': scalar value must be finite, not inf"),
+        ("cpus:nan", r"must be finite, not nan"),
+        ("mem:1e308", r"value 1e\+308 is too large \(at most 9007199254740\.992\)"),
+        ("mem:9007199254741", r"too large"),
+        ("mem:9007199254740;mem:9007199254740", r"invalid resource 'mem': total 18014398509480 is too large"),
         ("cpus", r"invalid resource 'cpus': expected 'name:value'"),
         (":4", r"missing resource name"),
         ("cpus:", r"missing value"),

@@ -8,7 +8,9 @@ error messages are the same everywhere. Decoding follows stout's JSON -> protobu
   or `"-Infinity"`;
 - unknown fields are ignored; `null` means "unset" (also for lists and required fields, which
   then fail as missing);
-- a bare value where a repeated field is expected counts as a one-element list;
+- a bare value where a repeated field is expected counts as a one-element list, except a
+  string: `"roles": "eng"` is refused (issue 9: a string is too easily meant as the list it
+  spells, `"a,b"`, to be taken silently);
 - enums travel as names: a JSON number is an error; an unknown name unsets an optional field
   and is an error for a required one;
 - bytes are standard base64 (bad base64 is an error).
@@ -155,7 +157,7 @@ def _repair(root: Any, type_: Any, message: str, path: str) -> bool:
     if value is None and isinstance(parent, dict):
         del parent[last]  # null = unset
         return True
-    if message.startswith("Expected `array`") and not isinstance(value, list):
+    if message.startswith("Expected `array`") and not isinstance(value, list | str):
         parent[last] = [value]  # bare value for a repeated field
         return True
     if message.startswith("Invalid enum value") and isinstance(parent, dict):

@@ -12,7 +12,6 @@ e.g. `cpus(reservations: [(DYNAMIC,eng,alice)])(allocated: eng){REV}:4` — read
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import msgspec
@@ -81,11 +80,10 @@ def _parse_scalar(text: str, token: str) -> int:
         v = float(text)
     except ValueError:
         raise _bad(token, f"'{text}' is not a number") from None
-    if not math.isfinite(v):
-        raise _bad(token, f"'{text}' is not a finite number")
-    if v < 0:
-        raise _bad(token, f"negative value {text}")
-    return values.scalar_to_fixed(v)
+    try:
+        return values.scalar_to_fixed(v)
+    except ValidationError as exc:
+        raise _bad(token, str(exc)) from None
 
 
 def parse_value(text: str, token: str) -> values.Value:

@@ -27,7 +27,7 @@ from mezzo.resources import values
 from mezzo.resources.keys import Reservation, ResourceItem, ResourceKey
 from mezzo.resources.parse import format_items, parse_items
 from mezzo.resources.roles import DEFAULT_ROLE, ancestors, validate_role
-from mezzo.resources.wire import item_to_wire, items_from_wire
+from mezzo.resources.wire import check_totals, item_to_wire, items_from_wire
 
 _SCALAR = values.SCALAR
 _SCALE = values.SCALE
@@ -91,12 +91,16 @@ class Resources:
     @classmethod
     def parse(cls, text: str, default_role: str = DEFAULT_ROLE) -> Resources:
         """Parse `cpus:4;mem:1024;ports:[31000-32000];disk(ops):100` or a JSON array."""
-        return cls(parse_items(text, default_role))
+        items = parse_items(text, default_role)
+        check_totals(items)
+        return cls(items)
 
     @classmethod
     def from_wire(cls, resources: Iterable[api.Resource]) -> Resources:
         """Validate and convert wire resources (either reservation format)."""
-        return cls(items_from_wire(resources))
+        items = items_from_wire(resources)
+        check_totals(items)
+        return cls(items)
 
     @classmethod
     def from_quantities(

@@ -9,6 +9,12 @@ Representation (chosen for speed on the allocator's hot path, no msgspec objects
 
 Subtraction saturates: taking away more than is there leaves nothing (Mesos never goes
 negative; it drops a resource that becomes empty).
+
+`scalar_to_fixed` is the one check of a scalar that comes from outside (wire records, the text
+format, SDK quantities): a number, finite, not negative, not so small that it rounds to zero
+(Mesos: "value <= 0") and at most `MAX_SCALAR` (2^53 thousandths, the largest count a double
+holds exactly, so three decimals survive every float on the wire); totals of one resource in a
+collection obey the same bound (`check_total`).
 """
 
 from __future__ import annotations
@@ -33,13 +39,34 @@ SCALE = 1000
 _MAX_RANGE_VALUE = 2**64 - 1
 
 
+#: Largest scalar, in thousandths (see the module docstring).
+MAX_SCALAR_FIXED = 2**53
+MAX_SCALAR = MAX_SCALAR_FIXED / SCALE
+
+
 def scalar_to_fixed(value: float) -> int:
-    """Convert a float to thousandths, rounding to nearest as Mesos does."""
+    """Convert a scalar from outside to thousandths, rounding to nearest as Mesos does;
+    ValidationError if it is not a usable amount (see the module docstring)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(f"scalar value must be a number, not {type(value).__name__}")
-    if isinstance(value, float) and not math.isfinite(value):
+    if not math.isfinite(value):
         raise ValidationError(f"scalar value must be finite, not {value}")
-    return round(value * SCALE)
+    if value < 0:
+        raise ValidationError(f"negative value {value}")
+    if value > MAX_SCALAR:
+        raise ValidationError(f"value {value} is too large (at most {format_scalar(MAX_SCALAR_FIXED)})")
+    fixed = round(value * SCALE)
+    if fixed == 0 and value != 0:
+        raise ValidationError(f"value {value} rounds to 0 (scalars keep three decimals)")
+    return fixed
+
+
+def check_total(fixed: int, what: str) -> None:
+    """A sum of scalars (thousandths) obeys the bound of a single one."""
+    if fixed > MAX_SCALAR_FIXED:
+        raise ValidationError(
+            f"{what}: total {format_scalar(fixed)} is too large (at most {format_scalar(MAX_SCALAR_FIXED)})"
+        )
 
 
 def fixed_to_float(fixed: int) -> float:

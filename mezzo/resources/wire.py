@@ -104,11 +104,10 @@ def value_from_wire(r: api.Resource, where: str) -> values.Value:
     if kind == values.SCALAR:
         if r.scalar is None:
             raise ValidationError(f"{where}: SCALAR resource without 'scalar'")
-        v = r.scalar.value
-        fixed = values.scalar_to_fixed(v)
-        if v < 0:
-            raise ValidationError(f"{where}: negative value {v}")
-        return fixed
+        try:
+            return values.scalar_to_fixed(r.scalar.value)
+        except ValidationError as exc:
+            raise ValidationError(f"{where}: {exc}") from None
     if kind == values.RANGES:
         if r.ranges is None:
             raise ValidationError(f"{where}: RANGES resource without 'ranges'")
@@ -145,10 +144,11 @@ def item_from_wire(r: api.Resource) -> ResourceItem:
         and name != "gpus"
         and name == name.strip()
     ):
-        return ResourceItem(
-            ResourceKey(name, values.SCALAR, (), None, None, False, False, None),
-            values.scalar_to_fixed(r.scalar.value),
-        )
+        try:
+            fixed = values.scalar_to_fixed(r.scalar.value)
+        except ValidationError as exc:
+            raise ValidationError(f"invalid resource '{name}': {exc}") from None
+        return ResourceItem(ResourceKey(name, values.SCALAR, (), None, None, False, False, None), fixed)
     where = f"invalid resource '{name}'"
     if not name or name != name.strip():
         raise ValidationError(f"invalid resource name {name!r}")
@@ -186,10 +186,19 @@ def items_from_wire(resources: Iterable[api.Resource]) -> list[ResourceItem]:
 
 
 def validate(resources: Iterable[api.Resource]) -> None:
-    """Raise ValidationError if any wire resource is malformed (negative, empty name,
-    fractional gpus, bad ranges or sets, bad reservation stack or role, bad sharing)."""
-    for r in resources:
-        item_from_wire(r)
+    """Raise ValidationError if any wire resource is malformed (negative, non-finite or too
+    large, empty name, fractional gpus, bad ranges or sets, bad reservation stack or role, bad
+    sharing) or if the amounts of one resource add up beyond the scalar bound."""
+    check_totals(items_from_wire(resources))
+
+
+def check_totals(items: Iterable[ResourceItem]) -> None:
+    """The scalars of one resource (same identity) must not add up beyond the bound."""
+    totals: dict[ResourceKey, int] = {}
+    for key, value in items:
+        if type(value) is int:
+            total = totals[key] = totals.get(key, 0) + value
+            values.check_total(total, f"invalid resource '{key.name}'")
 
 
 def item_to_wire(
