@@ -29,6 +29,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mezzo.agent.containerizer import paths
+from mezzo.agent.outbox import (
+    AckRecord,
+    AgentRecord,
+    CheckpointRecord,
+    ContainerPidRecord,
+    ExecutorRecord,
+    FrameworkRecord,
+    RemoveContainerRecord,
+    RemoveExecutorRecord,
+    RemoveFrameworkRecord,
+    TaskRecord,
+    UpdateRecord,
+)
 from mezzo.api.codec import decode, encode, to_builtins
 from mezzo.api.common import AgentInfo, ExecutorInfo, FrameworkInfo, TaskInfo, TaskStatus
 from mezzo.core.errors import DecodeError
@@ -76,6 +89,30 @@ class Checkpointer:
     def __init__(self, work_dir: str | Path) -> None:
         self.work_dir = Path(work_dir)
         self.agent_id: str | None = None
+
+    def write(self, record: CheckpointRecord) -> None:
+        """Carry out one checkpoint effect of the agent core (`mezzo.agent.outbox`)."""
+        match record:
+            case AgentRecord(info):
+                self.agent(info)
+            case FrameworkRecord(info):
+                self.framework(info)
+            case ExecutorRecord(framework_id, info, container_id, pid, command):
+                self.executor(framework_id, info, container_id, pid, command)
+            case TaskRecord(framework_id, executor_id, container_id, task):
+                self.task(framework_id, executor_id, container_id, task)
+            case UpdateRecord(framework_id, executor_id, container_id, status):
+                self.update(framework_id, executor_id, container_id, status)
+            case AckRecord(framework_id, executor_id, container_id, task_id, uuid):
+                self.ack(framework_id, executor_id, container_id, task_id, uuid)
+            case RemoveExecutorRecord(framework_id, executor_id):
+                self.remove_executor(framework_id, executor_id)
+            case RemoveFrameworkRecord(framework_id):
+                self.remove_framework(framework_id)
+            case ContainerPidRecord(container_id, pid):
+                self.container_pid(container_id, pid)
+            case RemoveContainerRecord(container_id):
+                self.remove_container(container_id)
 
     def agent(self, info: AgentInfo) -> None:
         assert info.id is not None

@@ -88,6 +88,10 @@ class Executor:
     pending_termination: PendingTermination | None = None
     registration_timer: asyncio.TimerHandle | None = None
     shutdown_timer: asyncio.TimerHandle | None = None
+    # Timers of the core (on its clock's monotonic scale): the executor must subscribe by
+    # `registration_deadline`; after SHUTDOWN its container is destroyed at `shutdown_deadline`.
+    registration_deadline: float | None = None
+    shutdown_deadline: float | None = None
     # Resources of the executor itself plus its tasks (what the container is limited to).
     resources: Resources = field(default_factory=Resources)
     # Set while recovering: the executor must re-subscribe or it is shut down.

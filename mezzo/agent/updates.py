@@ -53,6 +53,9 @@ class StatusUpdateManager:
         self.initial = initial
         self.maximum = maximum
         self._streams: dict[TaskID, _Stream] = {}
+        # The streams with unacknowledged updates (what `due` and `next_deadline` look at, so
+        # their cost does not grow with the number of quiet tasks).
+        self._in_flight: dict[TaskID, _Stream] = {}
         self.connected = False  # the shell says whether a master is there to send to
 
     # --- inputs -------------------------------------------------------------------------
@@ -77,6 +80,7 @@ class StatusUpdateManager:
         stream.seen.add(status.uuid)
         stream.pending.append(status)
         stream.latest_state = status.state
+        self._in_flight[stream.task_id] = stream
         if len(stream.pending) == 1:
             return True, self._send_head(stream, now)
         return True, []
@@ -95,10 +99,12 @@ class StatusUpdateManager:
             stream.terminated = True
             stream.pending.clear()
             del self._streams[task_id]
+            self._in_flight.pop(task_id, None)
             return acked, []
         stream.next_retry = None
         if stream.pending:
             return acked, self._send_head(stream, now)
+        self._in_flight.pop(task_id, None)
         return acked, []
 
     def due(self, now: float) -> list[Forward]:
@@ -106,7 +112,7 @@ class StatusUpdateManager:
         out: list[Forward] = []
         if not self.connected:
             return out
-        for stream in self._streams.values():
+        for stream in self._in_flight.values():
             if stream.pending and stream.next_retry is not None and stream.next_retry <= now:
                 stream.interval = min(stream.interval * 2, self.maximum)
                 stream.next_retry = now + stream.interval
@@ -116,7 +122,7 @@ class StatusUpdateManager:
     def resend_all(self, now: float) -> list[Forward]:
         """After (re)connecting: send every head again, restarting its backoff."""
         out = []
-        for stream in self._streams.values():
+        for stream in self._in_flight.values():
             if stream.pending:
                 out.extend(self._send_head(stream, now))
         return out
@@ -136,24 +142,32 @@ class StatusUpdateManager:
                 stream.seen.add(value.uuid)
                 stream.pending.append(value)
                 stream.latest_state = value.state
+                self._in_flight[stream.task_id] = stream
             else:
                 assert isinstance(value, bytes)
-                for stream in list(self._streams.values()):
+                for stream in list(self._in_flight.values()):
                     if stream.pending and stream.pending[0].uuid == value:
                         acked = stream.pending.popleft()
                         if is_terminal(acked.state):
                             del self._streams[stream.task_id]
+                        if is_terminal(acked.state) or not stream.pending:
+                            del self._in_flight[stream.task_id]
                         break
 
     def forget_framework(self, framework_id: FrameworkID) -> None:
         """Drop every stream of a framework that was shut down (Mesos cleans them up too)."""
         for task_id in [t for t, s in self._streams.items() if s.framework_id == framework_id]:
             del self._streams[task_id]
+            self._in_flight.pop(task_id, None)
 
     # --- queries ------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        deadlines = [s.next_retry for s in self._streams.values() if s.pending and s.next_retry]
+        """When `due` next has something to send; None while disconnected (`resend_all`
+        sends everything on reconnection)."""
+        if not self.connected:
+            return None
+        deadlines = [s.next_retry for s in self._in_flight.values() if s.pending and s.next_retry]
         return min(deadlines) if deadlines else None
 
     def pending(self, task_id: TaskID) -> list[TaskStatus]:

@@ -1,0 +1,237 @@
+"""Running tasks: RUN_TASK / RUN_TASK_GROUP, executor containers, delivery to executors.
+
+A handler family of the agent core (`mezzo.agent.core.AgentCore`). What happens when:
+
+- RUN_TASK(_GROUP) is checked (framework terminating, duplicate task id, executor ending,
+  command executor already there, resources of the agent): a refused launch ends at once with
+  a terminal update from the agent (TASK_ERROR / TASK_LOST, Mesos's reasons).
+- A launch for a new executor creates it (REGISTERING, its tasks *queued*), checkpoints the
+  tasks and asks for its container (`launch_container`). A launch for an executor that is
+  already there joins it: delivered at once if it is subscribed, and its container's limits
+  grow (`update_container`).
+- `ContainerLaunched`: the pid is checkpointed and the executor must subscribe within
+  `executor_registration_timeout` (else it is shut down, TASK_FAILED with
+  REASON_EXECUTOR_REGISTRATION_TIMEOUT); an executor shut down while launching is destroyed.
+  `ContainerLaunchFailed`: its tasks fail (REASON_CONTAINER_LAUNCH_FAILED).
+- Queued launches are delivered (LAUNCH / LAUNCH_GROUP) when the executor subscribes; the
+  tasks become *launched* (TASK_STAGING).
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+
+from mezzo.agent import launch as launching
+from mezzo.agent.base import log
+from mezzo.agent.containerizer import paths as layout
+from mezzo.agent.containerizer.records import Termination
+from mezzo.agent.endings import EndingHandlers
+from mezzo.agent.outbox import (
+    ContainerLaunch,
+    ContainerPidRecord,
+    ExecutorRecord,
+    TaskRecord,
+)
+from mezzo.agent.state import (
+    Executor,
+    ExecutorPhase,
+    Framework,
+    Launch,
+    PendingTermination,
+    new_task,
+    resources_of,
+)
+from mezzo.api import executor as exe
+from mezzo.api.common import (
+    ExecutorInfo,
+    FrameworkInfo,
+    Reason,
+    TaskGroupInfo,
+    TaskInfo,
+    TaskState,
+)
+from mezzo.core.durations import format_duration
+from mezzo.core.errors import ValidationError
+
+
+class LaunchHandlers(EndingHandlers):
+    def run_task(
+        self,
+        framework_info: FrameworkInfo,
+        tasks: list[TaskInfo],
+        executor_info: ExecutorInfo | None,
+        *,
+        group: bool,
+    ) -> None:
+        if framework_info.id is None or not tasks:
+            log.warning("RUN_TASK without a framework id or tasks; ignored")
+            return
+        fw = self.framework(framework_info)
+        if fw.terminating or self.stopping:
+            self.reject(fw, tasks, TaskState.TASK_LOST, Reason.REASON_FRAMEWORK_REMOVED,
+                        "Framework is terminating", executor_info)
+            return
+        command = executor_info is None
+        if executor_info is None:
+            if tasks[0].command is None:
+                self.reject(fw, tasks, TaskState.TASK_ERROR, Reason.REASON_TASK_INVALID,
+                            "Task has neither 'command' nor 'executor'", None)
+                return
+            executor_info = launching.command_executor_info(tasks[0], fw.id)
+        elif executor_info.framework_id is None:
+            executor_info.framework_id = fw.id
+        error = self.validate_launch(fw, tasks, executor_info, command)
+        if error is not None:
+            state, reason, message = error
+            self.reject(fw, tasks, state, reason, message, executor_info)
+            return
+        ex = fw.executors.get(executor_info.executor_id.value)
+        needed = resources_of(t.resources for t in tasks)
+        if ex is None:
+            ex = self.new_executor(fw, executor_info, command)
+            self.set_resources(ex, needed + resources_of([executor_info.resources]))
+            self.queue(fw, ex, tasks, group)
+            self.outbox.launch_container(
+                ContainerLaunch(
+                    container_id=ex.container_id, framework=fw.info, executor=ex.info,
+                    sandbox=ex.sandbox, command=ex.command, resources=ex.resources,
+                    first_task=tasks[0],
+                )
+            )
+            return
+        self.set_resources(ex, ex.resources + needed)
+        self.queue(fw, ex, tasks, group)
+        if ex.phase == ExecutorPhase.RUNNING and ex.stream is not None:
+            self.deliver_queued(fw, ex)
+        if ex.pid is not None:
+            self.outbox.update_container(ex.container_id, ex.resources)
+
+    def queue(self, fw: Framework, ex: Executor, tasks: list[TaskInfo], group: bool) -> None:
+        if ex.checkpoint:
+            for t in tasks:
+                self.outbox.checkpoint(TaskRecord(fw.id.value, ex.id.value, ex.container_id, t))
+        ex.queued.append(Launch(list(tasks), group))
+        for t in tasks:
+            self.task_index[t.task_id] = ex
+
+    def validate_launch(
+        self, fw: Framework, tasks: list[TaskInfo], executor_info: ExecutorInfo, command: bool
+    ) -> tuple[TaskState, Reason, str] | None:
+        invalid = Reason.REASON_TASK_GROUP_INVALID if len(tasks) > 1 else Reason.REASON_TASK_INVALID
+        for t in tasks:
+            if t.task_id in self.task_index:
+                return TaskState.TASK_ERROR, invalid, f"Task {t.task_id} already exists"
+        ex = fw.executors.get(executor_info.executor_id.value)
+        if ex is not None and ex.phase in (ExecutorPhase.TERMINATING, ExecutorPhase.TERMINATED):
+            return TaskState.TASK_LOST, Reason.REASON_EXECUTOR_TERMINATED, "Executor terminating"
+        if command and ex is not None:
+            return TaskState.TASK_ERROR, invalid, f"Executor {ex.id} already exists"
+        try:
+            needed = resources_of(t.resources for t in tasks)
+            if ex is None:
+                needed = needed + resources_of([executor_info.resources])
+        except ValidationError as e:
+            return TaskState.TASK_ERROR, invalid, f"Invalid resources: {e}"
+        available = self.total - self.used
+        if not available.contains(needed):
+            return (
+                TaskState.TASK_LOST,
+                Reason.REASON_RESOURCES_UNKNOWN,
+                f"Agent does not have the resources the task needs: needs {needed}, "
+                f"available {available}",
+            )
+        return None
+
+    def new_executor(self, fw: Framework, info: ExecutorInfo, command: bool) -> Executor:
+        assert self.info.id is not None
+        container_id = str(uuidlib.UUID(bytes=self.uuid_bytes()))
+        sandbox = layout.sandbox_dir(
+            self.options.work_dir, self.info.id.value, fw.id.value, info.executor_id.value,
+            container_id,
+        )
+        ex = Executor(
+            framework_id=fw.id, info=info, container_id=container_id, sandbox=sandbox,
+            command=command, checkpoint=fw.checkpoint,
+        )
+        fw.executors[info.executor_id.value] = ex
+        self.containers[container_id] = ex
+        return ex
+
+    def reject(
+        self,
+        fw: Framework,
+        tasks: list[TaskInfo],
+        state: TaskState,
+        reason: Reason,
+        message: str,
+        executor_info: ExecutorInfo | None,
+    ) -> None:
+        """Terminal updates for tasks that never reach an executor (the agent keeps going)."""
+        log.warning("rejecting tasks %s: %s", [t.task_id.value for t in tasks], message)
+        executor_id = executor_info.executor_id if executor_info else None
+        for t in tasks:
+            status = self.agent_status(t.task_id, state, reason, message, executor_id)
+            self.accept_update(fw.id, status)
+
+    # ----------------------------------------------------------------- containers
+
+    def container_launched(self, container_id: str, pid: int) -> None:
+        ex = self.containers.get(container_id)
+        if ex is None or ex.phase == ExecutorPhase.TERMINATED:
+            return
+        ex.pid = pid
+        self.outbox.checkpoint(ContainerPidRecord(container_id, pid))
+        if ex.checkpoint:
+            self.outbox.checkpoint(
+                ExecutorRecord(ex.framework_id.value, ex.info, container_id, pid, ex.command)
+            )
+        if ex.phase == ExecutorPhase.TERMINATING:
+            self.outbox.destroy_container(container_id)  # shut down while launching
+            return
+        if ex.phase == ExecutorPhase.REGISTERING:
+            when = self.monotonic() + self.options.executor_registration_timeout
+            ex.registration_deadline = when
+            self.wake_at(ex, when)
+
+    def container_launch_failed(self, container_id: str, message: str) -> None:
+        ex = self.containers.get(container_id)
+        if ex is None or ex.phase == ExecutorPhase.TERMINATED:
+            return
+        self.metrics["container_launch_errors"] += 1
+        log.warning("launching executor %s failed: %s", ex.id, message)
+        ex.pending_termination = PendingTermination(
+            TaskState.TASK_FAILED, Reason.REASON_CONTAINER_LAUNCH_FAILED, message
+        )
+        self.executor_terminated(ex, Termination(None, None, message))
+
+    def registration_timed_out(self, ex: Executor) -> None:
+        ex.registration_deadline = None
+        if ex.phase != ExecutorPhase.REGISTERING:
+            return
+        timeout = format_duration(self.options.executor_registration_timeout)
+        log.warning("executor %s did not register within %s", ex.id, timeout)
+        self.shutdown_executor(
+            ex,
+            PendingTermination(
+                TaskState.TASK_FAILED, Reason.REASON_EXECUTOR_REGISTRATION_TIMEOUT,
+                f"Executor did not register within {timeout}",
+            ),
+        )
+
+    # ----------------------------------------------------------------- delivery
+
+    def deliver_queued(self, fw: Framework, ex: Executor) -> None:
+        """Send queued launches to a subscribed executor; tasks become launched (STAGING)."""
+        assert ex.stream is not None
+        for launch in ex.queued:
+            for info in launch.tasks:
+                ex.launched[info.task_id] = new_task(info, fw.id, ex)
+            if launch.group:
+                event = exe.Event(
+                    type=exe.EventType.LAUNCH_GROUP,
+                    launch_group=exe.LaunchGroup(task_group=TaskGroupInfo(tasks=launch.tasks)),
+                )
+            else:
+                event = exe.Event(type=exe.EventType.LAUNCH, launch=exe.Launch(task=launch.tasks[0]))
+            self.outbox.send_executor(ex.stream, event)
+        ex.queued.clear()
