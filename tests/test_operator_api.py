@@ -208,3 +208,27 @@ async def test_write_calls_of_later_work_answer_501_naming_the_feature(running: 
     ):
         code, text, _ = await running.post("/api/v1", body)
         assert code == 501 and feature in text and "\n" not in text.strip(), body
+
+
+async def test_web_ui_assets_and_agent_proxy_errors(running: Running) -> None:
+    r = running
+    async with r.session.get(r.url + "/") as got:
+        page = await got.text()
+        assert got.status == 200 and got.content_type == "text/html"
+        assert '<script src="/static/app.js">' in page
+    for asset, kind in (("app.js", "javascript"), ("chart.js", "javascript"), ("style.css", "text/css")):
+        async with r.session.get(r.url + "/static/" + asset) as got:
+            assert got.status == 200 and kind in got.content_type and await got.read()
+    async with r.session.get(r.url + "/static/nope.js") as got:
+        assert got.status == 404
+    async with r.session.get(r.url + "/agent/no-such-agent/state") as got:
+        assert got.status == 404 and "not registered" in await got.text()
+    # A registered agent that does not serve HTTP (the emulated one has no server): 502.
+    agent = EmulatedAgent(r.url, hostname="127.0.0.1")
+    agent.info.port = 9  # discard: nothing listens there
+    await agent.start()
+    try:
+        async with r.session.get(f"{r.url}/agent/{agent.agent_id}/files/read?path=/x") as got:
+            assert got.status == 502 and "did not answer" in await got.text()
+    finally:
+        await agent.stop()

@@ -31,6 +31,7 @@ from mezzo.master.core import CallRefused, Master
 from mezzo.master.leadership import NO_LEADER, Leadership
 from mezzo.master.operator_api import OperatorApi
 from mezzo.master.registry import Registrar, RegistryOperation
+from mezzo.master.webui import WebUi
 from mezzo.net.http import MAX_BODY_BYTES, HTTPProblem, json_response, text_response
 from mezzo.net.request import decode_body, new_app, read_body, require_json_accept
 from mezzo.net.stream import RecordStream
@@ -103,6 +104,7 @@ class MasterServer:
         self._recovered = asyncio.Event()
         master._wake = self._schedule_allocation
         self.operator_api = OperatorApi(master, log_dir=self.flags.get("log_dir"))
+        self.webui = WebUi(master)
         self.app = self._build_app()
 
     # ------------------------------------------------------------------ lifecycle
@@ -127,6 +129,7 @@ class MasterServer:
         r.add_get("/version", self.version)
         r.add_get("/metrics/snapshot", self.metrics)
         self.operator_api.add_routes(app)
+        self.webui.add_routes(app)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)

@@ -252,6 +252,7 @@ def metrics(master: MasterBase, now: float) -> dict[str, float]:
         m[f"master/{r}_total"] = t
         m[f"master/{r}_used"] = u
         m[f"master/{r}_percent"] = (u / t) if t else 0.0
+        m[f"master/{r}_offered"] = oq.get(r, 0.0)
         m[f"master/{r}_revocable_total"] = 0.0
         m[f"master/{r}_revocable_used"] = 0.0
         m[f"master/{r}_revocable_percent"] = 0.0
