@@ -505,3 +505,111 @@ def test_message_shutdown_and_request_reach_the_agent_or_are_counted() -> None:
         framework_id=FrameworkID(value=s.framework_id), executor_id=ExecutorID(value="e1"), data=b"hi back")))
     event = s.next_event("MESSAGE").message
     assert (event.agent_id.value, event.executor_id.value, event.data) == (agent.agent_id, "e1", b"hi back")
+
+
+# ---------------------------------------------------------------------------- tasks an agent omits
+
+
+def reported(task_id, framework_id, offer, state=TaskState.TASK_RUNNING):
+    from mezzo.api.common import FrameworkID, TaskID
+    from mezzo.api.internal import AgentTask
+
+    return AgentTask(task_id=TaskID(value=task_id), framework_id=FrameworkID(value=framework_id),
+                     state=state, resources=task_info(task_id, offer).resources)
+
+
+def launched_not_received(c, s, agent, task_id="t1"):
+    """ACCEPT an offer; the RUN_TASK goes out on the agent's stream but is lost with it."""
+    c.allocate()
+    offer = offer_of(s)
+    assert s.launch(offer, [task_info(task_id, offer, resources="cpus:4;mem:4096")]) == 202
+    agent.drop_next("RUN_TASK")
+    return offer
+
+
+@pytest.mark.parametrize(("caps", "state"), [([], "TASK_LOST"), (["PARTITION_AWARE"], "TASK_DROPPED")])
+def test_task_whose_launch_was_lost_in_a_reregistration_gets_a_terminal_update(caps, state) -> None:
+    c = MasterCluster()
+    agent = c.add_agent("cpus:4;mem:4096")
+    s = c.add_scheduler(framework_info(capabilities=caps, checkpoint=True))
+    launched_not_received(c, s, agent)
+    # The agent re-registers (its stream broke) without the task.
+    agent.subscribe(frameworks=[])
+    assert agent.next_event().type == "SUBSCRIBED"
+    reconcile = agent.next_event("RECONCILE_TASKS").reconcile_tasks
+    assert reconcile.framework_id.value == s.framework_id
+    assert [t.value for t in reconcile.task_ids] == ["t1"]
+    assert reconcile.framework.capabilities == c.master.frameworks[s.framework_id].info.capabilities
+    # Until the agent answers, the master keeps the task and its resources.
+    fw = c.master.frameworks[s.framework_id]
+    assert fw.tasks["t1"].state == TaskState.TASK_STAGING
+    c.allocate()
+    assert not s.all_of("OFFERS")
+    # The agent does not know the task: it answers as a Mesos agent does (reliably).
+    agent.update("t1", state, framework_id=s.framework_id, source="SOURCE_AGENT",
+                 reason="REASON_RECONCILIATION")
+    status = s.next_event("UPDATE").update.status
+    assert (status.state, status.reason, status.source) == (state, "REASON_RECONCILIATION", "SOURCE_AGENT")
+    assert status.uuid is not None
+    s.acknowledge(status)
+    assert "t1" not in fw.tasks and fw.completed_tasks[-1].state == state
+    c.allocate()
+    assert s.next_event("OFFERS")  # the resources are free again
+
+
+def test_task_the_agent_reports_is_not_reconciled() -> None:
+    c = MasterCluster()
+    agent = c.add_agent("cpus:4;mem:4096")
+    s = c.add_scheduler(framework_info(checkpoint=True))
+    offer = launched_not_received(c, s, agent)
+    fw_info = c.master.frameworks[s.framework_id].info
+    agent.subscribe(frameworks=[fw_info], tasks=[reported("t1", s.framework_id, offer, TaskState.TASK_STAGING)])
+    assert agent.types_pending() == ["SUBSCRIBED"]
+    assert c.master.frameworks[s.framework_id].tasks["t1"].info.command.value == "true"  # same record
+
+
+def test_unreported_task_already_terminal_is_completed_without_a_second_update() -> None:
+    c = MasterCluster()
+    agent = c.add_agent()
+    s = c.add_scheduler(framework_info(checkpoint=True))
+    running_task(c, s, agent)
+    agent.update("t1", "TASK_FINISHED", framework_id=s.framework_id)
+    s.next_event("UPDATE")  # forwarded; the acknowledgement reached the agent but not us
+    agent.subscribe(frameworks=[])
+    assert agent.types_pending() == ["SUBSCRIBED"]
+    fw = c.master.frameworks[s.framework_id]
+    assert "t1" not in fw.tasks and fw.completed_tasks[-1].state == TaskState.TASK_FINISHED
+    assert not s.all_of("UPDATE")
+
+
+def test_unreachable_agent_returning_without_a_task_reconciles_it() -> None:
+    c = MasterCluster()
+    agent = c.add_agent()
+    s = c.add_scheduler(framework_info(capabilities=["PARTITION_AWARE"]))
+    running_task(c, s, agent)
+    c.master.mark_unreachable(c.master.agents[agent.agent_id])
+    assert agent.stream.closed  # so that a partitioned agent re-registers once it can
+    assert s.next_event("UPDATE").update.status.state == "TASK_UNREACHABLE"
+    agent.subscribe(frameworks=[])
+    reconcile = agent.next_event("RECONCILE_TASKS").reconcile_tasks
+    assert [t.value for t in reconcile.task_ids] == ["t1"]
+    fw = c.master.frameworks[s.framework_id]
+    assert "t1" in fw.tasks and "t1" not in fw.unreachable_tasks
+    agent.update("t1", "TASK_DROPPED", framework_id=s.framework_id, source="SOURCE_AGENT",
+                 reason="REASON_RECONCILIATION")
+    status = s.next_event("UPDATE").update.status
+    assert status.state == "TASK_DROPPED"
+    s.acknowledge(status)
+    assert fw.completed_tasks[-1].task_id == "t1"
+
+
+def test_agent_reporting_a_removed_framework_is_told_to_shut_it_down() -> None:
+    c = MasterCluster()
+    agent = c.add_agent()
+    s = c.add_scheduler()
+    offer = running_task(c, s, agent)
+    fw_info = c.master.frameworks[s.framework_id].info
+    agent.disconnect()
+    s.call("TEARDOWN")
+    agent.subscribe(frameworks=[fw_info], tasks=[reported("t1", s.framework_id, offer)])
+    assert agent.next_event("SHUTDOWN_FRAMEWORK").shutdown_framework.framework_id.value == s.framework_id

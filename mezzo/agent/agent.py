@@ -212,7 +212,7 @@ class Agent(LifecycleMixin):
                 self.update_framework(event.update_framework.framework_info)
             case AgentEventType.RECONCILE_TASKS if event.reconcile_tasks is not None:
                 r = event.reconcile_tasks
-                self.reconcile_tasks(r.framework_id, r.task_ids)
+                self.reconcile_tasks(r.framework_id, r.task_ids, r.framework)
             case AgentEventType.PING:
                 ping_id = event.ping.ping_id if event.ping is not None else 0
                 self.send_call(

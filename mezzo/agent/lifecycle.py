@@ -33,6 +33,7 @@ from mezzo.agent.state import (
 )
 from mezzo.api import executor as exe
 from mezzo.api.common import (
+    FrameworkCapabilityType,
     FrameworkID,
     FrameworkInfo,
     KillPolicy,
@@ -166,12 +167,19 @@ class LifecycleMixin:
         if info.id is not None and info.id.value in self.frameworks:
             self._framework(info)
 
-    def reconcile_tasks(self, framework_id: FrameworkID, task_ids: list[TaskID]) -> None:
-        """The master believes these tasks run here; answer TASK_LOST for unknown ones."""
+    def reconcile_tasks(
+        self, framework_id: FrameworkID, task_ids: list[TaskID], framework: FrameworkInfo | None
+    ) -> None:
+        """The master believes these tasks run here; answer TASK_DROPPED (PARTITION_AWARE
+        frameworks) or TASK_LOST for unknown ones, reliably (as a Mesos agent does)."""
+        partition_aware = framework is not None and any(
+            c.type == FrameworkCapabilityType.PARTITION_AWARE for c in framework.capabilities
+        )
+        state = TaskState.TASK_DROPPED if partition_aware else TaskState.TASK_LOST
         for task_id in task_ids:
             if self._find_task(task_id) is None:
                 status = self.agent_status(
-                    task_id, TaskState.TASK_LOST, Reason.REASON_RECONCILIATION,
+                    task_id, state, Reason.REASON_RECONCILIATION,
                     "Reconciliation: task unknown to the agent", None,
                 )
                 self._accept_update(framework_id, status)

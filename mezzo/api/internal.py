@@ -193,10 +193,15 @@ class AgentUpdateFramework(Message):
 
 
 class AgentReconcileTasks(Message):
-    """Tasks the master believes run on this agent; the agent answers for unknown ones."""
+    """Tasks the master believes run on this agent (sent after SUBSCRIBED to a re-registering
+    agent that did not report them); the agent answers each one it does not know with a
+    reliable TASK_DROPPED (PARTITION_AWARE `framework`) or TASK_LOST update, as Mesos's
+    ReconcileTasksMessage."""
 
     framework_id: FrameworkID
     task_ids: list[TaskID] = []
+    # The framework's info, for its PARTITION_AWARE capability (the agent may not know it).
+    framework: FrameworkInfo | None = None
 
 
 class AgentPing(Message):

@@ -11,6 +11,7 @@ from mezzo.api.common import (
     AgentInfo,
     FrameworkID,
     Reason,
+    TaskID,
     TaskState,
     is_terminal,
 )
@@ -18,7 +19,9 @@ from mezzo.api.internal import (
     AgentEvent,
     AgentEventType,
     AgentPing,
+    AgentReconcileTasks,
     AgentShutdown,
+    AgentShutdownFramework,
     AgentSubscribe,
     AgentSubscribed,
 )
@@ -87,6 +90,11 @@ class AgentCalls(MasterBase):
                 previously_unreachable = True
                 self.outbox.registry(MarkReachable(info=info))
             existing = self.agents.get(agent_id)
+            known = list(existing.tasks.values()) if existing is not None else []
+            if previously_unreachable:
+                known += [t for f in self.frameworks.values() for t in f.unreachable_tasks.values()
+                          if t.agent_id == agent_id]
+            unreported = self._unreported_tasks(known, sub)
             if existing is not None:
                 self._drop_agent_state(existing, replacing=True)
 
@@ -101,11 +109,13 @@ class AgentCalls(MasterBase):
             pid=f"slave(1)@{info.hostname}:{info.port or 5051}",
             next_ping=now + self.options.agent_ping_timeout,
         )
+        unreported: list[TaskRecord] = unreported if reregistered else []
         if reregistered:
             agent.reregistered_time = now
         self.agents[agent_id] = agent
         self.events.agent_added(agent)
         used = self._rebuild_from_agent(agent, sub, previously_unreachable) if reregistered else {}
+        self._keep_unreported(agent, unreported, used)
         self.allocator.add_agent(agent_id, total, used)
         self.outbox.send_agent(
             stream,
@@ -118,6 +128,9 @@ class AgentCalls(MasterBase):
                 ),
             ),
         )
+        self._reconcile_with_agent(agent, unreported)
+        if reregistered:
+            self._shut_down_completed_frameworks(agent, sub)
         self.request_allocation()
         log.info("agent %s (%s) %s", agent_id, info.hostname, "re-registered" if reregistered else "registered")
         return AgentSubscribeResult(agent_id)
@@ -199,6 +212,80 @@ class AgentCalls(MasterBase):
                     ),
                 )
         return used
+
+    # ------------------------------------------------------------------ tasks the agent omits
+
+    def _unreported_tasks(self, known: list[TaskRecord], sub: AgentSubscribe) -> list[TaskRecord]:
+        """Tasks this master knows on the agent that its re-registration does not report.
+
+        Their LAUNCH may have been lost (sent on a stream that broke while the agent was
+        re-registering), or the agent forgot them after their terminal update was
+        acknowledged. The second kind is completed here (the framework has its terminal
+        update); the first is returned, to be reconciled through the agent."""
+        reported = {(t.framework_id.value, t.task_id.value) for t in sub.tasks}
+        unreported: list[TaskRecord] = []
+        for task in known:
+            if (task.framework_id, task.task_id) in reported or task.framework_id not in self.frameworks:
+                continue
+            if task.status_update_state is not None and is_terminal(task.status_update_state):
+                self.complete_task(task)
+            else:
+                unreported.append(task)
+        return unreported
+
+    def _keep_unreported(
+        self, agent: AgentRecord, tasks: list[TaskRecord], used: dict[str, Resources]
+    ) -> None:
+        """Keep the unreported tasks on the re-registered agent until it answers for them;
+        those still holding resources keep holding them (the answer releases them)."""
+        for task in tasks:
+            framework = self.frameworks[task.framework_id]
+            if framework.unreachable_tasks.pop(task.task_id, None) is not None:
+                task.unreachable_time = None
+            framework.tasks[task.task_id] = task
+            agent.tasks[(task.framework_id, task.task_id)] = task
+            if not task.recovered:
+                used[task.framework_id] = used.get(task.framework_id, Resources()) + task.resources
+
+    def _reconcile_with_agent(self, agent: AgentRecord, tasks: list[TaskRecord]) -> None:
+        """Ask the agent about the tasks it did not report, as Mesos's reconcileKnownSlave:
+        the agent answers each one it does not know with a reliable terminal update
+        (TASK_DROPPED for PARTITION_AWARE frameworks, else TASK_LOST; REASON_RECONCILIATION),
+        which reaches the framework on its stream, and is retried until acknowledged. A
+        task the agent does know (its launch raced the re-registration) gets no answer and
+        carries on."""
+        per_framework: dict[str, list[TaskID]] = {}
+        for task in tasks:
+            per_framework.setdefault(task.framework_id, []).append(task.info.task_id)
+        for framework_id, task_ids in per_framework.items():
+            log.warning("agent %s did not report %d task(s) of framework %s: reconciling",
+                        agent.id, len(task_ids), framework_id)
+            self.outbox.send_agent(
+                agent.stream,
+                AgentEvent(
+                    type=AgentEventType.RECONCILE_TASKS,
+                    reconcile_tasks=AgentReconcileTasks(
+                        framework_id=FrameworkID(value=framework_id), task_ids=task_ids,
+                        framework=self.frameworks[framework_id].info,
+                    ),
+                ),
+            )
+
+    def _shut_down_completed_frameworks(self, agent: AgentRecord, sub: AgentSubscribe) -> None:
+        """A framework removed while the agent was away still runs there: shut it down
+        (as Mesos does on re-registration), so that nothing runs for a removed framework."""
+        reported = {f.id.value for f in sub.frameworks if f.id is not None}
+        reported |= {t.framework_id.value for t in sub.tasks}
+        reported |= {e.framework_id.value for e in sub.executors}
+        for framework_id in sorted(reported & self.completed_frameworks.keys()):
+            log.info("agent %s runs removed framework %s: shutting it down", agent.id, framework_id)
+            self.outbox.send_agent(
+                agent.stream,
+                AgentEvent(
+                    type=AgentEventType.SHUTDOWN_FRAMEWORK,
+                    shutdown_framework=AgentShutdownFramework(framework_id=FrameworkID(value=framework_id)),
+                ),
+            )
 
     def _framework_for(self, framework_id: str, infos: dict, now: float) -> FrameworkRecord | None:
         framework = self.frameworks.get(framework_id)
@@ -287,6 +374,10 @@ class AgentCalls(MasterBase):
 
     def mark_unreachable(self, agent: AgentRecord) -> None:
         now = self.now()
+        if agent.stream is not None:
+            # The agent may only be partitioned: ending its stream makes it re-register as
+            # soon as it can reach us again (its tasks then come back, spec §5.7).
+            self.outbox.close_agent(agent.stream)
         self.outbox.registry(MarkUnreachable(info=agent.info, time=now))
         self.unreachable_agents[agent.id] = (agent.info, now)
         self.counters.inc("slave_removals")
@@ -375,11 +466,8 @@ class AgentCalls(MasterBase):
                 self.outbox.close_agent(agent.stream)
             for framework in self.frameworks.values():
                 framework.executors.pop(agent.id, None)
-            for (framework_id, task_id), task in agent.tasks.items():
-                framework = self.frameworks.get(framework_id)
-                if framework is not None and framework.tasks.get(task_id) is task:
-                    # Re-registration re-reports live tasks; ones it omits are gone.
-                    del framework.tasks[task_id]
+            # The framework's task records stay: the re-registration re-links the ones the
+            # agent reports and those it omits (`_keep_unreported`).
             agent.tasks.clear()
 
 

@@ -37,6 +37,7 @@ from mezzo.api.common import (
     Offer,
     OfferOperation,
     OfferOperationType,
+    Reason,
     Resource,
     Source,
     TaskID,
@@ -127,6 +128,10 @@ class _Client:
             if str(self.stream.events[i].type) == type_:
                 return self.stream.events.pop(i)
         raise AssertionError(f"no {type_} pending")
+
+    def types_pending(self) -> list[str]:
+        """The types of the unread events (marks nothing read)."""
+        return [str(e.type) for e in self.pending()]
 
     def all_of(self, type_: str) -> list[Any]:
         """Every unread event of `type_` (marks everything read)."""
@@ -227,11 +232,13 @@ class ScriptedAgent(_Client):
         self.cluster.master.agent_call(call)
 
     def update(self, task_id: str, state: str, *, framework_id: str, reliable: bool = True,
-               latest_state: str | None = None) -> TaskStatus:
+               latest_state: str | None = None, source: str = "SOURCE_EXECUTOR",
+               reason: str | None = None) -> TaskStatus:
         status = TaskStatus(
             task_id=TaskID(value=task_id),
             state=TaskState(state),
-            source=Source.SOURCE_EXECUTOR,
+            source=Source(source),
+            reason=Reason(reason) if reason else None,
             uuid=next(self.uuids) if reliable else None,
             agent_id=AgentID(value=self.agent_id or ""),
             timestamp=self.cluster.clock.now(),
