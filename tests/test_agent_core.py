@@ -532,7 +532,14 @@ def test_ping_reconcile_and_master_shutdown() -> None:
     a.master("RECONCILE_TASKS", reconcile_tasks={"framework_id": {"value": "fw-1"},
                                                  "task_ids": [{"value": "t1"}, {"value": "gone"}]})
     [status] = updates_sent(a.outbox.take())
-    assert (status.task_id.value, status.reason) == ("gone", "REASON_RECONCILIATION")
+    assert (status.task_id.value, status.state, status.reason) == ("gone", "TASK_LOST", "REASON_RECONCILIATION")
+    # A PARTITION_AWARE framework hears TASK_DROPPED instead (the master sends its info).
+    a.master("RECONCILE_TASKS", reconcile_tasks={
+        "framework_id": {"value": "fw-2"}, "task_ids": [{"value": "other"}],
+        "framework": {"user": "u", "name": "pa", "id": {"value": "fw-2"},
+                      "capabilities": [{"type": "PARTITION_AWARE"}]}})
+    [status] = updates_sent(a.outbox.take())
+    assert (status.task_id.value, status.state, status.source) == ("other", "TASK_DROPPED", "SOURCE_AGENT")
     a.master("SHUTDOWN", shutdown={"message": "bye"})
     assert names(a.outbox.take()) == ["send_executor:SHUTDOWN", "stop_agent"]
     a.run(command_task("late"))

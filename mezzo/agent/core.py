@@ -54,7 +54,16 @@ from mezzo.agent.state import (
     record_status,
     resources_of,
 )
-from mezzo.api.common import AgentID, FrameworkID, Reason, TaskID, TaskState, is_terminal
+from mezzo.api.common import (
+    AgentID,
+    FrameworkCapabilityType,
+    FrameworkID,
+    FrameworkInfo,
+    Reason,
+    TaskID,
+    TaskState,
+    is_terminal,
+)
 from mezzo.api.internal import (
     AgentCall,
     AgentCallType,
@@ -138,7 +147,7 @@ class AgentCore(ExecutorHandlers):
                     self.framework(info)
             case AgentEventType.RECONCILE_TASKS if event.reconcile_tasks is not None:
                 r = event.reconcile_tasks
-                self.reconcile_tasks(r.framework_id, r.task_ids)
+                self.reconcile_tasks(r.framework_id, r.task_ids, r.framework)
             case AgentEventType.PING:
                 ping_id = event.ping.ping_id if event.ping is not None else 0
                 self.outbox.send_master(
@@ -209,12 +218,19 @@ class AgentCore(ExecutorHandlers):
             )
         return out
 
-    def reconcile_tasks(self, framework_id: FrameworkID, task_ids: list[TaskID]) -> None:
-        """The master believes these tasks run here; answer TASK_LOST for unknown ones."""
+    def reconcile_tasks(
+        self, framework_id: FrameworkID, task_ids: list[TaskID], framework: FrameworkInfo | None
+    ) -> None:
+        """The master believes these tasks run here; answer TASK_DROPPED (PARTITION_AWARE
+        frameworks) or TASK_LOST for unknown ones, reliably (as a Mesos agent does)."""
+        partition_aware = framework is not None and any(
+            c.type == FrameworkCapabilityType.PARTITION_AWARE for c in framework.capabilities
+        )
+        state = TaskState.TASK_DROPPED if partition_aware else TaskState.TASK_LOST
         for task_id in task_ids:
             if self.find_task(task_id) is None:
                 status = self.agent_status(
-                    task_id, TaskState.TASK_LOST, Reason.REASON_RECONCILIATION,
+                    task_id, state, Reason.REASON_RECONCILIATION,
                     "Reconciliation: task unknown to the agent", None,
                 )
                 self.accept_update(framework_id, status)
