@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -151,3 +152,26 @@ def test_follow_streams_until_the_task_ends(cluster: LocalCluster) -> None:
         if runner.poll() is None:
             runner.kill()
             runner.wait()
+
+
+def test_run_stays_on_the_lean_path(cluster: LocalCluster, tmp_path) -> None:
+    """A whole `mezzo run` (subscribe, launch, updates, output, teardown) imports none of the
+    asyncio SDK's stack: its start-up time is the user's wait (bench/cli.py has the figures)."""
+    report = tmp_path / "modules.json"
+    probe = (
+        "import json, sys, atexit\n"
+        f"atexit.register(lambda: open({str(report)!r}, 'w').write(json.dumps(sorted(sys.modules))))\n"
+        "from mezzo.cli.main import main\n"
+        "sys.argv = ['mezzo', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "run", "--master", cluster.master_address, "--", "echo", "lean"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "lean\n"
+    modules = json.loads(report.read_text())
+    heavy = ("aiohttp", "asyncio", "msgspec", "mezzo.api", "mezzo.scheduler", "mezzo.resources",
+             "http.client", "rich")
+    assert [m for m in modules if m.split(".")[0] in heavy or m.startswith(heavy)] == []

@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-from mezzo.cli.group import cli
 from mezzo.core.errors import ConfigError
 
 # name -> (default shown, help)
@@ -89,7 +88,7 @@ def parse_flags(values: dict[str, Any]) -> Any:
     return flags
 
 
-@cli.command("agent")
+@click.command("agent")
 @_options
 def agent_command(**values: Any) -> None:
     """Run a mezzo agent (runs executors, speaks the v1 executor API)."""

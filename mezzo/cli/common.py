@@ -5,6 +5,9 @@ Owns: the `--master` option and its resolution to a base URL (`host:port`, `http
 and sandbox through `/master/state` and the agent's `/state`, and reading sandbox files through
 the agent's files API (`/files/read?path=…&offset=…&length=…`).
 
+HTTP goes through `mezzo.cli.http1` (no aiohttp, no urllib.request or http.client): these
+commands must start at once, and one kept-alive connection per server serves all their GETs.
+
 Errors: everything a user can cause (unreachable master, unknown task, bad address) is raised as
 `CliError`, which click prints as one line `error: …` on stderr with exit status 1; the
 `friendly_errors` decorator turns any other exception into such a line too (no tracebacks).
@@ -15,21 +18,40 @@ from __future__ import annotations
 import functools
 import json
 import socket
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
 import click
 
+from mezzo.cli.http1 import Connection
 from mezzo.core.errors import MezzoError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_MASTER = "127.0.0.1:5050"
 MASTER_ENV = "MEZZO_MASTER"
+MAX_REDIRECTS = 5
+
+# The task states the master treats as terminal (`mezzo.api.common.TERMINAL_TASK_STATES`, as
+# strings: the CLI does not import the wire types; a test keeps the two equal).
+TERMINAL_STATES = frozenset(
+    {
+        "TASK_FINISHED",
+        "TASK_FAILED",
+        "TASK_KILLED",
+        "TASK_LOST",
+        "TASK_ERROR",
+        "TASK_DROPPED",
+        "TASK_GONE",
+        "TASK_GONE_BY_OPERATOR",
+    }
+)
+
+
+def is_terminal(state: str) -> bool:
+    return state in TERMINAL_STATES
 
 
 class CliError(click.ClickException):
@@ -76,7 +98,7 @@ def resolve_master(master: str, timeout: float = 10.0) -> str:
     """The base URL (`http://host:port`) of the leading master, or of the given master (a
     non-leader redirects our GETs to the leader)."""
     # Imported here: the scheduler package is only needed by commands that talk to a master.
-    from mezzo.scheduler.leader import parse_master_address
+    from mezzo.net.address import parse_master_address
 
     try:
         if master.startswith("zk://"):
@@ -101,9 +123,8 @@ def display(base: str) -> str:
     return base.split("://", 1)[-1]
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
-        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+def reason(exc: BaseException) -> str:
+    """A short lower-case description of why a connection failed."""
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, socket.timeout | TimeoutError):
@@ -115,17 +136,39 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+# One kept-alive connection per server (scheme, host, port) for the life of the command.
+_connections: dict[tuple[str, str, int | None], Connection] = {}
+
+
+def _get_once(url: str, timeout: float) -> tuple[int, str | None, bytes]:
+    """GET on the kept-alive connection to `url`'s server: (status, Location, body)."""
+    parts = urllib.parse.urlsplit(url)
+    key = (parts.scheme, parts.hostname or "", parts.port)
+    conn = _connections.get(key)
+    if conn is None:
+        conn = _connections[key] = Connection(url, timeout)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    response = conn.request("GET", path, headers={"Accept": "application/json"})
+    return response.status, response.header("Location"), response.body
+
+
 def get(url: str, what: str, timeout: float = 10.0) -> bytes:
-    """GET `url`; `what` names the server in errors ("master at 1.2.3.4:5050")."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # follows 307s
-            return response.read()
-    except urllib.error.HTTPError as exc:
-        body = exc.read().decode(errors="replace").strip().splitlines()
-        detail = f": {body[0]}" if body else ""
-        raise CliError(f"{what} answered HTTP {exc.code}{detail}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise CliError(f"cannot reach {what}: {_reason(exc)}") from None
+    """GET `url`, following redirects (a standby master answers 307 to the leader); `what`
+    names the server in errors ("master at 1.2.3.4:5050")."""
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            status, location, body = _get_once(url, timeout)
+        except OSError as exc:
+            raise CliError(f"cannot reach {what}: {reason(exc)}") from None
+        if status in (301, 302, 303, 307, 308) and location:
+            url = urllib.parse.urljoin(url, location)
+            continue
+        if status >= 400:
+            lines = body.decode(errors="replace").strip().splitlines()
+            detail = f": {lines[0]}" if lines else ""
+            raise CliError(f"{what} answered HTTP {status}{detail}")
+        return body
+    raise CliError(f"{what} redirected more than {MAX_REDIRECTS} times")
 
 
 def get_json(url: str, what: str, timeout: float = 10.0) -> Any:

@@ -26,7 +26,6 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from mezzo.cli.group import cli
 from mezzo.frameworks.batch import BatchFramework
 from mezzo.frameworks.common import CommonOptions, ExampleFramework, fetch_master_state
 from mezzo.frameworks.gang import GangFramework
@@ -201,7 +200,7 @@ def summary(frameworks: list[ExampleFramework], console: Console, elapsed: float
             console.print(f"    {line}")
 
 
-@cli.command("demo")
+@click.command("demo")
 @click.option("--agents", default=3, show_default=True, type=click.IntRange(1, 16))
 @click.option(
     "--time-limit",

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import click
 
-from mezzo.cli.group import cli
 from mezzo.frameworks import batch, gang, iterative, service
 
 
-@cli.group("example")
+@click.group("example")
 def example() -> None:
     """Run one of the example frameworks (the paper's workloads) against a master."""
 

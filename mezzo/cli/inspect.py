@@ -1,7 +1,8 @@
 """`mezzo frameworks`, `mezzo agents`, `mezzo tasks`: tables from the master's `/master/state`.
 
 Each command prints a rich table, or with `--json` the raw entries of the state JSON (a list),
-for scripts. Only the leading master serves the state; a standby redirects us to it.
+for scripts. Only the leading master serves the state; a standby redirects us to it. rich is
+imported only when a table is printed (start-up time: see `mezzo.cli.group`).
 """
 
 from __future__ import annotations
@@ -10,16 +11,31 @@ import json
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from mezzo.cli.common import all_tasks, friendly_errors, master_option, master_state, resolve_master
 
 
-def _emit(rows: list[dict[str, Any]], as_json: bool, table: Table) -> None:
+class _Table:
+    """The header and cells of a table, printed with rich by `_emit`."""
+
+    def __init__(self, *headers: str) -> None:
+        self.headers = headers
+        self.rows: list[tuple[str, ...]] = []
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append(cells)
+
+
+def _emit(rows: list[dict[str, Any]], as_json: bool, cells: _Table) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, sort_keys=True))
         return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*cells.headers)
+    for row in cells.rows:
+        table.add_row(*row)
     console = Console()
     if not console.is_terminal:
         # Piped: never truncate ids to a guessed width; the table is as wide as its content.
@@ -48,7 +64,7 @@ def frameworks(master: str, include_completed: bool, as_json: bool) -> None:
     rows = list(state.get("frameworks", []))
     if include_completed:
         rows += state.get("completed_frameworks", [])
-    table = Table("ID", "NAME", "ROLE", "STATE", "TASKS", "CPUS", "MEM")
+    table = _Table("ID", "NAME", "ROLE", "STATE", "TASKS", "CPUS", "MEM")
     for fw in rows:
         if fw.get("active"):
             status = "active"
@@ -78,7 +94,7 @@ def agents(master: str, as_json: bool) -> None:
     """List the agents registered with the master."""
     state = master_state(resolve_master(master))
     rows = list(state.get("slaves", []))
-    table = Table("ID", "HOSTNAME", "ADDRESS", "ACTIVE", "CPUS (used/total)", "MEM (used/total)")
+    table = _Table("ID", "HOSTNAME", "ADDRESS", "ACTIVE", "CPUS (used/total)", "MEM (used/total)")
     for agent in rows:
         total, used = agent.get("resources"), agent.get("used_resources")
         address = (agent.get("pid") or "").split("@", 1)[-1]
@@ -107,7 +123,7 @@ def tasks(master: str, include_completed: bool, framework_id: str | None, as_jso
         for t in all_tasks(state, include_completed)
         if framework_id is None or t.get("framework_id") == framework_id
     ]
-    table = Table("ID", "NAME", "STATE", "FRAMEWORK", "AGENT", "CPUS", "MEM")
+    table = _Table("ID", "NAME", "STATE", "FRAMEWORK", "AGENT", "CPUS", "MEM")
     for task in rows:
         table.add_row(
             task.get("id", ""),

@@ -13,7 +13,6 @@ from types import FrameType
 
 import click
 
-from mezzo.cli.group import cli
 from mezzo.testing.local_cluster import (
     DEFAULT_AGENT_RESOURCES,
     ClusterError,
@@ -22,7 +21,7 @@ from mezzo.testing.local_cluster import (
 )
 
 
-@cli.command("local")
+@click.command("local")
 @click.option("--agents", default=3, show_default=True, type=click.IntRange(1, 64))
 @click.option(
     "--work_dir",

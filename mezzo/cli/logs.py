@@ -12,11 +12,11 @@ import time
 
 import click
 
-from mezzo.api.common import is_terminal
 from mezzo.cli.common import (
     find_sandbox,
     find_task,
     friendly_errors,
+    is_terminal,
     master_option,
     master_state,
     read_whole_file,

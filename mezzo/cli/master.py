@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from mezzo.cli.group import cli
 from mezzo.core.errors import ConfigError
 from mezzo.master.flags import FLAGS, MasterFlags
 
@@ -22,7 +21,7 @@ def _options(func: Any) -> Any:
     return func
 
 
-@cli.command("master")
+@click.command("master")
 @_options
 def master_command(**values: Any) -> None:
     """Run a mezzo master (Mesos v1 scheduler, operator and agent APIs)."""

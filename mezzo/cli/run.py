@@ -5,50 +5,59 @@ Subscribes a short-lived framework, launches the command on the first offer that
 prints the task's stdout and stderr (read from its sandbox through the agent's files API), tears
 the framework down and exits with the task's status: 0 for TASK_FINISHED, N for a TASK_FAILED
 whose message says "Command exited with status N", 1 for anything else. Ctrl-C kills the task
-and exits 130.
+and exits 130. If the subscription breaks (a master failover), it re-subscribes as the same
+framework for up to its failover timeout.
+
+The whole command is on the user's critical path, so it runs on the blocking, standard-library
+`mezzo.cli.session` (no asyncio, aiohttp or msgspec; see docs/cli.md for the figures), and
+`mezzo.cli.offer_fit` picks the task's resources from an offer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import getpass
+import queue
 import re
 import shlex
 import signal
 import sys
+import time
+import uuid
+from typing import Any
 
 import click
 
-from mezzo.api.common import FrameworkInfo, Offer, TaskInfo, TaskState, TaskStatus, is_terminal
 from mezzo.cli.common import (
     CliError,
     display,
     friendly_errors,
-    get,
     get_json,
+    is_terminal,
     master_option,
     read_whole_file,
+    reason,
     resolve_master,
     sandbox_directory,
 )
-from mezzo.core.errors import MezzoError
-from mezzo.resources import Resources
-from mezzo.scheduler import Scheduler, SchedulerClient, SchedulerError, fits, shell_task
+from mezzo.cli.offer_fit import plain_scalars, take_from_offer
+from mezzo.cli.session import CallFailed, SchedulerSession, SessionError, SubscribeRefused
 
 EXIT_STATUS = re.compile(r"[Cc]ommand exited with status (\d+)")
 DECLINE_SECONDS = 3600.0  # offers we will never use: keep them away from us
 KILL_WAIT_SECONDS = 10.0
+FAILOVER_TIMEOUT = 30.0  # the framework outlives a broken subscription this long
+POLL_SECONDS = 0.1  # how often the wait for events looks at the Ctrl-C flag
 
 
-def exit_code_of(status: TaskStatus | None) -> int:
+def exit_code_of(status: dict[str, Any] | None) -> int:
     """0 for FINISHED; the command's code for "Command exited with status N"; else 1."""
     if status is None:
         return 1
-    if status.state == TaskState.TASK_FINISHED:
+    if status.get("state") == "TASK_FINISHED":
         return 0
-    match = EXIT_STATUS.search(status.message or "")
-    if status.state == TaskState.TASK_FAILED and match:
+    match = EXIT_STATUS.search(status.get("message") or "")
+    if status.get("state") == "TASK_FAILED" and match:
         return int(match.group(1)) or 1
     return 1
 
@@ -57,109 +66,216 @@ def _say(text: str) -> None:
     click.echo(text, err=True)
 
 
-class RunScheduler(Scheduler):
-    """Launch one task on the first fitting offer and follow it to a terminal state."""
+def _agent_url(offer: dict[str, Any]) -> str | None:
+    url = offer.get("url") or {}
+    address = url.get("address")
+    if not address:
+        return None
+    host = address.get("ip") or address.get("hostname")
+    return f"{url.get('scheme') or 'http'}://{host}:{address.get('port')}"
 
-    def __init__(self, resources: Resources, command: str, name: str | None) -> None:
+
+class OneTask:
+    """Launch one task on the first fitting offer, follow it to a terminal state, print its
+    output and tear the framework down (see the module docstring)."""
+
+    def __init__(
+        self, master: str, framework_info: dict[str, Any], resources: str, command: str, name: str
+    ) -> None:
+        self.master = master
         self.resources = resources
         self.command = command
         self.name = name
-        self.task: TaskInfo | None = None
-        self.offer: Offer | None = None
-        self.final: TaskStatus | None = None
-        self.failure: str | None = None
-        self.done = asyncio.Event()
+        self.session = SchedulerSession(resolve_master(master), framework_info)
+        self.task: dict[str, Any] | None = None
+        self.offer: dict[str, Any] | None = None
+        self.final: dict[str, Any] | None = None
+        self.sandbox: str | None = None  # the task's sandbox directory, once known
+        self.interrupted = False
 
-    def registered(self, driver: SchedulerClient, framework_id, master_info) -> None:  # type: ignore[no-untyped-def]
-        _say(f"subscribed as framework {framework_id.value}; waiting for an offer")
+    # ------------------------------------------------------------------ driving
 
-    async def resource_offers(self, driver: SchedulerClient, offers: list[Offer]) -> None:
-        unused: list[Offer] = []
+    def run(self) -> int:
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        subscribed = False
+        try:
+            self._subscribe()
+            subscribed = True
+            code = self._follow()
+            if code is None:
+                self._print_output()
+                code = exit_code_of(self.final)
+            return code
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            if subscribed:
+                with contextlib.suppress(SessionError, OSError):
+                    self.session.call("TEARDOWN")  # nothing of ours stays behind
+            self.session.close()
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        # Only a flag: the event wait polls it, and no socket operation is ever cut in half.
+        self.interrupted = True
+
+    def _subscribe(self) -> None:
+        try:
+            subscribed = self.session.subscribe()
+        except SubscribeRefused as exc:
+            raise CliError(f"the master refused the framework: {exc}") from None
+        except (OSError, SessionError) as exc:
+            raise CliError(f"cannot reach master at {self.session.display}: {reason(exc)}") from None
+        framework_id = (subscribed.get("subscribed") or {}).get("framework_id") or {}
+        _say(f"subscribed as framework {framework_id.get('value')}; waiting for an offer")
+
+    def _resubscribe(self) -> None:
+        """The stream broke: find the (new) leader and re-attach as the same framework."""
+        deadline = time.monotonic() + FAILOVER_TIMEOUT
+        delay = 0.1
+        while True:
+            try:
+                self.session.base = resolve_master(self.master)
+                self.session.subscribe()
+                return
+            except SubscribeRefused as exc:
+                raise CliError(f"the master refused the framework: {exc}") from None
+            except (OSError, SessionError, CliError) as exc:
+                if time.monotonic() + delay > deadline:
+                    raise CliError(
+                        f"lost the master and could not re-subscribe within "
+                        f"{FAILOVER_TIMEOUT:.0f} s: {reason(exc)}"
+                    ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _follow(self) -> int | None:
+        """Handle events until the task is terminal (None) or Ctrl-C was handled (130)."""
+        kill_deadline: float | None = None
+        while self.final is None:
+            if self.interrupted and kill_deadline is None:
+                _say("interrupted")
+                if self.task is None:
+                    return 130
+                kill = {"task_id": self.task["task_id"], "agent_id": self.task["agent_id"]}
+                try:
+                    self.session.call("KILL", kill=kill)
+                except (SessionError, OSError):
+                    return 130
+                kill_deadline = time.monotonic() + KILL_WAIT_SECONDS
+            if kill_deadline is not None and time.monotonic() >= kill_deadline:
+                return 130
+            try:
+                event = self.session.next_event(POLL_SECONDS)
+            except queue.Empty:
+                continue
+            if event is None:
+                self._resubscribe()
+                continue
+            self._handle(event)
+        return 130 if kill_deadline is not None else None
+
+    # ------------------------------------------------------------------ events
+
+    def _handle(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "OFFERS":
+            self._offers((event.get("offers") or {}).get("offers") or [])
+        elif kind == "UPDATE":
+            self._update((event.get("update") or {}).get("status") or {})
+        elif kind == "ERROR":
+            message = (event.get("error") or {}).get("message", "error")
+            raise CliError(f"the master refused the framework: {message}")
+
+    def _offers(self, offers: list[dict[str, Any]]) -> None:
+        unused: list[dict[str, Any]] = []
         for offer in offers:
-            if self.task is None and fits(offer, self.resources):
-                task = shell_task(offer, self.resources, self.command, name=self.name or "run")
-                self.task, self.offer = task, offer
-                await driver.launch(offer, [task])
-                _say(f"launched task {task.task_id.value} on agent {offer.hostname}")
-            else:
+            taken = None if self.task is not None else take_from_offer(offer, self.resources)
+            if taken is None:
                 unused.append(offer)
+                continue
+            task_id = f"{self.name}-{uuid.uuid4()}"
+            self.task = {
+                "name": self.name,
+                "task_id": {"value": task_id},
+                "agent_id": offer["agent_id"],
+                "resources": taken,
+                "command": {"shell": True, "value": self.command},
+            }
+            self.offer = offer
+            launch = {"type": "LAUNCH", "launch": {"task_infos": [self.task]}}
+            self._call("ACCEPT", accept={"offer_ids": [offer["id"]], "operations": [launch]})
+            _say(f"launched task {task_id} on agent {offer.get('hostname')}")
         if unused:
-            await driver.decline(unused, refuse_seconds=DECLINE_SECONDS)
+            decline = {
+                "offer_ids": [o["id"] for o in unused],
+                "filters": {"refuse_seconds": DECLINE_SECONDS},
+            }
+            self._call("DECLINE", decline=decline)
         if self.task is not None:
-            with contextlib.suppress(SchedulerError):
-                await driver.suppress()
+            with contextlib.suppress(SessionError, OSError):
+                self.session.call("SUPPRESS", suppress={})
 
-    def status_update(self, driver: SchedulerClient, status: TaskStatus) -> None:
-        if self.task is None or status.task_id != self.task.task_id:
+    def _update(self, status: dict[str, Any]) -> None:
+        # Acknowledge first: the agent sends a task's next update only after this one's ack.
+        if status.get("uuid") and status.get("agent_id"):
+            ack = {"agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]}
+            # On failure the agent retries the update and we acknowledge it then.
+            with contextlib.suppress(SessionError, OSError):
+                self.session.call("ACKNOWLEDGE", acknowledge=ack)
+        if self.task is None or status.get("task_id") != self.task["task_id"]:
             return
-        detail = f": {status.message}" if status.message else ""
-        _say(f"task {status.task_id.value} is {status.state}{detail}")
-        if is_terminal(status.state):
+        state = status.get("state", "")
+        detail = f": {status['message']}" if status.get("message") else ""
+        _say(f"task {self.task['task_id']['value']} is {state}{detail}")
+        if is_terminal(state):
             self.final = status
-            self.done.set()
+        elif state == "TASK_RUNNING" and self.sandbox is None:
+            # Look the sandbox up while the task runs rather than after it ended.
+            self.sandbox = self._find_sandbox(quiet=True)
 
-    def error(self, driver: SchedulerClient, message: str) -> None:
-        self.failure = message
-        self.done.set()
+    def _find_sandbox(self, quiet: bool = False) -> str | None:
+        """The task's sandbox directory from its agent's `/state`; None (with a warning unless
+        `quiet`) when it cannot be found."""
+        assert self.task is not None and self.offer is not None
+        agent = _agent_url(self.offer)
+        if agent is None:
+            if not quiet:
+                _say("warning: the offer carried no agent address; cannot fetch the task's output")
+            return None
+        try:
+            state = get_json(agent + "/state", f"agent at {display(agent)}")
+            return sandbox_directory(state, self.task["task_id"]["value"])
+        except CliError as exc:
+            if not quiet:
+                _say(f"warning: cannot fetch the task's output: {exc.format_message()}")
+            return None
 
+    def _call(self, call_type: str, **payload: Any) -> None:
+        try:
+            self.session.call(call_type, **payload)
+        except CallFailed as exc:
+            raise CliError(f"the master refused {exc}") from None
+        except OSError as exc:
+            raise CliError(f"cannot reach master at {self.session.display}: {reason(exc)}") from None
 
-def _agent_url(offer: Offer) -> str | None:
-    url = offer.url
-    if url is None or url.address is None:
-        return None
-    host = url.address.ip or url.address.hostname
-    return f"{url.scheme or 'http'}://{host}:{url.address.port}"
+    # ------------------------------------------------------------------ output
 
-
-def _print_output(sched: RunScheduler) -> None:
-    """Print the task's stdout to stdout and stderr to stderr; warn (not fail) if unreadable."""
-    assert sched.task is not None and sched.offer is not None
-    agent = _agent_url(sched.offer)
-    if agent is None:
-        _say("warning: the offer carried no agent address; cannot fetch the task's output")
-        return
-    task_id = sched.task.task_id.value
-    try:
-        state = get_json(agent + "/state", f"agent at {display(agent)}")
-        directory = sandbox_directory(state, task_id)
-        out, _ = read_whole_file(agent, f"{directory}/stdout")
-        err, _ = read_whole_file(agent, f"{directory}/stderr")
-    except CliError as exc:
-        _say(f"warning: cannot fetch the task's output: {exc.format_message()}")
-        return
-    sys.stdout.buffer.write(out)
-    sys.stdout.buffer.flush()
-    sys.stderr.buffer.write(err)
-    sys.stderr.buffer.flush()
-
-
-async def _run(base: str, info: FrameworkInfo, sched: RunScheduler) -> int:
-    client = SchedulerClient(base, info, sched)
-    loop = asyncio.get_running_loop()
-    interrupted = asyncio.Event()
-    loop.add_signal_handler(signal.SIGINT, interrupted.set)
-    try:
-        await client.start()
-        done = asyncio.ensure_future(sched.done.wait())
-        stop = asyncio.ensure_future(interrupted.wait())
-        await asyncio.wait({done, stop}, return_when=asyncio.FIRST_COMPLETED)
-        done.cancel()
-        stop.cancel()
-        if interrupted.is_set() and not sched.done.is_set():
-            _say("interrupted")
-            if sched.task is not None and client.connected:
-                with contextlib.suppress(SchedulerError):
-                    await client.kill(sched.task.task_id, sched.task.agent_id)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(sched.done.wait(), KILL_WAIT_SECONDS)
-            return 130
-        if sched.failure is not None:
-            raise CliError(f"the master refused the framework: {sched.failure}")
-        await asyncio.to_thread(_print_output, sched)
-        return exit_code_of(sched.final)
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
-        await client.stop()  # TEARDOWN: nothing of ours stays behind
+    def _print_output(self) -> None:
+        """Print the task's stdout to stdout and stderr to stderr; warn (not fail) if unreadable."""
+        assert self.offer is not None
+        directory = self.sandbox or self._find_sandbox()
+        agent = _agent_url(self.offer)
+        if directory is None or agent is None:
+            return
+        try:
+            out, _ = read_whole_file(agent, f"{directory}/stdout")
+            err, _ = read_whole_file(agent, f"{directory}/stderr")
+        except CliError as exc:
+            _say(f"warning: cannot fetch the task's output: {exc.format_message()}")
+            return
+        sys.stdout.buffer.write(out)
+        sys.stdout.buffer.flush()
+        sys.stderr.buffer.write(err)
+        sys.stderr.buffer.flush()
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
@@ -188,17 +304,22 @@ def run(
     A single argument is a shell command line (`mezzo run -- "echo hi | wc -c"`); several are
     quoted and run as one command.
     """
-    try:
-        wanted = Resources.parse(resources)
-    except MezzoError as exc:
-        raise CliError(f"bad --resources {resources!r}: {exc}") from None
-    base = resolve_master(master)
-    # Fail fast with a clear line when the master is not there (the SDK would keep retrying).
-    get(base + "/master/state", f"master at {display(base)}")
+    if plain_scalars(resources) is None:
+        # Not the plain-scalar fast path: let the resources library judge the text.
+        from mezzo.core.errors import MezzoError
+        from mezzo.resources import Resources
+
+        try:
+            Resources.parse(resources)
+        except MezzoError as exc:
+            raise CliError(f"bad --resources {resources!r}: {exc}") from None
     line = command[0] if len(command) == 1 else shlex.join(command)
-    info = FrameworkInfo(
-        user=getpass.getuser(), name=framework_name, failover_timeout=30.0, role=role
-    )
-    sched = RunScheduler(wanted, line, name)
-    code = asyncio.run(_run(base, info, sched))
-    sys.exit(code)
+    info: dict[str, Any] = {
+        "user": getpass.getuser(),
+        "name": framework_name,
+        "failover_timeout": FAILOVER_TIMEOUT,
+        "checkpoint": False,
+    }
+    if role is not None:
+        info["role"] = role
+    sys.exit(OneTask(master, info, resources, line, name or "run").run())

@@ -15,53 +15,12 @@ A `--master` string takes one of three forms (the same as Mesos and pymesos):
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit
 
 from mezzo.core.errors import ConfigError
-from mezzo.core.zkurl import parse_zk_url
 from mezzo.election.base import Detector, LeaderInfo
+from mezzo.net.address import DEFAULT_MASTER_PORT, base_from_location, parse_master_address
 
-DEFAULT_MASTER_PORT = 5050
-
-
-def parse_master_address(text: str) -> str:
-    """`host`, `host:port` or `http://host:port[/...]` → base URL `http://host:port`.
-
-    A `zk://` URL names no single master: it is checked and returned as is, so that callers
-    normalising a `--master` flag can hand it on to `SchedulerClient` (which follows the
-    leader advertised there)."""
-    text = text.strip()
-    if not text:
-        raise ConfigError("empty master address")
-    if text.startswith("zk://"):
-        parse_zk_url(text)
-        return text
-    if text.startswith("//"):
-        text = "http:" + text
-    if "://" not in text:
-        text = "http://" + text
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"unsupported master URL scheme {parts.scheme!r} in {text!r}")
-    try:
-        host, port = parts.hostname, parts.port
-    except ValueError as exc:  # a non-numeric port
-        raise ConfigError(f"bad master address {text!r}: {exc}") from None
-    if not host:
-        raise ConfigError(f"bad master address {text!r}: no host")
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}:{port or DEFAULT_MASTER_PORT}"
-
-
-def base_from_location(location: str, current: str | None = None) -> str:
-    """The base URL named by a redirect `Location` (`//host:port/path`, protocol-relative in
-    Mesos, or absolute). A relative path keeps the current master."""
-    if location.startswith("/") and not location.startswith("//"):
-        if current is None:
-            raise ConfigError(f"relative redirect {location!r} without a current master")
-        return current
-    return parse_master_address(location)
+__all__ = ["DEFAULT_MASTER_PORT", "MasterLocator", "base_from_location", "parse_master_address"]
 
 
 def _base_of(info: LeaderInfo | None) -> str | None:

@@ -1,0 +1,196 @@
+"""A minimal blocking HTTP/1.1 client on a plain socket, for the CLI's start-up budget.
+
+Why not `http.client`: importing it costs more than the rest of `mezzo run` together (it pulls
+in the `email` package to parse headers, and `ssl`), and the CLI only needs one narrow shape of
+HTTP: requests with a complete body, answers framed by `Content-Length`, `chunked` or the end
+of the connection, kept alive when the server allows. `https://` falls back to `ssl` (imported
+only then). Headers of answers come back lower-cased.
+
+- `Connection(base)` — one kept-alive connection (opened on first use, re-opened once if the
+  server had closed an idle one); `request()` returns a `Response` with the whole body.
+- `Connection.open_stream()` — a request whose answer is read incrementally: `Response.chunks()`
+  yields the body as it arrives (the scheduler API's event stream).
+
+Errors: `OSError` for connection failures and time-outs; `ProtocolError` (an `OSError`) for an
+answer that is not HTTP/1.x.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+MAX_HEADER_LINE = 65536
+
+
+class ProtocolError(OSError):
+    """The server's answer is not well-formed HTTP/1.x."""
+
+
+class Response:
+    """Status, lower-cased headers and the body (read by `Connection.request`, or
+    incrementally through `chunks()` for a stream)."""
+
+    def __init__(self, status: int, headers: dict[str, str], reader: io.BufferedReader):
+        self.status = status
+        self.headers = headers
+        self.body = b""
+        self._reader = reader
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    @property
+    def will_close(self) -> bool:
+        return self.headers.get("connection", "").lower() == "close"
+
+    @property
+    def chunked(self) -> bool:
+        return "chunked" in self.headers.get("transfer-encoding", "").lower()
+
+    @property
+    def framed(self) -> bool:
+        """Whether the body's end is marked (length or chunks), not the connection's end."""
+        return self.chunked or "content-length" in self.headers
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body, piece by piece as it arrives; ends at the end of the body."""
+        reader = self._reader
+        if self.chunked:
+            while True:
+                line = reader.readline(MAX_HEADER_LINE)
+                if not line:
+                    raise ProtocolError("connection closed inside a chunked body")
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while reader.readline(MAX_HEADER_LINE).strip():
+                        pass  # trailers
+                    return
+                data = _read_exactly(reader, size)
+                _read_exactly(reader, 2)  # CRLF after the chunk
+                yield data
+        elif "content-length" in self.headers:
+            remaining = int(self.headers["content-length"])
+            while remaining > 0:
+                data = reader.read1(min(remaining, 65536))
+                if not data:
+                    raise ProtocolError("connection closed before the end of the body")
+                remaining -= len(data)
+                yield data
+        else:
+            while data := reader.read1(65536):
+                yield data
+
+
+def _read_exactly(reader: io.BufferedReader, size: int) -> bytes:
+    data = reader.read(size)
+    if len(data) < size:
+        raise ProtocolError("connection closed inside a chunk")
+    return data
+
+
+class Connection:
+    """One HTTP/1.1 connection to the server of `base` (`http://host:port`)."""
+
+    def __init__(self, base: str, timeout: float = 10.0) -> None:
+        parts = urlsplit(base)
+        self.scheme = parts.scheme or "http"
+        self.host = parts.hostname or ""
+        self.port = parts.port or (443 if self.scheme == "https" else 80)
+        self.timeout = timeout
+        self.sock: socket.socket | None = None
+        self._reader: io.BufferedReader | None = None
+
+    def _connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.scheme == "https":
+            import ssl
+
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
+        self.sock = sock
+        self._reader = sock.makefile("rb")
+
+    def _send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        if self.sock is None:
+            self._connect()
+        assert self.sock is not None
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{self.port}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        if body is not None or method in ("POST", "PUT"):
+            lines.append(f"Content-Length: {len(body or b'')}")
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
+        return self._read_head()
+
+    def _read_head(self) -> Response:
+        reader = self._reader
+        assert reader is not None
+        status_line = reader.readline(MAX_HEADER_LINE)
+        if not status_line:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        parts = status_line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            raise ProtocolError(f"not an HTTP/1.x answer: {status_line[:60]!r}")
+        headers: dict[str, str] = {}
+        while True:
+            line = reader.readline(MAX_HEADER_LINE)
+            if not line:
+                raise ProtocolError("connection closed inside the headers")
+            if line in (b"\r\n", b"\n"):
+                break
+            name, sep, value = line.decode("latin-1").partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        if parts[0] == b"HTTP/1.0" and "keep-alive" not in headers.get("connection", "").lower():
+            headers["connection"] = "close"
+        return Response(int(parts[1]), headers, reader)
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> Response:
+        """Send a request and read the whole answer. A kept-alive connection the server closed
+        meanwhile is re-opened once (only when nothing of the answer had arrived)."""
+        for attempt in (1, 2):
+            reused = self.sock is not None
+            try:
+                response = self._send(method, path, body, headers or {})
+            except (ConnectionResetError, BrokenPipeError):
+                self.close()
+                if not reused or attempt == 2:
+                    raise
+                continue
+            try:
+                response.body = b"" if method == "HEAD" else b"".join(response.chunks())
+            except (OSError, ValueError) as exc:
+                self.close()
+                raise ProtocolError(f"bad answer body: {exc}") from None
+            if response.will_close or not response.framed:
+                self.close()  # the body ran to the end of the connection
+            return response
+        raise AssertionError("unreachable")
+
+    def open_stream(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> Response:
+        """Send a request and return as soon as the answer's headers are in; read the body with
+        `Response.chunks()`. The connection then belongs to the stream (close it after)."""
+        return self._send(method, path, body, headers or {})
+
+    def shutdown(self) -> None:
+        """Wake a thread blocked reading this connection (it sees the end of the stream)."""
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            with contextlib.suppress(OSError):
+                self._reader.close()
+            self._reader = None
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
