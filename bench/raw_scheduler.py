@@ -30,10 +30,12 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 class RawScheduler:
     """Subscribe, read events, POST calls, acknowledge updates (see the module docstring)."""
 
-    def __init__(self, master_url: str, name: str, capabilities: tuple[str, ...] = ()) -> None:
+    def __init__(self, master_url: str, name: str, capabilities: tuple[str, ...] = (),
+                 role: str | None = None) -> None:
         self.url = master_url.rstrip("/") + "/api/v1/scheduler"
         self.name = name
         self.capabilities = capabilities
+        self.role = role
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64),
                                              timeout=aiohttp.ClientTimeout(total=None))
         self.framework_id: dict | None = None
@@ -44,6 +46,8 @@ class RawScheduler:
 
     async def subscribe(self, timeout: float = 15.0) -> None:
         info: dict[str, Any] = {"user": getpass.getuser(), "name": self.name}
+        if self.role is not None:
+            info["role"] = self.role
         if self.capabilities:
             info["capabilities"] = [{"type": c} for c in self.capabilities]
         body = {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}

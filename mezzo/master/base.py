@@ -13,6 +13,7 @@ from `self.ids`, effects leave through `self.outbox`.
 from __future__ import annotations
 
 import logging
+import math
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,9 @@ class MasterOptions:
     """What the core is configured with (built from flags by `mezzo.master.flags`)."""
 
     allocation_interval: float = 1.0
+    # At most one event-triggered allocation run per window: triggers arriving within a window
+    # of the last run wait for its end and make one run together (--allocation_coalesce_window).
+    allocation_coalesce_window: float = 0.005
     offer_timeout: float | None = None
     agent_ping_timeout: float = 15.0
     max_agent_ping_timeouts: int = 5
@@ -89,8 +93,8 @@ class MasterBase:
         self.outbox = outbox
         self.info = master_info
         self.options = options or MasterOptions()
-        # Called when an allocation should run soon (the shell batches it into the next loop
-        # iteration); a no-op in tests, which call `allocate()` themselves.
+        # Called when an allocation is requested, so that the shell runs it at `allocation_due`
+        # (which `next_deadline()` also reports); a no-op on a FakeClock.
         self._wake = wake or (lambda: None)
         self.start_time = clock.now()
         self.elected_time: float | None = self.start_time
@@ -101,8 +105,17 @@ class MasterBase:
             max_subscribers=self.options.max_operator_event_stream_subscribers,
             version=master_info.version or "",
         )
+
+        # -- allocation runs ---------------------------------------------------------------
+        # Batch runs happen every --allocation_interval, whatever else runs in between.
+        self.next_batch_allocation = self.start_time
+        # Event-triggered runs: the first trigger (`request_allocation`) sets `allocation_due`
+        # (now, or one coalescing window after the last run); later triggers join that run.
         self.allocation_pending = False
-        self.next_allocation = self.start_time
+        self.allocation_due: float | None = None
+        self.last_allocation: float | None = None
+        self.batch_allocation_runs = 0
+        self.event_allocation_runs = 0
 
         # -- frameworks ------------------------------------------------------------------
         # Enter on SUBSCRIBE (or when an agent reports a framework we do not know: then
@@ -153,9 +166,42 @@ class MasterBase:
         return self.clock.now()
 
     def request_allocation(self) -> None:
+        """Something changed what can be offered (an agent or framework came, resources were
+        freed, a framework revived): run an allocation soon. At once if no run happened within
+        the last coalescing window, else when that window ends; every trigger until the run
+        starts joins it, so there is at most one event-triggered run per window however many
+        events arrive. A decline is not such a change (see `refusal_seconds`)."""
         if not self.allocation_pending:
             self.allocation_pending = True
+            now = self.now()
+            last = self.last_allocation
+            window_end = now if last is None else last + self.options.allocation_coalesce_window
+            self.allocation_due = max(now, window_end)
             self._wake()
+
+    def refusal_seconds(self, refuse: float, *, declined: bool) -> float:
+        """How long the allocator's refuse filter of recovered resources lasts.
+
+        As in Mesos, a filter lasts at least until the next batch allocation (Mesos: the
+        allocation interval, MESOS-4302): otherwise an event-triggered run could hand the same
+        resources straight back. A DECLINE gets that minimum even with `refuse_seconds: 0`
+        (Mesos installs no filter then and relies on not allocating on declines; here events
+        of other frameworks run allocations too), so a framework declining everything sees the
+        resources again once per batch, not once per round trip. An ACCEPT's unused remainder
+        with `refuse_seconds: 0` stays unfiltered (a launching framework gets it back at once).
+        """
+        if refuse <= 0 and not declined:
+            return refuse
+        now = self.now()
+        until = self.next_batch_allocation
+        seconds = until - now
+        if seconds <= refuse:
+            return refuse
+        # The allocator adds `seconds` to `now`: make sure the filter ends at the batch run,
+        # not one rounding step after it.
+        while now + seconds > until:
+            seconds = math.nextafter(seconds, 0.0)
+        return seconds
 
     def send(self, framework: FrameworkRecord, event: Event) -> bool:
         """Send an event to a connected framework; dropped (False) otherwise."""
@@ -205,8 +251,16 @@ class MasterBase:
 
     # ------------------------------------------------------------------ offers
 
-    def remove_offer(self, offer: OfferRecord, *, rescind: bool, refuse: float | None = None) -> None:
-        """Drop an outstanding offer; its resources go back to the allocator."""
+    def remove_offer(
+        self,
+        offer: OfferRecord,
+        *,
+        rescind: bool,
+        refuse: float | None = None,
+        reallocate: bool = True,
+    ) -> None:
+        """Drop an outstanding offer; its resources go back to the allocator (and, unless
+        `reallocate` is False, to the next allocation run, which may offer them elsewhere)."""
         self.offers.pop(offer.id, None)
         framework = self.frameworks.get(offer.framework_id)
         agent = self.agents.get(offer.agent_id)
@@ -222,7 +276,8 @@ class MasterBase:
         self.allocator.recover_resources(
             offer.framework_id, offer.agent_id, offer.resources, refuse, self.now()
         )
-        self.request_allocation()
+        if reallocate:
+            self.request_allocation()
 
     def rescind_offers(self, offer_ids: set[str] | list[str]) -> None:
         for offer_id in list(offer_ids):

@@ -10,7 +10,9 @@ points the shell uses:
 - `agent_call(call)` for the agent protocol's POSTs (SUBSCRIBE goes to `agent_subscribe`);
 
 and the timers: `tick()` runs whatever is due at `clock.now()` (heartbeats, failover
-timeouts, offer timeouts, pings, re-registration deadlines, the periodic allocation), and
+timeouts, offer timeouts, pings, re-registration deadlines, the batch allocation every
+`allocation_interval` and the event-triggered one a coalescing window after its first
+trigger), and
 `next_deadline()` says when the next one is due, so the shell (or a test on a FakeClock)
 knows when to call `tick()` again.
 """
@@ -165,12 +167,16 @@ class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls):
         self.ping_agents(now)
         self.expire_reregistrations(now)
         self.events.tick(now)
-        if self.allocation_pending or now >= self.next_allocation:
+        if now >= self.next_batch_allocation or (
+            self.allocation_due is not None and now >= self.allocation_due
+        ):
             self.allocate()
 
     def next_deadline(self) -> float:
         """The earliest time at which `tick()` has something to do."""
-        deadlines = [self.next_allocation]
+        deadlines = [self.next_batch_allocation]
+        if self.allocation_due is not None:
+            deadlines.append(self.allocation_due)
         for framework in self.frameworks.values():
             if framework.connected:
                 deadlines.append(framework.next_heartbeat)

@@ -39,6 +39,11 @@ FLAGS: dict[str, tuple[str | None, str]] = {
                "quorum replicates the registry here (see docs/ha.md)"),
     "allocator": (DEFAULT_ALLOCATOR, "Allocator name (hierarchical, random) or module:Class path"),
     "allocation_interval": ("1secs", "Period of batch allocations"),
+    "allocation_coalesce_window": (
+        "5ms",
+        "Events that call for an allocation (agent or framework added, resources freed, "
+        "revive) within this window make one allocation run; 0 runs at the next timer pass",
+    ),
     "offer_timeout": (None, "Rescind offers not answered within this duration (default: never)"),
     "agent_ping_timeout": ("15secs", "Time an agent has to answer a ping"),
     "max_agent_ping_timeouts": ("5", "Missed pings before an agent is unreachable"),
@@ -192,11 +197,15 @@ class MasterFlags:
         interval = _duration("allocation_interval", raw["allocation_interval"])
         if interval <= 0:
             raise ConfigError("--allocation_interval: must be positive")
+        window = _duration("allocation_coalesce_window", raw["allocation_coalesce_window"])
+        if not 0.0 <= window <= interval:
+            raise ConfigError("--allocation_coalesce_window: must be between 0 and --allocation_interval")
         ping = _duration("agent_ping_timeout", raw["agent_ping_timeout"])
         if not 1.0 <= ping <= 3600.0:
             raise ConfigError("--agent_ping_timeout: must be between 1secs and 1hrs")
         flags.options = MasterOptions(
             allocation_interval=interval,
+            allocation_coalesce_window=window,
             offer_timeout=_duration("offer_timeout", raw["offer_timeout"]) if "offer_timeout" in raw else None,
             agent_ping_timeout=ping,
             max_agent_ping_timeouts=_int("max_agent_ping_timeouts", raw["max_agent_ping_timeouts"], 1),
@@ -220,4 +229,5 @@ class MasterFlags:
         """Every flag with its effective value, as GET_FLAGS and /master/state show them."""
         out = dict(self.raw)
         out["allocation_interval"] = format_duration(self.options.allocation_interval)
+        out["allocation_coalesce_window"] = format_duration(self.options.allocation_coalesce_window)
         return out

@@ -63,10 +63,20 @@ class OfferCalls(MasterBase):
     # ------------------------------------------------------------------ allocation
 
     def allocate(self) -> int:
-        """Run one allocation cycle and send the resulting offers; returns how many."""
+        """Run one allocation cycle and send the resulting offers; returns how many.
+
+        A run at or after `next_batch_allocation` is the batch run (the next one is due one
+        interval later); any other run is event-triggered and leaves the batch schedule alone.
+        Either run covers every pending trigger."""
         now = self.now()
+        if now >= self.next_batch_allocation:
+            self.batch_allocation_runs += 1
+            self.next_batch_allocation = now + self.options.allocation_interval
+        else:
+            self.event_allocation_runs += 1
         self.allocation_pending = False
-        self.next_allocation = now + self.options.allocation_interval
+        self.allocation_due = None
+        self.last_allocation = now
         per_framework: dict[str, list[Offer]] = {}
         count = 0
         for allocation in self.allocator.allocate(now):
@@ -140,12 +150,15 @@ class OfferCalls(MasterBase):
     # ------------------------------------------------------------------ DECLINE / REVIVE / SUPPRESS
 
     def decline(self, framework: FrameworkRecord, call: Decline) -> None:
+        """Declined resources go back without triggering an allocation run: the decliner is
+        filtered at least until the next batch run; others get them at the next run of any
+        kind (`refusal_seconds`)."""
         self.counters.inc("messages_decline_offers")
-        refuse = refuse_seconds(call.filters)
+        refuse = self.refusal_seconds(refuse_seconds(call.filters), declined=True)
         for offer_id in call.offer_ids:
             offer = self.offers.get(offer_id.value)
             if offer is not None and offer.framework_id == framework.id:
-                self.remove_offer(offer, rescind=False, refuse=refuse)
+                self.remove_offer(offer, rescind=False, refuse=refuse, reallocate=False)
 
     def revive(self, framework: FrameworkRecord, roles: list[str]) -> None:
         self.counters.inc("messages_revive_offers")
@@ -198,9 +211,8 @@ class OfferCalls(MasterBase):
             elif op.type == OfferOperationType.LAUNCH_GROUP:
                 available = self._launch_group(framework, agent, role, available, op)
         if available:
-            self.allocator.recover_resources(
-                framework.id, agent.id, available, refuse_seconds(call.filters), self.now()
-            )
+            refuse = self.refusal_seconds(refuse_seconds(call.filters), declined=False)
+            self.allocator.recover_resources(framework.id, agent.id, available, refuse, self.now())
         self.request_allocation()
 
     def _take_offers(

@@ -275,6 +275,10 @@ def metrics(master: MasterBase, now: float) -> dict[str, float]:
     m["allocator/event_queue_dispatches"] = 0
     m["allocator/mesos/event_queue_dispatches"] = 0
     m["allocator/mesos/allocation_runs"] = stats.allocation_runs
+    # How many runs were the periodic batch and how many events triggered (an operator
+    # watching for offer storms compares the second with the first).
+    m["allocator/mesos/allocation_runs_batch"] = master.batch_allocation_runs
+    m["allocator/mesos/allocation_runs_event_triggered"] = master.event_allocation_runs
     m["allocator/mesos/allocation_run_ms"] = stats.last_allocation_run_ms
     for r in ("cpus", "mem", "disk"):
         m[f"allocator/mesos/resources/{r}/total"] = stats.total.get(r, 0.0)
