@@ -613,3 +613,19 @@ def test_agent_reporting_a_removed_framework_is_told_to_shut_it_down() -> None:
     s.call("TEARDOWN")
     agent.subscribe(frameworks=[fw_info], tasks=[reported("t1", s.framework_id, offer)])
     assert agent.next_event("SHUTDOWN_FRAMEWORK").shutdown_framework.framework_id.value == s.framework_id
+
+
+def test_removed_agent_task_whose_terminal_update_was_not_forwarded_yet_is_lost() -> None:
+    """The agent knew the task finished but the framework had only seen RUNNING: removing the
+    agent must not complete the task silently."""
+    c = MasterCluster()
+    agent = c.add_agent()
+    s = c.add_scheduler()
+    c.allocate()
+    offer = offer_of(s)
+    s.launch(offer, [task_info("t1", offer)])
+    agent.update("t1", "TASK_RUNNING", framework_id=s.framework_id, latest_state="TASK_FINISHED")
+    assert s.next_event("UPDATE").update.status.state == "TASK_RUNNING"  # not acknowledged
+    c.master.mark_unreachable(c.master.agents[agent.agent_id])
+    status = s.next_event("UPDATE").update.status
+    assert (status.task_id.value, status.state, status.reason) == ("t1", "TASK_LOST", "REASON_AGENT_REMOVED")

@@ -431,7 +431,8 @@ class AgentCalls(MasterBase):
         message: str, unreachable_time: float | None,
     ) -> None:
         state = self.lost_state(framework, pa_state)
-        if task.recovered and is_terminal(task.state):
+        if task.status_update_state is not None and is_terminal(task.status_update_state):
+            # The framework already has this task's terminal update.
             self.complete_task(task)
             return
         status = self.master_status(
