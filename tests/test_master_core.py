@@ -629,3 +629,19 @@ def test_removed_agent_task_whose_terminal_update_was_not_forwarded_yet_is_lost(
     c.master.mark_unreachable(c.master.agents[agent.agent_id])
     status = s.next_event("UPDATE").update.status
     assert (status.task_id.value, status.state, status.reason) == ("t1", "TASK_LOST", "REASON_AGENT_REMOVED")
+
+
+def test_dropped_framework_without_failover_timeout_frees_its_offers_within_one_interval() -> None:
+    c = MasterCluster(MasterOptions(allocation_interval=1.0))
+    c.add_agent("cpus:2;mem:1024")
+    first = c.add_scheduler(framework_info("first"))
+    c.allocate()
+    offer_of(first)  # the whole agent
+    second = c.add_scheduler(framework_info("second"))
+    c.advance(1.0)
+    assert not second.all_of("OFFERS")
+    first.disconnect()  # failover_timeout 0
+    assert first.framework_id in c.master.completed_frameworks and c.master.offers == {}
+    c.advance(1.0)
+    [event] = second.all_of("OFFERS")
+    assert {r.name: r.scalar.value for r in event.offers.offers[0].resources if r.scalar} == {"cpus": 2, "mem": 1024}

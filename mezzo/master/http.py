@@ -35,7 +35,7 @@ from mezzo.master.registry import Registrar, RegistryOperation
 from mezzo.master.webui import WebUi
 from mezzo.net.http import MAX_BODY_BYTES, HTTPProblem, json_response, text_response
 from mezzo.net.request import decode_body, new_app, read_body, require_json_accept
-from mezzo.net.stream import RecordStream
+from mezzo.net.stream import RecordStream, Subscriber, serve_subscription
 
 log = logging.getLogger("mezzo.master.http")
 
@@ -272,17 +272,17 @@ class MasterServer:
         return web.Response(status=status)
 
     async def _subscribe(self, request: web.Request, call: Any) -> web.StreamResponse:
-        stream = RecordStream(request)
-        result = self.master.subscribe(call, stream)
-        if result.stream_id is not None:
-            stream.set_header("Mesos-Stream-Id", result.stream_id)
-        await stream.open()
-        framework_id = result.framework_id
-        if framework_id is not None:
-            stream.closed.add_done_callback(
-                lambda _: self.master.framework_disconnected(framework_id, stream)
+        def register(stream: RecordStream) -> Subscriber:
+            result = self.master.subscribe(call, stream)
+            framework_id = result.framework_id
+            if framework_id is None or result.stream_id is None:
+                return Subscriber()  # refused: the stream carries the ERROR and closes
+            return Subscriber(
+                headers={"Mesos-Stream-Id": result.stream_id},
+                ended=lambda _: self.master.framework_disconnected(framework_id, stream),
             )
-        return await stream.serve()
+
+        return await serve_subscription(request, register)
 
     # ------------------------------------------------------------------ agent protocol
 
@@ -300,15 +300,15 @@ class MasterServer:
         if call.type == AgentCallType.SUBSCRIBE:
             if call.subscribe is None:
                 return text_response(400, "Expecting 'subscribe' to be present")
-            stream = RecordStream(request)
-            result = self.master.agent_subscribe(call.subscribe, stream)
-            await stream.open()
-            agent_id = result.agent_id
-            if agent_id is not None:
-                stream.closed.add_done_callback(
-                    lambda _: self.master.agent_disconnected(agent_id, stream)
-                )
-            return await stream.serve()
+            subscribe = call.subscribe
+
+            def register(stream: RecordStream) -> Subscriber:
+                agent_id = self.master.agent_subscribe(subscribe, stream).agent_id
+                if agent_id is None:
+                    return Subscriber()  # refused: the stream carries the reason and closes
+                return Subscriber(ended=lambda _: self.master.agent_disconnected(agent_id, stream))
+
+            return await serve_subscription(request, register)
         try:
             self.master.agent_call(call)
         except CallRefused as refused:

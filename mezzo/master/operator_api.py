@@ -33,7 +33,7 @@ from mezzo.api.codec import convert, encode
 from mezzo.net.files import VirtualFiles
 from mezzo.net.http import HTTPProblem, json_response, text_response
 from mezzo.net.logging_level import LoggingLevel
-from mezzo.net.stream import RecordStream
+from mezzo.net.stream import RecordStream, Subscriber, serve_subscription
 
 log = logging.getLogger("mezzo.master.operator")
 
@@ -124,21 +124,21 @@ class OperatorApi:
         stream.close("closed by the master")
 
     async def subscribe(self, request: web.Request) -> web.StreamResponse:
-        stream = RecordStream(request, max_queued=self.max_queued)
         peer = request.remote or "?"
-        await stream.open()
-        self.master.operator_subscribe(stream)
-        log.info("operator event stream subscriber %s added (%d subscribed)", peer,
-                 len(self.master.events.subscribers))
 
-        def ended(future: Any) -> None:
-            self.master.operator_unsubscribed(stream)
-            reason = future.result() if not future.cancelled() else "cancelled"
-            if reason.startswith("overflow"):
-                log.warning("operator event stream subscriber %s disconnected: it fell %d events "
-                            "behind", peer, self.max_queued)
-            else:
-                log.info("operator event stream subscriber %s removed: %s", peer, reason)
+        def register(stream: RecordStream) -> Subscriber:
+            self.master.operator_subscribe(stream)
+            log.info("operator event stream subscriber %s added (%d subscribed)", peer,
+                     len(self.master.events.subscribers))
 
-        stream.closed.add_done_callback(ended)
-        return await stream.serve()
+            def ended(reason: str) -> None:
+                self.master.operator_unsubscribed(stream)
+                if reason.startswith("overflow"):
+                    log.warning("operator event stream subscriber %s disconnected: it fell %d "
+                                "events behind", peer, self.max_queued)
+                else:
+                    log.info("operator event stream subscriber %s removed: %s", peer, reason)
+
+            return Subscriber(ended=ended)
+
+        return await serve_subscription(request, register, max_queued=self.max_queued)

@@ -12,18 +12,30 @@ length prefix.
 The stream ends when the server calls `close()`, when the client goes away (a write fails or
 the transport closes), or when the queue overflows (a client that stopped reading). `closed`
 is a future that completes then; owners watch it to mark the subscriber disconnected.
+
+`serve_subscription` is the one way a handler opens a stream for a subscriber (a framework, an
+agent, an operator-API client): it refuses a request whose response cannot be a stream before
+anything is registered, registers the owner, watches the stream's end *before* the response
+starts, and if the response cannot start (the client reset the connection during the
+handshake) the stream ends at once, so the owner never stays registered on a stream that
+never opened.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from mezzo.api.recordio import encode_record
+from mezzo.net.http import text_response
+
+log = logging.getLogger(__name__)
 
 # Records queued for a client that reads nothing; past this the stream is closed so that a
 # stuck subscriber cannot grow the server's memory without bound.
@@ -58,10 +70,20 @@ class RecordStream:
         """Add a response header; only before `open()` (headers go out with the first byte)."""
         self._response.headers[name] = value
 
-    async def open(self) -> None:
-        """Send the response headers and start the writer."""
-        await self._response.prepare(self._request)
+    async def open(self) -> bool:
+        """Send the response headers and start the writer. False if the response cannot
+        start (the client went away): the stream has then ended ("client disconnected")."""
+        try:
+            await self._response.prepare(self._request)
+        except ConnectionError:
+            self._finish("client disconnected")
+            return False
         self._writer = asyncio.create_task(self._write_loop())
+        return True
+
+    @property
+    def response(self) -> web.StreamResponse:
+        return self._response
 
     @property
     def is_closed(self) -> bool:
@@ -150,3 +172,49 @@ class RecordStream:
             transport = self._request.transport
             if transport is not None:
                 transport.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """What registering a stream's owner produced: the response headers to send, and what to
+    call (once, with the reason) when the stream ends; `ended` is None when nothing was
+    registered (a refusal the stream itself carries, then closes)."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    ended: Callable[[str], None] | None = None
+
+
+def streaming_problem(request: web.BaseRequest) -> web.Response | None:
+    """The 400 for a request whose response cannot be a stream: the events go out in chunked
+    transfer encoding, which HTTP/1.0 does not have."""
+    if request.version < (1, 1):
+        version = f"HTTP/{request.version.major}.{request.version.minor}"
+        return text_response(400, f"Streaming responses need HTTP/1.1; the request is {version}")
+    return None
+
+
+async def serve_subscription(
+    request: web.Request,
+    register: Callable[[RecordStream], Subscriber],
+    *,
+    max_queued: int = DEFAULT_MAX_QUEUED,
+) -> web.StreamResponse:
+    """Open a stream for a subscriber and serve it until it ends (see the module docstring).
+
+    `register(stream)` registers the owner (events it sends meanwhile are queued) and is
+    called only for a request that can be streamed; `Subscriber.ended` runs when the stream
+    ends, however it ends, including when the response never started."""
+    problem = streaming_problem(request)
+    if problem is not None:
+        return problem
+    stream = RecordStream(request, max_queued=max_queued)
+    subscriber = register(stream)
+    for name, value in subscriber.headers.items():
+        stream.set_header(name, value)
+    ended = subscriber.ended
+    if ended is not None:
+        stream.closed.add_done_callback(lambda closed: ended(closed.result()))
+    if not await stream.open():
+        log.info("%s %s: the client went away before the stream started", request.method, request.path)
+        return stream.response
+    return await stream.serve()

@@ -164,6 +164,13 @@ class MiniScheduler:
         if self._session is not None:
             await self._session.close()
 
+    def drop_connection(self) -> None:
+        """The scheduler's connection breaks (no TEARDOWN): the subscription stream closes."""
+        if self._reader is not None:
+            self._reader.cancel()
+        if self._stream is not None:
+            self._stream.close()
+
     async def _read(self) -> None:
         import json
 
