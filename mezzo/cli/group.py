@@ -45,6 +45,9 @@ COMMANDS: dict[str, LazyCommand] = {
         "mezzo.cli.inspect", "tasks", "List tasks (running ones; with --all also finished ones)."
     ),
     "logs": LazyCommand("mezzo.cli.logs", "logs", "Print the stdout (or stderr) of a task from its sandbox."),
+    "sim": LazyCommand(
+        "mezzo.cli.sim", "sim", "Reproduce the Mesos paper's evaluation on a simulated cluster (docs/evaluation.md)."
+    ),
     "example": LazyCommand(
         "mezzo.cli.examples",
         "example",

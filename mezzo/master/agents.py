@@ -114,6 +114,8 @@ class AgentCalls(MasterBase):
             agent.reregistered_time = now
         self.agents[agent_id] = agent
         self.events.agent_added(agent)
+        self.ping_timers.set(agent_id, agent.next_ping)
+        self.reregister_timers.discard(agent_id)
         used = self._rebuild_from_agent(agent, sub, previously_unreachable) if reregistered else {}
         self._keep_unreported(agent, unreported, used)
         self.allocator.add_agent(agent_id, total, used)
@@ -315,8 +317,12 @@ class AgentCalls(MasterBase):
 
     def ping_agents(self, now: float) -> None:
         timeout = self.options.agent_ping_timeout
-        for agent in list(self.agents.values()):
-            if not agent.connected or now < agent.next_ping:
+        for agent_id in self.ping_timers.pop_due(now):
+            agent = self.agents.get(agent_id)
+            if agent is None or not agent.connected:
+                continue
+            if now < agent.next_ping:  # not due after all: keep its timer
+                self.ping_timers.set(agent_id, agent.next_ping)
                 continue
             if agent.pong_pending:
                 agent.missed_pings += 1
@@ -327,14 +333,20 @@ class AgentCalls(MasterBase):
             agent.ping_id += 1
             agent.pong_pending = True
             agent.next_ping = now + timeout
+            self.ping_timers.set(agent_id, agent.next_ping)
             self.outbox.send_agent(
                 agent.stream, AgentEvent(type=AgentEventType.PING, ping=AgentPing(ping_id=agent.ping_id))
             )
 
     def expire_reregistrations(self, now: float) -> None:
-        for agent in list(self.agents.values()):
-            if agent.reregister_deadline is not None and now >= agent.reregister_deadline:
-                self.mark_unreachable(agent)
+        for agent_id in self.reregister_timers.pop_due(now):
+            agent = self.agents.get(agent_id)
+            if agent is None or agent.connected or agent.reregister_deadline is None:
+                continue
+            if now < agent.reregister_deadline:
+                self.reregister_timers.set(agent_id, agent.reregister_deadline)
+                continue
+            self.mark_unreachable(agent)
         if self.recovery_deadline is not None and now >= self.recovery_deadline:
             self.recovery_deadline = None
             for agent_id, info in list(self.recovered_agents.items()):
@@ -355,6 +367,8 @@ class AgentCalls(MasterBase):
         agent.active = False
         agent.stream = None
         agent.reregister_deadline = now + self.options.agent_reregister_timeout
+        self.ping_timers.discard(agent.id)
+        self.reregister_timers.set(agent.id, agent.reregister_deadline)
         self.allocator.deactivate_agent(agent.id)
         self.rescind_offers(agent.offers)
         for (framework_id, _), task in list(agent.tasks.items()):
@@ -424,6 +438,8 @@ class AgentCalls(MasterBase):
             self.send(framework, Event(type=EventType.FAILURE, failure=Failure(agent_id=AgentID(value=agent.id))))
         del self.agents[agent.id]
         self.events.agent_removed(agent.id)
+        self.ping_timers.discard(agent.id)
+        self.reregister_timers.discard(agent.id)
         self.request_allocation()
 
     def _end_task(

@@ -38,6 +38,7 @@ from mezzo.master.events import DEFAULT_MAX_SUBSCRIBERS, OperatorEvents
 from mezzo.master.outbox import Outbox
 from mezzo.master.records import AgentRecord, FrameworkRecord, OfferRecord, TaskRecord, time_info
 from mezzo.master.registry import RegistryState
+from mezzo.master.timers import DeadlineQueue
 
 log = logging.getLogger("mezzo.master")
 
@@ -122,6 +123,10 @@ class MasterBase:
         # `recovered`); connected ones have a stream. Leave on TEARDOWN, failover timeout,
         # operator teardown -> `completed_frameworks`.
         self.frameworks: dict[str, FrameworkRecord] = {}
+        # Per-framework timers (`mezzo.master.timers`): the next HEARTBEAT of each connected
+        # framework, the failover deadline of each disconnected one.
+        self.heartbeat_timers = DeadlineQueue()
+        self.failover_timers = DeadlineQueue()
         # Removed frameworks, newest last, at most --max_completed_frameworks. A SUBSCRIBE
         # with one of these ids is refused ("Framework has been removed").
         self.completed_frameworks: OrderedDict[str, FrameworkRecord] = OrderedDict()
@@ -134,6 +139,10 @@ class MasterBase:
         # re-registration or when --agent_reregister_timeout expires (-> unreachable).
         self.recovered_agents: dict[str, object] = {}
         self.recovery_deadline: float | None = None
+        # Per-agent timers (`mezzo.master.timers`): the next PING of each connected agent,
+        # the re-registration deadline of each disconnected one.
+        self.ping_timers = DeadlineQueue()
+        self.reregister_timers = DeadlineQueue()
         # Marked unreachable (id -> (AgentInfo, time)); leave if the agent comes back.
         self.unreachable_agents: dict[str, tuple[object, float]] = {}
         # Marked gone by an operator (id -> time); terminal: such an agent is shut down.

@@ -133,6 +133,8 @@ class FrameworkCalls(MasterBase):
         framework.failover_deadline = None
         framework.unregistered_time = None
         framework.next_heartbeat = now + self.options.heartbeat_interval
+        self.heartbeat_timers.set(framework.id, framework.next_heartbeat)
+        self.failover_timers.discard(framework.id)
         self.allocator.activate_framework(framework.id)
         self.send(
             framework,
@@ -233,6 +235,8 @@ class FrameworkCalls(MasterBase):
         self.rescind_offers(framework.offers)
         timeout = framework.info.failover_timeout or 0.0
         framework.failover_deadline = now + timeout
+        self.heartbeat_timers.discard(framework.id)
+        self.failover_timers.set(framework.id, framework.failover_deadline)
         log.info("framework %s disconnected; failover timeout %ss", framework.id, timeout)
         if timeout <= 0:
             self.remove_framework(framework)
@@ -240,18 +244,26 @@ class FrameworkCalls(MasterBase):
             self.events.framework_updated(framework)
 
     def expire_failover_timeouts(self, now: float) -> None:
-        for framework in list(self.frameworks.values()):
-            deadline = framework.failover_deadline
-            if deadline is not None and not framework.connected and now >= deadline:
-                log.info("framework %s failover timeout expired", framework.id)
-                self.remove_framework(framework)
+        for framework_id in self.failover_timers.pop_due(now):
+            framework = self.frameworks.get(framework_id)
+            if framework is None or framework.connected or framework.failover_deadline is None:
+                continue
+            if now < framework.failover_deadline:
+                self.failover_timers.set(framework_id, framework.failover_deadline)
+                continue
+            log.info("framework %s failover timeout expired", framework.id)
+            self.remove_framework(framework)
 
     def send_heartbeats(self, now: float) -> None:
         interval = self.options.heartbeat_interval
-        for framework in self.frameworks.values():
-            if framework.connected and now >= framework.next_heartbeat:
+        for framework_id in self.heartbeat_timers.pop_due(now):
+            framework = self.frameworks.get(framework_id)
+            if framework is None or not framework.connected:
+                continue
+            if now >= framework.next_heartbeat:
                 framework.next_heartbeat = now + interval
                 self.send(framework, _HEARTBEAT)
+            self.heartbeat_timers.set(framework_id, framework.next_heartbeat)
 
     # ------------------------------------------------------------------ removal
 
@@ -269,6 +281,8 @@ class FrameworkCalls(MasterBase):
         framework.connected = False
         framework.active = False
         framework.failover_deadline = None
+        self.heartbeat_timers.discard(framework.id)
+        self.failover_timers.discard(framework.id)
         framework.unregistered_time = framework.unregistered_time or now
         for offer_id in list(framework.offers):
             offer = self.offers.get(offer_id)

@@ -1,0 +1,96 @@
+"""`mezzo sim`: the paper's experiments on the simulator (`mezzo.sim`).
+
+    mezzo sim list
+    mezzo sim run locality [--scale small|paper] [--seed N] [--out DIR] [--cost measured|fixed]
+    mezzo sim run all --scale small
+
+Each run writes DIR/NAME.json, DIR/NAME.md and DIR/NAME.png and prints the Markdown table.
+The simulator, its experiments and matplotlib are imported only inside these commands, so
+`mezzo --version` and the other sub-commands never load them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+@click.group("sim")
+def sim() -> None:
+    """Reproduce the Mesos paper's evaluation on a simulated cluster (docs/evaluation.md)."""
+
+
+@sim.command("list")
+def list_experiments() -> None:
+    """Name every experiment."""
+    from mezzo.sim.experiments import EXPERIMENTS
+
+    width = max(len(n) for n in EXPERIMENTS)
+    for name, what in EXPERIMENTS.items():
+        click.echo(f"{name:<{width}}  {what}")
+
+
+class _RichProgress:
+    """The experiments' `Progress` as a rich progress bar (virtual seconds simulated)."""
+
+    def __init__(self, progress: Any) -> None:
+        self._progress = progress
+        self._task: Any = None
+
+    def start(self, label: str, total: float) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, completed=self._progress.tasks[-1].total)
+        self._task = self._progress.add_task(label, total=total)
+
+    def update(self, completed: float) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, completed=completed)
+
+
+@sim.command("run")
+@click.argument("name")
+@click.option("--scale", type=click.Choice(["small", "paper"]), default="small", show_default=True,
+              help="small: seconds, for tests; paper: the paper's sizes.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--out", "out", type=click.Path(file_okay=False), default="sim-results",
+              show_default=True, help="Directory for NAME.json, NAME.md and NAME.png.")
+@click.option("--cost", type=click.Choice(["measured", "fixed"]), default=None,
+              help="Master service time: the CPU time its code took (measured) or a "
+                   "calibrated table (fixed: same seed, same output). Default: per experiment.")
+@click.option("--no-plot", is_flag=True, help="Skip the PNG.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar, no table.")
+def run(name: str, scale: str, seed: int, out: str, cost: str | None, no_plot: bool,
+        quiet: bool) -> None:
+    """Run experiment NAME (or `all`): see `mezzo sim list`."""
+    from mezzo.core.gc_tuning import tune_for_daemon
+    from mezzo.sim.experiments import EXPERIMENTS, load
+    from mezzo.sim.report import NoProgress, write
+
+    names = list(EXPERIMENTS) if name == "all" else [name]
+    for n in names:
+        if n not in EXPERIMENTS:
+            raise click.ClickException(
+                f"unknown experiment '{n}' (known: {', '.join(EXPERIMENTS)}, all)")
+    # The simulated master runs with the daemons' garbage-collector settings, so that its
+    # measured service times are those of a real master.
+    tune_for_daemon()
+    for n in names:
+        module = load(n)
+        options: dict[str, Any] = {}
+        if cost is not None:
+            options["cost"] = cost
+        if quiet:
+            result = module.run(scale, seed, NoProgress(), **options)
+        else:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            with Progress(TextColumn(f"{n} [progress.description]{{task.description}}"),
+                          BarColumn(), TextColumn("{task.percentage:>3.0f}% of virtual time"),
+                          TimeElapsedColumn(), transient=True) as bar:
+                result = module.run(scale, seed, _RichProgress(bar), **options)
+        paths = write(result, Path(out), None if no_plot else module.plot)
+        if not quiet:
+            click.echo(f"# {n} ({scale} scale, seed {seed})\n")
+            click.echo(result.table)
+            click.echo("wrote " + ", ".join(str(p) for p in paths))

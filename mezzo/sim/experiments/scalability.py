@@ -1,0 +1,123 @@
+"""Scalability (§6.5, Fig. 10): the overhead of launching a task as the cluster grows.
+
+As in the paper: 200 frameworks keep the cluster full, each launching a new task as soon as
+it is offered room, with task durations drawn from N(30 s, 10 s). Once the cluster is in
+steady state (all agents busy, tasks ending and being replaced continuously) a test framework
+registers and launches one 10 s task; the overhead is the time beyond 10 s from its
+registration to the report of the task's completion. The master's cost is the CPU time its
+real code took (`--cost measured`, the default here), so the figure measures mezzo.
+
+Each agent has room for one task (`cpus:1;mem:1024`, the tasks' size), so N agents carry
+N/30 task launches per second in steady state, and every launch costs the master an ACCEPT,
+two status updates and two acknowledgements, plus an allocation. Three test frameworks
+register 10 s apart; the row reports their mean overhead (and the worst).
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import time
+
+import psutil
+
+from mezzo.sim.cluster import SimCluster
+from mezzo.sim.frameworks import ContinuousFramework, ProbeFramework, normal_duration
+from mezzo.sim.report import NoProgress, Progress, Result, markdown_table
+
+TITLE = "Scalability: overhead of launching a task, 1,000 -> 50,000 agents (Fig. 10)"
+DEFAULT_COST = "measured"
+AGENTS = {"small": [100, 400], "paper": [1_000, 5_000, 10_000, 20_000, 50_000]}
+FRAMEWORKS = {"small": 20, "paper": 200}
+PAPER = {
+    "figure": "Fig. 10",
+    "overhead_s": {"50000": 0.75},
+    "claim": "overhead under 1 s from 1,000 to 50,000 agents; about 0.75 s at 50,000",
+}
+TASK = "cpus:1;mem:1024"
+WARMUP = 60.0  # registration spread 10 s, then two mean task lengths to mix the ages
+PROBES = 3
+PROBE_GAP = 10.0
+PROBE_LENGTH = 10.0
+
+
+def run_point(agents: int, frameworks: int, seed: int, cost: str, progress: Progress) -> dict:
+    gc.collect()
+    cluster = SimCluster(seed=seed, cost=cost)
+    rng = random.Random(seed)
+    cluster.add_agents(agents, TASK, spread=10.0)
+    for i in range(frameworks):
+        cluster.add_framework(ContinuousFramework(
+            cluster.engine, f"load{i}", task=(1.0, 1024.0),
+            duration=normal_duration(rng, 30.0, 10.0),
+        ))
+    engine = cluster.engine
+    start = engine.now
+    horizon = WARMUP + PROBES * PROBE_GAP + PROBE_LENGTH + 20.0
+    progress.start(f"{agents:,} agents", horizon)
+    cluster.run(until=start + WARMUP, progress=lambda now: progress.update(now - start))
+    master = cluster.master
+    busy0, t0 = master.busy_seconds, engine.now
+    probes = [
+        cluster.add_framework(
+            ProbeFramework(engine, f"probe{k}", length=PROBE_LENGTH, resources=TASK),
+            at=t0 + k * PROBE_GAP,
+        )
+        for k in range(PROBES)
+    ]
+    cluster.run(
+        until=start + horizon,
+        stop=lambda: all(p.done_at is not None for p in probes),  # type: ignore[attr-defined]
+        progress=lambda now: progress.update(now - start),
+    )
+    progress.update(horizon)
+    window = engine.now - t0
+    overheads = [p.overhead for p in probes if p.overhead is not None]  # type: ignore[attr-defined]
+    running = sum(a.running_tasks for a in cluster.agents)
+    return {
+        "agents": agents,
+        "frameworks": frameworks,
+        "overhead_s": round(sum(overheads) / len(overheads), 4) if overheads else None,
+        "overhead_max_s": round(max(overheads), 4) if overheads else None,
+        "master_cpu_pct": round(100.0 * (master.busy_seconds - busy0) / window, 2),
+        "master_rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
+        "busy_agents_pct": round(100.0 * running / agents, 1),
+        "tasks_per_s": round(agents / 30.0, 1),
+        "master_jobs": master.jobs,
+    }
+
+
+def run(scale: str, seed: int, progress: Progress | None = None, cost: str | None = None,
+        agents: list[int] | None = None) -> Result:
+    progress = progress or NoProgress()
+    cost = cost or DEFAULT_COST
+    rows = []
+    wall = time.monotonic()
+    for n in agents or AGENTS[scale]:
+        rows.append(run_point(n, FRAMEWORKS[scale], seed, cost, progress))
+    table = markdown_table(
+        ["agents", "paper overhead (s)", "mezzo overhead (s)", "worst of 3 (s)",
+         "master CPU %", "RSS (MB)"],
+        [[f"{r['agents']:,}", "0.75" if r["agents"] == 50_000 else "< 1", r["overhead_s"],
+          r["overhead_max_s"], r["master_cpu_pct"], r["master_rss_mb"]] for r in rows],
+    )
+    return Result(
+        "scalability", scale, seed, rows, PAPER, table=table,
+        extra={"cost_model": cost, "wall_s": round(time.monotonic() - wall, 1)},
+    )
+
+
+def plot(result: Result, fig) -> None:  # type: ignore[no-untyped-def]
+    ax = fig.add_subplot(1, 1, 1)
+    xs = [r["agents"] for r in result.rows]
+    ax.plot(xs, [r["overhead_s"] for r in result.rows], "o-", label="mezzo (simulated)")
+    ax.plot([50_000], [0.75], "s", color="tab:red", label="paper (50,000 agents)")
+    ax.axhline(1.0, color="grey", linestyle=":", label="paper: < 1 s throughout")
+    ax.set_xlabel("agents")
+    ax.set_ylabel("task launch overhead (s)")
+    ax.set_title("Scalability (Fig. 10)")
+    ax.legend()
+    ax2 = ax.twinx()
+    ax2.plot(xs, [r["master_cpu_pct"] for r in result.rows], "^--", color="tab:green",
+             label="master CPU %")
+    ax2.set_ylabel("master CPU % (one core)")

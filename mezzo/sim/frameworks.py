@@ -1,0 +1,91 @@
+"""Simple simulated frameworks: a continuous task launcher and a one-task probe.
+
+`ContinuousFramework` fills every offer with tasks whose durations are drawn from a
+distribution, forever (the background load of the scalability experiment, the "other
+frameworks" of the analytic-model experiment). `ProbeFramework` subscribes, launches one
+task of fixed length on its first usable offer and records when the task's completion
+reached it (the scalability experiment's test framework).
+
+The workload frameworks built on mezzo's framework decision cores (delay scheduling, gangs,
+iterations) are in `mezzo.sim.workload_frameworks`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from mezzo.api.common import Offer, TaskState, TaskStatus
+from mezzo.sim.engine import Engine
+from mezzo.sim.framework import SimFramework, slots
+
+
+class ContinuousFramework(SimFramework):
+    """Keeps every slot it is offered busy with tasks of `duration()` seconds."""
+
+    def __init__(self, engine: Engine, name: str, *, task: tuple[float, float],
+                 duration: Callable[[], float], refuse: float = 1.0) -> None:
+        super().__init__(engine, name)
+        self.task_cpus, self.task_mem = task
+        self.resources = f"cpus:{self.task_cpus};mem:{self.task_mem}"
+        self.duration = duration
+        self.refuse = refuse
+        self.launched = 0
+        self.finished = 0
+        self.running = 0
+
+    def on_offers(self, offers: list[Offer]) -> None:
+        for offer in offers:
+            n = slots(offer, self.task_cpus, self.task_mem)
+            if n == 0:
+                # A fragment too small for a task: don't see it again for a while.
+                self.decline([offer.id.value], refuse=60.0)
+                continue
+            tasks = [self.task(offer, self.resources, self.duration()) for _ in range(n)]
+            self.launched += n
+            self.running += n
+            self.launch([offer.id.value], tasks, refuse=self.refuse)
+
+    def on_update(self, status: TaskStatus) -> None:
+        if status.state in (TaskState.TASK_FINISHED, TaskState.TASK_FAILED, TaskState.TASK_KILLED,
+                            TaskState.TASK_LOST, TaskState.TASK_ERROR, TaskState.TASK_DROPPED):
+            self.running -= 1
+            if status.state == TaskState.TASK_FINISHED:
+                self.finished += 1
+
+
+def normal_duration(rng: random.Random, mean: float, sd: float, floor: float = 1.0) -> Callable[[], float]:
+    return lambda: max(floor, rng.gauss(mean, sd))
+
+
+class ProbeFramework(SimFramework):
+    """Registers, runs one task of `length` seconds, records when its end was reported."""
+
+    def __init__(self, engine: Engine, name: str, *, length: float, resources: str) -> None:
+        super().__init__(engine, name)
+        self.length = length
+        self.resources = resources
+        self.cpus = float(resources.split("cpus:")[1].split(";")[0])
+        self.mem = float(resources.split("mem:")[1].split(";")[0])
+        self.launched_at: float | None = None
+        self.done_at: float | None = None
+
+    def on_offers(self, offers: list[Offer]) -> None:
+        for offer in offers:
+            if self.launched_at is None and slots(offer, self.cpus, self.mem) >= 1:
+                self.launched_at = self.engine.now
+                self.launch([offer.id.value], [self.task(offer, self.resources, self.length)])
+            else:
+                self.decline([offer.id.value], refuse=3600.0)
+
+    def on_update(self, status: TaskStatus) -> None:
+        if status.state == TaskState.TASK_FINISHED and self.done_at is None:
+            self.done_at = self.engine.now
+            self.teardown()
+
+    @property
+    def overhead(self) -> float | None:
+        """Seconds beyond the task's length from registration to the completion report."""
+        if self.done_at is None or self.started_at is None:
+            return None
+        return self.done_at - self.started_at - self.length

@@ -1,0 +1,363 @@
+"""The simulated master: mezzo's real `Master` core behind a single-server queue.
+
+The master is modelled as one server (the real master is one asyncio thread). Every message
+that reaches it — a scheduler call, an agent call, a subscription, a timer tick, an
+allocation run — is a *job*. Jobs arrive `latency` seconds after the client sent them and are
+served one at a time in arrival order. Serving a job means:
+
+1. the virtual clock reads the job's start time (`max(arrival, end of the previous job)`);
+2. the master core is called (for messages, after decoding the JSON body the client encoded,
+   as the HTTP shell does; events the core emits are JSON-encoded too), and the CPU time that
+   took is measured (`time.thread_time`, the `measured` cost model) or looked up in a fixed,
+   calibrated table (the `fixed` model: same seed, same output);
+3. the server is busy for that service time; at its end every effect the core produced
+   (events on framework and agent streams) leaves, reaching its client `latency` later.
+
+So a saturated master delays everyone, and the time a framework waits is what mezzo's own
+code costs. Timers follow the HTTP shell (`mezzo/master/http.py`): a timer job runs `tick()`
+and then sleeps until `next_deadline()`, at most one second; a core that asks for an
+allocation (`wake`) gets one allocation job queued behind the jobs already waiting, which is
+how the shell batches allocation requests into the next loop iteration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mezzo.api.codec import decode, encode
+from mezzo.api.common import MasterInfo
+from mezzo.api.internal import AgentCall, AgentEvent, AgentSubscribe
+from mezzo.api.scheduler import Call, Event
+from mezzo.core.ids import IdSource
+from mezzo.master.allocator import AllocatorOptions, create_allocator
+from mezzo.master.base import MasterOptions
+from mezzo.master.core import CallRefused, Master
+from mezzo.master.registry import Registrar, RegistryOperation
+from mezzo.sim.engine import Engine
+from mezzo.store.memory import MemoryStore
+
+
+class Endpoint(Protocol):
+    """A client of the master (simulated agent or framework)."""
+
+    def receive(self, event: Any) -> None: ...
+
+    def stream_closed(self, link: Link) -> None: ...
+
+
+class Link:
+    """One subscription stream: the handle the master core stores and hands back."""
+
+    __slots__ = ("closed", "owner", "stream_id")
+
+    def __init__(self, owner: Endpoint) -> None:
+        self.owner = owner
+        self.closed = False
+        self.stream_id: str | None = None  # a framework's Mesos-Stream-Id
+
+    def deliver(self, event: Any) -> None:
+        if not self.closed:
+            self.owner.receive(event)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.owner.stream_closed(self)
+
+
+# --------------------------------------------------------------------------- cost models
+
+# Service times (seconds) of the `fixed` cost model, per job kind, plus a per-item term
+# (items: offers made by an allocation run, updates in a status-update call, agents visited by
+# a timer tick). Calibrated from `--cost measured` runs of the scalability experiment on this
+# machine (medians; `mezzo sim calibrate` prints them): see docs/evaluation.md.
+FIXED_COSTS: dict[str, tuple[float, float]] = {
+    "scheduler.SUBSCRIBE": (150e-6, 0.0),
+    "scheduler.ACCEPT": (95e-6, 60e-6),
+    "scheduler.DECLINE": (40e-6, 15e-6),
+    "scheduler.ACKNOWLEDGE": (30e-6, 0.0),
+    "scheduler.other": (30e-6, 0.0),
+    "agent.SUBSCRIBE": (200e-6, 20e-6),
+    "agent.STATUS_UPDATE": (40e-6, 35e-6),
+    "agent.PONG": (12e-6, 0.0),
+    "agent.other": (30e-6, 0.0),
+    "allocate": (40e-6, 30e-6),
+    "tick": (30e-6, 0.0),
+    "recover": (1e-3, 0.0),
+}
+
+
+class CostModel(Protocol):
+    name: str
+
+    def serve(self, kind: str, fn: Callable[[], int]) -> float:
+        """Run the job; return its service time in seconds. `fn` returns its item count."""
+        ...
+
+
+class MeasuredCost:
+    """Service time = the CPU time the real code took (this thread only)."""
+
+    name = "measured"
+
+    def serve(self, kind: str, fn: Callable[[], int]) -> float:
+        started = time.thread_time_ns()
+        fn()
+        return (time.thread_time_ns() - started) * 1e-9
+
+
+class FixedCost:
+    """Service time from a calibrated table: deterministic, so same seed ⇒ same output."""
+
+    name = "fixed"
+
+    def __init__(self, table: dict[str, tuple[float, float]] | None = None) -> None:
+        self.table = table or FIXED_COSTS
+
+    def serve(self, kind: str, fn: Callable[[], int]) -> float:
+        items = fn()
+        found = self.table.get(kind) or self.table.get(kind.split(".")[0] + ".other")
+        base, per_item = found if found is not None else (0.0, 0.0)
+        return base + per_item * items
+
+
+def cost_model(name: str) -> CostModel:
+    if name == "measured":
+        return MeasuredCost()
+    if name == "fixed":
+        return FixedCost()
+    raise ValueError(f"unknown cost model {name!r} (expected 'measured' or 'fixed')")
+
+
+# --------------------------------------------------------------------------- outbox
+
+
+class _SimOutbox:
+    """The core's Outbox: effects of the job being served, sent when its service ends."""
+
+    def __init__(self, registrar: Registrar, codec: bool) -> None:
+        self.registrar = registrar
+        self.codec = codec
+        self.effects: list[tuple[Link, Any]] = []
+        self.closing: list[Link] = []
+
+    def send_framework(self, stream: Link, event: Event) -> None:
+        if self.codec:
+            encode(event)  # the shell's JSON encoding is part of what the master costs
+        self.effects.append((stream, event))
+
+    def close_framework(self, stream: Link) -> None:
+        self.closing.append(stream)
+
+    def send_agent(self, stream: Link, event: AgentEvent) -> None:
+        if self.codec:
+            encode(event)
+        self.effects.append((stream, event))
+
+    def close_agent(self, stream: Link) -> None:
+        self.closing.append(stream)
+
+    def registry(self, operation: RegistryOperation) -> None:
+        self.registrar.apply(operation)
+
+
+# --------------------------------------------------------------------------- the node
+
+
+@dataclass
+class KindStats:
+    count: int = 0
+    seconds: float = 0.0
+    samples: list[float] = field(default_factory=list)
+
+
+class MasterNode:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        latency: float = 0.0005,
+        cost: CostModel | None = None,
+        options: MasterOptions | None = None,
+        seed: int = 0,
+        store: MemoryStore | None = None,
+        master_id: str = "sim-master",
+        codec: bool = True,
+        keep_samples: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.latency = latency
+        self.cost = cost or FixedCost()
+        self.codec = codec
+        self.store = store or MemoryStore()
+        self.registrar = Registrar(self.store)
+        self.outbox = _SimOutbox(self.registrar, codec)
+        self.master = Master(
+            clock=engine.clock,
+            ids=IdSource(master_id=master_id, seed=seed),
+            allocator=create_allocator("hierarchical", AllocatorOptions(seed=seed)),
+            outbox=self.outbox,
+            master_info=MasterInfo(id=master_id, hostname="sim-master", port=5050, version="1.11.0"),
+            options=options or MasterOptions(),
+            wake=self._wake,
+        )
+        self.alive = True
+        self._queue: deque[tuple[str, Callable[[], int]]] = deque()
+        self._busy = False
+        self._allocation_queued = False
+        self.busy_seconds = 0.0
+        self.jobs = 0
+        self.stats: dict[str, KindStats] = defaultdict(KindStats)
+        self.keep_samples = keep_samples
+        self.refused = 0
+        self._next_tick_delay = 1.0
+        self._recover()
+        self._timer = engine.soon(self._timer_due)
+
+    def _recover(self) -> None:
+        state = self.registrar.recover()
+        self._run_job("recover", lambda: self.master.recover(state) or 0)
+
+    # ------------------------------------------------------------------ client API
+
+    def scheduler_subscribe(self, call: Call, link: Link) -> None:
+        body = encode(call) if self.codec else call
+        self._send("scheduler.SUBSCRIBE", self._subscribe_job, body, link)
+
+    def scheduler_call(self, call: Call, stream_id: str | None) -> None:
+        body = encode(call) if self.codec else call
+        kind = f"scheduler.{call.type}"
+        self._send(kind if kind in FIXED_COSTS else "scheduler.other", self._call_job, body, stream_id)
+
+    def agent_subscribe(self, sub: AgentSubscribe, link: Link) -> None:
+        body = encode(sub) if self.codec else sub
+        self._send("agent.SUBSCRIBE", self._agent_subscribe_job, body, link)
+
+    def agent_call(self, call: AgentCall) -> None:
+        body = encode(call) if self.codec else call
+        kind = f"agent.{call.type}"
+        self._send(kind if kind in FIXED_COSTS else "agent.other", self._agent_call_job, body)
+
+    def framework_disconnected(self, framework_id: str, link: Link) -> None:
+        self._send("scheduler.other", lambda: self.master.framework_disconnected(framework_id, link) or 0)
+
+    def _send(self, kind: str, job: Callable[..., int], *args: Any) -> None:
+        self.engine.after(self.latency, self._arrive, kind, job, args)
+
+    # ------------------------------------------------------------------ jobs
+
+    def _subscribe_job(self, body: Any, link: Link) -> int:
+        call = decode(body, Call) if self.codec else body
+        link.stream_id = self.master.subscribe(call, link).stream_id
+        return 0
+
+    def _call_job(self, body: Any, stream_id: str | None) -> int:
+        call = decode(body, Call) if self.codec else body
+        try:
+            self.master.scheduler_call(call, stream_id)
+        except CallRefused:
+            self.refused += 1
+        if call.accept is not None:
+            return sum(len(op.launch.task_infos) for op in call.accept.operations if op.launch)
+        if call.decline is not None:
+            return len(call.decline.offer_ids)
+        return 0
+
+    def _agent_subscribe_job(self, body: Any, link: Link) -> int:
+        sub = decode(body, AgentSubscribe) if self.codec else body
+        self.master.agent_subscribe(sub, link)
+        return len(sub.tasks)
+
+    def _agent_call_job(self, body: Any) -> int:
+        call = decode(body, AgentCall) if self.codec else body
+        try:
+            self.master.agent_call(call)
+        except CallRefused:
+            self.refused += 1
+        return len(call.status_updates) + (call.status_update is not None)
+
+    def _allocate_job(self) -> int:
+        self._allocation_queued = False
+        if self.master.allocation_pending:
+            return self.master.allocate()
+        return 0
+
+    def _tick_job(self) -> int:
+        master = self.master
+        master.tick()
+        delay = master.next_deadline() - master.now()
+        # As the shell's timer loop: sleep until the next deadline, at most a second; a
+        # deadline already due (e.g. a pending allocation) is run again right away.
+        self._next_tick_delay = min(max(delay, 0.001), 1.0)
+        return len(master.agents) + len(master.frameworks)
+
+    def _wake(self) -> None:
+        if not self._allocation_queued and self.alive:
+            self._allocation_queued = True
+            self._arrive("allocate", self._allocate_job, ())
+
+    def _timer_due(self) -> None:
+        self._arrive("tick", self._tick_job, ())
+
+    # ------------------------------------------------------------------ the server
+
+    def _arrive(self, kind: str, job: Callable[..., int], args: tuple[Any, ...]) -> None:
+        if not self.alive:
+            return
+        self._queue.append((kind, job, args))  # type: ignore[arg-type]
+        if not self._busy:
+            self._serve()
+
+    def _serve(self) -> None:
+        kind, job, args = self._queue.popleft()  # type: ignore[misc]
+        self._busy = True
+        seconds = self._run_job(kind, lambda: job(*args))
+        self.engine.after(seconds, self._served, kind)
+
+    def _run_job(self, kind: str, fn: Callable[[], int]) -> float:
+        seconds = self.cost.serve(kind, fn)
+        self.busy_seconds += seconds
+        self.jobs += 1
+        stat = self.stats[kind]
+        stat.count += 1
+        stat.seconds += seconds
+        if self.keep_samples:
+            stat.samples.append(seconds)
+        return seconds
+
+    def _served(self, kind: str) -> None:
+        if not self.alive:
+            return
+        outbox = self.outbox
+        effects, outbox.effects = outbox.effects, []
+        closing, outbox.closing = outbox.closing, []
+        latency = self.latency
+        at = self.engine.after
+        for link, event in effects:
+            at(latency, link.deliver, event)
+        for link in closing:
+            at(latency, link.close)
+        if kind == "tick":
+            self._timer = at(self._next_tick_delay, self._timer_due)
+        if self._queue:
+            self._serve()
+        else:
+            self._busy = False
+
+    @property
+    def queue_length(self) -> int:
+        return len(self._queue)
+
+    # ------------------------------------------------------------------ failure
+
+    def crash(self) -> None:
+        """The master process dies: queued work and unsent effects are lost."""
+        self.alive = False
+        self._queue.clear()
+        self.outbox.effects.clear()
+        self.outbox.closing.clear()
+        self._timer.cancel()

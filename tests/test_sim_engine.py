@@ -1,0 +1,113 @@
+"""The simulator's engine and cluster: virtual time, the master as a single server, the
+simulated agent's protocol, and determinism (same seed, same output)."""
+
+from __future__ import annotations
+
+import random
+
+from mezzo.api.common import TaskState
+from mezzo.sim.cluster import SimCluster
+from mezzo.sim.engine import Engine
+from mezzo.sim.frameworks import ContinuousFramework, ProbeFramework, normal_duration
+from mezzo.sim.master_node import FixedCost, MeasuredCost
+
+
+def test_engine_runs_events_in_time_then_schedule_order() -> None:
+    engine = Engine()
+    seen: list[str] = []
+    engine.after(2.0, seen.append, "b")
+    engine.after(1.0, seen.append, "a")
+    engine.after(2.0, seen.append, "c")
+    cancelled = engine.after(1.5, seen.append, "never")
+    cancelled.cancel()
+    engine.run(until=engine.now + 10)
+    assert seen == ["a", "b", "c"]
+    assert engine.elapsed == 10.0
+
+
+def test_a_probe_task_runs_through_the_real_master_and_takes_its_length_plus_latency() -> None:
+    cluster = SimCluster(seed=3, latency=0.001)
+    cluster.add_agents(4, "cpus:1;mem:1024")
+    probe = cluster.add_framework(ProbeFramework(cluster.engine, "probe", length=10.0,
+                                                 resources="cpus:1;mem:1024"))
+    cluster.run_for(30.0)
+    assert probe.done_at is not None
+    # subscribe, offer, accept, RUN_TASK, update: a handful of one-way latencies and
+    # master service times; far less than a second, never negative.
+    assert 0.0 < probe.overhead < 0.1
+    master = cluster.master.master
+    assert master.counters.values["tasks_finished"] == 1
+    assert all(a.subscribed for a in cluster.agents)
+
+
+def test_the_master_serves_one_job_at_a_time() -> None:
+    """With a fixed 10 ms per job, 50 agent registrations arriving together take 0.5 s:
+    the last agent hears SUBSCRIBED about half a second after the first."""
+    table = {k: (0.01, 0.0) for k in ("agent.SUBSCRIBE", "agent.other", "scheduler.other",
+                                      "allocate", "tick", "agent.PONG")}
+    cluster = SimCluster(seed=1, cost=FixedCost(table))
+    agents = cluster.add_agents(50, "cpus:1;mem:1024")
+    cluster.run_for(2.0)
+    times = sorted(a.registered_at for a in agents)
+    assert 0.45 <= times[-1] - times[0] <= 0.55
+    assert cluster.master.busy_seconds >= 0.5
+
+
+def test_measured_cost_is_cpu_time_of_the_call() -> None:
+    cost = MeasuredCost()
+    spent = cost.serve("tick", lambda: sum(range(200_000)) and 0)
+    assert 0.0 < spent < 5.0
+
+
+def _busy_cluster(seed: int) -> tuple[SimCluster, list[ContinuousFramework]]:
+    cluster = SimCluster(seed=seed)
+    rng = random.Random(seed)
+    cluster.add_agents(40, "cpus:2;mem:2048", spread=2.0)
+    frameworks = [
+        cluster.add_framework(ContinuousFramework(
+            cluster.engine, f"f{i}", task=(1.0, 1024.0), duration=normal_duration(rng, 5.0, 2.0)))
+        for i in range(4)
+    ]
+    cluster.run_for(40.0)
+    return cluster, frameworks
+
+
+def test_frameworks_share_the_cluster_and_every_task_is_acknowledged() -> None:
+    cluster, frameworks = _busy_cluster(5)
+    assert all(f.finished > 50 for f in frameworks)
+    # DRF: four identical frameworks end up with about a quarter of the slots each.
+    running = [f.running for f in frameworks]
+    assert max(running) - min(running) <= 4, running
+    # Every update but those of the last instant has been acknowledged.
+    pending = sum(len(t.pending) for a in cluster.agents for t in a.tasks.values())
+    assert pending <= 8
+
+
+def test_same_seed_same_run() -> None:
+    a, fa = _busy_cluster(11)
+    b, fb = _busy_cluster(11)
+    assert [f.finished for f in fa] == [f.finished for f in fb]
+    assert a.master.busy_seconds == b.master.busy_seconds
+    assert a.engine.events_run == b.engine.events_run
+    c, fc = _busy_cluster(12)
+    assert [f.finished for f in fc] != [f.finished for f in fa] or c.engine.events_run != a.engine.events_run
+
+
+def test_agents_reregister_with_their_tasks_after_a_master_failover() -> None:
+    cluster, frameworks = _busy_cluster(7)
+    running_before = sum(a.running_tasks for a in cluster.agents)
+    assert running_before > 0
+    cluster.fail_over(session_timeout=2.0)
+    cluster.run_for(6.0)
+    master = cluster.master.master
+    assert len(master.agents) == len(cluster.agents)
+    assert all(f.connected for f in frameworks)
+    # The new master knows every task the agents still run (none were lost).
+    known = sum(len(a.tasks) for a in master.agents.values())
+    assert known >= sum(a.running_tasks for a in cluster.agents) - 8
+    assert master.counters.values.get("tasks_lost", 0) == 0
+    # And work goes on.
+    finished = sum(f.finished for f in frameworks)
+    cluster.run_for(20.0)
+    assert sum(f.finished for f in frameworks) > finished
+    assert TaskState.TASK_RUNNING  # the enum the agents speak
