@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+
 @click.group("sim")
 def sim() -> None:
     """Reproduce the Mesos paper's evaluation on a simulated cluster (docs/evaluation.md)."""
