@@ -16,8 +16,9 @@ served one at a time in arrival order. Serving a job means:
 So a saturated master delays everyone, and the time a framework waits is what mezzo's own
 code costs. Timers follow the HTTP shell (`mezzo/master/http.py`): a timer job runs `tick()`
 and then sleeps until `next_deadline()`, at most one second; a core that asks for an
-allocation (`wake`) gets one allocation job queued behind the jobs already waiting, which is
-how the shell batches allocation requests into the next loop iteration.
+allocation (`wake`) gets one allocation job, queued behind the jobs already waiting when it is
+due, which is how the shell runs event-triggered allocations at the time the core says (`allocation_due`,
+one run per coalescing window).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from mezzo.master.allocator import AllocatorOptions, create_allocator
 from mezzo.master.base import MasterOptions
 from mezzo.master.core import CallRefused, Master
 from mezzo.master.registry import Registrar, RegistryOperation
-from mezzo.sim.engine import Engine
+from mezzo.sim.engine import Engine, Timer
 from mezzo.store.memory import MemoryStore
 
 
@@ -208,7 +209,8 @@ class MasterNode:
         self.alive = True
         self._queue: deque[tuple[str, Callable[[], int]]] = deque()
         self._busy = False
-        self._allocation_queued = False
+        self._allocation_timer: Timer | None = None
+        self._reschedule_allocation = False
         self.busy_seconds = 0.0
         self.jobs = 0
         self.stats: dict[str, KindStats] = defaultdict(KindStats)
@@ -281,10 +283,13 @@ class MasterNode:
         return len(call.status_updates) + (call.status_update is not None)
 
     def _allocate_job(self) -> int:
-        self._allocation_queued = False
-        if self.master.allocation_pending:
-            return self.master.allocate()
-        return 0
+        master = self.master
+        if not master.allocation_pending:
+            return 0  # a batch run (in a tick) came first
+        if master.allocation_due is not None and master.now() < master.allocation_due:
+            self._reschedule_allocation = True
+            return 0
+        return master.allocate()
 
     def _tick_job(self) -> int:
         master = self.master
@@ -296,9 +301,20 @@ class MasterNode:
         return len(master.agents) + len(master.frameworks)
 
     def _wake(self) -> None:
-        if not self._allocation_queued and self.alive:
-            self._allocation_queued = True
-            self._arrive("allocate", self._allocate_job, ())
+        # As the shell's `_schedule_allocation`: one timer, at the time the core says the
+        # event-triggered run is due (coalescing window); when it fires the run queues
+        # behind the jobs already waiting.
+        if not self.alive:
+            return
+        if self._allocation_timer is not None:
+            self._allocation_timer.cancel()
+        due = self.master.allocation_due
+        self._allocation_timer = self.engine.at(
+            self.engine.now if due is None else due, self._allocation_due)
+
+    def _allocation_due(self) -> None:
+        self._allocation_timer = None
+        self._arrive("allocate", self._allocate_job, ())
 
     def _timer_due(self) -> None:
         self._arrive("tick", self._tick_job, ())
@@ -343,6 +359,9 @@ class MasterNode:
             at(latency, link.close)
         if kind == "tick":
             self._timer = at(self._next_tick_delay, self._timer_due)
+        elif kind == "allocate" and self._reschedule_allocation:
+            self._reschedule_allocation = False
+            self._wake()
         if self._queue:
             self._serve()
         else:
