@@ -28,6 +28,7 @@ before any handler runs; `new_app` turns that off so that encodings are judged h
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -49,9 +50,34 @@ _INFLATE_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "d
 
 def new_app(**kwargs: Any) -> web.Application:
     """An aiohttp application whose request bodies reach `read_body` as sent (not inflated
-    by aiohttp), so Content-Encoding is checked in one place."""
+    by aiohttp), so Content-Encoding is checked in one place; framing aiohttp's parser refuses
+    (answered 400 by aiohttp) is logged as one line, not as a traceback."""
+    _quiet_framing_errors()
     handler_args = {"auto_decompress": False, **kwargs.pop("handler_args", {})}
     return web.Application(handler_args=handler_args, **kwargs)
+
+
+class _FramingErrorsAsOneLine(logging.Filter):
+    """aiohttp logs every request its parser refuses (a bad chunk size, data after
+    `Connection: close`...) with a traceback at ERROR. That is the client's fault, answered 400:
+    one WARNING line is enough, and keeps tracebacks in the log meaning a bug of ours."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            reason = _one_line(str(getattr(exc, "message", "") or exc), 200)
+            record.msg = "bad HTTP framing from %s: %s"
+            record.args = (record.args[0] if isinstance(record.args, tuple) and record.args else "?", reason)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _quiet_framing_errors() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _FramingErrorsAsOneLine) for f in server_log.filters):
+        server_log.addFilter(_FramingErrorsAsOneLine())
 
 
 def _media_type(value: str) -> str:

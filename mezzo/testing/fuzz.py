@@ -1,0 +1,429 @@
+"""Seeded generation of hostile HTTP requests from valid ones, and a raw client to send them.
+
+The fuzz test (tests/test_fuzz_http.py) gives `Fuzzer` a corpus of valid calls per endpoint
+(`Seed`s, built from the live ids of a real cluster) and draws, from one `random.Random(seed)`,
+mutated requests (`FuzzRequest`):
+
+- JSON mutations of the call: a value replaced by one of another type (a list or object for
+  `type`, a string for a list...), a field dropped, an unknown field added, numbers huge,
+  negative, non-finite (`"Infinity"`, `"NaN"`, `1e308`, 2^64), strings huge or exotic unicode
+  (NUL, lone surrogates, right-to-left marks), a value wrapped 150 levels deep, `null`;
+- body mutations: truncation, trailing garbage, invalid UTF-8, a byte flipped, a gzip body
+  that is not gzip, an encoding nobody supports;
+- header mutations: Content-Type missing or wrong, Accept refusing JSON, a wrong or missing
+  `Mesos-Stream-Id`, a wrong method;
+- framing: bad chunk sizes, a body shorter than its Content-Length (cut short by the client),
+  HTTP/1.0;
+- for `/files/*`: traversal paths, NUL bytes, over-long names, huge or negative offsets and
+  lengths.
+
+Each request says whether the server may drop the connection instead of answering
+(`may_drop`: framing it cannot parse). `send` writes the bytes on a fresh loopback connection
+and returns what came back (`Outcome`); a streaming 200 (a SUBSCRIBE that survived mutation) is
+read up to its headers and closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import gzip
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+JSON_TYPE = "application/json"
+
+# Exotic strings: NUL, a lone surrogate (escaped, as JSON allows), RTL override, emoji, a
+# combining sequence, a very long one, and text that looks like a path or a Mesos list.
+_STRINGS = [
+    "", " ", "\u0000", "\ud800", "\u202e\u0041\u0042", "\U0001f600" * 8, "e\u0301" * 50,
+    "x" * 70_000, "../../../../etc/passwd", "a,b", "*", "/", "-1", "NaN", "Infinity",
+    "\u00ff\u00fe", "\n\r\t", "%00", "' OR 1=1 --",
+]
+_NUMBERS: list[Any] = [
+    0, -1, -0.0, 1e308, -1e308, 2**64, -(2**63) - 1, 2**53 + 1, 1e-320, 0.0004, 3.5,
+    "Infinity", "-Infinity", "NaN", "1e400", "12abc",
+]
+_GARBAGE = [b" xx", b"}", b"]]", b"\x00", b"{}", b",", b"\xff\xfe"]
+
+
+@dataclass
+class Seed:
+    """A valid call on one endpoint: where it goes and how it is sent."""
+
+    name: str
+    path: str
+    body: Any  # JSON-ready (dict); None for a GET
+    method: str = "POST"
+    headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] | None = None  # GET endpoints: mutated instead of the body
+    streams: bool = False  # a 200 is a stream that does not end
+
+
+@dataclass
+class FuzzRequest:
+    seed: str
+    mutation: str
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    may_drop: bool = False
+    version: str = "HTTP/1.1"
+    raw_body: bytes | None = None  # bytes to send instead of `body` (bad framing)
+    half_close: bool = False  # the client stops writing after the body
+    streams: bool = False
+
+    def describe(self) -> str:
+        return f"{self.seed}/{self.mutation} {self.method} {self.path[:120]}"
+
+
+@dataclass
+class Outcome:
+    status: int  # 0: the connection ended before a status line
+    body: bytes = b""
+    error: str = ""
+
+    @property
+    def dropped(self) -> bool:
+        return self.status == 0
+
+
+class Fuzzer:
+    """Draws mutated requests from `seeds`, deterministically for a given `seed`."""
+
+    def __init__(self, seeds: list[Seed], seed: int) -> None:
+        self.seeds = seeds
+        self.rng = random.Random(seed)
+        self._raw: dict[str, bytes] = {}  # placeholder string -> JSON bytes spliced in
+        self._json_mutations: list[tuple[str, Callable[[Any], Any]]] = [
+            ("wrong-type", self._wrong_type),
+            ("drop-field", self._drop_field),
+            ("unknown-field", self._unknown_field),
+            ("number", self._number),
+            ("string", self._string),
+            ("deep", self._deep),
+            ("null", self._null),
+            ("type-shape", self._type_shape),
+        ]
+
+    def draw(self) -> FuzzRequest:
+        seed = self.rng.choice(self.seeds)
+        if seed.query is not None:
+            return self._query_request(seed)
+        roll = self.rng.random()
+        if roll < 0.55:
+            return self._json_request(seed)
+        if roll < 0.75:
+            return self._body_request(seed)
+        if roll < 0.9:
+            return self._header_request(seed)
+        return self._framing_request(seed)
+
+    # ------------------------------------------------------------------ JSON
+
+    def _json_request(self, seed: Seed) -> FuzzRequest:
+        name, mutate = self.rng.choice(self._json_mutations)
+        body = copy.deepcopy(seed.body)
+        for _ in range(self.rng.choice((1, 1, 1, 2, 3))):
+            body = mutate(body)
+        return self._request(seed, name, self._dumps(body))
+
+    def _paths(self, obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Every path to a value inside `obj` (not the root)."""
+        out: list[tuple[Any, ...]] = []
+        items: list[tuple[Any, Any]] = []
+        if isinstance(obj, dict):
+            items = list(obj.items())
+        elif isinstance(obj, list):
+            items = list(enumerate(obj))
+        for key, value in items:
+            out.append((*prefix, key))
+            out.extend(self._paths(value, (*prefix, key)))
+        return out
+
+    def _pick(self, body: Any) -> tuple[Any, Any] | None:
+        paths = self._paths(body)
+        if not paths:
+            return None
+        path = self.rng.choice(paths)
+        parent = body
+        for step in path[:-1]:
+            parent = parent[step]
+        return parent, path[-1]
+
+    def _random_value(self) -> Any:
+        kind = self.rng.randrange(7)
+        if kind == 0:
+            return self.rng.choice(_NUMBERS)
+        if kind == 1:
+            return self.rng.choice(_STRINGS)
+        if kind == 2:
+            return self.rng.choice([True, False])
+        if kind == 3:
+            return [self.rng.choice(_STRINGS[:6])]
+        if kind == 4:
+            return {"value": self.rng.choice(_STRINGS[:6])}
+        if kind == 5:
+            return []
+        return {}
+
+    def _wrong_type(self, body: Any) -> Any:
+        picked = self._pick(body)
+        if picked is not None:
+            parent, key = picked
+            parent[key] = self._random_value()
+        return body
+
+    def _drop_field(self, body: Any) -> Any:
+        picked = self._pick(body)
+        if picked is not None:
+            parent, key = picked
+            del parent[key]
+        return body
+
+    def _unknown_field(self, body: Any) -> Any:
+        target = self._pick(body)
+        container = body if target is None else target[0]
+        if isinstance(container, dict):
+            container[self.rng.choice(["zz_unknown", "\u0000", "type ", "x" * 300])] = self._random_value()
+        return body
+
+    def _number(self, body: Any) -> Any:
+        numbers = [p for p in self._paths(body) if isinstance(_get(body, p), int | float)]
+        paths = numbers or self._paths(body)
+        if paths:
+            _set(body, self.rng.choice(paths), self.rng.choice(_NUMBERS))
+        return body
+
+    def _string(self, body: Any) -> Any:
+        strings = [p for p in self._paths(body) if isinstance(_get(body, p), str)]
+        if strings:
+            _set(body, self.rng.choice(strings), self.rng.choice(_STRINGS))
+        return body
+
+    def _deep(self, body: Any) -> Any:
+        # Built as bytes (json.dumps itself would overflow the stack) and spliced in by _dumps.
+        depth = self.rng.choice((99, 150, 3000))
+        opening = [b"[" if self.rng.random() < 0.5 else b'{"a":' for _ in range(depth)]
+        closing = [b"]" if o == b"[" else b"}" for o in reversed(opening)]
+        token = f"@@deep-{len(self._raw)}@@"
+        self._raw[token] = b"".join(opening) + b'"x"' + b"".join(closing)
+        picked = self._pick(body)
+        if picked is None:
+            return token
+        parent, key = picked
+        parent[key] = token
+        return body
+
+    def _null(self, body: Any) -> Any:
+        picked = self._pick(body)
+        if picked is not None:
+            parent, key = picked
+            parent[key] = None
+        return body
+
+    def _type_shape(self, body: Any) -> Any:
+        if isinstance(body, dict) and "type" in body:
+            body["type"] = self.rng.choice(
+                [[body["type"]], {"type": body["type"]}, 1, "UNKNOWN", "FROB", str(body["type"]).lower(), ""]
+            )
+        return body
+
+    # ------------------------------------------------------------------ body bytes
+
+    def _body_request(self, seed: Seed) -> FuzzRequest:
+        body = self._dumps(seed.body)
+        kind = self.rng.randrange(7)
+        headers: dict[str, str] = {}
+        if kind == 0:
+            name, body = "truncated", body[: self.rng.randrange(max(1, len(body)))]
+        elif kind == 1:
+            name, body = "trailing", body + self.rng.choice(_GARBAGE)
+        elif kind == 2:
+            cut = self.rng.randrange(len(body))
+            name, body = "bad-utf8", body[:cut] + b"\xc3\x28\xff" + body[cut:]
+        elif kind == 3:
+            pos = self.rng.randrange(len(body))
+            name = "flipped"
+            body = body[:pos] + bytes([body[pos] ^ (1 << self.rng.randrange(8))]) + body[pos + 1 :]
+        elif kind == 4:
+            name, headers = "not-gzip", {"Content-Encoding": "gzip"}
+        elif kind == 5:
+            name = "gzip-truncated"
+            body, headers = gzip.compress(body)[:-6], {"Content-Encoding": "gzip"}
+        else:
+            name = "encoding"
+            headers = {"Content-Encoding": self.rng.choice(["br", "compress", "zstd", "gzip, foo", "\u00e9"])}
+        return self._request(seed, name, body, extra_headers=headers)
+
+    # ------------------------------------------------------------------ headers
+
+    def _header_request(self, seed: Seed) -> FuzzRequest:
+        body = self._dumps(seed.body)
+        kind = self.rng.randrange(6)
+        headers = {"Content-Type": JSON_TYPE, "Accept": JSON_TYPE, **seed.headers}
+        method = seed.method
+        if kind == 0:
+            name = "no-content-type"
+            headers["Content-Type"] = ""
+        elif kind == 1:
+            name = "content-type"
+            headers["Content-Type"] = self.rng.choice(
+                ["text/plain", "application/x-protobuf", "application/jsonx", "application/json; charset=latin-1", "*/*"]
+            )
+        elif kind == 2:
+            name = "accept"
+            headers["Accept"] = self.rng.choice(["text/html", "application/json;q=0", "application/x-protobuf", ""])
+        elif kind == 3:
+            name = "stream-id"
+            headers["Mesos-Stream-Id"] = self.rng.choice(["", "not-a-uuid", "00000000-0000-0000-0000-000000000000", "\u00e9" * 3])
+        elif kind == 4:
+            name = "no-stream-id"
+            headers.pop("Mesos-Stream-Id", None)
+        else:
+            name = "method"
+            method = self.rng.choice(["GET", "PUT", "DELETE", "PATCH", "OPTIONS"])
+        return FuzzRequest(seed.name, name, method, seed.path, headers, body, streams=seed.streams)
+
+    # ------------------------------------------------------------------ framing
+
+    def _framing_request(self, seed: Seed) -> FuzzRequest:
+        body = self._dumps(seed.body)
+        request = self._request(seed, "framing", body)
+        kind = self.rng.randrange(5)
+        headers = request.headers
+        if kind == 0:
+            request.mutation = "bad-chunk"
+            headers.pop("Content-Length", None)
+            headers["Transfer-Encoding"] = "chunked"
+            request.raw_body = b"zz\r\n" + body + b"\r\n0\r\n\r\n"
+            request.may_drop = True
+        elif kind == 1:
+            request.mutation = "chunk-size-lies"
+            headers.pop("Content-Length", None)
+            headers["Transfer-Encoding"] = "chunked"
+            request.raw_body = b"%x\r\n" % (len(body) + 10) + body + b"\r\n0\r\n\r\n"
+            request.half_close = True
+            request.may_drop = True
+        elif kind == 2:
+            request.mutation = "cut-short"
+            headers["Content-Length"] = str(len(body) + self.rng.choice((1, 100, 10_000)))
+            request.half_close = True
+            request.may_drop = True
+        elif kind == 3:
+            request.mutation = "http/1.0"
+            request.version = "HTTP/1.0"
+        else:
+            request.mutation = "chunked"  # valid chunked framing, in pieces
+            headers.pop("Content-Length", None)
+            headers["Transfer-Encoding"] = "chunked"
+            cut = self.rng.randrange(len(body))
+            request.raw_body = b"".join(
+                b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:cut], body[cut:]) if part
+            ) + b"0\r\n\r\n"
+        return request
+
+    # ------------------------------------------------------------------ GET endpoints
+
+    def _query_request(self, seed: Seed) -> FuzzRequest:
+        assert seed.query is not None
+        query = dict(seed.query)
+        kind = self.rng.randrange(6)
+        keys = list(query) or ["path"]
+        key = self.rng.choice(keys)
+        if kind == 0:
+            name = "traversal"
+            query["path"] = self.rng.choice(
+                ["../../../../etc/passwd", query.get("path", "") + "/../../../..", "/etc/shadow", "/proc/self/environ",
+                 query.get("path", "") + "/%2e%2e/%2e%2e", "//", "."]
+            )
+        elif kind == 1:
+            name = "nul"
+            query[key] = query.get(key, "") + "\u0000" + "x"
+        elif kind == 2:
+            name = "long-name"
+            query["path"] = query.get("path", "/") + "/" + "n" * self.rng.choice((256, 4000, 7000))
+        elif kind == 3:
+            name = "number"
+            query[self.rng.choice(["offset", "length", "limit"])] = str(
+                self.rng.choice(["-1", "-2", "-99999999999999999999", "99999999999999999999", str(2**63), "1e9", "0x10", "", "nan", "1" * 5000])
+            )
+        elif kind == 4:
+            name = "unicode"
+            query[key] = self.rng.choice(_STRINGS[:18])
+        else:
+            name = "jsonp"
+            query["jsonp"] = self.rng.choice(["cb", "a" * 5000, "</script>", "\u2028", ""])
+        from urllib.parse import quote
+
+        qs = "&".join(f"{quote(k, safe='')}={quote(v, safe='', errors='surrogatepass')}" for k, v in query.items())
+        return FuzzRequest(seed.name, name, "GET", f"{seed.path}?{qs}", dict(seed.headers), b"")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _dumps(self, obj: Any) -> bytes:
+        # ensure_ascii keeps lone surrogates as escapes (valid JSON text, invalid UTF-16)
+        text = json.dumps(obj, ensure_ascii=True).encode()
+        for token, raw in self._raw.items():
+            text = text.replace(b'"' + token.encode() + b'"', raw)
+        self._raw.clear()
+        return text
+
+    def _request(self, seed: Seed, mutation: str, body: bytes, extra_headers: dict[str, str] | None = None) -> FuzzRequest:
+        headers = {"Content-Type": JSON_TYPE, "Accept": JSON_TYPE, **seed.headers, **(extra_headers or {})}
+        return FuzzRequest(seed.name, mutation, seed.method, seed.path, headers, body, streams=seed.streams)
+
+
+
+
+def _get(obj: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        obj = obj[step]
+    return obj
+
+
+def _set(obj: Any, path: tuple[Any, ...], value: Any) -> None:
+    for step in path[:-1]:
+        obj = obj[step]
+    obj[path[-1]] = value
+
+
+def encode_request(request: FuzzRequest, host: str) -> bytes:
+    """The request as bytes on the wire (header values that cannot be latin-1 are UTF-8)."""
+    headers = {"Host": host, "Connection": "close", **request.headers}
+    body = request.raw_body if request.raw_body is not None else request.body
+    if "Transfer-Encoding" not in headers and request.method != "GET":
+        headers.setdefault("Content-Length", str(len(body)))
+    lines = [f"{request.method} {request.path} {request.version}"]
+    lines += [f"{k}: {v}" for k, v in headers.items() if v != "" or k != "Content-Type"]
+    return "\r\n".join(lines).encode("utf-8", "surrogateescape") + b"\r\n\r\n" + body
+
+
+async def send(address: tuple[str, int], request: FuzzRequest, timeout: float = 20.0) -> Outcome:
+    """Send one request on a fresh connection and read the answer (see the module docstring)."""
+    host, port = address
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError as exc:
+        return Outcome(0, error=f"connect: {exc}")
+    try:
+        writer.write(encode_request(request, f"{host}:{port}"))
+        await writer.drain()
+        if request.half_close and writer.can_write_eof():
+            writer.write_eof()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        status = int(head.split(b" ", 2)[1])
+        if request.streams and status == 200:
+            return Outcome(status)  # a stream: nothing more to wait for
+        rest = await asyncio.wait_for(reader.read(), timeout)
+        return Outcome(status, rest)
+    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+        return Outcome(0, error=type(exc).__name__)
+    except TimeoutError:
+        return Outcome(0, error="timeout")
+    finally:
+        writer.close()

@@ -1,0 +1,345 @@
+"""Fuzz every HTTP API of a real master and agent (subprocesses, loopback) with seeded mutations
+of valid calls (`mezzo.testing.fuzz`), and check what issue 9 promises of bad input:
+
+- no 5xx, ever; no dropped connection except on framing the server cannot parse;
+- a refused call (4xx) changes nothing: the cluster's state (frameworks, tasks, the agent's
+  resources, weights, what the agent runs) is the same before and after it;
+- neither process logs an unhandled exception, and afterwards a real task still launches and
+  finishes.
+
+Deterministic: each seed gives the same request sequence. `MEZZO_FUZZ_SEEDS` (comma-separated)
+and `MEZZO_FUZZ_REQUESTS` (per seed) widen a run by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from mezzo.testing.agent_harness import MiniScheduler, Proc, command_task, start_agent, start_master
+from mezzo.testing.fuzz import Fuzzer, FuzzRequest, Outcome, Seed, send
+
+SEEDS = [int(s) for s in os.environ.get("MEZZO_FUZZ_SEEDS", "1,2,3").split(",")]
+REQUESTS_PER_SEED = int(os.environ.get("MEZZO_FUZZ_REQUESTS", "700"))
+# Log lines that mean a request escaped its handler's error handling.
+UNHANDLED = ("Traceback", "Error handling request", "Unhandled exception")
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        return json.load(reply)
+
+
+def post_json(url: str, body: Any) -> Any:
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json", "Accept": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return json.load(reply)
+
+
+@dataclass
+class Cluster:
+    master: Proc
+    agent: Proc
+    agent_id: str
+
+    @property
+    def master_address(self) -> tuple[str, int]:
+        host, port = self.master.address.split(":")
+        return host, int(port)
+
+    @property
+    def agent_address(self) -> tuple[str, int]:
+        host, port = self.agent.address.split(":")
+        return host, int(port)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    tmp = tmp_path_factory.mktemp("fuzz")
+    master = start_master(tmp)
+    agent = start_agent(tmp, master.address, "--resources", "cpus:4;mem:2048;disk:1024;ports:[31000-31100]")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            slaves = get_json(master.url + "/state")["slaves"]
+            if slaves:
+                break
+            assert time.monotonic() < deadline, master.log()
+            time.sleep(0.1)
+        yield Cluster(master, agent, slaves[0]["id"])
+    finally:
+        agent.kill()
+        master.kill()
+
+
+def projection(cluster: Cluster) -> dict[str, Any]:
+    """What a refused call must leave untouched. Timestamps, offers, connection flags and
+    fake agents (which come and go on their own timers) are left out."""
+    state = get_json(cluster.master.url + "/state")
+    frameworks = {}
+    tasks = {}
+    for fw in state["frameworks"] + state["completed_frameworks"]:
+        frameworks[fw["id"]] = (fw.get("name"), sorted(fw.get("roles") or []))
+        for task in fw.get("tasks", []) + fw.get("unreachable_tasks", []) + fw.get("completed_tasks", []):
+            tasks[task["id"]] = task["state"]
+    agent = next((a for a in state["slaves"] if a["id"] == cluster.agent_id), None)
+    weights = post_json(cluster.master.url + "/api/v1", {"type": "GET_WEIGHTS"})
+    agent_state = get_json(cluster.agent.url + "/state")
+    executors = {
+        (fw["id"], ex["id"]): sorted((t["id"], t["state"]) for t in ex["tasks"])
+        for fw in agent_state["frameworks"] for ex in fw["executors"]
+    }
+    return {
+        "frameworks": frameworks,
+        "tasks": tasks,
+        "agent": agent and (agent["resources"], agent.get("attributes")),
+        "weights": weights,
+        "agent_executors": executors,
+        "agent_total": agent_state["resources"],
+    }
+
+
+async def settled(cluster: Cluster, timeout: float = 5.0) -> dict[str, Any]:
+    """The projection once two reads 100 ms apart agree (after an accepted call whose effects
+    may still be travelling between scheduler, master, agent and executor)."""
+    loop = asyncio.get_running_loop()
+    last = await asyncio.to_thread(projection, cluster)
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        await asyncio.sleep(0.1)
+        now = await asyncio.to_thread(projection, cluster)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+@dataclass
+class Live:
+    """Ids of the live cluster the seeds point at."""
+
+    framework_id: str
+    stream_id: str
+    agent_id: str
+    offer_id: str
+    task_id: str
+    executor_id: str
+    sandbox: str
+
+
+def seeds(live: Live, cluster: Cluster) -> tuple[list[Seed], list[Seed]]:
+    """Valid calls for every endpoint: (master seeds, agent seeds)."""
+    fw = {"value": live.framework_id}
+    stream = {"Mesos-Stream-Id": live.stream_id}
+    task = command_task("fuzz-launched", "true", cpus=0.01, mem=8)
+    task["agent_id"] = {"value": live.agent_id}
+    scalar = [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}},
+              {"name": "mem", "type": "SCALAR", "scalar": {"value": 64}}]
+    status = {"task_id": {"value": live.task_id}, "state": "TASK_RUNNING", "source": "SOURCE_EXECUTOR",
+              "uuid": "AAAAAAAAAAAAAAAAAAAAAA==", "agent_id": {"value": live.agent_id}}
+    sched = "/api/v1/scheduler"
+
+    def call(name: str, body: dict[str, Any]) -> Seed:
+        return Seed(name, sched, {"framework_id": fw, **body}, headers=stream)
+
+    master = [
+        Seed("subscribe", sched, {"type": "SUBSCRIBE", "subscribe": {"framework_info": {
+            "user": "fuzz", "name": "fuzz-new", "roles": ["fuzz"], "failover_timeout": 0,
+            "capabilities": [{"type": "MULTI_ROLE"}]}}}, streams=True),
+        call("accept", {"type": "ACCEPT", "accept": {
+            "offer_ids": [{"value": live.offer_id}],
+            "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}],
+            "filters": {"refuse_seconds": 1.0}}}),
+        call("decline", {"type": "DECLINE", "decline": {"offer_ids": [{"value": "no-such-offer"}],
+                                                        "filters": {"refuse_seconds": 5.0}}}),
+        call("revive", {"type": "REVIVE", "revive": {"roles": ["*"]}}),
+        call("suppress", {"type": "SUPPRESS", "suppress": {"roles": ["not-mine"]}}),
+        call("kill", {"type": "KILL", "kill": {"task_id": {"value": "no-such-task"},
+                                               "agent_id": {"value": live.agent_id}}}),
+        call("shutdown", {"type": "SHUTDOWN", "shutdown": {"executor_id": {"value": "no-such-executor"},
+                                                           "agent_id": {"value": live.agent_id}}}),
+        call("acknowledge", {"type": "ACKNOWLEDGE", "acknowledge": {
+            "agent_id": {"value": live.agent_id}, "task_id": {"value": live.task_id},
+            "uuid": "AAAAAAAAAAAAAAAAAAAAAA=="}}),
+        call("reconcile", {"type": "RECONCILE", "reconcile": {"tasks": [
+            {"task_id": {"value": live.task_id}, "agent_id": {"value": live.agent_id}}]}}),
+        call("message", {"type": "MESSAGE", "message": {
+            "agent_id": {"value": live.agent_id}, "executor_id": {"value": live.executor_id}, "data": "aGk="}}),
+        call("request", {"type": "REQUEST", "request": {"requests": [{"resources": scalar}]}}),
+        call("update-framework", {"type": "UPDATE_FRAMEWORK", "update_framework": {"framework_info": {
+            "id": fw, "user": "root", "name": "fuzz", "checkpoint": False,
+            "capabilities": [{"type": "TASK_KILLING_STATE"}]}}}),
+        # TEARDOWN of the fuzzing framework itself would end the run; another id is refused.
+        Seed("teardown-other", sched, {"type": "TEARDOWN", "framework_id": {"value": "no-such-framework"}},
+             headers=stream),
+    ]
+    operator = [
+        {"type": t} for t in ("GET_HEALTH", "GET_FLAGS", "GET_VERSION", "GET_STATE", "GET_AGENTS",
+                              "GET_FRAMEWORKS", "GET_EXECUTORS", "GET_TASKS", "GET_ROLES",
+                              "GET_WEIGHTS", "GET_MASTER", "GET_MAINTENANCE_STATUS", "GET_QUOTA")
+    ] + [
+        {"type": "GET_METRICS", "get_metrics": {"timeout": {"nanoseconds": 1000000000}}},
+        {"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [{"role": "fuzz", "weight": 2.0}]}},
+        {"type": "TEARDOWN", "teardown": {"framework_id": {"value": "no-such-framework"}}},
+        {"type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": "no-such-agent"}}},
+        {"type": "RESERVE_RESOURCES", "reserve_resources": {"agent_id": {"value": live.agent_id},
+                                                            "resources": scalar}},
+        {"type": "SET_QUOTA", "set_quota": {"quota_request": {"role": "fuzz", "guarantee": scalar}}},
+    ]
+    master += [Seed(f"operator-{b['type'].lower()}", "/api/v1", b) for b in operator]
+    master.append(Seed("operator-subscribe", "/api/v1", {"type": "SUBSCRIBE"}, streams=True))
+    fake = {"value": "fuzz-fake-agent"}
+    agent_protocol = [
+        Seed("agent-subscribe", "/api/v1/agent", {"type": "SUBSCRIBE", "subscribe": {"agent_info": {
+            "hostname": "fuzz-fake", "port": 5051, "resources": scalar}}}, streams=True),
+        Seed("agent-status-update", "/api/v1/agent", {"type": "STATUS_UPDATE", "agent_id": fake,
+             "status_update": {"framework_id": fw, "status": status}}),
+        Seed("agent-pong", "/api/v1/agent", {"type": "PONG", "agent_id": fake, "pong": {"ping_id": 1}}),
+        Seed("agent-message", "/api/v1/agent", {"type": "FRAMEWORK_MESSAGE", "agent_id": fake,
+             "framework_message": {"framework_id": fw, "executor_id": {"value": live.executor_id},
+                                   "data": "aGk="}}),
+        Seed("agent-executor-exited", "/api/v1/agent", {"type": "EXECUTOR_EXITED", "agent_id": fake,
+             "executor_exited": {"framework_id": fw, "executor_id": {"value": live.executor_id}, "status": 0}}),
+        Seed("agent-unregister", "/api/v1/agent", {"type": "UNREGISTER", "agent_id": fake}),
+    ]
+    master += agent_protocol
+    master += [
+        Seed("master-tasks", "/tasks", None, method="GET", query={"limit": "10", "offset": "0"}),
+        Seed("master-state", "/state", None, method="GET", query={"jsonp": "cb"}),
+        Seed("master-metrics", "/metrics/snapshot", None, method="GET", query={}),
+    ]
+
+    ex = {"framework_id": fw, "executor_id": {"value": live.executor_id}}
+    agent = [
+        Seed(f"agent-operator-{t.lower()}", "/api/v1", {"type": t})
+        for t in ("GET_HEALTH", "GET_FLAGS", "GET_VERSION", "GET_METRICS", "GET_STATE", "GET_FRAMEWORKS",
+                  "GET_EXECUTORS", "GET_TASKS", "GET_AGENT", "GET_CONTAINERS", "GET_OPERATIONS")
+    ] + [
+        Seed("agent-operator-read-file", "/api/v1", {"type": "READ_FILE", "read_file": {
+            "path": live.sandbox + "/stdout", "offset": 0, "length": 10}}),
+        Seed("agent-operator-launch-container", "/api/v1", {"type": "LAUNCH_CONTAINER", "launch_container": {
+            "container_id": {"value": "c"}, "command": {"value": "true"}, "resources": scalar}}),
+        # The executor API, with the ids of the live executor.
+        Seed("executor-heartbeat", "/api/v1/executor", {"type": "HEARTBEAT", **ex}),
+        Seed("executor-message", "/api/v1/executor", {"type": "MESSAGE", **ex, "message": {"data": "aGk="}}),
+        Seed("executor-update", "/api/v1/executor", {"type": "UPDATE", **ex, "update": {"status": {
+            **status, "executor_id": {"value": live.executor_id}, "state": "TASK_RUNNING"}}}),
+        Seed("executor-subscribe-other", "/api/v1/executor", {
+            "type": "SUBSCRIBE", "framework_id": fw, "executor_id": {"value": "no-such-executor"},
+            "subscribe": {"unacknowledged_tasks": [], "unacknowledged_updates": []}}, streams=True),
+        Seed("files-read", "/files/read", None, method="GET",
+             query={"path": live.sandbox + "/stdout", "offset": "0", "length": "100"}),
+        Seed("files-browse", "/files/browse", None, method="GET", query={"path": live.sandbox}),
+        Seed("agent-state", "/state", None, method="GET", query={"jsonp": "cb"}),
+    ]
+    return master, agent
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def live(cluster: Cluster) -> AsyncIterator[tuple[Live, MiniScheduler]]:
+    """A framework with one long-running task: the ids the seeds use."""
+    async with MiniScheduler(cluster.master.url, name="fuzz") as sched:
+        offer = await sched.wait_for(
+            lambda: next((o for o in sched.offers if o["agent_id"]["value"] == cluster.agent_id), None)
+        )
+        sched.offers.remove(offer)
+        task = command_task("fuzz-sleeper", "sleep 600", cpus=0.1, mem=16)
+        task["agent_id"] = offer["agent_id"]
+        status, body = await sched.call({"type": "ACCEPT", "accept": {
+            "offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]}})
+        assert status == 202, body
+        await sched.wait_state("fuzz-sleeper", "TASK_RUNNING")
+        agent_state = await asyncio.to_thread(get_json, cluster.agent.url + "/state")
+        executor = agent_state["frameworks"][0]["executors"][0]
+        next_offer = await sched.wait_for(lambda: sched.offers and sched.offers[-1])
+        assert sched.framework_id is not None and sched.stream_id is not None
+        yield Live(sched.framework_id, sched.stream_id, cluster.agent_id, next_offer["id"]["value"],
+                   "fuzz-sleeper", executor["id"], executor["directory"]), sched
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("seed", SEEDS)
+async def test_mutated_requests_get_a_4xx_and_change_nothing(
+    cluster: Cluster, live: tuple[Live, MiniScheduler], seed: int
+) -> None:
+    ids, _ = live
+    master_seeds, agent_seeds = seeds(ids, cluster)
+    targets = [(cluster.master_address, Fuzzer(master_seeds, seed)),
+               (cluster.agent_address, Fuzzer(agent_seeds, seed + 1_000_003))]
+    rng_pick = Fuzzer([], seed).rng
+    failures: list[str] = []
+    statuses: dict[int, int] = {}
+    before = await settled(cluster)
+    for _ in range(REQUESTS_PER_SEED):
+        address, fuzzer = targets[0] if rng_pick.random() < 0.6 else targets[1]
+        request: FuzzRequest = fuzzer.draw()
+        outcome: Outcome = await send(address, request)
+        statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
+        where = f"{request.describe()} -> {outcome.status} {outcome.error} {outcome.body[:200]!r}"
+        if outcome.status >= 500 and outcome.status != 501:  # 501: a known call not served
+            failures.append(f"5xx: {where}")
+        elif outcome.dropped and not request.may_drop:
+            failures.append(f"dropped: {where}")
+        elif 400 <= outcome.status < 500 or outcome.dropped:
+            after = await asyncio.to_thread(projection, cluster)
+            if after != before:
+                # Something may still be settling from an earlier accepted call: look again.
+                after = await settled(cluster)
+                if after != before:
+                    failures.append(f"state changed by a refused call: {where}\n  {before}\n  {after}")
+            before = after
+        else:
+            before = await settled(cluster)
+        if len(failures) >= 20:
+            break
+    for proc in (cluster.master, cluster.agent):
+        assert proc.popen.poll() is None, f"process exited:\n{proc.log()[-3000:]}"
+        log = proc.log()
+        for marker in UNHANDLED:
+            if marker in log:
+                failures.append(f"unhandled exception in {proc.log_path.name}:\n{log[log.index(marker) - 500:][:3000]}")
+                break
+    print(f"seed {seed}: statuses {sorted(statuses.items())}")
+    assert not failures, "\n".join(failures) + f"\nstatuses: {statuses}"
+    assert sum(n for s, n in statuses.items() if 400 <= s < 500) > REQUESTS_PER_SEED // 2, statuses
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_real_task_still_runs_after_the_fuzzing(
+    cluster: Cluster, live: tuple[Live, MiniScheduler]
+) -> None:
+    _, fuzzing = live
+    # The fuzzing framework holds its offers (as any framework may): give them back.
+    for offer in fuzzing.offers:
+        await fuzzing.call({"type": "DECLINE", "decline": {
+            "offer_ids": [offer["id"]], "filters": {"refuse_seconds": 600}}})
+    async with MiniScheduler(cluster.master.url, name="after-fuzz") as sched:
+        offer = await sched.wait_for(
+            lambda: next((o for o in sched.offers if o["agent_id"]["value"] == cluster.agent_id), None)
+        )
+        task = command_task("after-fuzz", "echo done", cpus=0.1, mem=16)
+        task["agent_id"] = offer["agent_id"]
+        status, body = await sched.call({"type": "ACCEPT", "accept": {
+            "offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]}})
+        assert status == 202, body
+        await sched.wait_state("after-fuzz", "TASK_FINISHED", timeout=60)
+
+
+def test_the_generator_is_deterministic() -> None:
+    corpus = [Seed("s", "/api/v1", {"type": "GET_HEALTH", "n": [1, {"a": "b"}]})]
+    one, two = Fuzzer(corpus, 7), Fuzzer(corpus, 7)
+    first = [one.draw() for _ in range(50)]
+    second = [two.draw() for _ in range(50)]
+    assert [(r.mutation, r.body, r.headers) for r in first] == [(r.mutation, r.body, r.headers) for r in second]
+
