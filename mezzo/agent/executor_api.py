@@ -29,7 +29,7 @@ from mezzo.api.codec import encode
 from mezzo.api.common import ContainerID, Reason, Source, TaskState, TaskStatus
 from mezzo.net.http import HTTPProblem, text_response
 from mezzo.net.request import read_call, require_json_accept
-from mezzo.net.stream import RecordStream
+from mezzo.net.stream import RecordStream, streaming_problem
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,11 @@ class ExecutorAPI:
                 require_json_accept(request)  # only SUBSCRIBE is answered with a body
         except HTTPProblem as problem:
             return problem.response()
+        if call.type == exe.CallType.SUBSCRIBE:
+            # Before the executor's stream is replaced: HTTP/1.0 cannot carry the new one.
+            problem_response = streaming_problem(request)
+            if problem_response is not None:
+                return problem_response
         if call.type == exe.CallType.UNKNOWN:
             return text_response(501, "Received 'UNKNOWN' call")
         if call.type == exe.CallType.HEARTBEAT:

@@ -18,7 +18,8 @@ a handler half-decoded. The checks run in Mesos's order (src/master/http.cpp):
     own checks (type present, payload present, ids): 400 "Failed to validate <what>: ...". An
     unknown `type` name counts as no type;
  7. `Accept` (406), checked by the endpoint after the call is decoded, so that a malformed call
-    is reported as such whatever it accepts: `require_json_accept`.
+    is reported as such whatever it accepts: `require_json_accept`. (A SUBSCRIBE over HTTP/1.0,
+    which cannot carry its stream, is `mezzo.net.stream.streaming_problem`'s 400.)
 
 What a known call that the endpoint does not serve gets (501) is the endpoint's business.
 

@@ -61,6 +61,7 @@ class Seed:
     headers: dict[str, str] = field(default_factory=dict)
     query: dict[str, str] | None = None  # GET endpoints: mutated instead of the body
     streams: bool = False  # a 200 is a stream that does not end
+    settles: bool = False  # when accepted, its effects on state arrive later (a launch...)
 
 
 @dataclass
@@ -76,6 +77,7 @@ class FuzzRequest:
     raw_body: bytes | None = None  # bytes to send instead of `body` (bad framing)
     half_close: bool = False  # the client stops writing after the body
     streams: bool = False
+    settles: bool = False
 
     def describe(self) -> str:
         return f"{self.seed}/{self.mutation} {self.method} {self.path[:120]}"
@@ -287,7 +289,7 @@ class Fuzzer:
         else:
             name = "method"
             method = self.rng.choice(["GET", "PUT", "DELETE", "PATCH", "OPTIONS"])
-        return FuzzRequest(seed.name, name, method, seed.path, headers, body, streams=seed.streams)
+        return FuzzRequest(seed.name, name, method, seed.path, headers, body, streams=seed.streams, settles=seed.settles)
 
     # ------------------------------------------------------------------ framing
 
@@ -375,7 +377,9 @@ class Fuzzer:
 
     def _request(self, seed: Seed, mutation: str, body: bytes, extra_headers: dict[str, str] | None = None) -> FuzzRequest:
         headers = {"Content-Type": JSON_TYPE, "Accept": JSON_TYPE, **seed.headers, **(extra_headers or {})}
-        return FuzzRequest(seed.name, mutation, seed.method, seed.path, headers, body, streams=seed.streams)
+        return FuzzRequest(
+            seed.name, mutation, seed.method, seed.path, headers, body, streams=seed.streams, settles=seed.settles
+        )
 
 
 
