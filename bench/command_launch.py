@@ -36,6 +36,8 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
+import resource
 import statistics
 import sys
 import time
@@ -189,8 +191,37 @@ async def latency_phase(sched: Scheduler, n: int, task_timeout: float) -> dict:
     }
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(cluster: LocalCluster) -> dict[str, float]:
+    """CPU seconds so far of the master, the agent, the executors and their tasks (the agent's
+    reaped descendants, and the command executors' fork server with its reaped children) and
+    this process (the scheduler)."""
+    def stat(pid: int) -> list[int]:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return [int(x) for x in fields[11:15]]  # utime stime cutime cstime
+    def children(pid: int) -> list[int]:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    assert cluster.master is not None
+    master = stat(cluster.master.proc.pid)
+    agent_pid = cluster.agents[0].proc.pid
+    agent = stat(agent_pid)
+    executors = agent[2] + agent[3]  # reaped executors and their tasks
+    for child in children(agent_pid):  # the executors' fork server and its reaped children
+        with contextlib.suppress(OSError), open(f"/proc/{child}/cmdline", "rb") as f:
+            if b"--fork-server" in f.read():
+                executors += sum(stat(child))
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return {"master": (master[0] + master[1]) / _TICK, "agent": (agent[0] + agent[1]) / _TICK,
+            "executors": executors / _TICK, "scheduler": own.ru_utime + own.ru_stime}
+
+
 async def throughput_phase(sched: Scheduler, inflight: int, seconds: float, limit: int,
-                           task_timeout: float) -> dict:
+                           task_timeout: float, cluster: LocalCluster) -> dict:
+    cpu_before = cpu_seconds(cluster)
     launched: list[TaskTimes] = []
     running: set[int] = set()  # indexes into launched of tasks not yet terminal
     start = time.perf_counter()
@@ -221,6 +252,7 @@ async def throughput_phase(sched: Scheduler, inflight: int, seconds: float, limi
     elapsed = time.perf_counter() - start
     finished = sum(1 for t in launched if t.final_state == "TASK_FINISHED"
                    and t.received["TASK_FINISHED"] <= start + elapsed)
+    cpu_after = cpu_seconds(cluster)
     # Let the tasks still in flight end (and be acknowledged) before the cluster stops.
     deadline = time.monotonic() + task_timeout
     for i in running:
@@ -230,6 +262,9 @@ async def throughput_phase(sched: Scheduler, inflight: int, seconds: float, limi
         "inflight": inflight, "seconds": round(elapsed, 2), "launched": len(launched),
         "finished": finished, "tasks_per_second": round(finished / elapsed, 1),
         "task_p50_ms": ms(statistics.median(lat)) if lat else None,
+        # CPU per finished task by process, over the window: what bounds tasks/s on 2 CPUs.
+        "cpu_ms_per_task": {k: round((cpu_after[k] - cpu_before[k]) * 1000 / max(1, completed), 2)
+                            for k in cpu_after},
     }
 
 
@@ -251,7 +286,7 @@ async def run_configuration(args: argparse.Namespace, isolation: str) -> dict:
                     raise RuntimeError(f"warm-up task failed: {sched.failures[-1]}")
             latency = await latency_phase(sched, args.launches, args.task_timeout)
             throughput = await throughput_phase(sched, args.inflight, args.seconds, args.tasks,
-                                                args.task_timeout)
+                                                args.task_timeout, cluster)
             failures = list(sched.failures)
         finally:
             await sched.close()

@@ -144,7 +144,7 @@ def container_config(
         mem = (mem or 0.0) + COMMAND_EXECUTOR_MEM_MB
         return ContainerConfig(
             sandbox=sandbox, argv=argv, env=env, user=user, cpus=cpus, mem_mb=mem,
-            pids_max=pids_max,
+            pids_max=pids_max, fork_server=command_executor_argv is None,
         )
     info = executor.command or CommandInfo()
     if info.shell:

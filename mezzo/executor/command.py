@@ -35,6 +35,14 @@ The task inherits this environment with ``CommandInfo.environment`` (VALUE varia
 What it does (SUBSCRIBE, STARTING/RUNNING/terminal updates, KILL with the KillPolicy grace
 period, SHUTDOWN, recovery) is described in `command_core.py`.
 
+Fork server
+-----------
+``[sys.executable, "-S", "-E", "<...>/executor/command.py", "--fork-server", FD]`` runs the
+fork server instead (`command_forkserver.py`): the agent's launcher keeps one per agent and
+asks it, over the socket FD, to fork each command executor from its warm interpreter. The
+child is the same executor (same session/stdio/sandbox/user/environment contract as above);
+only the interpreter start-up is saved.
+
 Exit status: 0 normal (including after a kill or shutdown), 1 gave up (bad environment, or
 no agent within the recovery timeout).
 """
@@ -44,6 +52,10 @@ import sys
 if __name__ == "__main__":
     # Run as a script: sys.path[0] is this directory, so the implementation is imported as a
     # top-level module (cached bytecode) without importing the `mezzo` package.
+    if sys.argv[1:2] == ["--fork-server"]:
+        from command_forkserver import main as serve
+
+        sys.exit(serve(sys.argv[2:]))
     from command_executor import main
 
     sys.exit(main())

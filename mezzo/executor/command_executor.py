@@ -49,7 +49,7 @@ __all__ = [
     "unb64",
 ]
 
-_VERBOSE = posix.environ.get(b"MEZZO_EXECUTOR_VERBOSE", b"") not in (b"", b"0")
+_VERBOSE = False  # MEZZO_EXECUTOR_VERBOSE, set by main()
 # Without a pidfd (Linux < 5.3) the loop polls for the task's exit this often.
 _REAP_POLL_SECONDS = 0.01
 
@@ -117,6 +117,7 @@ class CommandExecutor:
     """The loop: sockets, the task's process and the clock around one `CommandExecutorCore`."""
 
     def __init__(self, env: dict[str, str]) -> None:
+        self.env = env  # the executor's environment: the task's, under its own variables
         self.host, self.port = split_endpoint(env["MESOS_AGENT_ENDPOINT"])
         self.machine = core.CommandExecutorCore(  # the state machine: every decision
             config_from_env(env), time.monotonic(), new_uuid=new_uuid, wall_clock=time.time
@@ -245,7 +246,7 @@ class CommandExecutor:
         return core.UpdateAccepted(uuid) if code == 202 else core.UpdateRefused(uuid, f"HTTP {code}")
 
     def spawn(self, program: str, argv: list[str], overrides: dict[str, str]) -> object:
-        env = environ()
+        env = dict(self.env)
         env.update(overrides)
         try:
             pid = posix.posix_spawn(
@@ -265,8 +266,12 @@ class CommandExecutor:
         return core.Spawned(pid)
 
 
-def main() -> int:
-    env = environ()
+def main(env: dict[str, str] | None = None) -> int:
+    """Run the executor in this process with `env` (default: the process environment)."""
+    global _VERBOSE
+    if env is None:
+        env = environ()
+    _VERBOSE = env.get("MEZZO_EXECUTOR_VERBOSE", "") not in ("", "0")
     missing = [
         name
         for name in ("MESOS_AGENT_ENDPOINT", "MESOS_FRAMEWORK_ID", "MESOS_EXECUTOR_ID")

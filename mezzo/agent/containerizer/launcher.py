@@ -18,19 +18,33 @@ exec (unsafe in a threaded agent, and it disables CPython's vfork fast path).
 
 stdout and stderr are appended to ``<sandbox>/stdout`` and ``<sandbox>/stderr``; the working
 directory is the sandbox.
+
+The built-in command executor (a ``ContainerConfig`` marked ``fork_server``) is not exec'd but
+forked from a warm interpreter, the command executor's fork server (`forkserver.py`), unless an
+isolator wraps the command; the process model above, the barrier included, is the same.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pwd
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
+from mezzo.agent.containerizer.forkserver import (
+    ForkServer,
+    ForkServerError,
+    ForkServerUnavailable,
+)
 from mezzo.agent.containerizer.paths import stderr_path, stdout_path
 from mezzo.agent.containerizer.records import ContainerConfig, LaunchError, LaunchInfo
+
+log = logging.getLogger(__name__)
 
 # Waits for one line on stdin (the barrier), then execs "$@" with stdin on /dev/null. `read`
 # fails on EOF, i.e. when the agent aborts the launch.
@@ -41,10 +55,19 @@ SHIM_ARGV0 = "mezzo-launch"
 class Child:
     """A container's root process: spawned by us (a child) or adopted after a restart."""
 
-    def __init__(self, pid: int, popen: subprocess.Popen[bytes] | None, barrier: int | None):
+    def __init__(
+        self,
+        pid: int,
+        popen: subprocess.Popen[bytes] | None,
+        barrier: int | None,
+        reaper: Callable[[], int | None] | None = None,
+    ):
         self.pid = pid
         self.popen = popen
         self._barrier = barrier
+        # How to collect the exit status of a process someone else forked for us (the fork
+        # server); None for our own children (popen) and adopted processes.
+        self._reaper = reaper
         # A pidfd becomes readable when the process exits, child or not (Linux >= 5.3); it
         # also pins the pid, so signals sent through it never hit a recycled pid.
         self.pidfd = os.pidfd_open(pid)
@@ -80,6 +103,8 @@ class Child:
         self.signal(signal.SIGKILL)
         if self.popen is not None:
             self.popen.wait()
+        elif self._reaper is not None:
+            self._reaper()
         self.close()
 
     def signal(self, sig: int) -> None:
@@ -88,6 +113,9 @@ class Child:
 
     def reap(self) -> int | None:
         """The raw wait status once exited (children only); None for an adopted process."""
+        if self._reaper is not None:
+            reaper, self._reaper = self._reaper, None
+            return reaper()
         if self.popen is None:
             return None
         try:
@@ -107,6 +135,15 @@ class Child:
 class Launcher:
     """Forks container root processes (see the module docstring for the process model)."""
 
+    def __init__(self) -> None:
+        self._fork_servers: dict[tuple[str, ...], ForkServer] = {}
+
+    def close(self) -> None:
+        """Stop the fork servers (their executors keep running)."""
+        for server in self._fork_servers.values():
+            server.close()
+        self._fork_servers.clear()
+
     def spawn(self, config: ContainerConfig, info: LaunchInfo, barrier: bool) -> Child:
         argv = [*info.wrapper, *config.command()]
         if barrier:
@@ -116,6 +153,7 @@ class Launcher:
         user_kwargs = self._user(config)
         sandbox = config.sandbox
         sandbox.mkdir(parents=True, exist_ok=True)
+        server = self._fork_server(config) if config.fork_server and not info.wrapper else None
         read_end = write_end = None
         if barrier:
             read_end, write_end = os.pipe2(os.O_CLOEXEC)
@@ -123,6 +161,11 @@ class Launcher:
             with open(stdout_path(sandbox), "ab") as out, open(stderr_path(sandbox), "ab") as err:
                 if user_kwargs:
                     self._chown(sandbox, user_kwargs["user"], user_kwargs["group"])
+                if server is not None:
+                    barrier_ends = (read_end, write_end)
+                    child = self._fork(server, env, sandbox, (out, err), barrier_ends, user_kwargs)
+                    if child is not None:
+                        return child
                 popen = subprocess.Popen(
                     argv,
                     stdin=read_end if barrier else subprocess.DEVNULL,
@@ -134,14 +177,55 @@ class Launcher:
                     close_fds=True,
                     **user_kwargs,
                 )
-        except OSError as e:
+        except (OSError, LaunchError) as e:
             if write_end is not None:
                 os.close(write_end)
+            if isinstance(e, LaunchError):
+                raise
             raise LaunchError(f"cannot start {argv[0]!r}: {e.strerror or e}") from e
         finally:
             if read_end is not None:
                 os.close(read_end)
         return Child(popen.pid, popen, write_end)
+
+    def _fork_server(self, config: ContainerConfig) -> ForkServer | None:
+        key = tuple(config.command())
+        server = self._fork_servers.get(key)
+        if server is None:
+            server = self._fork_servers[key] = ForkServer(key)
+        return None if server.broken else server
+
+    @staticmethod
+    def _fork(
+        server: ForkServer,
+        env: dict[str, str],
+        sandbox: Path,
+        stdio: tuple[BinaryIO, BinaryIO],
+        barrier: tuple[int | None, int | None],
+        user_kwargs: dict[str, object],
+    ) -> Child | None:
+        """The executor forked by the fork server; None (after a log line) if the server did
+        not act, so that exec'ing instead is safe; LaunchError if it failed once asked."""
+        user = None
+        if user_kwargs:
+            uid, gid, groups = user_kwargs["user"], user_kwargs["group"], user_kwargs["extra_groups"]
+            assert isinstance(uid, int) and isinstance(gid, int) and isinstance(groups, list)
+            user = (uid, gid, groups)
+        try:
+            pid, generation = server.spawn(
+                env=env,
+                cwd=str(sandbox),
+                stdout=stdio[0].fileno(),
+                stderr=stdio[1].fileno(),
+                barrier=barrier[0],
+                user=user,
+            )
+        except ForkServerUnavailable as e:
+            log.warning("fork server unavailable (%s): exec'ing the command executor", e)
+            return None
+        except ForkServerError as e:
+            raise LaunchError(f"the fork server failed: {e}") from e
+        return Child(pid, None, barrier[1], reaper=lambda: server.wait(pid, generation))
 
     @staticmethod
     def _user(config: ContainerConfig) -> dict[str, object]:
@@ -173,20 +257,20 @@ def kill_process_group(pgid: int, sig: int) -> None:
 
 
 def session_members(sid: int) -> list[int]:
-    """Pids whose session is ``sid`` (a /proc scan: catches members that changed group)."""
+    """Pids whose session is ``sid`` (a /proc scan: catches members that changed group).
+
+    One getsid(2) per process rather than reading /proc/<pid>/stat: ~1 µs instead of ~15 µs
+    each, and this runs at the end of every container."""
     members = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
             continue
+        pid = int(name)
         try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
+            if os.getsid(pid) == sid:
+                members.append(pid)
+        except OSError:  # gone meanwhile
             continue
-        # Fields after the parenthesised command: state ppid pgrp session ...
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 3 and int(fields[3]) == sid:
-            members.append(int(entry.name))
     return members
 
 

@@ -32,7 +32,9 @@ class ContainerConfig:
     ``env`` is the *complete* environment (the agent decides what is inherited). ``user``
     switches user when the agent runs as root. Limits are optional: an isolator ignores the
     ones it does not enforce. ``rlimits`` maps a name (``"nofile"`` or Mesos's
-    ``"RLMT_NOFILE"``) to ``(soft, hard)``, ``None`` meaning unlimited.
+    ``"RLMT_NOFILE"``) to ``(soft, hard)``, ``None`` meaning unlimited. ``fork_server``
+    marks ``argv`` as the built-in command executor, which the launcher may fork from its fork
+    server instead of exec'ing (the same process contract, without an interpreter start-up).
     """
 
     sandbox: Path
@@ -44,6 +46,7 @@ class ContainerConfig:
     mem_mb: float | None = None
     pids_max: int | None = None
     rlimits: Mapping[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    fork_server: bool = False
 
     def __post_init__(self) -> None:
         if (self.argv is None) == (self.shell is None):
