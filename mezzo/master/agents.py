@@ -26,6 +26,7 @@ from mezzo.api.internal import (
     AgentSubscribed,
 )
 from mezzo.api.scheduler import Event, EventType, Failure
+from mezzo.core.errors import ValidationError
 from mezzo.master.base import MasterBase, log
 from mezzo.master.records import (
     AgentRecord,
@@ -54,7 +55,7 @@ class AgentCalls(MasterBase):
             return self._refuse_agent(stream, "AgentInfo.hostname must be set")
         try:
             total = Resources.from_wire(info.resources)
-        except Exception as exc:  # invalid resources: refuse with the reason
+        except ValidationError as exc:  # invalid resources: refuse with the reason
             return self._refuse_agent(stream, f"Invalid agent resources: {exc}")
         if info.id is None:
             agent_id = self.ids.agent_id()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from mezzo.api.common import (
@@ -37,12 +37,21 @@ from mezzo.master.allocator import Allocator
 from mezzo.master.events import DEFAULT_MAX_SUBSCRIBERS, OperatorEvents
 from mezzo.master.outbox import Outbox
 from mezzo.master.records import AgentRecord, FrameworkRecord, OfferRecord, TaskRecord, time_info
-from mezzo.master.registry import RegistryState
+from mezzo.master.registry import RegistryState, UpdateWeights
 from mezzo.master.timers import DeadlineQueue
 
 log = logging.getLogger("mezzo.master")
 
 HEARTBEAT_SECONDS = 15.0
+
+
+class CallRefused(Exception):
+    """A call refused before any state changed: HTTP status and a one-line message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,8 @@ class MasterOptions:
     max_agent_ping_timeouts: int = 5
     agent_reregister_timeout: float = 600.0
     roles: frozenset[str] | None = None  # --roles whitelist; None = any role
+    # --weights: used (and stored in the registry) unless the registry holds weights already.
+    weights: Mapping[str, float] = field(default_factory=dict)
     root_submissions: bool = True
     max_completed_frameworks: int = 50
     max_completed_tasks_per_framework: int = 1000
@@ -100,6 +111,9 @@ class MasterBase:
         self.start_time = clock.now()
         self.elected_time: float | None = self.start_time
         self.counters = Counters()
+        # Role weights (roles not named weigh 1): --weights until the registry is recovered,
+        # then the registry's; changed by UPDATE_WEIGHTS, which stores them there too.
+        self.weights: dict[str, float] = dict(self.options.weights)
         # The operator event stream's subscribers; the handler families call its hooks.
         self.events = OperatorEvents(
             outbox, heartbeat_interval=self.options.heartbeat_interval,
@@ -165,6 +179,14 @@ class MasterBase:
         for agent_id, (info, when) in state.unreachable.items():
             self.unreachable_agents[agent_id] = (info, when)
         self.gone_agents.update(state.gone)
+        # As in Mesos: weights in the registry win over --weights; without any there, the
+        # flag's weights are stored so that the next leader has them too.
+        if state.weights:
+            if self.weights and self.weights != state.weights:
+                log.warning("ignoring --weights %s: using the weights in the registry", self.weights)
+            self.set_weights(state.weights)
+        elif self.weights:
+            self.outbox.registry(UpdateWeights(weights=dict(self.weights)))
         if self.recovered_agents:
             self.recovery_deadline = now + self.options.agent_reregister_timeout
         self.recovered = True
@@ -173,6 +195,13 @@ class MasterBase:
 
     def now(self) -> float:
         return self.clock.now()
+
+    def set_weights(self, weights: Mapping[str, float]) -> None:
+        """Make `weights` the role weights, here and in the allocator (a role that loses its
+        weight goes back to 1)."""
+        dropped = {role: 1.0 for role in self.weights if role not in weights}
+        self.weights = dict(weights)
+        self.allocator.update_weights({**dropped, **self.weights})
 
     def request_allocation(self) -> None:
         """Something changed what can be offered (an agent or framework came, resources were

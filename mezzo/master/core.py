@@ -1,7 +1,7 @@
 """`Master`: the decision core of the master, without sockets, on an injected clock.
 
-It combines the handler families (frameworks, offers, tasks, agents) and adds the two entry
-points the shell uses:
+It combines the handler families (frameworks, offers, tasks, agents, operator calls) and adds
+the two entry points the shell uses for scheduler and agent calls:
 
 - `scheduler_call(call, stream_id)` for every non-SUBSCRIBE scheduler call (SUBSCRIBE goes to
   `subscribe(call, stream)`), raising `CallRefused(status, message)` for the request-level
@@ -11,8 +11,7 @@ points the shell uses:
 
 and the timers: `tick()` runs whatever is due at `clock.now()` (heartbeats, failover
 timeouts, offer timeouts, pings, re-registration deadlines, the batch allocation every
-`allocation_interval` and the event-triggered one a coalescing window after its first
-trigger), and
+`allocation_interval` and the event-triggered one when `request_allocation` made it due), and
 `next_deadline()` says when the next one is due, so the shell (or a test on a FakeClock)
 knows when to call `tick()` again.
 """
@@ -21,24 +20,20 @@ from __future__ import annotations
 
 from mezzo.api.internal import AgentCall, AgentCallType
 from mezzo.api.scheduler import Call, CallType
+from mezzo.core.errors import ValidationError
 from mezzo.master import views
 from mezzo.master.agents import AgentCalls
+from mezzo.master.base import CallRefused
 from mezzo.master.frameworks import FrameworkCalls
 from mezzo.master.offers import OfferCalls
+from mezzo.master.operator_calls import OperatorCalls
 from mezzo.master.records import FrameworkRecord
 from mezzo.master.tasks import TaskCalls
 
-
-class CallRefused(Exception):
-    """A call refused before any state changed: HTTP status and a one-line message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+__all__ = ["CallRefused", "Master"]
 
 
-class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls):
+class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls, OperatorCalls):
     # ------------------------------------------------------------------ scheduler calls
 
     def lookup_framework(self, call: Call, stream_id: str | None) -> FrameworkRecord:
@@ -68,7 +63,7 @@ class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls):
                 assert call.accept is not None
                 try:
                     self.check_accept(call.accept)
-                except Exception as exc:
+                except ValidationError as exc:  # anything else is a bug: a logged 500
                     raise CallRefused(400, str(exc)) from None
                 self.accept(framework, call.accept)
             case CallType.DECLINE:
@@ -98,7 +93,7 @@ class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls):
             case CallType.UPDATE_FRAMEWORK:
                 try:
                     self.update_framework(framework, call)
-                except Exception as exc:
+                except ValidationError as exc:  # anything else is a bug: a logged 500
                     raise CallRefused(400, str(exc)) from None
                 return 200
             case (

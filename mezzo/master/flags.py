@@ -211,6 +211,7 @@ class MasterFlags:
             max_agent_ping_timeouts=_int("max_agent_ping_timeouts", raw["max_agent_ping_timeouts"], 1),
             agent_reregister_timeout=_duration("agent_reregister_timeout", raw["agent_reregister_timeout"]),
             roles=flags.roles,
+            weights=flags.weights,
             root_submissions=_bool("root_submissions", raw["root_submissions"]),
             max_completed_frameworks=_int("max_completed_frameworks", raw["max_completed_frameworks"]),
             max_completed_tasks_per_framework=_int(

@@ -89,7 +89,6 @@ class MasterServer:
         master: Master,
         *,
         flags: dict[str, str] | None = None,
-        weights: dict[str, float] | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
         leadership: Leadership | None = None,
     ) -> None:
@@ -97,7 +96,6 @@ class MasterServer:
         # None: always the leader (standalone, and in-process tests of the shell).
         self.leadership = leadership
         self.flags = flags or {}
-        self.weights = dict(weights or {})
         self.max_body_bytes = max_body_bytes
         self._timer_task: asyncio.Task[None] | None = None
         self._allocation_timer: asyncio.TimerHandle | None = None
@@ -363,39 +361,36 @@ class MasterServer:
             case t.GET_TASKS:
                 resp = op.Response(type=t.GET_TASKS, get_tasks=views.get_tasks(master))
             case t.GET_ROLES:
-                resp = op.Response(type=t.GET_ROLES, get_roles=views.get_roles(master, self.weights))
+                resp = op.Response(type=t.GET_ROLES, get_roles=views.get_roles(master))
             case t.GET_WEIGHTS:
                 resp = op.Response(type=t.GET_WEIGHTS, get_weights=op.GetWeights(weight_infos=[
-                    op.WeightInfo(role=r, weight=w) for r, w in sorted(self.weights.items())]))
-            case t.UPDATE_WEIGHTS:
-                assert call.update_weights is not None
-                new = {}
-                for info in call.update_weights.weight_infos:
-                    if not info.role or info.weight <= 0:
-                        return text_response(400, "Weights must name a role and be positive")
-                    new[info.role] = info.weight
-                self.weights.update(new)
-                master.allocator.update_weights(self.weights)
-                master.request_allocation()
-                return web.Response(status=200)
+                    op.WeightInfo(role=r, weight=w) for r, w in sorted(master.weights.items())]))
             case t.GET_MASTER:
                 resp = op.Response(type=t.GET_MASTER, get_master=op.GetMaster(
                     master_info=master.info, start_time=master.start_time, elected_time=master.elected_time))
-            case t.TEARDOWN:
-                assert call.teardown is not None
-                framework = master.frameworks.get(call.teardown.framework_id.value)
-                if framework is None:
-                    return text_response(400, f"No framework found with specified ID '{call.teardown.framework_id.value}'")
-                master.remove_framework(framework)
-                return web.Response(status=200)
-            case t.MARK_AGENT_GONE:
-                assert call.mark_agent_gone is not None
-                if not master.mark_gone(call.mark_agent_gone.agent_id.value):
-                    return text_response(404, f"Agent '{call.mark_agent_gone.agent_id.value}' not found")
+            case t.UPDATE_WEIGHTS | t.TEARDOWN | t.MARK_AGENT_GONE:
+                try:
+                    self._operator_decision(call)
+                except CallRefused as refused:
+                    return text_response(refused.status, refused.message)
                 return web.Response(status=200)
             case _:
                 return self.operator_api.call(call)
         return json_response(encode(resp))
+
+    def _operator_decision(self, call: op.Call) -> None:
+        """The operator calls the core decides (it raises CallRefused to refuse them)."""
+        t = op.CallType
+        match call.type:
+            case t.UPDATE_WEIGHTS:
+                assert call.update_weights is not None
+                self.master.update_weights(call.update_weights.weight_infos)
+            case t.TEARDOWN:
+                assert call.teardown is not None
+                self.master.teardown_framework(call.teardown.framework_id.value)
+            case t.MARK_AGENT_GONE:
+                assert call.mark_agent_gone is not None
+                self.master.mark_agent_gone(call.mark_agent_gone.agent_id.value)
 
     # ------------------------------------------------------------------ read endpoints
 
@@ -447,19 +442,14 @@ class MasterServer:
             offset = int(request.query.get("offset", "0"))
         except ValueError:
             return text_response(400, "'limit' and 'offset' must be integers")
-        framework_id = request.query.get("framework_id")
-        task_id = request.query.get("task_id")
-        tasks = []
-        for fw in [*self.master.frameworks.values(), *self.master.completed_frameworks.values()]:
-            if framework_id and fw.id != framework_id:
-                continue
-            for task in [*fw.tasks.values(), *fw.unreachable_tasks.values(), *fw.completed_tasks]:
-                if task_id and task.task_id != task_id:
-                    continue
-                tasks.append(views._task_json(task))
-        tasks.sort(key=lambda t: t["statuses"][-1]["timestamp"] if t["statuses"] else 0.0,
-                   reverse=request.query.get("order", "des") == "des")
-        return self._json(request, {"tasks": tasks[offset : offset + limit]})
+        try:
+            tasks = self.master.find_tasks(
+                framework_id=request.query.get("framework_id"), task_id=request.query.get("task_id"),
+                limit=limit, offset=offset, newest_first=request.query.get("order", "des") == "des",
+            )
+        except CallRefused as refused:
+            return text_response(refused.status, refused.message)
+        return self._json(request, {"tasks": [views._task_json(task) for task in tasks]})
 
     async def flags_view(self, request: web.Request) -> web.Response:
         return self._json(request, {"flags": self.flags})
@@ -474,10 +464,10 @@ class MasterServer:
         framework_id = form.get("frameworkId")
         if not framework_id:
             return text_response(400, "Missing 'frameworkId' query parameter in the request body")
-        framework = self.master.frameworks.get(str(framework_id))
-        if framework is None:
-            return text_response(400, f"No framework found with specified ID '{framework_id}'")
-        self.master.remove_framework(framework)
+        try:
+            self.master.teardown_framework(str(framework_id))
+        except CallRefused as refused:
+            return text_response(refused.status, refused.message)
         return web.Response(status=200)
 
 

@@ -140,7 +140,7 @@ def build_master(
         clock=clock, ids=ids, allocator=allocator, outbox=HttpOutbox(registrar),
         master_info=info, options=flags.options,
     )
-    server = MasterServer(master, flags=flags.as_strings(), weights=flags.weights)
+    server = MasterServer(master, flags=flags.as_strings())
     return MasterProcess(master, server, registrar, contender or StandaloneContender())
 
 

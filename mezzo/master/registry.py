@@ -1,7 +1,8 @@
-"""The registry: the master's only durable state (admitted, unreachable and gone agents).
+"""The registry: the master's only durable state (admitted, unreachable and gone agents, and
+the role weights set by operators).
 
 Changes are named operations (`AdmitAgent`, `MarkUnreachable`, `MarkReachable`, `MarkGone`,
-`RemoveAgent`), applied by the `Registrar` over a `mezzo.store.Store` (sqlite under
+`RemoveAgent`, `UpdateWeights`), applied by the `Registrar` over a `mezzo.store.Store` (sqlite under
 `--work_dir` by default, `in_memory` for tests, ZooKeeper with `--zk`). A restarted or newly
 elected master `recover()`s the registry before serving anything; agents it lists must
 re-register within `--agent_reregister_timeout` or they are marked unreachable.
@@ -19,6 +20,8 @@ Layout in the store (one key per agent and state; an operation commits its keys 
     agents/admitted/<agent id>     AgentInfo JSON
     agents/unreachable/<agent id>  {"info": AgentInfo, "time": <seconds>}
     agents/gone/<agent id>         {"time": <seconds>}
+    weights                        {"<role>": <weight>, ...} (every weighted role; one key,
+                                   since role names contain '/')
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 ADMITTED = "agents/admitted/"
 UNREACHABLE = "agents/unreachable/"
 GONE = "agents/gone/"
+WEIGHTS = "weights"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +71,16 @@ class RemoveAgent:
     agent_id: str
 
 
-RegistryOperation = AdmitAgent | MarkUnreachable | MarkReachable | MarkGone | RemoveAgent
+@dataclass(frozen=True, slots=True)
+class UpdateWeights:
+    """The role weights after an operator's UPDATE_WEIGHTS (all of them, not the change)."""
+
+    weights: dict[str, float]
+
+
+RegistryOperation = (
+    AdmitAgent | MarkUnreachable | MarkReachable | MarkGone | RemoveAgent | UpdateWeights
+)
 
 
 class _Unreachable(msgspec.Struct):
@@ -84,6 +97,8 @@ class RegistryState:
     admitted: dict[str, AgentInfo] = field(default_factory=dict)
     unreachable: dict[str, tuple[AgentInfo, float]] = field(default_factory=dict)
     gone: dict[str, float] = field(default_factory=dict)
+    # Empty when no operator ever set weights (then --weights applies and is stored).
+    weights: dict[str, float] = field(default_factory=dict)
 
 
 class Registrar:
@@ -106,6 +121,10 @@ class Registrar:
             state.unreachable[key[len(UNREACHABLE) :]] = (u.info, u.time)
         for key, value in self._read_all(GONE):
             state.gone[key[len(GONE) :]] = decode(value, _Gone).time
+        entry = self.store.get_many([WEIGHTS])[0]
+        if entry is not None:
+            self._versions[WEIGHTS] = entry.version
+            state.weights = decode(entry.value, dict[str, float])
         return state
 
     def _read_all(self, prefix: str) -> list[tuple[str, bytes]]:
@@ -153,6 +172,8 @@ class Registrar:
             case RemoveAgent(agent_id=agent_id):
                 self._remove(ops, ADMITTED + agent_id)
                 self._remove(ops, UNREACHABLE + agent_id)
+            case UpdateWeights(weights=weights):
+                self._put(ops, WEIGHTS, encode(dict(sorted(weights.items()))))
         if not ops:
             return
         versions = self.store.commit(ops)

@@ -356,11 +356,12 @@ def get_executors(master: MasterBase) -> op.GetExecutors:
     ])
 
 
-def get_roles(master: MasterBase, weights: dict[str, float]) -> op.GetRoles:
+def get_roles(master: MasterBase) -> op.GetRoles:
     roles: dict[str, list[FrameworkRecord]] = {}
     for fw in master.frameworks.values():
         for role in fw.roles:
             roles.setdefault(role, []).append(fw)
+    weights = master.weights
     for role in weights:
         roles.setdefault(role, [])
     out = []
