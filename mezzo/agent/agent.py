@@ -142,7 +142,7 @@ class Agent(LifecycleMixin):
 
     def subscribe_body(self) -> bytes:
         """The SUBSCRIBE call: registration, or re-registration with what runs here."""
-        sub = AgentSubscribe(agent_info=self.info, version=VERSION)
+        sub = AgentSubscribe(agent_info=self.info, version=VERSION, pid=self.pid)
         if self.info.id is not None:
             for fw in self.frameworks.values():
                 if not fw.executors:

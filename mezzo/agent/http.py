@@ -12,6 +12,7 @@ an offset or length that is not an integer from -1 up to 2^63-1, are 400.
 from __future__ import annotations
 
 import json
+import mimetypes
 import os
 import pwd
 import stat
@@ -80,6 +81,10 @@ class ReadEndpoints:
         r.add_get("/files/browse.json", self.browse)
         r.add_get("/files/read", self.read)
         r.add_get("/files/read.json", self.read)
+        r.add_get("/files/download", self.download)
+        r.add_get("/files/download.json", self.download)
+        r.add_get("/files/debug", self.debug)
+        r.add_get("/files/debug.json", self.debug)
 
     # --- simple ones --------------------------------------------------------------------
 
@@ -224,6 +229,28 @@ class ReadEndpoints:
         if not exists:
             raise HTTPProblem(404, "Path not found")
         return path
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        """Mesos's `/files/download`: the raw file, as an attachment."""
+        try:
+            path = self._resolve(request)
+        except HTTPProblem as p:
+            return p.response()
+        if path.is_dir():
+            return text_response(400, "Cannot download a directory")
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return web.FileResponse(path, headers={
+            "Content-Type": kind, "Content-Disposition": f"attachment; filename={path.name}"})
+
+    async def debug(self, request: web.Request) -> web.Response:
+        """Mesos's `/files/debug`: virtual path -> real path. Every sandbox is served at its
+        own path (what `/state` shows as `directory`), as Mesos attaches them."""
+        sandboxes = {
+            str(ex.sandbox): str(ex.sandbox)
+            for fw in [*self.agent.frameworks.values(), *self.agent.completed_frameworks]
+            for ex in [*fw.executors.values(), *fw.completed_executors]
+        }
+        return _json(dict(sorted(sandboxes.items())), request)
 
     async def browse(self, request: web.Request) -> web.Response:
         try:

@@ -88,6 +88,8 @@ class AgentSubscribe(Message):
     # The agent's software version and capabilities (strings), shown in state endpoints.
     version: str | None = None
     capabilities: list[str] = []
+    # `slave(1)@IP:PORT`: where the agent serves HTTP, by IP (a host name may not resolve).
+    pid: str | None = None
 
 
 class AgentStatusUpdate(Message):

@@ -107,7 +107,7 @@ class AgentCalls(MasterBase):
             stream=stream,
             version=sub.version,
             capabilities=list(sub.capabilities),
-            pid=f"slave(1)@{info.hostname}:{info.port or 5051}",
+            pid=sub.pid or f"slave(1)@{info.hostname}:{info.port or 5051}",
             next_ping=now + self.options.agent_ping_timeout,
         )
         unreported: list[TaskRecord] = unreported if reregistered else []

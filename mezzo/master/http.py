@@ -27,7 +27,7 @@ from mezzo.api.codec import decode, encode, to_builtins
 from mezzo.api.common import FrameworkID
 from mezzo.api.internal import AgentCall, AgentCallType, AgentEvent
 from mezzo.api.scheduler import CallType, Event, decode_call
-from mezzo.master import views
+from mezzo.master import legacy, views
 from mezzo.master.core import CallRefused, Master
 from mezzo.master.leadership import NO_LEADER, Leadership
 from mezzo.master.operator_api import OperatorApi
@@ -123,6 +123,10 @@ class MasterServer:
             r.add_get(prefix + "/slaves", self.slaves)
             r.add_get(prefix + "/tasks", self.tasks)
             r.add_get(prefix + "/flags", self.flags_view)
+            r.add_get(prefix + "/state-summary", self.state_summary)
+            r.add_get(prefix + "/roles", self.roles)
+            r.add_get(prefix + "/roles.json", self.roles)
+            r.add_get(prefix + "/weights", self.weights_view)
             r.add_post(prefix + "/teardown", self.legacy_teardown)
         r.add_get("/version", self.version)
         r.add_get("/metrics/snapshot", self.metrics)
@@ -298,6 +302,10 @@ class MasterServer:
         if call.type == AgentCallType.SUBSCRIBE:
             if call.subscribe is None:
                 return text_response(400, "Expecting 'subscribe' to be present")
+            if call.subscribe.pid is None and request.remote:
+                # An agent that does not say its pid is reached where it connected from.
+                port = call.subscribe.agent_info.port or 5051
+                call.subscribe.pid = f"slave(1)@{request.remote}:{port}"
             subscribe = call.subscribe
 
             def register(stream: RecordStream) -> Subscriber:
@@ -426,15 +434,34 @@ class MasterServer:
 
     async def frameworks(self, request: web.Request) -> web.Response:
         master = self.master
+        wanted = request.query.get("framework_id")
+
+        def pick(frameworks: Any) -> list[dict[str, Any]]:
+            return [views.framework_json(master, f) for f in frameworks if wanted in (None, f.id)]
+
         return self._json(request, {
-            "frameworks": [views.framework_json(master, f) for f in master.frameworks.values()],
-            "completed_frameworks": [views.framework_json(master, f) for f in master.completed_frameworks.values()],
+            "frameworks": pick(master.frameworks.values()),
+            "completed_frameworks": pick(master.completed_frameworks.values()),
             "unregistered_frameworks": [],
         })
 
     async def slaves(self, request: web.Request) -> web.Response:
+        wanted = request.query.get("slave_id")
         state = views.state_json(self.master, self.flags)
-        return self._json(request, {"slaves": state["slaves"], "recovered_slaves": state["recovered_slaves"]})
+        return self._json(request, {
+            "slaves": [legacy.slave_full_json(self.master, a) for a in self.master.agents.values()
+                       if wanted in (None, a.id)],
+            "recovered_slaves": [s for s in state["recovered_slaves"] if wanted in (None, s["id"])],
+        })
+
+    async def state_summary(self, request: web.Request) -> web.Response:
+        return self._not_recovered() or self._json(request, legacy.state_summary_json(self.master))
+
+    async def roles(self, request: web.Request) -> web.Response:
+        return self._not_recovered() or self._json(request, legacy.roles_json(self.master, dict(self.master.weights)))
+
+    async def weights_view(self, request: web.Request) -> web.Response:
+        return self._json(request, legacy.weights_json(dict(self.master.weights)))
 
     async def tasks(self, request: web.Request) -> web.Response:
         try:
@@ -445,7 +472,7 @@ class MasterServer:
         try:
             tasks = self.master.find_tasks(
                 framework_id=request.query.get("framework_id"), task_id=request.query.get("task_id"),
-                limit=limit, offset=offset, newest_first=request.query.get("order", "des") == "des",
+                limit=limit, offset=offset, newest_first=request.query.get("order") != "asc",
             )
         except CallRefused as refused:
             return text_response(refused.status, refused.message)

@@ -71,14 +71,17 @@ class OperatorCalls(MasterBase):
         newest_first: bool = True,
     ) -> list[TaskRecord]:
         """`/master/tasks`: live, unreachable and completed tasks of live and completed
-        frameworks, ordered by their latest status's time, one page of them."""
-        if limit < 0 or offset < 0:
-            raise CallRefused(400, "'limit' and 'offset' must not be negative")
+        frameworks, one page of them. As Mesos (its TaskComparator): ordered by the time of
+        their *first* status, tasks without a status first when ascending; a negative limit
+        (Mesos's -1) means no limit."""
+        if offset < 0:
+            raise CallRefused(400, "'offset' must not be negative")
         found: list[TaskRecord] = []
         for framework in [*self.frameworks.values(), *self.completed_frameworks.values()]:
             if framework_id and framework.id != framework_id:
                 continue
             tasks = [*framework.tasks.values(), *framework.unreachable_tasks.values(), *framework.completed_tasks]
             found.extend(t for t in tasks if not task_id or t.task_id == task_id)
-        found.sort(key=lambda t: (t.statuses[-1].timestamp or 0.0) if t.statuses else 0.0, reverse=newest_first)
-        return found[offset : offset + limit]
+        found.sort(key=lambda t: (1, t.statuses[0].timestamp or 0.0) if t.statuses else (0, 0.0),
+                   reverse=newest_first)
+        return found[offset:] if limit < 0 else found[offset : offset + limit]

@@ -40,6 +40,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from mezzo.core.errors import JSONSyntaxError, ValidationError
 from mezzo.net.http import JSON, MAX_BODY_BYTES, PROTOBUF, HTTPProblem, accepts_json
+from mezzo.net.routing import ignore_trailing_slash
 
 T = TypeVar("T")
 
@@ -55,6 +56,8 @@ def new_app(**kwargs: Any) -> web.Application:
     (answered 400 by aiohttp) is logged as one line, not as a traceback."""
     _quiet_framing_errors()
     handler_args = {"auto_decompress": False, **kwargs.pop("handler_args", {})}
+    # Innermost: a trailing `/` reaches the same endpoint (Mesos's routing).
+    kwargs["middlewares"] = [*kwargs.get("middlewares", ()), ignore_trailing_slash]
     return web.Application(handler_args=handler_args, **kwargs)
 
 
