@@ -102,8 +102,11 @@ def test_find_tasks_filters_orders_and_pages() -> None:
         "a0", "a1", "a2"]
     assert [t.task_id for t in master.find_tasks(task_id="b1")] == ["b1"]
     assert [t.task_id for t in master.find_tasks(framework_id=first.framework_id, limit=1, offset=1)] == ["a1"]
+    # Mesos's -1: no limit; a negative offset is refused.
+    assert [t.task_id for t in master.find_tasks(framework_id=first.framework_id, limit=-1)] == [
+        "a2", "a1", "a0"]
     with pytest.raises(CallRefused):
-        master.find_tasks(limit=-1)
+        master.find_tasks(offset=-1)
 
 
 def test_a_bug_in_a_handler_is_not_turned_into_a_refusal(monkeypatch) -> None:
