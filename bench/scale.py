@@ -1,0 +1,515 @@
+"""Scale benchmark: one real master, thousands of real agent connections, 200 busy frameworks.
+
+Everything real on loopback, nothing simulated:
+
+- a ZooKeeper server (Debian package) and two `mezzo master --zk … --zk_session_timeout 2secs`
+  processes (a leader and a standby, `mezzo.testing.ha_cluster`), registry in ZooKeeper;
+- emulated agents in several processes (`bench/failover.py`'s agent processes:
+  `mezzo.testing.ha_cluster.FollowingEmulatedAgent`, the real master <-> agent protocol over real
+  TCP, one stream connection per agent identity, no-op executors, following the leader through
+  ZooKeeper), each `cpus:8;mem:16384;disk:100000;ports:[31000-32000]`;
+- 200 frameworks in one process (raw aiohttp v1 clients, below), each launching `cpus:1;mem:2048`
+  tasks on every offer and killing each after a duration drawn from N(30 s, 10 s) (at least 1 s):
+  the paper's §6.5 load, with the emulated agent's TASK_KILLED as the task's end;
+- in this process, the measurements (probes on their own connections, `mezzo.cli.session`
+  for the test framework).
+
+At each size (agents are added to reach it; frameworks run throughout) one JSON line:
+
+- `master_cpu_pct`, `master_rss_mb`: the leader's CPU (100 = one core) over a steady window of
+  `--window` seconds, and its RSS at the end of it (psutil);
+- `launch_overhead_p50_s` / `_p99_s`: a test framework subscribes, launches one task on its first
+  fitting offer, and the sample is SUBSCRIBE sent → TASK_RUNNING received (the paper's "time
+  beyond the task's 10 s": the emulated agent starts the task at once, so RUNNING marks the start
+  of those 10 s; a real FINISHED would add one agent → master → scheduler hop), `--samples`
+  test frameworks one after the other;
+- `allocation_cycle_ms`: p50 of the master's `allocator/mesos/allocation_run_ms` (the last
+  allocation run's duration), sampled every second of the window;
+- `state_ms`: GET `/master/state` (whole body read, not parsed), with `tasks` tasks running;
+  `get_state_ms`: the operator API's GET_STATE, likewise;
+- `loop_stall_max_ms`: the longest answer to GET `/health`, probed every 10 ms on its own
+  connection while those two requests are served (the master answers /health at once, so a
+  long answer is its event loop busy with something else);
+- `failover_s` (with `--failover`): SIGKILL of the leader → the standby elected and every agent
+  re-registered and every framework re-subscribed; `lost` counts tasks reported LOST, DROPPED,
+  GONE or UNKNOWN to the frameworks across it (nothing lost: 0). The killed master is restarted
+  as the new standby.
+
+    .venv/bin/python bench/scale.py --sizes 1000 2000 5000 9000 --failover
+    .venv/bin/python bench/scale.py --sizes 1000 --frameworks 20 --window 10   # a quick look
+
+Per-process open files are capped at 20,000 here: the master holds two connections per agent
+(its event stream and its kept-alive call connection), so ~9,900 agents is the ceiling (see
+docs/benchmarks.md, "Scale"). Recorded in docs/benchmarks.md, "Scale (issue 12)".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import multiprocessing
+import os
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+
+from bench.failover import _agents_main  # noqa: E402
+from mezzo.cli.http1 import Connection  # noqa: E402
+from mezzo.cli.session import SchedulerSession  # noqa: E402
+from mezzo.testing.ha_cluster import HaCluster, HaMaster, until  # noqa: E402
+from mezzo.testing.zookeeper import start_server  # noqa: E402
+
+TASK_CPUS, TASK_MEM = 1.0, 2048.0  # 8 per agent use it whole: no leftovers to offer
+LOST_STATES = {"TASK_LOST", "TASK_DROPPED", "TASK_GONE", "TASK_UNKNOWN", "TASK_UNREACHABLE"}
+TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", *LOST_STATES}
+
+
+def _raise_fd_limit() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _scalar(offer: dict[str, Any], name: str) -> float:
+    return sum(
+        r.get("scalar", {}).get("value", 0.0)
+        for r in offer.get("resources", [])
+        if r.get("name") == name and r.get("type") == "SCALAR"
+    )
+
+
+# ------------------------------------------------------------------------------ frameworks
+
+
+class BusyFramework:
+    """A v1 framework on raw aiohttp that fills every offer with tasks and kills each after
+    its drawn duration; re-subscribes (same id) to whichever master leads after a failover."""
+
+    def __init__(self, masters: list[str], name: str, session: Any, counters: dict[str, int]) -> None:
+        self.masters = masters
+        self.name = name
+        self.session = session
+        self.counters = counters
+        self.framework_id: dict[str, str] | None = None
+        self.stream_id = ""
+        self.base = masters[0]
+        self.running: dict[str, dict[str, Any]] = {}  # task id -> agent id
+        self.seq = 0
+        self.subscribed = asyncio.Event()
+        self.rng = random.Random(name)
+
+    async def run(self) -> None:
+        import aiohttp
+
+        while True:
+            with contextlib.suppress(aiohttp.ClientError, OSError, ValueError, TimeoutError):
+                await self._subscribe_and_read()
+            self.subscribed.clear()
+            self.counters["disconnects"] += 1
+            await asyncio.sleep(self.rng.uniform(0.05, 0.3))
+            self.base = self.masters[(self.masters.index(self.base) + 1) % len(self.masters)]
+
+    async def _subscribe_and_read(self) -> None:
+        info: dict[str, Any] = {"user": getpass.getuser(), "name": self.name, "failover_timeout": 300.0}
+        call: dict[str, Any] = {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}
+        if self.framework_id is not None:
+            info["id"] = call["framework_id"] = self.framework_id
+        async with self.session.post(
+            self.base + "/api/v1/scheduler", data=json.dumps(call),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            allow_redirects=False,
+        ) as resp:
+            if resp.status in (307, 302) and "Location" in resp.headers:
+                location = resp.headers["Location"]
+                self.base = "http:" + location.rsplit("/api/v1/scheduler", 1)[0]
+                if self.base not in self.masters:
+                    self.masters.append(self.base)
+                raise OSError("redirected")
+            if resp.status != 200:
+                raise OSError(f"SUBSCRIBE answered {resp.status}")
+            self.stream_id = resp.headers.get("Mesos-Stream-Id", "")
+            buffer = b""
+            async for chunk in resp.content.iter_any():
+                buffer += chunk
+                while True:
+                    newline = buffer.find(b"\n")
+                    if newline < 0:
+                        break
+                    end = newline + 1 + int(buffer[:newline])
+                    if len(buffer) < end:
+                        break
+                    self._on_event(json.loads(buffer[newline + 1 : end]))
+                    buffer = buffer[end:]
+
+    def _call(self, call: dict[str, Any]) -> None:
+        call["framework_id"] = self.framework_id
+        asyncio.get_running_loop().create_task(self._post(call))
+
+    async def _post(self, call: dict[str, Any]) -> None:
+        import aiohttp
+
+        # RuntimeError: the session closed under a call in flight when the benchmark stops.
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError, RuntimeError):
+            async with self.session.post(
+                self.base + "/api/v1/scheduler", data=json.dumps(call),
+                headers={"Content-Type": "application/json", "Mesos-Stream-Id": self.stream_id},
+            ) as resp:
+                await resp.read()
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "SUBSCRIBED":
+            self.framework_id = event["subscribed"]["framework_id"]
+            self.subscribed.set()
+        elif kind == "OFFERS":
+            for offer in event["offers"]["offers"]:
+                self._fill(offer)
+        elif kind == "UPDATE":
+            status = event["update"]["status"]
+            if "uuid" in status:
+                self._call({"type": "ACKNOWLEDGE", "acknowledge": {
+                    "agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]}})
+            state = status["state"]
+            task_id = status["task_id"]["value"]
+            if state in LOST_STATES:
+                self.counters["lost"] += 1
+            if state in TERMINAL:
+                self.running.pop(task_id, None)
+            elif state == "TASK_RUNNING":
+                self.counters["running_updates"] += 1
+
+    def _fill(self, offer: dict[str, Any]) -> None:
+        count = int(min(_scalar(offer, "cpus") // TASK_CPUS, _scalar(offer, "mem") // TASK_MEM))
+        if count <= 0:
+            self._call({"type": "DECLINE", "decline": {"offer_ids": [offer["id"]],
+                                                        "filters": {"refuse_seconds": 1.0}}})
+            return
+        tasks = []
+        loop = asyncio.get_running_loop()
+        for _ in range(count):
+            self.seq += 1
+            task_id = f"{self.name}-{self.seq}"
+            tasks.append({
+                "name": task_id, "task_id": {"value": task_id}, "agent_id": offer["agent_id"],
+                "resources": [
+                    {"name": "cpus", "type": "SCALAR", "scalar": {"value": TASK_CPUS}},
+                    {"name": "mem", "type": "SCALAR", "scalar": {"value": TASK_MEM}},
+                ],
+                "command": {"shell": True, "value": "sleep 30"},
+            })
+            self.running[task_id] = offer["agent_id"]
+            duration = max(1.0, self.rng.gauss(30.0, 10.0))
+            loop.call_later(duration, self._kill, task_id)
+        self.counters["launched"] += count
+        self._call({"type": "ACCEPT", "accept": {
+            "offer_ids": [offer["id"]],
+            "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
+            "filters": {"refuse_seconds": 1.0},
+        }})
+
+    def _kill(self, task_id: str) -> None:
+        agent_id = self.running.get(task_id)
+        if agent_id is None:
+            return
+        if not self.subscribed.is_set():  # retry once we are back
+            asyncio.get_running_loop().call_later(1.0, self._kill, task_id)
+            return
+        self._call({"type": "KILL", "kill": {"task_id": {"value": task_id}, "agent_id": agent_id}})
+
+
+def _frameworks_main(masters: list[str], count: int, ready: Any, stop: Any, report: Any) -> None:
+    """The framework process: `count` busy frameworks; `report` (a dict proxy) gets counters."""
+    _raise_fd_limit()
+
+    async def run() -> None:
+        import aiohttp
+
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None)
+        )
+        counters = {"launched": 0, "lost": 0, "disconnects": 0, "running_updates": 0}
+        frameworks = [BusyFramework(list(masters), f"busy{i}", session, counters) for i in range(count)]
+        runners = [asyncio.create_task(f.run()) for f in frameworks]
+        await asyncio.gather(*(f.subscribed.wait() for f in frameworks))
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.5)
+            report.update(counters)
+            report["subscribed"] = sum(1 for f in frameworks if f.subscribed.is_set())
+            report["framework_ids"] = [f.framework_id["value"] for f in frameworks if f.framework_id]
+        for r in runners:
+            r.cancel()
+        await session.close()
+
+    asyncio.run(run())
+
+
+# ------------------------------------------------------------------------------ measurements
+
+
+def metrics(master: HaMaster) -> dict[str, float]:
+    conn = Connection(master.url, timeout=30)
+    try:
+        return json.loads(conn.request("GET", "/metrics/snapshot").body)
+    finally:
+        conn.close()
+
+
+class StallProbe:
+    """GET /health every 10 ms on its own connection, from a thread; the longest answer."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.longest = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        conn = Connection(self.base, timeout=60)
+        while not self._stop.is_set():
+            start = time.perf_counter()
+            conn.request("GET", "/health")
+            self.longest = max(self.longest, time.perf_counter() - start)
+            time.sleep(0.01)
+        conn.close()
+
+    def __enter__(self) -> StallProbe:
+        self._thread.start()
+        time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+
+def timed_get(base: str, method: str, path: str, body: bytes | None = None) -> tuple[float, int]:
+    conn = Connection(base, timeout=120)
+    try:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"} if body else {}
+        start = time.perf_counter()
+        response = conn.request(method, path, body, headers)
+        elapsed = time.perf_counter() - start
+        if response.status != 200:
+            raise RuntimeError(f"{method} {path}: HTTP {response.status}")
+        return elapsed, len(response.body)
+    finally:
+        conn.close()
+
+
+def launch_overhead(base: str, timeout: float = 60.0) -> tuple[float, float]:
+    """One test framework: SUBSCRIBE sent → its task's TASK_RUNNING received, and → the first
+    offer that fits the task (seconds)."""
+    session = SchedulerSession(base, {"user": getpass.getuser(), "name": "overhead-probe"})
+    start = time.perf_counter()
+    session.subscribe()
+    deadline = time.monotonic() + timeout
+    task_id = f"probe-{random.getrandbits(48):x}"
+    launched = False
+    offered = 0.0
+    try:
+        while time.monotonic() < deadline:
+            event = session.next_event(timeout=max(0.01, deadline - time.monotonic()))
+            if event is None:
+                raise RuntimeError("the test framework's stream ended")
+            if event["type"] == "OFFERS":
+                offers = event["offers"]["offers"]
+                for offer in offers:
+                    if not launched and _scalar(offer, "cpus") >= TASK_CPUS and _scalar(offer, "mem") >= TASK_MEM:
+                        launched = True
+                        offered = time.perf_counter() - start
+                        task = {
+                            "name": task_id, "task_id": {"value": task_id}, "agent_id": offer["agent_id"],
+                            "resources": [
+                                {"name": "cpus", "type": "SCALAR", "scalar": {"value": TASK_CPUS}},
+                                {"name": "mem", "type": "SCALAR", "scalar": {"value": TASK_MEM}},
+                            ],
+                            "command": {"shell": True, "value": "sleep 10"},
+                        }
+                        session.call("ACCEPT", accept={"offer_ids": [offer["id"]], "operations": [
+                            {"type": "LAUNCH", "launch": {"task_infos": [task]}}]})
+                    else:
+                        session.call("DECLINE", decline={"offer_ids": [offer["id"]]})
+            elif event["type"] == "UPDATE":
+                status = event["update"]["status"]
+                if "uuid" in status:
+                    session.call("ACKNOWLEDGE", acknowledge={
+                        "agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]})
+                if status["task_id"]["value"] == task_id and status["state"] == "TASK_RUNNING":
+                    return time.perf_counter() - start, offered
+        raise RuntimeError("the test framework's task did not start in time")
+    finally:
+        with contextlib.suppress(Exception):
+            session.call("TEARDOWN")
+        session.close()
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# ------------------------------------------------------------------------------ driver
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 5000, 9000])
+    parser.add_argument("--frameworks", type=int, default=200)
+    parser.add_argument("--agent-processes", type=int, default=6)
+    parser.add_argument("--window", type=float, default=30.0, help="steady-state window (s)")
+    parser.add_argument("--samples", type=int, default=10, help="test frameworks per size")
+    parser.add_argument("--failover", action="store_true", help="also measure a failover per size")
+    parser.add_argument("--profile", default=None,
+                        help="py-spy the leader for the window of the largest size into this SVG")
+    args = parser.parse_args()
+    _raise_fd_limit()
+    ctx = multiprocessing.get_context("spawn")
+    work = Path(tempfile.mkdtemp(prefix="mezzo-scale-"))
+    zk_server = start_server(work / "zk")
+    zk = f"zk://127.0.0.1:{zk_server.client_port}/mezzo"
+    cluster = HaCluster(zk, count=2, work_dir=work, session_timeout="2secs",
+                        extra=["--allocation_interval", "1secs", "--logging_level", "WARNING"])
+    agent_procs: list[Any] = []
+    stop = ctx.Event()
+    manager = ctx.Manager()
+    report = manager.dict()
+    frameworks_proc = None
+    try:
+        cluster.start()
+        leader = cluster.wait_leader(60)
+        agents = 0
+        for size in sorted(args.sizes):
+            # Add agents in several processes until `size` are registered.
+            while agents < size:
+                per_proc = -(-(size - agents) // args.agent_processes)
+                for _ in range(args.agent_processes):
+                    count = min(per_proc, size - agents)
+                    if count <= 0:
+                        break
+                    ready = ctx.Event()
+                    proc = ctx.Process(target=_agents_main, args=(zk, agents, count, ready, stop), daemon=True)
+                    proc.start()
+                    agent_procs.append((proc, ready))
+                    agents += count
+            start = time.monotonic()
+            until(lambda m=leader, n=size: metrics(m).get("master/slaves_active", 0) >= n,
+                  600, f"{size} agents registered", interval=1.0)
+            registered_s = time.monotonic() - start
+            if frameworks_proc is None:
+                ready = ctx.Event()
+                frameworks_proc = ctx.Process(
+                    target=_frameworks_main,
+                    args=([m.url for m in cluster.masters], args.frameworks, ready, stop, report),
+                    daemon=True,
+                )
+                frameworks_proc.start()
+                if not ready.wait(300):
+                    raise RuntimeError("frameworks did not subscribe")
+            time.sleep(min(10.0, args.window))  # let the load settle at this size
+            row = measure(leader, size, args, registered_s,
+                          profile=args.profile if size == max(args.sizes) else None)
+            if args.failover:
+                leader = failover(cluster, leader, size, args.frameworks, report, row)
+            print(json.dumps(row), flush=True)
+    finally:
+        stop.set()
+        time.sleep(1.0)
+        for proc, _ in agent_procs:
+            proc.terminate()
+        if frameworks_proc is not None:
+            frameworks_proc.terminate()
+        for proc, _ in agent_procs:
+            proc.join(10)
+        cluster.close()
+        zk_server.stop()
+        manager.shutdown()
+
+
+def measure(leader: HaMaster, size: int, args: Any, registered_s: float, profile: str | None) -> dict[str, Any]:
+    assert leader.proc is not None
+    proc = psutil.Process(leader.proc.pid)
+    spy = None
+    if profile:
+        import subprocess
+
+        spy = subprocess.Popen(
+            [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(proc.pid), "-o", profile,
+             "-d", str(int(args.window)), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    proc.cpu_percent(None)
+    cycles: list[float] = []
+    end = time.monotonic() + args.window
+    while time.monotonic() < end:
+        m = metrics(leader)
+        cycles.append(m.get("allocator/mesos/allocation_run_ms", 0.0))
+        time.sleep(1.0)
+    cpu = proc.cpu_percent(None)
+    rss_mb = proc.memory_info().rss / 2**20
+    if spy is not None:
+        spy.wait(120)
+    m = metrics(leader)
+    samples = [launch_overhead(leader.url) for _ in range(args.samples)]
+    overheads = [total for total, _ in samples]
+    tasks = int(m.get("master/tasks_running", 0) + m.get("master/tasks_staging", 0))
+    with StallProbe(leader.url) as probe:
+        state_s, state_bytes = timed_get(leader.url, "GET", "/master/state")
+        get_state_s, _ = timed_get(leader.url, "POST", "/api/v1", json.dumps({"type": "GET_STATE"}).encode())
+    return {
+        "agents": size,
+        "frameworks": args.frameworks,
+        "tasks": tasks,
+        "master_cpu_pct": round(cpu, 1),
+        "master_rss_mb": round(rss_mb, 1),
+        "launch_overhead_p50_s": round(statistics.median(overheads), 3),
+        "launch_overhead_p99_s": round(percentile(overheads, 0.99), 3),
+        "first_offer_p50_s": round(statistics.median(offered for _, offered in samples), 3),
+        "allocation_cycle_ms": round(statistics.median(cycles), 1) if cycles else None,
+        "state_ms": round(state_s * 1000, 1),
+        "get_state_ms": round(get_state_s * 1000, 1),
+        "state_mb": round(state_bytes / 2**20, 1),
+        "loop_stall_max_ms": round(probe.longest * 1000, 1),
+        "failover_s": None,
+        "registered_s": round(registered_s, 1),
+        "rss_kb_per_agent_and_task": round(rss_mb * 1024 / (size + tasks), 1),
+        "machine_load": round(os.getloadavg()[0], 1),
+    }
+
+
+def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, report: Any,
+             row: dict[str, Any]) -> HaMaster:
+    """SIGKILL the leader; time until the standby leads with every agent and framework back."""
+    lost_before = report.get("lost", 0)
+    start = time.monotonic()
+    leader.kill()
+    new = cluster.wait_leader(60, exclude=leader)
+
+    def back() -> bool:
+        m = metrics(new)
+        return (m.get("master/slaves_active", 0) >= size
+                and m.get("master/frameworks_active", 0) >= frameworks)
+
+    until(back, 120, "agents and frameworks back after the failover", interval=0.1)
+    row["failover_s"] = round(time.monotonic() - start, 2)
+    time.sleep(2.0)
+    row["lost"] = report.get("lost", 0) - lost_before
+    leader.start()  # the old leader comes back as the standby
+    return new
+
+
+if __name__ == "__main__":
+    main()
