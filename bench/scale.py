@@ -324,7 +324,7 @@ def launch_overhead(base: str, timeout: float = 60.0) -> tuple[float, float]:
         while time.monotonic() < deadline:
             event = session.next_event(timeout=max(0.01, deadline - time.monotonic()))
             if event is None:
-                raise RuntimeError("the test framework's stream ended")
+                raise RuntimeError(f"the test framework's stream ended ({session.stream_error})")
             if event["type"] == "OFFERS":
                 offers = event["offers"]["offers"]
                 for offer in offers:

@@ -68,6 +68,7 @@ class SchedulerSession:
         self.framework_id: dict[str, str] | None = None
         self.stream_id: str | None = None
         self.heartbeat_interval = 15.0
+        self.stream_error: str | None = None  # why the last stream broke, if it did not just end
         self._events: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._stream: Connection | None = None
         self._calls: Connection | None = None
@@ -116,8 +117,13 @@ class SchedulerSession:
             )
         self.stream_id = response.header("Mesos-Stream-Id")
         self._stream = conn
+        # The reader's receive keeps the timeout in force when it started: set the watchdog's
+        # now (the wait for SUBSCRIBED has its own deadline, on the queue).
+        if conn.sock is not None:
+            conn.sock.settimeout(HEARTBEAT_MISSES * self.heartbeat_interval)
         threading.Thread(
-            target=self._read_stream, args=(response, self._events), name="scheduler-stream", daemon=True
+            target=self._read_stream, args=(response, self._events), name="scheduler-stream",
+            daemon=True
         ).start()
         event = self.next_event(max(0.0, deadline - time.monotonic()))
         if event is None:
@@ -133,8 +139,7 @@ class SchedulerSession:
             conn.sock.settimeout(HEARTBEAT_MISSES * self.heartbeat_interval)
         return event
 
-    @staticmethod
-    def _read_stream(response: Response, events: queue.SimpleQueue[dict[str, Any] | None]) -> None:
+    def _read_stream(self, response: Response, events: queue.SimpleQueue[dict[str, Any] | None]) -> None:
         """RecordIO records (`<length>\n<json>`) → events; None when the stream ends or breaks."""
         buffer = b""
         try:
@@ -150,7 +155,8 @@ class SchedulerSession:
                         break
                     events.put(json.loads(buffer[newline + 1 : end]))
                     buffer = buffer[end:]
-        except (OSError, ValueError):
+        except (OSError, ValueError) as exc:
+            self.stream_error = f"{type(exc).__name__}: {exc}"
             return
         finally:
             events.put(None)

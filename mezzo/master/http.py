@@ -33,7 +33,7 @@ from mezzo.master.leadership import NO_LEADER, Leadership
 from mezzo.master.operator_api import OperatorApi
 from mezzo.master.registry import Registrar, RegistryOperation
 from mezzo.master.webui import WebUi
-from mezzo.net.http import MAX_BODY_BYTES, HTTPProblem, json_response, text_response
+from mezzo.net.http import JSON, MAX_BODY_BYTES, HTTPProblem, json_response, text_response
 from mezzo.net.request import decode_body, new_app, read_body, require_json_accept
 from mezzo.net.stream import RecordStream, Subscriber, serve_subscription
 
@@ -41,6 +41,8 @@ log = logging.getLogger("mezzo.master.http")
 
 NOT_RECOVERED = "Master has not finished recovery"
 RECOVERY_HOLD = 10.0  # seconds a just-elected leader holds API calls while it recovers
+# Longest the event loop serves /master/state without a break (see `state`).
+STATE_SLICE_SECONDS = 0.01
 # Served by every master, leading or not (spec §2.5): liveness, version, this master's own
 # metrics (with master/elected 0/1) and flags, and the redirect endpoint itself.
 SERVED_BY_ANY_MASTER = frozenset(
@@ -429,8 +431,31 @@ class MasterServer:
     def _not_recovered(self) -> web.Response | None:
         return None if self.master.recovered else text_response(503, NOT_RECOVERED)
 
-    async def state(self, request: web.Request) -> web.Response:
-        return self._not_recovered() or self._json(request, views.state_json(self.master, self.flags))
+    async def state(self, request: web.Request) -> web.StreamResponse:
+        """Streamed in pieces (`views.state_pieces`), yielding to the event loop every
+        `STATE_SLICE_SECONDS`: at 100,000 tasks the document takes seconds to build, and
+        agents, frameworks and the allocator must not wait for it."""
+        problem = self._not_recovered()
+        if problem is not None:
+            return problem
+        response = web.StreamResponse(headers={"Content-Type": JSON})
+        await response.prepare(request)
+        jsonp = request.query.get("jsonp")
+        loop = asyncio.get_running_loop()
+        pending: list[bytes] = [jsonp.encode() + b"("] if jsonp else []
+        slice_end = loop.time() + STATE_SLICE_SECONDS
+        for piece in views.state_pieces(self.master, self.flags):
+            pending.append(piece)
+            if loop.time() >= slice_end:
+                await response.write(b"".join(pending))
+                pending = []
+                await asyncio.sleep(0)  # let everything else waiting on the loop run
+                slice_end = loop.time() + STATE_SLICE_SECONDS
+        if jsonp:
+            pending.append(b");")
+        await response.write(b"".join(pending))
+        await response.write_eof()
+        return response
 
     async def frameworks(self, request: web.Request) -> web.Response:
         master = self.master

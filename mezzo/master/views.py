@@ -6,6 +6,8 @@ Pure functions of the core's state (and `now`); the HTTP shell encodes what they
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from mezzo import __version__
@@ -173,10 +175,11 @@ def master_pid(master: MasterBase) -> str:
     return master.info.pid or f"master@{master.info.hostname}:{master.info.port}"
 
 
-def state_json(master: MasterBase, flags: dict[str, str]) -> dict[str, Any]:
+def _state_document(
+    master: MasterBase, flags: dict[str, str], agents: list[AgentRecord]
+) -> dict[str, Any]:
+    """`/master/state` with the big lists left empty (see `state_json`, `state_pieces`)."""
     info = master.info
-    agents = list(master.agents.values())
-    leader_info = to_builtins(info)
     return {
         "version": __version__,
         "build_date": BUILD_DATE,
@@ -192,18 +195,60 @@ def state_json(master: MasterBase, flags: dict[str, str]) -> dict[str, Any]:
         "deactivated_slaves": sum(1 for a in agents if not a.active),
         "unreachable_slaves": len(master.unreachable_agents),
         "leader": master_pid(master),
-        "leader_info": leader_info,
+        "leader_info": to_builtins(info),
         "flags": flags,
-        "slaves": [agent_json(master, a) for a in agents],
+        "slaves": [],
         "recovered_slaves": [
             {"id": aid, "hostname": getattr(i, "hostname", ""), "port": getattr(i, "port", 5051)}
             for aid, i in master.recovered_agents.items()
         ],
-        "frameworks": [framework_json(master, f) for f in master.frameworks.values()],
-        "completed_frameworks": [framework_json(master, f) for f in master.completed_frameworks.values()],
+        "frameworks": [],
+        "completed_frameworks": [],
         "orphan_tasks": [],
         "unregistered_frameworks": [],
     }
+
+
+def state_json(master: MasterBase, flags: dict[str, str]) -> dict[str, Any]:
+    agents = list(master.agents.values())
+    doc = _state_document(master, flags, agents)
+    doc["slaves"] = [agent_json(master, a) for a in agents]
+    doc["frameworks"] = [framework_json(master, f) for f in master.frameworks.values()]
+    doc["completed_frameworks"] = [
+        framework_json(master, f) for f in master.completed_frameworks.values()
+    ]
+    return doc
+
+
+def state_pieces(master: MasterBase, flags: dict[str, str]) -> Iterator[bytes]:
+    """The JSON text of `state_json`, in pieces of one agent or one framework each, so that
+    the HTTP shell can send a state of 100,000 tasks while yielding to its event loop between
+    pieces instead of stalling it for seconds.
+
+    The collections are listed when the first piece is made; each entry is rendered as it is
+    when its piece is made. So the document is exactly `state_json` when nothing happens in
+    between; otherwise an entry may be newer than another (a task that ended meanwhile can show
+    as running in one framework's entry, as Mesos's own per-request snapshot can never show)."""
+    agents = list(master.agents.values())
+    entries: dict[str, tuple[Callable[[MasterBase, Any], dict[str, Any]], list[Any]]] = {
+        "slaves": (agent_json, agents),
+        "frameworks": (framework_json, list(master.frameworks.values())),
+        "completed_frameworks": (framework_json, list(master.completed_frameworks.values())),
+    }
+    doc = _state_document(master, flags, agents)
+    separator = b"{"
+    for key, value in doc.items():
+        yield separator + json.dumps(key).encode() + b":"
+        separator = b","
+        if key not in entries:
+            yield json.dumps(value).encode()
+            continue
+        render, items = entries[key]
+        yield b"["
+        for i, item in enumerate(items):
+            yield (b"," if i else b"") + json.dumps(render(master, item)).encode()
+        yield b"]"
+    yield b"}"
 
 
 _GAUGE_STATES = (TaskState.TASK_STAGING, TaskState.TASK_STARTING, TaskState.TASK_RUNNING,
