@@ -109,18 +109,22 @@ class BusyFramework:
         self.running: dict[str, dict[str, Any]] = {}  # task id -> agent id
         self.seq = 0
         self.subscribed = asyncio.Event()
+        self.redirected = False
         self.rng = random.Random(name)
 
     async def run(self) -> None:
         import aiohttp
 
         while True:
+            self.redirected = False
             with contextlib.suppress(aiohttp.ClientError, OSError, ValueError, TimeoutError):
                 await self._subscribe_and_read()
+            if self.subscribed.is_set():
+                self.counters["disconnects"] += 1
             self.subscribed.clear()
-            self.counters["disconnects"] += 1
             await asyncio.sleep(self.rng.uniform(0.05, 0.3))
-            self.base = self.masters[(self.masters.index(self.base) + 1) % len(self.masters)]
+            if not self.redirected:  # try the next master; after a 307, the one it named
+                self.base = self.masters[(self.masters.index(self.base) + 1) % len(self.masters)]
 
     async def _subscribe_and_read(self) -> None:
         info: dict[str, Any] = {"user": getpass.getuser(), "name": self.name, "failover_timeout": 300.0}
@@ -137,6 +141,7 @@ class BusyFramework:
                 self.base = "http:" + location.rsplit("/api/v1/scheduler", 1)[0]
                 if self.base not in self.masters:
                     self.masters.append(self.base)
+                self.redirected = True
                 raise OSError("redirected")
             if resp.status != 200:
                 raise OSError(f"SUBSCRIBE answered {resp.status}")
@@ -186,6 +191,8 @@ class BusyFramework:
             task_id = status["task_id"]["value"]
             if state in LOST_STATES:
                 self.counters["lost"] += 1
+                key = f"lost_{state}_{status.get('reason', '')}"
+                self.counters[key] = self.counters.get(key, 0) + 1
             if state in TERMINAL:
                 self.running.pop(task_id, None)
             elif state == "TASK_RUNNING":
@@ -230,8 +237,10 @@ class BusyFramework:
         self._call({"type": "KILL", "kill": {"task_id": {"value": task_id}, "agent_id": agent_id}})
 
 
-def _frameworks_main(masters: list[str], count: int, ready: Any, stop: Any, report: Any) -> None:
-    """The framework process: `count` busy frameworks; `report` (a dict proxy) gets counters."""
+def _frameworks_main(
+    masters: list[str], first: int, count: int, ready: Any, stop: Any, report: Any
+) -> None:
+    """A framework process: `count` busy frameworks; `report` (a dict proxy) gets counters."""
     _raise_fd_limit()
 
     async def run() -> None:
@@ -241,7 +250,9 @@ def _frameworks_main(masters: list[str], count: int, ready: Any, stop: Any, repo
             connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None)
         )
         counters = {"launched": 0, "lost": 0, "disconnects": 0, "running_updates": 0}
-        frameworks = [BusyFramework(list(masters), f"busy{i}", session, counters) for i in range(count)]
+        frameworks = [
+            BusyFramework(list(masters), f"busy{first + i}", session, counters) for i in range(count)
+        ]
         runners = [asyncio.create_task(f.run()) for f in frameworks]
         await asyncio.gather(*(f.subscribed.wait() for f in frameworks))
         ready.set()
@@ -249,7 +260,6 @@ def _frameworks_main(masters: list[str], count: int, ready: Any, stop: Any, repo
             await asyncio.sleep(0.5)
             report.update(counters)
             report["subscribed"] = sum(1 for f in frameworks if f.subscribed.is_set())
-            report["framework_ids"] = [f.framework_id["value"] for f in frameworks if f.framework_id]
         for r in runners:
             r.cancel()
         await session.close()
@@ -370,7 +380,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 5000, 9000])
     parser.add_argument("--frameworks", type=int, default=200)
     parser.add_argument("--agent-processes", type=int, default=6)
-    parser.add_argument("--window", type=float, default=30.0, help="steady-state window (s)")
+    parser.add_argument("--framework-processes", type=int, default=4)
+    parser.add_argument("--settle", type=float, default=45.0,
+                        help="seconds between reaching a size and measuring (steady state)")
+    parser.add_argument("--window", type=float, default=20.0, help="steady-state window (s)")
     parser.add_argument("--samples", type=int, default=10, help="test frameworks per size")
     parser.add_argument("--failover", action="store_true", help="also measure a failover per size")
     parser.add_argument("--profile", default=None,
@@ -386,8 +399,8 @@ def main() -> None:
     agent_procs: list[Any] = []
     stop = ctx.Event()
     manager = ctx.Manager()
-    report = manager.dict()
-    frameworks_proc = None
+    reports: list[Any] = []
+    frameworks_procs: list[Any] = []
     try:
         cluster.start()
         leader = cluster.wait_leader(60)
@@ -409,29 +422,39 @@ def main() -> None:
             until(lambda m=leader, n=size: metrics(m).get("master/slaves_active", 0) >= n,
                   600, f"{size} agents registered", interval=1.0)
             registered_s = time.monotonic() - start
-            if frameworks_proc is None:
-                ready = ctx.Event()
-                frameworks_proc = ctx.Process(
-                    target=_frameworks_main,
-                    args=([m.url for m in cluster.masters], args.frameworks, ready, stop, report),
-                    daemon=True,
-                )
-                frameworks_proc.start()
-                if not ready.wait(300):
-                    raise RuntimeError("frameworks did not subscribe")
-            time.sleep(min(10.0, args.window))  # let the load settle at this size
-            row = measure(leader, size, args, registered_s,
+            if not frameworks_procs:
+                per_proc = -(-args.frameworks // args.framework_processes)
+                waits = []
+                for first in range(0, args.frameworks, per_proc):
+                    ready, report = ctx.Event(), manager.dict()
+                    proc = ctx.Process(
+                        target=_frameworks_main,
+                        args=([m.url for m in cluster.masters], first,
+                              min(per_proc, args.frameworks - first), ready, stop, report),
+                        daemon=True,
+                    )
+                    proc.start()
+                    frameworks_procs.append(proc)
+                    reports.append(report)
+                    waits.append(ready)
+                for ready in waits:
+                    if not ready.wait(300):
+                        raise RuntimeError("frameworks did not subscribe")
+            # Let the load reach its steady state at this size: the tasks launched together on
+            # the new agents end over the next ~30 ± 10 s, and new ones replace them.
+            time.sleep(args.settle)
+            row = measure(leader, size, args, registered_s, reports,
                           profile=args.profile if size == max(args.sizes) else None)
             if args.failover:
-                leader = failover(cluster, leader, size, args.frameworks, report, row)
+                leader = failover(cluster, leader, size, args.frameworks, reports, row)
             print(json.dumps(row), flush=True)
     finally:
         stop.set()
         time.sleep(1.0)
         for proc, _ in agent_procs:
             proc.terminate()
-        if frameworks_proc is not None:
-            frameworks_proc.terminate()
+        for proc in frameworks_procs:
+            proc.terminate()
         for proc, _ in agent_procs:
             proc.join(10)
         cluster.close()
@@ -439,7 +462,8 @@ def main() -> None:
         manager.shutdown()
 
 
-def measure(leader: HaMaster, size: int, args: Any, registered_s: float, profile: str | None) -> dict[str, Any]:
+def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports: list[Any],
+            profile: str | None) -> dict[str, Any]:
     assert leader.proc is not None
     proc = psutil.Process(leader.proc.pid)
     spy = None
@@ -452,6 +476,7 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, profile
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
     proc.cpu_percent(None)
+    launched_before, window_start = counters(reports).get("launched", 0), time.monotonic()
     cycles: list[float] = []
     end = time.monotonic() + args.window
     while time.monotonic() < end:
@@ -459,7 +484,9 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, profile
         cycles.append(m.get("allocator/mesos/allocation_run_ms", 0.0))
         time.sleep(1.0)
     cpu = proc.cpu_percent(None)
+    launches_per_s = (counters(reports).get("launched", 0) - launched_before) / (time.monotonic() - window_start)
     rss_mb = proc.memory_info().rss / 2**20
+    fds = proc.num_fds()
     if spy is not None:
         spy.wait(120)
     m = metrics(leader)
@@ -484,16 +511,26 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, profile
         "state_mb": round(state_bytes / 2**20, 1),
         "loop_stall_max_ms": round(probe.longest * 1000, 1),
         "failover_s": None,
+        "launches_per_s": round(launches_per_s, 1),
         "registered_s": round(registered_s, 1),
+        "master_fds": fds,
         "rss_kb_per_agent_and_task": round(rss_mb * 1024 / (size + tasks), 1),
         "machine_load": round(os.getloadavg()[0], 1),
     }
 
 
-def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, report: Any,
+def counters(reports: list[Any]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for report in reports:
+        for key, value in dict(report).items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, reports: list[Any],
              row: dict[str, Any]) -> HaMaster:
     """SIGKILL the leader; time until the standby leads with every agent and framework back."""
-    lost_before = report.get("lost", 0)
+    before = counters(reports)
     start = time.monotonic()
     leader.kill()
     new = cluster.wait_leader(60, exclude=leader)
@@ -506,7 +543,10 @@ def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, r
     until(back, 120, "agents and frameworks back after the failover", interval=0.1)
     row["failover_s"] = round(time.monotonic() - start, 2)
     time.sleep(2.0)
-    row["lost"] = report.get("lost", 0) - lost_before
+    after = counters(reports)
+    row["lost"] = after.get("lost", 0) - before.get("lost", 0)
+    row["lost_by_state"] = {k[5:]: v - before.get(k, 0) for k, v in after.items()
+                            if k.startswith("lost_") and v != before.get(k, 0)}
     leader.start()  # the old leader comes back as the standby
     return new
 
