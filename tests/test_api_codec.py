@@ -7,10 +7,13 @@ import json
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from mezzo.api import codec
 from mezzo.api import common as c
 from mezzo.api.base import fill_proto_defaults
-from mezzo.api.codec import convert, decode, encode, to_builtins
+from mezzo.api.codec import MAX_DEPTH, convert, decode, encode, to_builtins
 from mezzo.core.errors import DecodeError
 
 STATUS = {"task_id": {"value": "t1"}, "state": "TASK_RUNNING"}
@@ -238,3 +241,28 @@ def test_reason_names_use_agent_not_slave() -> None:
     assert "REASON_AGENT_REMOVED_BY_OPERATOR" in names
     assert not any("SLAVE" in n for n in names)
     assert len(names) == 35
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+_tricky_text = st.text(alphabet='[]{}"\\ab\u00e9\n', max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(st.none() | st.integers() | _tricky_text,
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_tricky_text, inner, max_size=3),
+                    max_leaves=400))
+def test_the_depth_limit_counts_nesting_not_brackets_in_strings(value: object) -> None:
+    # Wrapped so that the depth crosses the limit for some examples and not for others.
+    for wrap in (0, MAX_DEPTH - _depth(value), MAX_DEPTH - _depth(value) + 1):
+        wrapped: object = value
+        for _ in range(max(wrap, 0)):
+            wrapped = [wrapped]
+        data = json.dumps(wrapped).encode()
+        assert codec._too_deep(data) == (_depth(wrapped) > MAX_DEPTH), data[:200]

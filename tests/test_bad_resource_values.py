@@ -1,17 +1,22 @@
 """Hostile resource values are refused the same way on every path (issue 9): in a launch
 (TASK_ERROR, nothing launched), in an agent's registration (ERROR, not admitted), and in the
-text format of `--resources` (one-line error); the master core on a FakeClock, no sockets."""
+text format of `--resources` (one-line error), on the master core with a FakeClock; and role
+weights that are not positive and finite (an operator call over loopback HTTP)."""
 
 from __future__ import annotations
 
 import math
 
+import aiohttp
 import pytest
 
 from mezzo.api.common import AgentInfo, CommandInfo, Resource, Scalar, TaskID, TaskInfo, ValueType
 from mezzo.core.errors import ValidationError
+from mezzo.master.flags import MasterFlags
+from mezzo.master.main import build_master
 from mezzo.resources import Resources
 from mezzo.testing.master_cluster import MasterCluster, ScriptedAgent
+from tests.test_master_http import serve_on_loopback
 
 HOSTILE = [math.nan, math.inf, -math.inf, -1.0, 1e308, 9007199254741.0, 0.0004]
 
@@ -59,3 +64,22 @@ def test_an_agent_registering_hostile_resources_is_refused(value: float) -> None
 def test_the_text_format_refuses_them_too(text: str) -> None:
     with pytest.raises(ValidationError, match=f"invalid resource '{text}'"):
         Resources.parse(text)
+
+
+@pytest.mark.parametrize("weight", ["NaN", "Infinity", "-Infinity", 0, -1])
+async def test_update_weights_refuses_weights_that_are_not_positive_and_finite(weight: object) -> None:
+    """Over real HTTP on loopback: 400, and the weights stay as they were."""
+    flags = MasterFlags.parse({"registry": "in_memory", "port": "0", "ip": "127.0.0.1"})
+    process = build_master(flags)
+    process.master.recover(process.registrar.recover())
+    runner, url = await serve_on_loopback(process, flags)
+    try:
+        body = {"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [{"role": "eng", "weight": weight}]}}
+        async with aiohttp.ClientSession() as session, session.post(
+            url + "/api/v1", json=body, headers={"Accept": "application/json"}
+        ) as resp:
+            assert resp.status == 400, await resp.text()
+            assert "Invalid weight" in await resp.text()
+        assert "eng" not in process.master.weights
+    finally:
+        await runner.cleanup()

@@ -145,7 +145,9 @@ def seeds(live: Live, cluster: Cluster) -> tuple[list[Seed], list[Seed]]:
     """Valid calls for every endpoint: (master seeds, agent seeds)."""
     fw = {"value": live.framework_id}
     stream = {"Mesos-Stream-Id": live.stream_id}
-    task = command_task("fuzz-launched", "true", cpus=0.01, mem=8)
+    task = command_task("fuzz-launched", "true", cpus=0.01, mem=8,
+                        kill_policy={"grace_period": {"nanoseconds": 1_000_000_000}},
+                        labels={"labels": [{"key": "k", "value": "v"}]})
     task["agent_id"] = {"value": live.agent_id}
     scalar = [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}},
               {"name": "mem", "type": "SCALAR", "scalar": {"value": 64}}]
@@ -169,7 +171,8 @@ def seeds(live: Live, cluster: Cluster) -> tuple[list[Seed], list[Seed]]:
         call("revive", {"type": "REVIVE", "revive": {"roles": ["*"]}}),
         call("suppress", {"type": "SUPPRESS", "suppress": {"roles": ["not-mine"]}}),
         call("kill", {"type": "KILL", "kill": {"task_id": {"value": "no-such-task"},
-                                               "agent_id": {"value": live.agent_id}}}),
+                                               "agent_id": {"value": live.agent_id},
+                                               "kill_policy": {"grace_period": {"nanoseconds": 5}}}}),
         call("shutdown", {"type": "SHUTDOWN", "shutdown": {"executor_id": {"value": "no-such-executor"},
                                                            "agent_id": {"value": live.agent_id}}}),
         call("acknowledge", {"type": "ACKNOWLEDGE", "acknowledge": {

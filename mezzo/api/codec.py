@@ -51,9 +51,7 @@ _MAX_REPAIRS = 256
 
 # Deepest nesting of arrays/objects accepted (picojson's DEFAULT_MAX_DEPTHS, as in Mesos).
 MAX_DEPTH = 100
-_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_PAIRS = re.compile(rb"\[\]|\{\}")
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
 _OPENING = frozenset(b"[{")
 
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.DOTALL)
@@ -101,15 +99,19 @@ def _syntax_error(exc: msgspec.DecodeError) -> JSONSyntaxError:
 def _too_deep(data: bytes) -> bool:
     """True if arrays/objects nest deeper than MAX_DEPTH (brackets inside strings don't
     count). Depth cannot exceed the number of opening brackets, so most bodies are cleared by
-    two `count`s. Otherwise strings are cut out, only brackets kept, and innermost pairs
-    removed one level per pass (C-speed regex work, ~10 ms for a 300 kB ACCEPT)."""
+    two `count`s. Otherwise, all in C-speed bytes operations: escapes out (escaped backslashes
+    first, then escaped quotes; any backslash left escapes neither), only quotes and brackets
+    kept, string contents dropped (every other piece between quotes), then innermost pairs
+    removed one level per pass."""
     if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
         return False
-    rest = _STRINGS.sub(b"", data).translate(None, _NOT_BRACKETS)
+    rest = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
+    rest = b"".join(rest.split(b'"')[::2])
     for level in range(MAX_DEPTH):
         if not rest:
             return False
-        reduced = _PAIRS.sub(b"", rest)
+        # "|" marks a removed pair so that a pair it uncovers waits for the next pass.
+        reduced = rest.replace(b"[]", b"|").replace(b"{}", b"|").replace(b"|", b"")
         if len(reduced) == len(rest):
             # Mismatched or unclosed brackets: not JSON. Too deep if what is left still
             # nests beyond the limit; otherwise the parser reports the syntax error.
