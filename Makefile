@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-test run test test-fast lint bench clean
+.PHONY: install install-test run test test-fast lint typecheck bench clean
 
 install: $(STAMP)
 
@@ -33,6 +33,7 @@ run: install
 
 test: install-test
 	$(BIN)/ruff check .
+	$(BIN)/mypy --strict
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-fast: install-test
@@ -40,6 +41,10 @@ test-fast: install-test
 
 lint: install-test
 	$(BIN)/ruff check .
+
+# `mypy --strict` over the modules listed in pyproject.toml ([tool.mypy] files).
+typecheck: install-test
+	$(BIN)/mypy --strict
 
 bench: install
 	$(BIN)/python bench/allocator.py

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.raw_scheduler import RawScheduler  # noqa: E402
+from mezzo.core.gc_tuning import tune_for_daemon  # noqa: E402
 from mezzo.testing.emulated_agent import EmulatedAgent  # noqa: E402
 
 
@@ -49,6 +50,10 @@ def start_master(extra: list[str]) -> tuple[subprocess.Popen, str]:
 
 
 def _agents_main(url: str, count: int, resources: str, ready) -> None:
+    # These processes stand in for agent daemons, which tune their collector the same way
+    # (the emulated agents hold every task they run in the agent core's state).
+    tune_for_daemon()
+
     async def run() -> None:
         agents = [EmulatedAgent(url, hostname=f"bench{i}", resources=resources) for i in range(count)]
         await asyncio.gather(*(a.start() for a in agents))

@@ -183,7 +183,7 @@ def test_run_task_of_a_checkpointing_framework_has_exactly_these_effects() -> No
                               "launch_container"]
     launch = effects[-1][1]
     assert isinstance(launch, ContainerLaunch) and launch.container_id == a.container_id()
-    assert launch.sandbox == Path(
+    assert launch.sandbox == (
         f"/work/slaves/A1/frameworks/fw-1/executors/ex-1/runs/{launch.container_id}")
     assert launch.resources == Resources.parse("cpus:1.5;mem:160")
     assert not launch.command and launch.first_task.task_id.value == "t1"

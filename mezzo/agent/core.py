@@ -177,9 +177,10 @@ class AgentCore(ExecutorHandlers):
         self.updates.connected = True
         self.send_forwards(self.updates.resend_all(self.monotonic()))
 
-    def subscribe_call(self) -> AgentCall:
-        """The SUBSCRIBE call: registration, or re-registration with what runs here."""
-        sub = AgentSubscribe(agent_info=self.info, version=VERSION)
+    def subscribe_call(self, pid: str | None = None) -> AgentCall:
+        """The SUBSCRIBE call: registration, or re-registration with what runs here; `pid` is
+        the shell's `slave(1)@ip:port` (the master's fallback is the address it sees)."""
+        sub = AgentSubscribe(agent_info=self.info, version=VERSION, pid=pid)
         if self.info.id is not None:
             for fw in self.frameworks.values():
                 if not fw.executors:
@@ -309,7 +310,7 @@ class AgentCore(ExecutorHandlers):
         ex_id = ex_state.info.executor_id.value
         ex = Executor(
             framework_id=info.id, info=ex_state.info, container_id=run.container_id,
-            sandbox=layout.sandbox_dir(
+            directory=layout.sandbox_path(
                 self.options.work_dir, self.info.id.value, info.id.value, ex_id, run.container_id
             ),
             command=run.command, checkpoint=True, pid=run.pid, recovered=True,

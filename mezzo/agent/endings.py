@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from mezzo.agent.base import AgentCoreBase, log
 from mezzo.agent.containerizer.records import Termination
+from mezzo.agent.launch import shutdown_grace
 from mezzo.agent.outbox import RemoveContainerRecord
 from mezzo.agent.state import (
     Executor,
@@ -98,10 +99,7 @@ class EndingHandlers(AgentCoreBase):
     # ----------------------------------------------------------------- shutdowns
 
     def shutdown_grace(self, ex: Executor) -> float:
-        period = ex.info.shutdown_grace_period
-        if period is not None:
-            return period.nanoseconds / 1e9
-        return self.options.executor_shutdown_grace_period
+        return shutdown_grace(ex.info, self.options.executor_shutdown_grace_period)
 
     def shutdown_executor(self, ex: Executor, pending: PendingTermination | None) -> None:
         """SHUTDOWN to the executor; its container is destroyed after the grace period."""

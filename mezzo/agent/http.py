@@ -17,7 +17,6 @@ import os
 import pwd
 import stat
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -297,29 +296,42 @@ class ReadEndpoints:
             require_json_accept(request)
         except HTTPProblem as p:
             return p.response()
-        t = op.CallType
-        handlers: dict[op.CallType, Callable[[], dict[str, Any] | None]] = {
-            t.GET_HEALTH: lambda: {"healthy": True},
-            t.GET_FLAGS: lambda: {"flags": [{"name": k, "value": v}
-                                            for k, v in self.agent.flags.to_wire().items()]},
-            t.GET_VERSION: lambda: {"version_info": self.version_json()},
-            t.GET_METRICS: lambda: {"metrics": [{"name": k, "value": v}
-                                                for k, v in self.metrics_json().items()]},
-            t.GET_STATE: self._get_state,
-            t.GET_FRAMEWORKS: self._get_frameworks,
-            t.GET_EXECUTORS: self._get_executors,
-            t.GET_TASKS: self._get_tasks,
-            t.GET_AGENT: lambda: {"agent_info": to_builtins(self.agent.info)},
-            t.GET_CONTAINERS: self._get_containers,
-        }
         assert call.type is not None  # decode_agent_call refuses a call without a known type
-        if call.type == t.UNKNOWN:
-            return text_response(501, "Received 'UNKNOWN' call")
-        handler = handlers.get(call.type)
-        if handler is None:
+        result = self.operator_result(call.type)
+        if result is None:
+            if call.type == op.CallType.UNKNOWN:
+                return text_response(501, "Received 'UNKNOWN' call")
             return text_response(501, f"Call {call.type} is not implemented by this agent")
-        key = call.type.lower()
-        return _json({"type": str(call.type), key: handler()}, request)
+        return _json({"type": str(call.type), call.type.lower(): result}, request)
+
+    def operator_result(self, type_: op.CallType) -> dict[str, Any] | None:
+        """The answer to one operator call, or None for a call this agent does not serve."""
+        t = op.CallType
+        match type_:
+            case t.GET_HEALTH:
+                return {"healthy": True}
+            case t.GET_FLAGS:
+                return {"flags": [{"name": k, "value": v}
+                                  for k, v in self.agent.flags.to_wire().items()]}
+            case t.GET_VERSION:
+                return {"version_info": self.version_json()}
+            case t.GET_METRICS:
+                return {"metrics": [{"name": k, "value": v}
+                                    for k, v in self.metrics_json().items()]}
+            case t.GET_STATE:
+                return self._get_state()
+            case t.GET_FRAMEWORKS:
+                return self._get_frameworks()
+            case t.GET_EXECUTORS:
+                return self._get_executors()
+            case t.GET_TASKS:
+                return self._get_tasks()
+            case t.GET_AGENT:
+                return {"agent_info": to_builtins(self.agent.info)}
+            case t.GET_CONTAINERS:
+                return self._get_containers()
+            case _:
+                return None
 
     def _get_frameworks(self) -> dict[str, Any]:
         a = self.agent

@@ -56,6 +56,15 @@ def command_executor_info(task: TaskInfo, framework_id: FrameworkID) -> Executor
     )
 
 
+def shutdown_grace(executor: ExecutorInfo, default: float) -> float:
+    """Seconds between SHUTDOWN and the kill: `ExecutorInfo.shutdown_grace_period`, else the
+    agent's `--executor_shutdown_grace_period`."""
+    period = executor.shutdown_grace_period
+    if period is not None:
+        return period.nanoseconds / 1e9
+    return default
+
+
 @dataclass(frozen=True)
 class AgentEndpoint:
     """What an executor needs to know about its agent."""

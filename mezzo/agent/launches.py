@@ -19,8 +19,6 @@ A handler family of the agent core (`mezzo.agent.core.AgentCore`). What happens 
 
 from __future__ import annotations
 
-import uuid as uuidlib
-
 from mezzo.agent import launch as launching
 from mezzo.agent.base import log
 from mezzo.agent.containerizer import paths as layout
@@ -52,6 +50,7 @@ from mezzo.api.common import (
 )
 from mezzo.core.durations import format_duration
 from mezzo.core.errors import ValidationError
+from mezzo.resources import Resources
 
 
 class LaunchHandlers(EndingHandlers):
@@ -80,26 +79,25 @@ class LaunchHandlers(EndingHandlers):
             executor_info = launching.command_executor_info(tasks[0], fw.id)
         elif executor_info.framework_id is None:
             executor_info.framework_id = fw.id
-        error = self.validate_launch(fw, tasks, executor_info, command)
-        if error is not None:
-            state, reason, message = error
+        checked = self.validate_launch(fw, tasks, executor_info, command)
+        if not isinstance(checked, Resources):
+            state, reason, message = checked
             self.reject(fw, tasks, state, reason, message, executor_info)
             return
         ex = fw.executors.get(executor_info.executor_id.value)
-        needed = resources_of(t.resources for t in tasks)
         if ex is None:
             ex = self.new_executor(fw, executor_info, command)
-            self.set_resources(ex, needed + resources_of([executor_info.resources]))
+            self.set_resources(ex, checked)
             self.queue(fw, ex, tasks, group)
             self.outbox.launch_container(
                 ContainerLaunch(
                     container_id=ex.container_id, framework=fw.info, executor=ex.info,
-                    sandbox=ex.sandbox, command=ex.command, resources=ex.resources,
+                    sandbox=ex.directory, command=ex.command, resources=ex.resources,
                     first_task=tasks[0],
                 )
             )
             return
-        self.set_resources(ex, ex.resources + needed)
+        self.set_resources(ex, ex.resources + checked)
         self.queue(fw, ex, tasks, group)
         if ex.phase == ExecutorPhase.RUNNING and ex.stream is not None:
             self.deliver_queued(fw, ex)
@@ -116,7 +114,9 @@ class LaunchHandlers(EndingHandlers):
 
     def validate_launch(
         self, fw: Framework, tasks: list[TaskInfo], executor_info: ExecutorInfo, command: bool
-    ) -> tuple[TaskState, Reason, str] | None:
+    ) -> Resources | tuple[TaskState, Reason, str]:
+        """What the launch adds to its executor's resources, or why it is refused (the state,
+        reason and message of its tasks' terminal update)."""
         invalid = Reason.REASON_TASK_GROUP_INVALID if len(tasks) > 1 else Reason.REASON_TASK_INVALID
         for t in tasks:
             if t.task_id in self.task_index:
@@ -130,8 +130,11 @@ class LaunchHandlers(EndingHandlers):
             needed = resources_of(t.resources for t in tasks)
             if ex is None:
                 needed = needed + resources_of([executor_info.resources])
+                # Its ids name its sandbox directory: each must be one path segment.
+                layout.segment("framework id", fw.id.value)
+                layout.segment("executor id", executor_info.executor_id.value)
         except ValidationError as e:
-            return TaskState.TASK_ERROR, invalid, f"Invalid resources: {e}"
+            return TaskState.TASK_ERROR, invalid, f"Invalid {'resources' if 'resource' in str(e) else 'task'}: {e}"
         available = self.total - self.used
         if not available.contains(needed):
             return (
@@ -140,17 +143,18 @@ class LaunchHandlers(EndingHandlers):
                 f"Agent does not have the resources the task needs: needs {needed}, "
                 f"available {available}",
             )
-        return None
+        return needed
 
     def new_executor(self, fw: Framework, info: ExecutorInfo, command: bool) -> Executor:
         assert self.info.id is not None
-        container_id = str(uuidlib.UUID(bytes=self.uuid_bytes()))
-        sandbox = layout.sandbox_dir(
+        h = self.uuid_bytes().hex()  # formatted as str(uuid.UUID(bytes=...)), only faster
+        container_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+        directory = layout.sandbox_path(
             self.options.work_dir, self.info.id.value, fw.id.value, info.executor_id.value,
             container_id,
         )
         ex = Executor(
-            framework_id=fw.id, info=info, container_id=container_id, sandbox=sandbox,
+            framework_id=fw.id, info=info, container_id=container_id, directory=directory,
             command=command, checkpoint=fw.checkpoint,
         )
         fw.executors[info.executor_id.value] = ex

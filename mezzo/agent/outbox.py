@@ -22,7 +22,6 @@ assert on it (`tests/test_agent_core.py`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from mezzo.api import executor as exe
@@ -38,7 +37,7 @@ class ContainerLaunch:
     container_id: str
     framework: FrameworkInfo
     executor: ExecutorInfo
-    sandbox: Path
+    sandbox: str  # the directory the shell creates and runs the executor in
     command: bool  # the built-in command executor
     resources: Resources  # the executor's and its tasks' (the container's limits)
     first_task: TaskInfo  # decides the user to run as

@@ -14,12 +14,12 @@ Owns the data model only (no I/O). Collections and when entries move between the
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from mezzo.api.common import (
     ExecutorID,
@@ -34,7 +34,6 @@ from mezzo.api.common import (
     TaskState,
     TaskStatus,
 )
-from mezzo.net.stream import RecordStream
 from mezzo.resources import Resources
 
 MAX_COMPLETED_TASKS_PER_EXECUTOR = 200
@@ -73,12 +72,12 @@ class Executor:
     framework_id: FrameworkID
     info: ExecutorInfo
     container_id: str
-    sandbox: Path
+    directory: str  # the sandbox (see `sandbox`)
     command: bool  # the built-in command executor
     checkpoint: bool
     phase: ExecutorPhase = ExecutorPhase.REGISTERING
     pid: int | None = None
-    stream: RecordStream | None = None
+    stream: Any = None  # the subscription stream: an opaque handle of the shell
     queued: list[Launch] = field(default_factory=list)
     launched: dict[TaskID, Task] = field(default_factory=dict)
     terminated: dict[TaskID, Task] = field(default_factory=dict)
@@ -86,8 +85,6 @@ class Executor:
         default_factory=lambda: deque(maxlen=MAX_COMPLETED_TASKS_PER_EXECUTOR)
     )
     pending_termination: PendingTermination | None = None
-    registration_timer: asyncio.TimerHandle | None = None
-    shutdown_timer: asyncio.TimerHandle | None = None
     # Timers of the core (on its clock's monotonic scale): the executor must subscribe by
     # `registration_deadline`; after SHUTDOWN its container is destroyed at `shutdown_deadline`.
     registration_deadline: float | None = None
@@ -100,6 +97,10 @@ class Executor:
     @property
     def id(self) -> ExecutorID:
         return self.info.executor_id
+
+    @property
+    def sandbox(self) -> Path:
+        return Path(self.directory)
 
     def queued_task(self, task_id: TaskID) -> Launch | None:
         for launch in self.queued:

@@ -73,6 +73,15 @@ class FakeStream:
     def types(self) -> list[str]:
         return [str(e.type) for e in self.events]
 
+    def push(self, event: Any) -> None:
+        """The master sent `event` on this stream (a subclass may deliver it on)."""
+        if not self.closed:
+            self.events.append(event)
+
+    def end(self) -> None:
+        """The master closed this stream."""
+        self.closed = True
+
 
 class ClusterOutbox:
     def __init__(self, registrar: Registrar) -> None:
@@ -87,11 +96,10 @@ class ClusterOutbox:
         stream.closed = True
 
     def send_agent(self, stream: FakeStream, event: AgentEvent) -> None:
-        if not stream.closed:
-            stream.events.append(event)
+        stream.push(event)
 
     def close_agent(self, stream: FakeStream) -> None:
-        stream.closed = True
+        stream.end()
 
     def registry(self, operation: RegistryOperation) -> None:
         self.operations.append(operation)

@@ -88,8 +88,19 @@ def sandbox_dir(
     work_dir: StrPath, agent_id: str, framework_id: str, executor_id: str, container_id: str
 ) -> Path:
     """The sandbox of one executor run: its cwd, holding ``stdout`` and ``stderr``."""
-    return executor_runs_dir(work_dir, agent_id, framework_id, executor_id) / segment(
-        "container id", container_id
+    return Path(sandbox_path(work_dir, agent_id, framework_id, executor_id, container_id))
+
+
+def sandbox_path(
+    work_dir: StrPath, agent_id: str, framework_id: str, executor_id: str, container_id: str
+) -> str:
+    """`sandbox_dir` as a string (the agent core computes one per launch: building a Path
+    from parts costs more than the rest of a launch decision)."""
+    return (
+        f"{os.fspath(work_dir)}/slaves/{segment('agent id', agent_id)}"
+        f"/frameworks/{segment('framework id', framework_id)}"
+        f"/executors/{segment('executor id', executor_id)}"
+        f"/runs/{segment('container id', container_id)}"
     )
 
 
