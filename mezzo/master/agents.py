@@ -32,10 +32,17 @@ from mezzo.master.records import (
     AgentRecord,
     ExecutorRecord,
     FrameworkRecord,
+    RegisteringAgent,
     TaskRecord,
     framework_roles,
 )
-from mezzo.master.registry import AdmitAgent, MarkGone, MarkReachable, MarkUnreachable
+from mezzo.master.registry import (
+    AdmitAgent,
+    MarkGone,
+    MarkReachable,
+    MarkUnreachable,
+    RegistryOperation,
+)
 from mezzo.resources import Resources
 
 
@@ -49,18 +56,23 @@ class AgentCalls(MasterBase):
     # ------------------------------------------------------------------ SUBSCRIBE
 
     def agent_subscribe(self, sub: AgentSubscribe, stream: object) -> AgentSubscribeResult:
+        """Register or re-register an agent. When the registry must change first (a new
+        agent, or one coming back from unreachable, or with changed info), the agent waits in
+        `registering` until the shell reports the operation applied (`registry_applied`); only
+        then is it registered and hears SUBSCRIBED, so an admission is durable before the
+        agent acts on it (Mesos's `slaves.registering`)."""
         info = sub.agent_info
-        now = self.now()
         if not info.hostname:
             return self._refuse_agent(stream, "AgentInfo.hostname must be set")
         try:
             total = Resources.from_wire(info.resources)
         except ValidationError as exc:  # invalid resources: refuse with the reason
             return self._refuse_agent(stream, f"Invalid agent resources: {exc}")
+        operation: AdmitAgent | MarkReachable | None = None
         if info.id is None:
             agent_id = self.ids.agent_id()
             info.id = AgentID(value=agent_id)
-            self.outbox.registry(AdmitAgent(info=info))
+            operation = AdmitAgent(info=info)
             self.counters.inc("slave_registrations")
             reregistered = False
             previously_unreachable = False
@@ -82,14 +94,50 @@ class AgentCalls(MasterBase):
                     # As Mesos, the registry is written only when the agent's info changed:
                     # after a failover every agent re-registers at once, and with a
                     # ZooKeeper registry an unneeded write per agent would slow that down.
-                    self.outbox.registry(MarkReachable(info=info))
+                    operation = MarkReachable(info=info)
             elif previously_unreachable:
                 self.unreachable_agents.pop(agent_id)
-                self.outbox.registry(MarkReachable(info=info))
-            elif agent_id not in self.agents:
+                operation = MarkReachable(info=info)
+            elif agent_id not in self.agents and agent_id not in self.registering:
                 # Unknown to this master and its registry: re-admit it (as Mesos does).
                 previously_unreachable = True
-                self.outbox.registry(MarkReachable(info=info))
+                operation = MarkReachable(info=info)
+            if agent_id in self.registering:
+                # Subscribed again while its registry operation is being written: the newer
+                # stream takes the older one's place and waits for the same operation.
+                pending = self.registering[agent_id]
+                self.outbox.close_agent(pending.stream)
+                pending.sub, pending.stream, pending.total = sub, stream, total
+                return AgentSubscribeResult(agent_id)
+        pending = RegisteringAgent(
+            sub=sub, stream=stream, total=total, operation=operation,
+            reregistered=reregistered, previously_unreachable=previously_unreachable,
+        )
+        if operation is None:
+            self._register_agent(pending)
+        else:
+            self.registering[agent_id] = pending
+            self.outbox.registry(operation)
+        return AgentSubscribeResult(agent_id)
+
+    def registry_applied(self, operation: RegistryOperation) -> None:
+        """The shell has applied `operation` to the registry: an agent waiting for it in
+        `registering` is registered now."""
+        if isinstance(operation, AdmitAgent | MarkReachable) and operation.info.id is not None:
+            pending = self.registering.get(operation.info.id.value)
+            if pending is not None and pending.operation is operation:
+                del self.registering[operation.info.id.value]
+                self._register_agent(pending)
+
+    def _register_agent(self, pending: RegisteringAgent) -> None:
+        sub, stream, total = pending.sub, pending.stream, pending.total
+        reregistered, previously_unreachable = pending.reregistered, pending.previously_unreachable
+        info = sub.agent_info
+        assert info.id is not None
+        agent_id = info.id.value
+        now = self.now()
+        unreported: list[TaskRecord] = []
+        if reregistered:
             existing = self.agents.get(agent_id)
             known = list(existing.tasks.values()) if existing is not None else []
             if previously_unreachable:
@@ -110,7 +158,6 @@ class AgentCalls(MasterBase):
             pid=sub.pid or f"slave(1)@{info.hostname}:{info.port or 5051}",
             next_ping=now + self.options.agent_ping_timeout,
         )
-        unreported: list[TaskRecord] = unreported if reregistered else []
         if reregistered:
             agent.reregistered_time = now
         self.agents[agent_id] = agent
@@ -136,7 +183,6 @@ class AgentCalls(MasterBase):
             self._shut_down_completed_frameworks(agent, sub)
         self.request_allocation()
         log.info("agent %s (%s) %s", agent_id, info.hostname, "re-registered" if reregistered else "registered")
-        return AgentSubscribeResult(agent_id)
 
     def _refuse_agent(self, stream: object, message: str) -> AgentSubscribeResult:
         from mezzo.api.internal import AgentError
@@ -360,6 +406,12 @@ class AgentCalls(MasterBase):
     # ------------------------------------------------------------------ disconnection / loss
 
     def agent_disconnected(self, agent_id: str, stream: object) -> None:
+        pending = self.registering.get(agent_id)
+        if pending is not None and pending.stream is stream:
+            # Gone before its registration was written: it is admitted once written (and, as
+            # any admitted agent that does not come back, later marked unreachable).
+            del self.registering[agent_id]
+            return
         agent = self.agents.get(agent_id)
         if agent is None or agent.stream is not stream:
             return

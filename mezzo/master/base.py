@@ -36,7 +36,14 @@ from mezzo.core.ids import IdSource
 from mezzo.master.allocator import Allocator
 from mezzo.master.events import DEFAULT_MAX_SUBSCRIBERS, OperatorEvents
 from mezzo.master.outbox import Outbox
-from mezzo.master.records import AgentRecord, FrameworkRecord, OfferRecord, TaskRecord, time_info
+from mezzo.master.records import (
+    AgentRecord,
+    FrameworkRecord,
+    OfferRecord,
+    RegisteringAgent,
+    TaskRecord,
+    time_info,
+)
 from mezzo.master.registry import RegistryState, UpdateWeights
 from mezzo.master.timers import DeadlineQueue
 
@@ -146,6 +153,10 @@ class MasterBase:
         self.completed_frameworks: OrderedDict[str, FrameworkRecord] = OrderedDict()
 
         # -- agents ----------------------------------------------------------------------
+        # Enter on a SUBSCRIBE that needs a registry write first (admission, re-admission,
+        # changed info); leave when the shell reports that operation applied (-> `agents`,
+        # SUBSCRIBED sent) or when the agent's stream ends first.
+        self.registering: dict[str, RegisteringAgent] = {}
         # Enter on agent SUBSCRIBE (registration or re-registration); leave when marked
         # unreachable or gone.
         self.agents: dict[str, AgentRecord] = {}

@@ -18,6 +18,8 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
@@ -45,6 +47,8 @@ RECOVERY_HOLD = 10.0  # seconds a just-elected leader holds API calls while it r
 STATE_SLICE_SECONDS = 0.01
 # Served by every master, leading or not (spec §2.5): liveness, version, this master's own
 # metrics (with master/elected 0/1) and flags, and the redirect endpoint itself.
+# Operator calls the core decides; answered once their registry writes are applied.
+OPERATOR_DECISIONS = frozenset({op.CallType.UPDATE_WEIGHTS, op.CallType.TEARDOWN, op.CallType.MARK_AGENT_GONE})
 SERVED_BY_ANY_MASTER = frozenset(
     prefix + path
     for prefix in ("", "/master")
@@ -56,10 +60,19 @@ SERVED_BY_ANY_MASTER = frozenset(
 
 
 class HttpOutbox:
-    """Carries the core's effects out: streams are `RecordStream`s."""
+    """Carries the core's effects out: streams are `RecordStream`s; registry operations go to
+    one worker thread that applies them in order, off the event loop (a ZooKeeper write is a
+    network round trip), and each is reported to the core once applied (`applied`, set to
+    `Master.registry_applied` by `MasterServer`)."""
 
     def __init__(self, registrar: Registrar) -> None:
         self.registrar = registrar
+        self.applied: Callable[[RegistryOperation], None] = lambda operation: None
+        # Called (on the loop) when a registry write fails: the registry is then unusable and
+        # the master gives up, as a Mesos master whose registrar fails aborts.
+        self.failed: Callable[[str], None] = lambda reason: None
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry")
+        self._last: asyncio.Future[None] | None = None
 
     def send_framework(self, stream: RecordStream, event: Event) -> None:
         stream.send(encode(event))
@@ -74,9 +87,34 @@ class HttpOutbox:
         stream.close()
 
     def registry(self, operation: RegistryOperation) -> None:
-        # sqlite/in-memory writes are sub-millisecond; done inline so that the registration
-        # is durable before the agent hears SUBSCRIBED.
-        self.registrar.apply(operation)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not serving yet (no loop): nothing waits, apply it here
+            self.registrar.apply(operation)
+            self.applied(operation)
+            return
+        future = loop.run_in_executor(self._worker, self.registrar.apply, operation)
+        future.add_done_callback(lambda done: self._done(operation, done))
+        self._last = future
+
+    def _done(self, operation: RegistryOperation, future: asyncio.Future[None]) -> None:
+        if future.cancelled():
+            return
+        problem = future.exception()
+        if problem is not None:
+            log.error("registry write %s failed: %r", type(operation).__name__, problem)
+            self.failed(f"registry write failed: {problem!r}")
+        elif self.registrar.fenced is None:  # fenced: another master owns it; we are leaving
+            self.applied(operation)
+
+    async def flush(self) -> None:
+        """Wait until every registry operation queued so far has been applied (or failed)."""
+        last = self._last
+        if last is not None and not last.done():
+            await asyncio.wait([last])
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True)
 
     def send_operator(self, streams: list[RecordStream], event: op.Event) -> None:
         OperatorApi.send(streams, event)
@@ -103,6 +141,10 @@ class MasterServer:
         self._allocation_timer: asyncio.TimerHandle | None = None
         self._recovered = asyncio.Event()
         master._wake = self._schedule_allocation
+        # The outbox when it is this shell's (not a test's recording one).
+        self.outbox = master.outbox if isinstance(master.outbox, HttpOutbox) else None
+        if self.outbox is not None:
+            self.outbox.applied = master.registry_applied
         self.operator_api = OperatorApi(master, log_dir=self.flags.get("log_dir"))
         self.webui = WebUi(master)
         self.app = self._build_app()
@@ -201,6 +243,9 @@ class MasterServer:
         self.master.events.close_all()
 
     async def _on_cleanup(self, _: web.Application) -> None:
+        if self.outbox is not None:  # what was decided is written before the store closes
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.outbox.flush(), 5.0)
         if self._allocation_timer is not None:
             self._allocation_timer.cancel()
         if self._timer_task is not None:
@@ -339,7 +384,10 @@ class MasterServer:
             return problem.response()
         if call.type == op.CallType.SUBSCRIBE:
             return await self.operator_api.subscribe(request)
-        return self._operator_call(call)
+        response = self._operator_call(call)
+        if response.status == 200 and call.type in OPERATOR_DECISIONS and self.outbox is not None:
+            await self.outbox.flush()  # answer once the decision is in the registry
+        return response
 
     def _operator_call(self, call: op.Call) -> web.Response:
         master = self.master

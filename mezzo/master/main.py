@@ -213,7 +213,11 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int
         process.server.drop_everything(f"master lost leadership: {reason}")
         stop.set()
 
-    process.registrar.on_conflict = give_up
+    # Registry writes run on the outbox's worker thread: their verdicts come back to the loop.
+    process.registrar.on_conflict = lambda reason: loop.call_soon_threadsafe(give_up, reason)
+    outbox = process.server.outbox
+    if outbox is not None:
+        outbox.failed = give_up
     if zk_client is None:
         # Standalone: the only master leads at once; recover before serving anything.
         process.contender.contend()
@@ -270,6 +274,8 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int
                 detector.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.to_thread(process.contender.withdraw), 5.0)
+        if process.server.outbox is not None:
+            process.server.outbox.close()
         process.registrar.close()
         if zk_client is not None:
             with contextlib.suppress(Exception):

@@ -5,8 +5,8 @@ framework's or an agent's stream, to close a stream (optionally after a final ER
 and to apply a named registry operation. Streams are opaque handles the shell passed in when
 the subscription arrived; the core only stores and hands them back.
 
-`RecordingOutbox` keeps everything in lists: tests assert on it, and the in-process cluster
-(`mezzo.testing.master_cluster`) routes from it.
+`RecordingOutbox` keeps everything in lists (registry operations are recorded, not applied
+or reported): tests assert on it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ class Outbox(Protocol):
         """End an agent's stream."""
 
     def registry(self, operation: RegistryOperation) -> None:
-        """Apply a registry operation durably before returning."""
+        """Apply a registry operation, in order with the earlier ones, and then report it
+        with `Master.registry_applied(operation)` (from within this call when the registry
+        is synchronous; the HTTP shell applies them on a worker thread and reports later)."""
 
     def send_operator(self, streams: list[Any], event: op.Event) -> None:
         """Queue one operator event on each of these operator event streams."""

@@ -26,6 +26,8 @@ from mezzo.api.common import (
     TaskStatus,
     TimeInfo,
 )
+from mezzo.api.internal import AgentSubscribe
+from mezzo.master.registry import AdmitAgent, MarkReachable
 from mezzo.resources import Resources
 
 _CAP = FrameworkCapabilityType
@@ -216,3 +218,15 @@ def time_info(seconds: float | None) -> TimeInfo | None:
 
 def task_id(value: str) -> TaskID:
     return TaskID(value=value)
+
+
+@dataclass(slots=True)
+class RegisteringAgent:
+    """An agent whose SUBSCRIBE waits for its registry operation (see `agent_subscribe`)."""
+
+    sub: AgentSubscribe
+    stream: object
+    total: Resources
+    operation: AdmitAgent | MarkReachable | None
+    reregistered: bool
+    previously_unreachable: bool

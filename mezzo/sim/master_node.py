@@ -145,6 +145,8 @@ class _SimOutbox:
         self.codec = codec
         self.effects: list[tuple[Link, Any]] = []
         self.closing: list[Link] = []
+        # The core's `registry_applied`, told at once: this registry is synchronous.
+        self.applied: Callable[[RegistryOperation], None] = lambda operation: None
 
     def send_framework(self, stream: Link, event: Event) -> None:
         if self.codec:
@@ -164,6 +166,7 @@ class _SimOutbox:
 
     def registry(self, operation: RegistryOperation) -> None:
         self.registrar.apply(operation)
+        self.applied(operation)
 
 
 # --------------------------------------------------------------------------- the node
@@ -206,6 +209,7 @@ class MasterNode:
             options=options or MasterOptions(),
             wake=self._wake,
         )
+        self.outbox.applied = self.master.registry_applied
         self.alive = True
         self._queue: deque[tuple[str, Callable[[], int]]] = deque()
         self._busy = False

@@ -21,6 +21,7 @@ Time moves only with `cluster.advance(seconds)`, which runs every timer due in b
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +88,11 @@ class ClusterOutbox:
     def __init__(self, registrar: Registrar) -> None:
         self.registrar = registrar
         self.operations: list[RegistryOperation] = []
+        # Registry operations are applied at once unless a test holds them (to see what the
+        # core does while a write is outstanding), then `release_registry` applies them.
+        self.hold_registry = False
+        self.held: list[RegistryOperation] = []
+        self.applied: Callable[[RegistryOperation], None] = lambda operation: None
 
     def send_framework(self, stream: FakeStream, event: Event) -> None:
         if not stream.closed:
@@ -103,7 +109,20 @@ class ClusterOutbox:
 
     def registry(self, operation: RegistryOperation) -> None:
         self.operations.append(operation)
-        self.registrar.apply(operation)
+        if self.hold_registry:
+            self.held.append(operation)
+        else:
+            self.registrar.apply(operation)
+            self.applied(operation)
+
+    def release_registry(self, count: int | None = None) -> None:
+        """Apply held operations (the oldest `count`, or all), in order, as the shell's
+        registry worker would, and tell the core."""
+        while self.held and (count is None or count > 0):
+            operation = self.held.pop(0)
+            self.registrar.apply(operation)
+            self.applied(operation)
+            count = None if count is None else count - 1
 
     def send_operator(self, streams: list[FakeStream], event: Any) -> None:
         for stream in streams:
@@ -296,6 +315,7 @@ class MasterCluster:
             master_info=MasterInfo(id="M", hostname="localhost", port=5050, version="1.11.0"),
             options=options or MasterOptions(),
         )
+        self.outbox.applied = self.master.registry_applied
         self.master.recover(self.registrar.recover())
         self._hosts = itertools.count()
 
