@@ -227,6 +227,8 @@ def seeds(live: Live, cluster: Cluster) -> tuple[list[Seed], list[Seed]]:
         Seed("master-files-read", "/files/read", None, method="GET",
              query={"path": "/master/log", "offset": "0", "length": "100"}),
         Seed("master-files-browse", "/files/browse", None, method="GET", query={"path": "/master"}),
+        Seed("master-logging-toggle", "/logging/toggle", None, method="GET",
+             query={"level": "0", "duration": "1secs"}),
     ]
 
     ex = {"framework_id": fw, "executor_id": {"value": live.executor_id}}

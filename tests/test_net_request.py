@@ -14,7 +14,7 @@ from aiohttp import web
 from mezzo.api import scheduler
 from mezzo.api.codec import encode
 from mezzo.net.http import HTTPProblem, text_response
-from mezzo.net.request import new_app, read_call, require_json_accept
+from mezzo.net.request import new_app, read_call, read_form, require_json_accept
 
 LIMIT = 4096
 GOOD = b'{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"u","name":"n"}}}'
@@ -29,10 +29,19 @@ async def handler(request: web.Request) -> web.StreamResponse:
     return text_response(200, str(call.type))
 
 
+async def form_handler(request: web.Request) -> web.StreamResponse:
+    try:
+        form = await read_form(request, max_bytes=LIMIT)
+    except HTTPProblem as problem:
+        return problem.response()
+    return text_response(200, repr(form))
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[str, int]]:
     app = new_app()
     app.router.add_route("*", "/call", handler)
+    app.router.add_post("/form", form_handler)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -44,14 +53,14 @@ async def server() -> AsyncIterator[tuple[str, int]]:
 
 async def raw_request(
     address: tuple[str, int], body: bytes, headers: dict[str, str] | None = None,
-    method: str = "POST",
+    method: str = "POST", path: str = "/call",
 ) -> tuple[int, bytes]:
     """Send one request as bytes; return (status, body) of the answer (0: connection closed)."""
     fields = {"Host": "x", "Content-Type": "application/json", "Connection": "close"}
     fields.update(headers or {})
     if "Transfer-Encoding" not in fields and "Content-Length" not in fields:
         fields["Content-Length"] = str(len(body))
-    head = f"{method} /call HTTP/1.1\r\n" + "".join(
+    head = f"{method} {path} HTTP/1.1\r\n" + "".join(
         f"{k}: {v}\r\n" for k, v in fields.items() if v != "<absent>"
     )
     reader, writer = await asyncio.open_connection(*address)
@@ -151,3 +160,23 @@ async def test_a_body_cut_short_by_the_client_is_not_a_server_error(server: tupl
 def test_encode_round_trip_of_the_good_call() -> None:
     call = scheduler.decode_call(GOOD)
     assert scheduler.decode_call(encode(call)).type == scheduler.CallType.SUBSCRIBE
+
+
+FORMS = [
+    (b"frameworkId=abc&frameworkId=def", 200, b"{'frameworkId': 'abc'}"),
+    (b"frameworkId=%C3%A9", 200, b"{'frameworkId': '\xc3\xa9'}"),
+    (b"frameworkId=\xff", 400, b"Unable to decode query string"),
+    (b"frameworkId=%FF", 400, b"Unable to decode query string"),
+    (b"--xx\r\ngarbage", 200, b"{'--xx\\r\\ngarbage': ''}"),  # a multipart body is no form
+    (b"x" * (LIMIT + 1), 413, b"exceeds"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "fragment"), FORMS)
+async def test_a_legacy_form_body_is_a_query_string_or_a_400(
+    server: tuple[str, int], body: bytes, status: int, fragment: bytes
+) -> None:
+    got, text = await raw_request(server, body, {"Content-Type": "multipart/form-data; boundary=xx"},
+                                  path="/form")
+    assert got == status, text
+    assert fragment in text

@@ -146,7 +146,11 @@ async def test_logging_level_is_set_for_a_duration(running: Running) -> None:
         assert await got.text() == "2\n"
     for query, words in (("level=1", "duration"), ("duration=1secs", "level"),
                          ("level=x&duration=1secs", "number"), ("level=-1&duration=1secs", "Invalid level"),
-                         ("level=1&duration=soon", "duration")):
+                         ("level=1&duration=soon", "duration"),
+                         # Mesos's bounds: a uint32 level, a duration of at most int64 nanoseconds
+                         ("level=4294967296&duration=1secs", "Invalid level"),
+                         ("level=1&duration=1e400secs", "Invalid duration"),
+                         ("level=1&duration=20000weeks", "Invalid duration")):
         async with r.session.get(r.url + "/logging/toggle?" + query) as got:
             assert got.status == 400 and words in await got.text(), query
     r.process.server.operator_api.logging.set(0, 0)

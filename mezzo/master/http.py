@@ -36,7 +36,7 @@ from mezzo.master.operator_api import OperatorApi
 from mezzo.master.registry import Registrar, RegistryOperation
 from mezzo.master.webui import WebUi
 from mezzo.net.http import JSON, MAX_BODY_BYTES, HTTPProblem, json_response, text_response
-from mezzo.net.request import decode_body, new_app, read_body, require_json_accept
+from mezzo.net.request import decode_body, new_app, read_body, read_form, require_json_accept
 from mezzo.net.stream import RecordStream, Subscriber, serve_subscription
 
 log = logging.getLogger("mezzo.master.http")
@@ -560,7 +560,10 @@ class MasterServer:
         return self._json(request, values)
 
     async def legacy_teardown(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        try:
+            form = await read_form(request, max_bytes=self.max_body_bytes)
+        except HTTPProblem as problem:
+            return problem.response()
         framework_id = form.get("frameworkId")
         if not framework_id:
             return text_response(400, "Missing 'frameworkId' query parameter in the request body")

@@ -23,6 +23,9 @@ from mezzo.net.http import HTTPProblem, text_response
 
 LIBRARY_LOGGERS = ("aiohttp", "kazoo")
 _ORIGINAL = 0  # the verbosity a daemon starts with
+# Mesos's bounds: the level is a uint32, a duration at most int64 nanoseconds (~292 years).
+MAX_LEVEL = 2**32 - 1
+MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
 
 
 class LoggingLevel:
@@ -35,8 +38,10 @@ class LoggingLevel:
 
     def set(self, level: int, duration: float) -> None:
         """Use verbosity `level` for `duration` seconds, then go back to 0."""
-        if level < 0:
+        if level < 0 or level > MAX_LEVEL:
             raise HTTPProblem(400, f"Invalid level '{level}'")
+        if not duration <= MAX_DURATION_SECONDS:  # also NaN
+            raise HTTPProblem(400, f"Invalid duration '{duration}': at most {MAX_DURATION_SECONDS:.0f} seconds")
         if self._revert is not None:
             self._revert.cancel()
             self._revert = None
@@ -69,11 +74,12 @@ class LoggingLevel:
             value = int(level)
         except ValueError:
             return text_response(400, f"Failed to convert '{level}' to number")
-        if value < _ORIGINAL:
-            return text_response(400, f"Invalid level '{value}'")
         try:
             seconds = parse_duration(duration)
         except ConfigError as exc:
             return text_response(400, f"Failed to parse duration: {exc}")
-        self.set(value, seconds)
+        try:
+            self.set(value, seconds)
+        except HTTPProblem as problem:
+            return problem.response()
         return web.Response(status=200)

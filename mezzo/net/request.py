@@ -30,6 +30,7 @@ before any handler runs; `new_app` turns that off so that encodings are judged h
 from __future__ import annotations
 
 import logging
+import urllib.parse
 import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -44,7 +45,7 @@ from mezzo.net.routing import ignore_trailing_slash
 
 T = TypeVar("T")
 
-__all__ = ["decode_body", "new_app", "read_body", "read_call", "require_json_accept"]
+__all__ = ["decode_body", "new_app", "read_body", "read_call", "read_form", "require_json_accept"]
 
 # Content codings we inflate; `identity` means none.
 _INFLATE_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
@@ -160,6 +161,27 @@ def _inflate(body: bytes, coding: str, max_bytes: int) -> bytes:
     if len(out) > max_bytes:
         raise HTTPProblem(413, f"Request body exceeds {max_bytes} bytes once inflated")
     return out
+
+
+async def read_form(request: web.Request, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, str]:
+    """The body of a legacy form endpoint (`/master/teardown`) as Mesos reads it: a query
+    string (`frameworkId=...`) whatever the Content-Type; 400 "Unable to decode query string"
+    if it is not one (bad UTF-8, bad percent escapes). The first value of a repeated name
+    wins."""
+    codings = _content_codings(request)
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise HTTPProblem(413, f"Request body of {request.content_length} bytes exceeds {max_bytes}")
+    body = await _read_all(request, max_bytes)
+    for coding in reversed(codings):
+        body = _inflate(body, coding, max_bytes)
+    try:
+        pairs = urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise HTTPProblem(400, f"Unable to decode query string: {_one_line(str(exc))}") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        form.setdefault(name, value)
+    return form
 
 
 def decode_body(body: bytes, decode: Callable[[bytes], T], what: str) -> T:
