@@ -290,20 +290,21 @@ async def test_misc_endpoints(running: Running) -> None:
 
 
 async def test_not_recovered_answers_503(running: Running) -> None:
-    running.master.recovered = False
+    from mezzo.master.leadership import Phase
+
+    running.master.phase = Phase.RECOVERING  # elected, registry not read yet
     code, text, _ = await running.post("/api/v1/scheduler", SUBSCRIBE)
     assert code == 503 and text == "Master has not finished recovery"
 
 
 async def test_a_just_elected_leader_holds_subscriptions_until_recovered() -> None:
-    from mezzo.election.standalone import StandaloneContender, StandaloneDetector
+    from mezzo.election.standalone import StandaloneDetector
     from mezzo.master.leadership import Leadership
 
     flags = MasterFlags.parse({"registry": "in_memory", "port": "0", "ip": "127.0.0.1"})
     process = build_master(flags)
-    contender = StandaloneContender()
-    process.server.leadership = Leadership(contender, StandaloneDetector(), process.master.info.id)
-    contender.contend()  # elected, but the registry is not recovered yet
+    process.server.leadership = Leadership(StandaloneDetector(), process.master.info.id)
+    process.master.elected()  # elected, but the registry is not recovered yet
     runner, url = await serve_on_loopback(process, flags)
     r = Running(process, url, aiohttp.ClientSession())
     try:
@@ -314,7 +315,6 @@ async def test_a_just_elected_leader_holds_subscriptions_until_recovered() -> No
         code, text, _ = await r.post("/api/v1", {"type": "GET_STATE"}, {**JSON, "Accept": "application/json"})
         assert (code, text) == (503, "Master has not finished recovery")
         process.master.recover(process.registrar.recover())
-        process.server.mark_recovered()
         resp = await asyncio.wait_for(held, 5)
         records = await read_records(resp, 1)
         assert records[0]["type"] == "SUBSCRIBED"

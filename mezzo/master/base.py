@@ -35,6 +35,7 @@ from mezzo.core.clock import Clock
 from mezzo.core.ids import IdSource
 from mezzo.master.allocator import Allocator
 from mezzo.master.events import DEFAULT_MAX_SUBSCRIBERS, OperatorEvents
+from mezzo.master.leadership import Phase
 from mezzo.master.outbox import Outbox
 from mezzo.master.records import (
     AgentRecord,
@@ -177,13 +178,46 @@ class MasterBase:
         # Enter at allocation; leave on ACCEPT/DECLINE, rescind, or when their framework or
         # agent goes.
         self.offers: dict[str, OfferRecord] = {}
-        # Whether the registry has been recovered (until then HTTP answers 503).
-        self.recovered = False
+
+        # -- leadership (`mezzo.master.leadership`: STANDBY → RECOVERING → LEADING → FENCED) --
+        # Changed only by `elected`, `recover` and `fence`.
+        self.phase = Phase.STANDBY
+        self.fenced_reason: str | None = None
+        # Called with the new phase after each change (the shell releases the calls it held
+        # during recovery on LEADING and closes every stream on FENCED).
+        self.on_phase: Callable[[Phase], None] = lambda phase: None
 
     # ------------------------------------------------------------------ recovery
 
+    @property
+    def recovered(self) -> bool:
+        """Whether this master leads with its registry recovered (phase LEADING)."""
+        return self.phase is Phase.LEADING
+
+    def elected(self) -> None:
+        """Won the election: recover the registry next (STANDBY -> RECOVERING)."""
+        if self.phase is Phase.STANDBY:
+            self.elected_time = self.now()
+            self._set_phase(Phase.RECOVERING)
+
+    def fence(self, reason: str) -> bool:
+        """Leadership is lost for good (any phase -> FENCED); False if it already was."""
+        if self.phase is Phase.FENCED:
+            return False
+        self.fenced_reason = reason
+        self._set_phase(Phase.FENCED)
+        return True
+
+    def _set_phase(self, phase: Phase) -> None:
+        log.info("master %s: %s -> %s", self.info.id, self.phase, phase)
+        self.phase = phase
+        self.on_phase(phase)
+
     def recover(self, state: RegistryState) -> None:
-        """Load the registry: admitted agents wait --agent_reregister_timeout to come back."""
+        """Load the registry: admitted agents wait --agent_reregister_timeout to come back.
+        The master then leads (STANDBY, as a standalone master, or RECOVERING -> LEADING)."""
+        if self.phase is Phase.FENCED:
+            return
         now = self.clock.now()
         for agent_id, info in state.admitted.items():
             self.recovered_agents[agent_id] = info
@@ -200,7 +234,7 @@ class MasterBase:
             self.outbox.registry(UpdateWeights(weights=dict(self.weights)))
         if self.recovered_agents:
             self.recovery_deadline = now + self.options.agent_reregister_timeout
-        self.recovered = True
+        self._set_phase(Phase.LEADING)
 
     # ------------------------------------------------------------------ helpers
 

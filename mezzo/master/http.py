@@ -31,7 +31,7 @@ from mezzo.api.internal import AgentCall, AgentCallType, AgentEvent
 from mezzo.api.scheduler import CallType, Event, decode_call
 from mezzo.master import legacy, views
 from mezzo.master.core import CallRefused, Master
-from mezzo.master.leadership import NO_LEADER, Leadership
+from mezzo.master.leadership import ELECTED, NO_LEADER, Leadership, Phase
 from mezzo.master.operator_api import OperatorApi
 from mezzo.master.registry import Registrar, RegistryOperation
 from mezzo.master.webui import WebUi
@@ -133,14 +133,18 @@ class MasterServer:
         leadership: Leadership | None = None,
     ) -> None:
         self.master = master
-        # None: always the leader (standalone, and in-process tests of the shell).
+        # Where the leader is when we are not (HA); None without an election (standalone,
+        # in-process tests): then nobody else can lead. Whether *we* lead is `master.phase`.
         self.leadership = leadership
         self.flags = flags or {}
         self.max_body_bytes = max_body_bytes
         self._timer_task: asyncio.Task[None] | None = None
         self._allocation_timer: asyncio.TimerHandle | None = None
-        self._recovered = asyncio.Event()
+        self._leading = asyncio.Event()  # set while the phase is LEADING
         master._wake = self._schedule_allocation
+        master.on_phase = self._phase_changed
+        if master.phase is Phase.LEADING:
+            self._leading.set()
         # The outbox when it is this shell's (not a test's recording one).
         self.outbox = master.outbox if isinstance(master.outbox, HttpOutbox) else None
         if self.outbox is not None:
@@ -183,36 +187,40 @@ class MasterServer:
 
     @property
     def leading(self) -> bool:
-        return self.leadership is None or self.leadership.is_leader
+        """Elected: this master answers for the cluster (RECOVERING or LEADING)."""
+        return self.master.phase in ELECTED
+
+    def _phase_changed(self, phase: Phase) -> None:
+        if phase is Phase.LEADING:
+            self._leading.set()  # releases the calls `_wait_recovered` holds
+        else:
+            self._leading.clear()
+        if phase is Phase.FENCED:
+            self.drop_everything(f"master lost leadership: {self.master.fenced_reason}")
 
     @web.middleware
     async def _leader_gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
         """Only the leader serves the APIs and state: others answer 307 to it, or 503."""
         if self.leading or request.path in SERVED_BY_ANY_MASTER:
             return await handler(request)
-        assert self.leadership is not None
-        leader = self.leadership.leader()
+        leader = self.leadership.leader() if self.leadership is not None else None
         if leader is None:
             return text_response(503, NO_LEADER)
         # Mesos' redirect keeps the path and query: `Location: //host:port/api/v1/scheduler`.
         return web.Response(status=307, headers={"Location": f"//{leader}{request.path_qs}"})
-
-    def mark_recovered(self) -> None:
-        """The registry is recovered: release the subscriptions held by `_wait_recovered`."""
-        self._recovered.set()
 
     async def _wait_recovered(self) -> bool:
         """True once the core is recovered. A just-elected HA leader *holds* subscriptions
         that arrive while it reads the registry (up to RECOVERY_HOLD seconds) instead of
         answering 503: after a failover every agent and framework arrives within a moment,
         and 503s would have them all retrying against a master busy recovering."""
-        if self.master.recovered:
+        if self.master.phase is Phase.LEADING:
             return True
-        if self.leadership is None or not self.leading:
+        if self.leadership is None or self.master.phase is not Phase.RECOVERING:
             return False
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._recovered.wait(), RECOVERY_HOLD)
-        return self.master.recovered and self.leading
+            await asyncio.wait_for(self._leading.wait(), RECOVERY_HOLD)
+        return self.master.phase is Phase.LEADING
 
     def drop_everything(self, reason: str) -> None:
         """Leadership lost: close every stream at once so nobody keeps talking to us; the
@@ -266,7 +274,7 @@ class MasterServer:
     def _run_due_allocation(self) -> None:
         self._allocation_timer = None
         master = self.master
-        if not master.allocation_pending or not (self.leading and master.recovered):
+        if not master.allocation_pending or master.phase is not Phase.LEADING:
             return  # a batch run came first, or this master stopped leading
         if master.allocation_due is not None and master.now() < master.allocation_due:
             self._schedule_allocation()  # woke early (the two clocks disagree slightly)
@@ -279,7 +287,7 @@ class MasterServer:
     async def _timers(self) -> None:
         master = self.master
         while True:
-            if not (self.leading and master.recovered):
+            if master.phase is not Phase.LEADING:
                 # A standby (or a leader still recovering) has nothing to time.
                 await asyncio.sleep(0.1)
                 continue
@@ -460,8 +468,7 @@ class MasterServer:
 
     async def redirect(self, request: web.Request) -> web.Response:
         if not self.leading:
-            assert self.leadership is not None
-            leader = self.leadership.leader()
+            leader = self.leadership.leader() if self.leadership is not None else None
             if leader is None:
                 return text_response(503, NO_LEADER)
             return web.Response(status=307, headers={"Location": f"//{leader}"})

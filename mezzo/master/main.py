@@ -1,12 +1,15 @@
 """The master's composition root: flags -> store, registrar, allocator, core, HTTP server.
 
 `build_master(flags)` wires the collaborators (the only place that picks implementations);
-`serve(flags)` runs the server until SIGINT/SIGTERM. Leader election: without `--zk` a
-standalone contender leads at once and the registry is recovered before the port opens; with
-`--zk` the master binds first (standbys must answer 307/503), contends with its MasterInfo in
-ZooKeeper, and only once elected recovers the registry (in ZooKeeper) and serves. Losing
-leadership (session expired, node gone) closes every stream at once and ends the process
-with status 1, as Mesos does (docs/ha.md). Once listening, the bound address is printed as the first stdout line
+`serve(flags)` runs the server until SIGINT/SIGTERM. It binds the listening socket first, so
+the master is built knowing its real port (nothing is swapped in afterwards). Leader election
+(the phases are the core's, `mezzo.master.leadership`): without `--zk` a standalone contender
+leads at once and the registry is recovered before the port accepts anything; with `--zk` the
+master contends with its MasterInfo in ZooKeeper while serving as a standby (307/503), and
+only once elected recovers the registry (in ZooKeeper) and leads. Losing leadership (session
+expired, node gone, registry written by another master or a failed registry write) fences the
+core: every stream closes at once and the process ends with status 1, as Mesos does
+(docs/ha.md). Once listening, the bound address is printed as the first stdout line
 (`listening on http://IP:PORT`) and written to `--port_file` if given, so that `--port 0`
 works for tests and scripts.
 """
@@ -25,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -37,20 +40,17 @@ from mezzo.core.errors import ConfigError
 from mezzo.core.gc_tuning import tune_for_daemon
 from mezzo.core.ids import IdSource
 from mezzo.core.zkurl import parse_zk_url
-from mezzo.election.base import Contender
+from mezzo.election.base import Contender, Detector
 from mezzo.election.standalone import StandaloneContender
 from mezzo.master.allocator import AllocatorOptions, create_allocator
 from mezzo.master.core import Master
 from mezzo.master.flags import MasterFlags
 from mezzo.master.http import HttpOutbox, MasterServer
-from mezzo.master.leadership import Leadership
+from mezzo.master.leadership import Leadership, Phase
 from mezzo.master.operator_api import MASTER_LOG_FILE
 from mezzo.master.registry import Registrar
 from mezzo.store.base import Store
 from mezzo.store.factory import open_store
-
-if TYPE_CHECKING:
-    from mezzo.election.zookeeper import ZooKeeperDetector
 
 log = logging.getLogger("mezzo.master")
 # MasterInfo.capabilities this master can honour (see build_master).
@@ -65,6 +65,7 @@ class MasterProcess:
     server: MasterServer
     registrar: Registrar
     contender: Contender
+    detector: Detector | None = None
 
 
 def _advertised_ip(flags: MasterFlags) -> str:
@@ -88,12 +89,13 @@ def _packed_ip(ip: str) -> int | None:
 def build_master(
     flags: MasterFlags,
     *,
+    port: int | None = None,
     clock: Clock | None = None,
     contender: Contender | None = None,
     zk_client: Any = None,
 ) -> MasterProcess:
-    """Wire a master. With `zk_client` (HA) a ZooKeeper registry shares that session; the
-    ZooKeeper contender is attached by `serve` once the port is bound."""
+    """Wire a master listening on `port` (default `--port`). With `zk_client` (HA): a
+    ZooKeeper registry, contender and detector, all on that one session."""
     clock = clock or RealClock()
     ids = IdSource()
     if flags.registry.startswith("zk://") and zk_client is not None:
@@ -123,7 +125,7 @@ def build_master(
     )
     ip = _advertised_ip(flags)
     hostname = flags.hostname or ip
-    port = flags.advertise_port or flags.port
+    port = flags.advertise_port or (flags.port if port is None else port)
     info = MasterInfo(
         id=ids.master_id,
         ip=_packed_ip(ip),
@@ -140,8 +142,16 @@ def build_master(
         clock=clock, ids=ids, allocator=allocator, outbox=HttpOutbox(registrar),
         master_info=info, options=flags.options,
     )
-    server = MasterServer(master, flags=flags.as_strings())
-    return MasterProcess(master, server, registrar, contender or StandaloneContender())
+    detector: Detector | None = None
+    if zk_client is not None and flags.zk is not None:
+        from mezzo.election.zookeeper import ZooKeeperContender, ZooKeeperDetector
+
+        detector = ZooKeeperDetector(flags.zk, client=zk_client)
+        contender = ZooKeeperContender(flags.zk, to_builtins(info), client=zk_client,
+                                       session_timeout=flags.zk_session_timeout)
+    leadership = Leadership(detector, info.id) if detector is not None else None
+    server = MasterServer(master, flags=flags.as_strings(), leadership=leadership)
+    return MasterProcess(master, server, registrar, contender or StandaloneContender(), detector)
 
 
 def set_bound_port(process: MasterProcess, port: int, flags: MasterFlags) -> None:
@@ -167,15 +177,15 @@ def _zk_client(zk: str, session_timeout: float) -> Any:
 
 
 async def _lead(process: MasterProcess) -> None:
-    """Wait to be elected, then recover the registry and start serving as the leader."""
+    """Wait to be elected, then recover the registry and lead (STANDBY -> RECOVERING ->
+    LEADING)."""
     term = await process.contender.elected()
+    master = process.master
+    master.elected()
     started = time.monotonic()
     # Off the loop: a ZooKeeper registry is one round trip per key.
     state = await asyncio.to_thread(process.registrar.recover)
-    master = process.master
-    master.elected_time = master.now()
     master.recover(state)
-    process.server.mark_recovered()
     log.info(
         "elected leader (term %d); recovered the registry (%d admitted, %d unreachable, "
         "%d gone agents) in %.0f ms",
@@ -184,17 +194,22 @@ async def _lead(process: MasterProcess) -> None:
     )
 
 
+def _listen(flags: MasterFlags) -> socket.socket:
+    """The listening socket, bound before anything else is built (`--port 0` picks one)."""
+    family = socket.AF_INET6 if ":" in flags.ip else socket.AF_INET
+    try:
+        return socket.create_server((flags.ip, flags.port), family=family, backlog=1024)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {flags.ip}:{flags.port}: {exc.strerror or exc}") from None
+
+
 async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int:
     """Run a master until `stop` is set or SIGINT/SIGTERM arrives (exit status 0), or until
-    it loses leadership (exit status 1: like a Mesos master, it exits; see docs/ha.md)."""
+    it is fenced (exit status 1: like a Mesos master, it exits; see docs/ha.md)."""
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
-    lost: list[str] = []
     zk_client = None
-    detector: ZooKeeperDetector | None = None
     if flags.zk:
-        from mezzo.election.zookeeper import ZooKeeperContender, ZooKeeperDetector
-
         zk_client = _zk_client(flags.zk, flags.zk_session_timeout)
         try:
             await asyncio.to_thread(zk_client.start, ZK_CONNECT_TIMEOUT)
@@ -204,49 +219,44 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int
                 f"--zk: cannot reach ZooKeeper at {parse_zk_url(flags.zk).hosts} within "
                 f"{ZK_CONNECT_TIMEOUT:.0f} secs ({type(exc).__name__})"
             ) from None
-    process = build_master(flags, zk_client=zk_client)
+    try:
+        sock = _listen(flags)
+    except ConfigError:
+        if zk_client is not None:
+            zk_client.close()
+        raise
+    port = sock.getsockname()[1]
+    process = build_master(flags, port=port, zk_client=zk_client)
+    master = process.master
 
     def give_up(reason: str) -> None:
-        # Stop acting as leader at once: nothing more is served or sent from this state.
-        log.error("%s; exiting", reason)
-        lost.append(reason)
-        process.server.drop_everything(f"master lost leadership: {reason}")
-        stop.set()
+        # Fenced: the core closes every stream (through the shell) and nothing more is sent.
+        if master.fence(reason):
+            log.error("%s; exiting", reason)
+            stop.set()
 
     # Registry writes run on the outbox's worker thread: their verdicts come back to the loop.
     process.registrar.on_conflict = lambda reason: loop.call_soon_threadsafe(give_up, reason)
-    outbox = process.server.outbox
-    if outbox is not None:
-        outbox.failed = give_up
+    if process.server.outbox is not None:
+        process.server.outbox.failed = give_up
     if zk_client is None:
         # Standalone: the only master leads at once; recover before serving anything.
         process.contender.contend()
         await _lead(process)
     runner = web.AppRunner(process.server.app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, flags.ip, flags.port, reuse_address=True)
+    site = web.SockSite(runner, sock)
     await site.start()
-    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-    port = sockets[0].getsockname()[1] if sockets else flags.port
-    set_bound_port(process, port, flags)
     lead_task: asyncio.Task[None] | None = None
     forget_lost: Callable[[], None] = lambda: None  # noqa: E731
-    if zk_client is not None:
-        assert flags.zk is not None
-        # Contend only now: the advertised MasterInfo must carry the bound port.
-        payload = to_builtins(process.master.info)
-        detector = ZooKeeperDetector(flags.zk, client=zk_client)
-        contender = ZooKeeperContender(flags.zk, payload, client=zk_client,
-                                       session_timeout=flags.zk_session_timeout)
-        process.contender = contender
-        process.server.leadership = Leadership(contender, detector, process.master.info.id)
+    if process.detector is not None:
 
         def on_lost(term: int, reason: str) -> None:
             give_up(f"lost leadership (term {term}): {reason}")
 
-        forget_lost = contender.on_lost(on_lost, loop=loop)
-        detector.start()
-        contender.contend()
+        forget_lost = process.contender.on_lost(on_lost, loop=loop)
+        process.detector.start()
+        process.contender.contend()
         lead_task = asyncio.create_task(_lead(process), name="lead")
     shown_ip = "127.0.0.1" if flags.ip in ("0.0.0.0", "") else flags.ip
     print(f"listening on http://{shown_ip}:{port}", flush=True)
@@ -254,7 +264,7 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int
         tmp = flags.port_file + ".tmp"
         Path(tmp).write_text(str(port))
         os.replace(tmp, flags.port_file)
-    log.info("master %s listening on %s:%d%s", process.master.info.id, flags.ip, port,
+    log.info("master %s listening on %s:%d%s", master.info.id, flags.ip, port,
              f" (contending in {flags.zk})" if flags.zk else "")
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -270,8 +280,8 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(runner.cleanup(), 5.0)
         if zk_client is not None:
-            if detector is not None:
-                detector.close()
+            if process.detector is not None:
+                process.detector.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.to_thread(process.contender.withdraw), 5.0)
         if process.server.outbox is not None:
@@ -281,7 +291,7 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.to_thread(zk_client.stop), 5.0)
             zk_client.close()
-    return 1 if lost else 0
+    return 1 if master.phase is Phase.FENCED else 0
 
 
 def run(flags: MasterFlags) -> None:
