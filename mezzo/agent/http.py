@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from mezzo.agent.agent import VERSION, Agent
 from mezzo.agent.flags import attributes_to_json
@@ -28,6 +29,7 @@ from mezzo.agent.state import Executor, ExecutorPhase, Framework
 from mezzo.api import operator as op
 from mezzo.api.codec import to_builtins
 from mezzo.api.common import Task
+from mezzo.core.metrics import DaemonMetrics, prometheus_text, system_metrics
 from mezzo.net.http import HTTPProblem, text_response
 from mezzo.net.request import read_call, require_json_accept
 from mezzo.resources import Resources
@@ -64,6 +66,8 @@ def resources_json(resources: Resources) -> dict[str, Any]:
 class ReadEndpoints:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
+        # HTTP request latencies (the app's middleware records them) for `/metrics`.
+        self.http_metrics = DaemonMetrics()
 
     def add_routes(self, app: web.Application) -> None:
         r = app.router
@@ -75,6 +79,7 @@ class ReadEndpoints:
             r.add_route("*", prefix + "/api/v1", self.operator)
             r.add_route("*", prefix + "/api/v1/{tail:(?!executor$).*}", self.operator)
         r.add_get("/metrics/snapshot", self.metrics)
+        r.add_get("/metrics", self.prometheus)
         r.add_get("/version", self.version)
         r.add_get("/files/browse", self.browse)
         r.add_get("/files/browse.json", self.browse)
@@ -199,10 +204,16 @@ class ReadEndpoints:
             out[f"slave/{r}_total"] = total
             out[f"slave/{r}_used"] = use
             out[f"slave/{r}_percent"] = use / total if total else 0.0
+        out.update(system_metrics())
         return out
 
     async def metrics(self, request: web.Request) -> web.Response:
         return _json(self.metrics_json(), request)
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        """`/metrics`: the snapshot's keys as gauges plus the HTTP latency histogram."""
+        body = prometheus_text(self.metrics_json(), self.http_metrics)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # --- files --------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from mezzo.core.errors import ConfigError
 from mezzo.core.gc_tuning import tune_for_daemon
 from mezzo.election import create_detector
 from mezzo.net.http import MAX_BODY_BYTES
+from mezzo.net.http_metrics import http_metrics_middleware
 from mezzo.net.request import new_app
 
 log = logging.getLogger(__name__)
@@ -97,9 +98,10 @@ async def start_agent(
         attributes=parse_attributes(flags.attributes),
     )
     agent = Agent(flags, containerizer, info)
-    app = new_app(client_max_size=MAX_BODY_BYTES)
+    reads = ReadEndpoints(agent)
+    app = new_app(client_max_size=MAX_BODY_BYTES, middlewares=[http_metrics_middleware(reads.http_metrics)])
     ExecutorAPI(agent).add_routes(app)
-    ReadEndpoints(agent).add_routes(app)
+    reads.add_routes(app)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, flags.ip or "0.0.0.0", flags.port, reuse_address=True)

@@ -33,6 +33,7 @@ from mezzo.api.common import (
 from mezzo.api.scheduler import Error, Event, EventType, Rescind, Update
 from mezzo.core.clock import Clock
 from mezzo.core.ids import IdSource
+from mezzo.core.metrics import DaemonMetrics
 from mezzo.master.allocator import Allocator
 from mezzo.master.events import DEFAULT_MAX_SUBSCRIBERS, OperatorEvents
 from mezzo.master.leadership import Phase
@@ -119,6 +120,16 @@ class MasterBase:
         self.start_time = clock.now()
         self.elected_time: float | None = self.start_time
         self.counters = Counters()
+        # Latencies for /metrics/snapshot and /metrics (measurements, never decision inputs).
+        self.metrics = DaemonMetrics()
+        self.allocation_timer = self.metrics.timer(
+            "allocator/mesos/allocation_run_ms", "allocation_run", "Time one allocation run takes")
+        self.offer_accept_timer = self.metrics.timer(
+            "master/offer_accept_latency_ms", "offer_accept_latency",
+            "Time from sending an offer to its ACCEPT")
+        self.update_round_trip_timer = self.metrics.timer(
+            "master/status_update_round_trip_ms", "status_update_round_trip",
+            "Time from forwarding a status update to the scheduler until it is acknowledged")
         # Role weights (roles not named weigh 1): --weights until the registry is recovered,
         # then the registry's; changed by UPDATE_WEIGHTS, which stores them there too.
         self.weights: dict[str, float] = dict(self.options.weights)
@@ -292,6 +303,8 @@ class MasterBase:
             self.counters.inc("dropped_messages")
             return False
         self.outbox.send_framework(framework.stream, event)
+        framework.counters["events"] += 1
+        framework.counters[f"events/{str(event.type).lower()}"] += 1
         return True
 
     def send_error_and_close(self, stream: object, message: str) -> None:
@@ -352,6 +365,7 @@ class MasterBase:
         if framework is not None:
             framework.offers.discard(offer.id)
             if rescind:
+                framework.counters["offers/rescinded"] += 1
                 self.send(
                     framework,
                     Event(type=EventType.RESCIND, rescind=Rescind(offer_id=OfferID(value=offer.id))),
@@ -379,6 +393,9 @@ class MasterBase:
         if is_terminal(state) and not task.recovered:
             task.recovered = True
             self.counters.inc(f"tasks_{state.removeprefix('TASK_').lower()}")
+            framework = self.frameworks.get(task.framework_id)
+            if framework is not None:
+                framework.counters[f"tasks/terminal/{state.lower()}"] += 1
             self.allocator.recover_resources(
                 task.framework_id, task.agent_id, task.resources, None, self.now()
             )

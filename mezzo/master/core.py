@@ -56,6 +56,8 @@ class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls, OperatorCalls):
     def scheduler_call(self, call: Call, stream_id: str | None) -> int:
         """Handle a checked non-SUBSCRIBE call; returns the HTTP status to answer (202/200)."""
         framework = self.lookup_framework(call, stream_id)
+        framework.counters["calls"] += 1
+        framework.counters[f"calls/{str(call.type).lower()}"] += 1
         match call.type:
             case CallType.TEARDOWN:
                 self.teardown(framework)

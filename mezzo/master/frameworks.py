@@ -125,6 +125,8 @@ class FrameworkCalls(MasterBase):
             framework.reregistered_time = now
         framework.suppressed_roles = set(sub.suppressed_roles)
         framework.offer_constraints = sub.offer_constraints
+        framework.counters["calls"] += 1
+        framework.counters["calls/subscribe"] += 1
         framework.stream = stream
         framework.stream_id = stream_id
         framework.connected = True

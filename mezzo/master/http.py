@@ -23,19 +23,23 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from mezzo.api import operator as op
 from mezzo.api.codec import decode, encode, to_builtins
 from mezzo.api.common import FrameworkID
 from mezzo.api.internal import AgentCall, AgentCallType, AgentEvent
 from mezzo.api.scheduler import CallType, Event, decode_call
+from mezzo.core.metrics import DaemonMetrics
 from mezzo.master import legacy, views
+from mezzo.master import metrics as master_metrics
 from mezzo.master.core import CallRefused, Master
 from mezzo.master.leadership import ELECTED, NO_LEADER, Leadership, Phase
 from mezzo.master.operator_api import OperatorApi
 from mezzo.master.registry import Registrar, RegistryOperation
 from mezzo.master.webui import WebUi
 from mezzo.net.http import JSON, MAX_BODY_BYTES, HTTPProblem, json_response, text_response
+from mezzo.net.http_metrics import http_metrics_middleware
 from mezzo.net.request import decode_body, new_app, read_body, read_form, require_json_accept
 from mezzo.net.stream import RecordStream, Subscriber, serve_subscription
 
@@ -53,7 +57,7 @@ SERVED_BY_ANY_MASTER = frozenset(
     prefix + path
     for prefix in ("", "/master")
     for path in ("/health", "/redirect", "/flags")
-) | {"/version", "/metrics/snapshot", "/logging/toggle"} | {
+) | {"/version", "/metrics/snapshot", "/metrics", "/logging/toggle"} | {
     f"/files/{name}{suffix}" for name in ("browse", "read", "download", "debug")
     for suffix in ("", ".json")
 }
@@ -73,6 +77,7 @@ class HttpOutbox:
         self.failed: Callable[[str], None] = lambda reason: None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry")
         self._last: asyncio.Future[None] | None = None
+        self.queued = 0  # operations handed to the worker and not yet applied (metrics)
 
     def send_framework(self, stream: RecordStream, event: Event) -> None:
         stream.send(encode(event))
@@ -94,10 +99,12 @@ class HttpOutbox:
             self.applied(operation)
             return
         future = loop.run_in_executor(self._worker, self.registrar.apply, operation)
+        self.queued += 1
         future.add_done_callback(lambda done: self._done(operation, done))
         self._last = future
 
     def _done(self, operation: RegistryOperation, future: asyncio.Future[None]) -> None:
+        self.queued -= 1
         if future.cancelled():
             return
         problem = future.exception()
@@ -150,13 +157,15 @@ class MasterServer:
         if self.outbox is not None:
             self.outbox.applied = master.registry_applied
         self.operator_api = OperatorApi(master, log_dir=self.flags.get("log_dir"))
+        self.http_metrics = DaemonMetrics()
         self.webui = WebUi(master)
         self.app = self._build_app()
 
     # ------------------------------------------------------------------ lifecycle
 
     def _build_app(self) -> web.Application:
-        app = new_app(client_max_size=self.max_body_bytes, middlewares=[self._leader_gate])
+        app = new_app(client_max_size=self.max_body_bytes,
+                      middlewares=[http_metrics_middleware(self.http_metrics), self._leader_gate])
         r = app.router
         for prefix in ("", "/master"):
             r.add_route("*", prefix + "/api/v1/scheduler", self.scheduler)
@@ -178,6 +187,7 @@ class MasterServer:
             r.add_post(prefix + "/teardown", self.legacy_teardown)
         r.add_get("/version", self.version)
         r.add_get("/metrics/snapshot", self.metrics)
+        r.add_get("/metrics", self.prometheus)
         self.operator_api.add_routes(app)
         self.webui.add_routes(app)
         app.on_startup.append(self._on_startup)
@@ -413,7 +423,7 @@ class MasterServer:
                 resp = op.Response(type=t.GET_VERSION, get_version=op.GetVersion(version_info=views.version_info()))
             case t.GET_METRICS:
                 resp = op.Response(type=t.GET_METRICS, get_metrics=op.GetMetricsResponse(metrics=[
-                    op.Metric(name=k, value=v) for k, v in views.metrics(master, master.now()).items()]))
+                    op.Metric(name=k, value=v) for k, v in self.metrics_snapshot().items()]))
             case t.GET_STATE:
                 resp = op.Response(type=t.GET_STATE, get_state=op.GetState(
                     get_tasks=views.get_tasks(master), get_executors=views.get_executors(master),
@@ -561,10 +571,15 @@ class MasterServer:
     async def flags_view(self, request: web.Request) -> web.Response:
         return self._json(request, {"flags": self.flags})
 
+    def metrics_snapshot(self) -> dict[str, float]:
+        return master_metrics.snapshot(self.master, self.outbox, self.http_metrics, leading=self.leading)
+
     async def metrics(self, request: web.Request) -> web.Response:
-        values = views.metrics(self.master, self.master.now())
-        values["master/elected"] = 1.0 if self.leading else 0.0
-        return self._json(request, values)
+        return self._json(request, self.metrics_snapshot())
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        body = master_metrics.prometheus(self.master, self.outbox, self.http_metrics, leading=self.leading)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def legacy_teardown(self, request: web.Request) -> web.Response:
         try:

@@ -9,6 +9,7 @@ pre-refinement resource format (`"role": "*"`); only MULTI_ROLE frameworks see
 from __future__ import annotations
 
 import re
+import time
 
 import msgspec
 
@@ -79,7 +80,10 @@ class OfferCalls(MasterBase):
         self.last_allocation = now
         per_framework: dict[str, list[Offer]] = {}
         count = 0
-        for allocation in self.allocator.allocate(now):
+        started = time.perf_counter()  # measures CPU time only; decides nothing
+        allocations = self.allocator.allocate(now)
+        self.allocation_timer.observe(time.perf_counter() - started)
+        for allocation in allocations:
             framework = self.frameworks.get(allocation.framework_id)
             agent = self.agents.get(allocation.agent_id)
             tagged = allocation.resources.allocate(allocation.role)
@@ -90,6 +94,7 @@ class OfferCalls(MasterBase):
                 )
                 continue
             offer = self._make_offer(framework, agent, allocation.role, tagged, now)
+            framework.counters["offers/sent"] += 1
             per_framework.setdefault(framework.id, []).append(offer.wire)
             count += 1
         for framework_id, offers in per_framework.items():
@@ -135,6 +140,7 @@ class OfferCalls(MasterBase):
             resources=resources,
             wire=wire,
             expires_at=None if timeout is None else now + timeout,
+            created_at=now,
         )
         self.offers[offer_id] = record
         framework.offers.add(offer_id)
@@ -158,6 +164,7 @@ class OfferCalls(MasterBase):
         for offer_id in call.offer_ids:
             offer = self.offers.get(offer_id.value)
             if offer is not None and offer.framework_id == framework.id:
+                framework.counters["offers/declined"] += 1
                 self.remove_offer(offer, rescind=False, refuse=refuse, reallocate=False)
 
     def revive(self, framework: FrameworkRecord, roles: list[str]) -> None:
@@ -194,6 +201,10 @@ class OfferCalls(MasterBase):
             for offer in offers:
                 self.remove_offer(offer, rescind=False)
             return
+        now = self.now()
+        for offer in offers:
+            framework.counters["offers/accepted"] += 1
+            self.offer_accept_timer.observe(now - offer.created_at)
         agent = self.agents[offers[0].agent_id]
         role = offers[0].role
         available = offers[0].resources

@@ -9,7 +9,7 @@ allocation role (`allocation_info`), which is what the allocator and the offers 
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,8 @@ class TaskRecord:
     unreachable_time: float | None = None
     # True once the resources went back to the allocator (latest state terminal).
     recovered: bool = False
+    # When the update awaiting acknowledgement was forwarded (status update round trip).
+    update_sent_at: float | None = None
 
     @property
     def task_id(self) -> str:
@@ -142,6 +144,10 @@ class FrameworkRecord:
     offers: set[str] = field(default_factory=set)
     # agent id -> executor id -> record
     executors: dict[str, dict[str, ExecutorRecord]] = field(default_factory=dict)
+    # Mesos's per-framework counters (`master/frameworks/<name>/<id>/<key>`): calls,
+    # calls/<type>, events, events/<type>, offers/sent|accepted|declined|rescinded,
+    # tasks/terminal/<state>.
+    counters: Counter[str] = field(default_factory=Counter)
 
     @property
     def partition_aware(self) -> bool:
@@ -210,6 +216,7 @@ class OfferRecord:
     resources: Resources  # tagged with `role`
     wire: Offer
     expires_at: float | None = None
+    created_at: float = 0.0
 
 
 def time_info(seconds: float | None) -> TimeInfo | None:

@@ -29,11 +29,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from time import perf_counter
 
 import msgspec
 
 from mezzo.api.codec import decode, encode
 from mezzo.api.common import AgentInfo
+from mezzo.core.metrics import DaemonMetrics
 from mezzo.store.base import Put, Remove, Store, StoreOp, VersionConflict
 
 log = logging.getLogger(__name__)
@@ -110,10 +112,33 @@ class Registrar:
         self.on_conflict = on_conflict
         self.fenced: str | None = None  # the conflict that ended our writes, if any
         self._versions: dict[str, int] = {}  # key -> version as last read or written by us
+        # Mesos's registrar/* metrics: fetch and store times, the registry's size, and the
+        # operations being applied (applied inline, one at a time).
+        self.metrics = DaemonMetrics()
+        self.fetch_timer = self.metrics.timer(
+            "registrar/state_fetch_ms", "registrar_state_fetch", "Time to read the registry")
+        self.store_timer = self.metrics.timer(
+            "registrar/state_store_ms", "registrar_state_store", "Time to commit one registry operation")
+        self._sizes: dict[str, int] = {}  # key -> bytes of its value
+        self.queued_operations = 0  # being committed now (the master's shell queues more)
+
+    def statistics(self) -> dict[str, float]:
+        return {
+            "registrar/queued_operations": float(self.queued_operations),
+            "registrar/registry_size_bytes": float(sum(self._sizes.values())),
+            **self.metrics.timer_snapshot(),
+        }
 
     def recover(self) -> RegistryState:
+        started = perf_counter()
+        state = self._recover()
+        self.fetch_timer.observe(perf_counter() - started)
+        return state
+
+    def _recover(self) -> RegistryState:
         state = RegistryState()
         self._versions.clear()
+        self._sizes.clear()
         for key, value in self._read_all(ADMITTED):
             state.admitted[key[len(ADMITTED) :]] = decode(value, AgentInfo)
         for key, value in self._read_all(UNREACHABLE):
@@ -124,6 +149,7 @@ class Registrar:
         entry = self.store.get_many([WEIGHTS])[0]
         if entry is not None:
             self._versions[WEIGHTS] = entry.version
+            self._sizes[WEIGHTS] = len(entry.value)
             state.weights = decode(entry.value, dict[str, float])
         return state
 
@@ -139,6 +165,7 @@ class Registrar:
         for key, entry in zip(keys, entries, strict=True):
             if entry is not None:  # a key deleted between list and get is gone: skip it
                 self._versions[key] = entry.version
+                self._sizes[key] = len(entry.value)
                 found.append((key, entry.value))
         return found
 
@@ -176,12 +203,21 @@ class Registrar:
                 self._put(ops, WEIGHTS, encode(dict(sorted(weights.items()))))
         if not ops:
             return
-        versions = self.store.commit(ops)
+        started = perf_counter()
+        self.queued_operations += 1
+        try:
+            versions = self.store.commit(ops)
+        finally:
+            self.queued_operations -= 1
+        self.store_timer.observe(perf_counter() - started)
         for store_op, version in zip(ops, versions, strict=True):
             if version is None:
                 self._versions.pop(store_op.key, None)
+                self._sizes.pop(store_op.key, None)
             else:
                 self._versions[store_op.key] = version
+                if isinstance(store_op, Put):
+                    self._sizes[store_op.key] = len(store_op.value)
 
     def _put(self, ops: list[StoreOp], key: str, value: bytes) -> None:
         ops.append(Put(key, value, self._versions.get(key)))

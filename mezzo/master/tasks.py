@@ -76,7 +76,8 @@ class TaskCalls(MasterBase):
         if not task.statuses or task.statuses[-1].uuid != status.uuid or status.uuid is None:
             task.statuses.append(stored)
         self.update_task_state(task, update.latest_state or status.state)
-        self.send(framework, Event(type=EventType.UPDATE, update=Update(status=status)))
+        if self.send(framework, Event(type=EventType.UPDATE, update=Update(status=status))) and status.uuid:
+            task.update_sent_at = self.now()
 
     def framework_message(self, agent: AgentRecord, msg: AgentFrameworkMessage) -> None:
         framework = self.frameworks.get(msg.framework_id.value)
@@ -127,6 +128,9 @@ class TaskCalls(MasterBase):
             self.counters.inc("invalid_status_update_acknowledgements")
             return
         self.counters.inc("valid_status_update_acknowledgements")
+        if task is not None and task.status_update_uuid == ack.uuid and task.update_sent_at is not None:
+            self.update_round_trip_timer.observe(self.now() - task.update_sent_at)
+            task.update_sent_at = None
         if (
             task is not None
             and task.status_update_uuid == ack.uuid

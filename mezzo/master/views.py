@@ -292,15 +292,17 @@ def metrics(master: MasterBase, now: float) -> dict[str, float]:
         used = used + fw.used_resources()
     offered = _offered(master, set(master.offers))
     tq, uq, oq = total.quantities(), used.quantities(), offered.quantities()
+    rtq, ruq = total.revocable().quantities(), used.revocable().quantities()
     for r in ("cpus", "gpus", "mem", "disk"):
         t, u = tq.get(r, 0.0), uq.get(r, 0.0)
         m[f"master/{r}_total"] = t
         m[f"master/{r}_used"] = u
         m[f"master/{r}_percent"] = (u / t) if t else 0.0
         m[f"master/{r}_offered"] = oq.get(r, 0.0)
-        m[f"master/{r}_revocable_total"] = 0.0
-        m[f"master/{r}_revocable_used"] = 0.0
-        m[f"master/{r}_revocable_percent"] = 0.0
+        rt, ru = rtq.get(r, 0.0), ruq.get(r, 0.0)
+        m[f"master/{r}_revocable_total"] = rt
+        m[f"master/{r}_revocable_used"] = ru
+        m[f"master/{r}_revocable_percent"] = (ru / rt) if rt else 0.0
     for name in ("valid_status_updates", "invalid_status_updates",
                  "valid_status_update_acknowledgements", "invalid_status_update_acknowledgements",
                  "dropped_messages", "slave_registrations", "slave_reregistrations", "slave_removals"):
@@ -312,13 +314,13 @@ def metrics(master: MasterBase, now: float) -> dict[str, float]:
                  "messages_status_update", "messages_reconcile_tasks",
                  "messages_register_framework", "messages_reregister_framework"):
         m.setdefault(f"master/{name}", 0)
-    m["master/event_queue_messages"] = 0
-    m["master/event_queue_dispatches"] = 0
-    m["master/event_queue_http_requests"] = 0
     m["master/operator_event_stream_subscribers"] = len(master.events.subscribers)
     stats = master.allocator.statistics()
-    m["allocator/event_queue_dispatches"] = 0
-    m["allocator/mesos/event_queue_dispatches"] = 0
+    # The allocator's queue: an allocation run requested and not yet run (the master's
+    # event-queue keys come from its shell: mezzo.master.metrics).
+    pending = 1.0 if master.allocation_pending else 0.0
+    m["allocator/event_queue_dispatches"] = pending
+    m["allocator/mesos/event_queue_dispatches"] = pending
     m["allocator/mesos/allocation_runs"] = stats.allocation_runs
     # How many runs were the periodic batch and how many events triggered (an operator
     # watching for offer storms compares the second with the first).
@@ -327,9 +329,12 @@ def metrics(master: MasterBase, now: float) -> dict[str, float]:
     m["allocator/mesos/allocation_run_ms"] = stats.last_allocation_run_ms
     for r in ("cpus", "mem", "disk"):
         m[f"allocator/mesos/resources/{r}/total"] = stats.total.get(r, 0.0)
-        m[f"allocator/mesos/resources/{r}/offered_or_allocated"] = (
-            stats.allocated.get(r, 0.0) + oq.get(r, 0.0) * 0
-        )
+        # The allocator counts offered resources as allocated, as Mesos's does.
+        m[f"allocator/mesos/resources/{r}/offered_or_allocated"] = stats.allocated.get(r, 0.0)
+    for role, client in stats.roles.items():
+        m[f"allocator/mesos/roles/{role}/shares/dominant"] = client.share
+    for role, count in stats.offer_filters_by_role.items():
+        m[f"allocator/mesos/offer_filters/roles/{role}/active"] = count
     return m
 
 

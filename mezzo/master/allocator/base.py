@@ -119,6 +119,9 @@ class AllocatorStatistics:
     roles: dict[str, ClientStatistics]
     # framework id -> role -> what the framework holds in that role.
     frameworks_by_role: dict[str, dict[str, ClientStatistics]]
+    # role -> refuse filters installed for its frameworks (Mesos's
+    # allocator/mesos/offer_filters/roles/<role>/active).
+    offer_filters_by_role: dict[str, int] = field(default_factory=dict)
 
 
 class Allocator(ABC):

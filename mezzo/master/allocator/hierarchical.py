@@ -535,6 +535,17 @@ class HierarchicalAllocator(Allocator):
             for entry in per_role.values():
                 for name, value in entry.allocated.items():
                     allocated[name] = allocated.get(name, 0.0) + value
+        role_of_bit = {bit: role for role, bits in self._bits.items() for bit in bits.values()}
+        filters_by_role: dict[str, int] = {}
+        for agent in self._agents.values():
+            for group in agent.filters.groups:
+                mask = group.mask
+                while mask:
+                    low = mask & -mask
+                    role = role_of_bit.get(low.bit_length() - 1)
+                    if role is not None:
+                        filters_by_role[role] = filters_by_role.get(role, 0) + 1
+                    mask ^= low
         return AllocatorStatistics(
             allocation_runs=self._runs,
             last_allocation_run_ms=self._last_run_ms,
@@ -545,4 +556,5 @@ class HierarchicalAllocator(Allocator):
             allocated=allocated,
             roles=roles,
             frameworks_by_role=by_framework,
+            offer_filters_by_role=filters_by_role,
         )

@@ -1,0 +1,35 @@
+"""HTTP request latency per endpoint, for the daemons' `/metrics` (Prometheus histogram
+`mezzo_http_request_duration_seconds{endpoint, method}`) and the number of requests being
+handled (the master's `master/event_queue_http_requests`)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from mezzo.core.metrics import DaemonMetrics
+
+
+def http_metrics_middleware(metrics: DaemonMetrics) -> Any:
+    """Times each request by its route (`/master/state`, `/api/v1/scheduler`...). Streaming
+    subscriptions are counted while they open only: their lifetime is not a latency."""
+
+    @web.middleware
+    async def timed(request: web.Request, handler: Any) -> web.StreamResponse:
+        info = request.match_info.route.resource
+        endpoint = info.canonical if info is not None else "unmatched"
+        metrics.http_in_flight += 1
+        started = time.perf_counter()
+        streaming = False
+        try:
+            response = await handler(request)
+            streaming = not isinstance(response, web.Response) and response.chunked
+            return response
+        finally:
+            metrics.http_in_flight -= 1
+            if not streaming:
+                metrics.http_seconds.labels(endpoint, request.method).observe(time.perf_counter() - started)
+
+    return timed
