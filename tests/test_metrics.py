@@ -89,6 +89,8 @@ async def test_snapshot_has_mesos_keys_with_live_values(running: Running) -> Non
             assert got.status == 200 and got.content_type == "text/plain"
             text = await got.text()
         families = {f.name: f for f in text_string_to_metric_families(text)}
+        names = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")]
+        assert len(names) == len(set(names)), "a metric family is exposed twice"
         cpus = families["mezzo_master_cpus_total"].samples[0]
         assert cpus.value == snap["master/cpus_total"] == 8
         running_tasks = families["mezzo_master_framework_tasks_active_task_running"].samples

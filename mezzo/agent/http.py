@@ -67,7 +67,7 @@ class ReadEndpoints:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         # HTTP request latencies (the app's middleware records them) for `/metrics`.
-        self.http_metrics = DaemonMetrics()
+        self.http_metrics = DaemonMetrics(http=True)
 
     def add_routes(self, app: web.Application) -> None:
         r = app.router

@@ -63,12 +63,17 @@ class Timer:
 
 
 class DaemonMetrics:
-    def __init__(self) -> None:
+    """One registry of histograms; with `http=True` (one per daemon: its HTTP shell's) also
+    the HTTP request latency histogram and the count of requests being handled."""
+
+    def __init__(self, *, http: bool = False) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.timers: list[Timer] = []
-        self.http_seconds = Histogram(
-            f"{PREFIX}_http_request_duration_seconds", "HTTP request latency per endpoint",
-            ["endpoint", "method"], registry=self.registry, buckets=LATENCY_BUCKETS)
+        self.http_seconds: Histogram | None = None
+        if http:
+            self.http_seconds = Histogram(
+                f"{PREFIX}_http_request_duration_seconds", "HTTP request latency per endpoint",
+                ["endpoint", "method"], registry=self.registry, buckets=LATENCY_BUCKETS)
         self.http_in_flight = 0
 
     def timer(self, key: str, name: str, documentation: str) -> Timer:

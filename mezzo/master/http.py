@@ -157,7 +157,7 @@ class MasterServer:
         if self.outbox is not None:
             self.outbox.applied = master.registry_applied
         self.operator_api = OperatorApi(master, log_dir=self.flags.get("log_dir"))
-        self.http_metrics = DaemonMetrics()
+        self.http_metrics = DaemonMetrics(http=True)
         self.webui = WebUi(master)
         self.app = self._build_app()
 

@@ -29,7 +29,7 @@ def http_metrics_middleware(metrics: DaemonMetrics) -> Any:
             return response
         finally:
             metrics.http_in_flight -= 1
-            if not streaming:
+            if not streaming and metrics.http_seconds is not None:
                 metrics.http_seconds.labels(endpoint, request.method).observe(time.perf_counter() - started)
 
     return timed
