@@ -266,3 +266,11 @@ def test_the_depth_limit_counts_nesting_not_brackets_in_strings(value: object) -
             wrapped = [wrapped]
         data = json.dumps(wrapped).encode()
         assert codec._too_deep(data) == (_depth(wrapped) > MAX_DEPTH), data[:200]
+
+
+def test_brackets_in_strings_cannot_hide_nesting() -> None:
+    # Each string "][" would pair with the structural brackets around it if strings counted.
+    hidden = b'["][",' * 150 + b"1" + b"]" * 150
+    with pytest.raises(DecodeError, match="nested deeper than 100 levels"):
+        decode(hidden, c.FrameworkInfo)
+    assert not codec._too_deep(b'["' + b"[" * 500 + b'"]')

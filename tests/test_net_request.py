@@ -103,6 +103,7 @@ CASES = [
     ("trailing garbage, bad enum", b'{"type":"GET_HEALTH"} xx', {}, 400, b"Failed to parse body"),
     ("truncated", GOOD[:-5], {}, 400, b"Failed to parse body into JSON"),
     ("bad utf-8", b'{"type":"SUBSCRIBE\xff"}', {}, 400, b"UTF-8"),
+    ("bad utf-8 in an unknown field's name", GOOD[:-1] + b',"zz\xff":1}', {}, 400, b"invalid UTF-8"),
     ("NaN literal", b'{"type":"SUBSCRIBE","x":NaN}', {}, 400, b"Failed to parse body"),
     ("type is a list", b'{"type":["SUBSCRIBE"]}', {}, 400, b"Failed to validate scheduler::Call: invalid field $.type"),
     ("type is an object", b'{"type":{"a":1}}', {}, 400, b"Failed to validate scheduler::Call: invalid field $.type"),

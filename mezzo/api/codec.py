@@ -15,7 +15,8 @@ error messages are the same everywhere. Decoding follows stout's JSON -> protobu
   and is an error for a required one;
 - bytes are standard base64 (bad base64 is an error).
 
-Hostile input: text that is not one JSON value (bad syntax or UTF-8, trailing data, truncation)
+Hostile input: text that is not one JSON value (bad syntax, bad UTF-8 anywhere, even in the name
+of a field that would be ignored, trailing data, truncation)
 or that nests arrays/objects deeper than `MAX_DEPTH` (100, the limit of the picojson parser
 Mesos uses) raises `JSONSyntaxError`, a `DecodeError`; nothing deeper ever reaches a record,
 so no later encode of it can overflow the stack.
@@ -30,7 +31,6 @@ names) and convert again; anything left is reported as `DecodeError` with the fi
 from __future__ import annotations
 
 import copy
-import itertools
 import re
 from typing import Any, TypeVar
 
@@ -52,7 +52,8 @@ _MAX_REPAIRS = 256
 # Deepest nesting of arrays/objects accepted (picojson's DEFAULT_MAX_DEPTHS, as in Mesos).
 MAX_DEPTH = 100
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
-_OPENING = frozenset(b"[{")
+_SKELETON = bytes.maketrans(b"{}", b"[]")
+_TOO_MANY_OPENERS = b"[" * (MAX_DEPTH + 1)
 
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]*)`$")
@@ -72,6 +73,12 @@ def to_builtins(msg: Any) -> Any:
 def decode(data: bytes | str, type_: type[T]) -> T:
     """Decode JSON `data` into `type_`, leniently (see the module docstring)."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if not raw.isascii():
+        # msgspec checks UTF-8 only in what it keeps: not in the names of unknown fields.
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise JSONSyntaxError(f"not JSON: invalid UTF-8 at byte {exc.start}") from None
     if _too_deep(raw):
         raise JSONSyntaxError(f"not JSON: nested deeper than {MAX_DEPTH} levels")
     decoder = _decoders.get(type_)
@@ -98,27 +105,39 @@ def _syntax_error(exc: msgspec.DecodeError) -> JSONSyntaxError:
 
 def _too_deep(data: bytes) -> bool:
     """True if arrays/objects nest deeper than MAX_DEPTH (brackets inside strings don't
-    count). Depth cannot exceed the number of opening brackets, so most bodies are cleared by
-    two `count`s. Otherwise, all in C-speed bytes operations: escapes out (escaped backslashes
-    first, then escaped quotes; any backslash left escapes neither), only quotes and brackets
-    kept, string contents dropped (every other piece between quotes), then innermost pairs
-    removed one level per pass."""
-    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
+    count), with C-speed bytes operations only (bench/request_decoding.py):
+
+    - escapes out (escaped backslashes first, then escaped quotes; a backslash left escapes
+      neither), then a skeleton of quotes and brackets, `{}` written as `[]` (valid JSON pairs
+      them alike; invalid JSON fails in the parser anyway);
+    - depth cannot exceed the number of opening brackets: most bodies stop there;
+    - if every string of the skeleton is `""` (no brackets inside strings: its `""` pairs
+      account for all quotes), quotes go; otherwise the string contents are cut out;
+    - 101 openers in a row are too deep at once; else innermost pairs are removed one level
+      per pass."""
+    if len(data) <= 4096 and data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
+        return False  # the common small call: two counts
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = data.translate(_SKELETON, _NOT_STRUCTURE)
+    if skeleton.count(b"[") <= MAX_DEPTH:
         return False
-    rest = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
-    rest = b"".join(rest.split(b'"')[::2])
+    if skeleton.count(b'""') * 2 == skeleton.count(b'"'):
+        skeleton = skeleton.translate(None, b'"')
+    else:
+        skeleton = b"".join(skeleton.split(b'"')[::2])
+    if _TOO_MANY_OPENERS in skeleton:
+        return True
     for level in range(MAX_DEPTH):
-        if not rest:
+        if not skeleton:
             return False
-        # "|" marks a removed pair so that a pair it uncovers waits for the next pass.
-        reduced = rest.replace(b"[]", b"|").replace(b"{}", b"|").replace(b"|", b"")
-        if len(reduced) == len(rest):
-            # Mismatched or unclosed brackets: not JSON. Too deep if what is left still
-            # nests beyond the limit; otherwise the parser reports the syntax error.
-            steps = (1 if byte in _OPENING else -1 for byte in reduced)
-            return max(itertools.accumulate(steps)) > MAX_DEPTH - level
-        rest = reduced
-    return bool(rest)
+        reduced = skeleton.replace(b"[]", b"")
+        if len(reduced) == len(skeleton):
+            # No pair left: `]...][...[`, not JSON. The parser stops at the first unmatched
+            # `]`, nested at most `level` deep; only openers alone could take it deeper.
+            return reduced[:1] == b"[" and level + len(reduced) > MAX_DEPTH
+        skeleton = reduced
+    return bool(skeleton)
 
 
 def convert(obj: Any, type_: type[T]) -> T:
