@@ -280,6 +280,11 @@ def container_termination_path(work_dir: StrPath, container_id: str) -> Path:
 
 def _point_latest(link: Path, target: str) -> None:
     """Atomically repoint ``link`` at ``target`` (rename over the old symlink)."""
+    try:  # a first run (every command task's executor is new): one syscall, atomic as well
+        os.symlink(target, link)
+        return
+    except FileExistsError:
+        pass
     tmp = link.with_name(f".latest.{os.getpid()}")
     try:
         tmp.unlink(missing_ok=True)
