@@ -27,7 +27,9 @@ from mezzo.agent.containerizer.isolators.cgroupfs import (
     find_hierarchy,
     list_container_cgroups,
 )
+from mezzo.agent.launch import DEFAULT_COMMAND_EXECUTOR
 from mezzo.core.errors import ConfigError
+from mezzo.executor.testing import FakeAgent, command_task
 from tests.test_containerizer import alive, launch_in_dying_agent, until
 
 pytestmark = pytest.mark.cgroups
@@ -62,6 +64,31 @@ async def make(isolation: str, root: str, **options: object) -> Containerizer:
 
 def cgroup_dir(controller: str, root: str, container_id: str) -> Path:
     return find_hierarchy(controller).mount / root / container_id
+
+
+async def test_a_forked_command_executor_runs_inside_its_cgroups_from_the_start(
+    cgroups_root: str, tmp_path: Path
+) -> None:
+    """The fork server's child is held at the barrier until its cgroups hold it."""
+    c = await make("cgroups/cpu,cgroups/mem,cgroups/pids", cgroups_root)
+    try:
+        task = command_task("t1", "cat /proc/$PPID/cgroup")  # the executor's cgroups
+        async with FakeAgent(launch_on_subscribe=[task]) as agent:
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **agent.executor_env()}
+            config = ContainerConfig(sandbox=tmp_path, argv=DEFAULT_COMMAND_EXECUTOR, env=env,
+                                     cpus=1, mem_mb=64, fork_server=True)
+            pid = await c.launch("c1", config)
+            assert "--fork-server" in " ".join(psutil.Process(pid).parent().cmdline())
+            assert (await c.wait("c1")).exit_code == 0
+        assert agent.states()[-1] == "TASK_FINISHED"
+        lines = (tmp_path / "stdout").read_text().splitlines()
+        for controller in ("cpu", "memory", "pids"):
+            assert any(
+                controller in line.split(":")[1].split(",") and line.endswith(f"/{cgroups_root}/c1")
+                for line in lines
+            ), (controller, lines)
+    finally:
+        c.launcher.close()
 
 
 async def test_process_runs_inside_its_cgroups_from_the_start(
