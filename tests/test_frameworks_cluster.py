@@ -33,11 +33,23 @@ def opts(cluster: LocalCluster, name: str, cpus: float = 0.5, mem: float = 64.0)
 
 
 def _no_tasks_left(cluster: LocalCluster) -> bool:
-    """Every task process is gone once the framework has been torn down."""
+    """Every task process is gone once the framework has been torn down. (The agent's command
+    executor fork server stays: it is the agent's, not a task's; its children are checked.)"""
     children = []
     for node in cluster.agents:
         children += psutil.Process(node.proc.pid).children(recursive=True)
-    return not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    return not [
+        p
+        for p in children
+        if p.is_running() and p.status() != psutil.STATUS_ZOMBIE and not _is_fork_server(p)
+    ]
+
+
+def _is_fork_server(process: psutil.Process) -> bool:
+    try:
+        return "--fork-server" in process.cmdline()
+    except psutil.Error:
+        return False
 
 
 async def _wait_no_tasks(cluster: LocalCluster) -> None:
