@@ -62,13 +62,15 @@ class SimCluster:
     # ------------------------------------------------------------------ building
 
     def add_agents(self, count: int, resources: str, *, prefix: str = "node",
-                   spread: float = 0.0) -> list[SimAgent]:
-        """`count` agents registering over `spread` seconds (at once when 0)."""
+                   spread: float = 0.0, names: list[str] | None = None) -> list[SimAgent]:
+        """`count` agents (hostnames `names`, or prefix + index) registering over `spread`
+        seconds (at once when 0)."""
         total = Resources.parse(resources)
         added = []
-        for _ in range(count):
+        for i in range(count):
             index = len(self.agents)
-            agent = SimAgent(self.engine, index, f"{prefix}{index}", total)
+            name = names[i] if names is not None else f"{prefix}{index}"
+            agent = SimAgent(self.engine, index, name, total)
             self.agents.append(agent)
             added.append(agent)
             delay = self.rng.uniform(0.0, spread) if spread > 0 else 0.0

@@ -1,0 +1,41 @@
+"""Every experiment at `--scale small`, as regression tests of the results' shape (the
+paper's qualitative findings), plus determinism: same seed, same JSON."""
+
+from __future__ import annotations
+
+import pytest
+
+from mezzo.sim.experiments import load
+
+
+def _rows(result, key: str) -> dict:
+    return {row[key]: row for row in result.rows}
+
+
+def test_locality_delay_scheduling_reaches_90_percent_and_beats_static() -> None:
+    result = load("locality").run("small", 1)
+    rows = _rows(result, "setup")
+    assert set(rows) == {"static", "delay_0s", "delay_1s", "delay_5s"}
+    assert rows["delay_5s"]["local_pct"] >= 90.0
+    assert rows["static"]["local_pct"] < rows["delay_0s"]["local_pct"] <= rows["delay_5s"]["local_pct"] + 1
+    assert rows["delay_5s"]["mean_job_s"] < rows["static"]["mean_job_s"]
+    assert all(row["jobs_done"] == 8 for row in result.rows)
+
+
+def test_macro_sharing_speeds_up_the_elastic_frameworks_not_the_rigid_one() -> None:
+    result = load("macro").run("small", 1)
+    rows = _rows(result, "framework")
+    assert set(rows) == {"facebook_hadoop", "large_hadoop", "spark", "torque"}
+    for elastic in ("facebook_hadoop", "large_hadoop", "spark"):
+        assert rows[elastic]["speedup"] > 1.0, rows[elastic]
+    assert 0.8 <= rows["torque"]["speedup"] <= 1.1
+    data = result.to_json()
+    assert data["cpu_util_gain_pct"] > 0 and data["mem_util_gain_pct"] > 0
+
+
+@pytest.mark.parametrize("name", ["locality", "macro"])
+def test_same_seed_same_output(name: str) -> None:
+    module = load(name)
+    a, b = module.run("small", 4), module.run("small", 4)
+    strip = lambda r: {k: v for k, v in r.to_json().items() if k != "wall_s"}  # noqa: E731
+    assert strip(a) == strip(b)
