@@ -25,12 +25,14 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from mezzo.agent.agent import VERSION, Agent
 from mezzo.agent.flags import attributes_to_json
+from mezzo.agent.operator_extras import AgentOperatorExtras
 from mezzo.agent.state import Executor, ExecutorPhase, Framework
 from mezzo.api import operator as op
 from mezzo.api.codec import to_builtins
 from mezzo.api.common import Task
 from mezzo.core.metrics import DaemonMetrics, prometheus_text, system_metrics
 from mezzo.net.http import HTTPProblem, text_response
+from mezzo.net.logging_level import LoggingLevel
 from mezzo.net.request import read_call, require_json_accept
 from mezzo.resources import Resources
 
@@ -68,6 +70,8 @@ class ReadEndpoints:
         self.agent = agent
         # HTTP request latencies (the app's middleware records them) for `/metrics`.
         self.http_metrics = DaemonMetrics(http=True)
+        self.logging = LoggingLevel()
+        self.extras = AgentOperatorExtras(self.resolve_path, self.logging)
 
     def add_routes(self, app: web.Application) -> None:
         r = app.router
@@ -80,6 +84,7 @@ class ReadEndpoints:
             r.add_route("*", prefix + "/api/v1/{tail:(?!executor$).*}", self.operator)
         r.add_get("/metrics/snapshot", self.metrics)
         r.add_get("/metrics", self.prometheus)
+        self.logging.add_routes(app)
         r.add_get("/version", self.version)
         r.add_get("/files/browse", self.browse)
         r.add_get("/files/browse.json", self.browse)
@@ -218,7 +223,10 @@ class ReadEndpoints:
     # --- files --------------------------------------------------------------------------
 
     def _resolve(self, request: web.Request) -> Path:
-        raw = request.query.get("path")
+        return self.resolve_path(request.query.get("path"))
+
+    def resolve_path(self, raw: str | None) -> Path:
+        """A sandbox path as `/files/*`, LIST_FILES and READ_FILE take it (HTTPProblem if not)."""
         if not raw:
             raise HTTPProblem(400, "Expecting 'path=value' in query")
         if "\0" in raw:
@@ -308,6 +316,8 @@ class ReadEndpoints:
         except HTTPProblem as p:
             return p.response()
         assert call.type is not None  # decode_agent_call refuses a call without a known type
+        if call.type in AgentOperatorExtras.SERVED:
+            return self.extras.call(call)
         result = self.operator_result(call.type)
         if result is None:
             if call.type == op.CallType.UNKNOWN:
