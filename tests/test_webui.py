@@ -22,6 +22,7 @@ import pytest
 
 from mezzo.api.common import FrameworkInfo, TaskState
 from mezzo.scheduler import Scheduler, SchedulerDriver, fits, shell_task
+from mezzo.testing.ha_cluster import HaCluster
 from mezzo.testing.local_cluster import ClusterSpec, LocalCluster
 
 pytestmark = pytest.mark.slow
@@ -70,7 +71,7 @@ def cluster() -> Iterator[LocalCluster]:
 
 
 @pytest.fixture
-def page(cluster: LocalCluster):  # type: ignore[no-untyped-def]
+def page():  # type: ignore[no-untyped-def]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     with sync_api.sync_playwright() as p:
@@ -134,3 +135,19 @@ def test_live_task_sandbox_and_charts(cluster: LocalCluster, page) -> None:  # t
     finally:
         driver.stop()
         driver.join(30)
+
+
+@pytest.mark.zookeeper
+def test_the_ui_is_reached_through_a_standby(zk_chroot, tmp_path: Path, page) -> None:  # type: ignore[no-untyped-def]
+    """Opened on a standby master, the UI lands on the leader (the standby answers 307), and
+    runs live there."""
+    with HaCluster(zk_chroot.url, 2, work_dir=tmp_path) as ha:
+        ha.start()
+        leader = ha.wait_leader()
+        [standby] = ha.standbys(leader)
+        page.goto(standby.url + "/#/agents")
+        page.wait_for_selector("#live.on", timeout=15_000)
+        assert page.url.startswith(leader.url) and page.url.endswith("#/agents")
+        page.wait_for_function(f"document.getElementById('leader').textContent.includes(':{leader.hostport.split(':')[1]}')",
+                               timeout=15_000)
+        page.screenshot(path=str(ARTIFACTS / "through-standby.png"))
