@@ -246,8 +246,9 @@ def _frameworks_main(
     async def run() -> None:
         import aiohttp
 
+        # Streams take one connection each; calls share at most 64 kept-alive ones per process.
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None)
+            connector=aiohttp.TCPConnector(limit=count + 64), timeout=aiohttp.ClientTimeout(total=None)
         )
         counters = {"launched": 0, "lost": 0, "disconnects": 0, "running_updates": 0}
         frameworks = [
@@ -404,6 +405,8 @@ def main() -> None:
     try:
         cluster.start()
         leader = cluster.wait_leader(60)
+        rss_base = rss_mb_of(leader)
+        rss_per_agent_kb: float | None = None
         agents = 0
         for size in sorted(args.sizes):
             # Add agents in several processes until `size` are registered.
@@ -423,6 +426,9 @@ def main() -> None:
                   600, f"{size} agents registered", interval=1.0)
             registered_s = time.monotonic() - start
             if not frameworks_procs:
+                # Agents but no tasks yet: what an agent costs the master, alone.
+                time.sleep(5.0)
+                rss_per_agent_kb = (rss_mb_of(leader) - rss_base) * 1024 / size
                 per_proc = -(-args.frameworks // args.framework_processes)
                 waits = []
                 for first in range(0, args.frameworks, per_proc):
@@ -445,6 +451,11 @@ def main() -> None:
             time.sleep(args.settle)
             row = measure(leader, size, args, registered_s, reports,
                           profile=args.profile if size == max(args.sizes) else None)
+            if rss_per_agent_kb is not None and row["tasks"]:
+                row["rss_base_mb"] = round(rss_base, 1)
+                row["rss_kb_per_agent"] = round(rss_per_agent_kb, 1)
+                row["rss_kb_per_task"] = round(
+                    ((row["master_rss_mb"] - rss_base) * 1024 - rss_per_agent_kb * size) / row["tasks"], 2)
             if args.failover:
                 leader = failover(cluster, leader, size, args.frameworks, reports, row)
             print(json.dumps(row), flush=True)
@@ -514,9 +525,13 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
         "launches_per_s": round(launches_per_s, 1),
         "registered_s": round(registered_s, 1),
         "master_fds": fds,
-        "rss_kb_per_agent_and_task": round(rss_mb * 1024 / (size + tasks), 1),
         "machine_load": round(os.getloadavg()[0], 1),
     }
+
+
+def rss_mb_of(master: HaMaster) -> float:
+    assert master.proc is not None
+    return psutil.Process(master.proc.pid).memory_info().rss / 2**20
 
 
 def counters(reports: list[Any]) -> dict[str, int]:

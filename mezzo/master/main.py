@@ -52,6 +52,10 @@ from mezzo.master.registry import Registrar
 from mezzo.store.base import Store
 from mezzo.store.factory import open_store
 
+# A deep accept queue: after a failover thousands of agents and frameworks connect within a
+# moment; a short queue overflows and the kernel drops SYNs (clients retry after 1, 3, 7 s).
+# The kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
 log = logging.getLogger("mezzo.master")
 # MasterInfo.capabilities this master can honour (see build_master).
 MASTER_CAPABILITIES: tuple[str, ...] = ()
@@ -198,7 +202,7 @@ def _listen(flags: MasterFlags) -> socket.socket:
     """The listening socket, bound before anything else is built (`--port 0` picks one)."""
     family = socket.AF_INET6 if ":" in flags.ip else socket.AF_INET
     try:
-        return socket.create_server((flags.ip, flags.port), family=family, backlog=1024)
+        return socket.create_server((flags.ip, flags.port), family=family, backlog=LISTEN_BACKLOG)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {flags.ip}:{flags.port}: {exc.strerror or exc}") from None
 
