@@ -28,8 +28,9 @@ At each size (agents are added to reach it; frameworks run throughout) one JSON 
 - `state_ms`: GET `/master/state` (whole body read, not parsed), with `tasks` tasks running;
   `get_state_ms`: the operator API's GET_STATE, likewise;
 - `loop_stall_max_ms`: the longest answer to GET `/health`, probed every 10 ms on its own
-  connection while those two requests are served (the master answers /health at once, so a
-  long answer is its event loop busy with something else);
+  connection while `/master/state` is served (the master answers /health at once, so a long
+  answer is its event loop busy with something else); `get_state_loop_stall_max_ms` the same
+  while GET_STATE is served;
 - `failover_s` (with `--failover`): SIGKILL of the leader → the standby elected and every agent
   re-registered and every framework re-subscribed; `lost` counts tasks reported LOST, DROPPED,
   GONE or UNKNOWN to the frameworks across it (nothing lost: 0). The killed master is restarted
@@ -324,7 +325,8 @@ def timed_get(base: str, method: str, path: str, body: bytes | None = None) -> t
 def launch_overhead(base: str, timeout: float = 60.0) -> tuple[float, float]:
     """One test framework: SUBSCRIBE sent → its task's TASK_RUNNING received, and → the first
     offer that fits the task (seconds)."""
-    session = SchedulerSession(base, {"user": getpass.getuser(), "name": "overhead-probe"})
+    session = SchedulerSession(base, {"user": getpass.getuser(), "name": "overhead-probe"},
+                               connect_timeout=timeout)
     start = time.perf_counter()
     session.subscribe()
     deadline = time.monotonic() + timeout
@@ -501,11 +503,18 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
     if spy is not None:
         spy.wait(120)
     m = metrics(leader)
-    samples = [launch_overhead(leader.url) for _ in range(args.samples)]
-    overheads = [total for total, _ in samples]
+    samples, failures = [], 0
+    for _ in range(args.samples):
+        try:
+            samples.append(launch_overhead(leader.url))
+        except (OSError, RuntimeError) as exc:  # counted, not fatal: the row says how many
+            print(f"launch overhead sample failed: {exc}", file=sys.stderr)
+            failures += 1
+    overheads = [total for total, _ in samples] or [float("nan")]
     tasks = int(m.get("master/tasks_running", 0) + m.get("master/tasks_staging", 0))
     with StallProbe(leader.url) as probe:
         state_s, state_bytes = timed_get(leader.url, "GET", "/master/state")
+    with StallProbe(leader.url) as get_state_probe:
         get_state_s, _ = timed_get(leader.url, "POST", "/api/v1", json.dumps({"type": "GET_STATE"}).encode())
     return {
         "agents": size,
@@ -515,12 +524,14 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
         "master_rss_mb": round(rss_mb, 1),
         "launch_overhead_p50_s": round(statistics.median(overheads), 3),
         "launch_overhead_p99_s": round(percentile(overheads, 0.99), 3),
-        "first_offer_p50_s": round(statistics.median(offered for _, offered in samples), 3),
+        "first_offer_p50_s": round(statistics.median(o for _, o in samples), 3) if samples else None,
+        "launch_overhead_failures": failures,
         "allocation_cycle_ms": round(statistics.median(cycles), 1) if cycles else None,
         "state_ms": round(state_s * 1000, 1),
         "get_state_ms": round(get_state_s * 1000, 1),
         "state_mb": round(state_bytes / 2**20, 1),
         "loop_stall_max_ms": round(probe.longest * 1000, 1),
+        "get_state_loop_stall_max_ms": round(get_state_probe.longest * 1000, 1),
         "failover_s": None,
         "launches_per_s": round(launches_per_s, 1),
         "registered_s": round(registered_s, 1),

@@ -48,7 +48,7 @@ log = logging.getLogger("mezzo.master.http")
 NOT_RECOVERED = "Master has not finished recovery"
 RECOVERY_HOLD = 10.0  # seconds a just-elected leader holds API calls while it recovers
 # Longest the event loop serves /master/state without a break (see `state`).
-STATE_SLICE_SECONDS = 0.01
+STATE_SLICE_SECONDS = 0.05
 # Served by every master, leading or not (spec §2.5): liveness, version, this master's own
 # metrics (with master/elected 0/1) and flags, and the redirect endpoint itself.
 # Operator calls the core decides; answered once their registry writes are applied.
