@@ -384,6 +384,8 @@ def main() -> None:
     parser.add_argument("--frameworks", type=int, default=200)
     parser.add_argument("--agent-processes", type=int, default=6)
     parser.add_argument("--framework-processes", type=int, default=4)
+    parser.add_argument("--session-timeout", default="2secs",
+                        help="the masters' --zk_session_timeout (failover detection)")
     parser.add_argument("--settle", type=float, default=45.0,
                         help="seconds between reaching a size and measuring (steady state)")
     parser.add_argument("--window", type=float, default=20.0, help="steady-state window (s)")
@@ -397,7 +399,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mezzo-scale-"))
     zk_server = start_server(work / "zk")
     zk = f"zk://127.0.0.1:{zk_server.client_port}/mezzo"
-    cluster = HaCluster(zk, count=2, work_dir=work, session_timeout="2secs",
+    cluster = HaCluster(zk, count=2, work_dir=work, session_timeout=args.session_timeout,
                         extra=["--allocation_interval", "1secs", "--logging_level", "WARNING"])
     agent_procs: list[Any] = []
     stop = ctx.Event()
