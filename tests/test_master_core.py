@@ -424,6 +424,7 @@ def test_registration_is_recorded_and_recovered_after_restart() -> None:
     assert not s.all_of("UPDATE")
     c2.advance(601)
     assert agent.agent_id in c2.master.unreachable_agents
+    assert s.next_event("FAILURE").failure.agent_id.value == agent.agent_id  # Mesos's sendSlaveLost
     c3 = MasterCluster(store=store)
     assert agent.agent_id in c3.master.unreachable_agents
 

@@ -402,6 +402,11 @@ class AgentCalls(MasterBase):
                 self.unreachable_agents[agent_id] = (info, now)
                 self.outbox.registry(MarkUnreachable(info=info, time=now))
                 self.counters.inc("slave_removals")
+                # This master never learned the agent's tasks: as Mesos (sendSlaveLost), every
+                # framework hears that the agent is lost, and reconciles to learn the rest.
+                for framework in self.frameworks.values():
+                    self.send(framework, Event(type=EventType.FAILURE,
+                                               failure=Failure(agent_id=AgentID(value=agent_id))))
 
     # ------------------------------------------------------------------ disconnection / loss
 
