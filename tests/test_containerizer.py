@@ -109,6 +109,21 @@ async def test_destroy_kills_the_whole_process_tree(posix: Containerizer, tmp_pa
     await until(lambda: not any(alive(m) for m in members), what="tree to die")
 
 
+async def test_stragglers_die_with_containers_that_end_together(
+    posix: Containerizer, tmp_path: Path
+) -> None:
+    # Each root leaves a sleep in another process group of its session, then exits; the ends
+    # of containers that finish together share one scan of /proc for such stragglers.
+    script = "(set -m; sleep 100 & echo $! > straggler); exit 0"
+    sandboxes = [tmp_path / str(i) for i in range(3)]
+    for i, sandbox in enumerate(sandboxes):
+        await posix.launch(f"s{i}", ContainerConfig(sandbox=sandbox, shell=script))
+    terminations = await asyncio.gather(*(posix.wait(f"s{i}") for i in range(3)))
+    assert [t.exit_code for t in terminations] == [0, 0, 0]
+    stragglers = [int((s / "straggler").read_text()) for s in sandboxes]
+    await until(lambda: not any(alive(p) for p in stragglers), what="stragglers to die")
+
+
 async def test_destroy_with_grace_sends_sigterm_first(posix: Containerizer, tmp_path: Path) -> None:
     script = "trap 'exit 7' TERM; echo ready; sleep 100 & wait"
     await posix.launch("graceful", ContainerConfig(sandbox=tmp_path, shell=script))

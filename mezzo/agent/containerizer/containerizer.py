@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from mezzo.agent.containerizer.detect import IsolationOptions, create_isolators
 from mezzo.agent.containerizer.isolator import Isolator
-from mezzo.agent.containerizer.launcher import Child, Launcher, kill_session
+from mezzo.agent.containerizer.launcher import Child, Launcher, kill_session, kill_sessions
 from mezzo.agent.containerizer.records import (
     ContainerConfig,
     ContainerState,
@@ -66,6 +66,9 @@ class Containerizer:
         self._barrier = any(i.isolates_before_exec for i in self.isolators)
         self._containers: dict[str, _Container] = {}
         self._terminated: OrderedDict[str, Termination] = OrderedDict()
+        # Sessions of ended containers waiting for the next straggler scan, and its future.
+        self._straggler_sessions: set[int] = set()
+        self._straggler_scan: asyncio.Future[None] | None = None
 
     @classmethod
     def create(cls, options: IsolationOptions | None = None) -> Containerizer:
@@ -203,6 +206,25 @@ class Containerizer:
         self._remember(c.container_id, termination)
         c.termination.set_result(termination)
 
+    async def _kill_stragglers(self, sid: int) -> None:
+        """SIGKILL what is left of an ended container's session. Containers that end together
+        (their supervisors resume in the same loop iteration) share one /proc scan."""
+        self._straggler_sessions.add(sid)
+        if self._straggler_scan is None:
+            loop = asyncio.get_running_loop()
+            self._straggler_scan = loop.create_future()
+            loop.call_soon(self._scan_for_stragglers)
+        await asyncio.shield(self._straggler_scan)
+
+    def _scan_for_stragglers(self) -> None:
+        sids, self._straggler_sessions = self._straggler_sessions, set()
+        done, self._straggler_scan = self._straggler_scan, None
+        try:
+            kill_sessions(sids, signal.SIGKILL)
+        finally:
+            if done is not None and not done.done():
+                done.set_result(None)
+
     def _kill(self, c: _Container) -> None:
         c.child.signal(signal.SIGKILL)
         kill_session(c.child.pid, signal.SIGKILL)
@@ -226,7 +248,7 @@ class Containerizer:
         await asyncio.sleep(0)  # let an OOM eventfd that fired with the exit be handled
         if c.limitation is None:
             c.limitation = _first_limitation(watches) or self._poll_limitations(c.container_id)
-        kill_session(c.child.pid, signal.SIGKILL)  # stragglers of the session
+        await self._kill_stragglers(c.child.pid)
         errors = []
         for isolator in reversed(self.isolators):
             try:

@@ -257,7 +257,12 @@ def kill_process_group(pgid: int, sig: int) -> None:
 
 
 def session_members(sid: int) -> list[int]:
-    """Pids whose session is ``sid`` (a /proc scan: catches members that changed group).
+    """Pids whose session is ``sid`` (a /proc scan: catches members that changed group)."""
+    return [pid for pid, _ in sessions_members({sid})]
+
+
+def sessions_members(sids: set[int]) -> list[tuple[int, int]]:
+    """(pid, session) of every process in one of the sessions ``sids``, in one /proc scan.
 
     One getsid(2) per process rather than reading /proc/<pid>/stat: ~1 µs instead of ~15 µs
     each, and this runs at the end of every container."""
@@ -267,16 +272,23 @@ def session_members(sid: int) -> list[int]:
             continue
         pid = int(name)
         try:
-            if os.getsid(pid) == sid:
-                members.append(pid)
+            sid = os.getsid(pid)
         except OSError:  # gone meanwhile
             continue
+        if sid in sids:
+            members.append((pid, sid))
     return members
 
 
 def kill_session(sid: int, sig: int) -> None:
     """Signal the process group and every other process still in the session."""
-    kill_process_group(sid, sig)
-    for pid in session_members(sid):
+    kill_sessions({sid}, sig)
+
+
+def kill_sessions(sids: set[int], sig: int) -> None:
+    """`kill_session` for several sessions, with one /proc scan."""
+    for sid in sids:
+        kill_process_group(sid, sig)
+    for pid, _ in sessions_members(sids):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
