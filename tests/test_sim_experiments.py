@@ -39,3 +39,23 @@ def test_same_seed_same_output(name: str) -> None:
     a, b = module.run("small", 4), module.run("small", 4)
     strip = lambda r: {k: v for k, v in r.to_json().items() if k != "wall_s"}  # noqa: E731
     assert strip(a) == strip(b)
+
+
+def test_failover_everyone_is_back_shortly_after_the_session_timeout_with_every_task() -> None:
+    result = load("failover").run("small", 1, cost="fixed")
+    for row in result.rows:
+        assert row["session_timeout_s"] < row["mttr_s"] < row["session_timeout_s"] + 2.0
+        assert row["tasks_known_after"] == row["tasks_before"] == row["agents"]
+
+
+def test_model_simulation_follows_table_2() -> None:
+    result = load("model").run("small", 1)
+    rows = {r["case"]: r for r in result.rows}
+    assert len(rows) == 12
+    # Constant durations: ramp-up about T, and the rigid framework idles ~1/2 T per slot.
+    assert abs(rows["elastic/constant/ramp_up_s"]["simulated"] - 30.0) < 6.0
+    assert abs(rows["rigid/constant/utilization"]["simulated"] - 0.8) < 0.08
+    assert rows["elastic/constant/utilization"]["simulated"] == 1.0
+    # A rigid framework finishes later than an elastic one only by its ramp-up; it wastes
+    # what it hoards, more so with exponential durations.
+    assert rows["rigid/exponential/utilization"]["simulated"] < rows["rigid/constant/utilization"]["simulated"] + 0.05

@@ -33,9 +33,13 @@ class ContinuousFramework(SimFramework):
         self.launched = 0
         self.finished = 0
         self.running = 0
+        self.paused = False  # when True, launches nothing more (lets its slots drain)
 
     def on_offers(self, offers: list[Offer]) -> None:
         for offer in offers:
+            if self.paused:
+                self.decline([offer.id.value], refuse=3600.0)
+                continue
             n = slots(offer, self.task_cpus, self.task_mem)
             if n == 0:
                 # A fragment too small for a task: don't see it again for a while.

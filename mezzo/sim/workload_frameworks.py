@@ -200,6 +200,10 @@ class GangFramework(SimFramework):
         self._ranks: dict[str, int] = {}
         self._run_started: float | None = None
         self._tick_timer = None
+        self._received: dict[str, float] = {}
+        # Slot-seconds held without running anything (offers hoarded while gathering).
+        self.idle_slot_seconds = 0.0
+        self.launched_at: float | None = None
 
     def on_subscribed(self) -> None:
         self.planner.gather_started = self.engine.now
@@ -218,6 +222,7 @@ class GangFramework(SimFramework):
         now = self.engine.now
         for offer in offers:
             self.offers[offer.id.value] = offer
+            self._received[offer.id.value] = now
             self._apply(self.planner.offered(offer.id.value, offer.hostname,
                                              slots(offer, self.cpus, self.mem), now))
 
@@ -226,11 +231,17 @@ class GangFramework(SimFramework):
         self.planner.rescinded(offer_id)
 
     def _apply(self, decision) -> None:  # type: ignore[no-untyped-def]
+        now = self.engine.now
         if decision.decline:
+            for o in decision.decline:
+                if o in self.offers:
+                    self.idle_slot_seconds += (now - self._received.pop(o, now)) * slots(
+                        self.offers[o], self.cpus, self.mem)
             self.decline([o for o in decision.decline if self.offers.pop(o, None) is not None],
                          refuse=1.0)
         for offer_id, ranks in decision.launch:
             offer = self.offers.pop(offer_id)
+            self.idle_slot_seconds += (now - self._received.pop(offer_id, now)) * len(ranks)
             tasks = []
             for rank in ranks:
                 run = len(self.planner.history) + 1
@@ -240,6 +251,8 @@ class GangFramework(SimFramework):
             self.launch([offer_id], tasks, refuse=1.0)
         if decision.launch:
             self._run_started = self.engine.now
+            if self.launched_at is None:
+                self.launched_at = self.engine.now
         if self.planner.done:
             self.suppress()
 
