@@ -25,7 +25,7 @@ class OperatorCalls(MasterBase):
         rescinded so that they take effect at once."""
         updates: dict[str, float] = {}
         for info in infos:
-            role = info.role.strip()
+            role = (info.role or "").strip()  # `role` is optional on the wire
             problem = role_error(role)
             if problem:
                 raise CallRefused(

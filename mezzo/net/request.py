@@ -3,7 +3,8 @@
 Every endpoint that takes a JSON call (master: `/api/v1/scheduler`, `/api/v1` operator,
 `/api/v1/agent`; agent: `/api/v1` operator, `/api/v1/executor`) reads and decodes its body
 here, so that bad input gets the same 4xx with a one-line message everywhere and never reaches
-a handler half-decoded. The checks run in Mesos's order (src/master/http.cpp):
+a handler half-decoded. The checks run in the Mesos master's order (src/master/http.cpp; the
+Mesos agent looks at `Accept` before the body, issue 9 asks for the master's order there too):
 
  1. method: POST, else 405 (with `Allow: POST`);
  2. `Content-Type`: missing 400; not JSON 415 (protobuf is refused with 415 too);
@@ -22,6 +23,7 @@ a handler half-decoded. The checks run in Mesos's order (src/master/http.cpp):
     which cannot carry its stream, is `mezzo.net.stream.streaming_problem`'s 400.)
 
 What a known call that the endpoint does not serve gets (501) is the endpoint's business.
+`read_form` is the same path for the one legacy form endpoint (`POST /master/teardown`).
 
 aiohttp would inflate gzip/deflate bodies itself and reject other encodings with its own 400
 before any handler runs; `new_app` turns that off so that encodings are judged here.
