@@ -229,6 +229,11 @@ def seeds(live: Live, cluster: Cluster) -> tuple[list[Seed], list[Seed]]:
         Seed("master-files-browse", "/files/browse", None, method="GET", query={"path": "/master"}),
         Seed("master-logging-toggle", "/logging/toggle", None, method="GET",
              query={"level": "0", "duration": "1secs"}),
+        # The web UI's proxy to the agent's sandbox files.
+        Seed("master-proxy-files-read", f"/agent/{live.agent_id}/files/read", None, method="GET",
+             query={"path": live.sandbox + "/stdout", "offset": "0", "length": "100"}),
+        Seed("master-proxy-files-browse", f"/agent/{live.agent_id}/files/browse", None, method="GET",
+             query={"path": live.sandbox}),
     ]
 
     ex = {"framework_id": fw, "executor_id": {"value": live.executor_id}}
