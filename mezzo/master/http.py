@@ -245,6 +245,8 @@ class MasterServer:
         for agent in self.master.agents.values():
             if agent.stream is not None:
                 agent.stream.close(reason)
+        for pending in self.master.registering.values():
+            pending.stream.close(reason)  # type: ignore[attr-defined]
         self.master.events.close_all()
 
     async def _on_startup(self, _: web.Application) -> None:
@@ -258,6 +260,8 @@ class MasterServer:
         for agent in self.master.agents.values():
             if agent.stream is not None:
                 agent.stream.close("master shutting down")
+        for pending in self.master.registering.values():
+            pending.stream.close("master shutting down")  # type: ignore[attr-defined]
         self.master.events.close_all()
 
     async def _on_cleanup(self, _: web.Application) -> None:
