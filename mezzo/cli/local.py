@@ -72,6 +72,7 @@ def local(
         except ClusterError as e:
             raise click.ClickException(str(e)) from None
         click.echo(f"master  {cluster.master_url}   (--master {cluster.master_address})")
+        click.echo(f"web UI  {cluster.master_url}/")
         for node in cluster.agents:
             click.echo(f"{node.name:<7} {node.url}")
         click.echo(f"work_dir {cluster.work_dir}")

@@ -45,9 +45,12 @@ class LiveChart {
     ctx.clearRect(0, 0, width, height);
     const left = 44, right = 8, top = 8, bottom = 20;
     const plotW = width - left - right, plotH = height - top - bottom;
-    let max = this.percent ? 0.1 : 1;
-    for (const points of this.series.values()) for (const [, v] of points) max = Math.max(max, v);
-    if (this.percent) max = Math.min(1, Math.ceil(max * 10) / 10);
+    let top_ = 0;
+    for (const points of this.series.values()) for (const [, v] of points) top_ = Math.max(top_, v);
+    // Four grid steps of a round size (5%, 10%, 20%, 25% of the range...) that cover the top.
+    const steps = this.percent ? [0.025, 0.05, 0.1, 0.2, 0.25] : [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000];
+    const grid = steps.find((s) => s * 4 >= top_) || Math.ceil(top_ / 4);
+    const max = grid * 4;
     const x = (t) => left + plotW * (1 - (now - t) / this.windowSeconds);
     const y = (v) => top + plotH * (1 - v / max);
     ctx.font = "11px system-ui, sans-serif";
@@ -57,7 +60,7 @@ class LiveChart {
     for (let i = 0; i <= 4; i++) {
       const v = (max * i) / 4, py = Math.round(y(v)) + 0.5;
       ctx.beginPath(); ctx.moveTo(left, py); ctx.lineTo(width - right, py); ctx.stroke();
-      ctx.fillText(this.percent ? `${Math.round(v * 100)}%` : String(Math.round(v)), 4, py + 4);
+      ctx.fillText(this.percent ? `${Number((v * 100).toFixed(1))}%` : String(Number(v.toFixed(1))), 4, py + 4);
     }
     const step = this.windowSeconds > 300 ? 60 : 30;
     for (let s = 0; s <= this.windowSeconds; s += step) {
