@@ -59,3 +59,21 @@ def test_model_simulation_follows_table_2() -> None:
     # A rigid framework finishes later than an elastic one only by its ramp-up; it wastes
     # what it hoards, more so with exponential durations.
     assert rows["rigid/exponential/utilization"]["simulated"] < rows["rigid/constant/utilization"]["simulated"] + 0.05
+
+
+def test_spark_style_iterations_beat_hadoop_style_after_the_first() -> None:
+    result = load("spark").run("small", 1)
+    rows = {r["iterations"]: r for r in result.rows}
+    assert rows[1]["spark_s"] > rows[1]["hadoop_s"]  # loading costs more than one pass
+    assert rows[10]["spark_s"] * 3 < rows[10]["hadoop_s"]
+    data = result.to_json()
+    assert data["spark_later_iteration_s"] < 0.1 * data["hadoop_s_per_iteration"]
+
+
+def test_overhead_of_running_alone_through_mezzo_is_small_for_batch_and_mpi() -> None:
+    result = load("overhead").run("small", 1)
+    rows = {r["framework"]: r for r in result.rows}
+    assert set(rows) == {"hadoop", "mpi", "spark"}
+    assert 0 <= rows["hadoop"]["overhead_pct"] < 4
+    assert 0 <= rows["mpi"]["overhead_pct"] < 4
+    assert rows["spark"]["on_mezzo_s"] >= rows["spark"]["alone_s"]
