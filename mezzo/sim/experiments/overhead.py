@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
+import signal
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from mezzo.sim.cluster import SimCluster
 from mezzo.sim.report import NoProgress, Progress, Result, markdown_table
@@ -87,32 +88,50 @@ def simulated_rows(p: dict, seed: int, cost: str, progress: Progress) -> list[di
 
 
 def real_row(tasks: int = 32, seconds: float = 5.0, agents: int = 2, slots: int = 4) -> dict:
-    """The same batch job through a real local cluster vs a process pool (this machine)."""
-    from mezzo.testing.local_cluster import ClusterSpec, LocalCluster
-
+    """The same batch job through a real `mezzo local` cluster vs a process pool (this
+    machine): `mezzo local` and the batch framework run as separate processes."""
     started = time.monotonic()
     with ThreadPoolExecutor(agents * slots) as pool:
         list(pool.map(lambda _: subprocess.run(["/bin/sh", "-c", f"sleep {seconds}"], check=True),
                       range(tasks)))
     direct = time.monotonic() - started
 
-    spec = ClusterSpec(agents=agents, agent_resources=f"cpus:{slots};mem:4096;disk:1000")
-    with LocalCluster(spec) as cluster:
-        cluster.wait_for_agents(agents, timeout=30)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+    mezzo = [sys.executable, str(Path(sys.executable).parent / "mezzo")]
+    local = subprocess.Popen(
+        [*mezzo, "local", "--agents", str(agents), "--port", "0",
+         "--agent-resources", f"cpus:{slots};mem:4096;disk:1000"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        address = None
+        assert local.stdout is not None
+        for line in local.stdout:  # "master  http://...   (--master HOST:PORT)"
+            found = re.search(r"--master (\S+)\)", line)
+            if found:
+                address = found.group(1)
+                break
+        if address is None:
+            raise RuntimeError("mezzo local did not start")
         done = subprocess.run(
-            [sys.executable, "-m", "mezzo.frameworks.batch", "--master", cluster.master_address,
+            [sys.executable, "-m", "mezzo.frameworks.batch", "--master", address,
              "--jobs", "1", "--maps", str(tasks), "--map-seconds", str(seconds),
              "--cpus", "1", "--mem", "32", "--locality-wait", "0", "--remote-read-factor", "1",
              "--timeout", "300"],
-            check=True, capture_output=True, env=env, text=True,
+            check=True, capture_output=True, text=True,
         )
-        # The job's own completion time (submission to last task), as the framework reports
-        # it: the framework process's start-up is not the scheduler's overhead.
-        match = re.search(r"completion time ([0-9.]+)s", done.stdout)
-        if match is None:
-            raise RuntimeError(f"the batch framework reported no completion time: {done.stdout[-500:]}")
-        on_mezzo = float(match.group(1))
+    finally:
+        local.send_signal(signal.SIGINT)
+        try:
+            local.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            local.kill()
+            local.wait()
+    # The job's own completion time (submission to last task), as the framework reports it:
+    # the framework process's start-up is not the scheduler's overhead.
+    match = re.search(r"completion time ([0-9.]+)s", done.stdout)
+    if match is None:
+        raise RuntimeError(f"the batch framework reported no completion time: {done.stdout[-500:]}")
+    on_mezzo = float(match.group(1))
     return {"framework": "hadoop_real", "alone_s": round(direct, 2), "on_mezzo_s": round(on_mezzo, 2),
             "overhead_pct": round(100.0 * (on_mezzo - direct) / direct, 2), "kind": "real processes",
             "detail": json.dumps({"tasks": tasks, "task_s": seconds, "slots": agents * slots})}
