@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -148,6 +150,11 @@ async def rate(args: argparse.Namespace) -> None:
         await sched.subscribe()
         counter = 0
         launched = 0
+        # CPU time (user + system) of the master and of the emulated agents' processes over
+        # the window: per task, less sensitive to other load on the machine than the rate.
+        cpu_of = {"master": [psutil.Process(proc.pid)],
+                  "agents": [psutil.Process(p.pid) for p, _ in procs]}
+        cpu_start = {k: _cpu(v) for k, v in cpu_of.items()}
         end = time.perf_counter() + args.seconds
         start = time.perf_counter()
         inflight: set[asyncio.Task] = set()
@@ -163,13 +170,17 @@ async def rate(args: argparse.Namespace) -> None:
             inflight.add(task)
             task.add_done_callback(inflight.discard)
         elapsed = time.perf_counter() - start
+        cpu = {k: _cpu(v) - cpu_start[k] for k, v in cpu_of.items()}
         running_in_window = sum(1 for t in sched.running.values() if t <= start + elapsed)
         await asyncio.sleep(1.0)
+        per_task = max(running_in_window, 1)
         print(json.dumps({
             "mode": "rate", "agents": args.agents, "tasks_per_accept": args.tasks_per_accept,
             "seconds": round(elapsed, 2), "launched": launched,
             "running_seen": running_in_window,
             "tasks_per_second": round(running_in_window / elapsed, 1),
+            "master_cpu_ms_per_task": round(cpu["master"] / per_task * 1000, 3),
+            "agents_cpu_ms_per_task": round(cpu["agents"] / per_task * 1000, 3),
         }))
         await sched.close()
     finally:
@@ -177,6 +188,14 @@ async def rate(args: argparse.Namespace) -> None:
             p.terminate()
         proc.terminate()
         proc.wait()
+
+
+def _cpu(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in processes:
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def main() -> None:
