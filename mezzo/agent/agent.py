@@ -98,6 +98,7 @@ class Agent:
         *,
         clock: Clock | None = None,
         uuid_bytes: Callable[[], bytes] | None = None,
+        endpoint: tuple[str, int] | None = None,
     ) -> None:
         self.flags = flags
         self.containerizer = containerizer
@@ -108,9 +109,8 @@ class Agent:
             uuid_bytes=uuid_bytes or (lambda: uuidlib.uuid4().bytes),
             options=options_from_flags(flags), recovering=True,
         )
-        # Set by the composition root once the HTTP server is bound.
-        self.endpoint_ip = "127.0.0.1"
-        self.endpoint_port = flags.port
+        # Where executors and the master reach this agent (the bound, advertised address).
+        self.endpoint_ip, self.endpoint_port = endpoint or ("127.0.0.1", flags.port)
         # Calls to the master go through this (MasterLink.send); None = not connected yet.
         self.send_call: Callable[[AgentCall], None] = lambda call: None
         self.recovered = asyncio.Event()  # the core finished recovery
@@ -235,16 +235,19 @@ class Agent:
     # ================================================================= the timer
 
     def _arm_timer(self) -> None:
+        """Have the timer fire by the core's next deadline. A timer already armed for an
+        earlier time is kept (it fires, `tick` finds nothing due, and it is re-armed), so the
+        common case, a later deadline, costs no timer churn."""
         deadline = self.core.next_deadline()
-        if deadline == self._timer_deadline and (deadline is None or self._timer is not None):
-            return
-        if self._timer is not None:
+        if deadline is None:
+            return  # an armed timer fires once for nothing and is not re-armed
+        if self._timer is not None and self._timer_deadline is not None:
+            if self._timer_deadline <= deadline:
+                return
             self._timer.cancel()
-            self._timer = None
         self._timer_deadline = deadline
-        if deadline is not None:
-            delay = max(0.0, deadline - self.clock.monotonic())
-            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+        delay = max(0.0, deadline - self.clock.monotonic())
+        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -51,6 +51,21 @@ def advertised_ip(flags: AgentFlags) -> str:
     return "127.0.0.1"
 
 
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on `host:port` (`port` 0: any free port), address reusable."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 @dataclass
 class AgentRuntime:
     agent: Agent
@@ -91,27 +106,28 @@ async def start_agent(
     )
     resources = discover_resources(flags)
     ip = advertised_ip(flags)
+    # Bound first, so the agent is built knowing its port (nothing is patched in afterwards).
+    listener = bind_listener(flags.ip or "0.0.0.0", flags.port)
+    port = int(listener.getsockname()[1])
     info = AgentInfo(
         hostname=flags.hostname or socket.gethostname(),
-        port=flags.port,
+        port=port,
         resources=resources.to_wire(),
         attributes=parse_attributes(flags.attributes),
     )
-    agent = Agent(flags, containerizer, info)
+    agent = Agent(flags, containerizer, info, endpoint=(ip, port))
     reads = ReadEndpoints(agent)
     app = new_app(client_max_size=MAX_BODY_BYTES, middlewares=[http_metrics_middleware(reads.http_metrics)])
     ExecutorAPI(agent).add_routes(app)
     reads.add_routes(app)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, flags.ip or "0.0.0.0", flags.port, reuse_address=True)
-    await site.start()
-    server = site._server  # aiohttp exposes the bound sockets only here
-    port = flags.port
-    if server is not None and getattr(server, "sockets", None):
-        port = server.sockets[0].getsockname()[1]
-    agent.endpoint_ip, agent.endpoint_port = ip, port
-    info.port = port
+    try:
+        await web.SockSite(runner, listener).start()
+    except BaseException:
+        listener.close()
+        await runner.cleanup()
+        raise
     runtime = AgentRuntime(agent, runner, None, ip, port)
     if on_listening is not None:
         on_listening(runtime.url)
