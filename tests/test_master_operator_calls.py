@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from mezzo.api.operator import WeightInfo
-from mezzo.master.base import CallRefused, MasterOptions
+from mezzo.master.base import MasterOptions
+from mezzo.master.core import CallRefused
 from mezzo.master.registry import UpdateWeights
 from mezzo.store.memory import MemoryStore
 from mezzo.testing.master_cluster import MasterCluster, framework_info, task_info

@@ -5,7 +5,9 @@
     │   └── DecodeError      malformed wire data (JSON, RecordIO, field types); names the field
     │       └── JSONSyntaxError  not JSON at all (syntax, UTF-8, trailing data, nesting too deep)
     ├── ConfigError          bad flags or configuration (CLI one-line error, exit 2)
-    └── NotFoundError        an id that names nothing the component knows
+    ├── NotFoundError        an id that names nothing the component knows
+    └── CallRefused          a decision core refusing a call before any state changed (the
+                             HTTP status and a one-line message the shell answers with)
 """
 
 from __future__ import annotations
@@ -33,3 +35,12 @@ class ConfigError(MezzoError):
 
 class NotFoundError(MezzoError):
     """An id that names nothing known."""
+
+
+class CallRefused(MezzoError):
+    """A call refused before any state changed: HTTP status and a one-line message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message

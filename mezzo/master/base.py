@@ -54,15 +54,6 @@ log = logging.getLogger("mezzo.master")
 HEARTBEAT_SECONDS = 15.0
 
 
-class CallRefused(Exception):
-    """A call refused before any state changed: HTTP status and a one-line message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 @dataclass(frozen=True, slots=True)
 class MasterOptions:
     """What the core is configured with (built from flags by `mezzo.master.flags`)."""

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from mezzo.api.internal import AgentCall, AgentCallType
 from mezzo.api.scheduler import Call, CallType
-from mezzo.core.errors import ValidationError
+from mezzo.core.errors import CallRefused, ValidationError
 from mezzo.master import views
 from mezzo.master.agents import AgentCalls
-from mezzo.master.base import CallRefused
 from mezzo.master.frameworks import FrameworkCalls
 from mezzo.master.offers import OfferCalls
 from mezzo.master.operator_calls import OperatorCalls

@@ -77,6 +77,7 @@ class HttpOutbox:
         self.failed: Callable[[str], None] = lambda reason: None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry")
         self._last: asyncio.Future[None] | None = None
+        self._closed = False
         self.queued = 0  # operations handed to the worker and not yet applied (metrics)
 
     def send_framework(self, stream: RecordStream, event: Event) -> None:
@@ -94,7 +95,9 @@ class HttpOutbox:
     def registry(self, operation: RegistryOperation) -> None:
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:  # not serving yet (no loop): nothing waits, apply it here
+        except RuntimeError:
+            loop = None
+        if loop is None or self._closed:  # not serving (yet, or any more): nothing waits
             self.registrar.apply(operation)
             self.applied(operation)
             return
@@ -121,6 +124,8 @@ class HttpOutbox:
             await asyncio.wait([last])
 
     def close(self) -> None:
+        """Stop the worker (after the operations queued); later ones are applied inline."""
+        self._closed = True
         self._worker.shutdown(wait=True)
 
     def send_operator(self, streams: list[RecordStream], event: op.Event) -> None:
@@ -268,6 +273,7 @@ class MasterServer:
         if self.outbox is not None:  # what was decided is written before the store closes
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.outbox.flush(), 5.0)
+            self.outbox.close()
         if self._allocation_timer is not None:
             self._allocation_timer.cancel()
         if self._timer_task is not None:

@@ -12,7 +12,8 @@ import math
 from collections.abc import Iterable
 
 from mezzo.api import operator as op
-from mezzo.master.base import CallRefused, MasterBase
+from mezzo.core.errors import CallRefused
+from mezzo.master.base import MasterBase
 from mezzo.master.records import TaskRecord
 from mezzo.master.registry import UpdateWeights
 from mezzo.resources import role_error
