@@ -646,3 +646,41 @@ def test_dropped_framework_without_failover_timeout_frees_its_offers_within_one_
     c.advance(1.0)
     [event] = second.all_of("OFFERS")
     assert {r.name: r.scalar.value for r in event.offers.offers[0].resources if r.scalar} == {"cpus": 2, "mem": 1024}
+
+
+def test_reconciliation_while_an_unreachable_agent_re_registers_says_unreachable() -> None:
+    """Found by the chaos test: while a returning agent's registry write was under way the
+    agent was in no collection, so reconciling its tasks answered TASK_UNKNOWN, and a
+    PARTITION_AWARE framework relaunched tasks that were still running."""
+    store = MemoryStore()
+    first = MasterCluster(store=store)
+    agent = first.add_agent()
+    first.master.mark_unreachable(first.master.agents[agent.agent_id])
+    second = MasterCluster(store=store)
+    s = second.add_scheduler(framework_info(capabilities=["PARTITION_AWARE"]))
+    agent.cluster = second
+    second.outbox.hold_registry = True
+    agent.subscribe()
+    assert agent.agent_id in second.master.registering
+    s.call("RECONCILE", {"tasks": [{"task_id": {"value": "t"}, "agent_id": {"value": agent.agent_id}}]})
+    status = s.next_event("UPDATE").update.status
+    assert (status.state, status.message) == ("TASK_UNREACHABLE", "Reconciliation: Task is unreachable")
+    second.outbox.release_registry()
+    assert agent.agent_id in second.master.agents and not second.master.unreachable_agents
+
+
+def test_reconciliation_while_a_recovered_agent_re_registers_waits() -> None:
+    store = MemoryStore()
+    first = MasterCluster(store=store)
+    agent = first.add_agent()
+    second = MasterCluster(store=store)
+    s = second.add_scheduler(framework_info(capabilities=["PARTITION_AWARE"]))
+    agent.cluster = second
+    second.outbox.hold_registry = True
+    agent.info.hostname = "renamed"  # changed info: a registry write first
+    agent.subscribe()
+    assert agent.agent_id in second.master.registering
+    s.call("RECONCILE", {"tasks": [{"task_id": {"value": "t"}, "agent_id": {"value": agent.agent_id}}]})
+    assert not s.all_of("UPDATE")  # as for any agent not re-registered yet
+    second.outbox.release_registry()
+    assert agent.agent_id in second.master.agents and not second.master.recovered_agents

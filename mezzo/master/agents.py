@@ -88,15 +88,18 @@ class AgentCalls(MasterBase):
             reregistered = True
             previously_unreachable = agent_id in self.unreachable_agents
             self.counters.inc("slave_reregistrations")
+            # The agent stays recovered or unreachable until it is registered (after its
+            # registry write, `_register_agent`), as Mesos keeps it in `slaves.recovered` /
+            # `slaves.unreachable` while it re-registers: meanwhile a reconciliation of its
+            # tasks gets no answer, or TASK_UNREACHABLE, never a false TASK_UNKNOWN.
             if agent_id in self.recovered_agents:
-                admitted = self.recovered_agents.pop(agent_id)
+                admitted = self.recovered_agents[agent_id]
                 if admitted != info:
                     # As Mesos, the registry is written only when the agent's info changed:
                     # after a failover every agent re-registers at once, and with a
                     # ZooKeeper registry an unneeded write per agent would slow that down.
                     operation = MarkReachable(info=info)
             elif previously_unreachable:
-                self.unreachable_agents.pop(agent_id)
                 operation = MarkReachable(info=info)
             elif agent_id not in self.agents and agent_id not in self.registering:
                 # Unknown to this master and its registry: re-admit it (as Mesos does).
@@ -136,6 +139,8 @@ class AgentCalls(MasterBase):
         assert info.id is not None
         agent_id = info.id.value
         now = self.now()
+        self.recovered_agents.pop(agent_id, None)
+        self.unreachable_agents.pop(agent_id, None)
         unreported: list[TaskRecord] = []
         if reregistered:
             existing = self.agents.get(agent_id)
@@ -397,6 +402,8 @@ class AgentCalls(MasterBase):
         if self.recovery_deadline is not None and now >= self.recovery_deadline:
             self.recovery_deadline = None
             for agent_id, info in list(self.recovered_agents.items()):
+                if agent_id in self.registering:
+                    continue  # back in time; its registry write is under way
                 del self.recovered_agents[agent_id]
                 assert isinstance(info, AgentInfo)
                 self.unreachable_agents[agent_id] = (info, now)

@@ -105,6 +105,7 @@ class Agent:
     proc: agent_harness.Proc | None = None
     paused: bool = False
     down: bool = False  # killed on purpose, not started again yet
+    starts: int = 0  # each start logs to <name>.<starts>.log
 
 
 @dataclass
@@ -157,8 +158,9 @@ class ChaosRun:
              "--work_dir", str(self.work_dir / agent.name), "--resources", "cpus:1;mem:512",
              "--recover", "reconnect", "--registration_backoff_factor", "100ms",
              "--status_update_retry_interval", "1secs"],
-            self.work_dir / f"{agent.name}.log", timeout=60.0,
+            self.work_dir / f"{agent.name}.{agent.starts}.log", timeout=60.0,
         )
+        agent.starts += 1
         agent.down = False
 
     def _start_scheduler(self) -> None:
@@ -342,13 +344,17 @@ class ChaosRun:
         return out
 
     def task_processes(self) -> dict[str, list[int]]:
+        """This run's live task processes (their command line names the run's marks
+        directory: other runs on the machine use the same task ids)."""
         found: dict[str, list[int]] = {}
+        marks = str(self.marks)
         for proc in psutil.process_iter(["pid", "cmdline", "status"]):
             with contextlib.suppress(psutil.Error):
                 if proc.info["status"] == psutil.STATUS_ZOMBIE:
                     continue
-                match = TASK_TOKEN.search(" ".join(proc.info["cmdline"] or ()))
-                if match:
+                cmdline = " ".join(proc.info["cmdline"] or ())
+                match = TASK_TOKEN.search(cmdline)
+                if match and marks in cmdline:
                     found.setdefault(match[1], []).append(proc.info["pid"])
         return found
 
