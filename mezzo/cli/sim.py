@@ -95,3 +95,22 @@ def run(name: str, scale: str, seed: int, out: str, cost: str | None, no_plot: b
             click.echo(f"# {n} ({scale} scale, seed {seed})\n")
             click.echo(result.table)
             click.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+@sim.command("calibrate")
+def calibrate() -> None:
+    """Print the simulator's figures for the shapes bench/launch.py measures, and the
+    measured per-message master costs behind the fixed cost model."""
+    from mezzo.core.gc_tuning import tune_for_daemon
+    from mezzo.sim import calibration
+
+    tune_for_daemon()
+    latency = calibration.launch_latency()
+    click.echo(f"launch latency (bench/launch.py latency): p50 {latency['p50_ms']} ms, "
+               f"p99 {latency['p99_ms']} ms over {latency['launches']} launches")
+    rate = calibration.launch_rate()
+    click.echo(f"launch rate (bench/launch.py rate, 100 agents, 10 tasks per ACCEPT): "
+               f"{rate['tasks_per_s']:,.0f} tasks/s")
+    click.echo("master core service time per job kind (median µs, samples):")
+    for kind, (median, count) in calibration.fixed_costs().items():
+        click.echo(f"  {kind:<24} {median:>8.1f}  {count:>7,}")

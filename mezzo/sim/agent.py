@@ -76,7 +76,7 @@ def task_duration(task: TaskInfo) -> float | None:
     """Seconds a simulated task runs: `sleep N` in its command, or a number in its data."""
     if task.command is not None and task.command.value:
         words = task.command.value.split()
-        if len(words) == 2 and words[0] == "sleep":
+        if len(words) == 2 and words[0] == "sleep" and words[1] != "forever":
             return float(words[1])
         return None
     if task.data:

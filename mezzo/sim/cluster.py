@@ -21,7 +21,7 @@ from mezzo.resources import Resources
 from mezzo.sim.agent import SimAgent
 from mezzo.sim.engine import Engine
 from mezzo.sim.framework import SimFramework
-from mezzo.sim.master_node import CostModel, MasterNode, cost_model
+from mezzo.sim.master_node import LATENCY, CostModel, MasterNode, cost_model
 from mezzo.store.memory import MemoryStore
 
 
@@ -30,7 +30,7 @@ class SimCluster:
         self,
         *,
         seed: int = 0,
-        latency: float = 0.0005,
+        latency: float = LATENCY,
         cost: str | CostModel = "fixed",
         options: MasterOptions | None = None,
         codec: bool = True,

@@ -32,6 +32,7 @@ class _Usage:
         self.mem = mem
         self.cpu_seconds = 0.0
         self.mem_seconds = 0.0
+        self.intervals: list[tuple[float, float]] = []  # (RUNNING, terminal) of each task
         self._started: dict[str, float] = {}
 
     def update(self, task_id: str, state: TaskState, now: float) -> None:
@@ -42,6 +43,12 @@ class _Usage:
             if started is not None:
                 self.cpu_seconds += (now - started) * self.cpus
                 self.mem_seconds += (now - started) * self.mem
+                self.intervals.append((started, now))
+
+    def used_until(self, end: float) -> tuple[float, float]:
+        """(CPU seconds, memory MB-seconds) used by tasks before time `end`."""
+        seconds = sum(min(b, end) - a for a, b in self.intervals if a < end)
+        return seconds * self.cpus, seconds * self.mem
 
 
 # --------------------------------------------------------------------------- batch

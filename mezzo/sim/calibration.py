@@ -1,0 +1,108 @@
+"""Calibration: the simulator's figures for the shapes the real-process benchmarks measure.
+
+- `launch_latency`: as `bench/launch.py latency`: one agent, one framework launching one
+  task at a time; ACCEPT sent -> TASK_RUNNING received by the scheduler.
+- `launch_rate`: as `bench/launch.py rate`: 100 agents, every offer accepted with 10 tiny
+  tasks, tasks never end; TASK_RUNNING updates per second once the master is saturated.
+- `fixed_costs`: median measured service time per job kind from a measured run (the source of
+  `master_node.FIXED_COSTS`).
+
+`mezzo sim calibrate` prints them next to the benchmarks' figures (docs/benchmarks.md); the
+comparison is in docs/evaluation.md. Failover is calibrated with the failover experiment's
+1,000-agent row against `bench/failover.py`.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from mezzo.api.common import Offer, TaskState, TaskStatus
+from mezzo.sim.cluster import SimCluster
+from mezzo.sim.engine import Engine
+from mezzo.sim.framework import SimFramework
+
+
+class _Sequential(SimFramework):
+    """Launches one task per offer, the next when the previous is RUNNING."""
+
+    def __init__(self, engine: Engine, launches: int) -> None:
+        super().__init__(engine, "calibrate")
+        self.left = launches
+        self.sent_at: float | None = None
+        self.samples: list[float] = []
+
+    def on_offers(self, offers: list[Offer]) -> None:
+        for offer in offers:
+            if self.left and self.sent_at is None:
+                self.left -= 1
+                self.sent_at = self.engine.now
+                self.launch([offer.id.value], [self.task(offer, "cpus:0.01;mem:1", 0.0)], refuse=0.0)
+            else:
+                self.decline([offer.id.value], refuse=0.0)
+
+    def on_update(self, status: TaskStatus) -> None:
+        if status.state == TaskState.TASK_RUNNING and self.sent_at is not None:
+            self.samples.append(self.engine.now - self.sent_at)
+            self.sent_at = None
+
+
+class _Flood(SimFramework):
+    """Accepts every offer with `per_accept` tasks that never end; counts TASK_RUNNING."""
+
+    def __init__(self, engine: Engine, per_accept: int) -> None:
+        super().__init__(engine, "flood")
+        self.per_accept = per_accept
+        self.running = 0
+
+    def on_offers(self, offers: list[Offer]) -> None:
+        for offer in offers:
+            tasks = [self.task(offer, "cpus:0.01;mem:1", None) for _ in range(self.per_accept)]
+            self.launch([offer.id.value], tasks, refuse=0.0)
+
+    def on_update(self, status: TaskStatus) -> None:
+        if status.state == TaskState.TASK_RUNNING:
+            self.running += 1
+
+
+def launch_latency(launches: int = 500, cost: str = "measured", latency: float | None = None) -> dict:
+    kw = {} if latency is None else {"latency": latency}
+    cluster = SimCluster(seed=1, cost=cost, **kw)
+    cluster.add_agents(1, "cpus:64;mem:65536")
+    fw = _Sequential(cluster.engine, launches)
+    cluster.add_framework(fw)
+    cluster.run_for(launches * 2.0, stop=lambda: len(fw.samples) >= launches)
+    samples = sorted(fw.samples)
+    return {"launches": len(samples),
+            "p50_ms": round(1000 * statistics.median(samples), 3),
+            "p99_ms": round(1000 * samples[int(0.99 * (len(samples) - 1))], 3)}
+
+
+def launch_rate(agents: int = 100, per_accept: int = 10, seconds: float = 10.0,
+                cost: str = "measured") -> dict:
+    cluster = SimCluster(seed=1, cost=cost)
+    cluster.add_agents(agents, "cpus:100000;mem:10000000")
+    fw = _Flood(cluster.engine, per_accept)
+    cluster.add_framework(fw)
+    cluster.run_for(2.0)
+    before, t0 = fw.running, cluster.engine.now
+    cluster.run_for(seconds)
+    return {"tasks_per_s": round((fw.running - before) / (cluster.engine.now - t0), 1),
+            "master_busy_pct": None}
+
+
+def fixed_costs(agents: int = 2000) -> dict[str, tuple[float, int]]:
+    """Median measured service time (µs) and sample count per job kind, from a measured run
+    of the scalability shape."""
+    import random
+
+    from mezzo.sim.frameworks import ContinuousFramework, normal_duration
+
+    cluster = SimCluster(seed=1, cost="measured", keep_samples=True)
+    rng = random.Random(1)
+    cluster.add_agents(agents, "cpus:1;mem:1024", spread=10.0)
+    for i in range(200):
+        cluster.add_framework(ContinuousFramework(cluster.engine, f"l{i}", task=(1.0, 1024.0),
+                                                  duration=normal_duration(rng, 30.0, 10.0)))
+    cluster.run_for(60.0)
+    return {kind: (round(1e6 * statistics.median(s.samples), 1), len(s.samples))
+            for kind, s in sorted(cluster.master.stats.items()) if s.samples}
