@@ -10,26 +10,23 @@
 set -euo pipefail
 BIN=$(cd "${1:-.venv/bin}" && pwd)
 
-if ! [ -x /usr/share/zookeeper/bin/zkServer.sh ] && ! command -v zkServer.sh >/dev/null 2>&1; then
+# apt_install PACKAGE WHAT: install a Debian package, or say which tests will be skipped.
+apt_install() {
   if command -v apt-get >/dev/null 2>&1; then
-    echo "installing ZooKeeper from Debian..."
+    echo "installing $1 from Debian..."
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq zookeeper >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$1" >/dev/null
   else
-    echo "warning: no apt-get; ZooKeeper tests will be skipped" >&2
+    echo "warning: no apt-get; $2 will be skipped" >&2
   fi
-fi
+}
 
+if ! [ -x /usr/share/zookeeper/bin/zkServer.sh ] && ! command -v zkServer.sh >/dev/null 2>&1; then
+  apt_install zookeeper "the ZooKeeper tests"
+fi
 if ! [ -x /usr/bin/chromium ]; then
-  if command -v apt-get >/dev/null 2>&1; then
-    echo "installing chromium from Debian..."
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
-  else
-    echo "warning: no apt-get; the web UI test will be skipped" >&2
-  fi
+  apt_install chromium "the web UI test"
 fi
 
 if ! "$BIN/python" -c 'import pymesos' 2>/dev/null; then

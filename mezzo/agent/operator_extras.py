@@ -7,16 +7,14 @@ yet, so the list is truly empty). The rest of the agent's operator API is
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
 from mezzo.api import operator as op
-from mezzo.api.codec import encode
-from mezzo.api.common import TimeInfo
-from mezzo.net.files import READ_CAP, group_name, user_name
+from mezzo.api.codec import convert, encode
+from mezzo.net.files import Entry, read_range
 from mezzo.net.http import HTTPProblem, json_response, text_response
 from mezzo.net.logging_level import LoggingLevel
 
@@ -32,16 +30,11 @@ class AgentOperatorExtras:
         self.logging = logging
 
     def call(self, call: op.Call) -> web.Response:
+        logging_answer = self.logging.answer(call)
+        if logging_answer is not None:
+            return logging_answer
         try:
             match call.type:
-                case _T.GET_LOGGING_LEVEL:
-                    resp = op.Response(type=_T.GET_LOGGING_LEVEL,
-                                       get_logging_level=op.GetLoggingLevel(level=self.logging.level))
-                case _T.SET_LOGGING_LEVEL:
-                    assert call.set_logging_level is not None
-                    request = call.set_logging_level
-                    self.logging.set(request.level, request.duration.nanoseconds / 1e9)
-                    return web.Response(status=200)
                 case _T.LIST_FILES:
                     assert call.list_files is not None
                     resp = op.Response(type=_T.LIST_FILES, list_files=op.ListFilesResponse(
@@ -69,24 +62,9 @@ class AgentOperatorExtras:
     def read_file(self, request: op.ReadFile) -> tuple[int, bytes]:
         if request.offset < 0 or (request.length is not None and request.length < 0):
             raise HTTPProblem(400, "'offset' and 'length' must not be negative")
-        path = self.resolve(request.path)
-        if path.is_dir():
-            raise HTTPProblem(400, "Cannot read a directory")
-        try:
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if request.offset >= size or request.length == 0:
-                    return size, b""
-                f.seek(request.offset)
-                wanted = size - request.offset if request.length is None else request.length
-                return size, f.read(min(wanted, READ_CAP))
-        except OSError as exc:
-            raise HTTPProblem(404, f"Path cannot be read: {exc.strerror}") from None
+        return read_range(self.resolve(request.path), request.offset, request.length)
 
 
 def _file_info(path: Path) -> op.FileInfo:
-    st = path.lstat()
-    return op.FileInfo(path=str(path), nlink=st.st_nlink, size=st.st_size,
-                       mtime=TimeInfo(nanoseconds=st.st_mtime_ns), mode=st.st_mode,
-                       uid=user_name(st.st_uid), gid=group_name(st.st_gid))
+    return convert(Entry(str(path), path.lstat()).v1_json(), op.FileInfo)
 

@@ -78,16 +78,11 @@ class OperatorApi:
     def call(self, call: op.Call) -> web.Response:
         """Answer a call `MasterServer` does not answer itself."""
         resp: op.Response
+        logging_answer = self.logging.answer(call)
+        if logging_answer is not None:
+            return logging_answer
         try:
             match call.type:
-                case _T.GET_LOGGING_LEVEL:
-                    resp = op.Response(type=_T.GET_LOGGING_LEVEL, get_logging_level=op.GetLoggingLevel(
-                        level=self.logging.level))
-                case _T.SET_LOGGING_LEVEL:
-                    assert call.set_logging_level is not None
-                    request = call.set_logging_level
-                    self.logging.set(request.level, request.duration.nanoseconds / 1e9)
-                    return web.Response(status=200)
                 case _T.LIST_FILES:
                     assert call.list_files is not None
                     entries = self.files.browse(call.list_files.path)

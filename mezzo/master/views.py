@@ -10,11 +10,14 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import msgspec
+
 from mezzo import __version__
 from mezzo.api import operator as op
 from mezzo.api.codec import to_builtins
 from mezzo.api.common import AgentID, FrameworkID, TaskState, is_terminal
 from mezzo.master.base import MasterBase
+from mezzo.master.events import framework_entry
 from mezzo.master.records import AgentRecord, FrameworkRecord, TaskRecord, time_info
 from mezzo.resources import Resources
 
@@ -342,18 +345,12 @@ def metrics(master: MasterBase, now: float) -> dict[str, float]:
 
 
 def _framework_entry(master: MasterBase, fw: FrameworkRecord) -> op.FrameworkEntry:
-    return op.FrameworkEntry(
-        framework_info=fw.info,
-        active=fw.active,
-        connected=fw.connected,
-        recovered=fw.recovered,
-        registered_time=time_info(fw.registered_time),
-        reregistered_time=time_info(fw.reregistered_time),
-        unregistered_time=time_info(fw.unregistered_time),
+    """The event stream's entry (`mezzo.master.events`) plus offers and resources."""
+    return msgspec.structs.replace(
+        framework_entry(fw),
         offers=[o.wire for o in (master.offers.get(i) for i in fw.offers) if o is not None],
         allocated_resources=fw.used_resources().to_wire(with_allocation=True),
         offered_resources=_offered(master, fw.offers).to_wire(with_allocation=True),
-        offer_constraints=fw.offer_constraints,
     )
 
 

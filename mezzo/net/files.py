@@ -126,18 +126,7 @@ class VirtualFiles:
 
     def read(self, virtual: str, offset: int, length: int | None) -> tuple[int, bytes]:
         """(size, data) from `offset` (at most `length`, capped at READ_CAP bytes)."""
-        real = self.resolve(virtual)
-        if real.is_dir():
-            raise HTTPProblem(400, "Cannot read a directory")
-        try:
-            with open(real, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if offset >= size or length == 0:
-                    return size, b""
-                f.seek(offset)
-                return size, f.read(min(size - offset if length is None else length, READ_CAP))
-        except OSError as exc:
-            raise HTTPProblem(404, f"Path cannot be read: {exc.strerror}") from None
+        return read_range(self.resolve(virtual), offset, length)
 
     # ------------------------------------------------------------------ HTTP
 
@@ -182,6 +171,21 @@ class VirtualFiles:
 
     async def _debug(self, request: web.Request) -> web.Response:
         return _json(request, {v: str(p) for v, p in sorted(self.attachments.items())})
+
+
+def read_range(real: Path, offset: int, length: int | None) -> tuple[int, bytes]:
+    """(size, data) of a file from `offset`: at most `length` bytes, at most READ_CAP."""
+    if real.is_dir():
+        raise HTTPProblem(400, "Cannot read a directory")
+    try:
+        with open(real, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if offset >= size or length == 0:
+                return size, b""
+            f.seek(offset)
+            return size, f.read(min(size - offset if length is None else length, READ_CAP))
+    except OSError as exc:
+        raise HTTPProblem(404, f"Path cannot be read: {exc.strerror}") from None
 
 
 def _normal(virtual: str) -> str:

@@ -17,9 +17,11 @@ import logging
 
 from aiohttp import web
 
+from mezzo.api import operator as op
+from mezzo.api.codec import encode
 from mezzo.core.durations import parse_duration
 from mezzo.core.errors import ConfigError
-from mezzo.net.http import HTTPProblem, text_response
+from mezzo.net.http import HTTPProblem, json_response, text_response
 
 LIBRARY_LOGGERS = ("aiohttp", "kazoo")
 _ORIGINAL = 0  # the verbosity a daemon starts with
@@ -57,6 +59,23 @@ class LoggingLevel:
             logger = logging.getLogger(name)
             self._saved.setdefault(name, logger.level)
             logger.setLevel(logging.DEBUG if name in names and level > 0 else self._saved[name])
+
+    def answer(self, call: op.Call) -> web.Response | None:
+        """GET_LOGGING_LEVEL and SET_LOGGING_LEVEL of the operator API (master and agent);
+        None for any other call."""
+        if call.type == op.CallType.GET_LOGGING_LEVEL:
+            resp = op.Response(type=op.CallType.GET_LOGGING_LEVEL,
+                               get_logging_level=op.GetLoggingLevel(level=self.level))
+            return json_response(encode(resp))
+        if call.type == op.CallType.SET_LOGGING_LEVEL:
+            assert call.set_logging_level is not None  # the decoder requires the payload
+            request = call.set_logging_level
+            try:
+                self.set(request.level, request.duration.nanoseconds / 1e9)
+            except HTTPProblem as problem:
+                return problem.response()
+            return web.Response(status=200)
+        return None
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/logging/toggle", self.toggle)
