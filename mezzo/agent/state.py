@@ -21,6 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from mezzo.api.codec import encode
 from mezzo.api.common import (
     ExecutorID,
     ExecutorInfo,
@@ -176,5 +177,23 @@ def resources_of(lists: Iterable[list[Resource]]) -> Resources:
     total = Resources()
     for resources in lists:
         if resources:
-            total = total + Resources.from_wire(resources).unallocate()
+            total = total + _accounted(resources)
     return total
+
+
+# Parsed resource lists by their wire encoding: tasks mostly come in a few shapes, and parsing
+# with its validation is the largest single cost of a launch decision. `Resources` values are
+# immutable, so sharing them is safe; the memo is bounded by clearing it when full.
+_PARSED: dict[bytes, Resources] = {}
+_PARSED_MAX = 4096
+
+
+def _accounted(resources: list[Resource]) -> Resources:
+    key = encode(resources)
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        parsed = Resources.from_wire(resources).unallocate()  # ValidationError: not memoized
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = parsed
+    return parsed
