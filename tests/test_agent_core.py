@@ -52,7 +52,13 @@ from mezzo.api.common import (
     TaskState,
     TaskStatus,
 )
-from mezzo.api.internal import AgentCallType, AgentEvent, AgentEventType, AgentRunTask
+from mezzo.api.internal import (
+    AgentCallType,
+    AgentEvent,
+    AgentEventType,
+    AgentRunTask,
+    AgentRunTaskGroup,
+)
 from mezzo.core.clock import FakeClock
 from mezzo.resources import Resources
 
@@ -642,3 +648,51 @@ def test_completed_executor_of_a_checkpointing_framework_removes_its_checkpoints
     records = [e[1] for e in a.outbox.take() if e[0] == "checkpoint"]
     assert records == [RemoveContainerRecord(cid),
                        RemoveExecutorRecord("fw-1", "ex-1"), RemoveFrameworkRecord("fw-1")]
+
+
+def test_task_group_is_delivered_and_killed_together() -> None:
+    a = Agent()
+    first, executor = custom("g1")
+    second, _ = custom("g2")
+    group = {
+        "framework_info": {"user": "u", "name": "f", "id": {"value": FW.value}},
+        "executor_info": executor,
+        "task_group": {"tasks": [first, second]},
+    }
+    a.core.handle(AgentEvent(type=AgentEventType.RUN_TASK_GROUP,
+                             run_task_group=convert(to_builtins(group), AgentRunTaskGroup)))
+    [(name, launch)] = a.outbox.take()
+    assert name == "launch_container" and launch.resources == Resources.parse("cpus:2.5;mem:288")
+    a.core.handle(ContainerLaunched(a.container_id(), 10))
+    a.outbox.take()
+    # Killing one task of an undelivered group kills the whole group.
+    a.master("KILL_TASK", kill_task={"framework_id": {"value": "fw-1"},
+                                     "task_id": {"value": "g2"}})
+    effects = a.outbox.take()
+    killed = updates_sent(effects)
+    assert [(s.task_id.value, s.state, s.reason) for s in killed] == [
+        ("g1", "TASK_KILLED", "REASON_TASK_KILLED_DURING_LAUNCH"),
+        ("g2", "TASK_KILLED", "REASON_TASK_KILLED_DURING_LAUNCH"),
+    ]
+    assert {t.value for t in a.executor().terminated} == {"g1", "g2"}
+    assert names(effects)[-1] == "destroy_container"
+
+
+def test_group_delivered_to_a_subscribed_executor() -> None:
+    a = Agent()
+    first, executor = custom("g1")
+    second, _ = custom("g2")
+    group = {
+        "framework_info": {"user": "u", "name": "f", "id": {"value": FW.value}},
+        "executor_info": executor,
+        "task_group": {"tasks": [first, second]},
+    }
+    a.core.handle(AgentEvent(type=AgentEventType.RUN_TASK_GROUP,
+                             run_task_group=convert(to_builtins(group), AgentRunTaskGroup)))
+    a.core.handle(ContainerLaunched(a.container_id(), 10))
+    a.outbox.take()
+    a.subscribe("s")
+    effects = a.outbox.take()
+    assert names(effects) == ["send_executor:SUBSCRIBED", "send_executor:LAUNCH_GROUP"]
+    tasks = effects[1][2].launch_group.task_group.tasks
+    assert [t.task_id.value for t in tasks] == ["g1", "g2"]
