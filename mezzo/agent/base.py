@@ -62,18 +62,12 @@ from mezzo.api.common import (
 )
 from mezzo.api.internal import AgentCall, AgentCallType, AgentStatusUpdate
 from mezzo.core.clock import Clock
+from mezzo.core.errors import CallRefused
 from mezzo.resources import Resources
 
 log = logging.getLogger("mezzo.agent")
 
-
-class CallRefused(Exception):
-    """An executor call refused before any state changed: HTTP status and a one-line message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+__all__ = ["AgentCoreBase", "AgentOptions", "CallRefused"]
 
 
 @dataclass(frozen=True, slots=True)
