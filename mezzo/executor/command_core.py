@@ -42,13 +42,24 @@ FIRST_SUBSCRIBE_GIVE_UP_SECONDS (or the recovery timeout when checkpointing), ki
 exit code 1.
 """
 
-import _signal
+from __future__ import annotations
+
+import _signal  # type: ignore[import-not-found]  # no stub; `signal` would import enum
 import posix  # not `os`: its import (posixpath, stat, _collections_abc) costs ~1.5 ms
 
 if __package__:  # imported as mezzo.executor.command_core (tests, tools)
     from .command_wire import b64, unb64
 else:  # run by the agent as a script: this directory is sys.path[0] (see command.py)
-    from command_wire import b64, unb64
+    from command_wire import b64, unb64  # type: ignore[import-not-found,no-redef]
+
+# `typing` costs start-up: its names are for the type checker only (mypy reads TYPE_CHECKING
+# as true whatever it is bound to).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Json = dict[str, Any]
 
 DEFAULT_GRACE_SECONDS = 3.0  # KillPolicy default (spec §5.6)
 ACK_WAIT_SECONDS = 5.0  # how long a finished executor waits for its terminal ACKNOWLEDGED
@@ -79,11 +90,13 @@ class _Record:
         for name, value in zip(fields, args, strict=True):
             setattr(self, name, value)
 
-    def _values(self) -> tuple:
+    def _values(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in self.__match_args__)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._values() == self._values()  # type: ignore[attr-defined]
+        return isinstance(other, _Record) and type(other) is type(self) and (
+            other._values() == self._values()
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}{self._values()!r}"
@@ -117,18 +130,18 @@ class Disconnected(_Record):
 
 class Subscribed(_Record):
     __match_args__ = ("agent_id", "killing_capable")
-    agent_id: dict | None
+    agent_id: Json | None
     killing_capable: bool
 
 
 class Launch(_Record):
     __match_args__ = ("task",)
-    task: dict
+    task: Json
 
 
 class LaunchGroup(_Record):
     __match_args__ = ("task_ids",)
-    task_ids: list
+    task_ids: list[Json]
 
 
 class Kill(_Record):
@@ -191,7 +204,7 @@ class Subscribe(_Record):
     """Open the event stream with this SUBSCRIBE call; answer Connected or ConnectFailed."""
 
     __match_args__ = ("call",)
-    call: dict
+    call: Json
 
 
 class PostUpdate(_Record):
@@ -199,7 +212,7 @@ class PostUpdate(_Record):
 
     __match_args__ = ("uuid", "call")
     uuid: bytes
-    call: dict
+    call: Json
 
 
 class Spawn(_Record):
@@ -209,8 +222,8 @@ class Spawn(_Record):
 
     __match_args__ = ("program", "argv", "env")
     program: str
-    argv: list
-    env: dict
+    argv: list[str]
+    env: dict[str, str]
 
 
 class Signal(_Record):
@@ -236,7 +249,7 @@ class Exit(_Record):
 # ----------------------------------------------------------------------------- helpers
 
 
-def decode_event(event: dict) -> object | None:
+def decode_event(event: Json) -> object | None:
     """The typed event for one JSON event of the agent's stream; None if it needs nothing."""
     kind = event.get("type")
     if kind == "SUBSCRIBED":
@@ -297,7 +310,7 @@ def describe_status(status: int) -> tuple[bool, str]:
     return False, f"Command ended with wait status {status}"
 
 
-def command_line(command: dict) -> tuple[str, list[str], dict[str, str]]:
+def command_line(command: Json) -> tuple[str, list[str], dict[str, str]]:
     """(program, argv, environment on top of the executor's) of a CommandInfo; ValueError."""
     env: dict[str, str] = {}
     for var in (command.get("environment") or {}).get("variables") or []:
@@ -355,8 +368,8 @@ class CommandExecutorCore:
         config: Config,
         now: float,
         *,
-        new_uuid: "Callable[[], bytes]",
-        wall_clock: "Callable[[], float]",
+        new_uuid: Callable[[], bytes],
+        wall_clock: Callable[[], float],
     ) -> None:
         self.config = config
         self.ids = {
@@ -372,10 +385,10 @@ class CommandExecutorCore:
         self.disconnected_at: float | None = None
         self.next_connect_at = now
         self.backoff = BACKOFF_INITIAL_SECONDS
-        self.agent_id: dict | None = None
+        self.agent_id: Json | None = None
         self.killing_capable = False
         # The task.
-        self.task: dict | None = None
+        self.task: Json | None = None
         self.task_id: str | None = None
         self.task_acked = False  # some update of the task was ACKNOWLEDGED: the agent knows it
         self.pid: int | None = None
@@ -388,16 +401,16 @@ class CommandExecutorCore:
         # Updates not yet ACKNOWLEDGED (uuid -> TaskStatus), in send order; those the agent has
         # not taken yet while the stream is up (head first; resent on a timer after a refusal);
         # and the one whose PostUpdate is out.
-        self.unacked: dict[bytes, dict] = {}
+        self.unacked: dict[bytes, Json] = {}
         self.unsent: list[bytes] = []
         self.posting: bytes | None = None
         self.resend_at: float | None = None
         self.exit_code: int | None = None
-        self._out: list = []
+        self._out: list[object] = []
 
     # ---------------------------------------------------------------- the interface
 
-    def handle(self, event: object, now: float) -> list:
+    def handle(self, event: object, now: float) -> list[object]:
         """Apply one event; return the actions to carry out, in order."""
         if self.exit_code is not None:
             return []  # exiting: nothing more happens
@@ -418,17 +431,17 @@ class CommandExecutorCore:
             case Launch(task):
                 self._on_launch(task, now)
             case LaunchGroup(task_ids):
-                for task_id in task_ids:
+                for group_task in task_ids:
                     message = "The command executor cannot run task groups"
-                    self._send_status(task_id, "TASK_FAILED", message=message)
-            case Kill(task_id, kill_policy):
-                value = task_id.get("value") if isinstance(task_id, dict) else None
+                    self._send_status(group_task, "TASK_FAILED", message=message)
+            case Kill(killed_task, kill_policy):
+                value = killed_task.get("value") if isinstance(killed_task, dict) else None
                 if value != self.task_id or self.task is None:
-                    self._log(f"KILL for unknown task {task_id}; ignored")
+                    self._log(f"KILL for unknown task {killed_task}; ignored")
                 else:
                     self._kill(self._task_grace(kill_policy), now)
-            case Acknowledged(task_id, uuid):
-                if self.unacked.pop(uuid, None) is not None and task_id == self.task_id:
+            case Acknowledged(acked_task, uuid):
+                if self.unacked.pop(uuid, None) is not None and acked_task == self.task_id:
                     self.task_acked = True
             case Shutdown():
                 self._on_shutdown(now)
@@ -521,7 +534,7 @@ class CommandExecutorCore:
 
     # ---------------------------------------------------------------- subscription
 
-    def _subscribe_call(self) -> dict:
+    def _subscribe_call(self) -> Json:
         listed_task = self.task is not None and not self.task_acked
         subscribe = {
             "unacknowledged_tasks": [self.task] if listed_task else [],
@@ -566,7 +579,7 @@ class CommandExecutorCore:
 
     # ---------------------------------------------------------------- the task
 
-    def _on_launch(self, task: dict, now: float) -> None:
+    def _on_launch(self, task: Json, now: float) -> None:
         task_id = task.get("task_id") or {}
         if self.task is not None:
             if task_id.get("value") != self.task_id:
@@ -619,7 +632,7 @@ class CommandExecutorCore:
         if self.exit_when_reaped:
             self._exit(0)
 
-    def _task_id_info(self) -> dict:
+    def _task_id_info(self) -> Json:
         return (self.task or {}).get("task_id") or {}
 
     def _task_grace(self, kill_policy: object) -> float:
@@ -660,10 +673,10 @@ class CommandExecutorCore:
     # ---------------------------------------------------------------- updates
 
     def _send_status(
-        self, task_id: dict, state: str, message: str | None = None, reason: str | None = None
+        self, task_id: Json, state: str, message: str | None = None, reason: str | None = None
     ) -> None:
         uuid = self._new_uuid()
-        status: dict = {
+        status: Json = {
             "task_id": task_id,
             "state": state,
             "source": "SOURCE_EXECUTOR",
@@ -725,6 +738,3 @@ class CommandExecutorCore:
 class Debug(Log):
     """A log line shown only with MEZZO_EXECUTOR_VERBOSE=1."""
 
-
-if False:  # pragma: no cover - for type checkers only (typing costs start-up)
-    from collections.abc import Callable
