@@ -5,6 +5,9 @@
     cluster.add_framework(SomeFramework(cluster.engine, ...))
     cluster.run(until=cluster.engine.now + 600)
 
+Agents are mezzo's real agent core (`agent="core"`, `mezzo.sim.core_agent`, the default) or
+the lighter stand-in speaking the same protocol (`agent="model"`, `mezzo.sim.agent`).
+
 Failover (`fail_over`): the leading master dies; after the ZooKeeper session timeout a standby
 is elected, recovers the registry (the same store) and starts serving; every agent and
 framework learns of the new leader a detection delay later and re-registers after a jittered
@@ -19,6 +22,7 @@ from collections.abc import Callable, Iterable
 from mezzo.master.base import MasterOptions
 from mezzo.resources import Resources
 from mezzo.sim.agent import SimAgent
+from mezzo.sim.core_agent import CoreAgent
 from mezzo.sim.engine import Engine
 from mezzo.sim.framework import SimFramework
 from mezzo.sim.master_node import LATENCY, CostModel, MasterNode, cost_model
@@ -35,7 +39,11 @@ class SimCluster:
         options: MasterOptions | None = None,
         codec: bool = True,
         keep_samples: bool = False,
+        agent: str = "core",
     ) -> None:
+        if agent not in ("core", "model"):
+            raise ValueError(f"unknown agent {agent!r} (expected 'core' or 'model')")
+        self.agent_kind = agent
         self.seed = seed
         self.rng = random.Random(seed)
         self.engine = Engine()
@@ -47,7 +55,7 @@ class SimCluster:
         self._masters = 0
         self.keep_samples = keep_samples
         self.master = self._new_master()
-        self.agents: list[SimAgent] = []
+        self.agents: list[SimAgent | CoreAgent] = []
         self.frameworks: list[SimFramework] = []
 
     def _new_master(self) -> MasterNode:
@@ -62,7 +70,8 @@ class SimCluster:
     # ------------------------------------------------------------------ building
 
     def add_agents(self, count: int, resources: str, *, prefix: str = "node",
-                   spread: float = 0.0, names: list[str] | None = None) -> list[SimAgent]:
+                   spread: float = 0.0, names: list[str] | None = None
+                   ) -> list[SimAgent | CoreAgent]:
         """`count` agents (hostnames `names`, or prefix + index) registering over `spread`
         seconds (at once when 0)."""
         total = Resources.parse(resources)
@@ -70,7 +79,9 @@ class SimCluster:
         for i in range(count):
             index = len(self.agents)
             name = names[i] if names is not None else f"{prefix}{index}"
-            agent = SimAgent(self.engine, index, name, total)
+            agent: SimAgent | CoreAgent = (
+                CoreAgent(self.engine, index, name, total) if self.agent_kind == "core"
+                else SimAgent(self.engine, index, name, total))
             self.agents.append(agent)
             added.append(agent)
             delay = self.rng.uniform(0.0, spread) if spread > 0 else 0.0
