@@ -20,11 +20,10 @@ from mezzo.api.recordio import RecordIODecoder, encode_record
 from mezzo.core.clock import FakeClock
 from mezzo.core.durations import parse_duration as mezzo_parse_duration
 from mezzo.executor import command_wire as wire
-from mezzo.executor.command_core import (
+from mezzo.executor.command_core import CommandExecutorCore, Config
+from mezzo.executor.command_events import (
     Acknowledged,
     AgentError,
-    CommandExecutorCore,
-    Config,
     Connected,
     ConnectFailed,
     Debug,

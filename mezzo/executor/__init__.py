@@ -2,10 +2,10 @@
 
 - `ExecutorClient` (asyncio) and `ExecutorDriver` (threads) subscribe to the agent's v1 executor
   API and deliver its events to an `Executor` subclass; see docs/sdk-executor.md.
-- `command.py` (+ `command_core.py`, `command_wire.py`, `command_executor.py`): the built-in
-  command executor, a stdlib-only script the agent runs for tasks with `command` (its docstring
-  is the launch contract). Run as a script, this directory is `sys.path[0]`: no module here may
-  shadow a stdlib name.
+- `command.py` (+ `command_core.py`, `command_events.py`, `command_wire.py`,
+  `command_executor.py`, `command_forkserver.py`): the built-in command executor, a stdlib-only
+  script the agent runs for tasks with `command` (its docstring is the launch contract). Run as
+  a script, this directory is `sys.path[0]`: no module here may shadow a stdlib name.
 - `testing.FakeAgent`: an in-process fake agent for executor tests.
 """
 

@@ -6,20 +6,9 @@ out, and `next_deadline()` for its timers; `command_executor.py` is the loop tha
 actions out and turns what happens (a stream event, an HTTP answer, a process exit, a deadline)
 into the next event. Stdlib only, like the rest of the command executor (`command.py`).
 
-Events
-------
-Timers are one event, `Tick`: the loop sends it when `next_deadline()` has passed (and first of
-all, to subscribe). From the agent's stream (`decode_event` turns a JSON event into one):
-`Subscribed`, `Launch`, `LaunchGroup`, `Kill`, `Acknowledged`, `Shutdown`, `AgentError`.
-Results of actions: `Connected` / `ConnectFailed` (of `Subscribe`), `Disconnected` (the stream
-ended), `UpdateAccepted` / `UpdateRefused` (of `PostUpdate`), `Spawned` / `SpawnFailed` (of
-`Spawn`), `ProcessExited` (the task's process ended; its wait status).
-
-Actions
--------
-`Subscribe(call)`, `PostUpdate(uuid, call)`, `Spawn(program, argv, env)`, `Signal(pid, signal)`
-(to the task's process group), `Log(message)`, `Exit(code)`. The loop performs them in order and
-feeds each result back before the next one, so the order of updates holds.
+The events it takes and the actions it returns are typed records in `command_events.py` (their
+docstring lists them); the loop performs the actions in order and feeds each result back before
+the next one, so the order of updates holds.
 
 Behaviour (Mesos's command executor, spec §6)
 ---------------------------------------------
@@ -48,9 +37,11 @@ import _signal  # type: ignore[import-not-found]  # no stub; `signal` would impo
 import posix  # not `os`: its import (posixpath, stat, _collections_abc) costs ~1.5 ms
 
 if __package__:  # imported as mezzo.executor.command_core (tests, tools)
-    from .command_wire import b64, unb64
+    from . import command_events as ev
+    from .command_wire import b64
 else:  # run by the agent as a script: this directory is sys.path[0] (see command.py)
-    from command_wire import b64, unb64  # type: ignore[import-not-found,no-redef]
+    import command_events as ev  # type: ignore[import-not-found,no-redef]
+    from command_wire import b64  # type: ignore[import-not-found,no-redef]
 
 # `typing` costs start-up: its names are for the type checker only (mypy reads TYPE_CHECKING
 # as true whatever it is bound to).
@@ -74,211 +65,7 @@ _SIGNAL_NAMES = {
 }
 
 
-class _Record:
-    """A small value: fields named by `__match_args__`, positional
-    construction, equality and repr by value.
-
-    (Not a dataclass: `dataclasses` imports `re` and `inspect`, ~10 ms of start-up.)"""
-
-    __slots__: tuple[str, ...] = ()
-    __match_args__: tuple[str, ...] = ()
-
-    def __init__(self, *args: object) -> None:
-        fields = self.__match_args__
-        if len(args) != len(fields):
-            raise TypeError(f"{type(self).__name__} takes {len(fields)} arguments")
-        for name, value in zip(fields, args, strict=True):
-            setattr(self, name, value)
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__match_args__)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Record) and type(other) is type(self) and (
-            other._values() == self._values()
-        )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}{self._values()!r}"
-
-
-# ----------------------------------------------------------------------------- events
-
-
-class Tick(_Record):
-    """A deadline of `next_deadline()` has passed (also the first event: subscribe)."""
-
-
-class Connected(_Record):
-    """SUBSCRIBE was answered 200: the event stream is up."""
-
-
-class ConnectFailed(_Record):
-    """SUBSCRIBE failed; `jitter` in [0.5, 1] spreads the retry (drawn by the loop)."""
-
-    __match_args__ = ("reason", "jitter")
-    reason: str
-    jitter: float
-
-
-class Disconnected(_Record):
-    """The event stream ended or broke."""
-
-    __match_args__ = ("reason",)
-    reason: str
-
-
-class Subscribed(_Record):
-    __match_args__ = ("agent_id", "killing_capable")
-    agent_id: Json | None
-    killing_capable: bool
-
-
-class Launch(_Record):
-    __match_args__ = ("task",)
-    task: Json
-
-
-class LaunchGroup(_Record):
-    __match_args__ = ("task_ids",)
-    task_ids: list[Json]
-
-
-class Kill(_Record):
-    __match_args__ = ("task_id", "kill_policy")
-    task_id: object
-    kill_policy: object
-
-
-class Acknowledged(_Record):
-    __match_args__ = ("task_id", "uuid")
-    task_id: object  # the TaskID's value
-    uuid: bytes
-
-
-class Shutdown(_Record):
-    pass
-
-
-class AgentError(_Record):
-    __match_args__ = ("message",)
-    message: object
-
-
-class UpdateAccepted(_Record):
-    """The agent answered 202 to the UPDATE of `uuid`."""
-
-    __match_args__ = ("uuid",)
-    uuid: bytes
-
-
-class UpdateRefused(_Record):
-    """The UPDATE of `uuid` failed (another status code, or the connection)."""
-
-    __match_args__ = ("uuid", "detail")
-    uuid: bytes
-    detail: str
-
-
-class Spawned(_Record):
-    __match_args__ = ("pid",)
-    pid: int
-
-
-class SpawnFailed(_Record):
-    __match_args__ = ("error",)
-    error: str
-
-
-class ProcessExited(_Record):
-    """The task's process was reaped; `status` is its wait status."""
-
-    __match_args__ = ("status",)
-    status: int
-
-
-# ----------------------------------------------------------------------------- actions
-
-
-class Subscribe(_Record):
-    """Open the event stream with this SUBSCRIBE call; answer Connected or ConnectFailed."""
-
-    __match_args__ = ("call",)
-    call: Json
-
-
-class PostUpdate(_Record):
-    """POST this UPDATE call; answer UpdateAccepted or UpdateRefused."""
-
-    __match_args__ = ("uuid", "call")
-    uuid: bytes
-    call: Json
-
-
-class Spawn(_Record):
-    """Start `program` (looked up on the PATH of the environment if it has no "/") with `argv`,
-    the executor's environment with `env` on top, in its own process group; answer Spawned or
-    SpawnFailed."""
-
-    __match_args__ = ("program", "argv", "env")
-    program: str
-    argv: list[str]
-    env: dict[str, str]
-
-
-class Signal(_Record):
-    """Send `signal` to the process group `pid` leads (gone already: nothing to do)."""
-
-    __match_args__ = ("pid", "signal")
-    pid: int
-    signal: int
-
-
-class Log(_Record):
-    __match_args__ = ("message",)
-    message: str
-
-
-class Exit(_Record):
-    """Close the connections and exit with `code` (0 normal, 1 gave up)."""
-
-    __match_args__ = ("code",)
-    code: int
-
-
 # ----------------------------------------------------------------------------- helpers
-
-
-def decode_event(event: Json) -> object | None:
-    """The typed event for one JSON event of the agent's stream; None if it needs nothing."""
-    kind = event.get("type")
-    if kind == "SUBSCRIBED":
-        subscribed = event.get("subscribed") or {}
-        agent_id = (subscribed.get("agent_info") or {}).get("id")
-        capabilities = (subscribed.get("framework_info") or {}).get("capabilities") or []
-        if isinstance(capabilities, dict):
-            capabilities = [capabilities]
-        killing = any(
-            isinstance(c, dict) and c.get("type") == "TASK_KILLING_STATE" for c in capabilities
-        )
-        return Subscribed(agent_id if isinstance(agent_id, dict) else None, killing)
-    if kind == "LAUNCH":
-        task = (event.get("launch") or {}).get("task")
-        return Launch(task) if isinstance(task, dict) else None
-    if kind == "LAUNCH_GROUP":
-        group = (event.get("launch_group") or {}).get("task_group") or {}
-        return LaunchGroup([task.get("task_id") or {} for task in group.get("tasks") or []])
-    if kind == "KILL":
-        kill = event.get("kill") or {}
-        return Kill(kill.get("task_id"), kill.get("kill_policy"))
-    if kind == "ACKNOWLEDGED":
-        ack = event.get("acknowledged") or {}
-        return Acknowledged((ack.get("task_id") or {}).get("value"), unb64(ack.get("uuid") or ""))
-    if kind == "SHUTDOWN":
-        return Shutdown()
-    if kind == "ERROR":
-        return AgentError((event.get("error") or {}).get("message"))
-    return None  # MESSAGE and HEARTBEAT: nothing to do for a command task
 
 
 def duration_seconds(info: object) -> float | None:
@@ -416,46 +203,46 @@ class CommandExecutorCore:
             return []  # exiting: nothing more happens
         self._out = []
         match event:
-            case Tick():
+            case ev.Tick():
                 pass
-            case Connected():
+            case ev.Connected():
                 self._on_connected()
-            case ConnectFailed(reason, jitter):
+            case ev.ConnectFailed(reason, jitter):
                 self._on_connect_failed(reason, jitter, now)
-            case Disconnected(reason):
+            case ev.Disconnected(reason):
                 self._on_disconnected(reason, now)
-            case Subscribed(agent_id, killing_capable):
+            case ev.Subscribed(agent_id, killing_capable):
                 if agent_id is not None:
                     self.agent_id = agent_id
                 self.killing_capable = killing_capable
-            case Launch(task):
+            case ev.Launch(task):
                 self._on_launch(task, now)
-            case LaunchGroup(task_ids):
+            case ev.LaunchGroup(task_ids):
                 for group_task in task_ids:
                     message = "The command executor cannot run task groups"
                     self._send_status(group_task, "TASK_FAILED", message=message)
-            case Kill(killed_task, kill_policy):
+            case ev.Kill(killed_task, kill_policy):
                 value = killed_task.get("value") if isinstance(killed_task, dict) else None
                 if value != self.task_id or self.task is None:
                     self._log(f"KILL for unknown task {killed_task}; ignored")
                 else:
                     self._kill(self._task_grace(kill_policy), now)
-            case Acknowledged(acked_task, uuid):
+            case ev.Acknowledged(acked_task, uuid):
                 if self.unacked.pop(uuid, None) is not None and acked_task == self.task_id:
                     self.task_acked = True
-            case Shutdown():
+            case ev.Shutdown():
                 self._on_shutdown(now)
-            case AgentError(message):
+            case ev.AgentError(message):
                 self._log(f"agent error: {message}")
-            case UpdateAccepted(uuid):
+            case ev.UpdateAccepted(uuid):
                 self._on_update_answer(uuid, True, "", now)
-            case UpdateRefused(uuid, detail):
+            case ev.UpdateRefused(uuid, detail):
                 self._on_update_answer(uuid, False, detail, now)
-            case Spawned(pid):
+            case ev.Spawned(pid):
                 self._on_spawned(pid, now)
-            case SpawnFailed(error):
+            case ev.SpawnFailed(error):
                 self._fail_launch(f"Failed to launch command: {error}", now)
-            case ProcessExited(status):
+            case ev.ProcessExited(status):
                 self._on_process_exited(status, now)
             case _:
                 raise TypeError(f"not a command executor event: {event!r}")
@@ -530,7 +317,7 @@ class CommandExecutorCore:
             self._exit(1)
         elif not self.connecting and now >= self.next_connect_at:
             self.connecting = True
-            self._emit(Subscribe(self._subscribe_call()))
+            self._emit(ev.Subscribe(self._subscribe_call()))
 
     # ---------------------------------------------------------------- subscription
 
@@ -594,7 +381,7 @@ class CommandExecutorCore:
         except ValueError as exc:
             self._fail_launch(f"Failed to launch command: {exc}", now)
             return
-        self._emit(Spawn(program, argv, env))
+        self._emit(ev.Spawn(program, argv, env))
 
     def _fail_launch(self, message: str, now: float) -> None:
         self._send_status(self._task_id_info(), "TASK_FAILED", message=message)
@@ -661,7 +448,7 @@ class CommandExecutorCore:
 
     def _signal(self, sig: int) -> None:
         if self.pid is not None:
-            self._emit(Signal(self.pid, sig))
+            self._emit(ev.Signal(self.pid, sig))
 
     def _on_shutdown(self, now: float) -> None:
         if self.pid is not None:
@@ -707,7 +494,7 @@ class CommandExecutorCore:
                 continue
             self.posting = uuid
             call = {"type": "UPDATE", **self.ids, "update": {"status": self.unacked[uuid]}}
-            self._emit(PostUpdate(uuid, call))
+            self._emit(ev.PostUpdate(uuid, call))
 
     def _on_update_answer(self, uuid: bytes, accepted: bool, detail: str, now: float) -> None:
         if uuid != self.posting:
@@ -728,13 +515,8 @@ class CommandExecutorCore:
         self._out.append(action)
 
     def _log(self, message: str, *, debug: bool = False) -> None:
-        self._emit(Log(message) if not debug else Debug(message))
+        self._emit(ev.Log(message) if not debug else ev.Debug(message))
 
     def _exit(self, code: int) -> None:
         self.exit_code = code
-        self._emit(Exit(code))
-
-
-class Debug(Log):
-    """A log line shown only with MEZZO_EXECUTOR_VERBOSE=1."""
-
+        self._emit(ev.Exit(code))

@@ -1,10 +1,11 @@
 """The built-in command executor's loop (stdlib only); `command.py` beside it is the entry point
 the agent runs, and documents the launch contract.
 
-The executor is three modules: `command_wire.py` (HTTP/1.1 client, chunked decoding, RecordIO,
-JSON, durations), `command_core.py` (every decision: `CommandExecutorCore.handle(event, now) ->
-actions` and `next_deadline()`; its docstring describes the behaviour) and this loop, which
-carries the core's actions out and turns what happens into the core's next events. They live
+The executor is four modules: `command_wire.py` (HTTP/1.1 client, chunked decoding, RecordIO,
+JSON, durations), `command_events.py` (the typed events and actions), `command_core.py` (every
+decision: `CommandExecutorCore.handle(event, now) -> actions` and `next_deadline()`; its
+docstring describes the behaviour) and this loop, which carries the core's actions out and
+turns what happens into the core's next events. They live
 beside `command.py` as modules, not in the script, so that their bytecode is cached: a script
 given to `python` is compiled on every start (~7.5 ms for the old one-file executor).
 
@@ -24,9 +25,11 @@ import time
 
 if __package__:  # imported as mezzo.executor.command_executor (tests, tools)
     from . import command_core as core
+    from . import command_events as ev
     from . import command_wire as wire
 else:  # run by the agent as a script: this directory is sys.path[0] (see command.py)
     import command_core as core
+    import command_events as ev
     import command_wire as wire
 
 # The wire helpers, also offered here (tests use them through this module).
@@ -128,7 +131,7 @@ class CommandExecutor:
         self.exit_code: int | None = None
 
     def run(self) -> int:
-        self.feed(core.Tick())
+        self.feed(ev.Tick())
         while self.exit_code is None:
             deadline = self.machine.next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -149,7 +152,7 @@ class CommandExecutor:
                 self.read_stream()
             deadline = self.machine.next_deadline()
             if deadline is not None and time.monotonic() >= deadline:
-                self.feed(core.Tick())
+                self.feed(ev.Tick())
         self.calls.close()
         if self.stream is not None:
             self.stream.close()
@@ -178,7 +181,7 @@ class CommandExecutor:
             events, ended = [], True
         for raw in events:
             debug(f"event {raw.get('type')}")
-            event = core.decode_event(raw)
+            event = ev.decode_event(raw)
             if event is not None:
                 self.feed(event)
             if self.stream is None or self.exit_code is not None:
@@ -187,7 +190,7 @@ class CommandExecutor:
             self.stream.close()
             self.stream = None
             self.calls.close()
-            self.feed(core.Disconnected(reason))
+            self.feed(ev.Disconnected(reason))
 
     def reap(self, *, block: bool) -> None:
         pid = self.machine.pid
@@ -202,29 +205,29 @@ class CommandExecutor:
         if self.pidfd is not None:
             posix.close(self.pidfd)
             self.pidfd = None
-        self.feed(core.ProcessExited(status))
+        self.feed(ev.ProcessExited(status))
 
     # ---------------------------------------------------------------- actions out
 
     def perform(self, action: object) -> object | None:
         """Carry out one action; the event that answers it, if any."""
         match action:
-            case core.Subscribe(call):
+            case ev.Subscribe(call):
                 return self.subscribe(call)
-            case core.PostUpdate(uuid, call):
+            case ev.PostUpdate(uuid, call):
                 return self.post_update(uuid, call)
-            case core.Spawn(program, argv, env):
+            case ev.Spawn(program, argv, env):
                 return self.spawn(program, argv, env)
-            case core.Signal(pid, sig):
+            case ev.Signal(pid, sig):
                 try:  # noqa: SIM105 - contextlib would cost an import at start-up
                     posix.killpg(pid, sig)
                 except (ProcessLookupError, PermissionError):
                     pass
-            case core.Debug(message):
+            case ev.Debug(message):
                 debug(message)
-            case core.Log(message):
+            case ev.Log(message):
                 log(message)
-            case core.Exit(code):
+            case ev.Exit(code):
                 self.exit_code = code
             case _:
                 raise TypeError(f"not a command executor action: {action!r}")
@@ -234,16 +237,16 @@ class CommandExecutor:
         try:
             self.stream = wire.EventStream.open(self.host, self.port, dumps(call).encode())
         except (OSError, EOFError, ValueError) as exc:
-            return core.ConnectFailed(str(exc), jitter())
+            return ev.ConnectFailed(str(exc), jitter())
         debug("subscribed")
-        return core.Connected()
+        return ev.Connected()
 
     def post_update(self, uuid: bytes, call: dict) -> object:
         try:
             code = self.calls.post(dumps(call).encode())
         except (OSError, EOFError, ValueError) as exc:
-            return core.UpdateRefused(uuid, str(exc))
-        return core.UpdateAccepted(uuid) if code == 202 else core.UpdateRefused(uuid, f"HTTP {code}")
+            return ev.UpdateRefused(uuid, str(exc))
+        return ev.UpdateAccepted(uuid) if code == 202 else ev.UpdateRefused(uuid, f"HTTP {code}")
 
     def spawn(self, program: str, argv: list[str], overrides: dict[str, str]) -> object:
         env = dict(self.env)
@@ -258,12 +261,12 @@ class CommandExecutor:
                 setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),
             )
         except (OSError, ValueError, TypeError) as exc:
-            return core.SpawnFailed(str(exc))
+            return ev.SpawnFailed(str(exc))
         try:
             self.pidfd = posix.pidfd_open(pid)
         except (AttributeError, OSError):  # pragma: no cover - Linux < 5.3
             self.pidfd = None
-        return core.Spawned(pid)
+        return ev.Spawned(pid)
 
 
 def main(env: dict[str, str] | None = None) -> int:
