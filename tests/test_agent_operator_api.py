@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 
+from mezzo.agent.agent import VERSION
 from tests import test_agent_api
 from tests.test_agent_api import launch_custom, post, wait_executor_started
 
@@ -43,6 +44,8 @@ async def test_agent_read_calls_answer_its_state(runtime) -> None:  # type: igno
         "get_metrics"]["metrics"]}
     assert metrics["slave/cpus_total"] == 2 and metrics["slave/executors_running"] + metrics[
         "slave/executors_registering"] == 1
+    version = (await call(rt, {"type": "GET_VERSION"}))["get_version"]["version_info"]
+    assert version["version"] == VERSION
     got = (await call(rt, {"type": "GET_AGENT"}))["get_agent"]["agent_info"]
     assert got["id"]["value"] == "agent-1" and got["hostname"] == agent.info.hostname
     frameworks = (await call(rt, {"type": "GET_FRAMEWORKS"}))["get_frameworks"]["frameworks"]
