@@ -55,6 +55,7 @@ import multiprocessing
 import os
 import random
 import resource
+import signal
 import statistics
 import sys
 import tempfile
@@ -99,7 +100,8 @@ class BusyFramework:
     """A v1 framework on raw aiohttp that fills every offer with tasks and kills each after
     its drawn duration; re-subscribes (same id) to whichever master leads after a failover."""
 
-    def __init__(self, masters: list[str], name: str, session: Any, counters: dict[str, int]) -> None:
+    def __init__(self, masters: list[str], name: str, session: Any, counters: dict[str, int],
+                 duration: tuple[float, float] = (30.0, 10.0)) -> None:
         self.masters = masters
         self.name = name
         self.session = session
@@ -112,6 +114,7 @@ class BusyFramework:
         self.subscribed = asyncio.Event()
         self.redirected = False
         self.rng = random.Random(name)
+        self.duration = duration
 
     async def run(self) -> None:
         import aiohttp
@@ -219,7 +222,7 @@ class BusyFramework:
                 "command": {"shell": True, "value": "sleep 30"},
             })
             self.running[task_id] = offer["agent_id"]
-            duration = max(1.0, self.rng.gauss(30.0, 10.0))
+            duration = max(1.0, self.rng.gauss(*self.duration))
             loop.call_later(duration, self._kill, task_id)
         self.counters["launched"] += count
         self._call({"type": "ACCEPT", "accept": {
@@ -239,7 +242,8 @@ class BusyFramework:
 
 
 def _frameworks_main(
-    masters: list[str], first: int, count: int, ready: Any, stop: Any, report: Any
+    masters: list[str], first: int, count: int, ready: Any, stop: Any, report: Any,
+    duration: tuple[float, float],
 ) -> None:
     """A framework process: `count` busy frameworks; `report` (a dict proxy) gets counters."""
     _raise_fd_limit()
@@ -253,7 +257,8 @@ def _frameworks_main(
         )
         counters = {"launched": 0, "lost": 0, "disconnects": 0, "running_updates": 0}
         frameworks = [
-            BusyFramework(list(masters), f"busy{first + i}", session, counters) for i in range(count)
+            BusyFramework(list(masters), f"busy{first + i}", session, counters, duration)
+            for i in range(count)
         ]
         runners = [asyncio.create_task(f.run()) for f in frameworks]
         await asyncio.gather(*(f.subscribed.wait() for f in frameworks))
@@ -273,7 +278,7 @@ def _frameworks_main(
 
 
 def metrics(master: HaMaster) -> dict[str, float]:
-    conn = Connection(master.url, timeout=30)
+    conn = Connection(master.url, timeout=300)  # a master busy with a surge answers late
     try:
         return json.loads(conn.request("GET", "/metrics/snapshot").body)
     finally:
@@ -384,6 +389,10 @@ def main() -> None:
     parser.add_argument("--frameworks", type=int, default=200)
     parser.add_argument("--agent-processes", type=int, default=6)
     parser.add_argument("--framework-processes", type=int, default=4)
+    parser.add_argument("--task-mean", type=float, default=30.0, help="task duration mean (s)")
+    parser.add_argument("--task-sd", type=float, default=10.0, help="task duration sd (s)")
+    parser.add_argument("--probe-timeout", type=float, default=60.0,
+                        help="seconds a test framework waits for its task to start")
     parser.add_argument("--session-timeout", default="2secs",
                         help="the masters' --zk_session_timeout (failover detection)")
     parser.add_argument("--settle", type=float, default=45.0,
@@ -391,10 +400,14 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=20.0, help="steady-state window (s)")
     parser.add_argument("--samples", type=int, default=10, help="test frameworks per size")
     parser.add_argument("--failover", action="store_true", help="also measure a failover per size")
+    parser.add_argument("--failover-at-max", action="store_true",
+                        help="with --failover: only at the largest size")
     parser.add_argument("--profile", default=None,
                         help="py-spy the leader for the window of the largest size into this SVG")
     args = parser.parse_args()
     _raise_fd_limit()
+    # SIGTERM stops the benchmark like Ctrl-C: the `finally` below stops every process.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ctx = multiprocessing.get_context("spawn")
     work = Path(tempfile.mkdtemp(prefix="mezzo-scale-"))
     zk_server = start_server(work / "zk")
@@ -427,7 +440,7 @@ def main() -> None:
                     agents += count
             start = time.monotonic()
             until(lambda m=leader, n=size: metrics(m).get("master/slaves_active", 0) >= n,
-                  600, f"{size} agents registered", interval=1.0)
+                  1800, f"{size} agents registered", interval=2.0)
             registered_s = time.monotonic() - start
             if not frameworks_procs:
                 # Agents but no tasks yet: what an agent costs the master, alone.
@@ -440,7 +453,8 @@ def main() -> None:
                     proc = ctx.Process(
                         target=_frameworks_main,
                         args=([m.url for m in cluster.masters], first,
-                              min(per_proc, args.frameworks - first), ready, stop, report),
+                              min(per_proc, args.frameworks - first), ready, stop, report,
+                              (args.task_mean, args.task_sd)),
                         daemon=True,
                     )
                     proc.start()
@@ -460,7 +474,7 @@ def main() -> None:
                 row["rss_kb_per_agent"] = round(rss_per_agent_kb, 1)
                 row["rss_kb_per_task"] = round(
                     ((row["master_rss_mb"] - rss_base) * 1024 - rss_per_agent_kb * size) / row["tasks"], 2)
-            if args.failover:
+            if args.failover and (size == max(args.sizes) or not args.failover_at_max):
                 leader = failover(cluster, leader, size, args.frameworks, reports, row)
             print(json.dumps(row), flush=True)
     finally:
@@ -508,7 +522,7 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
     samples, failures = [], 0
     for _ in range(args.samples):
         try:
-            samples.append(launch_overhead(leader.url))
+            samples.append(launch_overhead(leader.url, args.probe_timeout))
         except (OSError, RuntimeError) as exc:  # counted, not fatal: the row says how many
             print(f"launch overhead sample failed: {exc}", file=sys.stderr)
             failures += 1
