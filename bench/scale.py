@@ -442,10 +442,11 @@ def main() -> None:
             until(lambda m=leader, n=size: metrics(m).get("master/slaves_active", 0) >= n,
                   1800, f"{size} agents registered", interval=2.0)
             registered_s = time.monotonic() - start
-            if not frameworks_procs:
+            if rss_per_agent_kb is None:
                 # Agents but no tasks yet: what an agent costs the master, alone.
                 time.sleep(5.0)
                 rss_per_agent_kb = (rss_mb_of(leader) - rss_base) * 1024 / size
+            if not frameworks_procs and args.frameworks:
                 per_proc = -(-args.frameworks // args.framework_processes)
                 waits = []
                 for first in range(0, args.frameworks, per_proc):
@@ -466,9 +467,10 @@ def main() -> None:
                         raise RuntimeError("frameworks did not subscribe")
             # Let the load reach its steady state at this size: the tasks launched together on
             # the new agents end over the next ~30 ± 10 s, and new ones replace them.
-            time.sleep(args.settle)
+            time.sleep(args.settle if args.frameworks else 2.0)
             row = measure(leader, size, args, registered_s, reports,
                           profile=args.profile if size == max(args.sizes) else None)
+            row["rss_kb_per_agent_alone"] = round(rss_per_agent_kb or 0.0, 1)
             if rss_per_agent_kb is not None and row["tasks"]:
                 row["rss_base_mb"] = round(rss_base, 1)
                 row["rss_kb_per_agent"] = round(rss_per_agent_kb, 1)

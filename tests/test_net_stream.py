@@ -95,3 +95,34 @@ def test_merge_status_updates_keeps_order_around_other_calls() -> None:
     assert last.status_update is not None and last.status_update.status.task_id.value == "t3"
     assert last.status_updates == []
     assert merged[1] is pong
+
+
+async def test_idle_streams_share_one_timer_and_notice_clients_leaving(monkeypatch) -> None:
+    """Many idle streams: one liveness timer for all of them (not one each), and a client that
+    goes away while its stream is idle ends that stream, and only that one."""
+    from mezzo.net import stream as stream_module
+
+    monkeypatch.setattr(stream_module, "IDLE_CHECK_SECONDS", 0.05)
+    opened: list[RecordStream] = []
+    runner, url = await serve_stream(opened.append)
+    try:
+        async with aiohttp.ClientSession() as session:
+            clients = [await open_stream(session, url, b"{}") for _ in range(20)]
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while len(opened) < 20 or any(s._wakeup is None for s in opened):
+                assert loop.time() < deadline, "streams never went idle"
+                await asyncio.sleep(0.01)
+            idle = stream_module._idle_streams()
+            assert idle.streams == set(opened) and idle.timer is not None
+            scheduled = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+            assert len([h for h in scheduled if getattr(h._callback, "__self__", None) is idle]) == 1
+            clients[0].close()
+            first = opened[0]
+            reason = await asyncio.wait_for(first.closed, 5)
+            assert reason == "client disconnected"
+            assert not any(s.is_closed for s in opened[1:])
+            for client in clients[1:]:
+                client.close()
+    finally:
+        await runner.cleanup()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 # Records queued for a client that reads nothing; past this the stream is closed so that a
 # stuck subscriber cannot grow the server's memory without bound.
 DEFAULT_MAX_QUEUED = 100_000
-# How often the writer checks that an idle client is still connected.
+# How often idle streams' clients are checked to be still connected (one timer for all).
 IDLE_CHECK_SECONDS = 0.5
 
 
@@ -126,17 +127,16 @@ class RecordStream:
         try:
             while True:
                 if not queue:
+                    # Idle: wait for a record, or for the shared check to find the client gone
+                    # (it wakes us; the check below then ends the stream).
                     self._wakeup = loop.create_future()
+                    idle = _idle_streams()
+                    idle.add(self)
                     try:
-                        async with asyncio.timeout(IDLE_CHECK_SECONDS):
-                            await self._wakeup
-                    except TimeoutError:
-                        if self._client_gone():
-                            reason = "client disconnected"
-                            break
-                        continue
+                        await self._wakeup
                     finally:
                         self._wakeup = None
+                        idle.discard(self)
                 # Everything queued so far goes out in one write; a None ends the stream.
                 batch: list[bytes] = []
                 ending = False
@@ -172,6 +172,44 @@ class RecordStream:
             transport = self._request.transport
             if transport is not None:
                 transport.close()
+
+
+class _IdleStreams:
+    """The idle streams of one event loop, whose clients one timer checks every
+    `IDLE_CHECK_SECONDS` (waking the writer of each one found gone). One timer for all rather
+    than one per stream: a master holds a stream per agent, and at 9,000 agents per-stream
+    timers were 18,000 wake-ups a second, most of an otherwise idle master's CPU
+    (docs/benchmarks.md, "Scale"). Holds no reference to its loop, so it dies with it."""
+
+    def __init__(self) -> None:
+        self.streams: set[RecordStream] = set()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, stream: RecordStream) -> None:
+        self.streams.add(stream)
+        if self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(IDLE_CHECK_SECONDS, self._check)
+
+    def discard(self, stream: RecordStream) -> None:
+        self.streams.discard(stream)
+
+    def _check(self) -> None:
+        self.timer = None
+        for stream in [s for s in self.streams if s._client_gone()]:
+            stream._wake()
+        if self.streams:
+            self.timer = asyncio.get_running_loop().call_later(IDLE_CHECK_SECONDS, self._check)
+
+
+_IDLE: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _IdleStreams] = weakref.WeakKeyDictionary()
+
+
+def _idle_streams() -> _IdleStreams:
+    loop = asyncio.get_running_loop()
+    idle = _IDLE.get(loop)
+    if idle is None:
+        idle = _IDLE[loop] = _IdleStreams()
+    return idle
 
 
 @dataclass(frozen=True, slots=True)
