@@ -24,7 +24,7 @@ At each size (agents are added to reach it; frameworks run throughout) one JSON 
   of those 10 s; a real FINISHED would add one agent → master → scheduler hop), `--samples`
   test frameworks one after the other;
 - `allocation_cycle_ms`: p50 of the master's `allocator/mesos/allocation_run_ms` (the last
-  allocation run's duration), sampled every second of the window;
+  allocation run's duration), sampled every 5 s of the window;
 - `state_ms`: GET `/master/state` (whole body read, not parsed), with `tasks` tasks running;
   `get_state_ms`: the operator API's GET_STATE, likewise;
 - `loop_stall_max_ms`: the longest answer to GET `/health`, probed every 10 ms on its own
@@ -345,6 +345,7 @@ def launch_overhead(base: str, timeout: float = 60.0) -> tuple[float, float]:
                 raise RuntimeError(f"the test framework's stream ended ({session.stream_error})")
             if event["type"] == "OFFERS":
                 offers = event["offers"]["offers"]
+                unused = []
                 for offer in offers:
                     if not launched and _scalar(offer, "cpus") >= TASK_CPUS and _scalar(offer, "mem") >= TASK_MEM:
                         launched = True
@@ -360,7 +361,9 @@ def launch_overhead(base: str, timeout: float = 60.0) -> tuple[float, float]:
                         session.call("ACCEPT", accept={"offer_ids": [offer["id"]], "operations": [
                             {"type": "LAUNCH", "launch": {"task_infos": [task]}}]})
                     else:
-                        session.call("DECLINE", decline={"offer_ids": [offer["id"]]})
+                        unused.append(offer["id"])
+                if unused:  # one call for all: a fresh framework is offered every free agent
+                    session.call("DECLINE", decline={"offer_ids": unused})
             elif event["type"] == "UPDATE":
                 status = event["update"]["status"]
                 if "uuid" in status:
@@ -513,7 +516,7 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
     while time.monotonic() < end:
         m = metrics(leader)
         cycles.append(m.get("allocator/mesos/allocation_run_ms", 0.0))
-        time.sleep(1.0)
+        time.sleep(5.0)  # a snapshot walks every agent and framework: not too often
     cpu = proc.cpu_percent(None)
     launches_per_s = (counters(reports).get("launched", 0) - launched_before) / (time.monotonic() - window_start)
     rss_mb = proc.memory_info().rss / 2**20

@@ -126,3 +126,28 @@ async def test_idle_streams_share_one_timer_and_notice_clients_leaving(monkeypat
                 client.close()
     finally:
         await runner.cleanup()
+
+
+async def test_idle_checks_go_round_in_batches(monkeypatch) -> None:
+    """With more idle streams than a batch, each tick checks one batch: every stream is still
+    checked within ceil(streams / batch) ticks."""
+    from mezzo.net import stream as stream_module
+
+    monkeypatch.setattr(stream_module, "IDLE_CHECK_SECONDS", 0.02)
+    monkeypatch.setattr(stream_module, "IDLE_CHECK_BATCH", 3)
+    opened: list[RecordStream] = []
+    runner, url = await serve_stream(opened.append)
+    try:
+        async with aiohttp.ClientSession() as session:
+            clients = [await open_stream(session, url, b"{}") for _ in range(8)]
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while len(opened) < 8 or any(s._wakeup is None for s in opened):
+                assert loop.time() < deadline, "streams never went idle"
+                await asyncio.sleep(0.01)
+            for client in clients:
+                client.close()
+            reasons = await asyncio.wait_for(asyncio.gather(*(s.closed for s in opened)), 5)
+            assert set(reasons) == {"client disconnected"}
+    finally:
+        await runner.cleanup()

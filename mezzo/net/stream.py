@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_QUEUED = 100_000
 # How often idle streams' clients are checked to be still connected (one timer for all).
 IDLE_CHECK_SECONDS = 0.5
+# How many idle streams one check looks at (the rest wait for the next ticks).
+IDLE_CHECK_BATCH = 1000
 
 
 class RecordStream:
@@ -184,6 +186,8 @@ class _IdleStreams:
     def __init__(self) -> None:
         self.streams: set[RecordStream] = set()
         self.timer: asyncio.TimerHandle | None = None
+        self._round: list[RecordStream] = []  # this round's streams, checked a batch a tick
+        self._cursor = 0
 
     def add(self, stream: RecordStream) -> None:
         self.streams.add(stream)
@@ -195,7 +199,13 @@ class _IdleStreams:
 
     def _check(self) -> None:
         self.timer = None
-        for stream in [s for s in self.streams if s._client_gone()]:
+        # At most IDLE_CHECK_BATCH streams a tick, round-robin: a bounded cost per tick, and a
+        # gone client is still noticed within ceil(streams / batch) ticks.
+        if self._cursor >= len(self._round):
+            self._round, self._cursor = list(self.streams), 0
+        batch = self._round[self._cursor : self._cursor + IDLE_CHECK_BATCH]
+        self._cursor += IDLE_CHECK_BATCH
+        for stream in [s for s in batch if s in self.streams and s._client_gone()]:
             stream._wake()
         if self.streams:
             self.timer = asyncio.get_running_loop().call_later(IDLE_CHECK_SECONDS, self._check)
