@@ -22,6 +22,7 @@ def test_the_plan_is_seeded_and_holds_every_fault() -> None:
     assert all(0 < f.at < ChaosOptions().window for f in plan)
 
 
+@pytest.mark.timeout(400)  # the run ends by itself within ~4 min (ChaosOptions.deadline); margin for load
 def test_chaos(tmp_path: Path) -> None:
     install, reason = find_zookeeper()
     if install is None:
