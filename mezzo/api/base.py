@@ -28,7 +28,7 @@ Assigning None to such a field after construction makes it unset again (omitted 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, dataclass_transform
 
 import msgspec
 
@@ -38,16 +38,22 @@ from mezzo.core.errors import DecodeError
 class _MessageMeta(msgspec.StructMeta):
     # msgspec applies `kw_only` only to the fields of the class that sets it; wire records
     # list required fields after optional ones (proto order), so every subclass needs it.
-    def __new__(mcls, name: str, bases: tuple[type, ...], ns: dict[str, Any], **kwargs: Any):
+    def __new__(
+        mcls, name: str, bases: tuple[type, ...], ns: dict[str, Any], **kwargs: Any
+    ) -> _MessageMeta:
         kwargs.setdefault("kw_only", True)
         return super().__new__(mcls, name, bases, ns, **kwargs)
 
 
+# Tells the type checker what the metaclass does: subclasses are keyword-only records. mypy's
+# dataclass model also forbids a frozen subclass of a non-frozen class, which msgspec allows
+# (and the frozen id records need): those class lines carry `type: ignore[misc]`.
+@dataclass_transform(kw_only_default=True, field_specifiers=(msgspec.field,))
 class Message(msgspec.Struct, metaclass=_MessageMeta, omit_defaults=True):
     """Base class of every wire record (JSON object); fields are keyword-only."""
 
 
-class IdMessage(Message, frozen=True):
+class IdMessage(Message, frozen=True):  # type: ignore[misc]  # see Message
     """Base of the `{"value": "..."}` id records: immutable and hashable."""
 
     value: str

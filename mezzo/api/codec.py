@@ -81,7 +81,7 @@ def decode(data: bytes | str, type_: type[T]) -> T:
             raise JSONSyntaxError(f"not JSON: invalid UTF-8 at byte {exc.start}") from None
     if _too_deep(raw):
         raise JSONSyntaxError(f"not JSON: nested deeper than {MAX_DEPTH} levels")
-    decoder = _decoders.get(type_)
+    decoder: msgspec.json.Decoder[T] | None = _decoders.get(type_)
     if decoder is None:
         decoder = _decoders[type_] = msgspec.json.Decoder(type_, strict=False)
     try:
@@ -181,7 +181,7 @@ def _repair(root: Any, type_: Any, message: str, path: str) -> bool:
     if message.startswith("Expected `array`") and not isinstance(value, list | str):
         parent[last] = [value]  # bare value for a repeated field
         return True
-    if message.startswith("Invalid enum value") and isinstance(parent, dict):
+    if message.startswith("Invalid enum value") and isinstance(parent, dict) and isinstance(last, str):
         # Unknown enum name: unset the field, unless the field is required (then the original
         # error stands; detected by converting again without it).
         del parent[last]

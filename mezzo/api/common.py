@@ -17,42 +17,42 @@ from mezzo.api.base import IdMessage, Message, WithProtoDefaults
 # --------------------------------------------------------------------------- ids, time
 
 
-class FrameworkID(IdMessage, frozen=True):
+class FrameworkID(IdMessage, frozen=True):  # type: ignore[misc]  # see mezzo.api.base.Message
     pass
 
 
-class OfferID(IdMessage, frozen=True):
+class OfferID(IdMessage, frozen=True):  # type: ignore[misc]  # see mezzo.api.base.Message
     pass
 
 
-class AgentID(IdMessage, frozen=True):
+class AgentID(IdMessage, frozen=True):  # type: ignore[misc]  # see mezzo.api.base.Message
     pass
 
 
-class TaskID(IdMessage, frozen=True):
+class TaskID(IdMessage, frozen=True):  # type: ignore[misc]  # see mezzo.api.base.Message
     pass
 
 
-class ExecutorID(IdMessage, frozen=True):
+class ExecutorID(IdMessage, frozen=True):  # type: ignore[misc]  # see mezzo.api.base.Message
     pass
 
 
-class OperationID(IdMessage, frozen=True):
+class OperationID(IdMessage, frozen=True):  # type: ignore[misc]  # see mezzo.api.base.Message
     pass
 
 
-class ResourceProviderID(IdMessage, frozen=True):
+class ResourceProviderID(IdMessage, frozen=True):  # type: ignore[misc]  # see mezzo.api.base.Message
     pass
 
 
-class ContainerID(Message, frozen=True):
+class ContainerID(Message, frozen=True):  # type: ignore[misc]  # see mezzo.api.base.Message
     """A container id; nested containers name their parent."""
 
     value: str
     parent: ContainerID | None = None
 
 
-class UUID(Message, frozen=True):
+class UUID(Message, frozen=True):  # type: ignore[misc]  # see mezzo.api.base.Message
     """The `UUID` message (`{"value": <base64 of 16 bytes>}`), used by operation feedback."""
 
     value: bytes
@@ -167,8 +167,8 @@ class Volume(Message):
 
 class DiskSource(Message):
     type: str | None = None
-    path: dict | None = None
-    mount: dict | None = None
+    path: dict[str, Any] | None = None
+    mount: dict[str, Any] | None = None
     id: str | None = None
     profile: str | None = None
 

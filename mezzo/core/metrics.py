@@ -147,7 +147,7 @@ class _SnapshotCollector:
 
 def prometheus_text(snapshot: dict[str, float], metrics: DaemonMetrics | Iterable[DaemonMetrics]) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SnapshotCollector(snapshot))  # type: ignore[arg-type]
+    registry.register(_SnapshotCollector(snapshot))
     body = generate_latest(registry)
     for daemon in [metrics] if isinstance(metrics, DaemonMetrics) else metrics:
         body += generate_latest(daemon.registry)

@@ -10,6 +10,7 @@ from mezzo.api.common import (
     AgentID,
     AgentInfo,
     FrameworkID,
+    FrameworkInfo,
     Reason,
     TaskID,
     TaskState,
@@ -341,7 +342,9 @@ class AgentCalls(MasterBase):
                 ),
             )
 
-    def _framework_for(self, framework_id: str, infos: dict, now: float) -> FrameworkRecord | None:
+    def _framework_for(
+        self, framework_id: str, infos: dict[str, FrameworkInfo], now: float
+    ) -> FrameworkRecord | None:
         framework = self.frameworks.get(framework_id)
         if framework is not None:
             return framework

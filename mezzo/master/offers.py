@@ -22,6 +22,7 @@ from mezzo.api.common import (
     ExecutorInfo,
     ExecutorType,
     FrameworkID,
+    LaunchGroup,
     Offer,
     OfferID,
     OfferOperationType,
@@ -220,7 +221,8 @@ class OfferCalls(MasterBase):
                 for task in op.launch.task_infos:
                     available = self._launch(framework, agent, role, available, task)
             elif op.type == OfferOperationType.LAUNCH_GROUP:
-                available = self._launch_group(framework, agent, role, available, op)
+                assert op.launch_group is not None
+                available = self._launch_group(framework, agent, role, available, op.launch_group)
         if available:
             refuse = self.refusal_seconds(refuse_seconds(call.filters), declined=False)
             self.allocator.recover_resources(framework.id, agent.id, available, refuse, self.now())
@@ -382,9 +384,13 @@ class OfferCalls(MasterBase):
         return available
 
     def _launch_group(
-        self, framework: FrameworkRecord, agent: AgentRecord, role: str, available: Resources, op
+        self,
+        framework: FrameworkRecord,
+        agent: AgentRecord,
+        role: str,
+        available: Resources,
+        group: LaunchGroup,
     ) -> Resources:
-        group = op.launch_group
         executor: ExecutorInfo = group.executor
         tasks = group.task_group.tasks
         problem: str | None = None if tasks else "Task group is empty"

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from mezzo.api import operator as op
 from mezzo.core.errors import CallRefused
 from mezzo.master.base import MasterBase
-from mezzo.master.records import TaskRecord
+from mezzo.master.records import FrameworkRecord, TaskRecord
 from mezzo.master.registry import UpdateWeights
 from mezzo.resources import role_error
 
 
 class OperatorCalls(MasterBase):
+    if TYPE_CHECKING:
+        # Decisions of sibling mixins that these calls reuse; `Master` composes them all.
+        def remove_framework(self, framework: FrameworkRecord) -> None: ...  # FrameworkCalls
+        def mark_gone(self, agent_id: str) -> bool: ...  # AgentCalls
+
     def update_weights(self, infos: Iterable[op.WeightInfo]) -> None:
         """UPDATE_WEIGHTS (Mesos's validation and messages): the new weights are stored, the
         allocator uses them, and if a changed role has frameworks every outstanding offer is

@@ -216,11 +216,11 @@ class TaskCalls(MasterBase):
                 self.send_update(framework, self._reconciled(framework, task))
             return
         for entry in call.tasks:
-            task = framework.tasks.get(entry.task_id.value) or framework.unreachable_tasks.get(
+            known: TaskRecord | None = framework.tasks.get(
                 entry.task_id.value
-            )
-            if task is not None:
-                self.send_update(framework, self._reconciled(framework, task))
+            ) or framework.unreachable_tasks.get(entry.task_id.value)
+            if known is not None:
+                self.send_update(framework, self._reconciled(framework, known))
                 continue
             status = self._reconcile_unknown(framework, entry)
             if status is not None:

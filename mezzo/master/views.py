@@ -15,7 +15,7 @@ import msgspec
 from mezzo import __version__
 from mezzo.api import operator as op
 from mezzo.api.codec import to_builtins
-from mezzo.api.common import AgentID, FrameworkID, TaskState, is_terminal
+from mezzo.api.common import AgentID, FrameworkID, Task, TaskState, is_terminal
 from mezzo.master.base import MasterBase
 from mezzo.master.events import framework_entry
 from mezzo.master.records import AgentRecord, FrameworkRecord, TaskRecord, time_info
@@ -381,7 +381,9 @@ def get_agents(master: MasterBase) -> op.GetAgents:
 
 
 def get_tasks(master: MasterBase) -> op.GetTasks:
-    tasks, unreachable, completed = [], [], []
+    tasks: list[Task] = []
+    unreachable: list[Task] = []
+    completed: list[Task] = []
     for fw in [*master.frameworks.values(), *master.completed_frameworks.values()]:
         fid = FrameworkID(value=fw.id)
         tasks.extend(t.to_wire(fid) for t in fw.tasks.values())

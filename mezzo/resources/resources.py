@@ -250,9 +250,9 @@ class Resources:
             fixed: dict[str, int] = {}
             for k, v in self._items.items():
                 name = k[0]  # index, not .name: NamedTuple properties cost on this path
-                if type(v) is int:
+                if isinstance(v, int):  # isinstance, not type() is: mypy narrows both branches
                     fixed[name] = fixed.get(name, 0) + v
-                elif type(v) is tuple:
+                elif isinstance(v, tuple):
                     acc[name] = acc.get(name, 0) + _ranges_count(v)
                 else:
                     acc[name] = acc.get(name, 0) + len(v)

@@ -230,16 +230,16 @@ def is_empty(value: Value) -> bool:
 
 def quantity(value: Value) -> float:
     """The number the sorter sees: the scalar, or how many range values / set items."""
-    if type(value) is int:
+    if isinstance(value, int):
         return value / SCALE
-    if type(value) is tuple:
+    if isinstance(value, tuple):
         return float(ranges_count(value))
     return float(len(value))
 
 
 def format_value(value: Value) -> str:
-    if type(value) is int:
+    if isinstance(value, int):
         return format_scalar(value)
-    if type(value) is tuple:
+    if isinstance(value, tuple):
         return format_ranges(value)
     return "{" + ",".join(sorted(value)) + "}"

@@ -76,14 +76,14 @@ def reservations_from_wire(r: api.Resource, where: str) -> tuple[Reservation, ..
                     )
             stack.append(Reservation(rtype, role, info.principal, _labels_in(info.labels)))
         return tuple(stack)
-    role = r.role
-    if role is None or role == DEFAULT_ROLE:
+    given: str | None = r.role
+    if given is None or given == DEFAULT_ROLE:
         if r.reservation is None:
             return ()
-        role = r.reservation.role  # some old clients put the role inside `reservation`
-        if role is None or role == DEFAULT_ROLE:
+        given = r.reservation.role  # some old clients put the role inside `reservation`
+        if given is None or given == DEFAULT_ROLE:
             raise ValidationError(f"{where}: a dynamic reservation needs a role other than '*'")
-    _check_role(role, where)
+    role = _check_role(given, where)
     if r.reservation is None:
         return (Reservation(STATIC, role),)
     res = r.reservation
@@ -205,14 +205,15 @@ def item_to_wire(
     item: ResourceItem, *, refinement: bool = True, with_allocation: bool = False
 ) -> api.Resource:
     key, value = item
-    kind = key.kind
-    r = api.Resource(name=key.name, type=_TYPE_OF_KIND[kind])
-    if kind == values.SCALAR:
-        r.scalar = api.Scalar(value=value / values.SCALE)  # type: ignore[operator]
-    elif kind == values.RANGES:
-        r.ranges = api.Ranges(range=[api.Range(begin=b, end=e) for b, e in value])  # type: ignore[misc]
+    r = api.Resource(name=key.name, type=_TYPE_OF_KIND[key.kind])
+    # The key's kind and the value's type agree (values.kind_of); test the value so the
+    # type checker follows.
+    if isinstance(value, int):
+        r.scalar = api.Scalar(value=value / values.SCALE)
+    elif isinstance(value, tuple):
+        r.ranges = api.Ranges(range=[api.Range(begin=b, end=e) for b, e in value])
     else:
-        r.set = api.ValueSet(item=sorted(value))  # type: ignore[arg-type]
+        r.set = api.ValueSet(item=sorted(value))
     stack = key.reservations
     if refinement:
         if stack:

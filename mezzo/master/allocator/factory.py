@@ -16,7 +16,7 @@ from mezzo.master.allocator.hierarchical import HierarchicalAllocator
 DEFAULT_ALLOCATOR = "hierarchical"
 
 
-def _load_class(path: str) -> type:
+def _load_class(path: str) -> type[Allocator]:
     module_name, sep, attr = path.partition(":")
     if not sep:
         module_name, _, attr = path.rpartition(".")

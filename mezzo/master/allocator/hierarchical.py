@@ -487,16 +487,17 @@ class HierarchicalAllocator(Allocator):
                     continue
             else:
                 offer = available
-                q = agent.available_q
-                if q is None:
+                cached = agent.available_q
+                if cached is None:
                     # An agent offered whole still has its `total` object as `available`:
                     # reuse the quantities computed when it was added.
                     if available is agent.total:
-                        q = agent.total_q
+                        cached = agent.total_q
                     else:
-                        q = scalar_quantities(available)
-                    agent.available_q = q
-                    agent.available_ok = self._allocatable(q)
+                        cached = scalar_quantities(available)
+                    agent.available_q = cached
+                    agent.available_ok = self._allocatable(cached)
+                q = cached
                 if not agent.available_ok:
                     return
             bits = self._bits[role]
@@ -542,9 +543,9 @@ class HierarchicalAllocator(Allocator):
                 mask = group.mask
                 while mask:
                     low = mask & -mask
-                    role = role_of_bit.get(low.bit_length() - 1)
-                    if role is not None:
-                        filters_by_role[role] = filters_by_role.get(role, 0) + 1
+                    filtered_role = role_of_bit.get(low.bit_length() - 1)
+                    if filtered_role is not None:
+                        filters_by_role[filtered_role] = filters_by_role.get(filtered_role, 0) + 1
                     mask ^= low
         return AllocatorStatistics(
             allocation_runs=self._runs,

@@ -53,7 +53,7 @@ class RoleTree:
 
     # -- membership --------------------------------------------------------------------------
     def __contains__(self, role: object) -> bool:
-        node = self._nodes.get(role)  # type: ignore[arg-type]
+        node = self._nodes.get(role) if isinstance(role, str) else None
         return node is not None and node.is_role
 
     def roles(self) -> list[str]:

@@ -50,7 +50,7 @@ class DRFSorter(Sorter):
     ) -> None:
         super().__init__(totals, excluded=excluded)
         self._clients: dict[str, _Client] = {}
-        self._order: SortedList = SortedList()  # keys of active clients
+        self._order: SortedList[tuple[float, int, str]] = SortedList()  # keys of active clients
         # 1/total per counted resource, valid for `_seen_version` of the pool.
         self._inverse: dict[str, float] = {}
         self._seen_version = -1
