@@ -1,6 +1,8 @@
 """The agent's flags (spec §9.2) and resource discovery (§9.3).
 
-Owns `AgentFlags` (one options object, built by the CLI or by tests), parsing of
+Owns `FLAGS` (each command-line flag declared once: name, default, help, type; see
+`mezzo.core.flags`), `AgentFlags` (one options object, built by `AgentFlags.parse` for the CLI
+or directly by tests), parsing of
 `--resources` (Mesos text, JSON array, or `file://` path), `--attributes`
 (`rack:r1;zone:a;keys:[1-10];level:10`) and the discovery of the resources that are not named:
 cpus, mem minus a system reserve, disk of the work_dir filesystem, ports 31000-32000.
@@ -10,18 +12,51 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import psutil
 
 from mezzo.agent.containerizer import DEFAULT_ISOLATION
 from mezzo.api.common import Attribute, Range, Ranges, Scalar, Text, ValueType
-from mezzo.core.durations import format_duration, parse_duration
+from mezzo.core.durations import format_duration
 from mezzo.core.errors import ConfigError, ValidationError
+from mezzo.core.flags import BOOL, DURATION, INT, JSON_OBJECT, WORDS, Flag, FlagSet, read_file_value
 from mezzo.resources import DEFAULT_ROLE, Resources
 
 DEFAULT_PORTS = "[31000-32000]"
 MB = 1024 * 1024
+
+FLAGS = FlagSet([
+    Flag("master", None, "leading master: host:port or zk://host:port,.../path (required)"),
+    Flag("work_dir", None, "sandboxes and checkpoints (required)"),
+    Flag("ip", None, "address to bind (default: all interfaces)"),
+    Flag("advertise_ip", None, "address published to executors and the master"),
+    Flag("port", "5051", "port to bind; 0 picks a free one", INT, minimum=0),
+    Flag("hostname", None, "hostname published in offers (default: this host's name)"),
+    Flag("resources", None, "Mesos text (cpus:4;mem:1024), JSON array, or file://path"),
+    Flag("attributes", None, "rack:r1;zone:a;keys:[1-10];level:10"),
+    Flag("default_role", DEFAULT_ROLE, "role of resources given without one"),
+    Flag("isolation", None, "isolators, e.g. cgroups/cpu,cgroups/mem,cgroups/pids or auto"),
+    Flag("cgroups_root", "mezzo", "cgroup under which containers are created"),
+    Flag("recover", "reconnect",
+         "reconnect: re-attach to old executors; cleanup: kill them, exit"),
+    Flag("recovery_timeout", "15mins", "how long checkpointing executors wait for the agent",
+         DURATION),
+    Flag("executor_registration_timeout", "1mins", "time an executor has to subscribe", DURATION),
+    Flag("executor_shutdown_grace_period", "5secs", "SHUTDOWN to destroy", DURATION),
+    Flag("executor_reregistration_timeout", "2secs", "time old executors have to re-subscribe",
+         DURATION),
+    Flag("registration_backoff_factor", "1secs", "initial (re-)registration backoff", DURATION),
+    Flag("switch_user", "true", "run tasks as their framework's / command's user", BOOL),
+    Flag("http_command_executor", "false", "value of MESOS_HTTP_COMMAND_EXECUTOR", BOOL),
+    Flag("executor_environment_variables", None,
+         "JSON object (or file:///path of one) replacing the inherited env", JSON_OBJECT),
+    Flag("status_update_retry_interval", "10secs", "first status update resend interval",
+         DURATION),
+    Flag("command_executor", None, "argv (shell words) of the command executor (testing)", WORDS),
+])
 
 
 @dataclass
@@ -57,6 +92,22 @@ class AgentFlags:
     pids_max: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def parse(
+        cls, values: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> AgentFlags:
+        """Validated flags from `{name: text}` (names with `_` or `-`; None or missing = the
+        default) and, if given, the environment's `MESOS_<NAME>` (the command line wins)."""
+        raw, _ = FLAGS.collect(values, environ)
+        flags = cls()
+        for name, text in raw.items():
+            value = FLAGS[name].parse(text)
+            if name == "executor_environment_variables":
+                value = {str(k): str(v) for k, v in value.items()}
+            setattr(flags, name, value)
+        flags.validate()
+        return flags
+
     def validate(self) -> None:
         if not self.work_dir:
             raise ConfigError("--work_dir is required")
@@ -88,24 +139,7 @@ class AgentFlags:
         return out
 
 
-def duration_flag(name: str, text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ConfigError as e:
-        raise ConfigError(f"--{name}: {e}") from None
-
-
 # --------------------------------------------------------------------------- resources
-
-
-def _read_flag_value(text: str) -> str:
-    if text.startswith("file://"):
-        try:
-            with open(text[len("file://") :]) as f:
-                return f.read().strip()
-        except OSError as e:
-            raise ConfigError(f"cannot read {text}: {e}") from None
-    return text
 
 
 def discover_resources(flags: AgentFlags) -> Resources:
@@ -113,7 +147,7 @@ def discover_resources(flags: AgentFlags) -> Resources:
     given = Resources()
     if flags.resources:
         try:
-            given = Resources.parse(_read_flag_value(flags.resources), flags.default_role)
+            given = Resources.parse(read_file_value(flags.resources), flags.default_role)
         except ValidationError as e:
             raise ConfigError(f"--resources: {e}") from None
     names = given.names()
@@ -146,7 +180,7 @@ def parse_attributes(text: str | None) -> list[Attribute]:
     if not text:
         return []
     out: list[Attribute] = []
-    for token in _read_flag_value(text).split(";"):
+    for token in read_file_value(text).split(";"):
         token = token.strip()
         if not token:
             continue

@@ -1,7 +1,9 @@
 """Master flags, spelled as Mesos spells them (spec §9.1); dashed spellings are accepted.
 
-`FLAGS` is the one table (name, default, help); `MasterFlags.parse(values)` turns the raw
-strings into typed values, raising a one-line `ConfigError` naming the flag. The CLI builds its
+`FLAGS` declares each flag once (name, default, help, type; `mezzo.core.flags`);
+`MasterFlags.parse(values, environ)` turns the raw strings (command line over `MESOS_<NAME>`
+over the default) into typed values and checks the rules that span flags, raising a one-line
+`ConfigError` naming the flag. The CLI builds its
 options from the same table, so `--help`, GET_FLAGS and /master/state list the same names.
 """
 
@@ -10,83 +12,61 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mezzo.core.durations import format_duration, parse_duration
+from mezzo.core.durations import format_duration
 from mezzo.core.errors import ConfigError
+from mezzo.core.flags import BOOL, DURATION, INT, Flag, FlagSet
 from mezzo.core.zkurl import parse_zk_url
 from mezzo.master.allocator import DEFAULT_ALLOCATOR, DEFAULT_MIN_ALLOCATABLE, parse_min_allocatable
 from mezzo.master.base import MasterOptions
 from mezzo.resources import role_error
 
-# name -> (default as a string or None, help)
-FLAGS: dict[str, tuple[str | None, str]] = {
-    "ip": ("0.0.0.0", "IP address to listen on"),
-    "port": ("5050", "Port to listen on (0 picks a free port)"),
-    "hostname": (None, "Hostname advertised to frameworks and agents (default: the host name)"),
-    "advertise_ip": (None, "IP address advertised (redirects, ZooKeeper)"),
-    "advertise_port": (None, "Port advertised"),
-    "work_dir": (None, "Directory of the registry (sqlite); default ./mezzo-master-<port>"),
-    "registry": (
-        "sqlite",
-        "Registry store: sqlite (under --work_dir), sqlite:<path>, in_memory; with --zk the "
-        "default is ZooKeeper (<zk path>/log_replicas)",
-    ),
-    "zk": (None, "ZooKeeper URL for leader election and the registry: zk://h1:2181,h2:2181/path"),
-    "zk_session_timeout": ("10secs", "ZooKeeper session timeout (leader failure detection)"),
-    "quorum": (None, "Accepted for Mesos compatibility (replicated-log quorum); ZooKeeper's own "
-               "quorum replicates the registry here (see docs/ha.md)"),
-    "allocator": (DEFAULT_ALLOCATOR, "Allocator name (hierarchical, random) or module:Class path"),
-    "allocation_interval": ("1secs", "Period of batch allocations"),
-    "allocation_coalesce_window": (
-        "5ms",
-        "Events that call for an allocation (agent or framework added, resources freed, "
-        "revive) within this window make one allocation run; 0 runs at the next timer pass",
-    ),
-    "offer_timeout": (None, "Rescind offers not answered within this duration (default: never)"),
-    "agent_ping_timeout": ("15secs", "Time an agent has to answer a ping"),
-    "max_agent_ping_timeouts": ("5", "Missed pings before an agent is unreachable"),
-    "agent_reregister_timeout": ("10mins", "Time agents have to re-register after failover"),
-    "weights": (None, "Role weights: role=weight,role=weight"),
-    "roles": (None, "Comma-separated role whitelist (default: any role)"),
-    "min_allocatable_resources": (DEFAULT_MIN_ALLOCATABLE, "Smallest offerable chunk"),
-    "fair_sharing_excluded_resource_names": (None, "Resource names left out of DRF shares"),
-    "max_completed_frameworks": ("50", "Completed frameworks kept in memory"),
-    "max_completed_tasks_per_framework": ("1000", "Completed tasks kept per framework"),
-    "max_operator_event_stream_subscribers": (
-        "1000", "Operator event stream subscribers; past it the oldest stream is closed"),
-    "root_submissions": ("true", "Allow frameworks to run tasks as root"),
-    "port_file": (None, "Write the bound port to this file once listening (for tests)"),
-    "logging_level": ("INFO", "Logging level"),
-    "log_dir": (None, "Also write the log to <log_dir>/mezzo-master.INFO (served as /master/log)"),
-}
-
-
-def _bool(name: str, text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise ConfigError(f"--{name}: expected true or false, got {text!r}")
-
-
-def _int(name: str, text: str, minimum: int = 0) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"--{name}: expected an integer, got {text!r}") from None
-    if value < minimum:
-        raise ConfigError(f"--{name}: must be at least {minimum}, got {value}")
-    return value
-
-
-def _duration(name: str, text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ConfigError as exc:
-        raise ConfigError(f"--{name}: {exc}") from None
+FLAGS = FlagSet([
+    Flag("ip", "0.0.0.0", "IP address to listen on"),
+    Flag("port", "5050", "Port to listen on (0 picks a free port)", INT, minimum=0),
+    Flag("hostname", None,
+         "Hostname advertised to frameworks and agents (default: the host name)"),
+    Flag("advertise_ip", None, "IP address advertised (redirects, ZooKeeper)"),
+    Flag("advertise_port", None, "Port advertised", INT, minimum=0),
+    Flag("work_dir", None, "Directory of the registry (sqlite); default ./mezzo-master-<port>"),
+    Flag("registry", "sqlite", "Registry store: sqlite (under --work_dir), sqlite:<path>, "
+         "in_memory; with --zk the default is ZooKeeper (<zk path>/log_replicas)"),
+    Flag("zk", None,
+         "ZooKeeper URL for leader election and the registry: zk://h1:2181,h2:2181/path"),
+    Flag("zk_session_timeout", "10secs",
+         "ZooKeeper session timeout (leader failure detection)", DURATION),
+    Flag("quorum", None, "Accepted for Mesos compatibility (replicated-log quorum); "
+         "ZooKeeper's own quorum replicates the registry here (see docs/ha.md)", INT, minimum=1),
+    Flag("allocator", DEFAULT_ALLOCATOR, "Allocator name (hierarchical, random) or module:Class path"),
+    Flag("allocation_interval", "1secs", "Period of batch allocations", DURATION),
+    Flag("allocation_coalesce_window", "5ms",
+         "Events that call for an allocation (agent or framework added, resources freed, "
+         "revive) within this window make one allocation run; 0 runs at the next timer pass",
+         DURATION),
+    Flag("offer_timeout", None,
+         "Rescind offers not answered within this duration (default: never)", DURATION),
+    Flag("agent_ping_timeout", "15secs", "Time an agent has to answer a ping", DURATION),
+    Flag("max_agent_ping_timeouts", "5", "Missed pings before an agent is unreachable", INT, minimum=1),
+    Flag("agent_reregister_timeout", "10mins",
+         "Time agents have to re-register after failover", DURATION),
+    Flag("weights", None, "Role weights: role=weight,role=weight"),
+    Flag("roles", None, "Comma-separated role whitelist (default: any role)"),
+    Flag("min_allocatable_resources", DEFAULT_MIN_ALLOCATABLE, "Smallest offerable chunk"),
+    Flag("fair_sharing_excluded_resource_names", None, "Resource names left out of DRF shares"),
+    Flag("max_completed_frameworks", "50", "Completed frameworks kept in memory", INT, minimum=0),
+    Flag("max_completed_tasks_per_framework", "1000",
+         "Completed tasks kept per framework", INT, minimum=0),
+    Flag("max_operator_event_stream_subscribers", "1000",
+         "Operator event stream subscribers; past it the oldest stream is closed", INT, minimum=1),
+    Flag("root_submissions", "true", "Allow frameworks to run tasks as root", BOOL),
+    Flag("port_file", None, "Write the bound port to this file once listening (for tests)"),
+    Flag("logging_level", "INFO", "Logging level"),
+    Flag("log_dir", None,
+         "Also write the log to <log_dir>/mezzo-master.INFO (served as /master/log)"),
+])
 
 
 def parse_weights(text: str | None) -> dict[str, float]:
@@ -135,25 +115,25 @@ class MasterFlags:
     raw: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, values: dict[str, Any] | None = None) -> MasterFlags:
-        """Typed flags from `{name: text}` (names with `_` or `-`; missing = default)."""
-        given: dict[str, str] = {}
-        for key, value in (values or {}).items():
-            name = key.lstrip("-").replace("-", "_")
-            if name not in FLAGS:
-                raise ConfigError(f"unknown flag --{name}")
-            if value is not None:
-                given[name] = str(value)
-        raw = {n: given.get(n, d) for n, (d, _) in FLAGS.items() if given.get(n, d) is not None}
+    def parse(
+        cls, values: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> MasterFlags:
+        """Typed flags from `{name: text}` (names with `_` or `-`; missing = default) and, if
+        given, the environment's `MESOS_<NAME>` variables (the command line wins)."""
+        raw, given = FLAGS.collect(values, environ)
         get = raw.get
-        flags = cls(raw=raw)  # type: ignore[arg-type]
+
+        def typed(name: str) -> Any:
+            return FLAGS[name].parse(raw[name])
+
+        flags = cls(raw=raw)
         flags.ip = raw["ip"]
-        flags.port = _int("port", raw["port"])
+        flags.port = typed("port")
         if flags.port > 65535:
             raise ConfigError(f"--port: must be at most 65535, got {flags.port}")
         flags.hostname = get("hostname")
         flags.advertise_ip = get("advertise_ip")
-        flags.advertise_port = _int("advertise_port", raw["advertise_port"]) if "advertise_port" in raw else None
+        flags.advertise_port = typed("advertise_port") if "advertise_port" in raw else None
         flags.work_dir = get("work_dir")
         flags.log_dir = get("log_dir")
         flags.registry = raw["registry"]
@@ -172,10 +152,10 @@ class MasterFlags:
 
                 flags.registry = str(dataclasses.replace(url, path=registry_root(url.path)))
                 raw["registry"] = flags.registry
-        flags.zk_session_timeout = _duration("zk_session_timeout", raw["zk_session_timeout"])
+        flags.zk_session_timeout = typed("zk_session_timeout")
         if not 0.5 <= flags.zk_session_timeout <= 3600.0:
             raise ConfigError("--zk_session_timeout: must be between 500ms and 1hrs")
-        flags.quorum = _int("quorum", raw["quorum"], 1) if "quorum" in raw else None
+        flags.quorum = typed("quorum") if "quorum" in raw else None
         flags.allocator = raw["allocator"]
         flags.weights = parse_weights(get("weights"))
         if get("roles"):
@@ -194,32 +174,28 @@ class MasterFlags:
         flags.fair_sharing_excluded_resource_names = [n.strip() for n in excluded.split(",")] if excluded else []
         flags.port_file = get("port_file")
         flags.logging_level = raw["logging_level"].upper()
-        interval = _duration("allocation_interval", raw["allocation_interval"])
+        interval = typed("allocation_interval")
         if interval <= 0:
             raise ConfigError("--allocation_interval: must be positive")
-        window = _duration("allocation_coalesce_window", raw["allocation_coalesce_window"])
+        window = typed("allocation_coalesce_window")
         if not 0.0 <= window <= interval:
             raise ConfigError("--allocation_coalesce_window: must be between 0 and --allocation_interval")
-        ping = _duration("agent_ping_timeout", raw["agent_ping_timeout"])
+        ping = typed("agent_ping_timeout")
         if not 1.0 <= ping <= 3600.0:
             raise ConfigError("--agent_ping_timeout: must be between 1secs and 1hrs")
         flags.options = MasterOptions(
             allocation_interval=interval,
             allocation_coalesce_window=window,
-            offer_timeout=_duration("offer_timeout", raw["offer_timeout"]) if "offer_timeout" in raw else None,
+            offer_timeout=typed("offer_timeout") if "offer_timeout" in raw else None,
             agent_ping_timeout=ping,
-            max_agent_ping_timeouts=_int("max_agent_ping_timeouts", raw["max_agent_ping_timeouts"], 1),
-            agent_reregister_timeout=_duration("agent_reregister_timeout", raw["agent_reregister_timeout"]),
+            max_agent_ping_timeouts=typed("max_agent_ping_timeouts"),
+            agent_reregister_timeout=typed("agent_reregister_timeout"),
             roles=flags.roles,
             weights=flags.weights,
-            root_submissions=_bool("root_submissions", raw["root_submissions"]),
-            max_completed_frameworks=_int("max_completed_frameworks", raw["max_completed_frameworks"]),
-            max_completed_tasks_per_framework=_int(
-                "max_completed_tasks_per_framework", raw["max_completed_tasks_per_framework"]
-            ),
-            max_operator_event_stream_subscribers=_int(
-                "max_operator_event_stream_subscribers", raw["max_operator_event_stream_subscribers"], 1
-            ),
+            root_submissions=typed("root_submissions"),
+            max_completed_frameworks=typed("max_completed_frameworks"),
+            max_completed_tasks_per_framework=typed("max_completed_tasks_per_framework"),
+            max_operator_event_stream_subscribers=typed("max_operator_event_stream_subscribers"),
         )
         return flags
 
