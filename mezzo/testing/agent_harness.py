@@ -1,8 +1,9 @@
 """Test helpers for the agent: real `mezzo master` / `mezzo agent` subprocesses and a minimal
 v1 scheduler (raw HTTP, asyncio) that launches tasks and collects their status updates.
 
-Processes are started in their own session, their first stdout line (`listening on URL`) gives
-their address, and `stop()` kills them by pid (the agent with SIGKILL to test recovery).
+Processes are started by `mezzo.testing.processes.spawn` (own session, stderr to a log), their
+first stdout line (`listening on URL`) gives their address, and `kill()` stops them (by default
+with SIGKILL, to test recovery).
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -26,14 +25,10 @@ import aiohttp
 from mezzo.api.codec import decode, encode
 from mezzo.api.scheduler import Event
 from mezzo.net.client import OpenStream, open_stream, post_call
+from mezzo.testing import processes
 
-MEZZO = [str(Path(sys.executable).parent / "mezzo")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+MEZZO = [processes.MEZZO]
+free_port = processes.free_port
 
 
 @dataclass
@@ -54,11 +49,7 @@ class Proc:
         return self.url.removeprefix("http://")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.popen.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(10)
+        processes.stop_process(self.popen, sig)
 
     def log(self) -> str:
         try:
@@ -69,12 +60,10 @@ class Proc:
 
 def start(argv: Sequence[str], log_path: Path, timeout: float = 20.0) -> Proc:
     """Start `mezzo <argv>`, wait for `listening on URL` (or exit) and return it."""
-    err = open(log_path, "w")  # noqa: SIM115 - handed to the child
-    popen = subprocess.Popen(
-        [*MEZZO, *argv], stdout=subprocess.PIPE, stderr=err, text=True,
-        start_new_session=True, cwd=str(log_path.parent),
+    log_path.unlink(missing_ok=True)
+    popen = processes.spawn(
+        [*MEZZO, *argv], log_path, stdout=subprocess.PIPE, text=True, cwd=log_path.parent
     )
-    err.close()
     box: list[str] = []
     lines: list[str] = []
 

@@ -23,9 +23,7 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -36,12 +34,12 @@ from typing import Any
 import aiohttp
 
 from mezzo.net.client import StreamRefused
+from mezzo.testing import processes
 from mezzo.testing.emulated_agent import EmulatedAgent
 
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
-MEZZO = str(Path(sys.executable).parent / "mezzo")
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, dict[str, str], bytes]:
@@ -61,16 +59,7 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, dict[str, str], bytes
         return 0, {}, b""
 
 
-def until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll `predicate` until it returns something truthy (returned); TimeoutError otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+until = processes.wait_until
 
 
 @dataclass
@@ -99,16 +88,12 @@ class HaMaster:
     def start(self, timeout: float = 30.0) -> None:
         port_file = self.work_dir / f"{self.name}.port"
         port_file.unlink(missing_ok=True)
-        log = self.log_path.open("ab")
-        try:
-            self.proc = subprocess.Popen(
-                [MEZZO, "master", "--ip", "127.0.0.1", "--port", "0", "--port_file", str(port_file),
-                 "--zk", self.zk, "--work_dir", str(self.work_dir / self.name), *self.extra],
-                stdout=subprocess.DEVNULL, stderr=log,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )
-        finally:
-            log.close()
+        self.proc = processes.spawn(
+            [processes.MEZZO, "master", "--ip", "127.0.0.1", "--port", "0",
+             "--port_file", str(port_file), "--zk", self.zk,
+             "--work_dir", str(self.work_dir / self.name), *self.extra],
+            self.log_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
 
         def bound() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
@@ -124,10 +109,7 @@ class HaMaster:
 
     def kill(self) -> None:
         """SIGKILL: no goodbye to ZooKeeper, its session (and node) live until they expire."""
-        if self.alive:
-            assert self.proc is not None
-            self.proc.kill()
-            self.proc.wait(10)
+        processes.stop_process(self.proc, signal.SIGKILL)
 
     def signal(self, sig: int) -> None:
         if self.alive:
@@ -135,16 +117,7 @@ class HaMaster:
             self.proc.send_signal(sig)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)  # in case a test paused it
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        processes.stop_process(self.proc, signal.SIGTERM, timeout)  # SIGCONTs a paused one
 
     def metrics(self) -> dict[str, float] | None:
         status, _, body = http_get(self.url + "/metrics/snapshot")
@@ -166,9 +139,7 @@ class HaMaster:
         return json.loads(body)
 
     def log_tail(self, lines: int = 40) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return ""
+        return processes.log_tail(self.log_path, lines)
 
 
 class HaCluster:

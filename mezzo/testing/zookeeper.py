@@ -24,12 +24,13 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kazoo.client import KazooClient, KazooState
+
+from mezzo.testing import processes
 
 JAVA_CANDIDATES = ("/usr/bin/java",)
 JAR_DIRS = (Path("/usr/share/java"), Path("/usr/share/zookeeper"))
@@ -99,18 +100,7 @@ def find_zookeeper() -> tuple[ZooKeeperInstall | None, str]:
     return ZooKeeperInstall(java=java, classpath=":".join(jars)), ""
 
 
-def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports: all sockets are held open until every port is picked."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+free_ports = processes.free_ports
 
 
 def four_letter_word(port: int, word: str, timeout: float = 2.0) -> str:
@@ -135,15 +125,7 @@ def server_mode(port: int) -> str | None:
     return None
 
 
-def wait_until(
-    predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05
-) -> None:
-    """Poll ``predicate`` until truthy; TimeoutError naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+wait_until = processes.wait_until
 
 
 @dataclass
@@ -193,25 +175,11 @@ class ZooKeeperServer:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cfg = self._write_config()
-        log = self.log_path.open("ab")
-        try:
-            self.process = subprocess.Popen(
-                [
-                    self.install.java,
-                    *JVM_FLAGS,
-                    "-cp",
-                    self.install.classpath,
-                    MAIN_CLASS,
-                    str(cfg),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.data_dir,
-                start_new_session=True,  # a Ctrl-C on pytest must not reach the JVM first
-            )
-        finally:
-            log.close()
+        # Its own session: a Ctrl-C on pytest must not reach the JVM first.
+        self.process = processes.spawn(
+            [self.install.java, *JVM_FLAGS, "-cp", self.install.classpath, MAIN_CLASS, str(cfg)],
+            self.log_path, stdout=subprocess.STDOUT, cwd=self.data_dir,
+        )
         _LIVE.add(self.process)
 
     @property
@@ -241,21 +209,12 @@ class ZooKeeperServer:
         proc = self.process
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10.0)
+        processes.stop_process(proc, sig, timeout)
         _LIVE.discard(proc)
         self.process = None
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return processes.log_tail(self.log_path, lines, missing="(no log)")
 
 
 class ZooKeeperEnsemble:
