@@ -10,6 +10,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from mezzo.agent import checkpoint
@@ -42,6 +43,7 @@ from mezzo.api.common import (
     AgentID,
     AgentInfo,
     CommandInfo,
+    ContainerInfo,
     DurationInfo,
     ExecutorID,
     ExecutorInfo,
@@ -278,6 +280,20 @@ def test_launch_failure_fails_the_tasks() -> None:
     assert "send_master:EXECUTOR_EXITED" not in names(effects)  # it never ran
     assert a.core.metrics["container_launch_errors"] == 1
     assert a.core.used == Resources()
+
+
+def test_a_container_the_agent_cannot_provide_fails_before_any_launch() -> None:
+    a = Agent()
+    docker = convert({"type": "DOCKER", "docker": {"image": "busybox"}}, ContainerInfo)
+    task = msgspec.structs.replace(command_task("t1"), container=docker)
+    a.run(task)
+    effects = a.outbox.take()
+    assert names(effects) == ["send_master:STATUS_UPDATE:t1:TASK_FAILED"]  # no launch_container
+    [status] = updates_sent(effects)
+    assert status.reason == "REASON_CONTAINER_LAUNCH_FAILED" and status.source == "SOURCE_AGENT"
+    assert status.message.startswith("Failed to launch container: Container type DOCKER")
+    assert a.core.used == Resources() and not a.core.frameworks["fw-1"].executors
+    assert a.core.metrics["container_launch_errors"] == 1
 
 
 # ---------------------------------------------------------------------------- timers

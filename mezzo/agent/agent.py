@@ -28,6 +28,7 @@ from typing import Any
 
 from mezzo.agent import launch as launching
 from mezzo.agent.checkpoint import Checkpointer
+from mezzo.agent.container_support import rlimits_of
 from mezzo.agent.containerizer import (
     Containerizer,
     ContainerState,
@@ -291,6 +292,9 @@ class Agent:
                     launch.framework, launch.executor, launch.first_task, self.flags.switch_user
                 ),
                 resources=launch.resources, pids_max=self.flags.pids_max,
+                rlimits=rlimits_of(
+                    launch.first_task.container if launch.command else launch.executor.container
+                ),
             )
             pid = await self.containerizer.launch(launch.container_id, config)
         except (LaunchError, OSError) as e:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mezzo
@@ -135,6 +135,26 @@ def executor_user(
 
 
 def container_config(
+    *,
+    executor: ExecutorInfo,
+    command: bool,
+    command_executor_argv: list[str] | None,
+    sandbox: Path,
+    env: dict[str, str],
+    user: str | None,
+    resources: Resources,
+    pids_max: int | None,
+    rlimits: Mapping[str, tuple[int | None, int | None]] | None = None,
+) -> ContainerConfig:
+    config = _container_config(
+        executor=executor, command=command, command_executor_argv=command_executor_argv,
+        sandbox=sandbox, env=env, user=user, resources=resources, pids_max=pids_max,
+    )
+    # ContainerInfo.rlimit_info, applied by the posix/rlimits isolator (ignored without it).
+    return replace(config, rlimits=dict(rlimits)) if rlimits else config
+
+
+def _container_config(
     *,
     executor: ExecutorInfo,
     command: bool,

@@ -4,7 +4,9 @@ A handler family of the agent core (`mezzo.agent.core.AgentCore`). What happens 
 
 - RUN_TASK(_GROUP) is checked (framework terminating, duplicate task id, executor ending,
   command executor already there, resources of the agent): a refused launch ends at once with
-  a terminal update from the agent (TASK_ERROR / TASK_LOST, Mesos's reasons).
+  a terminal update from the agent (TASK_ERROR / TASK_LOST, Mesos's reasons). A container
+  asking for what this agent cannot provide (Docker, an image, volumes, a named network, bad
+  rlimits: `mezzo.agent.container_support`) ends TASK_FAILED / REASON_CONTAINER_LAUNCH_FAILED.
 - A launch for a new executor creates it (REGISTERING, its tasks *queued*), checkpoints the
   tasks and asks for its container (`launch_container`). A launch for an executor that is
   already there joins it: delivered at once if it is subscribed, and its container's limits
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from mezzo.agent import launch as launching
 from mezzo.agent.base import log
+from mezzo.agent.container_support import unsupported_container
 from mezzo.agent.containerizer import paths as layout
 from mezzo.agent.containerizer.records import Termination
 from mezzo.agent.endings import EndingHandlers
@@ -83,6 +86,13 @@ class LaunchHandlers(EndingHandlers):
         if not isinstance(checked, Resources):
             state, reason, message = checked
             self.reject(fw, tasks, state, reason, message, executor_info)
+            return
+        # What the containers ask for must exist here: never run them on the bare host instead.
+        unsupported = unsupported_container([executor_info.container, *(t.container for t in tasks)])
+        if unsupported is not None:
+            self.metrics["container_launch_errors"] += 1
+            self.reject(fw, tasks, TaskState.TASK_FAILED, Reason.REASON_CONTAINER_LAUNCH_FAILED,
+                        f"Failed to launch container: {unsupported}", executor_info)
             return
         ex = fw.executors.get(executor_info.executor_id.value)
         if ex is None:

@@ -35,6 +35,7 @@ from mezzo.api.internal import AgentEvent, AgentEventType, AgentRunTask, AgentRu
 from mezzo.api.scheduler import Accept, Decline, Event, EventType, Offers
 from mezzo.core.errors import ValidationError
 from mezzo.master.base import MasterBase
+from mezzo.master.container_validation import group_container_problem, task_container_problem
 from mezzo.master.records import (
     AgentRecord,
     ExecutorRecord,
@@ -309,7 +310,7 @@ class OfferCalls(MasterBase):
             return "Task should have at least one (but not both) of CommandInfo or ExecutorInfo present"
         if task.kill_policy and task.kill_policy.grace_period and task.kill_policy.grace_period.nanoseconds < 0:
             return "Task's 'kill_policy.grace_period' must be non-negative"
-        return None
+        return task_container_problem(task)
 
     def _executor_charge(
         self,
@@ -414,6 +415,7 @@ class OfferCalls(MasterBase):
                 res = self._task_resources(task, role)
                 per_task.append(res)
                 needed = needed + res
+            problem = problem or group_container_problem(executor, tasks)
         except ValidationError as exc:
             problem = problem or str(exc)
         if problem is None and not available.contains(needed):

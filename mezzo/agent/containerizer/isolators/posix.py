@@ -116,10 +116,14 @@ class PosixMemIsolator(_ProcessTreeIsolator):
             self._configs[container_id] = replace(config, mem_mb=mem_mb)
 
 
+# Linux limits Python's resource module does not name (values from <sys/resource.h>).
+_LINUX_ONLY = {"LOCKS": 10}
+
+
 def rlimit_constant(name: str) -> int:
     """``"nofile"`` / ``"NOFILE"`` / Mesos's ``"RLMT_NOFILE"`` -> ``resource.RLIMIT_NOFILE``."""
     key = name.upper().removeprefix("RLMT_").removeprefix("RLIMIT_")
-    value = getattr(resource, f"RLIMIT_{key}", None)
+    value = getattr(resource, f"RLIMIT_{key}", _LINUX_ONLY.get(key))
     if value is None:
         raise LaunchError(f"unknown rlimit {name!r}")
     return int(value)
@@ -135,8 +139,8 @@ class PosixRlimitsIsolator(Isolator):
     def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo | None:
         limits: list[tuple[int, int, int]] = []
         for name, (soft, hard) in config.rlimits.items():
-            s = resource.RLIM_INFINITY if soft is None else soft
-            h = resource.RLIM_INFINITY if hard is None else hard
+            s = _as_rlim(soft)
+            h = _as_rlim(hard)
             if h != resource.RLIM_INFINITY and (s == resource.RLIM_INFINITY or s > h):
                 raise LaunchError(f"rlimit {name!r}: soft limit {soft} exceeds hard limit {hard}")
             limits.append((rlimit_constant(name), s, h))
@@ -152,3 +156,11 @@ class PosixRlimitsIsolator(Isolator):
 
     def cleanup(self, container_id: str) -> None:
         self._limits.pop(container_id, None)
+
+
+def _as_rlim(value: int | None) -> int:
+    """None (unlimited) and values at or past 2**63 (Mesos's uint64 RLIM_INFINITY) are
+    RLIM_INFINITY for prlimit, which takes a signed 64-bit value."""
+    if value is None or value >= 2**63 - 1:
+        return resource.RLIM_INFINITY
+    return value
