@@ -53,6 +53,7 @@ import getpass
 import json
 import multiprocessing
 import os
+import queue
 import random
 import resource
 import signal
@@ -340,7 +341,10 @@ def launch_overhead(base: str, timeout: float = 60.0) -> tuple[float, float]:
     offered = 0.0
     try:
         while time.monotonic() < deadline:
-            event = session.next_event(timeout=max(0.01, deadline - time.monotonic()))
+            try:
+                event = session.next_event(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                continue  # the deadline check above ends the wait
             if event is None:
                 raise RuntimeError(f"the test framework's stream ended ({session.stream_error})")
             if event["type"] == "OFFERS":
@@ -537,8 +541,10 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
         state_s, state_bytes = timed_get(leader.url, "GET", "/master/state")
     with StallProbe(leader.url) as get_state_probe:
         get_state_s, _ = timed_get(leader.url, "POST", "/api/v1", json.dumps({"type": "GET_STATE"}).encode())
+    active_after = metrics(leader).get("master/slaves_active", 0)
     return {
         "agents": size,
+        "agents_active_at_end": int(active_after),
         "frameworks": args.frameworks,
         "tasks": tasks,
         "master_cpu_pct": round(cpu, 1),
