@@ -554,7 +554,3 @@ class AgentCalls(MasterBase):
             # The framework's task records stay: the re-registration re-links the ones the
             # agent reports and those it omits (`_keep_unreported`).
             agent.tasks.clear()
-
-
-def _framework_id(value: str) -> FrameworkID:
-    return FrameworkID(value=value)

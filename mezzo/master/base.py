@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from mezzo.api.common import (
     AgentID,
     ExecutorID,
-    FrameworkID,
     MasterInfo,
     OfferID,
     Reason,
@@ -408,6 +407,3 @@ class MasterBase:
         framework.completed_tasks.append(task)
         while len(framework.completed_tasks) > self.options.max_completed_tasks_per_framework:
             framework.completed_tasks.popleft()
-
-    def framework_id_wire(self, framework: FrameworkRecord) -> FrameworkID:
-        return FrameworkID(value=framework.id)

@@ -15,7 +15,6 @@ from mezzo.api.common import (
     ExecutorID,
     FrameworkID,
     Reason,
-    TaskID,
     TaskState,
     TaskStatus,
     is_terminal,
@@ -269,7 +268,3 @@ class TaskCalls(MasterBase):
         return self.master_status(
             framework, task_id, state, reason, _RECONCILIATION + "Task is unknown", agent_id=agent_id
         )
-
-
-def _unused(*_: object) -> None:  # keep imports used by type annotations only
-    _ = (TaskID,)

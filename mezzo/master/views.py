@@ -15,7 +15,7 @@ import msgspec
 from mezzo import __version__
 from mezzo.api import operator as op
 from mezzo.api.codec import to_builtins
-from mezzo.api.common import AgentID, FrameworkID, Task, TaskState, is_terminal
+from mezzo.api.common import AgentID, FrameworkID, Task, TaskState
 from mezzo.master.base import MasterBase
 from mezzo.master.events import framework_entry
 from mezzo.master.records import AgentRecord, FrameworkRecord, TaskRecord, time_info
@@ -429,7 +429,3 @@ def get_roles(master: MasterBase) -> op.GetRoles:
 def version_info() -> op.VersionInfo:
     return op.VersionInfo(version=__version__, build_date=BUILD_DATE, build_time=float(BUILD_TIME),
                           build_user=BUILD_USER)
-
-
-def task_is_live(task: TaskRecord) -> bool:
-    return not is_terminal(task.state)

@@ -69,10 +69,6 @@ def check_total(fixed: int, what: str) -> None:
         )
 
 
-def fixed_to_float(fixed: int) -> float:
-    return fixed / SCALE
-
-
 def format_scalar(fixed: int) -> str:
     """`4000 -> "4"`, `500 -> "0.5"`, `1234 -> "1.234"` (text format and str())."""
     whole, frac = divmod(abs(fixed), SCALE)

@@ -39,7 +39,6 @@ from mezzo.api.common import (
     OfferOperation,
     OfferOperationType,
     Reason,
-    Resource,
     Source,
     TaskID,
     TaskInfo,
@@ -355,7 +354,3 @@ class MasterCluster:
                     break
         self.clock.set(target)
         self.master.tick()
-
-
-def wire_resources(text: str) -> list[Resource]:
-    return Resources.parse(text).to_wire()

@@ -285,21 +285,6 @@ def running_server(base_dir: Path | None = None) -> Iterator[ZooKeeperServer]:
         server.stop()
 
 
-@contextlib.contextmanager
-def running_ensemble(base_dir: Path | None = None, size: int = 3) -> Iterator[ZooKeeperEnsemble]:
-    install, reason = find_zookeeper()
-    if install is None:
-        raise RuntimeError(reason)
-    ensemble = ZooKeeperEnsemble(
-        install, base_dir or Path(tempfile.mkdtemp(prefix="mezzo-zke-")), size
-    )
-    try:
-        ensemble.start()
-        yield ensemble
-    finally:
-        ensemble.stop()
-
-
 def expire_session(client: KazooClient, hosts: str, timeout: float = 20.0) -> None:
     """Make the server expire ``client``'s session and wait until the client reports LOST.
 

@@ -118,12 +118,6 @@ class Sorter(ABC):
     def share(self, client: str) -> float:
         """The client's weighted share (0 for sorters without a notion of share)."""
 
-    def add_total(self, quantities: Mapping[str, float]) -> None:
-        self.totals.add(quantities)
-
-    def remove_total(self, quantities: Mapping[str, float]) -> None:
-        self.totals.remove(quantities)
-
     # -- ordering ----------------------------------------------------------------------------
     @abstractmethod
     def __iter__(self) -> Iterator[str]:
