@@ -26,44 +26,20 @@ from mezzo.testing.agent_harness import (
     MEZZO,
     MiniScheduler,
     Proc,
+    ProcessCluster,
     command_task,
     free_port,
-    kill_leftovers,
     pid_alive,
-    remove_cgroups,
-    start_agent,
-    start_master,
 )
 
 pytestmark = pytest.mark.slow
 
 
-class Cluster:
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.cgroups_root = f"mezzo-test-{uuid.uuid4().hex[:8]}"
-        self.master = start_master(tmp)
-        self.agents: list[Proc] = []
-
-    def agent(self, *extra: str, port: int = 0) -> Proc:
-        proc = start_agent(
-            self.tmp, self.master.address, "--resources", "cpus:4;mem:4096",
-            "--cgroups_root", self.cgroups_root, *extra, port=port,
-        )
-        self.agents.append(proc)
-        return proc
-
-    def close(self) -> None:
-        for a in self.agents:
-            a.kill()
-        kill_leftovers(self.tmp / "agent")
-        self.master.kill()
-        remove_cgroups(self.cgroups_root)
-
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
+def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
+    c = ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096",
+                cgroups_root=f"mezzo-test-{uuid.uuid4().hex[:8]}")
     try:
         yield c
     finally:
@@ -97,7 +73,7 @@ def need_cgroups(*controllers: str) -> None:
         pytest.skip(f"cgroups isolators unavailable: {reasons}")
 
 
-async def test_command_task_runs_and_fails_with_exit_status(cluster: Cluster) -> None:
+async def test_command_task_runs_and_fails_with_exit_status(cluster: ProcessCluster) -> None:
     cluster.agent()
     async with MiniScheduler(cluster.master.url) as s:
         await s.launch([command_task("ok", "echo hello"), command_task("bad", "exit 3")])
@@ -109,7 +85,7 @@ async def test_command_task_runs_and_fails_with_exit_status(cluster: Cluster) ->
         assert failed["source"] == "SOURCE_EXECUTOR"
 
 
-async def test_memory_limit_breach_fails_the_task(cluster: Cluster) -> None:
+async def test_memory_limit_breach_fails_the_task(cluster: ProcessCluster) -> None:
     need_cgroups("memory")
     cluster.agent("--isolation", "cgroups/cpu,cgroups/mem")
     async with MiniScheduler(cluster.master.url) as s:
@@ -119,7 +95,7 @@ async def test_memory_limit_breach_fails_the_task(cluster: Cluster) -> None:
         assert failed["reason"] == "REASON_CONTAINER_LIMITATION_MEMORY", failed
 
 
-async def test_kill_with_grace_escalates_to_sigkill(cluster: Cluster) -> None:
+async def test_kill_with_grace_escalates_to_sigkill(cluster: ProcessCluster) -> None:
     cluster.agent()
     async with MiniScheduler(cluster.master.url) as s:
         task = command_task(
@@ -135,7 +111,7 @@ async def test_kill_with_grace_escalates_to_sigkill(cluster: Cluster) -> None:
         assert "TASK_KILLING" in s.states("stubborn")
 
 
-async def test_executor_registration_timeout(cluster: Cluster) -> None:
+async def test_executor_registration_timeout(cluster: ProcessCluster) -> None:
     cluster.agent("--executor_registration_timeout", "1secs")
     async with MiniScheduler(cluster.master.url) as s:
         task = command_task("mute", "true")
@@ -150,7 +126,7 @@ async def test_executor_registration_timeout(cluster: Cluster) -> None:
         assert failed["source"] == "SOURCE_AGENT"
 
 
-async def test_pymesos_executor_driver(cluster: Cluster) -> None:
+async def test_pymesos_executor_driver(cluster: ProcessCluster) -> None:
     agent = cluster.agent()
     script = agent_pymesos_executor.__file__
     async with MiniScheduler(cluster.master.url) as s:
@@ -194,7 +170,7 @@ async def _get(url: str) -> str:
         return await r.text()
 
 
-async def test_agent_restart_reattaches_live_executor(cluster: Cluster) -> None:
+async def test_agent_restart_reattaches_live_executor(cluster: ProcessCluster) -> None:
     port = free_port()
     agent = cluster.agent(port=port)
     async with MiniScheduler(cluster.master.url, checkpoint=True, auto_ack=False) as s:
@@ -230,7 +206,7 @@ async def _gone(pid: int) -> bool:
     return False
 
 
-async def test_recover_cleanup_kills_old_executors(cluster: Cluster) -> None:
+async def test_recover_cleanup_kills_old_executors(cluster: ProcessCluster) -> None:
     port = free_port()
     agent = cluster.agent(port=port)
     async with MiniScheduler(cluster.master.url, checkpoint=True) as s:
@@ -248,7 +224,7 @@ async def test_recover_cleanup_kills_old_executors(cluster: Cluster) -> None:
         assert await _gone(pid)
 
 
-async def test_non_checkpointing_executors_do_not_outlive_the_agent(cluster: Cluster) -> None:
+async def test_non_checkpointing_executors_do_not_outlive_the_agent(cluster: ProcessCluster) -> None:
     port = free_port()
     agent = cluster.agent(port=port)
     async with MiniScheduler(cluster.master.url, checkpoint=False) as s:

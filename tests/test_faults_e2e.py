@@ -16,51 +16,30 @@ import pytest
 from mezzo.agent.containerizer.paths import latest_agent_path
 from mezzo.testing.agent_harness import (
     MiniScheduler,
-    Proc,
+    ProcessCluster,
     command_task,
     free_port,
-    kill_leftovers,
-    start_agent,
-    start_master,
 )
 
 pytestmark = pytest.mark.slow
 
 
-class Cluster:
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.master = start_master(tmp)
-        self.agents: list[Proc] = []
-
-    def agent(self, port: int) -> Proc:
-        proc = start_agent(self.tmp, self.master.address, "--resources", "cpus:1;mem:256",
-                           "--recover", "reconnect", port=port)
-        self.agents.append(proc)
-        return proc
-
-    def close(self) -> None:
-        for a in self.agents:
-            a.kill()
-        kill_leftovers(self.tmp / "agent")
-        self.master.kill()
-
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
+def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
+    c = ProcessCluster(tmp_path, "--resources", "cpus:1;mem:256", "--recover", "reconnect")
     try:
         yield c
     finally:
         c.close()
 
 
-async def test_launch_lost_with_the_agents_stream_gets_task_lost(cluster: Cluster) -> None:
+async def test_launch_lost_with_the_agents_stream_gets_task_lost(cluster: ProcessCluster) -> None:
     """The race of issue 9: the LAUNCH goes out on an agent stream that breaks, the agent
     re-registers without the task. The master asks the agent about it; the agent does not
     know it and answers TASK_LOST, reliably, on the framework's stream."""
     port = free_port()
-    agent = cluster.agent(port)
+    agent = cluster.agent(port=port)
     async with MiniScheduler(cluster.master.url, checkpoint=True) as s:
         await s.wait_for(lambda: s.offers)
         # The agent has checkpointed the id the master gave it (so that it re-registers).
@@ -70,7 +49,7 @@ async def test_launch_lost_with_the_agents_stream_gets_task_lost(cluster: Cluste
         os.kill(agent.pid, signal.SIGSTOP)
         await s.launch([command_task("ghost", "sleep 60")])
         agent.kill()  # SIGKILL, buffer and all
-        cluster.agent(port)  # same work_dir: re-registers with its id and no task
+        cluster.agent(port=port)  # same work_dir: re-registers with its id and no task
         lost = await s.wait_state("ghost", "TASK_LOST")
         assert (lost["source"], lost["reason"]) == ("SOURCE_AGENT", "REASON_RECONCILIATION")
         assert "uuid" in lost  # reliable: retried by the agent until acknowledged

@@ -104,6 +104,34 @@ def start_agent(tmp: Path, master: str, *extra: str, port: int = 0, name: str = 
     )
 
 
+class ProcessCluster:
+    """A `mezzo master` and `mezzo agent`s under `tmp`, every agent started with `agent_args`
+    (and its own `--cgroups_root` if `cgroups_root` is given); `close()` stops them all and
+    removes what they left (executors in their own sessions, cgroups)."""
+
+    def __init__(self, tmp: Path, *agent_args: str, cgroups_root: str | None = None) -> None:
+        self.tmp = tmp
+        self.cgroups_root = cgroups_root
+        self.agent_args = [*agent_args]
+        if cgroups_root is not None:
+            self.agent_args += ["--cgroups_root", cgroups_root]
+        self.master = start_master(tmp)
+        self.agents: list[Proc] = []
+
+    def agent(self, *extra: str, port: int = 0) -> Proc:
+        proc = start_agent(self.tmp, self.master.address, *self.agent_args, *extra, port=port)
+        self.agents.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for a in self.agents:
+            a.kill()
+        kill_leftovers(self.tmp / "agent")
+        self.master.kill()
+        if self.cgroups_root is not None:
+            remove_cgroups(self.cgroups_root)
+
+
 class MiniScheduler:
     """Just enough of a v1 scheduler: subscribe, wait for offers, launch, collect updates
     (acknowledging each), kill, send messages."""
