@@ -184,7 +184,10 @@ def test_chunks_below_min_allocatable_are_not_offered() -> None:
     a.add_agent("tiny", R("cpus:0.005;mem:16"), {})
     a.add_framework("f1", ["*"], now=0)
     assert a.allocate(0) == []
-    b = make(min_allocatable_resources=parse_min_allocatable("cpus:1;mem:512|gpus:1"))
+    b = make(
+        min_allocatable_resources=parse_min_allocatable("cpus:1;mem:512|gpus:1"),
+        filter_gpu_resources=False,
+    )
     b.add_agent("mem-only", R("cpus:0.5;mem:8192"), {})
     b.add_agent("gpu", R("cpus:0.5;mem:64;gpus:1"), {})
     b.add_framework("f1", ["*"], now=0)

@@ -29,6 +29,7 @@ from mezzo.api.internal import (
 from mezzo.api.scheduler import Event, EventType, Failure
 from mezzo.core.errors import ValidationError
 from mezzo.master.base import MasterBase, log
+from mezzo.master.offer_policy import agent_traits
 from mezzo.master.records import (
     AgentRecord,
     ExecutorRecord,
@@ -172,7 +173,7 @@ class AgentCalls(MasterBase):
         self.reregister_timers.discard(agent_id)
         used = self._rebuild_from_agent(agent, sub, previously_unreachable) if reregistered else {}
         self._keep_unreported(agent, unreported, used)
-        self.allocator.add_agent(agent_id, total, used)
+        self.allocator.add_agent(agent_id, total, used, traits=agent_traits(info))
         self.outbox.send_agent(
             stream,
             AgentEvent(

@@ -56,6 +56,8 @@ FLAGS = FlagSet([
     Flag("roles", None, "Comma-separated role whitelist (default: any role)"),
     Flag("min_allocatable_resources", DEFAULT_MIN_ALLOCATABLE, "Smallest offerable chunk"),
     Flag("fair_sharing_excluded_resource_names", None, "Resource names left out of DRF shares"),
+    Flag("filter_gpu_resources", "true",
+         "Offer agents with GPUs only to frameworks with the GPU_RESOURCES capability", BOOL),
     Flag("max_completed_frameworks", "50", "Completed frameworks kept in memory", INT, minimum=0),
     Flag("max_completed_tasks_per_framework", "1000",
          "Completed tasks kept per framework", INT, minimum=0),
@@ -104,6 +106,7 @@ class MasterFlags:
     roles: frozenset[str] | None = None
     min_allocatable_resources: str = DEFAULT_MIN_ALLOCATABLE
     fair_sharing_excluded_resource_names: list[str] = field(default_factory=list)
+    filter_gpu_resources: bool = True
     port_file: str | None = None
     logging_level: str = "INFO"
     log_dir: str | None = None
@@ -172,6 +175,7 @@ class MasterFlags:
             raise ConfigError(f"--min_allocatable_resources: {exc}") from None
         excluded = get("fair_sharing_excluded_resource_names")
         flags.fair_sharing_excluded_resource_names = [n.strip() for n in excluded.split(",")] if excluded else []
+        flags.filter_gpu_resources = typed("filter_gpu_resources")
         flags.port_file = get("port_file")
         flags.logging_level = raw["logging_level"].upper()
         interval = typed("allocation_interval")

@@ -30,7 +30,9 @@ from mezzo.api.scheduler import (
     UpdateFramework,
 )
 from mezzo.core.errors import ValidationError
+from mezzo.master.allocator import FrameworkPolicy
 from mezzo.master.base import MasterBase, log
+from mezzo.master.offer_policy import framework_policy
 from mezzo.master.records import FrameworkRecord, framework_roles, has_capability
 from mezzo.resources import role_error
 
@@ -96,9 +98,16 @@ class FrameworkCalls(MasterBase):
             return SubscribeResult(None, None, "Framework has been removed")
         existing = self.frameworks.get(framework_id) if framework_id else None
         problem = self._validate_framework_info(info, sub.suppressed_roles, existing)
+        policy: FrameworkPolicy | None = None
+        if problem is None:
+            try:
+                policy = framework_policy(info, framework_roles(info), sub.offer_constraints)
+            except ValueError as exc:
+                problem = str(exc)
         if problem is not None:
             self.send_error_and_close(stream, problem)
             return SubscribeResult(None, None, problem)
+        assert policy is not None
 
         now = self.now()
         stream_id = self.ids.uuid()
@@ -112,7 +121,8 @@ class FrameworkCalls(MasterBase):
                 framework.reregistered_time = now  # re-subscribe after a master failover
             self.frameworks[new_id] = framework
             self.allocator.add_framework(
-                new_id, framework.roles, suppressed_roles=sub.suppressed_roles, now=now
+                new_id, framework.roles, suppressed_roles=sub.suppressed_roles, now=now,
+                policy=policy,
             )
             self.counters.inc(
                 "messages_register_framework" if framework_id is None
@@ -121,7 +131,7 @@ class FrameworkCalls(MasterBase):
         else:
             framework = existing
             self.counters.inc("messages_reregister_framework")
-            self._failover(framework, info, sub.suppressed_roles)
+            self._failover(framework, info, sub.suppressed_roles, policy)
             framework.reregistered_time = now
         framework.suppressed_roles = set(sub.suppressed_roles)
         framework.offer_constraints = sub.offer_constraints
@@ -159,7 +169,11 @@ class FrameworkCalls(MasterBase):
         return SubscribeResult(framework.id, stream_id)
 
     def _failover(
-        self, framework: FrameworkRecord, info: FrameworkInfo, suppressed: list[str]
+        self,
+        framework: FrameworkRecord,
+        info: FrameworkInfo,
+        suppressed: list[str],
+        policy: FrameworkPolicy,
     ) -> None:
         """A new subscription replaces the old one: the old stream gets ERROR and closes,
         outstanding offers go back without filters, mutable fields are updated."""
@@ -171,10 +185,14 @@ class FrameworkCalls(MasterBase):
             offer = self.offers.get(offer_id)
             if offer is not None:
                 self.remove_offer(offer, rescind=False)
-        self._apply_framework_info(framework, info, suppressed)
+        self._apply_framework_info(framework, info, suppressed, policy)
 
     def _apply_framework_info(
-        self, framework: FrameworkRecord, info: FrameworkInfo, suppressed: list[str]
+        self,
+        framework: FrameworkRecord,
+        info: FrameworkInfo,
+        suppressed: list[str],
+        policy: FrameworkPolicy,
     ) -> None:
         # `user` and `checkpoint` cannot change after the first subscription.
         info.user = framework.info.user
@@ -183,7 +201,8 @@ class FrameworkCalls(MasterBase):
         old_roles = set(framework.roles)
         framework.info = info
         framework.roles = framework_roles(info)
-        self.allocator.update_framework(framework.id, framework.roles, suppressed)
+        # Offer constraints, offer_filters and GPU_RESOURCES apply from the next allocation.
+        self.allocator.update_framework(framework.id, framework.roles, suppressed, policy=policy)
         removed = old_roles - set(framework.roles)
         if removed:
             self.rescind_offers(
@@ -214,7 +233,11 @@ class FrameworkCalls(MasterBase):
         problem = self._validate_framework_info(info, upd.suppressed_roles, framework)
         if problem is not None:
             raise ValidationError(problem)
-        self._apply_framework_info(framework, info, upd.suppressed_roles)
+        try:
+            policy = framework_policy(info, framework_roles(info), upd.offer_constraints)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        self._apply_framework_info(framework, info, upd.suppressed_roles, policy)
         framework.suppressed_roles = set(upd.suppressed_roles)
         framework.offer_constraints = upd.offer_constraints
         self.request_allocation()

@@ -125,6 +125,7 @@ def build_master(
             weights=flags.weights,
             fair_sharing_excluded_resource_names=flags.fair_sharing_excluded_resource_names,
             min_allocatable_resources=flags.min_allocatable_resources,
+            filter_gpu_resources=flags.filter_gpu_resources,
         ),
     )
     ip = _advertised_ip(flags)

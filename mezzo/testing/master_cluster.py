@@ -29,6 +29,7 @@ from mezzo.api.codec import convert
 from mezzo.api.common import (
     AgentID,
     AgentInfo,
+    Attribute,
     CommandInfo,
     FrameworkCapability,
     FrameworkCapabilityType,
@@ -175,7 +176,11 @@ class ScriptedScheduler(_Client):
         self.stream = FakeStream()
         self._cursor = 0
 
-    def subscribe(self, suppressed_roles: list[str] | None = None) -> Any:
+    def subscribe(
+        self,
+        suppressed_roles: list[str] | None = None,
+        offer_constraints: dict[str, Any] | None = None,
+    ) -> Any:
         self.stream = FakeStream()
         self._cursor = 0
         if self.framework_id is not None:
@@ -183,7 +188,11 @@ class ScriptedScheduler(_Client):
         call = Call(
             type=CallType.SUBSCRIBE,
             framework_id=self.info.id,
-            subscribe=Subscribe(framework_info=self.info, suppressed_roles=suppressed_roles or []),
+            subscribe=Subscribe(
+                framework_info=self.info,
+                suppressed_roles=suppressed_roles or [],
+                offer_constraints=offer_constraints,
+            ),
         )
         result = self.cluster.master.subscribe(call, self.stream)
         if result.framework_id is not None:
@@ -319,10 +328,16 @@ class MasterCluster:
         self._hosts = itertools.count()
 
     def add_agent(self, resources: str = "cpus:4;mem:4096;disk:10000;ports:[31000-32000]",
-                  hostname: str | None = None) -> ScriptedAgent:
+                  hostname: str | None = None,
+                  attributes: dict[str, str] | None = None) -> ScriptedAgent:
+        """`attributes`: TEXT attributes name -> value."""
         info = AgentInfo(
             hostname=hostname or f"host{next(self._hosts)}",
             resources=[*Resources.parse(resources).to_wire()],
+            attributes=[
+                convert({"name": k, "type": "TEXT", "text": {"value": v}}, Attribute)
+                for k, v in (attributes or {}).items()
+            ],
         )
         agent = ScriptedAgent(self, info)
         agent.subscribe()

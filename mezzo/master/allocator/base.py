@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from mezzo.core.errors import ConfigError
+from mezzo.master.allocator.constraints import AgentTraits, FrameworkPolicy
 from mezzo.resources import Resources
 
 DEFAULT_MIN_ALLOCATABLE = "cpus:0.01|mem:32"
@@ -78,6 +79,9 @@ class AllocatorOptions:
     )
     # Seed of the allocator's RNG (agent shuffling, random sorter).
     seed: int = 0
+    # Mesos's --filter_gpu_resources: agents with GPUs are offered only to frameworks with
+    # the GPU_RESOURCES capability.
+    filter_gpu_resources: bool = True
 
     @classmethod
     def from_flags(
@@ -87,8 +91,10 @@ class AllocatorOptions:
         fair_sharing_excluded_resource_names: Iterable[str] = (),
         min_allocatable_resources: str = DEFAULT_MIN_ALLOCATABLE,
         seed: int = 0,
+        filter_gpu_resources: bool = True,
     ) -> AllocatorOptions:
         return cls(
+            filter_gpu_resources=filter_gpu_resources,
             weights=dict(weights or {}),
             fair_sharing_excluded_resource_names=frozenset(fair_sharing_excluded_resource_names),
             min_allocatable_resources=parse_min_allocatable(min_allocatable_resources),
@@ -140,7 +146,9 @@ class Allocator(ABC):
         suppressed_roles: Iterable[str] = (),
         active: bool = True,
         now: float,
-    ) -> None: ...
+        policy: FrameworkPolicy | None = None,
+    ) -> None:
+        """`policy`: offer constraints, per-role minimums, GPU capability (None: none)."""
 
     @abstractmethod
     def remove_framework(self, framework_id: str) -> None:
@@ -155,8 +163,14 @@ class Allocator(ABC):
 
     @abstractmethod
     def update_framework(
-        self, framework_id: str, roles: Iterable[str], suppressed_roles: Iterable[str]
-    ) -> None: ...
+        self,
+        framework_id: str,
+        roles: Iterable[str],
+        suppressed_roles: Iterable[str],
+        *,
+        policy: FrameworkPolicy | None = None,
+    ) -> None:
+        """Takes effect at the next allocation (the policy replaces the previous one)."""
 
     # -- agents ------------------------------------------------------------------------------
     @abstractmethod
@@ -167,8 +181,10 @@ class Allocator(ABC):
         used: Mapping[str, Resources],
         *,
         active: bool = True,
+        traits: AgentTraits | None = None,
     ) -> None:
-        """`used`: framework id -> resources already in use there (re-registration)."""
+        """`used`: framework id -> resources already in use there (re-registration);
+        `traits`: attributes and pseudo-attributes that offer constraints select."""
 
     @abstractmethod
     def remove_agent(self, agent_id: str) -> None: ...

@@ -28,6 +28,7 @@ from mezzo.master.allocator.base import (
     AllocatorStatistics,
     ClientStatistics,
 )
+from mezzo.master.allocator.constraints import AgentTraits, FrameworkPolicy
 from mezzo.master.allocator.filters import AgentFilters
 from mezzo.master.allocator.role_tree import RoleTree
 from mezzo.master.allocator.sorter.base import Quantities, Sorter, Totals
@@ -44,7 +45,7 @@ def scalar_quantities(resources: Resources) -> Quantities:
 
 
 class _Framework:
-    __slots__ = ("active", "added", "agents", "id", "roles", "suppressed")
+    __slots__ = ("active", "added", "agents", "id", "policy", "roles", "suppressed")
 
     def __init__(self, framework_id: str) -> None:
         self.id = framework_id
@@ -53,6 +54,8 @@ class _Framework:
         self.active = False
         self.added = False  # False: known only from allocations reported by agents
         self.agents: dict[str, None] = {}  # agents where it holds allocations
+        # Offer constraints, per-role minimums, GPU capability; None: no checks at all (fast).
+        self.policy: FrameworkPolicy | None = None
 
 
 class _Agent:
@@ -63,21 +66,27 @@ class _Agent:
         "available_ok",
         "available_q",
         "filters",
+        "has_gpu",
         "id",
         "reserved",
         "total",
         "total_q",
+        "traits",
         "valid_mask",
         "valid_until",
         "valid_version",
         "version",
     )
 
-    def __init__(self, agent_id: str, total: Resources, active: bool) -> None:
+    def __init__(
+        self, agent_id: str, total: Resources, active: bool, traits: AgentTraits
+    ) -> None:
         self.id = agent_id
         self.active = active
+        self.traits = traits
         self.total = total
         self.total_q = scalar_quantities(total)
+        self.has_gpu = self.total_q.get("gpus", 0.0) > 0.0
         self.reserved = not total.reserved().is_empty()
         self.available = total
         # Cached scalar quantities of `available` and whether they reach the minimum.
@@ -115,6 +124,10 @@ class HierarchicalAllocator(Allocator):
         self._next_bit = 0
         self._eligible = 0
         self._mins = self.options.min_allocatable_resources
+        self._filter_gpus = self.options.filter_gpu_resources
+        # Frameworks whose policy overrides the minimum for some role: while there are any,
+        # an agent below the global minimum may still be offered to them.
+        self._custom_mins = 0
         self._runs = 0
         self._last_run_ms = 0.0
         for role, weight in self.options.weights.items():
@@ -191,6 +204,7 @@ class HierarchicalAllocator(Allocator):
         suppressed_roles: Iterable[str] = (),
         active: bool = True,
         now: float,
+        policy: FrameworkPolicy | None = None,
     ) -> None:
         fw = self._frameworks.get(framework_id)
         if fw is not None and fw.added:
@@ -201,14 +215,23 @@ class HierarchicalAllocator(Allocator):
         fw.active = active
         fw.roles = set(roles)
         fw.suppressed = set(suppressed_roles) & fw.roles
+        self._set_policy(fw, policy)
         for role in sorted(fw.roles):
             self._track(fw, role)
         self._sync_all(fw)
+
+    def _set_policy(self, fw: _Framework, policy: FrameworkPolicy | None) -> None:
+        if fw.policy is not None and fw.policy.min_allocatable:
+            self._custom_mins -= 1
+        fw.policy = policy
+        if policy is not None and policy.min_allocatable:
+            self._custom_mins += 1
 
     def remove_framework(self, framework_id: str) -> None:
         fw = self._frameworks.pop(framework_id, None)
         if fw is None:
             return
+        self._set_policy(fw, None)
         for agent_id in list(fw.agents):
             agent = self._agents[agent_id]
             for key in [key for key in agent.allocated if key[0] == framework_id]:
@@ -228,9 +251,15 @@ class HierarchicalAllocator(Allocator):
         self._sync_all(fw)
 
     def update_framework(
-        self, framework_id: str, roles: Iterable[str], suppressed_roles: Iterable[str]
+        self,
+        framework_id: str,
+        roles: Iterable[str],
+        suppressed_roles: Iterable[str],
+        *,
+        policy: FrameworkPolicy | None = None,
     ) -> None:
         fw = self._frameworks[framework_id]
+        self._set_policy(fw, policy)
         old = fw.roles
         fw.roles = set(roles)
         fw.suppressed = set(suppressed_roles) & fw.roles
@@ -263,10 +292,11 @@ class HierarchicalAllocator(Allocator):
         used: Mapping[str, Resources],
         *,
         active: bool = True,
+        traits: AgentTraits | None = None,
     ) -> None:
         if agent_id in self._agents:
             raise ValueError(f"agent {agent_id} already added")
-        agent = _Agent(agent_id, total, active)
+        agent = _Agent(agent_id, total, active, traits or AgentTraits())
         self._agents[agent_id] = agent
         self._totals.add(agent.total_q)
         for framework_id, resources in used.items():
@@ -304,6 +334,7 @@ class HierarchicalAllocator(Allocator):
         self._totals.remove(agent.total_q)
         agent.total = total
         agent.total_q = scalar_quantities(total)
+        agent.has_gpu = agent.total_q.get("gpus", 0.0) > 0.0
         agent.reserved = not total.reserved().is_empty()
         self._totals.add(agent.total_q)
         in_use = EMPTY
@@ -434,10 +465,12 @@ class HierarchicalAllocator(Allocator):
                 raise ValueError(f"weight of role {role} must be positive, not {weight}")
             self._roles.update_weight(role, weight)
 
-    def _allocatable(self, q: Quantities) -> bool:
-        if not self._mins:
+    def _allocatable(self, q: Quantities, mins: tuple[dict[str, float], ...] | None = None) -> bool:
+        if mins is None:
+            mins = self._mins
+        if not mins:
             return bool(q)
-        for alternative in self._mins:
+        for alternative in mins:
             for name, minimum in alternative.items():
                 if q.get(name, 0.0) < minimum:
                     break
@@ -476,6 +509,8 @@ class HierarchicalAllocator(Allocator):
         filters = agent.filters
         fmask = filters.mask
         open_pairs = eligible & ~agent.valid_mask if fmask else eligible
+        custom_mins = self._custom_mins
+        frameworks = self._frameworks
         for role in self._roles:
             available = agent.available
             if agent.reserved:
@@ -483,7 +518,8 @@ class HierarchicalAllocator(Allocator):
                 if not offer:
                     continue
                 q = scalar_quantities(offer)
-                if not self._allocatable(q):
+                ok = self._allocatable(q)
+                if not ok and not custom_mins:
                     continue
             else:
                 offer = available
@@ -498,7 +534,8 @@ class HierarchicalAllocator(Allocator):
                     agent.available_q = cached
                     agent.available_ok = self._allocatable(cached)
                 q = cached
-                if not agent.available_ok:
+                ok = agent.available_ok
+                if not ok and not custom_mins:
                     return
             bits = self._bits[role]
             chosen = None
@@ -510,6 +547,13 @@ class HierarchicalAllocator(Allocator):
                         continue
                     if fmask & flag and filters.is_filtered(bit, offer, now):
                         continue
+                policy = frameworks[framework_id].policy
+                if policy is None:
+                    # No policy: the global minimum, and no GPU agents (no GPU_RESOURCES).
+                    if not ok or (agent.has_gpu and self._filter_gpus):
+                        continue
+                elif not self._policy_allows(policy, role, agent, q, ok):
+                    continue
                 chosen = framework_id
                 break
             if chosen is None:
@@ -518,6 +562,20 @@ class HierarchicalAllocator(Allocator):
             offers.append(Allocation(chosen, agent.id, role, offer))
             if not agent.available:
                 return
+
+    def _policy_allows(
+        self, policy: FrameworkPolicy, role: str, agent: _Agent, q: Quantities, ok: bool
+    ) -> bool:
+        """The framework's own checks: GPU capability, per-role minimum, offer constraints."""
+        if self._filter_gpus and agent.has_gpu and not policy.gpu_capable:
+            return False
+        mins = policy.min_allocatable.get(role)
+        if mins is not None:
+            if not self._allocatable(q, mins):
+                return False
+        elif not ok:
+            return False
+        return policy.accepts(role, agent.traits)
 
     # -- introspection -----------------------------------------------------------------------
     def statistics(self) -> AllocatorStatistics:

@@ -1,0 +1,184 @@
+"""What one framework accepts beyond refuse filters: offer constraints, per-role minimums, GPUs.
+
+`OfferConstraints` (Mesos's `scheduler.proto`, sent with SUBSCRIBE and UPDATE_FRAMEWORK) are
+per role: a list of groups, at least one of which must hold for an agent to be offered to the
+role, and within a group every attribute constraint must hold. A constraint selects an agent
+attribute (by name) or a pseudo-attribute (HOSTNAME, REGION, ZONE) and applies a predicate:
+exists, not_exists, text_equals, text_not_equals, text_matches, text_not_matches. Like Mesos,
+the text predicates hold for an attribute that exists but is not TEXT (the scheduler filters
+those itself), and the regex must match the whole value.
+
+`FrameworkPolicy` bundles those with `FrameworkInfo.offer_filters` (per-role minimum allocatable
+quantities, replacing the master's `--min_allocatable_resources` for that role) and whether the
+framework has the GPU_RESOURCES capability. `AgentTraits` is what the allocator knows of an
+agent for these checks. Everything here is plain data and pure functions: the master compiles a
+policy once per SUBSCRIBE/UPDATE_FRAMEWORK (bad input → `ConstraintError` with Mesos's message).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# A predicate on a selected value: None (absent), NON_TEXT (present, not text) or the text.
+NON_TEXT = object()
+Predicate = Callable[[object], bool]
+
+_PSEUDO = ("HOSTNAME", "REGION", "ZONE")
+
+
+class ConstraintError(ValueError):
+    """Offer constraints that Mesos would refuse (message as Mesos words it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTraits:
+    """An agent as the offer constraints see it: attributes (name -> text, or NON_TEXT for a
+    scalar/ranges/set attribute) and the pseudo-attributes."""
+
+    hostname: str | None = None
+    region: str | None = None
+    zone: str | None = None
+    attributes: Mapping[str, object] = field(default_factory=dict)
+
+    def select(self, selector: tuple[str, str]) -> object:
+        kind, name = selector
+        if kind == "attribute":
+            return self.attributes.get(name)
+        if name == "HOSTNAME":
+            return self.hostname
+        return self.region if name == "REGION" else self.zone
+
+
+def _compile_regex(pattern: object) -> re.Pattern[str]:
+    if not isinstance(pattern, str):
+        raise ConstraintError(f"Failed to construct regex from pattern '{pattern}': not a string")
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ConstraintError(
+            f"Failed to construct regex from pattern '{pattern}': {exc}"
+        ) from None
+
+
+def _text_value(body: object, key: str, what: str) -> str:
+    if not isinstance(body, Mapping) or not isinstance(body.get(key), str):
+        raise ConstraintError(f"'{what}' requires a string '{key}'")
+    return body[key]
+
+
+def _predicate(spec: object) -> Predicate:
+    if not isinstance(spec, Mapping) or len(spec) != 1:
+        raise ConstraintError("Unknown predicate type")
+    ((kind, body),) = spec.items()
+    if kind == "exists":
+        return lambda v: v is not None
+    if kind == "not_exists":
+        return lambda v: v is None
+    if kind == "text_equals":
+        want = _text_value(body, "value", kind)
+        return lambda v: v is NON_TEXT or v == want
+    if kind == "text_not_equals":
+        want = _text_value(body, "value", kind)
+        return lambda v: v is None or v is NON_TEXT or v != want
+    if kind == "text_matches":
+        rx = _compile_regex(_text_value(body, "regex", kind))
+        return lambda v: v is NON_TEXT or (isinstance(v, str) and rx.fullmatch(v) is not None)
+    if kind == "text_not_matches":
+        rx = _compile_regex(_text_value(body, "regex", kind))
+        return lambda v: v is None or v is NON_TEXT or rx.fullmatch(v) is None  # type: ignore[arg-type]
+    raise ConstraintError("Unknown predicate type")
+
+
+def _selector(spec: object) -> tuple[str, str]:
+    if not isinstance(spec, Mapping):
+        spec = {}
+    name = spec.get("attribute_name")
+    pseudo = spec.get("pseudoattribute_type")
+    if (name is None) == (pseudo is None):
+        raise ConstraintError(
+            "Exactly one of 'AttributeConstraint::Selector::name' or"
+            " 'AttributeConstraint::Selector::pseudoattribute_type' must be set"
+        )
+    if name is not None:
+        if not isinstance(name, str):
+            raise ConstraintError("'AttributeConstraint::Selector::attribute_name' must be a string")
+        return ("attribute", name)
+    if pseudo not in _PSEUDO:
+        raise ConstraintError("Unknown pseudoattribute type")
+    return ("pseudo", pseudo)
+
+
+# One role's constraints: any group holds; within a group every (selector, predicate) holds.
+RoleConstraints = tuple[tuple[tuple[tuple[str, str], Predicate], ...], ...]
+
+
+def compile_offer_constraints(
+    spec: Mapping[str, Any] | None, roles: Iterable[str]
+) -> dict[str, RoleConstraints]:
+    """Compile the JSON form of `OfferConstraints`; raise ConstraintError when invalid."""
+    if not spec:
+        return {}
+    by_role = spec.get("role_constraints") or {}
+    if not isinstance(by_role, Mapping):
+        raise ConstraintError("'OfferConstraints::role_constraints' must be a map")
+    known = set(roles)
+    compiled: dict[str, RoleConstraints] = {}
+    for role, body in by_role.items():
+        if role not in known:
+            raise ConstraintError(
+                f"Offer constraints specify `role_constraints` for a role '{role}'"
+                " not contained in the set of roles"
+            )
+        groups = body.get("groups") if isinstance(body, Mapping) else None
+        if not groups:
+            raise ConstraintError(
+                "'OfferConstraints::role_constraints' has an empty"
+                f" 'RoleConstraints::groups' for role {role}"
+            )
+        out = []
+        for group in groups:
+            items = group.get("attribute_constraints") if isinstance(group, Mapping) else None
+            if not items:
+                raise ConstraintError(
+                    f"'OfferConstraints::RoleConstraints::groups' for role {role}"
+                    " contains an empty RoleConstraints::Group"
+                )
+            try:
+                out.append(tuple(
+                    (_selector(c.get("selector")), _predicate(c.get("predicate")))
+                    if isinstance(c, Mapping) else _bad()
+                    for c in items
+                ))
+            except ConstraintError as exc:
+                raise ConstraintError(
+                    f"A role {role} has an invalid 'AttributeConstraint': {exc}"
+                ) from None
+        compiled[role] = tuple(out)
+    return compiled
+
+
+def _bad() -> tuple[tuple[str, str], Predicate]:
+    raise ConstraintError("not an object")
+
+
+def role_accepts(constraints: RoleConstraints, agent: AgentTraits) -> bool:
+    return any(all(pred(agent.select(sel)) for sel, pred in group) for group in constraints)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameworkPolicy:
+    """What the allocator checks per framework besides refuse filters (module docstring)."""
+
+    # role -> compiled offer constraints (roles without an entry accept every agent).
+    constraints: Mapping[str, RoleConstraints] = field(default_factory=dict)
+    # role -> alternatives of minimum quantities (from FrameworkInfo.offer_filters); an empty
+    # tuple means any non-empty offer will do.
+    min_allocatable: Mapping[str, tuple[dict[str, float], ...]] = field(default_factory=dict)
+    gpu_capable: bool = False
+
+    def accepts(self, role: str, agent: AgentTraits) -> bool:
+        rc = self.constraints.get(role)
+        return rc is None or role_accepts(rc, agent)
