@@ -1,6 +1,6 @@
 """Enforces the dependency rule of docs/architecture.md: lower layers never import higher ones.
 
-    core < api < resources < net/store/election < master.allocator < master/agent
+    core < api < resources < net/store/election/security < master.allocator < master/agent
          < SDKs (scheduler, executor) / frameworks / sim < cli / testing
 
 Plus: the allocator imports only resources, api and core; the SDKs never import master or agent;
@@ -21,6 +21,7 @@ LEVELS: dict[str, int] = {
     "net": 3,
     "store": 3,
     "election": 3,
+    "security": 3,
     "master.allocator": 4,
     "master": 5,
     "agent": 5,

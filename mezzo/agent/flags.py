@@ -55,6 +55,7 @@ FLAGS = FlagSet([
          "JSON object (or file:///path of one) replacing the inherited env", JSON_OBJECT),
     Flag("status_update_retry_interval", "10secs", "first status update resend interval",
          DURATION),
+    Flag("credential", None, "file with this agent's credential (Mesos JSON or 'principal secret')"),
     Flag("command_executor", None, "argv (shell words) of the command executor (testing)", WORDS),
 ])
 
@@ -90,6 +91,8 @@ class AgentFlags:
     command_executor: list[str] | None = None
     # The cgroups/pids limit of every container, if any.
     pids_max: int | None = None
+    # `--credential`: the file of the one principal/secret this agent authenticates with.
+    credential: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -117,6 +120,17 @@ class AgentFlags:
             raise ConfigError("--executor_reregistration_timeout must be in (0, 15secs]")
         if self.registration_backoff_factor <= 0:
             raise ConfigError("--registration_backoff_factor must be positive")
+        self.master_auth_headers()  # a bad --credential file fails at start-up
+
+    def master_auth_headers(self) -> dict[str, str]:
+        """The `Authorization` header every request to the master carries (`--credential`)."""
+        if not self.credential:
+            return {}
+        from mezzo.security.authentication import basic_header
+        from mezzo.security.credentials import load_credential
+
+        credential = load_credential(self.credential)
+        return {"Authorization": basic_header(credential.principal, credential.secret)}
 
     def to_wire(self) -> dict[str, str]:
         """The flags as Mesos shows them (`/flags`, GET_FLAGS, `/state`): all strings."""

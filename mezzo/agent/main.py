@@ -142,6 +142,7 @@ async def start_agent(
         on_event=agent.on_master_event,
         on_disconnected=agent.on_master_disconnected,
         backoff_factor=flags.registration_backoff_factor,
+        headers=flags.master_auth_headers(),
     )
     agent.send_call = link.send
     runtime.link = link

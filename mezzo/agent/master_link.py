@@ -51,8 +51,10 @@ class MasterLink:
         on_event: Callable[[AgentEvent], Awaitable[None] | None],
         on_disconnected: Callable[[], None],
         backoff_factor: float = 1.0,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self._detector = detector
+        self._headers = headers or {}  # sent on every request (the agent's credential)
         self._subscribe_body = subscribe_body
         self._on_event = on_event
         self._on_disconnected = on_disconnected
@@ -67,7 +69,7 @@ class MasterLink:
 
     def start(self) -> None:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=8, force_close=False)
+            connector=aiohttp.TCPConnector(limit=8, force_close=False), headers=self._headers
         )
         self._detector.start()
         self._tasks = [

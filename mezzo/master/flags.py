@@ -21,6 +21,7 @@ from mezzo.core.errors import ConfigError
 from mezzo.core.flags import BOOL, DURATION, INT, Flag, FlagSet
 from mezzo.core.zkurl import parse_zk_url
 from mezzo.master.allocator import DEFAULT_ALLOCATOR, DEFAULT_MIN_ALLOCATABLE, parse_min_allocatable
+from mezzo.master.auth import AUTH_FLAGS, MasterSecurity
 from mezzo.master.base import MasterOptions
 from mezzo.resources import role_error
 
@@ -68,6 +69,7 @@ FLAGS = FlagSet([
     Flag("logging_level", "INFO", "Logging level"),
     Flag("log_dir", None,
          "Also write the log to <log_dir>/mezzo-master.INFO (served as /master/log)"),
+    *AUTH_FLAGS,
 ])
 
 
@@ -114,6 +116,7 @@ class MasterFlags:
     zk_session_timeout: float = 10.0
     quorum: int | None = None
     options: MasterOptions = field(default_factory=MasterOptions)
+    security: MasterSecurity = field(default_factory=MasterSecurity)
     # The flags as given (after defaults), for GET_FLAGS and /master/state.
     raw: dict[str, str] = field(default_factory=dict)
 
@@ -201,6 +204,7 @@ class MasterFlags:
             max_completed_tasks_per_framework=typed("max_completed_tasks_per_framework"),
             max_operator_event_stream_subscribers=typed("max_operator_event_stream_subscribers"),
         )
+        flags.security = MasterSecurity.from_flags(raw)
         return flags
 
     def work_dir_or_default(self) -> str:

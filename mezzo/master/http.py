@@ -33,6 +33,7 @@ from mezzo.api.scheduler import CallType, Event, decode_call
 from mezzo.core.metrics import DaemonMetrics
 from mezzo.master import legacy, views
 from mezzo.master import metrics as master_metrics
+from mezzo.master.auth import MasterSecurity, check_call_principal, check_subscribe_principal
 from mezzo.master.core import CallRefused, Master
 from mezzo.master.leadership import ELECTED, NO_LEADER, Leadership, Phase
 from mezzo.master.operator_api import OperatorApi
@@ -42,6 +43,7 @@ from mezzo.net.http import JSON, MAX_BODY_BYTES, HTTPProblem, json_response, tex
 from mezzo.net.http_metrics import http_metrics_middleware
 from mezzo.net.request import decode_body, new_app, read_body, read_form, require_json_accept
 from mezzo.net.stream import RecordStream, Subscriber, serve_subscription
+from mezzo.security.authentication import principal_of
 
 log = logging.getLogger("mezzo.master.http")
 
@@ -143,8 +145,10 @@ class MasterServer:
         flags: dict[str, str] | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
         leadership: Leadership | None = None,
+        security: MasterSecurity | None = None,
     ) -> None:
         self.master = master
+        self.security = security or MasterSecurity()
         # Where the leader is when we are not (HA); None without an election (standalone,
         # in-process tests): then nobody else can lead. Whether *we* lead is `master.phase`.
         self.leadership = leadership
@@ -170,7 +174,8 @@ class MasterServer:
 
     def _build_app(self) -> web.Application:
         app = new_app(client_max_size=self.max_body_bytes,
-                      middlewares=[http_metrics_middleware(self.http_metrics), self._leader_gate])
+                      middlewares=[http_metrics_middleware(self.http_metrics),
+                                   *self.security.middlewares(), self._leader_gate])
         r = app.router
         for prefix in ("", "/master"):
             r.add_route("*", prefix + "/api/v1/scheduler", self.scheduler)
@@ -333,6 +338,10 @@ class MasterServer:
             call = decode_body(body, decode_call, "scheduler::Call")
             if call.type in (CallType.SUBSCRIBE, CallType.RECONCILE_OPERATIONS):
                 require_json_accept(request)  # the calls answered with a body
+            if call.type == CallType.SUBSCRIBE and call.subscribe is not None:
+                check_subscribe_principal(principal_of(request), call.subscribe.framework_info)
+            elif call.framework_id is not None:
+                check_call_principal(principal_of(request), self.master.frameworks.get(call.framework_id.value))
         except HTTPProblem as problem:
             return problem.response()
         if call.type == CallType.UNKNOWN:

@@ -155,7 +155,7 @@ def build_master(
         contender = ZooKeeperContender(flags.zk, to_builtins(info), client=zk_client,
                                        session_timeout=flags.zk_session_timeout)
     leadership = Leadership(detector, info.id) if detector is not None else None
-    server = MasterServer(master, flags=flags.as_strings(), leadership=leadership)
+    server = MasterServer(master, flags=flags.as_strings(), leadership=leadership, security=flags.security)
     return MasterProcess(master, server, registrar, contender or StandaloneContender(), detector)
 
 
@@ -232,6 +232,7 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int
         raise
     port = sock.getsockname()[1]
     process = build_master(flags, port=port, zk_client=zk_client)
+    flags.security.log_posture()
     master = process.master
 
     def give_up(reason: str) -> None:

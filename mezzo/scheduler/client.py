@@ -30,6 +30,7 @@ Errors raised by calls (all `SchedulerError`, a `MezzoError`):
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import inspect
 import logging
@@ -98,6 +99,10 @@ class SchedulerOptions:
     call_timeout: float = 10.0
     max_redirects: int = 5  # consecutive 307s before backing off
     suppressed_roles: tuple[str, ...] = ()
+    # HTTP Basic credentials, for a master started with --authenticate_http_frameworks
+    # (FrameworkInfo.principal defaults to `principal` there).
+    principal: str | None = None
+    secret: str | None = None
 
 
 # A callback invoker: runs `fn(*args)` and waits for it (the thread driver runs callbacks on
@@ -183,10 +188,14 @@ class SchedulerClient(SchedulerCalls):
         if self._run_task is not None:
             return
         self._locator.start()
+        auth: dict[str, str] = {}
+        if self.options.principal is not None:
+            token = base64.b64encode(f"{self.options.principal}:{self.options.secret or ''}".encode())
+            auth["Authorization"] = "Basic " + token.decode("ascii")
         self._stream_session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(force_close=True)
+            connector=aiohttp.TCPConnector(force_close=True), headers=auth
         )
-        self._call_session = aiohttp.ClientSession()
+        self._call_session = aiohttp.ClientSession(headers=auth)
         self._run_task = asyncio.create_task(self._run(), name="mezzo-scheduler-subscription")
         self._dispatch_task = asyncio.create_task(self._dispatch(), name="mezzo-scheduler-dispatch")
 

@@ -7,9 +7,7 @@ subclass `Allocator` and accept an `AllocatorOptions` as its one argument.
 
 from __future__ import annotations
 
-import importlib
-
-from mezzo.core.errors import ConfigError
+from mezzo.core.plugins import load_class
 from mezzo.master.allocator.base import Allocator, AllocatorOptions
 from mezzo.master.allocator.hierarchical import HierarchicalAllocator
 
@@ -17,21 +15,7 @@ DEFAULT_ALLOCATOR = "hierarchical"
 
 
 def _load_class(path: str) -> type[Allocator]:
-    module_name, sep, attr = path.partition(":")
-    if not sep:
-        module_name, _, attr = path.rpartition(".")
-    if not module_name or not attr:
-        raise ConfigError(f"allocator {path!r} is neither a known name nor 'module:Class'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import allocator module {module_name!r}: {exc}") from exc
-    try:
-        found = getattr(module, attr)
-    except AttributeError:
-        raise ConfigError(f"module {module_name!r} has no allocator {attr!r}") from None
-    if not isinstance(found, type) or not issubclass(found, Allocator):
-        raise ConfigError(f"{path!r} is not an Allocator subclass")
+    found: type[Allocator] = load_class(path, Allocator, "allocator")
     return found
 
 
