@@ -12,7 +12,9 @@ import pwd
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -27,17 +29,13 @@ from mezzo.agent.containerizer import (
     paths,
 )
 from mezzo.core.errors import ConfigError, NotFoundError, ValidationError
+from mezzo.testing.processes import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def until(predicate, timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until true or fail after ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
+    return await eventually(predicate, timeout, what)
 
 
 def alive(pid: int) -> bool:

@@ -13,8 +13,9 @@ import asyncio
 import os
 import pwd
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -30,14 +31,11 @@ from mezzo.agent.containerizer import (
 from mezzo.agent.launch import DEFAULT_COMMAND_EXECUTOR
 from mezzo.core.errors import ConfigError
 from mezzo.executor.testing import FakeAgent, command_task
+from mezzo.testing.processes import eventually
 
 
-async def until(predicate, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+async def until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    return await eventually(predicate, timeout, what)
 
 
 def alive(pid: int) -> bool:

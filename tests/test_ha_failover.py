@@ -26,6 +26,7 @@ from mezzo.scheduler import Scheduler, SchedulerClient, SchedulerOptions, shell_
 from mezzo.testing import agent_harness
 from mezzo.testing.ha_cluster import FollowingEmulatedAgent, HaCluster, http_get
 from mezzo.testing.ha_cluster import until as wait_until
+from mezzo.testing.processes import eventually
 from mezzo.testing.pytest_zookeeper import ZkChroot
 
 pytestmark = [pytest.mark.slow, pytest.mark.zookeeper]
@@ -35,14 +36,7 @@ DEADLINE = 30.0
 
 
 async def until(predicate: Callable[[], Any], timeout: float = DEADLINE, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
+    return await eventually(predicate, timeout, what, interval=0.05)
 
 
 class Sleeper(Scheduler):

@@ -48,19 +48,13 @@ from mezzo.scheduler import (
     SchedulerDriver,
     SchedulerOptions,
 )
+from mezzo.testing.processes import eventually
 
 FAST = SchedulerOptions(backoff_initial=0.05, backoff_max=0.2, connect_timeout=2.0)
 
 
 async def until(pred: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
+    return await eventually(pred, timeout)
 
 
 class ScriptedMaster:

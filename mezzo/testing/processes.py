@@ -8,13 +8,14 @@ servers) and `local_cluster` (`mezzo local`) differ only in what they start:
 - `free_port` / `free_ports`: loopback ports nobody is bound to;
 - `spawn`: a process in its own session (a Ctrl-C on pytest reaches pytest, not the child), its
   stderr appended to a log file;
-- `wait_until`: poll a condition with a deadline (never a bare sleep);
+- `wait_until` / `eventually` (async): poll a condition with a deadline (never a bare sleep);
 - `stop_process`: a signal, a grace period, then SIGKILL, and always reaped;
 - `log_tail`: the end of a log, for failure messages.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import socket
@@ -59,6 +60,24 @@ def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(interval)
+
+
+async def eventually(
+    predicate: Callable[[], Any], timeout: float, what: str = "condition", interval: float = 0.02
+) -> Any:
+    """`wait_until` for async tests: the predicate may return an awaitable; the deadline is on
+    the running loop's clock (so it follows an autojump FakeClock loop)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 def spawn(
