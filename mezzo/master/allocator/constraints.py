@@ -64,9 +64,10 @@ def _compile_regex(pattern: object) -> re.Pattern[str]:
 
 
 def _text_value(body: object, key: str, what: str) -> str:
-    if not isinstance(body, Mapping) or not isinstance(body.get(key), str):
+    value = body.get(key) if isinstance(body, Mapping) else None
+    if not isinstance(value, str):
         raise ConstraintError(f"'{what}' requires a string '{key}'")
-    return body[key]
+    return value
 
 
 def _predicate(spec: object) -> Predicate:
@@ -88,7 +89,8 @@ def _predicate(spec: object) -> Predicate:
         return lambda v: v is NON_TEXT or (isinstance(v, str) and rx.fullmatch(v) is not None)
     if kind == "text_not_matches":
         rx = _compile_regex(_text_value(body, "regex", kind))
-        return lambda v: v is None or v is NON_TEXT or rx.fullmatch(v) is None  # type: ignore[arg-type]
+        # Unset (None) and non-text (NON_TEXT) values do not match, so they pass.
+        return lambda v: not isinstance(v, str) or rx.fullmatch(v) is None
     raise ConstraintError("Unknown predicate type")
 
 
