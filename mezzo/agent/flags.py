@@ -19,10 +19,21 @@ from typing import Any
 import psutil
 
 from mezzo.agent.containerizer import DEFAULT_ISOLATION
+from mezzo.agent.containerizer.logger import ContainerLogger, create_logger
 from mezzo.api.common import Attribute, Range, Ranges, Scalar, Text, ValueType
 from mezzo.core.durations import format_duration
 from mezzo.core.errors import ConfigError, ValidationError
-from mezzo.core.flags import BOOL, DURATION, INT, JSON_OBJECT, WORDS, Flag, FlagSet, read_file_value
+from mezzo.core.flags import (
+    BOOL,
+    DURATION,
+    FLOAT,
+    INT,
+    JSON_OBJECT,
+    WORDS,
+    Flag,
+    FlagSet,
+    read_file_value,
+)
 from mezzo.resources import DEFAULT_ROLE, Resources
 
 DEFAULT_PORTS = "[31000-32000]"
@@ -57,6 +68,20 @@ FLAGS = FlagSet([
          DURATION),
     Flag("credential", None, "file with this agent's credential (Mesos JSON or 'principal secret')"),
     Flag("command_executor", None, "argv (shell words) of the command executor (testing)", WORDS),
+    Flag("container_logger", None,
+         "org_apache_mesos_LogrotateContainerLogger: rotated stdout/stderr (default: plain files)"),
+    Flag("max_stdout_size", "10MB", "logrotate logger: size at which stdout is rotated"),
+    Flag("logrotate_stdout_options", None,
+         "logrotate logger: 'rotate N' = rotated stdout files kept (default 0)"),
+    Flag("max_stderr_size", "10MB", "logrotate logger: size at which stderr is rotated"),
+    Flag("logrotate_stderr_options", None,
+         "logrotate logger: 'rotate N' = rotated stderr files kept (default 0)"),
+    Flag("gc_delay", "1weeks", "how long finished executors' sandboxes are kept", DURATION,
+         minimum=0),
+    Flag("disk_watch_interval", "1mins", "how often disk usage is checked (gc sooner as it fills)",
+         DURATION),
+    Flag("gc_disk_headroom", "0.1", "gc sooner as the disk fills, keeping this fraction free",
+         FLOAT, minimum=0),
 ])
 
 
@@ -93,6 +118,16 @@ class AgentFlags:
     pids_max: int | None = None
     # `--credential`: the file of the one principal/secret this agent authenticates with.
     credential: str | None = None
+    # Container logger (Mesos's --container_logger and the logrotate module's parameters).
+    container_logger: str | None = None
+    max_stdout_size: str | None = None
+    logrotate_stdout_options: str | None = None
+    max_stderr_size: str | None = None
+    logrotate_stderr_options: str | None = None
+    # Sandbox garbage collection (Mesos: 1weeks, 1mins, 0.1).
+    gc_delay: float = 7 * 24 * 3600.0
+    disk_watch_interval: float = 60.0
+    gc_disk_headroom: float = 0.1
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -120,6 +155,11 @@ class AgentFlags:
             raise ConfigError("--executor_reregistration_timeout must be in (0, 15secs]")
         if self.registration_backoff_factor <= 0:
             raise ConfigError("--registration_backoff_factor must be positive")
+        if not 0.0 <= self.gc_disk_headroom <= 1.0:
+            raise ConfigError("--gc_disk_headroom must be between 0.0 and 1.0")
+        if self.disk_watch_interval <= 0:
+            raise ConfigError("--disk_watch_interval must be positive")
+        self.container_logger_instance()
         self.master_auth_headers()  # a bad --credential file fails at start-up
 
     def master_auth_headers(self) -> dict[str, str]:
@@ -132,6 +172,13 @@ class AgentFlags:
         credential = load_credential(self.credential)
         return {"Authorization": basic_header(credential.principal, credential.secret)}
 
+    def container_logger_instance(self) -> ContainerLogger:
+        """The logger `--container_logger` names, built from its flags (ConfigError)."""
+        return create_logger(
+            self.container_logger, self.max_stdout_size, self.logrotate_stdout_options,
+            self.max_stderr_size, self.logrotate_stderr_options,
+        )
+
     def to_wire(self) -> dict[str, str]:
         """The flags as Mesos shows them (`/flags`, GET_FLAGS, `/state`): all strings."""
         out: dict[str, str] = {}
@@ -139,7 +186,7 @@ class AgentFlags:
             value = getattr(self, f.name)
             if value is None or f.name == "extra":
                 continue
-            if f.name.endswith(("_timeout", "_period", "_factor", "_interval", "_max")) and (
+            if f.name.endswith(("_timeout", "_period", "_factor", "_interval", "_max", "_delay")) and (
                 isinstance(value, float)
             ):
                 out[f.name] = format_duration(value)

@@ -102,7 +102,8 @@ async def start_agent(
     if not flags.master:
         raise ConfigError("--master is required")
     containerizer = Containerizer.create(
-        IsolationOptions(isolation=flags.isolation, cgroups_root=flags.cgroups_root)
+        IsolationOptions(isolation=flags.isolation, cgroups_root=flags.cgroups_root),
+        flags.container_logger_instance(),
     )
     resources = discover_resources(flags)
     ip = advertised_ip(flags)

@@ -255,6 +255,14 @@ def read_file(agent_url: str, path: str, offset: int = 0, length: int = 1 << 20)
     return data.encode() if isinstance(data, str) else bytes(data)
 
 
+def read_file_size(agent_url: str, path: str) -> int:
+    """The current size of a sandbox file (the files API's offset -1)."""
+    query = urllib.parse.urlencode({"path": path, "offset": -1})
+    reply = get_json(f"{agent_url}/files/read?{query}", f"agent at {display(agent_url)}")
+    size = reply.get("offset", 0) if isinstance(reply, dict) else 0
+    return size if isinstance(size, int) else 0
+
+
 def read_whole_file(agent_url: str, path: str, offset: int = 0) -> tuple[bytes, int]:
     """Everything from `offset` to the current end; returns (data, new offset)."""
     chunks: list[bytes] = []

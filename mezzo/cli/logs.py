@@ -3,6 +3,11 @@
 The task's agent comes from the master's `/master/state`, its sandbox directory from the
 agent's `/state`, and the bytes from the agent's `/files/read`. With `--follow` the command
 polls for new output until the task is terminal and drained (or Ctrl-C).
+
+Following survives rotation by the logrotate container logger: when the file has become
+shorter than what was already read, the rest of the old file is read from ``stdout.1`` (where
+the logger moved it) and then the new file from its start. Output is skipped only if the file
+was rotated more than once, or refilled past the old offset, between two polls (0.5 s).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from mezzo.cli.common import (
     is_terminal,
     master_option,
     master_state,
+    read_file_size,
     read_whole_file,
     resolve_master,
 )
@@ -49,6 +55,8 @@ def logs(master: str, task_id: str, use_stderr: bool, follow: bool) -> None:
     try:
         while True:
             data, offset = read_whole_file(sandbox.agent_url, path, offset)
+            if not data and read_file_size(sandbox.agent_url, path) < offset:
+                data, offset = _after_rotation(sandbox.agent_url, path, offset)
             if data:
                 out.write(data)
                 out.flush()
@@ -63,3 +71,14 @@ def logs(master: str, task_id: str, use_stderr: bool, follow: bool) -> None:
             time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
         raise click.exceptions.Exit(130) from None
+
+
+def _after_rotation(agent_url: str, path: str, offset: int) -> tuple[bytes, int]:
+    """The rest of the rotated file (now ``path.1``, if kept) and the new file from its
+    start; (data, offset in the new file)."""
+    try:
+        rest, _ = read_whole_file(agent_url, f"{path}.1", offset)
+    except click.ClickException:  # not kept (rotate 0) or already gone
+        rest = b""
+    data, offset = read_whole_file(agent_url, path, 0)
+    return rest + data, offset

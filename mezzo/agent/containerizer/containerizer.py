@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from mezzo.agent.containerizer.detect import IsolationOptions, create_isolators
 from mezzo.agent.containerizer.isolator import Isolator
 from mezzo.agent.containerizer.launcher import Child, Launcher, kill_session, kill_sessions
+from mezzo.agent.containerizer.logger import ContainerLogger
 from mezzo.agent.containerizer.records import (
     ContainerConfig,
     ContainerState,
@@ -71,9 +72,12 @@ class Containerizer:
         self._straggler_scan: asyncio.Future[None] | None = None
 
     @classmethod
-    def create(cls, options: IsolationOptions | None = None) -> Containerizer:
-        """A containerizer with the isolators named by ``options.isolation`` (ConfigError)."""
-        return cls(create_isolators(options=options or IsolationOptions()))
+    def create(
+        cls, options: IsolationOptions | None = None, logger: ContainerLogger | None = None
+    ) -> Containerizer:
+        """A containerizer with the isolators named by ``options.isolation`` (ConfigError),
+        writing container output through ``logger`` (default: plain sandbox files)."""
+        return cls(create_isolators(options=options or IsolationOptions()), Launcher(logger))
 
     def containers(self) -> list[str]:
         """Ids of the containers launched or recovered and not yet terminated."""

@@ -16,8 +16,9 @@ end to end through the barrier. The shim is a shell, not Python: a Python helper
 ~20 ms of interpreter start-up per launch, and ``preexec_fn`` would run Python between fork and
 exec (unsafe in a threaded agent, and it disables CPython's vfork fast path).
 
-stdout and stderr are appended to ``<sandbox>/stdout`` and ``<sandbox>/stderr``; the working
-directory is the sandbox.
+stdout and stderr go where the container logger (`logger.py`) says: appended to
+``<sandbox>/stdout`` and ``<sandbox>/stderr`` by default, or through pipes to a rotating logger
+process; the working directory is the sandbox.
 
 The built-in command executor (a ``ContainerConfig`` marked ``fork_server``) is not exec'd but
 forked from a warm interpreter, the command executor's fork server (`forkserver.py`), unless an
@@ -41,6 +42,7 @@ from mezzo.agent.containerizer.forkserver import (
     ForkServerError,
     ForkServerUnavailable,
 )
+from mezzo.agent.containerizer.logger import ContainerLogger, SandboxLogger
 from mezzo.agent.containerizer.paths import stderr_path, stdout_path
 from mezzo.agent.containerizer.records import ContainerConfig, LaunchError, LaunchInfo
 
@@ -135,7 +137,8 @@ class Child:
 class Launcher:
     """Forks container root processes (see the module docstring for the process model)."""
 
-    def __init__(self) -> None:
+    def __init__(self, logger: ContainerLogger | None = None) -> None:
+        self.logger: ContainerLogger = logger or SandboxLogger()
         self._fork_servers: dict[tuple[str, ...], ForkServer] = {}
 
     def close(self) -> None:
@@ -158,7 +161,7 @@ class Launcher:
         if barrier:
             read_end, write_end = os.pipe2(os.O_CLOEXEC)
         try:
-            with open(stdout_path(sandbox), "ab") as out, open(stderr_path(sandbox), "ab") as err:
+            with self.logger.open(sandbox, env) as (out, err):
                 if user_kwargs:
                     self._chown(sandbox, user_kwargs["user"], user_kwargs["group"])
                 if server is not None:
