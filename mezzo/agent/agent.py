@@ -9,6 +9,7 @@
 - checkpoints: each record goes to the `Checkpointer` (files under `<work_dir>/meta`);
 - executors: events are encoded onto their `RecordStream`s (the executor API passes the
   streams in); the master: calls go to the `MasterLink` (`send_call`);
+- garbage: finished executors' sandboxes go to the `SandboxCollector` (`sandbox_gc`);
 - time: one timer, re-armed after every event at `core.next_deadline()`, calls `core.tick()`.
 
 Every input goes through `handle(event)` (the core's one mutator), after which the timer is
@@ -45,6 +46,7 @@ from mezzo.agent.events import (
 )
 from mezzo.agent.flags import AgentFlags
 from mezzo.agent.outbox import CheckpointRecord, ContainerLaunch
+from mezzo.agent.sandbox_gc import SandboxCollector
 from mezzo.agent.state import ExecutorPhase, Framework
 from mezzo.agent.updates import StatusUpdateManager
 from mezzo.api import executor as exe
@@ -119,6 +121,10 @@ class Agent:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._background: set[asyncio.Future[Any]] = set()
+        self.gc = SandboxCollector(
+            flags.work_dir, self.clock, flags.gc_delay, flags.disk_watch_interval,
+            flags.gc_disk_headroom,
+        )
 
     # ================================================================= read-only views
 
@@ -347,6 +353,11 @@ class Agent:
 
     def recovery_complete(self) -> None:
         self.recovered.set()
+        # Runs of containers the core no longer knows are finished: collect them too.
+        self.gc.start(self.core.containers)
+
+    def schedule_gc(self, paths: list[str]) -> None:
+        self.gc.schedule(paths)
 
     def stop_agent(self, forget: bool) -> None:
         self.spawn(self._stop(forget))

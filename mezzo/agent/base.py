@@ -301,6 +301,7 @@ class AgentCoreBase:
             del self.containers[ex.container_id]
         if ex.checkpoint:
             self.outbox.checkpoint(RemoveExecutorRecord(fw.id.value, ex.id.value))
+        self.outbox.schedule_gc([ex.directory])
         self.maybe_remove_framework(fw)
 
     def maybe_remove_framework(self, fw: Framework) -> None:

@@ -92,6 +92,7 @@ class AgentRuntime:
                     with contextlib.suppress(Exception):
                         await agent.containerizer.destroy(ex.container_id)
         await self.runner.cleanup()
+        await agent.gc.stop()
 
 
 async def start_agent(

@@ -156,6 +156,9 @@ class AgentOutbox(Protocol):
     def recovery_complete(self) -> None:
         """Recovery is over: the agent may register with the master."""
 
+    def schedule_gc(self, paths: list[str]) -> None:
+        """A finished executor's directories may be removed after ``--gc_delay``."""
+
     def stop_agent(self, forget: bool) -> None:
         """Wait for the containers to end, forget the agent id if `forget`, and stop."""
 
@@ -192,6 +195,9 @@ class RecordingOutbox:
 
     def recovery_complete(self) -> None:
         self.effects.append(("recovery_complete",))
+
+    def schedule_gc(self, paths: list[str]) -> None:
+        self.effects.append(("schedule_gc", paths))
 
     def stop_agent(self, forget: bool) -> None:
         self.effects.append(("stop_agent", forget))

@@ -142,6 +142,9 @@ class _Executors:
     def recovery_complete(self) -> None:
         pass
 
+    def schedule_gc(self, paths: list[str]) -> None:
+        pass  # no sandboxes on disk
+
     def stop_agent(self, forget: bool) -> None:
         pass
 

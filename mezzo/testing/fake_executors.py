@@ -141,5 +141,8 @@ class FakeExecutors:
     def recovery_complete(self) -> None:
         pass
 
+    def schedule_gc(self, paths: list[str]) -> None:
+        pass  # no sandboxes on disk
+
     def stop_agent(self, forget: bool) -> None:
         self.agent.shutdown_requested()
