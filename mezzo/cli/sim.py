@@ -111,6 +111,10 @@ def calibrate() -> None:
     rate = calibration.launch_rate()
     click.echo(f"launch rate (bench/launch.py rate, 100 agents, 10 tasks per ACCEPT): "
                f"{rate['tasks_per_s']:,.0f} tasks/s")
+    shape = calibration.scale_shape()
+    click.echo(f"bench/scale.py shape, 1,000 agents x 8 cpus, 200 frameworks: SUBSCRIBE -> "
+               f"TASK_RUNNING p50 {shape['launch_overhead_p50_s'] * 1000:.1f} ms, master CPU "
+               f"{shape['master_cpu_pct']}%")
     click.echo("master core service time per job kind (median µs, samples):")
     for kind, (median, count) in calibration.fixed_costs().items():
         click.echo(f"  {kind:<24} {median:>8.1f}  {count:>7,}")

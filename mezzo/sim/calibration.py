@@ -4,6 +4,8 @@
   task at a time; ACCEPT sent -> TASK_RUNNING received by the scheduler.
 - `launch_rate`: as `bench/launch.py rate`: 100 agents, every offer accepted with 10 tiny
   tasks, tasks never end; TASK_RUNNING updates per second once the master is saturated.
+- `scale_shape`: as `bench/scale.py`: agents of 8 cpus, 200 frameworks launching 1-cpu tasks
+  of N(30 s, 10 s) on every offer; test frameworks measure SUBSCRIBE sent -> TASK_RUNNING.
 - `fixed_costs`: median measured service time per job kind from a measured run (the source of
   `master_node.FIXED_COSTS`).
 
@@ -106,3 +108,29 @@ def fixed_costs(agents: int = 2000) -> dict[str, tuple[float, int]]:
     cluster.run_for(60.0)
     return {kind: (round(1e6 * statistics.median(s.samples), 1), len(s.samples))
             for kind, s in sorted(cluster.master.stats.items()) if s.samples}
+
+
+def scale_shape(agents: int = 1000, frameworks: int = 200, samples: int = 5,
+                cost: str = "measured") -> dict:
+    """bench/scale.py's shape in the simulator (see the module docstring)."""
+    import random
+
+    from mezzo.sim.frameworks import ContinuousFramework, ProbeFramework, normal_duration
+
+    cluster = SimCluster(seed=1, cost=cost)
+    rng = random.Random(1)
+    cluster.add_agents(agents, "cpus:8;mem:16384;disk:100000", spread=10.0)
+    for i in range(frameworks):
+        cluster.add_framework(ContinuousFramework(cluster.engine, f"l{i}", task=(1.0, 2048.0),
+                                                  duration=normal_duration(rng, 30.0, 10.0)))
+    cluster.run_for(60.0)
+    master = cluster.master
+    busy0, t0 = master.busy_seconds, cluster.engine.now
+    probes = [cluster.add_framework(
+        ProbeFramework(cluster.engine, f"probe{k}", length=10.0, resources="cpus:1;mem:2048"),
+        at=t0 + 2.0 * k) for k in range(samples)]
+    cluster.run_for(2.0 * samples + 15.0)
+    overheads = sorted(p.running_at - p.started_at for p in probes  # type: ignore[attr-defined,operator]
+                       if p.running_at is not None)  # type: ignore[attr-defined]
+    return {"agents": agents, "launch_overhead_p50_s": round(statistics.median(overheads), 4),
+            "master_cpu_pct": round(100 * (master.busy_seconds - busy0) / (cluster.engine.now - t0), 1)}

@@ -72,6 +72,7 @@ class ProbeFramework(SimFramework):
         self.cpus = float(resources.split("cpus:")[1].split(";")[0])
         self.mem = float(resources.split("mem:")[1].split(";")[0])
         self.launched_at: float | None = None
+        self.running_at: float | None = None
         self.done_at: float | None = None
 
     def on_offers(self, offers: list[Offer]) -> None:
@@ -83,6 +84,8 @@ class ProbeFramework(SimFramework):
                 self.decline([offer.id.value], refuse=3600.0)
 
     def on_update(self, status: TaskStatus) -> None:
+        if status.state == TaskState.TASK_RUNNING and self.running_at is None:
+            self.running_at = self.engine.now
         if status.state == TaskState.TASK_FINISHED and self.done_at is None:
             self.done_at = self.engine.now
             self.teardown()

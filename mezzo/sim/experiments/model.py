@@ -64,6 +64,7 @@ class ElasticJob(SimFramework):
     def __init__(self, engine: Engine, name: str, *, k: int, tasks: int, duration) -> None:  # type: ignore[no-untyped-def]
         super().__init__(engine, name)
         self.k, self.left, self.duration = k, tasks, duration
+        self.slots_seen: set[str] = set()
         self.running = 0
         self.remaining = tasks
         self.full_at: float | None = None
@@ -76,7 +77,10 @@ class ElasticJob(SimFramework):
             if self.left and self.running < self.k:
                 self.left -= 1
                 self.running += 1
-                if self.running == self.k and self.full_at is None:
+                # Ramped up once it has been handed k distinct slots (with exponential
+                # durations its own short tasks may end before k run at once).
+                self.slots_seen.add(offer.agent_id.value)
+                if len(self.slots_seen) == self.k and self.full_at is None:
                     self.full_at = self.engine.now
                 self.launch([offer.id.value], [self.task(offer, SLOT, self.duration())], refuse=0.0)
             else:
