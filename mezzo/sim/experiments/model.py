@@ -74,14 +74,14 @@ class ElasticJob(SimFramework):
 
     def on_offers(self, offers: list[Offer]) -> None:
         for offer in offers:
+            # Ramped up once it has been offered all k slots (with exponential durations its
+            # own short tasks may end, and their slots come back, before k run at once).
+            self.slots_seen.add(offer.agent_id.value)
+            if len(self.slots_seen) == self.k and self.full_at is None:
+                self.full_at = self.engine.now
             if self.left and self.running < self.k:
                 self.left -= 1
                 self.running += 1
-                # Ramped up once it has been handed k distinct slots (with exponential
-                # durations its own short tasks may end before k run at once).
-                self.slots_seen.add(offer.agent_id.value)
-                if len(self.slots_seen) == self.k and self.full_at is None:
-                    self.full_at = self.engine.now
                 self.launch([offer.id.value], [self.task(offer, SLOT, self.duration())], refuse=0.0)
             else:
                 self.decline([offer.id.value], refuse=3600.0 if not self.left else 0.0)
@@ -117,10 +117,12 @@ def simulate(kind: str, dist: str, k: int, seed: int, cost: str) -> dict[str, fl
     if kind == "elastic":
         job = ElasticJob(engine, "job", k=k, tasks=int(BETA * k), duration=draw)
         cluster.add_framework(job)
-        cluster.run(until=arrival + 50 * T, stop=lambda: job.done_at is not None)
-        assert job.done_at is not None and job.full_at is not None
+        cluster.run(until=arrival + 50 * T,
+                    stop=lambda: job.done_at is not None and job.full_at is not None)
+        assert job.done_at is not None
         held = job.busy  # an elastic job holds a slot exactly while a task runs on it
-        return {"ramp_up_s": job.full_at - arrival, "completion_s": job.done_at - arrival,
+        full_at = job.full_at if job.full_at is not None else job.done_at
+        return {"ramp_up_s": full_at - arrival, "completion_s": job.done_at - arrival,
                 "utilization": job.busy / held if held else 1.0}
     gang = GangFramework(engine, "gang", size=k, runs=1, run_s=BETA * T, task=(1.0, 1024.0),
                          hold_timeout=1e9, start_at=arrival)
