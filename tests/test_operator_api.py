@@ -206,7 +206,6 @@ async def test_write_calls_of_later_work_answer_501_naming_the_feature(running: 
     for body, feature in (
         ({"type": "RESERVE_RESOURCES", "reserve_resources": {"agent_id": {"value": "a"}, "resources": []}}, "reservations"),
         ({"type": "CREATE_VOLUMES", "create_volumes": {"agent_id": {"value": "a"}, "volumes": []}}, "volumes"),
-        ({"type": "GET_QUOTA"}, "quota"),
         ({"type": "START_MAINTENANCE", "start_maintenance": {"machines": []}}, "maintenance"),
         ({"type": "DRAIN_AGENT", "drain_agent": {"agent_id": {"value": "a"}}}, "draining"),
     ):

@@ -37,6 +37,7 @@ from mezzo.master.allocator import Allocator
 from mezzo.master.events import DEFAULT_MAX_SUBSCRIBERS, OperatorEvents
 from mezzo.master.leadership import Phase
 from mezzo.master.outbox import Outbox
+from mezzo.master.quota import to_quota
 from mezzo.master.records import (
     AgentRecord,
     FrameworkRecord,
@@ -123,6 +124,8 @@ class MasterBase:
         # Role weights (roles not named weigh 1): --weights until the registry is recovered,
         # then the registry's; changed by UPDATE_WEIGHTS, which stores them there too.
         self.weights: dict[str, float] = dict(self.options.weights)
+        # Role -> {"guarantees": {...}, "limits": {...}}: operator-set quotas (registry).
+        self.quota_config: dict[str, dict[str, dict[str, float]]] = {}
         # The operator event stream's subscribers; the handler families call its hooks.
         self.events = OperatorEvents(
             outbox, heartbeat_interval=self.options.heartbeat_interval,
@@ -233,6 +236,8 @@ class MasterBase:
             self.set_weights(state.weights)
         elif self.weights:
             self.outbox.registry(UpdateWeights(weights=dict(self.weights)))
+        if state.quotas:
+            self.set_quotas(state.quotas)
         if self.recovered_agents:
             self.recovery_deadline = now + self.options.agent_reregister_timeout
         self._set_phase(Phase.LEADING)
@@ -248,6 +253,19 @@ class MasterBase:
         dropped = {role: 1.0 for role in self.weights if role not in weights}
         self.weights = dict(weights)
         self.allocator.update_weights({**dropped, **self.weights})
+
+    def set_quotas(self, quotas: Mapping[str, Mapping[str, Mapping[str, float]]]) -> None:
+        """Make `quotas` (role -> {"guarantees", "limits"}) the quotas, here and in the
+        allocator (a role left out loses its quota)."""
+        for role in self.quota_config:
+            if role not in quotas:
+                self.allocator.update_quota(role, None)
+        self.quota_config = {
+            role: {"guarantees": dict(q.get("guarantees", {})), "limits": dict(q.get("limits", {}))}
+            for role, q in quotas.items()
+        }
+        for role, q in self.quota_config.items():
+            self.allocator.update_quota(role, to_quota(q))
 
     def request_allocation(self) -> None:
         """Something changed what can be offered (an agent or framework came, resources were

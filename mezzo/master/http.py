@@ -37,6 +37,7 @@ from mezzo.master.auth import MasterSecurity, check_call_principal, check_subscr
 from mezzo.master.core import CallRefused, Master
 from mezzo.master.leadership import ELECTED, NO_LEADER, Leadership, Phase
 from mezzo.master.operator_api import OperatorApi
+from mezzo.master.quota import quota_status
 from mezzo.master.registry import Registrar, RegistryOperation
 from mezzo.master.webui import WebUi
 from mezzo.net.http import JSON, MAX_BODY_BYTES, HTTPProblem, json_response, text_response
@@ -54,7 +55,10 @@ STATE_SLICE_SECONDS = 0.05
 # Served by every master, leading or not (spec §2.5): liveness, version, this master's own
 # metrics (with master/elected 0/1) and flags, and the redirect endpoint itself.
 # Operator calls the core decides; answered once their registry writes are applied.
-OPERATOR_DECISIONS = frozenset({op.CallType.UPDATE_WEIGHTS, op.CallType.TEARDOWN, op.CallType.MARK_AGENT_GONE})
+OPERATOR_DECISIONS = frozenset({
+    op.CallType.UPDATE_WEIGHTS, op.CallType.TEARDOWN, op.CallType.MARK_AGENT_GONE,
+    op.CallType.UPDATE_QUOTA, op.CallType.SET_QUOTA, op.CallType.REMOVE_QUOTA,
+})
 SERVED_BY_ANY_MASTER = frozenset(
     prefix + path
     for prefix in ("", "/master")
@@ -194,6 +198,7 @@ class MasterServer:
             r.add_get(prefix + "/roles", self.roles)
             r.add_get(prefix + "/roles.json", self.roles)
             r.add_get(prefix + "/weights", self.weights_view)
+            r.add_get(prefix + "/quota", self.quota_view)
             r.add_post(prefix + "/teardown", self.legacy_teardown)
         r.add_get("/version", self.version)
         r.add_get("/metrics/snapshot", self.metrics)
@@ -463,7 +468,11 @@ class MasterServer:
             case t.GET_MASTER:
                 resp = op.Response(type=t.GET_MASTER, get_master=op.GetMaster(
                     master_info=master.info, start_time=master.start_time, elected_time=master.elected_time))
-            case t.UPDATE_WEIGHTS | t.TEARDOWN | t.MARK_AGENT_GONE:
+            case t.GET_QUOTA:
+                return json_response(json.dumps({"type": "GET_QUOTA", "get_quota": {
+                    "status": quota_status(master.quota_config)}}).encode())
+            case t.UPDATE_WEIGHTS | t.TEARDOWN | t.MARK_AGENT_GONE | t.UPDATE_QUOTA | t.SET_QUOTA \
+                    | t.REMOVE_QUOTA:
                 try:
                     self._operator_decision(call)
                 except CallRefused as refused:
@@ -486,6 +495,12 @@ class MasterServer:
             case t.MARK_AGENT_GONE:
                 assert call.mark_agent_gone is not None
                 self.master.mark_agent_gone(call.mark_agent_gone.agent_id.value)
+            case t.UPDATE_QUOTA:
+                self.master.update_quota(call.update_quota)
+            case t.SET_QUOTA:
+                self.master.set_quota(call.set_quota)
+            case t.REMOVE_QUOTA:
+                self.master.remove_quota(str((call.remove_quota or {}).get("role") or ""))
 
     # ------------------------------------------------------------------ read endpoints
 
@@ -568,6 +583,10 @@ class MasterServer:
 
     async def roles(self, request: web.Request) -> web.Response:
         return self._not_recovered() or self._json(request, legacy.roles_json(self.master, dict(self.master.weights)))
+
+    async def quota_view(self, request: web.Request) -> web.Response:
+        """Mesos's GET /quota: the QuotaStatus (`configs` and the deprecated `infos`)."""
+        return self._json(request, quota_status(self.master.quota_config))
 
     async def weights_view(self, request: web.Request) -> web.Response:
         return self._json(request, legacy.weights_json(dict(self.master.weights)))

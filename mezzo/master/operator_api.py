@@ -53,7 +53,6 @@ NOT_YET = {
                      _T.UPDATE_MAINTENANCE_SCHEDULE, _T.START_MAINTENANCE, _T.STOP_MAINTENANCE),
                     "maintenance"),
     **dict.fromkeys((_T.DRAIN_AGENT, _T.DEACTIVATE_AGENT, _T.REACTIVATE_AGENT), "agent draining"),
-    **dict.fromkeys((_T.GET_QUOTA, _T.UPDATE_QUOTA, _T.SET_QUOTA, _T.REMOVE_QUOTA), "quota"),
 }
 
 

@@ -1,22 +1,31 @@
-"""Operator decisions: the write calls of the v1 operator API (UPDATE_WEIGHTS, TEARDOWN,
-MARK_AGENT_GONE) and the task query behind `/master/tasks`.
+"""Operator decisions: the write calls of the v1 operator API (UPDATE_WEIGHTS, UPDATE_QUOTA,
+SET_QUOTA, REMOVE_QUOTA, TEARDOWN, MARK_AGENT_GONE) and the task query behind `/master/tasks`.
 
 The HTTP shell decodes a call, calls one of these and encodes the answer; a refusal raises
 `CallRefused(status, message)` before anything changes. Weights are core state and a registry
-operation (`UpdateWeights`), so a newly elected leader recovers them, as in Mesos.
+operation (`UpdateWeights`), so a newly elected leader recovers them, as in Mesos; quotas
+likewise (`UpdateQuota`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from mezzo.api import operator as op
 from mezzo.core.errors import CallRefused
 from mezzo.master.base import MasterBase
+from mezzo.master.quota import (
+    QuotaError,
+    StoredQuota,
+    exceeds,
+    format_quantities,
+    from_quota_request,
+    parse_config,
+)
 from mezzo.master.records import FrameworkRecord, TaskRecord
-from mezzo.master.registry import UpdateWeights
+from mezzo.master.registry import UpdateQuota, UpdateWeights
 from mezzo.resources import role_error
 
 
@@ -54,6 +63,74 @@ class OperatorCalls(MasterBase):
         self.set_weights(weights)
         if any(role in framework.roles for framework in self.frameworks.values() for role in updates):
             self.rescind_offers(list(self.offers))
+        self.request_allocation()
+
+    # ------------------------------------------------------------------ quota
+
+    def update_quota(self, raw: Mapping[str, Any] | None) -> None:
+        """UPDATE_QUOTA: validate every config (Mesos's messages), refuse a limit below the
+        role's consumption unless `force`, then store all of them in one registry operation;
+        the allocator applies them from the next cycle and outstanding offers of the changed
+        roles are rescinded (so that a lowered limit is not exceeded by them)."""
+        raw = raw or {}
+        force = bool(raw.get("force"))
+        configs: dict[str, StoredQuota] = {}
+        try:
+            for item in raw.get("quota_configs") or []:
+                role, stored = parse_config(item, self.options.roles)
+                configs[role] = stored
+        except QuotaError as exc:
+            raise CallRefused(400, str(exc)) from None
+        self._apply_quotas(configs, force)
+
+    def set_quota(self, raw: Mapping[str, Any] | None) -> None:
+        """SET_QUOTA (pre-1.9): guarantees and limits both set to the requested guarantee;
+        refused for a role that already has quota."""
+        try:
+            role, stored, force = from_quota_request((raw or {}).get("quota_request"))
+        except QuotaError as exc:
+            raise CallRefused(400, str(exc)) from None
+        if self.options.roles is not None and role not in self.options.roles:
+            raise CallRefused(400, f"Failed to validate set quota request: Unknown role '{role}'")
+        if role in self.quota_config:
+            raise CallRefused(400, "Failed to validate set quota request: Cannot set quota"
+                                   f" for role '{role}' which already has quota")
+        if "/" in role:
+            raise CallRefused(400, f"Setting quota on nested role '{role}' is not supported yet")
+        self._apply_quotas({role: stored}, force)
+
+    def remove_quota(self, role: str) -> None:
+        if role not in self.quota_config:
+            raise CallRefused(400, f"Failed to remove quota: Role '{role}' has no quota set")
+        self._apply_quotas({role: {"guarantees": {}, "limits": {}}}, force=True)
+
+    def _apply_quotas(self, configs: Mapping[str, StoredQuota], force: bool) -> None:
+        if not configs:
+            return
+        if not force:
+            consumed = self.allocator.consumption(list(configs))
+            for role, stored in configs.items():
+                used = {n: v for n, v in consumed.get(role, {}).items() if n in stored["limits"]}
+                if exceeds(used, stored["limits"]):
+                    raise CallRefused(
+                        400,
+                        f"Invalid QuotaConfig: Role '{role}' is already consuming"
+                        f" '{format_quantities(used)}'; this is more than the requested limits"
+                        f" '{format_quantities(stored['limits'])}'"
+                        " (use 'force' flag to bypass this check)",
+                    )
+        quotas = {role: q for role, q in self.quota_config.items() if role not in configs}
+        for role, stored in configs.items():
+            if stored["guarantees"] or stored["limits"]:
+                quotas[role] = stored
+        self.outbox.registry(UpdateQuota(quotas=quotas))
+        self.set_quotas(quotas)
+        changed = [
+            offer_id for offer_id, offer in self.offers.items()
+            if any(offer.role == r or offer.role.startswith(r + "/") for r in configs)
+        ]
+        if changed:
+            self.rescind_offers(changed)
         self.request_allocation()
 
     def teardown_framework(self, framework_id: str) -> None:

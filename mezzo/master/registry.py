@@ -2,7 +2,7 @@
 the role weights set by operators).
 
 Changes are named operations (`AdmitAgent`, `MarkUnreachable`, `MarkReachable`, `MarkGone`,
-`RemoveAgent`, `UpdateWeights`), applied by the `Registrar` over a `mezzo.store.Store` (sqlite under
+`RemoveAgent`, `UpdateWeights`, `UpdateQuota`), applied by the `Registrar` over a `mezzo.store.Store` (sqlite under
 `--work_dir` by default, `in_memory` for tests, ZooKeeper with `--zk`). A restarted or newly
 elected master `recover()`s the registry before serving anything; agents it lists must
 re-register within `--agent_reregister_timeout` or they are marked unreachable.
@@ -22,6 +22,8 @@ Layout in the store (one key per agent and state; an operation commits its keys 
     agents/gone/<agent id>         {"time": <seconds>}
     weights                        {"<role>": <weight>, ...} (every weighted role; one key,
                                    since role names contain '/')
+    quotas                         {"<role>": {"guarantees": {...}, "limits": {...}}, ...}
+                                   (every role with a quota; one key, like weights)
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ ADMITTED = "agents/admitted/"
 UNREACHABLE = "agents/unreachable/"
 GONE = "agents/gone/"
 WEIGHTS = "weights"
+QUOTAS = "quotas"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +83,17 @@ class UpdateWeights:
     weights: dict[str, float]
 
 
+@dataclass(frozen=True, slots=True)
+class UpdateQuota:
+    """Every role's quota after an operator's UPDATE_QUOTA / SET_QUOTA / REMOVE_QUOTA (all of
+    them, not the change): role -> {"guarantees": {name: value}, "limits": {name: value}}."""
+
+    quotas: dict[str, dict[str, dict[str, float]]]
+
+
 RegistryOperation = (
     AdmitAgent | MarkUnreachable | MarkReachable | MarkGone | RemoveAgent | UpdateWeights
+    | UpdateQuota
 )
 
 
@@ -101,6 +113,7 @@ class RegistryState:
     gone: dict[str, float] = field(default_factory=dict)
     # Empty when no operator ever set weights (then --weights applies and is stored).
     weights: dict[str, float] = field(default_factory=dict)
+    quotas: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
 
 class Registrar:
@@ -151,6 +164,11 @@ class Registrar:
             self._versions[WEIGHTS] = entry.version
             self._sizes[WEIGHTS] = len(entry.value)
             state.weights = decode(entry.value, dict[str, float])
+        entry = self.store.get_many([QUOTAS])[0]
+        if entry is not None:
+            self._versions[QUOTAS] = entry.version
+            self._sizes[QUOTAS] = len(entry.value)
+            state.quotas = decode(entry.value, dict[str, dict[str, dict[str, float]]])
         return state
 
     def _read_all(self, prefix: str) -> list[tuple[str, bytes]]:
@@ -201,6 +219,8 @@ class Registrar:
                 self._remove(ops, UNREACHABLE + agent_id)
             case UpdateWeights(weights=weights):
                 self._put(ops, WEIGHTS, encode(dict(sorted(weights.items()))))
+            case UpdateQuota(quotas=quotas):
+                self._put(ops, QUOTAS, encode(dict(sorted(quotas.items()))))
         if not ops:
             return
         started = perf_counter()

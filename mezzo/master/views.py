@@ -16,6 +16,7 @@ from mezzo import __version__
 from mezzo.api import operator as op
 from mezzo.api.codec import to_builtins
 from mezzo.api.common import AgentID, FrameworkID, Task, TaskState
+from mezzo.master.allocator import AllocatorStatistics
 from mezzo.master.base import MasterBase
 from mezzo.master.events import framework_entry
 from mezzo.master.records import AgentRecord, FrameworkRecord, TaskRecord, time_info
@@ -338,6 +339,41 @@ def metrics(master: MasterBase, now: float) -> dict[str, float]:
         m[f"allocator/mesos/roles/{role}/shares/dominant"] = client.share
     for role, count in stats.offer_filters_by_role.items():
         m[f"allocator/mesos/offer_filters/roles/{role}/active"] = count
+    m.update(quota_metrics(master, stats))
+    return m
+
+
+def quota_metrics(master: MasterBase, stats: AllocatorStatistics) -> dict[str, float]:
+    """Per quota role and resource (Mesos's allocator/mesos/quota/roles/<role>/resources/
+    <name>/...): guarantee, limit, consumed (allocated + unallocated reservations),
+    offered_or_allocated, and its two parts offered (outstanding offers) and allocated (in use
+    by tasks and executors)."""
+    if not master.quota_config:
+        return {}
+    consumed = master.allocator.consumption(list(master.quota_config))
+    offered: dict[str, dict[str, float]] = {}
+    for offer in master.offers.values():
+        for role in master.quota_config:
+            if offer.role == role or offer.role.startswith(role + "/"):
+                held = offered.setdefault(role, {})
+                for name, value in offer.resources.scalars().quantities().items():
+                    held[name] = held.get(name, 0.0) + value
+    m: dict[str, float] = {}
+    for role, quota in master.quota_config.items():
+        both = stats.roles[role].allocated if role in stats.roles else {}
+        names = {*quota["guarantees"], *quota["limits"], *consumed.get(role, {}), *both}
+        for name in sorted(names):
+            prefix = f"allocator/mesos/quota/roles/{role}/resources/{name}"
+            if name in quota["guarantees"]:
+                m[f"{prefix}/guarantee"] = quota["guarantees"][name]
+            if name in quota["limits"]:
+                m[f"{prefix}/limit"] = quota["limits"][name]
+            m[f"{prefix}/consumed"] = consumed.get(role, {}).get(name, 0.0)
+            total = both.get(name, 0.0)
+            out = offered.get(role, {}).get(name, 0.0)
+            m[f"{prefix}/offered_or_allocated"] = total
+            m[f"{prefix}/offered"] = out
+            m[f"{prefix}/allocated"] = max(0.0, total - out)
     return m
 
 

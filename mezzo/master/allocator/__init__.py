@@ -28,6 +28,7 @@ from mezzo.master.allocator.constraints import (
 )
 from mezzo.master.allocator.factory import DEFAULT_ALLOCATOR, create_allocator
 from mezzo.master.allocator.hierarchical import HierarchicalAllocator
+from mezzo.master.allocator.quota import Quota
 
 __all__ = [
     "DEFAULT_ALLOCATOR",
@@ -42,6 +43,7 @@ __all__ = [
     "ConstraintError",
     "FrameworkPolicy",
     "HierarchicalAllocator",
+    "Quota",
     "compile_offer_constraints",
     "create_allocator",
     "parse_min_allocatable",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from mezzo.core.errors import ConfigError
 from mezzo.master.allocator.constraints import AgentTraits, FrameworkPolicy
+from mezzo.master.allocator.quota import Quota
 from mezzo.resources import Resources
 
 DEFAULT_MIN_ALLOCATABLE = "cpus:0.01|mem:32"
@@ -222,6 +223,19 @@ class Allocator(ABC):
 
     @abstractmethod
     def update_weights(self, weights: Mapping[str, float]) -> None: ...
+
+    # -- quota (optional for plug-ins: the defaults say it is not supported) -------------------
+    def update_quota(self, role: str, quota: Quota | None) -> None:
+        """Set the role's guarantees and limits (None removes them); from the next cycle."""
+        raise NotImplementedError(f"{type(self).__name__} does not support quota")
+
+    def quotas(self) -> dict[str, Quota]:
+        return {}
+
+    def consumption(self, roles: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
+        """Role (default: every quota role) -> consumed quantities (allocated plus
+        unallocated reservations)."""
+        return {}
 
     @abstractmethod
     def allocate(self, now: float) -> list[Allocation]:

@@ -167,7 +167,18 @@ def _bad() -> tuple[tuple[str, str], Predicate]:
 
 
 def role_accepts(constraints: RoleConstraints, agent: AgentTraits) -> bool:
-    return any(all(pred(agent.select(sel)) for sel, pred in group) for group in constraints)
+    # Plain loops: this runs per (framework, agent) in the allocation cycle.
+    for group in constraints:
+        for selector, predicate in group:
+            if selector[0] == "attribute":
+                value = agent.attributes.get(selector[1])
+            else:
+                value = agent.select(selector)
+            if not predicate(value):
+                break
+        else:
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from mezzo.master.allocator.base import (
 )
 from mezzo.master.allocator.constraints import AgentTraits, FrameworkPolicy
 from mezzo.master.allocator.filters import AgentFilters
+from mezzo.master.allocator.quota import Quota, QuotaBook, within
 from mezzo.master.allocator.role_tree import RoleTree
 from mezzo.master.allocator.sorter.base import Quantities, Sorter, Totals
 from mezzo.master.allocator.sorter.drf import DRFSorter
@@ -128,6 +129,7 @@ class HierarchicalAllocator(Allocator):
         # Frameworks whose policy overrides the minimum for some role: while there are any,
         # an agent below the global minimum may still be offered to them.
         self._custom_mins = 0
+        self._quota = QuotaBook()
         self._runs = 0
         self._last_run_ms = 0.0
         for role, weight in self.options.weights.items():
@@ -497,6 +499,8 @@ class HierarchicalAllocator(Allocator):
                         continue  # every eligible pair refuses this agent
                 candidates.append(agent)
             self._rng.shuffle(candidates)
+        if self._quota and candidates:
+            self._begin_quota_cycle()
         for agent in candidates:
             self._allocate_agent(agent, now, eligible, offers)
         self._runs += 1
@@ -511,7 +515,8 @@ class HierarchicalAllocator(Allocator):
         open_pairs = eligible & ~agent.valid_mask if fmask else eligible
         custom_mins = self._custom_mins
         frameworks = self._frameworks
-        for role in self._roles:
+        book = self._quota if self._quota else None
+        for role in self._role_order() if book is not None else self._roles:
             available = agent.available
             if agent.reserved:
                 offer = available.allocatable_to(role)
@@ -537,6 +542,14 @@ class HierarchicalAllocator(Allocator):
                 ok = agent.available_ok
                 if not ok and not custom_mins:
                     return
+            q_quota: Quantities | None = None
+            if book is not None:
+                # Only unreserved resources add to consumption: reservations count already.
+                q_quota = scalar_quantities(offer.unreserved()) if agent.reserved else q
+                if not book.fits(role, q_quota):
+                    continue
+                if book.any_short and not book.prioritized(role) and not book.headroom_ok(q_quota):
+                    continue  # held back for guarantees not met yet
             bits = self._bits[role]
             chosen = None
             for framework_id in self._fsorters[role]:
@@ -559,9 +572,72 @@ class HierarchicalAllocator(Allocator):
             if chosen is None:
                 continue
             self._charge(agent, self._frameworks[chosen], role, offer, q)
+            if q_quota is not None:
+                self._quota.charge(role, q_quota)  # type: ignore[union-attr]
             offers.append(Allocation(chosen, agent.id, role, offer))
             if not agent.available:
                 return
+
+    # -- quota -------------------------------------------------------------------------------
+    def update_quota(self, role: str, quota: Quota | None) -> None:
+        """Set (or with None, remove) the role's quota; applies from the next allocation."""
+        self._quota.set(role, quota)
+
+    def quotas(self) -> dict[str, Quota]:
+        return dict(self._quota.quotas)
+
+    def consumption(self, roles: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
+        """Role (default: every quota role) -> consumed: allocated to it and its descendants
+        plus their unallocated reservations."""
+        consumed, _ = self._consumption(self._quota.quotas if roles is None else roles)
+        return consumed
+
+    def _consumption(self, roles: Iterable[str]) -> tuple[dict[str, Quantities], Quantities]:
+        quota_roles = list(roles)
+        nodes = set(self._roles.nodes())
+        consumed = {role: self._roles.allocation(role) if role in nodes else {}
+                    for role in quota_roles}
+        free = dict(self._totals.quantities)
+        for role in nodes:
+            if "/" not in role:
+                for name, value in self._roles.allocation(role).items():
+                    free[name] = free.get(name, 0.0) - value
+        for agent in self._agents.values():
+            if not agent.reserved or not agent.available:
+                continue
+            reserved = agent.available.reserved()
+            if not reserved:
+                continue
+            for name, value in scalar_quantities(reserved).items():
+                free[name] = free.get(name, 0.0) - value
+            for role in quota_roles:
+                mine = reserved.filter(
+                    lambda k, r=role: within(k.reservations[-1].role, r)  # type: ignore[misc]
+                )
+                if mine:
+                    used = consumed[role]
+                    for name, value in scalar_quantities(mine).items():
+                        used[name] = used.get(name, 0.0) + value
+        return consumed, free
+
+    def _begin_quota_cycle(self) -> None:
+        consumed, free = self._consumption(self._quota.quotas)
+        self._quota.begin(consumed, free)
+
+    def _role_order(self) -> Iterable[str]:
+        """Roles short of their guarantee first (in the tree's order), then the others.
+        Lazy: an agent is usually taken by the first role, so the rest is never walked."""
+        book = self._quota
+        if not book.any_short:
+            yield from self._roles
+            return
+        later: list[str] = []
+        for role in self._roles:
+            if book.prioritized(role):
+                yield role
+            else:
+                later.append(role)
+        yield from later
 
     def _policy_allows(
         self, policy: FrameworkPolicy, role: str, agent: _Agent, q: Quantities, ok: bool
