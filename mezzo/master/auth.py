@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from mezzo.core.errors import ConfigError
 from mezzo.core.flags import BOOL, Flag
+from mezzo.master.authorization import MasterAuthorization
 from mezzo.net.http import HTTPProblem
 from mezzo.security.authentication import (
     MASTER_AGENT_REALM,
@@ -61,6 +62,8 @@ AUTH_FLAGS = [
     Flag("authenticate_http_readonly", "false", "Require authentication on read-only endpoints", BOOL),
     Flag("authenticate_http_readwrite", "false",
          "Require authentication on read-write endpoints (the operator API)", BOOL),
+    Flag("acls", None, "ACLs in Mesos's JSON format, inline or a file path (file:///path or /path)"),
+    Flag("authorizers", "local", "Authorizer: local (over --acls) or a package.module:Class path"),
 ]
 PUBLIC_PATHS = frozenset({"/health", "/version", "/redirect", "/"})
 
@@ -79,6 +82,7 @@ class MasterSecurity:
     """What the master enforces; the default (no flags) enforces nothing."""
 
     authenticator: Authenticator | None = None
+    authorization: MasterAuthorization = field(default_factory=MasterAuthorization)
 
     @classmethod
     def from_flags(cls, raw: Mapping[str, str]) -> MasterSecurity:
@@ -89,7 +93,7 @@ class MasterSecurity:
             on = sorted(f"--{f}" for f, r in REALM_FLAGS.items() if r in realms and _truthy(f, raw.get(f)))
             raise ConfigError(f"{', '.join(on)} requires --credentials")
         authenticator = Authenticator(credentials or {}, realms) if realms else None
-        return cls(authenticator=authenticator)
+        return cls(authenticator=authenticator, authorization=MasterAuthorization.from_flags(raw))
 
     def log_posture(self) -> None:
         """One line at start-up: what is open (Mesos's default), or what is enforced."""
@@ -99,9 +103,14 @@ class MasterSecurity:
                                            "authenticate_http_readonly", "authenticate_http_readwrite"])
         else:
             log.info("master authentication on for realms: %s", ", ".join(sorted(realms)))
+        if self.authorization.enabled:
+            log.info("master authorization on: %s", type(self.authorization.authorizer).__name__)
 
     def middlewares(self) -> list[Any]:
-        return [self.authenticator.middleware(realm_of)] if self.authenticator else []
+        out = [self.authenticator.middleware(realm_of)] if self.authenticator else []
+        if self.authorization.enabled:
+            out.append(self.authorization.middleware())
+        return out
 
 
 def realm_of(request: web.Request) -> str | None:

@@ -29,7 +29,7 @@ from mezzo.api import operator as op
 from mezzo.api.codec import decode, encode, to_builtins
 from mezzo.api.common import FrameworkID
 from mezzo.api.internal import AgentCall, AgentCallType, AgentEvent
-from mezzo.api.scheduler import CallType, Event, decode_call
+from mezzo.api.scheduler import CallType, Error, Event, EventType, decode_call
 from mezzo.core.metrics import DaemonMetrics
 from mezzo.master import legacy, views
 from mezzo.master import metrics as master_metrics
@@ -363,7 +363,13 @@ class MasterServer:
         return web.Response(status=status)
 
     async def _subscribe(self, request: web.Request, call: Any) -> web.StreamResponse:
+        refusal = self.security.authorization.subscribe_refusal(principal_of(request), call.subscribe.framework_info)
+
         def register(stream: RecordStream) -> Subscriber:
+            if refusal is not None:  # register_frameworks: an ERROR on the stream, as Mesos
+                stream.send(encode(Event(type=EventType.ERROR, error=Error(message=refusal))))
+                stream.close()
+                return Subscriber()
             result = self.master.subscribe(call, stream)
             framework_id = result.framework_id
             if framework_id is None or result.stream_id is None:
@@ -396,6 +402,11 @@ class MasterServer:
                 port = call.subscribe.agent_info.port or 5051
                 call.subscribe.pid = f"slave(1)@{request.remote}:{port}"
             subscribe = call.subscribe
+            try:
+                self.security.authorization.require(principal_of(request), "register_agents", None,
+                                                    "register agents")
+            except HTTPProblem as problem:
+                return problem.response()
 
             def register(stream: RecordStream) -> Subscriber:
                 agent_id = self.master.agent_subscribe(subscribe, stream).agent_id
@@ -424,15 +435,21 @@ class MasterServer:
             require_json_accept(request)  # after the call is known to be well formed, as Mesos
         except HTTPProblem as problem:
             return problem.response()
+        principal = principal_of(request)
+        try:
+            self.security.authorization.check_operator_call(principal, call, self.master)
+        except HTTPProblem as problem:
+            return problem.response()
         if call.type == op.CallType.SUBSCRIBE:
             return await self.operator_api.subscribe(request)
-        response = self._operator_call(call)
+        response = self._operator_call(call, principal)
         if response.status == 200 and call.type in OPERATOR_DECISIONS and self.outbox is not None:
             await self.outbox.flush()  # answer once the decision is in the registry
         return response
 
-    def _operator_call(self, call: op.Call) -> web.Response:
-        master = self.master
+    def _operator_call(self, call: op.Call, principal: str | None = None) -> web.Response:
+        # What `principal` may view (view_frameworks/tasks/executors, view_roles).
+        master = self.security.authorization.view(principal, self.master)
         t = op.CallType
         resp: op.Response
         match call.type:
@@ -543,7 +560,8 @@ class MasterServer:
         loop = asyncio.get_running_loop()
         pending: list[bytes] = [jsonp.encode() + b"("] if jsonp else []
         slice_end = loop.time() + STATE_SLICE_SECONDS
-        for piece in views.state_pieces(self.master, self.flags):
+        viewed = self.security.authorization.view(principal_of(request), self.master)
+        for piece in views.state_pieces(viewed, self.flags):
             pending.append(piece)
             if loop.time() >= slice_end:
                 await response.write(b"".join(pending))
@@ -557,7 +575,7 @@ class MasterServer:
         return response
 
     async def frameworks(self, request: web.Request) -> web.Response:
-        master = self.master
+        master = self.security.authorization.view(principal_of(request), self.master)
         wanted = request.query.get("framework_id")
 
         def pick(frameworks: Any) -> list[dict[str, Any]]:
@@ -582,14 +600,18 @@ class MasterServer:
         return self._not_recovered() or self._json(request, legacy.state_summary_json(self.master))
 
     async def roles(self, request: web.Request) -> web.Response:
-        return self._not_recovered() or self._json(request, legacy.roles_json(self.master, dict(self.master.weights)))
+        return self._not_recovered() or self._json(request, legacy.roles_json(*self._roles_view(request)))
 
     async def quota_view(self, request: web.Request) -> web.Response:
         """Mesos's GET /quota: the QuotaStatus (`configs` and the deprecated `infos`)."""
         return self._json(request, quota_status(self.master.quota_config))
 
     async def weights_view(self, request: web.Request) -> web.Response:
-        return self._json(request, legacy.weights_json(dict(self.master.weights)))
+        return self._json(request, legacy.weights_json(self._roles_view(request)[1]))
+
+    def _roles_view(self, request: web.Request) -> tuple[Any, dict[str, float]]:
+        viewed = self.security.authorization.view(principal_of(request), self.master)
+        return viewed, dict(viewed.weights)
 
     async def tasks(self, request: web.Request) -> web.Response:
         try:
@@ -598,7 +620,8 @@ class MasterServer:
         except ValueError:
             return text_response(400, "'limit' and 'offset' must be integers")
         try:
-            tasks = self.master.find_tasks(
+            viewed = self.security.authorization.view(principal_of(request), self.master)
+            tasks = viewed.find_tasks(
                 framework_id=request.query.get("framework_id"), task_id=request.query.get("task_id"),
                 limit=limit, offset=offset, newest_first=request.query.get("order") != "asc",
             )
@@ -607,6 +630,10 @@ class MasterServer:
         return self._json(request, {"tasks": [views._task_json(task) for task in tasks]})
 
     async def flags_view(self, request: web.Request) -> web.Response:
+        try:
+            self.security.authorization.require(principal_of(request), "view_flags", None, "view the flags")
+        except HTTPProblem as problem:
+            return problem.response()
         return self._json(request, {"flags": self.flags})
 
     def metrics_snapshot(self) -> dict[str, float]:
@@ -628,7 +655,10 @@ class MasterServer:
         if not framework_id:
             return text_response(400, "Missing 'frameworkId' query parameter in the request body")
         try:
+            self.security.authorization.check_teardown(principal_of(request), self.master, str(framework_id))
             self.master.teardown_framework(str(framework_id))
+        except HTTPProblem as problem:
+            return problem.response()
         except CallRefused as refused:
             return text_response(refused.status, refused.message)
         return web.Response(status=200)
