@@ -257,3 +257,42 @@ async def test_unmodified_pymesos_principal_and_secret(secured: Secured) -> None
     finally:
         driver.stop()
         await asyncio.to_thread(driver.join)
+
+
+def test_cli_flags_take_values() -> None:
+    """`--authenticate_agents=true` / `--authenticate_agents true` (and other booleans such as
+    `--root_submissions false`) reach the flags with their value."""
+    from mezzo.cli.master import master_command
+
+    ctx = master_command.make_context("master", [
+        "--authenticate_agents=true", "--authenticate_http_readonly", "true",
+        "--root_submissions", "false", "--credentials", "/c"])
+    assert ctx.params["authenticate_agents"] == "true"
+    assert ctx.params["authenticate_http_readonly"] == "true"
+    assert ctx.params["root_submissions"] == "false"
+
+
+@pytest.mark.slow
+def test_secured_mezzo_local(tmp_path: Path) -> None:
+    """docs/security.md's `mezzo local` set-up: agents register with their credential, the
+    state needs credentials."""
+    import urllib.error
+    import urllib.request
+
+    from mezzo.cli.local import _security_args
+    from mezzo.testing.local_cluster import ClusterSpec, LocalCluster
+
+    (tmp_path / "credentials").write_text(json.dumps(CREDENTIALS))
+    (tmp_path / "agent").write_text("agent s3cret\n")
+    master_args, agent_args, headers = _security_args(str(tmp_path / "credentials"), str(tmp_path / "agent"), None)
+    assert headers == AGENT
+    cluster = LocalCluster(ClusterSpec(agents=1, work_dir=str(tmp_path / "cluster"), master_args=master_args,
+                                       agent_args=agent_args, master_headers=headers))
+    try:
+        cluster.start()  # waits for the agent: it authenticated
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(cluster.master_url + "/master/state", timeout=5)
+        assert refused.value.code == 401
+        assert len(cluster.state()["slaves"]) == 1
+    finally:
+        cluster.stop()

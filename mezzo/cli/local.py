@@ -21,6 +21,29 @@ from mezzo.testing.local_cluster import (
 )
 
 
+def _security_args(
+    credentials: str | None, credential: str | None, acls: str | None
+) -> tuple[list[str], list[str], dict[str, str]]:
+    """The master's and agents' security flags, and the header `mezzo local` itself sends."""
+    from mezzo.core.errors import ConfigError
+    from mezzo.security.authentication import basic_header
+    from mezzo.security.credentials import load_credential
+
+    master_args = ["--acls", acls] if acls else []
+    if credentials is None and credential is None:
+        return master_args, [], {}
+    if credentials is None or credential is None:
+        raise click.UsageError("--credentials and --credential go together")
+    try:
+        own = load_credential(credential)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    master_args += ["--credentials", credentials, "--authenticate_http_frameworks", "true",
+                    "--authenticate_agents", "true", "--authenticate_http_readonly", "true",
+                    "--authenticate_http_readwrite", "true"]
+    return master_args, ["--credential", credential], {"Authorization": basic_header(own.principal, own.secret)}
+
+
 @click.command("local")
 @click.option("--agents", default=3, show_default=True, type=click.IntRange(1, 64))
 @click.option(
@@ -47,11 +70,22 @@ from mezzo.testing.local_cluster import (
     help="Each agent's --resources (a distinct ports range is added unless given).",
 )
 @click.option("--verbose", is_flag=True, help="Show the master's and agents' logs here.")
+@click.option("--credentials", default=None,
+              help="Secure the cluster: the master's --credentials file, with every "
+                   "--authenticate_* flag on (docs/security.md); needs --credential.")
+@click.option("--credential", default=None,
+              help="The agents' --credential file (one principal in --credentials).")
+@click.option("--acls", default=None, help="The master's --acls (Mesos JSON ACLs, a file or inline).")
 def local(
-    agents: int, work_dir: str | None, port: int, ip: str, agent_resources: str, verbose: bool
+    agents: int, work_dir: str | None, port: int, ip: str, agent_resources: str, verbose: bool,
+    credentials: str | None = None, credential: str | None = None, acls: str | None = None,
 ) -> None:
     """Run a master and N agents on this machine until Ctrl-C."""
+    master_args, agent_args, headers = _security_args(credentials, credential, acls)
     spec = ClusterSpec(
+        master_args=master_args,
+        agent_args=agent_args,
+        master_headers=headers,
         agents=agents,
         work_dir=work_dir,
         master_port=port,

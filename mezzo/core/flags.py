@@ -187,9 +187,7 @@ class FlagSet:
                 spellings.append(f"--{flag.name.replace('_', '-')}")
             shown = f" (default: {flag.default})" if flag.default is not None else ""
             env = f" [env: {ENV_PREFIX}{flag.name.upper()}]"
-            # A true/false flag given bare (`--authenticate_agents`) means true, as in Mesos.
-            bare: dict[str, Any] = {"flag_value": "true"} if flag.type is BOOL else {}
             decorated = click.option(
-                *spellings, flag.name, default=None, help=flag.help + shown + env, **bare
+                *spellings, flag.name, default=None, help=flag.help + shown + env
             )(decorated)
         return decorated  # type: ignore[no-any-return]

@@ -75,6 +75,8 @@ class ClusterSpec:
     ports_span: int | None = None
     master_args: list[str] = field(default_factory=list)
     agent_args: list[str] = field(default_factory=list)
+    # Headers of the cluster's own requests to the master (its credential when it is secured).
+    master_headers: dict[str, str] = field(default_factory=dict)
     start_timeout: float = 30.0
     stop_grace: float = 10.0
     # Where the processes' stderr goes: None inherits ours; otherwise log files in work_dir.
@@ -245,7 +247,8 @@ class LocalCluster:
 
     def state(self, timeout: float = 5.0) -> dict:
         """The master's `/master/state` as JSON."""
-        with urllib.request.urlopen(f"{self.master_url}/master/state", timeout=timeout) as r:
+        request = urllib.request.Request(f"{self.master_url}/master/state", headers=self.spec.master_headers)
+        with urllib.request.urlopen(request, timeout=timeout) as r:
             return json.loads(r.read())
 
     def wait_for_agents(self, count: int, timeout: float) -> dict:
