@@ -40,6 +40,7 @@ from mezzo.agent.state import ExecutorPhase
 from mezzo.api import executor as exe
 from mezzo.api.codec import convert, to_builtins
 from mezzo.api.common import (
+    URI,
     AgentID,
     AgentInfo,
     CommandInfo,
@@ -294,6 +295,21 @@ def test_a_container_the_agent_cannot_provide_fails_before_any_launch() -> None:
     assert status.message.startswith("Failed to launch container: Container type DOCKER")
     assert a.core.used == Resources() and not a.core.frameworks["fw-1"].executors
     assert a.core.metrics["container_launch_errors"] == 1
+
+
+def test_the_launch_names_the_uris_to_fetch_first() -> None:
+    a = Agent()
+    uris = [URI(value="http://h/app.tar.gz", cache=True), URI(value="/opt/x", executable=True)]
+    command = msgspec.structs.replace(command_task("t1").command, uris=uris)
+    a.run(msgspec.structs.replace(command_task("t1"), command=command))
+    [(_, launch)] = a.outbox.take()
+    assert launch.uris == tuple(uris)
+    task, executor = custom("t2")
+    executor.command.uris = [URI(value="/opt/my-executor", executable=True)]
+    task.command = CommandInfo(value="ignored", uris=[URI(value="/not/fetched")])
+    a.run(task, executor)
+    [(_, launch)] = a.outbox.take()
+    assert [u.value for u in launch.uris] == ["/opt/my-executor"]  # the executor's, as Mesos
 
 
 # ---------------------------------------------------------------------------- timers

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import os
 import uuid as uuidlib
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -44,6 +46,7 @@ from mezzo.agent.events import (
     ContainerLaunchFailed,
     MasterDisconnected,
 )
+from mezzo.agent.fetcher import Fetcher, FetchError
 from mezzo.agent.flags import AgentFlags
 from mezzo.agent.outbox import CheckpointRecord, ContainerLaunch
 from mezzo.agent.sandbox_gc import SandboxCollector
@@ -125,6 +128,16 @@ class Agent:
             flags.work_dir, self.clock, flags.gc_delay, flags.disk_watch_interval,
             flags.gc_disk_headroom,
         )
+        self._fetcher: Fetcher | None = None  # created at the first fetch
+
+    @property
+    def fetcher(self) -> Fetcher:
+        if self._fetcher is None:
+            parent = self.flags.fetcher_cache_dir or os.path.join(self.flags.work_dir, "fetch")
+            # One cache per agent (work_dir), emptied when the agent starts, as Mesos does.
+            tag = hashlib.sha256(os.path.abspath(self.flags.work_dir).encode()).hexdigest()[:16]
+            self._fetcher = Fetcher(os.path.join(parent, tag), self.flags.fetcher_cache_size)
+        return self._fetcher
 
     # ================================================================= read-only views
 
@@ -302,7 +315,17 @@ class Agent:
                     launch.first_task.container if launch.command else launch.executor.container
                 ),
             )
+            if launch.uris:
+                # Off the event loop: downloads, copies and archives block.
+                await asyncio.to_thread(self.fetcher.fetch, launch.uris, sandbox, config.user)
             pid = await self.containerizer.launch(launch.container_id, config)
+        except FetchError as e:
+            self.handle(ContainerLaunchFailed(
+                launch.container_id,
+                f"Failed to launch container: Failed to fetch all URIs for container "
+                f"'{launch.container_id}': {e}",
+            ))
+            return
         except (LaunchError, OSError) as e:
             self.handle(ContainerLaunchFailed(launch.container_id, str(e)))
             return

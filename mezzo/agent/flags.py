@@ -25,6 +25,7 @@ from mezzo.core.durations import format_duration
 from mezzo.core.errors import ConfigError, ValidationError
 from mezzo.core.flags import (
     BOOL,
+    BYTES,
     DURATION,
     FLOAT,
     INT,
@@ -82,6 +83,9 @@ FLAGS = FlagSet([
          DURATION),
     Flag("gc_disk_headroom", "0.1", "gc sooner as the disk fills, keeping this fraction free",
          FLOAT, minimum=0),
+    Flag("fetcher_cache_dir", None,
+         "parent directory of the fetcher cache (default: <work_dir>/fetch)"),
+    Flag("fetcher_cache_size", "2GB", "size of the fetcher cache (0: no caching)", BYTES),
 ])
 
 
@@ -114,6 +118,9 @@ class AgentFlags:
     status_update_retry_max: float = 600.0
     # argv prefix of the built-in command executor; None = the bundled one.
     command_executor: list[str] | None = None
+    # Parent of the fetcher's cache (one subdirectory per work_dir); None = <work_dir>/fetch.
+    fetcher_cache_dir: str | None = None
+    fetcher_cache_size: int = 2 * 1024**3
     # The cgroups/pids limit of every container, if any.
     pids_max: int | None = None
     # `--credential`: the file of the one principal/secret this agent authenticates with.

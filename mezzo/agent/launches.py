@@ -44,6 +44,7 @@ from mezzo.agent.state import (
 )
 from mezzo.api import executor as exe
 from mezzo.api.common import (
+    URI,
     ExecutorInfo,
     FrameworkInfo,
     Reason,
@@ -54,6 +55,14 @@ from mezzo.api.common import (
 from mezzo.core.durations import format_duration
 from mezzo.core.errors import ValidationError
 from mezzo.resources import Resources
+
+
+def fetched_uris(task: TaskInfo, executor: ExecutorInfo, command: bool) -> tuple[URI, ...]:
+    """What the fetcher brings into a new executor's sandbox: a command task's `uris`, else
+    its executor's (Mesos fetches the executor's CommandInfo; the command executor's is the
+    task's)."""
+    info = task.command if command else executor.command
+    return tuple(info.uris) if info is not None else ()
 
 
 class LaunchHandlers(EndingHandlers):
@@ -103,7 +112,7 @@ class LaunchHandlers(EndingHandlers):
                 ContainerLaunch(
                     container_id=ex.container_id, framework=fw.info, executor=ex.info,
                     sandbox=ex.directory, command=ex.command, resources=ex.resources,
-                    first_task=tasks[0],
+                    first_task=tasks[0], uris=fetched_uris(tasks[0], ex.info, command),
                 )
             )
             return

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mezzo.api import executor as exe
-from mezzo.api.common import AgentInfo, ExecutorInfo, FrameworkInfo, TaskInfo, TaskStatus
+from mezzo.api.common import URI, AgentInfo, ExecutorInfo, FrameworkInfo, TaskInfo, TaskStatus
 from mezzo.api.internal import AgentCall
 from mezzo.resources import Resources
 
@@ -41,6 +41,9 @@ class ContainerLaunch:
     command: bool  # the built-in command executor
     resources: Resources  # the executor's and its tasks' (the container's limits)
     first_task: TaskInfo  # decides the user to run as
+    # CommandInfo.uris to fetch into the sandbox before the executor starts (mezzo.agent.fetcher);
+    # a failed fetch is answered with ContainerLaunchFailed.
+    uris: tuple[URI, ...] = ()
 
 
 # --------------------------------------------------------------------------- checkpoints
