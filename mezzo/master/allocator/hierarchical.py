@@ -573,7 +573,7 @@ class HierarchicalAllocator(Allocator):
                 continue
             self._charge(agent, self._frameworks[chosen], role, offer, q)
             if q_quota is not None:
-                self._quota.charge(role, q_quota)  # type: ignore[union-attr]
+                self._quota.charge(role, q_quota)
             offers.append(Allocation(chosen, agent.id, role, offer))
             if not agent.available:
                 return
