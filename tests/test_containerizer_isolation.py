@@ -178,7 +178,10 @@ async def test_cfs_quota_holds_a_busy_loop_to_half_a_core(
         before.cpus_user_time_secs + before.cpus_system_time_secs
     )
     share = used / (t1 - t0)
-    assert 0.3 <= share <= 0.7, f"busy loop used {share:.2f} cores under a 0.5 cpu quota"
+    # The quota is a ceiling: only the upper bound and the throttling are guarantees. How much
+    # of its half core the loop gets depends on what else the machine runs, so the lower bound
+    # only checks that the loop ran at all.
+    assert 0.02 <= share <= 0.7, f"busy loop used {share:.2f} cores under a 0.5 cpu quota"
     assert after.cpus_nr_throttled and after.cpus_nr_throttled > 0
 
 
