@@ -30,6 +30,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from mezzo.agent import launch as launching
+from mezzo.agent.auth import AgentSecurity
 from mezzo.agent.checkpoint import Checkpointer
 from mezzo.agent.container_support import rlimits_of
 from mezzo.agent.containerizer import (
@@ -76,6 +77,7 @@ from mezzo.api.internal import (
 from mezzo.core.clock import Clock, RealClock
 from mezzo.net.stream import RecordStream
 from mezzo.resources import Resources
+from mezzo.security.executor_tokens import TOKEN_ENV
 
 __all__ = ["VERSION", "Agent", "options_from_flags"]
 
@@ -129,6 +131,8 @@ class Agent:
             flags.gc_disk_headroom,
         )
         self._fetcher: Fetcher | None = None  # created at the first fetch
+        # Authentication, executor tokens and ACLs of this agent's endpoints.
+        self.security = AgentSecurity.from_flags(flags)
 
     @property
     def fetcher(self) -> Fetcher:
@@ -303,6 +307,12 @@ class Agent:
                 http_command_executor=self.flags.http_command_executor,
                 base=self.flags.executor_environment_variables, command=launch.command,
             )
+            token = self.security.mint(
+                launch.framework.id.value, launch.executor.executor_id.value, launch.container_id
+            )
+            env.pop(TOKEN_ENV, None)  # never the agent's own, if it has one
+            if token is not None:
+                env[TOKEN_ENV] = token
             config = launching.container_config(
                 executor=launch.executor, command=launch.command,
                 command_executor_argv=self.flags.command_executor, sandbox=sandbox,

@@ -60,6 +60,9 @@ class ExecutorAPI:
             if problem_response is not None:
                 return problem_response
         agent = self.agent
+        refusal = self._claims_refusal(request, call)
+        if refusal is not None:
+            return text_response(403, refusal)
         try:
             match call.type:
                 case exe.CallType.UNKNOWN:
@@ -90,6 +93,18 @@ class ExecutorAPI:
         except CallRefused as refused:
             return text_response(refused.status, refused.message)
         return text_response(400, f"Unsupported call {call.type}")
+
+    def _claims_refusal(self, request: web.Request, call: exe.Call) -> str | None:
+        """An authenticated executor may speak only for its own framework, executor and
+        container (Mesos's verifyExecutorClaims); unknown ones are left to the core (400).
+        HEARTBEAT carries no meaningful ids and is answered before, as in Mesos."""
+        if call.type in (exe.CallType.HEARTBEAT, exe.CallType.UNKNOWN):
+            return None
+        ex = self.agent.core.executor(call.framework_id, call.executor_id)
+        if ex is None:
+            return None
+        return self.agent.security.executor_call_refusal(
+            request, call.framework_id.value, call.executor_id.value, ex.container_id)
 
     async def subscribe(
         self, request: web.Request, call: exe.Call, sub: exe.Subscribe

@@ -68,6 +68,19 @@ FLAGS = FlagSet([
     Flag("status_update_retry_interval", "10secs", "first status update resend interval",
          DURATION),
     Flag("credential", None, "file with this agent's credential (Mesos JSON or 'principal secret')"),
+    Flag("http_credentials", None,
+         "credentials file for this agent's HTTP endpoints (Mesos JSON or 'principal secret')"),
+    Flag("authenticate_http_readonly", "false",
+         "require authentication on read-only endpoints (/state, /files/*, ...)", BOOL),
+    Flag("authenticate_http_readwrite", "false",
+         "require authentication on read-write endpoints (the operator API /api/v1)", BOOL),
+    Flag("authenticate_http_executors", "false",
+         "executors must send the token this agent minted for them (needs --jwt_secret_key)",
+         BOOL),
+    Flag("jwt_secret_key", None, "file with the key executor tokens are signed with (HS256)"),
+    Flag("executor_secret_key", None, "deprecated alias of --jwt_secret_key"),
+    Flag("acls", None, "ACLs in Mesos's JSON format, inline or a file path"),
+    Flag("authorizer", "local", "authorizer: local (over --acls) or package.module:Class"),
     Flag("command_executor", None, "argv (shell words) of the command executor (testing)", WORDS),
     Flag("container_logger", None,
          "org_apache_mesos_LogrotateContainerLogger: rotated stdout/stderr (default: plain files)"),
@@ -125,6 +138,16 @@ class AgentFlags:
     pids_max: int | None = None
     # `--credential`: the file of the one principal/secret this agent authenticates with.
     credential: str | None = None
+    # This agent's own endpoints (docs/security.md): Basic credentials per realm, executor
+    # tokens (JWT) signed with the key in `jwt_secret_key`, and ACLs.
+    http_credentials: str | None = None
+    authenticate_http_readonly: bool = False
+    authenticate_http_readwrite: bool = False
+    authenticate_http_executors: bool = False
+    jwt_secret_key: str | None = None
+    executor_secret_key: str | None = None
+    acls: str | None = None
+    authorizer: str = "local"
     # Container logger (Mesos's --container_logger and the logrotate module's parameters).
     container_logger: str | None = None
     max_stdout_size: str | None = None
@@ -168,6 +191,9 @@ class AgentFlags:
             raise ConfigError("--disk_watch_interval must be positive")
         self.container_logger_instance()
         self.master_auth_headers()  # a bad --credential file fails at start-up
+        from mezzo.agent.auth import AgentSecurity
+
+        AgentSecurity.from_flags(self)  # bad security flags fail at start-up, one line
 
     def master_auth_headers(self) -> dict[str, str]:
         """The `Authorization` header every request to the master carries (`--credential`)."""

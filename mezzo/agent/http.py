@@ -223,7 +223,27 @@ class ReadEndpoints:
     # --- files --------------------------------------------------------------------------
 
     def _resolve(self, request: web.Request) -> Path:
-        return self.resolve_path(request.query.get("path"))
+        path = self.resolve_path(request.query.get("path"))
+        self._require_sandbox(request, path)
+        return path
+
+    def _require_sandbox(self, request: web.Request, path: Path) -> None:
+        """access_sandboxes (HTTPProblem 403) for the framework whose sandbox holds `path`."""
+        a = self.agent
+        a.security.require_sandbox(request, path, [*a.frameworks.values(), *a.completed_frameworks])
+
+    def _authorize_operator(self, request: web.Request, call: op.Call) -> None:
+        """The ACLs of the agent's operator calls (mezzo.agent.auth); HTTPProblem 403."""
+        security = self.agent.security
+        if security.authorizer is None:
+            return
+        t = op.CallType
+        if call.type == t.GET_FLAGS:
+            security.require(request, "view_flags", None, "view the flags")
+        elif call.type in (t.LIST_FILES, t.READ_FILE):
+            raw = call.list_files.path if call.list_files is not None else (
+                call.read_file.path if call.read_file is not None else None)
+            self._require_sandbox(request, self.resolve_path(raw))
 
     def resolve_path(self, raw: str | None) -> Path:
         """A sandbox path as `/files/*`, LIST_FILES and READ_FILE take it (HTTPProblem if not)."""
@@ -316,6 +336,10 @@ class ReadEndpoints:
         except HTTPProblem as p:
             return p.response()
         assert call.type is not None  # decode_agent_call refuses a call without a known type
+        try:
+            self._authorize_operator(request, call)
+        except HTTPProblem as p:
+            return p.response()
         if call.type in AgentOperatorExtras.SERVED:
             return self.extras.call(call)
         result = self.operator_result(call.type)

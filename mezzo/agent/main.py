@@ -119,7 +119,9 @@ async def start_agent(
     )
     agent = Agent(flags, containerizer, info, endpoint=(ip, port))
     reads = ReadEndpoints(agent)
-    app = new_app(client_max_size=MAX_BODY_BYTES, middlewares=[http_metrics_middleware(reads.http_metrics)])
+    agent.security.log_posture()
+    app = new_app(client_max_size=MAX_BODY_BYTES, middlewares=[
+        http_metrics_middleware(reads.http_metrics), *agent.security.middlewares()])
     ExecutorAPI(agent).add_routes(app)
     reads.add_routes(app)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

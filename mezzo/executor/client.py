@@ -85,6 +85,8 @@ class ExecutorSettings:
     subscription_backoff_max: float = 2.0
     recovery_timeout: float = 15 * 60.0
     sandbox: str | None = None
+    # The agent-minted token (MESOS_EXECUTOR_AUTHENTICATION_TOKEN), sent as a Bearer token.
+    authentication_token: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ExecutorSettings:
@@ -97,6 +99,11 @@ class ExecutorSettings:
         ]
         if missing:
             raise ConfigError(f"missing executor environment: {', '.join(missing)}")
+
+        token = env.get("MESOS_EXECUTOR_AUTHENTICATION_TOKEN") or None
+        if env is os.environ:
+            # As Mesos's executor library: the token is not handed down to the tasks.
+            os.environ.pop("MESOS_EXECUTOR_AUTHENTICATION_TOKEN", None)
 
         def duration(name: str, default: float) -> float:
             text = env.get(name)
@@ -112,6 +119,7 @@ class ExecutorSettings:
             subscription_backoff_max=duration("MESOS_SUBSCRIPTION_BACKOFF_MAX", 2.0),
             recovery_timeout=duration("MESOS_RECOVERY_TIMEOUT", 15 * 60.0),
             sandbox=env.get("MESOS_SANDBOX") or env.get("MESOS_DIRECTORY"),
+            authentication_token=token,
         )
 
     @property
@@ -179,7 +187,9 @@ class ExecutorClient:
             return
         # Calls go on a pooled keep-alive connection; the stream gets its own (Connection:
         # close), so the pool never hands the stream's connection to a call.
-        self._session = aiohttp.ClientSession()
+        token = self.settings.authentication_token
+        self._session = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {token}"} if token else None)
         self._dispatcher = asyncio.create_task(self._dispatch())
         self._runner = asyncio.create_task(self._run())
 

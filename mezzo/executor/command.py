@@ -28,6 +28,8 @@ Environment (spec §6.1):
 ``MESOS_RECOVERY_TIMEOUT``                Mesos duration, default ``15mins`` (checkpoint)
 ``MESOS_SANDBOX`` / ``MESOS_DIRECTORY``   optional: the executor ``chdir``s there
 ``MEZZO_EXECUTOR_VERBOSE``                optional: ``1`` logs every event to stderr
+``MESOS_EXECUTOR_AUTHENTICATION_TOKEN``   optional: sent as ``Authorization: Bearer``; not
+                                          passed on to the task
 ========================================  ===============================================
 
 The task inherits this environment with ``CommandInfo.environment`` (VALUE variables) on top.

@@ -53,6 +53,9 @@ __all__ = [
 ]
 
 _VERBOSE = False  # MEZZO_EXECUTOR_VERBOSE, set by main()
+# Mesos's variable for the agent-minted executor token (mezzo.security.executor_tokens; not
+# imported: this script runs without the package, for start-up time).
+TOKEN_ENV = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
 # Without a pidfd (Linux < 5.3) the loop polls for the task's exit this often.
 _REAP_POLL_SECONDS = 0.01
 
@@ -120,12 +123,16 @@ class CommandExecutor:
     """The loop: sockets, the task's process and the clock around one `CommandExecutorCore`."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.env = env  # the executor's environment: the task's, under its own variables
+        # The agent's token for this executor: sent on every call, never given to the task
+        # (Mesos's executor library erases it from the environment too).
+        self.token = env.get(TOKEN_ENV) or None
+        # The executor's environment: the task's, under its own variables.
+        self.env = {k: v for k, v in env.items() if k != TOKEN_ENV}
         self.host, self.port = split_endpoint(env["MESOS_AGENT_ENDPOINT"])
         self.machine = core.CommandExecutorCore(  # the state machine: every decision
             config_from_env(env), time.monotonic(), new_uuid=new_uuid, wall_clock=time.time
         )
-        self.calls = wire.CallConnection(self.host, self.port)
+        self.calls = wire.CallConnection(self.host, self.port, self.token)
         self.stream: wire.EventStream | None = None
         self.pidfd: int | None = None
         self.exit_code: int | None = None
@@ -235,7 +242,8 @@ class CommandExecutor:
 
     def subscribe(self, call: dict) -> object:
         try:
-            self.stream = wire.EventStream.open(self.host, self.port, dumps(call).encode())
+            self.stream = wire.EventStream.open(
+                self.host, self.port, dumps(call).encode(), self.token)
         except (OSError, EOFError, ValueError) as exc:
             return ev.ConnectFailed(str(exc), jitter())
         debug("subscribed")

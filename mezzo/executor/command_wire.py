@@ -279,12 +279,14 @@ def connect(host: str, port: int, timeout: float) -> _socket.socket:
     raise last
 
 
-def request_bytes(host: str, port: int, body: bytes, *, stream: bool) -> bytes:
+def request_bytes(host: str, port: int, body: bytes, *, stream: bool, token: str | None = None) -> bytes:
     headers = (
         f"POST {PATH} HTTP/1.1\r\nHost: {host}:{port}\r\n"
         "Content-Type: application/json\r\nAccept: application/json\r\n"
         f"Content-Length: {len(body)}\r\n"
     )
+    if token:  # the agent's executor authentication token (MESOS_EXECUTOR_AUTHENTICATION_TOKEN)
+        headers += f"Authorization: Bearer {token}\r\n"
     # Spec §2.7: SUBSCRIBE goes with Connection: close; calls reuse a keep-alive connection.
     if stream:
         headers += "Connection: close\r\n"
@@ -361,13 +363,13 @@ class EventStream:
         sock.settimeout(None)
 
     @classmethod
-    def open(cls, host: str, port: int, body: bytes) -> "EventStream":
+    def open(cls, host: str, port: int, body: bytes, token: str | None = None) -> "EventStream":
         """POST the SUBSCRIBE call; the stream once the agent answers 200.
 
         Raises OSError (also for a non-200 answer, with its text), EOFError or ValueError."""
         sock = connect(host, port, CONNECT_TIMEOUT_SECONDS)
         try:
-            sock.sendall(request_bytes(host, port, body, stream=True))
+            sock.sendall(request_bytes(host, port, body, stream=True, token=token))
             reader = Reader(sock)
             status, headers = reader.head()
             if status != 200:
@@ -398,9 +400,10 @@ class EventStream:
 class CallConnection:
     """Keep-alive connection for calls (never the stream's connection, spec §2.7)."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, token: str | None = None) -> None:
         self.host = host
         self.port = port
+        self.token = token
         self.reader: Reader | None = None
 
     def post(self, body: bytes) -> int:
@@ -411,7 +414,8 @@ class CallConnection:
                 self.reader = Reader(connect(self.host, self.port, CONNECT_TIMEOUT_SECONDS))
                 self.reader.sock.settimeout(CALL_TIMEOUT_SECONDS)
             try:
-                self.reader.sock.sendall(request_bytes(self.host, self.port, body, stream=False))
+                self.reader.sock.sendall(
+                    request_bytes(self.host, self.port, body, stream=False, token=self.token))
                 status, headers = self.reader.head()
                 self.reader.body(headers)
                 if headers.get("connection", "").lower() == "close":

@@ -18,6 +18,12 @@ realm a request belongs to (None: public, e.g. `/health`); if that realm is on, 
 needs a valid `Authorization: Basic` header, else it gets 401 with
 `WWW-Authenticate: Basic realm="<realm>"` and reaches no handler. The authenticated principal
 is left in `request["principal"]` for the handlers and the authorizer.
+
+Given `tokens` (an agent with `--authenticate_http_executors`), a request may instead carry
+`Authorization: Bearer <executor token>` (`mezzo.security.executor_tokens`), in every realm, as
+Mesos's agent combines its basic and JWT authenticators: the token's claims (`fid`, `eid`,
+`cid`) are left in `request[CLAIMS_KEY]` and the request has no principal name. A bad token
+is 401 with Mesos's `Bearer realm="...", error="invalid_token", error_description="..."`.
 """
 
 from __future__ import annotations
@@ -27,9 +33,12 @@ import binascii
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from mezzo.security.executor_tokens import ExecutorTokens
 
 log = logging.getLogger("mezzo.security")
 
@@ -43,11 +52,14 @@ EXECUTOR_REALM = "mesos-agent-executor"
 
 # Where the middleware leaves the authenticated principal.
 PRINCIPAL_KEY: web.RequestKey[str] = web.RequestKey("principal", str)
+# Where it leaves the claims of an executor token (Bearer).
+CLAIMS_KEY: web.RequestKey[dict[str, str]] = web.RequestKey("claims", dict)
 
 __all__ = [
-    "AGENT_READONLY_REALM", "AGENT_READWRITE_REALM", "EXECUTOR_REALM", "MASTER_AGENT_REALM",
+    "AGENT_READONLY_REALM", "AGENT_READWRITE_REALM", "CLAIMS_KEY", "EXECUTOR_REALM",
+    "MASTER_AGENT_REALM",
     "MASTER_READONLY_REALM", "MASTER_READWRITE_REALM", "PRINCIPAL_KEY", "SCHEDULER_REALM",
-    "Authenticator", "basic_header", "parse_basic", "principal_of",
+    "Authenticator", "basic_header", "claims_of", "parse_basic", "principal_of",
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -77,12 +89,27 @@ def principal_of(request: web.Request) -> str | None:
     return request.get(PRINCIPAL_KEY)
 
 
-class Authenticator:
-    """Checks HTTP Basic credentials for the realms that are turned on."""
+def claims_of(request: web.Request) -> dict[str, str] | None:
+    """The claims of the executor token the request authenticated with, or None."""
+    return request.get(CLAIMS_KEY)
 
-    def __init__(self, credentials: Mapping[str, str], realms: Collection[str]) -> None:
+
+def _unauthorized(challenges: list[str]) -> web.Response:
+    response = web.Response(status=401, text="Unauthorized: valid credentials are required\n")
+    for challenge in challenges:
+        response.headers.add("WWW-Authenticate", challenge)
+    return response
+
+
+class Authenticator:
+    """Checks HTTP Basic credentials (and, given `tokens`, executor Bearer tokens) for the
+    realms that are turned on."""
+
+    def __init__(self, credentials: Mapping[str, str], realms: Collection[str],
+                 tokens: ExecutorTokens | None = None) -> None:
         self.credentials = dict(credentials)
         self.realms = frozenset(realms)
+        self.tokens = tokens
 
     def authenticate(self, header: str | None) -> str | None:
         """The principal a `Authorization` header proves, or None."""
@@ -102,14 +129,28 @@ class Authenticator:
             if realm is None or realm not in self.realms:
                 return await handler(request)
             header = request.headers.get("Authorization")
+            challenges = [f'Basic realm="{realm}"'] if self.credentials else []
+            if self.tokens is not None:
+                challenges.append(f'Bearer realm="{realm}"')
+                scheme, _, token = (header or "").strip().partition(" ")
+                if scheme == "Bearer":
+                    from mezzo.security.executor_tokens import InvalidToken
+
+                    try:
+                        request[CLAIMS_KEY] = self.tokens.verify(token.strip())
+                    except InvalidToken as exc:
+                        log.warning("executor token refused on %s %s (realm %s) from %s: %s",
+                                    request.method, request.path, realm, request.remote, exc)
+                        detail = str(exc).replace('"', "'")
+                        return _unauthorized([f'Bearer realm="{realm}", error="invalid_token", '
+                                              f'error_description="{detail}"'])
+                    return await handler(request)
             principal = self.authenticate(header)
             if principal is None:
                 if header:
                     log.warning("authentication failed on %s %s (realm %s) from %s",
                                 request.method, request.path, realm, request.remote)
-                return web.Response(
-                    status=401, text="Unauthorized: valid credentials are required\n",
-                    headers={"WWW-Authenticate": f'Basic realm="{realm}"'})
+                return _unauthorized(challenges)
             request[PRINCIPAL_KEY] = principal
             return await handler(request)
 
