@@ -294,7 +294,7 @@ def test_unused_remainder_declined_with_call_filters() -> None:
     assert not s.all_of("OFFERS")
 
 
-def test_reserve_operation_is_refused_before_anything_changes() -> None:
+def test_unbuilt_operation_is_refused_before_anything_changes() -> None:
     c = MasterCluster()
     c.add_agent()
     s = c.add_scheduler()
@@ -302,8 +302,8 @@ def test_reserve_operation_is_refused_before_anything_changes() -> None:
     offer = offer_of(s)
     with pytest.raises(CallRefused) as refused:
         s.call("ACCEPT", {"offer_ids": [{"value": offer.id.value}], "operations": [
-            {"type": "RESERVE", "reserve": {"resources": []}}]})
-    assert refused.value.status == 400 and "RESERVE" in refused.value.message
+            {"type": "CREATE_DISK", "create_disk": {}}]})
+    assert refused.value.status == 400 and "CREATE_DISK" in refused.value.message
     assert offer.id.value in c.master.offers
 
 

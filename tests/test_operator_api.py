@@ -116,7 +116,7 @@ async def test_read_calls_answer_the_cluster_state(running: Running) -> None:
         assert got["start_time"] == master.start_time
 
         # No reservation or volume exists on this master, so there is no operation to list.
-        assert await call(r, {"type": "GET_OPERATIONS"}) == {"type": "GET_OPERATIONS", "get_operations": {}}
+        assert await call(r, {"type": "GET_OPERATIONS"}) == {"type": "GET_OPERATIONS", "get_operations": {}}  # none yet
     finally:
         resp.close()
         await agent.stop()
@@ -204,7 +204,6 @@ async def test_files_are_listed_read_and_downloaded(running: Running, tmp_path: 
 
 async def test_write_calls_of_later_work_answer_501_naming_the_feature(running: Running) -> None:
     for body, feature in (
-        ({"type": "RESERVE_RESOURCES", "reserve_resources": {"agent_id": {"value": "a"}, "resources": []}}, "reservations"),
         ({"type": "CREATE_VOLUMES", "create_volumes": {"agent_id": {"value": "a"}, "volumes": []}}, "volumes"),
         ({"type": "START_MAINTENANCE", "start_maintenance": {"machines": []}}, "maintenance"),
         ({"type": "DRAIN_AGENT", "drain_agent": {"agent_id": {"value": "a"}}}, "draining"),

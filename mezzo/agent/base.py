@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mezzo.agent.operations import AgentOperations
 from mezzo.agent.outbox import (
     AckRecord,
     AgentOutbox,
@@ -106,6 +107,9 @@ class AgentCoreBase:
     ) -> None:
         self.info = info
         self.total = Resources.from_wire(info.resources)
+        # Checkpointed resources and operations (`mezzo.agent.operations`); `total` follows
+        # them (static resources with the dynamic reservations and volumes carved out).
+        self.operations = AgentOperations(self.total)
         self.outbox = outbox
         self.clock = clock
         self.uuid_bytes = uuid_bytes

@@ -29,6 +29,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mezzo.agent.containerizer import paths
+from mezzo.agent.operations import (
+    OperationCheckpoint,
+    RemoveOperationCheckpoint,
+    ResourcesCheckpoint,
+)
 from mezzo.agent.outbox import (
     AckRecord,
     AgentRecord,
@@ -43,7 +48,15 @@ from mezzo.agent.outbox import (
     UpdateRecord,
 )
 from mezzo.api.codec import decode, encode, to_builtins
-from mezzo.api.common import AgentInfo, ExecutorInfo, FrameworkInfo, TaskInfo, TaskStatus
+from mezzo.api.common import (
+    AgentInfo,
+    ExecutorInfo,
+    FrameworkInfo,
+    Operation,
+    Resource,
+    TaskInfo,
+    TaskStatus,
+)
 from mezzo.core.errors import DecodeError
 
 T = TypeVar("T")
@@ -93,6 +106,17 @@ class Checkpointer:
     def write(self, record: CheckpointRecord) -> None:
         """Carry out one checkpoint effect of the agent core (`mezzo.agent.outbox`)."""
         match record:
+            case ResourcesCheckpoint(resources):
+                write_atomic(paths.resources_info_path(self.work_dir),
+                             json.dumps(to_builtins(resources)).encode())
+            case OperationCheckpoint(operation):
+                assert self.agent_id is not None
+                write_atomic(paths.operation_info_path(self.work_dir, self.agent_id,
+                                                       operation.uuid.value.hex()), encode(operation))
+            case RemoveOperationCheckpoint(uuid):
+                assert self.agent_id is not None
+                shutil.rmtree(paths.operation_info_path(self.work_dir, self.agent_id, uuid.hex()).parent,
+                              ignore_errors=True)
             case AgentRecord(info):
                 self.agent(info)
             case FrameworkRecord(info):
@@ -227,6 +251,8 @@ class AgentState:
     info: AgentInfo
     rebooted: bool
     frameworks: dict[str, FrameworkState] = field(default_factory=dict)
+    checkpointed_resources: list[Resource] = field(default_factory=list)
+    operations: list[Operation] = field(default_factory=list)
 
 
 def read_updates(path: Path) -> list[tuple[str, TaskStatus | bytes]]:
@@ -263,6 +289,11 @@ def recover(work_dir: str | Path) -> AgentState | None:
     except OSError:
         old_boot = ""
     state = AgentState(info, rebooted=bool(old_boot) and old_boot != boot_id())
+    state.checkpointed_resources = read_checkpointed_resources(work_dir)
+    for op_dir in sorted(_subdirs(paths.operations_dir(work_dir, agent_id))):
+        operation = _read_record(op_dir / "operation.info", Operation)
+        if operation is not None:
+            state.operations.append(operation)
     frameworks_dir = paths.agent_meta_dir(work_dir, agent_id) / "frameworks"
     for fw_dir in sorted(_subdirs(frameworks_dir)):
         fw_info = _read_record(fw_dir / "framework.info", FrameworkInfo)
@@ -275,6 +306,14 @@ def recover(work_dir: str | Path) -> AgentState | None:
                 continue
             fw.executors[ex_dir.name] = ExecutorState(ex_info, _read_run(ex_dir / "runs"))
     return state
+
+
+def read_checkpointed_resources(work_dir: str | Path) -> list[Resource]:
+    """`meta/resources/resources.info`: the dynamically reserved and persistent resources."""
+    try:
+        return decode(paths.resources_info_path(work_dir).read_bytes(), list[Resource])
+    except (OSError, DecodeError):
+        return []
 
 
 def _read_run(runs: Path) -> RunState | None:

@@ -65,6 +65,7 @@ from mezzo.api.common import (
     is_terminal,
 )
 from mezzo.api.internal import (
+    AgentApplyOperation,
     AgentCall,
     AgentCallType,
     AgentEvent,
@@ -74,10 +75,15 @@ from mezzo.api.internal import (
     AgentSubscribe,
     AgentTask,
 )
+from mezzo.resources import Resources
 
 __all__ = ["VERSION", "AgentCore", "AgentOptions", "CallRefused"]
 
 VERSION = "1.11.0"
+# What this agent tells the master it supports (Mesos's agent capabilities): operation
+# feedback on its default resources needs the last two.
+CAPABILITIES = ("MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT",
+                "RESOURCE_PROVIDER", "AGENT_OPERATION_FEEDBACK")
 
 
 class AgentCore(ExecutorHandlers):
@@ -148,6 +154,13 @@ class AgentCore(ExecutorHandlers):
             case AgentEventType.RECONCILE_TASKS if event.reconcile_tasks is not None:
                 r = event.reconcile_tasks
                 self.reconcile_tasks(r.framework_id, r.task_ids, r.framework)
+            case AgentEventType.APPLY_OPERATION if event.apply_operation is not None:
+                self.apply_operation(event.apply_operation)
+            case AgentEventType.ACKNOWLEDGE_OPERATION_STATUS \
+                    if event.acknowledge_operation_status is not None:
+                removal = self.operations.acknowledge(event.acknowledge_operation_status)
+                if removal is not None:
+                    self.outbox.checkpoint(removal)
             case AgentEventType.PING:
                 ping_id = event.ping.ping_id if event.ping is not None else 0
                 self.outbox.send_master(
@@ -165,6 +178,19 @@ class AgentCore(ExecutorHandlers):
 
     # ================================================================= the master
 
+    def apply_operation(self, event: AgentApplyOperation) -> None:
+        """APPLY_OPERATION (RESERVE, UNRESERVE, ...): checkpoint, then report the status."""
+        records, call = self.operations.apply(
+            event, self.info.id, self.uuid_bytes(), self.monotonic())
+        for record in records:
+            self.outbox.checkpoint(record)
+        self.total = self.operations.total
+        log.info("applied %s operation %s: %s", event.operation_info.type,
+                 event.operation_uuid.value.hex(), call.update_operation_status.status.state
+                 if call.update_operation_status else "")
+        if self.registered:
+            self.outbox.send_master(call)
+
     def subscribed(self, agent_id: AgentID, master_info: object) -> None:
         first = self.info.id is None
         if self.info.id is not None and self.info.id != agent_id:
@@ -176,12 +202,16 @@ class AgentCore(ExecutorHandlers):
         log.info("%s with master as %s", "registered" if first else "re-registered", agent_id)
         self.updates.connected = True
         self.send_forwards(self.updates.resend_all(self.monotonic()))
+        for call in self.operations.resend_all(self.monotonic(), self.info.id):
+            self.outbox.send_master(call)
 
     def subscribe_call(self, pid: str | None = None) -> AgentCall:
         """The SUBSCRIBE call: registration, or re-registration with what runs here; `pid` is
         the shell's `slave(1)@ip:port` (the master's fallback is the address it sees)."""
-        sub = AgentSubscribe(agent_info=self.info, version=VERSION, pid=pid)
+        sub = AgentSubscribe(agent_info=self.info, version=VERSION, pid=pid,
+                             capabilities=list(CAPABILITIES))
         if self.info.id is not None:
+            sub.checkpointed_resources, sub.operations = self.operations.subscribe_fields()
             for fw in self.frameworks.values():
                 if not fw.executors:
                     continue
@@ -242,6 +272,9 @@ class AgentCore(ExecutorHandlers):
         """Run every timer that is due at `clock.monotonic()`."""
         now = self.monotonic()
         self.send_forwards(self.updates.due(now))
+        if self.registered:
+            for call in self.operations.due(now, self.info.id):
+                self.outbox.send_master(call)
         while self.timers and self.timers[0][0] <= now:
             _, _, ex = heapq.heappop(self.timers)
             if ex.registration_deadline is not None and ex.registration_deadline <= now:
@@ -263,6 +296,9 @@ class AgentCore(ExecutorHandlers):
         retry = self.updates.next_deadline()
         if retry is not None:
             deadlines.append(retry)
+        operation_retry = self.operations.next_deadline() if self.registered else None
+        if operation_retry is not None:
+            deadlines.append(operation_retry)
         if self.recovery_deadline is not None:
             deadlines.append(self.recovery_deadline)
         return min(deadlines) if deadlines else None
@@ -279,6 +315,11 @@ class AgentCore(ExecutorHandlers):
         if state is not None:
             assert state.info.id is not None
             self.info.id = state.info.id
+            # Raises ConversionError when `--resources` no longer hold the checkpointed
+            # reservations and volumes: the agent must not start (as Mesos).
+            self.operations.recover(Resources.from_wire(state.checkpointed_resources),
+                                    state.operations, self.monotonic())
+            self.total = self.operations.total
             for fw_state in state.frameworks.values():
                 for ex_state in fw_state.executors.values():
                     run = ex_state.run

@@ -53,6 +53,14 @@ def _json(body: Any, request: web.Request, status: int = 200) -> web.Response:
     return web.Response(status=status, text=text, content_type="application/json")
 
 
+def _by_role(reserved: Resources) -> dict[str, Resources]:
+    """Reserved resources grouped by the role they are reserved to (the top of the stack)."""
+    out: dict[str, Resources] = {}
+    for item in reserved:
+        out[item.role] = out.get(item.role, Resources()) + Resources([item])
+    return out
+
+
 def resources_json(resources: Resources) -> dict[str, Any]:
     """Mesos's `{"cpus":..,"mem":..,"disk":..,"gpus":..,"ports":"[31000-32000]"}` form."""
     out: dict[str, Any] = {"cpus": 0.0, "mem": 0.0, "disk": 0.0, "gpus": 0.0}
@@ -71,7 +79,9 @@ class ReadEndpoints:
         # HTTP request latencies (the app's middleware records them) for `/metrics`.
         self.http_metrics = DaemonMetrics(http=True)
         self.logging = LoggingLevel()
-        self.extras = AgentOperatorExtras(self.resolve_path, self.logging)
+        self.extras = AgentOperatorExtras(
+            self.resolve_path, self.logging,
+            lambda: list(self.agent.core.operations.operations.values()))
 
     def add_routes(self, app: web.Application) -> None:
         r = app.router
@@ -127,9 +137,12 @@ class ReadEndpoints:
             "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT",
                              "TASK_KILLING_STATE"],
             "resources": resources_json(a.total),
-            "reserved_resources": {},
+            "reserved_resources": {
+                role: resources_json(part) for role, part in _by_role(a.total.reserved()).items()},
             "unreserved_resources": resources_json(a.total.unreserved()),
-            "reserved_resources_full": {},
+            "reserved_resources_full": {
+                role: to_builtins(part.to_wire())
+                for role, part in _by_role(a.total.reserved()).items()},
             "unreserved_resources_full": to_builtins(a.total.unreserved().to_wire()),
             "reserved_resources_allocated": {},
             "unreserved_resources_allocated": resources_json(used),

@@ -1,7 +1,7 @@
 """The agent's operator calls that take a payload: GET_LOGGING_LEVEL, SET_LOGGING_LEVEL (with
 its duration), LIST_FILES, READ_FILE (sandbox paths, with the same rules as `/files/*`) and
-GET_OPERATIONS (no operations exist on this agent: reservations and volumes are not offered
-yet, so the list is truly empty). The rest of the agent's operator API is
+GET_OPERATIONS (the operations applied here whose terminal status the master has not
+acknowledged yet, `mezzo.agent.operations`). The rest of the agent's operator API is
 `mezzo.agent.http.ReadEndpoints.operator_result`.
 """
 
@@ -14,6 +14,7 @@ from aiohttp import web
 
 from mezzo.api import operator as op
 from mezzo.api.codec import convert, encode
+from mezzo.api.common import Operation
 from mezzo.net.files import Entry, read_range
 from mezzo.net.http import HTTPProblem, json_response, text_response
 from mezzo.net.logging_level import LoggingLevel
@@ -25,9 +26,11 @@ class AgentOperatorExtras:
     SERVED = frozenset({_T.GET_LOGGING_LEVEL, _T.SET_LOGGING_LEVEL, _T.LIST_FILES, _T.READ_FILE,
                         _T.GET_OPERATIONS})
 
-    def __init__(self, resolve: Callable[[str | None], Path], logging: LoggingLevel) -> None:
+    def __init__(self, resolve: Callable[[str | None], Path], logging: LoggingLevel,
+                 operations: Callable[[], list[Operation]] = list) -> None:
         self.resolve = resolve
         self.logging = logging
+        self.operations = operations
 
     def call(self, call: op.Call) -> web.Response:
         logging_answer = self.logging.answer(call)
@@ -44,7 +47,8 @@ class AgentOperatorExtras:
                     size, data = self.read_file(call.read_file)
                     resp = op.Response(type=_T.READ_FILE, read_file=op.ReadFileResponse(size=size, data=data))
                 case _T.GET_OPERATIONS:
-                    resp = op.Response(type=_T.GET_OPERATIONS, get_operations=op.GetOperations())
+                    resp = op.Response(type=_T.GET_OPERATIONS, get_operations=op.GetOperations(
+                        operations=self.operations()))
                 case _:
                     return text_response(501, f"Call {call.type} is not implemented by this agent")
         except HTTPProblem as problem:

@@ -24,6 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mezzo.agent.operations import (
+    OperationCheckpoint,
+    RemoveOperationCheckpoint,
+    ResourcesCheckpoint,
+)
 from mezzo.api import executor as exe
 from mezzo.api.common import URI, AgentInfo, ExecutorInfo, FrameworkInfo, TaskInfo, TaskStatus
 from mezzo.api.internal import AgentCall
@@ -118,7 +123,10 @@ class RemoveContainerRecord:
 
 
 CheckpointRecord = (
-    AgentRecord
+    ResourcesCheckpoint
+    | OperationCheckpoint
+    | RemoveOperationCheckpoint
+    | AgentRecord
     | FrameworkRecord
     | ExecutorRecord
     | TaskRecord

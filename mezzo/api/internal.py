@@ -25,6 +25,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from mezzo.api.base import Message
+from mezzo.api.common import UUID as UUIDRecord
 from mezzo.api.common import (
     AgentID,
     AgentInfo,
@@ -34,6 +35,9 @@ from mezzo.api.common import (
     FrameworkInfo,
     KillPolicy,
     MasterInfo,
+    OfferOperation,
+    Operation,
+    OperationStatus,
     Resource,
     TaskGroupInfo,
     TaskID,
@@ -75,6 +79,7 @@ class AgentCallType(StrEnum):
     FRAMEWORK_MESSAGE = "FRAMEWORK_MESSAGE"
     EXECUTOR_EXITED = "EXECUTOR_EXITED"
     UNREGISTER = "UNREGISTER"
+    UPDATE_OPERATION_STATUS = "UPDATE_OPERATION_STATUS"
 
 
 class AgentSubscribe(Message):
@@ -90,6 +95,12 @@ class AgentSubscribe(Message):
     capabilities: list[str] = []
     # `slave(1)@IP:PORT`: where the agent serves HTTP, by IP (a host name may not resolve).
     pid: str | None = None
+    # Dynamically reserved (and persistent) resources the agent checkpointed (Mesos's
+    # `checkpointed_resources`): the master's view of the agent's total is `agent_info.resources`
+    # with these carved out of it (`mezzo.resources.conversions.apply_checkpointed`).
+    checkpointed_resources: list[Resource] = []
+    # Operations the agent knows and has not had acknowledged (Mesos's UpdateSlaveMessage).
+    operations: list[Operation] = []
 
 
 class AgentStatusUpdate(Message):
@@ -119,6 +130,16 @@ class AgentExecutorExited(Message):
     command_executor: bool = False
 
 
+class AgentUpdateOperationStatus(Message):
+    """An operation's status, sent reliably (retried until the master acknowledges it, as
+    Mesos's UpdateOperationStatusMessage); `status.uuid` identifies this status."""
+
+    framework_id: FrameworkID | None = None
+    status: OperationStatus
+    latest_status: OperationStatus | None = None
+    operation_uuid: UUIDRecord
+
+
 class AgentCall(Message):
     type: AgentCallType
     agent_id: AgentID | None = None
@@ -130,6 +151,7 @@ class AgentCall(Message):
     pong: AgentPong | None = None
     framework_message: AgentFrameworkMessage | None = None
     executor_exited: AgentExecutorExited | None = None
+    update_operation_status: AgentUpdateOperationStatus | None = None
 
 
 class AgentEventType(StrEnum):
@@ -147,6 +169,8 @@ class AgentEventType(StrEnum):
     PING = "PING"
     SHUTDOWN = "SHUTDOWN"
     ERROR = "ERROR"
+    APPLY_OPERATION = "APPLY_OPERATION"
+    ACKNOWLEDGE_OPERATION_STATUS = "ACKNOWLEDGE_OPERATION_STATUS"
 
 
 class AgentSubscribed(Message):
@@ -218,6 +242,24 @@ class AgentError(Message):
     message: str
 
 
+class AgentApplyOperation(Message):
+    """Apply an offer operation on the agent's default resources (Mesos's
+    ApplyOperationMessage): RESERVE, UNRESERVE (and the volume operations). The master has
+    applied it to its view already; the agent checkpoints the result and answers with an
+    UPDATE_OPERATION_STATUS call."""
+
+    framework_id: FrameworkID | None = None
+    operation_info: OfferOperation
+    operation_uuid: UUIDRecord
+
+
+class AgentAcknowledgeOperationStatus(Message):
+    """The status `status_uuid` of operation `operation_uuid` reached its destination."""
+
+    status_uuid: UUIDRecord
+    operation_uuid: UUIDRecord
+
+
 class AgentEvent(Message):
     type: AgentEventType
     subscribed: AgentSubscribed | None = None
@@ -233,6 +275,8 @@ class AgentEvent(Message):
     ping: AgentPing | None = None
     shutdown: AgentShutdown | None = None
     error: AgentError | None = None
+    apply_operation: AgentApplyOperation | None = None
+    acknowledge_operation_status: AgentAcknowledgeOperationStatus | None = None
 
 
 def merge_status_updates(calls: list[AgentCall]) -> list[AgentCall]:

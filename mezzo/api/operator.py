@@ -25,6 +25,7 @@ from mezzo.api.common import (
     InverseOffer,
     MasterInfo,
     Offer,
+    Operation,
     Resource,
     Task,
     TaskState,
@@ -196,6 +197,20 @@ NO_PAYLOAD_CALLS = frozenset(
 _OPTIONAL_PAYLOAD = frozenset({CallType.GET_METRICS, CallType.GET_CONTAINERS})
 
 
+class ReserveResources(Message):
+    """RESERVE_RESOURCES: push a dynamic reservation onto unallocated resources of an agent
+    (`source`, if given, names what is consumed: Mesos's reservation update)."""
+
+    agent_id: AgentID
+    source: list[Resource] = []
+    resources: list[Resource] = []
+
+
+class UnreserveResources(Message):
+    agent_id: AgentID
+    resources: list[Resource] = []
+
+
 class Call(Message):
     type: CallType | None = None
     get_metrics: GetMetrics | None = None
@@ -205,9 +220,9 @@ class Call(Message):
     mark_agent_gone: MarkAgentGone | None = None
     list_files: ListFiles | None = None
     read_file: ReadFile | None = None
+    reserve_resources: ReserveResources | None = None
+    unreserve_resources: UnreserveResources | None = None
     # Not served yet; kept as parsed JSON so the server can log or forward them.
-    reserve_resources: dict[str, Any] | None = None
-    unreserve_resources: dict[str, Any] | None = None
     create_volumes: dict[str, Any] | None = None
     destroy_volumes: dict[str, Any] | None = None
     grow_volume: dict[str, Any] | None = None
@@ -398,7 +413,7 @@ class ReadFileResponse(Message):
 
 
 class GetOperations(Message):
-    operations: list[dict[str, Any]] = []
+    operations: list[Operation] = []
 
 
 class GetMaster(Message):

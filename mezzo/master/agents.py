@@ -5,6 +5,7 @@ checks by ping, disconnection, unreachable and gone agents (spec §5.7, mezzo.ap
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mezzo.api.common import (
     AgentID,
@@ -46,6 +47,7 @@ from mezzo.master.registry import (
     RegistryOperation,
 )
 from mezzo.resources import Resources
+from mezzo.resources.conversions import apply_checkpointed
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,12 @@ class AgentSubscribeResult:
 
 
 class AgentCalls(MasterBase):
+    if TYPE_CHECKING:
+        # `mezzo.master.operations.OperationCalls`; `Master` composes them.
+        def agent_operations_rebuilt(self, agent: AgentRecord, previous: AgentRecord | None,
+                                     sub: AgentSubscribe) -> None: ...
+        def agent_operations_removed(self, agent: AgentRecord, gone: bool) -> None: ...
+
     # ------------------------------------------------------------------ SUBSCRIBE
 
     def agent_subscribe(self, sub: AgentSubscribe, stream: object) -> AgentSubscribeResult:
@@ -67,7 +75,11 @@ class AgentCalls(MasterBase):
         if not info.hostname:
             return self._refuse_agent(stream, "AgentInfo.hostname must be set")
         try:
-            total = Resources.from_wire(info.resources)
+            # The static resources with the checkpointed (dynamically reserved, persistent)
+            # ones carved out: what a restarted agent or a new master must agree on.
+            total = apply_checkpointed(
+                Resources.from_wire(info.resources), Resources.from_wire(sub.checkpointed_resources)
+            )
         except ValidationError as exc:  # invalid resources: refuse with the reason
             return self._refuse_agent(stream, f"Invalid agent resources: {exc}")
         operation: AdmitAgent | MarkReachable | None = None
@@ -144,8 +156,8 @@ class AgentCalls(MasterBase):
         self.recovered_agents.pop(agent_id, None)
         self.unreachable_agents.pop(agent_id, None)
         unreported: list[TaskRecord] = []
+        existing = self.agents.get(agent_id)
         if reregistered:
-            existing = self.agents.get(agent_id)
             known = list(existing.tasks.values()) if existing is not None else []
             if previously_unreachable:
                 known += [t for f in self.frameworks.values() for t in f.unreachable_tasks.values()
@@ -167,7 +179,9 @@ class AgentCalls(MasterBase):
         )
         if reregistered:
             agent.reregistered_time = now
+        agent.checkpointed = Resources.from_wire(sub.checkpointed_resources)
         self.agents[agent_id] = agent
+        self.agent_operations_rebuilt(agent, existing if reregistered else None, sub)
         self.events.agent_added(agent)
         self.ping_timers.set(agent_id, agent.next_ping)
         self.reregister_timers.discard(agent_id)
@@ -497,6 +511,7 @@ class AgentCalls(MasterBase):
         unreachable_time: float | None,
     ) -> None:
         self._drop_agent_state(agent, replacing=False)
+        self.agent_operations_removed(agent, gone=pa_state == TaskState.TASK_GONE_BY_OPERATOR)
         for (framework_id, _), task in list(agent.tasks.items()):
             framework = self.frameworks.get(framework_id)
             if framework is None:

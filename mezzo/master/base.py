@@ -42,6 +42,7 @@ from mezzo.master.records import (
     AgentRecord,
     FrameworkRecord,
     OfferRecord,
+    OperationRecord,
     RegisteringAgent,
     TaskRecord,
     time_info,
@@ -177,6 +178,15 @@ class MasterBase:
         self.unreachable_agents: dict[str, tuple[object, float]] = {}
         # Marked gone by an operator (id -> time); terminal: such an agent is shut down.
         self.gone_agents: dict[str, float] = {}
+
+        # -- operations (RESERVE, UNRESERVE, ...; `mezzo.master.operations`) ---------------
+        # Each agent record holds its operations by uuid; this indexes those with an id by
+        # framework id and operation id. Enter when applied (or reported by a re-registering
+        # agent); leave when a terminal status is acknowledged or the agent is removed.
+        self.framework_operations: dict[str, dict[str, OperationRecord]] = {}
+        # The authorizer's decision (action, principal, object) -> allowed; the shell installs
+        # the master's ACLs (`mezzo.master.authorization`); everything is allowed by default.
+        self.authorize: Callable[[str, str | None, str | None], bool] = lambda *_: True
 
         # -- offers ----------------------------------------------------------------------
         # Enter at allocation; leave on ACCEPT/DECLINE, rescind, or when their framework or

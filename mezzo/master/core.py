@@ -25,6 +25,7 @@ from mezzo.master import views
 from mezzo.master.agents import AgentCalls
 from mezzo.master.frameworks import FrameworkCalls
 from mezzo.master.offers import OfferCalls
+from mezzo.master.operations import OperationCalls
 from mezzo.master.operator_calls import OperatorCalls
 from mezzo.master.records import FrameworkRecord
 from mezzo.master.tasks import TaskCalls
@@ -32,7 +33,7 @@ from mezzo.master.tasks import TaskCalls
 __all__ = ["CallRefused", "Master"]
 
 
-class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls, OperatorCalls):
+class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls, OperatorCalls, OperationCalls):
     # ------------------------------------------------------------------ scheduler calls
 
     def lookup_framework(self, call: Call, stream_id: str | None) -> FrameworkRecord:
@@ -97,14 +98,16 @@ class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls, OperatorCalls):
                 except ValidationError as exc:  # anything else is a bug: a logged 500
                     raise CallRefused(400, str(exc)) from None
                 return 200
-            case (
-                CallType.ACCEPT_INVERSE_OFFERS
-                | CallType.DECLINE_INVERSE_OFFERS
-                | CallType.ACKNOWLEDGE_OPERATION_STATUS
-                | CallType.RECONCILE_OPERATIONS
-            ):
-                # No maintenance or operation feedback yet: nothing is outstanding, so these
-                # are accepted and have nothing to act on.
+            case CallType.ACKNOWLEDGE_OPERATION_STATUS:
+                if call.acknowledge_operation_status is None:
+                    raise CallRefused(400, "Expecting 'acknowledge_operation_status' to be present")
+                self.acknowledge_operation_status(framework, call.acknowledge_operation_status)
+            case CallType.RECONCILE_OPERATIONS:
+                if call.reconcile_operations is None:
+                    raise CallRefused(400, "Expecting 'reconcile_operations' to be present")
+                self.reconcile_operations(framework, call.reconcile_operations)
+            case CallType.ACCEPT_INVERSE_OFFERS | CallType.DECLINE_INVERSE_OFFERS:
+                # No maintenance yet: no inverse offer is outstanding, nothing to act on.
                 pass
             case _:
                 raise CallRefused(501, f"Call type {call.type} is not implemented")
@@ -137,6 +140,10 @@ class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls, OperatorCalls):
                 if call.executor_exited is None:
                     raise CallRefused(400, "Expecting 'executor_exited' to be present")
                 self.executor_exited(agent, call.executor_exited)
+            case AgentCallType.UPDATE_OPERATION_STATUS:
+                if call.update_operation_status is None:
+                    raise CallRefused(400, "Expecting 'update_operation_status' to be present")
+                self.operation_status_update(agent, call.update_operation_status)
             case AgentCallType.UNREGISTER:
                 self.mark_unreachable(agent)
             case _:

@@ -58,6 +58,7 @@ STATE_SLICE_SECONDS = 0.05
 OPERATOR_DECISIONS = frozenset({
     op.CallType.UPDATE_WEIGHTS, op.CallType.TEARDOWN, op.CallType.MARK_AGENT_GONE,
     op.CallType.UPDATE_QUOTA, op.CallType.SET_QUOTA, op.CallType.REMOVE_QUOTA,
+    op.CallType.RESERVE_RESOURCES, op.CallType.UNRESERVE_RESOURCES,
 })
 SERVED_BY_ANY_MASTER = frozenset(
     prefix + path
@@ -153,6 +154,8 @@ class MasterServer:
     ) -> None:
         self.master = master
         self.security = security or MasterSecurity()
+        # reserve_resources / unreserve_resources are decided in the core, per resource.
+        master.authorize = self.security.authorization.allowed
         # Where the leader is when we are not (HA); None without an election (standalone,
         # in-process tests): then nobody else can lead. Whether *we* lead is `master.phase`.
         self.leadership = leadership
@@ -443,7 +446,7 @@ class MasterServer:
         if call.type == op.CallType.SUBSCRIBE:
             return await self.operator_api.subscribe(request)
         response = self._operator_call(call, principal)
-        if response.status == 200 and call.type in OPERATOR_DECISIONS and self.outbox is not None:
+        if response.status in (200, 202) and call.type in OPERATOR_DECISIONS and self.outbox is not None:
             await self.outbox.flush()  # answer once the decision is in the registry
         return response
 
@@ -495,6 +498,21 @@ class MasterServer:
                 except CallRefused as refused:
                     return text_response(refused.status, refused.message)
                 return web.Response(status=200)
+            case t.RESERVE_RESOURCES | t.UNRESERVE_RESOURCES:
+                # As Mesos: 202 once applied to the master's view and sent to the agent.
+                try:
+                    if call.reserve_resources is not None:
+                        r = call.reserve_resources
+                        self.master.reserve_resources(r.agent_id.value, r.source, r.resources, principal)
+                    elif call.unreserve_resources is not None:
+                        u = call.unreserve_resources
+                        self.master.unreserve_resources(u.agent_id.value, u.resources, principal)
+                except CallRefused as refused:
+                    return text_response(refused.status, refused.message)
+                return web.Response(status=202)
+            case t.GET_OPERATIONS:
+                resp = op.Response(type=t.GET_OPERATIONS, get_operations=op.GetOperations(
+                    operations=[record.to_wire() for record in self.master.get_operations()]))
             case _:
                 return self.operator_api.call(call)
         return json_response(encode(resp))

@@ -1,5 +1,5 @@
 """Offers: turning allocations into OFFERS events, and the calls that answer them —
-ACCEPT (LAUNCH, LAUNCH_GROUP), DECLINE, REVIVE, SUPPRESS — plus offer timeouts (spec §5.3).
+ACCEPT (LAUNCH, LAUNCH_GROUP here; RESERVE, UNRESERVE in `mezzo.master.operations`), DECLINE, REVIVE, SUPPRESS — plus offer timeouts (spec §5.3).
 
 One offer = one agent + one role. Frameworks without RESERVATION_REFINEMENT get the
 pre-refinement resource format (`"role": "*"`); only MULTI_ROLE frameworks see
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -25,6 +26,7 @@ from mezzo.api.common import (
     LaunchGroup,
     Offer,
     OfferID,
+    OfferOperation,
     OfferOperationType,
     Reason,
     TaskInfo,
@@ -46,6 +48,9 @@ from mezzo.master.records import (
 from mezzo.resources import Resources
 
 _LAUNCHES = (OfferOperationType.LAUNCH, OfferOperationType.LAUNCH_GROUP)
+# Operations on agent default resources (`mezzo.master.operations`); the volume operations
+# join when they are built.
+_OPERATIONS = frozenset({OfferOperationType.RESERVE, OfferOperationType.UNRESERVE})
 _BAD_ID = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
@@ -63,6 +68,13 @@ def id_problem(value: str, what: str) -> str | None:
 
 
 class OfferCalls(MasterBase):
+    if TYPE_CHECKING:
+        # `mezzo.master.operations.OperationCalls`; `Master` composes them.
+        def accept_operation(self, framework: FrameworkRecord, agent: AgentRecord, role: str,
+                             available: Resources, operation: OfferOperation) -> Resources: ...
+        def drop_operation(self, framework: FrameworkRecord, operation: OfferOperation,
+                           message: str) -> None: ...
+
     # ------------------------------------------------------------------ allocation
 
     def allocate(self) -> int:
@@ -185,11 +197,15 @@ class OfferCalls(MasterBase):
     def check_accept(self, call: Accept) -> None:
         """Request-level refusal (400) before anything changes: operations not built yet."""
         for op in call.operations:
-            if op.type not in _LAUNCHES:
+            if op.type not in _LAUNCHES and op.type not in _OPERATIONS:
                 raise ValidationError(
                     f"Offer operation {op.type} is not supported by this master yet "
-                    "(only LAUNCH and LAUNCH_GROUP)"
+                    "(only LAUNCH, LAUNCH_GROUP, RESERVE and UNRESERVE)"
                 )
+            if op.type == OfferOperationType.RESERVE and op.reserve is None:
+                raise ValidationError("Expecting 'reserve' to be present")
+            if op.type == OfferOperationType.UNRESERVE and op.unreserve is None:
+                raise ValidationError("Expecting 'unreserve' to be present")
             if op.type == OfferOperationType.LAUNCH and op.launch is None:
                 raise ValidationError("Expecting 'launch' to be present")
             if op.type == OfferOperationType.LAUNCH_GROUP and op.launch_group is None:
@@ -219,8 +235,20 @@ class OfferCalls(MasterBase):
         for op in call.operations:
             if op.type == OfferOperationType.LAUNCH:
                 assert op.launch is not None
+                if op.id is not None:
+                    for task in op.launch.task_infos:
+                        self._task_error(framework, task, Reason.REASON_TASK_INVALID,
+                                         "The `id` field cannot be set on LAUNCH operations")
+                    continue
                 for task in op.launch.task_infos:
                     available = self._launch(framework, agent, role, available, task)
+            elif op.type == OfferOperationType.LAUNCH_GROUP and op.id is not None:
+                assert op.launch_group is not None
+                for task in op.launch_group.task_group.tasks:
+                    self._task_error(framework, task, Reason.REASON_TASK_GROUP_INVALID,
+                                     "The `id` field cannot be set on LAUNCH_GROUP operations")
+            elif op.type in _OPERATIONS:
+                available = self.accept_operation(framework, agent, role, available, op)
             elif op.type == OfferOperationType.LAUNCH_GROUP:
                 assert op.launch_group is not None
                 available = self._launch_group(framework, agent, role, available, op.launch_group)
@@ -259,6 +287,9 @@ class OfferCalls(MasterBase):
     def _refuse_launches(self, framework: FrameworkRecord, call: Accept, problem: str) -> None:
         state = self.lost_state(framework, TaskState.TASK_DROPPED)
         for op in call.operations:
+            if op.type not in _LAUNCHES:
+                self.drop_operation(framework, op, f"Operation attempted with invalid offers: {problem}")
+                continue
             tasks: list[TaskInfo] = []
             if op.type == OfferOperationType.LAUNCH and op.launch is not None:
                 tasks = op.launch.task_infos

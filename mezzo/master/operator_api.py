@@ -2,10 +2,9 @@
 logging levels, files, operations, and the clear 501 of calls that belong to later work.
 
 `OperatorApi.call` answers GET_LOGGING_LEVEL, SET_LOGGING_LEVEL (with its duration),
-LIST_FILES, READ_FILE (the master's attached files: `/master/log` with `--log_dir`) and
-GET_OPERATIONS (operations are reservations and volumes, which this master does not offer yet:
-the list is truly empty); every write call of quota, reservations, volumes, maintenance and
-agent draining answers 501 naming the feature. It also serves `/files/*` and `/logging/toggle`.
+LIST_FILES, READ_FILE (the master's attached files: `/master/log` with `--log_dir`); every
+write call of volumes, maintenance and agent draining answers 501 naming the feature
+(reservations and GET_OPERATIONS are answered by the master's shell from the core). It also serves `/files/*` and `/logging/toggle`.
 
 The event stream (`POST /api/v1 {"type":"SUBSCRIBE"}`) is transport only: the subscribers, the events and their heartbeats are the core's
 (`mezzo.master.events`, reached through `Master.operator_subscribe`); this module opens the
@@ -46,7 +45,6 @@ MASTER_LOG_FILE = "mezzo-master.INFO"
 _T = op.CallType
 # Calls of features this master does not have yet, and the feature each belongs to.
 NOT_YET = {
-    **dict.fromkeys((_T.RESERVE_RESOURCES, _T.UNRESERVE_RESOURCES), "reservations"),
     **dict.fromkeys((_T.CREATE_VOLUMES, _T.DESTROY_VOLUMES, _T.GROW_VOLUME, _T.SHRINK_VOLUME),
                     "persistent volumes"),
     **dict.fromkeys((_T.GET_MAINTENANCE_STATUS, _T.GET_MAINTENANCE_SCHEDULE,
@@ -94,8 +92,6 @@ class OperatorApi:
                         return text_response(400, "'offset' and 'length' must not be negative")
                     size, data = self.files.read(request_.path, request_.offset, request_.length)
                     resp = op.Response(type=_T.READ_FILE, read_file=op.ReadFileResponse(size=size, data=data))
-                case _T.GET_OPERATIONS:
-                    resp = op.Response(type=_T.GET_OPERATIONS, get_operations=op.GetOperations())
                 case t if t in NOT_YET:
                     return text_response(501, f"{t} is not implemented yet: this master has no "
                                               f"{NOT_YET[t]} (see docs/operator.md)")

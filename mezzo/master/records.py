@@ -19,6 +19,9 @@ from mezzo.api.common import (
     FrameworkCapabilityType,
     FrameworkInfo,
     Offer,
+    OfferOperation,
+    Operation,
+    OperationStatus,
     Task,
     TaskID,
     TaskInfo,
@@ -109,6 +112,37 @@ def _without_data(status: TaskStatus) -> TaskStatus:
 
 
 @dataclass(slots=True, eq=False)
+class OperationRecord:
+    """An offer operation the master applied to an agent's default resources (RESERVE,
+    UNRESERVE, CREATE, DESTROY), from its ACCEPT or operator call until its terminal status is
+    acknowledged (by the framework if it gave an id, else by the master itself), or until its
+    agent is removed. Kept by the agent (`operations`) and, with an id, by its framework."""
+
+    uuid: bytes
+    info: OfferOperation
+    agent_id: str
+    framework_id: str | None
+    latest_status: OperationStatus
+    statuses: list[OperationStatus] = field(default_factory=list)
+
+    @property
+    def operation_id(self) -> str | None:
+        return self.info.id.value if self.info.id is not None else None
+
+    def to_wire(self) -> Operation:
+        from mezzo.api.common import UUID, AgentID, FrameworkID
+
+        return Operation(
+            framework_id=FrameworkID(value=self.framework_id) if self.framework_id else None,
+            agent_id=AgentID(value=self.agent_id),
+            info=self.info,
+            latest_status=self.latest_status,
+            statuses=list(self.statuses),
+            uuid=UUID(value=self.uuid),
+        )
+
+
+@dataclass(slots=True, eq=False)
 class ExecutorRecord:
     info: ExecutorInfo
     resources: Resources  # tagged with the role of the task that started it
@@ -194,6 +228,11 @@ class AgentRecord:
     # (framework id, task id) -> task record
     tasks: dict[tuple[str, str], TaskRecord] = field(default_factory=dict)
     offers: set[str] = field(default_factory=set)
+    # Operation uuid -> the operations applied here and not yet acknowledged terminal.
+    operations: dict[bytes, OperationRecord] = field(default_factory=dict)
+    # The dynamically reserved and persistent resources (unallocated), as the agent
+    # checkpoints them: `total` is `info.resources` with these carved out.
+    checkpointed: Resources = field(default_factory=Resources)
     # Health checking (spec §5.7): pings sent on the stream, answered by PONG calls.
     ping_id: int = 0
     pong_pending: bool = False

@@ -15,11 +15,13 @@ them; directory names keep Mesos's spelling (``slaves``) because tools depend on
     │                   └── stderr                           executor stderr (appended)
     ├── meta/                                                checkpoints (agent recovery)
     │   ├── boot_id                                          host boot id at checkpoint time
-    │   ├── resources/resources.info                         checkpointed resources
+    │   ├── resources/resources.info                         checkpointed resources (JSON list:
+    │   │                                                    dynamic reservations, volumes)
     │   └── slaves/
     │       ├── latest -> <agent_id>                         symlink to the current agent id
     │       └── <agent_id>/
     │           ├── slave.info                               AgentInfo
+    │           ├── operations/<uuid>/operation.info         an operation not yet acknowledged
     │           └── frameworks/<framework_id>/
     │               ├── framework.info                       FrameworkInfo
     │               ├── framework.pid                        scheduler endpoint (legacy)
@@ -144,6 +146,14 @@ def latest_agent_path(work_dir: StrPath) -> Path:
 
 def agent_meta_dir(work_dir: StrPath, agent_id: str) -> Path:
     return meta_dir(work_dir) / "slaves" / segment("agent id", agent_id)
+
+
+def operations_dir(work_dir: StrPath, agent_id: str) -> Path:
+    return agent_meta_dir(work_dir, agent_id) / "operations"
+
+
+def operation_info_path(work_dir: StrPath, agent_id: str, uuid_hex: str) -> Path:
+    return operations_dir(work_dir, agent_id) / segment("operation uuid", uuid_hex) / "operation.info"
 
 
 def agent_info_path(work_dir: StrPath, agent_id: str) -> Path:

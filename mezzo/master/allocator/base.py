@@ -16,13 +16,14 @@ resources; tags name the role the resources were allocated to.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mezzo.core.errors import ConfigError
 from mezzo.master.allocator.constraints import AgentTraits, FrameworkPolicy
 from mezzo.master.allocator.quota import Quota
 from mezzo.resources import Resources
+from mezzo.resources.conversions import Conversion
 
 DEFAULT_MIN_ALLOCATABLE = "cpus:0.01|mem:32"
 
@@ -223,6 +224,21 @@ class Allocator(ABC):
 
     @abstractmethod
     def update_weights(self, weights: Mapping[str, float]) -> None: ...
+
+    # -- operations (optional for plug-ins: the defaults say they are not supported) ----------
+    def update_allocation(
+        self, framework_id: str, agent_id: str, consumed: Resources, converted: Resources
+    ) -> None:
+        """A framework's offer operation (RESERVE, UNRESERVE, CREATE, DESTROY) turned
+        `consumed`, part of what it was offered (tagged with the allocation role), into
+        `converted`: the framework's allocation and the agent's total change alike."""
+        raise NotImplementedError(f"{type(self).__name__} does not support offer operations")
+
+    def update_available(self, agent_id: str, conversions: Sequence[Conversion]) -> None:
+        """An operator's operation on unallocated resources of the agent: apply the
+        conversions to what is available there (and to the total). Raises ConversionError,
+        changing nothing, when what they consume is not available (allocated or offered)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support offer operations")
 
     # -- quota (optional for plug-ins: the defaults say it is not supported) -------------------
     def update_quota(self, role: str, quota: Quota | None) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from mezzo.master.allocator.base import (
     Allocation,
@@ -36,6 +36,8 @@ from mezzo.master.allocator.sorter.base import Quantities, Sorter, Totals
 from mezzo.master.allocator.sorter.drf import DRFSorter
 from mezzo.master.allocator.sorter.random import RandomSorter
 from mezzo.resources import EMPTY, Resources
+from mezzo.resources.conversions import Conversion
+from mezzo.resources.conversions import apply as apply_conversions
 
 _INF = float("inf")
 
@@ -333,16 +335,50 @@ class HierarchicalAllocator(Allocator):
 
     def update_agent(self, agent_id: str, total: Resources) -> None:
         agent = self._agents[agent_id]
+        self._set_total(agent, total)
+        in_use = EMPTY
+        for resources in agent.allocated.values():
+            in_use = in_use + resources
+        self._set_available(agent, total - in_use if in_use else total, grew=True)
+
+    def _set_total(self, agent: _Agent, total: Resources) -> None:
         self._totals.remove(agent.total_q)
         agent.total = total
         agent.total_q = scalar_quantities(total)
         agent.has_gpu = agent.total_q.get("gpus", 0.0) > 0.0
         agent.reserved = not total.reserved().is_empty()
         self._totals.add(agent.total_q)
-        in_use = EMPTY
-        for resources in agent.allocated.values():
-            in_use = in_use + resources
-        self._set_available(agent, total - in_use if in_use else total, grew=True)
+
+    # -- offer operations --------------------------------------------------------------------
+    def update_allocation(
+        self, framework_id: str, agent_id: str, consumed: Resources, converted: Resources
+    ) -> None:
+        agent = self._agents[agent_id]
+        fw = self._frameworks[framework_id]
+        roles = list(consumed.allocations())
+        if len(roles) != 1 or consumed.without_allocation():
+            raise ValueError("consumed resources must be allocated to exactly one role")
+        role = roles[0]
+        key = (framework_id, role)
+        held = agent.allocated.get(key, EMPTY)
+        gone, made = consumed.unallocate(), converted.unallocate()
+        if not held.contains(gone):
+            raise ValueError(f"framework {framework_id} does not hold {gone} on agent {agent_id}")
+        agent.allocated[key] = held - gone + made
+        before, after = scalar_quantities(gone), scalar_quantities(made)
+        if before != after:
+            self._fsorters[role].unallocated(fw.id, before)
+            self._roles.unallocated(role, before)
+            self._fsorters[role].allocated(fw.id, after)
+            self._roles.allocated(role, after)
+        self._set_total(agent, agent.total - gone + made)
+
+    def update_available(self, agent_id: str, conversions: Sequence[Conversion]) -> None:
+        agent = self._agents[agent_id]
+        plain = [c.unallocated() for c in conversions]
+        available = apply_conversions(agent.available, plain)  # raises: nothing changed
+        self._set_total(agent, apply_conversions(agent.total, plain))
+        self._set_available(agent, available, grew=True)
 
     def activate_agent(self, agent_id: str) -> None:
         self._agents[agent_id].active = True
