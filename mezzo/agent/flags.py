@@ -99,6 +99,18 @@ FLAGS = FlagSet([
     Flag("fetcher_cache_dir", None,
          "parent directory of the fetcher cache (default: <work_dir>/fetch)"),
     Flag("fetcher_cache_size", "2GB", "size of the fetcher cache (0: no caching)", BYTES),
+    Flag("http_heartbeat_interval", "30secs",
+         "interval of the HEARTBEAT records on the agent's streaming responses (attach, sessions)",
+         DURATION),
+    Flag("container_ports_watch_interval", "30secs",
+         "network/ports isolator: how often listening sockets are checked", DURATION),
+    Flag("check_agent_port_range_only", "false",
+         "network/ports isolator: only ports in the agent's `ports` resource are checked", BOOL),
+    Flag("enforce_container_ports", "false",
+         "network/ports isolator: kill a container listening on ports it was not given "
+         "(otherwise only logged)", BOOL),
+    Flag("container_ports_isolated_range", None,
+         "network/ports isolator: only ports in this range are checked, e.g. [0-1023]"),
 ])
 
 
@@ -158,6 +170,13 @@ class AgentFlags:
     gc_delay: float = 7 * 24 * 3600.0
     disk_watch_interval: float = 60.0
     gc_disk_headroom: float = 0.1
+    # Streaming operator responses (attach, sessions): HEARTBEAT interval (Mesos: 30secs).
+    http_heartbeat_interval: float = 30.0
+    # The network/ports isolator (Mesos's flags and defaults).
+    container_ports_watch_interval: float = 30.0
+    check_agent_port_range_only: bool = False
+    enforce_container_ports: bool = False
+    container_ports_isolated_range: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -189,6 +208,15 @@ class AgentFlags:
             raise ConfigError("--gc_disk_headroom must be between 0.0 and 1.0")
         if self.disk_watch_interval <= 0:
             raise ConfigError("--disk_watch_interval must be positive")
+        if self.http_heartbeat_interval <= 0:
+            raise ConfigError("--http_heartbeat_interval must be positive")
+        if self.container_ports_watch_interval <= 0:
+            raise ConfigError("--container_ports_watch_interval must be positive")
+        if self.check_agent_port_range_only and self.container_ports_isolated_range:
+            raise ConfigError(
+                "Only one of `--check_agent_port_range_only` or "
+                "'--container_ports_isolated_range` should be specified"
+            )
         self.container_logger_instance()
         self.master_auth_headers()  # a bad --credential file fails at start-up
         from mezzo.agent.auth import AgentSecurity

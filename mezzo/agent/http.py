@@ -24,6 +24,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from mezzo.agent.agent import VERSION, Agent
+from mezzo.agent.container_api import RECORDIO, ContainerAPI
 from mezzo.agent.flags import attributes_to_json
 from mezzo.agent.operator_extras import AgentOperatorExtras
 from mezzo.agent.state import Executor, ExecutorPhase, Framework
@@ -82,6 +83,7 @@ class ReadEndpoints:
         self.extras = AgentOperatorExtras(
             self.resolve_path, self.logging,
             lambda: list(self.agent.core.operations.operations.values()))
+        self.containers = ContainerAPI(agent)
 
     def add_routes(self, app: web.Application) -> None:
         r = app.router
@@ -340,9 +342,16 @@ class ReadEndpoints:
 
     # --- operator API -------------------------------------------------------------------
 
-    async def operator(self, request: web.Request) -> web.Response:
+    async def operator(self, request: web.Request) -> web.StreamResponse:
+        content_type = request.headers.get("Content-Type", "")
+        if content_type.split(";", 1)[0].strip().lower() == RECORDIO:
+            # A streaming request: only ATTACH_CONTAINER_INPUT is one (container_api).
+            return await self.containers.attach_input(request)
         try:
             call = await read_call(request, op.decode_agent_call, "agent::Call")
+            if call.type in ContainerAPI.SERVED:
+                # These judge Accept themselves (sessions and output answer RecordIO streams).
+                return await self.containers.call(request, call)
             # The call type is judged before Accept: a malformed call is 400 whatever the
             # client accepts.
             require_json_accept(request)
@@ -444,6 +453,8 @@ class ReadEndpoints:
                     "container_id": {"value": e.container_id},
                     "container_status": {"executor_pid": e.pid} if e.pid else {},
                 })
+        # Nested and standalone containers (Mesos lists them with show_nested/standalone).
+        out.extend(self.containers.entries())
         return {"containers": out}
 
 

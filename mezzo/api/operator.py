@@ -18,6 +18,9 @@ from mezzo.api.common import (
     AgentCapability,
     AgentID,
     AgentInfo,
+    CommandInfo,
+    ContainerID,
+    ContainerInfo,
     DurationInfo,
     ExecutorInfo,
     FrameworkID,
@@ -168,6 +171,55 @@ class MarkAgentGone(Message):
     agent_id: AgentID
 
 
+# --- the agent's container calls (agent.proto) -------------------------------------------
+
+
+class LaunchContainer(Message):
+    """LAUNCH_CONTAINER, and LAUNCH_NESTED_CONTAINER(_SESSION) (no resources)."""
+
+    container_id: ContainerID
+    command: CommandInfo | None = None
+    container: ContainerInfo | None = None
+    resources: list[Resource] = []
+    limits: dict[str, Any] | None = None
+
+
+class ContainerRef(Message):
+    """WAIT_/REMOVE_(NESTED_)CONTAINER and ATTACH_CONTAINER_OUTPUT: just the id."""
+
+    container_id: ContainerID
+
+
+class KillContainer(Message):
+    container_id: ContainerID
+    signal: int | None = None  # SIGKILL when absent
+
+
+class ProcessIOData(Message):
+    type: str | None = None  # STDIN | STDOUT | STDERR
+    data: bytes | None = None  # base64 in JSON, as protobuf's JSON mapping of `bytes`
+
+
+class ProcessIOControl(Message):
+    type: str | None = None  # TTY_INFO | HEARTBEAT
+    tty_info: dict[str, Any] | None = None
+    heartbeat: dict[str, Any] | None = None
+
+
+class ProcessIO(Message):
+    """A record of an attach stream (agent.proto `ProcessIO`): DATA or CONTROL."""
+
+    type: str | None = None  # DATA | CONTROL
+    data: ProcessIOData | None = None
+    control: ProcessIOControl | None = None
+
+
+class AttachContainerInput(Message):
+    type: str | None = None  # CONTAINER_ID (the first record) | PROCESS_IO
+    container_id: ContainerID | None = None
+    process_io: ProcessIO | None = None
+
+
 # Calls whose request has no payload (the rest carry `<type lowercased>`).
 NO_PAYLOAD_CALLS = frozenset(
     {
@@ -237,6 +289,17 @@ class Call(Message):
     set_quota: dict[str, Any] | None = None
     remove_quota: dict[str, Any] | None = None
     get_containers: dict[str, Any] | None = None
+    launch_container: LaunchContainer | None = None
+    launch_nested_container: LaunchContainer | None = None
+    launch_nested_container_session: LaunchContainer | None = None
+    wait_container: ContainerRef | None = None
+    wait_nested_container: ContainerRef | None = None
+    kill_container: KillContainer | None = None
+    kill_nested_container: KillContainer | None = None
+    remove_container: ContainerRef | None = None
+    remove_nested_container: ContainerRef | None = None
+    attach_container_output: ContainerRef | None = None
+    attach_container_input: AttachContainerInput | None = None
 
 
 def check_call(call: Call) -> Call:

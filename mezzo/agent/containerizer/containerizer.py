@@ -140,6 +140,11 @@ class Containerizer:
             self._kill(c)
         return await asyncio.shield(c.termination)
 
+    def kill(self, container_id: str, sig: int) -> None:
+        """Send ``sig`` to the container's root process (Mesos's ``Containerizer::kill``: the
+        container ends when its root does); NotFoundError if it is not running."""
+        self._get(container_id).child.signal(sig)
+
     async def update(
         self,
         container_id: str,

@@ -20,6 +20,12 @@ stdout and stderr go where the container logger (`logger.py`) says: appended to
 ``<sandbox>/stdout`` and ``<sandbox>/stderr`` by default, or through pipes to a rotating logger
 process; the working directory is the sandbox.
 
+A container given its own stdio (``ContainerConfig.stdio``: the pipes or pty of the agent's
+I/O switchboard, for nested containers and exec sessions) always starts through the shim; its
+barrier line is written to the container's own stdin (with echo off on a pty), which the
+command then keeps; with a pty the command re-opens the slave, which makes it its controlling
+terminal.
+
 The built-in command executor (a ``ContainerConfig`` marked ``fork_server``) is not exec'd but
 forked from a warm interpreter, the command executor's fork server (`forkserver.py`), unless an
 isolator wraps the command; the process model above, the barrier included, is the same.
@@ -33,6 +39,7 @@ import os
 import pwd
 import signal
 import subprocess
+import termios
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -52,6 +59,11 @@ log = logging.getLogger(__name__)
 # fails on EOF, i.e. when the agent aborts the launch.
 SHIM = 'read _ || exit 127; exec "$@" </dev/null'
 SHIM_ARGV0 = "mezzo-launch"
+# Containers with their own stdio (`ContainerConfig.stdio`): the barrier line arrives first on
+# their stdin, which the command then keeps. With a pty, the command re-opens the slave ($1) as
+# a session leader, which makes it the controlling terminal, on all three streams.
+SHIM_STDIO = 'read _ || exit 127; exec "$@"'
+SHIM_TTY = 'read _ || exit 127; t=$1; shift; exec "$@" <>"$t" >&0 2>&0'
 
 
 class Child:
@@ -63,10 +75,13 @@ class Child:
         popen: subprocess.Popen[bytes] | None,
         barrier: int | None,
         reaper: Callable[[], int | None] | None = None,
+        tty_barrier: bool = False,
     ):
         self.pid = pid
         self.popen = popen
         self._barrier = barrier
+        # The barrier goes through a pty master: its line must not be echoed to the output.
+        self._tty_barrier = tty_barrier
         # How to collect the exit status of a process someone else forked for us (the fork
         # server); None for our own children (popen) and adopted processes.
         self._reaper = reaper
@@ -92,7 +107,10 @@ class Child:
         """Let the shim exec the command (every isolator has run)."""
         if self._barrier is not None:
             try:
-                os.write(self._barrier, b"go\n")
+                if self._tty_barrier:
+                    _write_unechoed(self._barrier, b"go\n")
+                else:
+                    os.write(self._barrier, b"go\n")
             finally:
                 os.close(self._barrier)
                 self._barrier = None
@@ -148,6 +166,8 @@ class Launcher:
         self._fork_servers.clear()
 
     def spawn(self, config: ContainerConfig, info: LaunchInfo, barrier: bool) -> Child:
+        if config.stdio is not None:
+            return self._spawn_with_stdio(config, info)
         argv = [*info.wrapper, *config.command()]
         if barrier:
             argv = ["/bin/sh", "-c", SHIM, SHIM_ARGV0, *argv]
@@ -190,6 +210,34 @@ class Launcher:
             if read_end is not None:
                 os.close(read_end)
         return Child(popen.pid, popen, write_end)
+
+    def _spawn_with_stdio(self, config: ContainerConfig, info: LaunchInfo) -> Child:
+        """A container on the agent's pipes or pty: always through the barrier shim (the
+        barrier line travels on its stdin, so the command keeps that stdin afterwards)."""
+        stdio = config.stdio
+        assert stdio is not None
+        command = [*info.wrapper, *config.command()]
+        if stdio.tty is not None:
+            argv = ["/bin/sh", "-c", SHIM_TTY, SHIM_ARGV0, stdio.tty, *command]
+        else:
+            argv = ["/bin/sh", "-c", SHIM_STDIO, SHIM_ARGV0, *command]
+        env = dict(os.environ if config.env is None else config.env)
+        env.update(info.env)
+        user_kwargs = self._user(config)
+        config.sandbox.mkdir(parents=True, exist_ok=True)
+        feed = os.dup(stdio.feed)
+        try:
+            if user_kwargs and stdio.tty is not None:
+                os.chown(stdio.tty, user_kwargs["user"], -1)  # type: ignore[arg-type]
+            popen = subprocess.Popen(
+                argv, stdin=stdio.stdin, stdout=stdio.stdout, stderr=stdio.stderr,
+                cwd=config.sandbox, env=env, start_new_session=True, close_fds=True,
+                **user_kwargs,
+            )
+        except OSError as e:
+            os.close(feed)
+            raise LaunchError(f"cannot start {command[0]!r}: {e.strerror or e}") from e
+        return Child(popen.pid, popen, feed, tty_barrier=stdio.tty is not None)
 
     def _fork_server(self, config: ContainerConfig) -> ForkServer | None:
         key = tuple(config.command())
@@ -252,6 +300,19 @@ class Launcher:
         assert isinstance(uid, int) and isinstance(gid, int)
         for path in (sandbox, stdout_path(sandbox), stderr_path(sandbox)):
             os.chown(path, uid, gid)
+
+
+def _write_unechoed(master: int, data: bytes) -> None:
+    """Write input to a pty master with echo off, then restore the terminal's settings: the
+    line discipline echoes input as it arrives, so the barrier line never reaches the output."""
+    attrs = termios.tcgetattr(master)
+    quiet = list(attrs)
+    quiet[3] &= ~(termios.ECHO | termios.ECHONL)
+    termios.tcsetattr(master, termios.TCSANOW, quiet)
+    try:
+        os.write(master, data)
+    finally:
+        termios.tcsetattr(master, termios.TCSANOW, attrs)
 
 
 def kill_process_group(pgid: int, sig: int) -> None:

@@ -25,6 +25,23 @@ class LaunchError(MezzoError):
 
 
 @dataclass(frozen=True)
+class ContainerStdio:
+    """The standard streams of a container whose I/O the agent carries (`io_switchboard`).
+
+    ``stdin``/``stdout``/``stderr`` are the child's ends (a pty's slave, or pipe ends); ``feed``
+    is the agent's end of stdin (the pipe's write end, or the pty master), through which the
+    launcher releases the barrier; ``tty`` is the pty slave's path, which the command re-opens
+    so that the pty becomes its controlling terminal.
+    """
+
+    stdin: int
+    stdout: int
+    stderr: int
+    feed: int
+    tty: str | None = None
+
+
+@dataclass(frozen=True)
 class ContainerConfig:
     """Everything needed to start one container.
 
@@ -35,6 +52,13 @@ class ContainerConfig:
     ``"RLMT_NOFILE"``) to ``(soft, hard)``, ``None`` meaning unlimited. ``fork_server``
     marks ``argv`` as the built-in command executor, which the launcher may fork from its fork
     server instead of exec'ing (the same process contract, without an interpreter start-up).
+
+    Nested containers (the agent operator API's LAUNCH_NESTED_CONTAINER and sessions) set
+    ``parent`` to the parent container's id: isolators put them under the parent's isolation
+    where they can (the cgroups isolators add them to the parent's cgroups). ``stdio`` gives the
+    container its own stdin/stdout/stderr (pipes or a pty, `io_switchboard`) instead of /dev/null
+    and the container logger's files. ``ports`` are the allocated `ports` ranges (inclusive),
+    which the `network/ports` isolator holds the container to; None when none were allocated.
     """
 
     sandbox: Path
@@ -47,6 +71,9 @@ class ContainerConfig:
     pids_max: int | None = None
     rlimits: Mapping[str, tuple[int | None, int | None]] = field(default_factory=dict)
     fork_server: bool = False
+    parent: str | None = None
+    stdio: ContainerStdio | None = None
+    ports: tuple[tuple[int, int], ...] | None = None
 
     def __post_init__(self) -> None:
         if (self.argv is None) == (self.shell is None):

@@ -22,6 +22,10 @@ Limits (as in Mesos, with one documented difference):
   by checking the ``oom_kill`` counter when the container's process exits (so the race between
   the event and the exit never loses the reason).
 - cgroups/pids: ``pids.max`` = pids_max when given; usage reports ``pids.current``.
+
+A nested container (``ContainerConfig.parent`` names a container these isolators know) joins
+its parent's cgroups instead of getting its own: it shares the parent's limits, an OOM kill in
+that cgroup is the parent's limitation, and the parent's cleanup kills it with the rest.
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ class _Container:
     future: asyncio.Future[Limitation] | None = None
     fds: list[int] = field(default_factory=list)
     poller: asyncio.TimerHandle | None = None
+    # A nested container: it lives in its parent's cgroups, which are not its own to clean up.
+    nested: bool = False
 
     def unique(self) -> list[Cgroup]:
         """One handle per directory (on v2 several controllers share one)."""
@@ -124,6 +130,12 @@ class CgroupsIsolator(Isolator):
                             cg.remove()
 
     def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo | None:
+        parent = self._containers.get(config.parent) if config.parent is not None else None
+        if parent is not None:
+            # A nested container shares its parent's cgroups, hence its limits (Mesos's
+            # nested containers share the parent's cgroups unless they ask for their own).
+            self._containers[container_id] = _Container(dict(parent.cgroups), config, nested=True)
+            return None
         c = self._handles(container_id)
         c.config = config
         self._containers[container_id] = c
@@ -144,7 +156,7 @@ class CgroupsIsolator(Isolator):
         pids_max: int | None = None,
     ) -> None:
         c = self._containers.get(container_id)
-        if c is not None:
+        if c is not None and not c.nested:
             self.configure(c, cpus, mem_mb, pids_max)
 
     def configure(
@@ -154,6 +166,8 @@ class CgroupsIsolator(Isolator):
 
     def cleanup(self, container_id: str) -> None:
         c = self._containers.pop(container_id, None) or self._handles(container_id)
+        if c.nested:
+            return  # its processes are gone; the cgroups are the parent's
         self._stop_watching(c)
         for cg in c.unique():
             cg.kill_all()
@@ -254,7 +268,7 @@ class CgroupsMemIsolator(CgroupsIsolator):
 
     def watch(self, container_id: str) -> asyncio.Future[Limitation] | None:
         c = self._containers.get(container_id)
-        if c is None:
+        if c is None or c.nested:  # the parent's watch reports its cgroup's OOM kills
             return None
         if c.future is not None:
             return c.future
@@ -296,7 +310,7 @@ class CgroupsMemIsolator(CgroupsIsolator):
 
     def limitation(self, container_id: str) -> Limitation | None:
         c = self._containers.get(container_id)
-        if c is None:
+        if c is None or c.nested:
             return None
         cg = c.cgroups["memory"]
         counters = cg.read_keyed("memory.events" if cg.v2 else "memory.oom_control")

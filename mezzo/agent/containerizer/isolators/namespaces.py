@@ -65,4 +65,8 @@ class PidNamespaceIsolator(Isolator):
         self.wrapper = [unshare, "--pid", "--fork", "--kill-child", "--mount-proc", "--"]
 
     def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo | None:
+        if config.parent is not None:
+            # A nested container does not get a pid namespace of its own (nor does it enter
+            # its parent's: it sees the host's pids).
+            return None
         return LaunchInfo(wrapper=list(self.wrapper))
