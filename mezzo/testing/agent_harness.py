@@ -137,8 +137,10 @@ class MiniScheduler:
     (acknowledging each), kill, send messages."""
 
     def __init__(self, master_url: str, *, checkpoint: bool = False, name: str = "test",
-                 auto_ack: bool = True) -> None:
+                 auto_ack: bool = True, framework_info: dict[str, Any] | None = None) -> None:
         self.master_url = master_url
+        # Fields that replace the defaults of the FrameworkInfo sent (roles, principal...).
+        self.framework_info = framework_info or {}
         self.checkpoint = checkpoint
         self.name = name
         self.auto_ack = auto_ack
@@ -147,6 +149,7 @@ class MiniScheduler:
         self.offers: list[dict[str, Any]] = []
         self.updates: list[dict[str, Any]] = []
         self.messages: list[dict[str, Any]] = []
+        self.operation_updates: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self._session: aiohttp.ClientSession | None = None
         self._stream: OpenStream | None = None
@@ -161,6 +164,7 @@ class MiniScheduler:
             "subscribe": {"framework_info": {
                 "user": "root", "name": self.name, "checkpoint": self.checkpoint,
                 "capabilities": [{"type": "TASK_KILLING_STATE"}],
+                **self.framework_info,
             }},
         }
         self._stream = await open_stream(
@@ -210,6 +214,8 @@ class MiniScheduler:
                     ack.add_done_callback(self._acks.discard)
             elif kind == "MESSAGE":
                 self.messages.append(event["message"])
+            elif kind == "UPDATE_OPERATION_STATUS":
+                self.operation_updates.append(event["update_operation_status"]["status"])
             self._changed.set()
 
     async def wait_for(self, pred: Any, timeout: float = 30.0) -> Any:
