@@ -309,7 +309,7 @@ def test_the_executor_runs_one_task_and_ignores_a_replayed_launch() -> None:
 def test_task_groups_are_refused_task_by_task() -> None:
     h = Harness()
     h.subscribe()
-    actions = h.handle(LaunchGroup([{"value": "a"}, {"value": "b"}]))
+    actions = h.handle(LaunchGroup([command_task("a", "true"), command_task("b", "true")]))
     assert states(actions) == ["TASK_FAILED"]  # b queues behind a
     second = h.handle(UpdateAccepted(actions[0].uuid))
     assert states(second) == ["TASK_FAILED"]
@@ -549,7 +549,7 @@ def test_decode_event_types() -> None:
     assert decode_event({"type": "LAUNCH", "launch": {}}) is None
     group = {"task_group": {"tasks": [{"task_id": {"value": "a"}}, {}]}}
     assert decode_event({"type": "LAUNCH_GROUP", "launch_group": group}) == LaunchGroup(
-        [{"value": "a"}, {}]
+        [{"task_id": {"value": "a"}}, {}]
     )
     assert decode_event({"type": "KILL", "kill": {"task_id": {"value": "t1"}}}) == Kill(
         {"value": "t1"}, None

@@ -30,7 +30,7 @@ from mezzo.agent.operator_extras import AgentOperatorExtras
 from mezzo.agent.state import Executor, ExecutorPhase, Framework
 from mezzo.api import operator as op
 from mezzo.api.codec import to_builtins
-from mezzo.api.common import Task
+from mezzo.api.common import ExecutorType, Task
 from mezzo.core.metrics import DaemonMetrics, prometheus_text, system_metrics
 from mezzo.net.http import HTTPProblem, text_response
 from mezzo.net.logging_level import LoggingLevel
@@ -174,7 +174,7 @@ class ReadEndpoints:
             "id": ex.id.value, "name": ex.info.name or "", "source": ex.info.source or "",
             "container": ex.container_id, "directory": str(ex.sandbox),
             "resources": resources_json(ex.resources),
-            "type": "DEFAULT" if ex.command else "CUSTOM",
+            "type": "DEFAULT" if ex.command or ex.info.type == ExecutorType.DEFAULT else "CUSTOM",
             "labels": to_builtins(ex.info.labels.labels) if ex.info.labels else [],
             "tasks": [_task_json(t) for t in ex.launched.values()],
             "queued_tasks": [

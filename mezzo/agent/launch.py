@@ -9,7 +9,8 @@ Pure functions (no I/O besides reading `os.environ` when told to inherit it):
   cpu/mem limits).
 
 The command executor is `mezzo/executor/command.py`, started as a script by file path (the agent
-never imports the executor SDK: layer rule). Like Mesos, the agent gives a command executor an
+never imports the executor SDK: layer rule); an ExecutorInfo of type DEFAULT without a command
+runs the built-in default executor, `mezzo/executor/default.py`, the same way (task groups). Like Mesos, the agent gives a command executor an
 allowance on top of its task's resources for the executor process itself (0.1 cpus, 32 MB) in
 the container limits; the allowance is not accounted against the agent's resources.
 """
@@ -39,6 +40,9 @@ from mezzo.resources import Resources
 COMMAND_EXECUTOR_PATH = Path(mezzo.__file__).resolve().parent / "executor" / "command.py"
 # -S: skip site (start-up time); -E: ignore PYTHON* variables of the task's environment.
 DEFAULT_COMMAND_EXECUTOR = [sys.executable, "-S", "-E", str(COMMAND_EXECUTOR_PATH)]
+# The built-in default executor: runs task groups for an ExecutorInfo of type DEFAULT.
+DEFAULT_EXECUTOR_PATH = COMMAND_EXECUTOR_PATH.parent / "default.py"
+DEFAULT_EXECUTOR = [sys.executable, "-S", "-E", str(DEFAULT_EXECUTOR_PATH)]
 COMMAND_EXECUTOR_CPUS = 0.1
 COMMAND_EXECUTOR_MEM_MB = 32.0
 
@@ -54,6 +58,12 @@ def command_executor_info(task: TaskInfo, framework_id: FrameworkID) -> Executor
         source=task.task_id.value,
         command=CommandInfo(value="mezzo-command-executor"),
     )
+
+
+def is_default_executor(executor: ExecutorInfo, command: bool) -> bool:
+    """An ExecutorInfo the built-in default executor runs (type DEFAULT, not a command task's:
+    Mesos's master refuses a DEFAULT executor with a `command`)."""
+    return not command and executor.type == ExecutorType.DEFAULT and executor.command is None
 
 
 def shutdown_grace(executor: ExecutorInfo, default: float) -> float:
@@ -174,6 +184,12 @@ def _container_config(
         return ContainerConfig(
             sandbox=sandbox, argv=argv, env=env, user=user, cpus=cpus, mem_mb=mem,
             pids_max=pids_max, fork_server=command_executor_argv is None,
+        )
+    if is_default_executor(executor, command):
+        # Its container holds the executor and every task of its groups: no allowance on top.
+        return ContainerConfig(
+            sandbox=sandbox, argv=list(DEFAULT_EXECUTOR), env=env, user=user, cpus=cpus,
+            mem_mb=mem, pids_max=pids_max, fork_server=True,
         )
     info = executor.command or CommandInfo()
     if info.shell:

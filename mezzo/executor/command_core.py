@@ -38,10 +38,22 @@ import posix  # not `os`: its import (posixpath, stat, _collections_abc) costs ~
 
 if __package__:  # imported as mezzo.executor.command_core (tests, tools)
     from . import command_events as ev
-    from .command_wire import b64
+    from .link_core import (
+        BACKOFF_INITIAL_SECONDS,
+        FIRST_SUBSCRIBE_GIVE_UP_SECONDS,
+        RESEND_SECONDS,
+        Config,
+        ExecutorLinkCore,
+    )
 else:  # run by the agent as a script: this directory is sys.path[0] (see command.py)
     import command_events as ev  # type: ignore[import-not-found,no-redef]
-    from command_wire import b64  # type: ignore[import-not-found,no-redef]
+    from link_core import (  # type: ignore[import-not-found,no-redef]
+        BACKOFF_INITIAL_SECONDS,
+        FIRST_SUBSCRIBE_GIVE_UP_SECONDS,
+        RESEND_SECONDS,
+        Config,
+        ExecutorLinkCore,
+    )
 
 # `typing` costs start-up: its names are for the type checker only (mypy reads TYPE_CHECKING
 # as true whatever it is bound to).
@@ -52,11 +64,16 @@ if TYPE_CHECKING:
 
     Json = dict[str, Any]
 
+__all__ = [
+    "BACKOFF_INITIAL_SECONDS",
+    "FIRST_SUBSCRIBE_GIVE_UP_SECONDS",
+    "RESEND_SECONDS",
+    "CommandExecutorCore",
+    "Config",
+]
+
 DEFAULT_GRACE_SECONDS = 3.0  # KillPolicy default (spec §5.6)
 ACK_WAIT_SECONDS = 5.0  # how long a finished executor waits for its terminal ACKNOWLEDGED
-RESEND_SECONDS = 1.0  # retry of an UPDATE the agent refused while the stream is up
-FIRST_SUBSCRIBE_GIVE_UP_SECONDS = 60.0  # never subscribed and not checkpointing
-BACKOFF_INITIAL_SECONDS = 0.05
 # Leave the agent this much of its shutdown grace period to collect our terminal update.
 SHUTDOWN_MARGIN_SECONDS = 1.0
 
@@ -114,41 +131,12 @@ def command_line(command: Json) -> tuple[str, list[str], dict[str, str]]:
     return value, [str(a) for a in arguments] or [value], env
 
 
-class Config:
-    """What the agent told the executor (its environment, spec §6.1), already parsed."""
-
-    __slots__ = (
-        "backoff_max",
-        "checkpoint",
-        "executor_id",
-        "framework_id",
-        "recovery_timeout",
-        "shutdown_grace",
-    )
-
-    def __init__(
-        self,
-        framework_id: str,
-        executor_id: str,
-        *,
-        checkpoint: bool = False,
-        shutdown_grace: float = 5.0,
-        backoff_max: float = 2.0,
-        recovery_timeout: float = 900.0,
-    ) -> None:
-        self.framework_id = framework_id
-        self.executor_id = executor_id
-        self.checkpoint = checkpoint
-        self.shutdown_grace = shutdown_grace
-        self.backoff_max = backoff_max
-        self.recovery_timeout = recovery_timeout
-
-
 # ----------------------------------------------------------------------------- the core
 
 
-class CommandExecutorCore:
-    """State and decisions of one command executor (one task). The only mutator: `handle`."""
+class CommandExecutorCore(ExecutorLinkCore):
+    """State and decisions of one command executor (one task). The only mutator: `handle`.
+    The subscription and the update stream are `ExecutorLinkCore`'s (`link_core.py`)."""
 
     def __init__(
         self,
@@ -158,22 +146,7 @@ class CommandExecutorCore:
         new_uuid: Callable[[], bytes],
         wall_clock: Callable[[], float],
     ) -> None:
-        self.config = config
-        self.ids = {
-            "framework_id": {"value": config.framework_id},
-            "executor_id": {"value": config.executor_id},
-        }
-        self._new_uuid = new_uuid
-        self._wall_clock = wall_clock
-        # The subscription.
-        self.started_at = now
-        self.connected = False
-        self.connecting = False  # a Subscribe action is out; its answer not yet in
-        self.disconnected_at: float | None = None
-        self.next_connect_at = now
-        self.backoff = BACKOFF_INITIAL_SECONDS
-        self.agent_id: Json | None = None
-        self.killing_capable = False
+        super().__init__(config, now, new_uuid=new_uuid, wall_clock=wall_clock)
         # The task.
         self.task: Json | None = None
         self.task_id: str | None = None
@@ -185,15 +158,6 @@ class CommandExecutorCore:
         self.killed_by_timeout = False
         self.max_completion_at: float | None = None
         self.exit_when_reaped = False
-        # Updates not yet ACKNOWLEDGED (uuid -> TaskStatus), in send order; those the agent has
-        # not taken yet while the stream is up (head first; resent on a timer after a refusal);
-        # and the one whose PostUpdate is out.
-        self.unacked: dict[bytes, Json] = {}
-        self.unsent: list[bytes] = []
-        self.posting: bytes | None = None
-        self.resend_at: float | None = None
-        self.exit_code: int | None = None
-        self._out: list[object] = []
 
     # ---------------------------------------------------------------- the interface
 
@@ -217,10 +181,10 @@ class CommandExecutorCore:
                 self.killing_capable = killing_capable
             case ev.Launch(task):
                 self._on_launch(task, now)
-            case ev.LaunchGroup(task_ids):
-                for group_task in task_ids:
+            case ev.LaunchGroup(tasks):
+                for group_task in tasks:
                     message = "The command executor cannot run task groups"
-                    self._send_status(group_task, "TASK_FAILED", message=message)
+                    self._send_status(group_task.get("task_id") or {}, "TASK_FAILED", message=message)
             case ev.Kill(killed_task, kill_policy):
                 value = killed_task.get("value") if isinstance(killed_task, dict) else None
                 if value != self.task_id or self.task is None:
@@ -265,23 +229,14 @@ class CommandExecutorCore:
             for t in (
                 self.kill_escalate_at,
                 self.max_completion_at,
-                self.resend_at,
                 None if waiting is None else waiting + ACK_WAIT_SECONDS,
-                None if self.connected or self.connecting else self.next_connect_at,
-                None if self.connected else self._give_up_at(),
+                *self._link_deadlines(),
             )
             if t is not None
         ]
         return min(deadlines) if deadlines else None
 
     # ---------------------------------------------------------------- timers
-
-    def _give_up_at(self) -> float:
-        if self.disconnected_at is None:  # never subscribed
-            checkpoint = self.config.checkpoint
-            limit = self.config.recovery_timeout if checkpoint else FIRST_SUBSCRIBE_GIVE_UP_SECONDS
-            return self.started_at + limit
-        return self.disconnected_at + self.config.recovery_timeout
 
     def _on_timers(self, now: float) -> None:
         if self.kill_escalate_at is not None and now >= self.kill_escalate_at:
@@ -294,9 +249,7 @@ class CommandExecutorCore:
             self._kill(self._task_grace(None), now)
         if self.exit_code is not None:
             return
-        if self.resend_at is not None and now >= self.resend_at:
-            self.resend_at = None
-            self._post_next()
+        self._resend_due(now)
         if self.terminal_sent_at is not None and self.pid is None:
             if not self.unacked:
                 self._exit(0)
@@ -309,49 +262,19 @@ class CommandExecutorCore:
                 self._log("terminal update not acknowledged in time; exiting")
                 self._exit(0)
                 return
-        if self.connected:
-            return
-        if now >= self._give_up_at():
+        if self._subscribe_due(now):
             self._log("could not (re)subscribe to the agent in time; killing the task and exiting")
             self._signal(_signal.SIGKILL)
             self._exit(1)
-        elif not self.connecting and now >= self.next_connect_at:
-            self.connecting = True
-            self._emit(ev.Subscribe(self._subscribe_call()))
 
     # ---------------------------------------------------------------- subscription
 
-    def _subscribe_call(self) -> Json:
-        listed_task = self.task is not None and not self.task_acked
-        subscribe = {
-            "unacknowledged_tasks": [self.task] if listed_task else [],
-            "unacknowledged_updates": [{"status": s} for s in self.unacked.values()],
-        }
-        return {"type": "SUBSCRIBE", **self.ids, "subscribe": subscribe}
-
-    def _on_connected(self) -> None:
-        self.connecting = False
-        self.connected = True
-        self.backoff = BACKOFF_INITIAL_SECONDS
-        self.unsent = []  # the agent replays what we listed as unacknowledged
-        self.posting = None
-        self.resend_at = None
-
-    def _on_connect_failed(self, reason: str, jitter: float, now: float) -> None:
-        self.connecting = False
-        delay = min(self.backoff, self.config.backoff_max) * jitter
-        self.backoff = min(self.backoff * 2, self.config.backoff_max)
-        self.next_connect_at = now + delay
-        self._log(f"subscribe failed ({reason}); retrying in {delay:.2f}s", debug=True)
+    def _unacknowledged_tasks(self) -> list[Json]:
+        return [self.task] if self.task is not None and not self.task_acked else []
 
     def _on_disconnected(self, reason: str, now: float) -> None:
-        if not self.connected:
+        if not self._link_lost(reason, now):
             return
-        self.connected = False
-        self.posting = None
-        self.disconnected_at = now
-        if reason:
-            self._log(f"event stream broken: {reason}")
         if not self.config.checkpoint:
             self._log("lost the agent and not checkpointing: killing the task and exiting")
             if self.pid is None:
@@ -456,67 +379,3 @@ class CommandExecutorCore:
             self._kill(min(self._task_grace(None), grace), now)
         elif self.terminal_sent_at is None or not self.unacked:
             self._exit(0)
-
-    # ---------------------------------------------------------------- updates
-
-    def _send_status(
-        self, task_id: Json, state: str, message: str | None = None, reason: str | None = None
-    ) -> None:
-        uuid = self._new_uuid()
-        status: Json = {
-            "task_id": task_id,
-            "state": state,
-            "source": "SOURCE_EXECUTOR",
-            "executor_id": {"value": self.config.executor_id},
-            "uuid": b64(uuid),
-            "timestamp": self._wall_clock(),
-        }
-        if self.agent_id is not None:
-            status["agent_id"] = self.agent_id
-        if message is not None:
-            status["message"] = message
-        if reason is not None:
-            status["reason"] = reason
-        self.unacked[uuid] = status
-        self._log(f"update {state}", debug=True)
-        if not self.connected:
-            return  # listed as unacknowledged on the next SUBSCRIBE
-        self.unsent.append(uuid)
-        if len(self.unsent) == 1 and self.resend_at is None:
-            self._post_next()
-
-    def _post_next(self) -> None:
-        """POST the oldest update the agent has not taken (updates never overtake)."""
-        while self.connected and self.posting is None and self.unsent:
-            uuid = self.unsent[0]
-            if uuid not in self.unacked:  # acknowledged meanwhile (replayed by the agent)
-                self.unsent.pop(0)
-                continue
-            self.posting = uuid
-            call = {"type": "UPDATE", **self.ids, "update": {"status": self.unacked[uuid]}}
-            self._emit(ev.PostUpdate(uuid, call))
-
-    def _on_update_answer(self, uuid: bytes, accepted: bool, detail: str, now: float) -> None:
-        if uuid != self.posting:
-            return  # an answer from before a reconnection: the agent got the list instead
-        self.posting = None
-        if accepted:
-            self.unsent.pop(0)
-            self._post_next()
-            return
-        # Kept in `unacked` either way: listed on the next SUBSCRIBE, and retried meanwhile.
-        state = self.unacked.get(uuid, {}).get("state")
-        self._log(f"UPDATE {state} not accepted ({detail}); will retry")
-        self.resend_at = now + RESEND_SECONDS
-
-    # ---------------------------------------------------------------- output
-
-    def _emit(self, action: object) -> None:
-        self._out.append(action)
-
-    def _log(self, message: str, *, debug: bool = False) -> None:
-        self._emit(ev.Log(message) if not debug else ev.Debug(message))
-
-    def _exit(self, code: int) -> None:
-        self.exit_code = code
-        self._emit(ev.Exit(code))

@@ -99,8 +99,10 @@ class Launch(_Record):
 
 
 class LaunchGroup(_Record):
-    __match_args__ = ("task_ids",)
-    task_ids: list[Json]
+    """LAUNCH_GROUP: the group's TaskInfos."""
+
+    __match_args__ = ("tasks",)
+    tasks: list[Json]
 
 
 class Kill(_Record):
@@ -231,7 +233,7 @@ def decode_event(event: Json) -> object | None:
         return Launch(task) if isinstance(task, dict) else None
     if kind == "LAUNCH_GROUP":
         group = (event.get("launch_group") or {}).get("task_group") or {}
-        return LaunchGroup([task.get("task_id") or {} for task in group.get("tasks") or []])
+        return LaunchGroup([task for task in group.get("tasks") or [] if isinstance(task, dict)])
     if kind == "KILL":
         kill = event.get("kill") or {}
         return Kill(kill.get("task_id"), kill.get("kill_policy"))

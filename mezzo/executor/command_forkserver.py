@@ -18,7 +18,8 @@ keep running, exactly like executors of an agent that went away):
     at the barrier for a line (EOF: exit 127 without running anything, the agent aborted the
     launch), puts stdin on /dev/null, takes exactly ``env`` as its environment (the C
     library's too) with a fresh interpreter's signal dispositions, and runs
-    `command_executor.main(env)`.
+    `command_executor.main(env)` (the default executor's fork server, started as
+    ``default.py --fork-server FD``, runs `default_executor.main(env)` instead).
 ``{"op": "wait", "pid": n}``
     Reaps the child (the agent asks once its pidfd said the process ended) and answers
     ``{"status": <raw wait status>}``, or ``{"status": null}`` if it is not a child of ours.
@@ -32,12 +33,19 @@ import gc
 import posix
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 if __package__:  # imported as mezzo.executor.command_forkserver (tests, tools)
     from . import command_executor
     from .command_wire import dumps, loads
 else:  # run by the agent as a script: this directory is sys.path[0] (see command.py)
     import command_executor
     from command_wire import dumps, loads
+
+# What a forked child runs: the command executor, or what `main(..., run=)` was given.
+_run = command_executor.main
 
 MAX_MESSAGE_BYTES = 1 << 20  # an environment larger than this is refused
 MAX_FDS = 3
@@ -168,7 +176,7 @@ def _run_executor(env: dict, fds: list[int]) -> int:
     # The dispositions of a fresh interpreter (the server changes none; this keeps it so).
     for sig in (_signal.SIGTERM, _signal.SIGCHLD, _signal.SIGHUP):
         _signal.signal(sig, _signal.SIG_DFL)
-    return command_executor.main(dict(env))
+    return _run(dict(env))
 
 
 def _read_all(fd: int) -> bytes:
@@ -221,7 +229,12 @@ def _close_all(fds: list[int]) -> None:
             pass
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], run: "Callable[[dict], int] | None" = None) -> int:
+    """Serve on the socket FD in `argv`; forked children run `run` (default: the command
+    executor's `main`)."""
+    global _run
+    if run is not None:
+        _run = run
     if len(argv) != 1 or not argv[0].isdigit():
         command_executor.log("usage: command.py --fork-server FD")
         return 2

@@ -260,6 +260,33 @@ class MiniScheduler:
         assert status == 202, body
         return offer
 
+    async def launch_group(
+        self,
+        groups: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+        timeout: float = 30.0,
+        offer: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """ACCEPT the first offer (or `offer`) with one LAUNCH_GROUP per (executor, tasks);
+        tasks get `agent_id`, executors `framework_id` filled. Returns the offer used."""
+        if offer is None:
+            offer = await self.wait_for(lambda: self.offers and self.offers.pop(0), timeout)
+        operations = []
+        for executor, tasks in groups:
+            executor.setdefault("framework_id", {"value": self.framework_id})
+            for t in tasks:
+                t["agent_id"] = offer["agent_id"]
+            operations.append({
+                "type": "LAUNCH_GROUP",
+                "launch_group": {"executor": executor, "task_group": {"tasks": tasks}},
+            })
+        status, body = await self.call({
+            "type": "ACCEPT",
+            "accept": {"offer_ids": [offer["id"]], "operations": operations,
+                       "filters": {"refuse_seconds": 0.1}},
+        })
+        assert status == 202, body
+        return offer
+
     def states(self, task_id: str) -> list[str]:
         return [u["state"] for u in self.updates if u["task_id"]["value"] == task_id]
 
@@ -282,6 +309,20 @@ def command_task(task_id: str, shell: str, cpus: float = 0.1, mem: float = 32,
             {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}},
         ],
         "command": {"shell": True, "value": shell},
+        **extra,
+    }
+
+
+def default_executor(executor_id: str, cpus: float = 0.1, mem: float = 32, disk: float = 10,
+                     **extra: Any) -> dict[str, Any]:
+    """An ExecutorInfo of type DEFAULT (the built-in default executor) for LAUNCH_GROUP."""
+    return {
+        "type": "DEFAULT", "executor_id": {"value": executor_id},
+        "resources": [
+            {"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}},
+            {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}},
+            {"name": "disk", "type": "SCALAR", "scalar": {"value": disk}},
+        ],
         **extra,
     }
 
