@@ -60,12 +60,15 @@ class DefaultExecutor:
     """The loop: sockets, the tasks' processes and the clock around one `DefaultExecutorCore`."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.env = env  # the executor's environment: each task's, under its own variables
+        # The agent's token for this executor: sent on every call, never given to the tasks.
+        self.token = env.get(base.TOKEN_ENV) or None
+        # The executor's environment: each task's, under its own variables.
+        self.env = {k: v for k, v in env.items() if k != base.TOKEN_ENV}
         self.host, self.port = base.split_endpoint(env["MESOS_AGENT_ENDPOINT"])
         self.machine = core.DefaultExecutorCore(  # the state machine: every decision
             config_from_env(env), time.monotonic(), new_uuid=wire.new_uuid, wall_clock=time.time
         )
-        self.calls = wire.CallConnection(self.host, self.port)
+        self.calls = wire.CallConnection(self.host, self.port, self.token)
         self.stream: wire.EventStream | None = None
         self.pidfds: dict[int, int] = {}  # pidfd -> pid
         self.exit_code: int | None = None
@@ -157,7 +160,9 @@ class DefaultExecutor:
         match action:
             case ev.Subscribe(call):
                 try:
-                    self.stream = wire.EventStream.open(self.host, self.port, wire.dumps(call).encode())
+                    self.stream = wire.EventStream.open(
+                        self.host, self.port, wire.dumps(call).encode(), self.token
+                    )
                 except (OSError, EOFError, ValueError) as exc:
                     return ev.ConnectFailed(str(exc), base.jitter())
                 return ev.Connected()
