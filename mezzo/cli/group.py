@@ -44,6 +44,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "tasks": LazyCommand(
         "mezzo.cli.inspect", "tasks", "List tasks (running ones; with --all also finished ones)."
     ),
+    "exec": LazyCommand(
+        "mezzo.cli.exec", "exec_command", "Run CMD ARGS... inside a running task's container, exit with its status."
+    ),
     "logs": LazyCommand("mezzo.cli.logs", "logs", "Print the stdout (or stderr) of a task from its sandbox."),
     "sim": LazyCommand(
         "mezzo.cli.sim", "sim", "Reproduce the Mesos paper's evaluation on a simulated cluster (docs/evaluation.md)."
