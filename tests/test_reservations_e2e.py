@@ -77,6 +77,10 @@ async def test_reservations_survive_agent_restart_and_master_failover(tmp_path: 
             code, text = await operator(session, master.url, {"type": "GET_OPERATIONS"})
             assert code == 200 and json.loads(text)["get_operations"]["operations"][0][
                 "info"]["id"] == {"value": "r1"}
+            # The agent checkpointed it and lists it until the acknowledgement reaches it.
+            code, text = await operator(session, agent.url, {"type": "GET_OPERATIONS"})
+            [on_agent] = json.loads(text)["get_operations"]["operations"]
+            assert on_agent["latest_status"]["state"] == "OPERATION_FINISHED"
             status, _ = await eng.call({"type": "ACKNOWLEDGE_OPERATION_STATUS",
                                         "acknowledge_operation_status": {
                                             "agent_id": update["agent_id"],
@@ -89,6 +93,12 @@ async def test_reservations_survive_agent_restart_and_master_failover(tmp_path: 
                 return not json.loads(text)["get_operations"].get("operations")
 
             await eventually(no_operations, 20, "the acknowledged operation to end")
+
+            async def none_on_agent() -> bool:
+                _, text = await operator(session, agent.url, {"type": "GET_OPERATIONS"})
+                return not json.loads(text)["get_operations"].get("operations")
+
+            await eventually(none_on_agent, 20, "the agent to forget the acknowledged operation")
             agent_id = update["agent_id"]["value"]
 
             # 2. The operator reserves memory for `ops`; bad input is refused.

@@ -18,6 +18,7 @@ authentication is off, which matches only ANY/NONE subjects in the ACLs). What i
 | view_flags | GET_FLAGS, `/flags` | (none) |
 | get_endpoints | GET `/metrics/snapshot`, `/logging/toggle`, `/files/debug` | the path |
 | register_agents | the agent's SUBSCRIBE | (none) |
+| reserve_resources / unreserve_resources | RESERVE / UNRESERVE (ACCEPT, operator calls), decided in the core (`Master.authorize` is `allowed`) | the reservation role / the reserver principal |
 | view_frameworks / view_tasks / view_executors | `/master/state`, `/frameworks`, `/tasks`, GET_STATE, GET_FRAMEWORKS, GET_TASKS, GET_EXECUTORS (filtered) | the framework's / task's / executor's user |
 
 A refusal is `403 Forbidden` with a one-line message naming the principal and the action.
