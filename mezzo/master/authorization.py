@@ -15,6 +15,10 @@ authentication is off, which matches only ANY/NONE subjects in the ACLs). What i
 | update_weights | operator UPDATE_WEIGHTS | each role updated |
 | view_roles | GET_WEIGHTS, GET_ROLES, `/weights`, `/roles` (filtered) | the role |
 | mark_agents_gone | operator MARK_AGENT_GONE | (none) |
+| update_quotas | UPDATE_QUOTA, SET_QUOTA, REMOVE_QUOTA | each role named |
+| get_quotas | filters GET_QUOTA, `/quota` | the role |
+| access_mesos_logs | `/files/*`, LIST_FILES, READ_FILE of `/master/log` | (none) |
+| run_tasks | LAUNCH, LAUNCH_GROUP (the core: TASK_ERROR, REASON_TASK_UNAUTHORIZED) | the task's user |
 | view_flags | GET_FLAGS, `/flags` | (none) |
 | get_endpoints | GET `/metrics/snapshot`, `/logging/toggle`, `/files/debug` | the path |
 | register_agents | the agent's SUBSCRIBE | (none) |
@@ -41,6 +45,9 @@ __all__ = ["AUTHORIZED_ENDPOINTS", "MasterAuthorization"]
 
 # The GET endpoints the get_endpoints action covers on a master (Mesos's docs/authorization.md).
 AUTHORIZED_ENDPOINTS = frozenset({"/metrics/snapshot", "/logging/toggle", "/files/debug"})
+FILE_ENDPOINTS = frozenset({"/files/read", "/files/browse", "/files/download"})
+# The master's own log, as `/files/*`, LIST_FILES and READ_FILE serve it (access_mesos_logs).
+LOG_PATH = "/master/log"
 
 
 def _who(principal: str | None) -> str:
@@ -80,9 +87,12 @@ class MasterAuthorization:
         async def authorize_endpoint(request: web.Request, handler: Any) -> web.StreamResponse:
             path = request.path.rstrip("/")
             bare = path.removesuffix(".json")
-            if self.authorizer is not None and request.method == "GET" and bare in AUTHORIZED_ENDPOINTS:
+            if self.authorizer is not None and request.method == "GET":
                 try:
-                    self.require(principal_of(request), "get_endpoints", bare, f"GET '{bare}'")
+                    if bare in AUTHORIZED_ENDPOINTS:
+                        self.require(principal_of(request), "get_endpoints", bare, f"GET '{bare}'")
+                    elif bare in FILE_ENDPOINTS:
+                        self.check_log_access(principal_of(request), request.query.get("path"))
                 except HTTPProblem as problem:
                     return problem.response()
             return await handler(request)
@@ -120,6 +130,18 @@ class MasterAuthorization:
             self.require(principal, "mark_agents_gone", None, "mark agents gone")
         elif call.type == t.GET_FLAGS:
             self.require(principal, "view_flags", None, "view the flags")
+        elif call.type in (t.UPDATE_QUOTA, t.SET_QUOTA, t.REMOVE_QUOTA):
+            for role in _quota_roles(call):
+                self.require(principal, "update_quotas", role, f"update the quota of role '{role}'")
+        elif call.type == t.LIST_FILES and call.list_files is not None:
+            self.check_log_access(principal, call.list_files.path)
+        elif call.type == t.READ_FILE and call.read_file is not None:
+            self.check_log_access(principal, call.read_file.path)
+
+    def check_log_access(self, principal: str | None, path: str | None) -> None:
+        """access_mesos_logs on the master's log (the only file the master serves)."""
+        if path is not None and (path.rstrip("/") == LOG_PATH or path.startswith(LOG_PATH + "/")):
+            self.require(principal, "access_mesos_logs", None, "access the master's log")
 
     def check_teardown(self, principal: str | None, master: Any, framework_id: str) -> None:
         framework = master.frameworks.get(framework_id)
@@ -128,6 +150,10 @@ class MasterAuthorization:
                      f"tear down framework '{framework_id}'")
 
     # ------------------------------------------------------------------ filtered views
+
+    def visible_quotas(self, principal: str | None, quotas: Mapping[str, Any]) -> dict[str, Any]:
+        """The quotas `principal` may view (get_quotas on each role): GET_QUOTA, /quota."""
+        return {r: q for r, q in quotas.items() if self.allowed("get_quotas", principal, r)}
 
     def visible_roles(self, principal: str | None, roles: Mapping[str, Any]) -> dict[str, Any]:
         return {r: v for r, v in roles.items() if self.allowed("view_roles", principal, r)}
@@ -151,6 +177,7 @@ class _FilteredMaster:
             return authz.allowed(action, principal, user)
 
         self.weights = {r: w for r, w in master.weights.items() if can("view_roles", r)}
+        self.quota_config = authz.visible_quotas(principal, master.quota_config)
         self.frameworks = _filtered(master.frameworks, can)
         self.completed_frameworks = _filtered(master.completed_frameworks, can)
 
@@ -160,6 +187,20 @@ class _FilteredMaster:
     def find_tasks(self, **kwargs: Any) -> Any:
         # The master's own paging over this object's (filtered) frameworks.
         return type(self._master).find_tasks(self, **kwargs)
+
+
+def _quota_roles(call: Any) -> list[str]:
+    """The roles an UPDATE_QUOTA / SET_QUOTA / REMOVE_QUOTA names (malformed payloads name
+    none here: the core refuses them with 400)."""
+    t = type(call.type)
+    if call.type == t.UPDATE_QUOTA:
+        configs = (call.update_quota or {}).get("quota_configs")
+        entries = configs if isinstance(configs, list) else []
+    elif call.type == t.SET_QUOTA:
+        entries = [(call.set_quota or {}).get("quota_request")]
+    else:
+        entries = [call.remove_quota or {}]
+    return [e["role"] for e in entries if isinstance(e, dict) and isinstance(e.get("role"), str)]
 
 
 def _filtered(frameworks: Mapping[str, Any], can: Callable[[str, str | None], bool]) -> dict[str, Any]:

@@ -154,7 +154,7 @@ class MasterServer:
     ) -> None:
         self.master = master
         self.security = security or MasterSecurity()
-        # reserve_resources / unreserve_resources are decided in the core, per resource.
+        # reserve_resources / unreserve_resources / run_tasks are decided in the core.
         master.authorize = self.security.authorization.allowed
         # Where the leader is when we are not (HA); None without an election (standalone,
         # in-process tests): then nobody else can lead. Whether *we* lead is `master.phase`.
@@ -622,7 +622,8 @@ class MasterServer:
 
     async def quota_view(self, request: web.Request) -> web.Response:
         """Mesos's GET /quota: the QuotaStatus (`configs` and the deprecated `infos`)."""
-        return self._json(request, quota_status(self.master.quota_config))
+        viewed = self.security.authorization.view(principal_of(request), self.master)
+        return self._json(request, quota_status(viewed.quota_config))
 
     async def weights_view(self, request: web.Request) -> web.Response:
         return self._json(request, legacy.weights_json(self._roles_view(request)[1]))

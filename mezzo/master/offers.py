@@ -378,6 +378,10 @@ class OfferCalls(MasterBase):
         available: Resources,
         task: TaskInfo,
     ) -> Resources:
+        refusal = self._run_task_refusal(framework, task)
+        if refusal is not None:
+            self._task_error(framework, task, Reason.REASON_TASK_UNAUTHORIZED, refusal)
+            return available
         problem = self._validate_task(framework, agent, task)
         executor_resources: Resources | None = None
         try:
@@ -415,6 +419,18 @@ class OfferCalls(MasterBase):
         )
         return available
 
+    def _run_task_refusal(self, framework: FrameworkRecord, task: TaskInfo) -> str | None:
+        """run_tasks (Mesos's RUN_TASK): may the framework's principal launch `task` under
+        its user (the command's, else the executor's, else the framework's)? The message is
+        Mesos's."""
+        command_user = task.command.user if task.command is not None else None
+        executor_command = task.executor.command if task.executor is not None else None
+        user = command_user or (executor_command.user if executor_command else None) or framework.info.user
+        if self.authorize("run_tasks", framework.info.principal or None, user or None):
+            return None
+        fid = framework.info.id.value if framework.info.id is not None else ""
+        return f"Not authorized to launch task {task.task_id.value} of framework {fid} under user '{user or ''}'"
+
     def _launch_group(
         self,
         framework: FrameworkRecord,
@@ -426,6 +442,7 @@ class OfferCalls(MasterBase):
         executor: ExecutorInfo = group.executor
         tasks = group.task_group.tasks
         problem: str | None = None if tasks else "Task group is empty"
+        unauthorized: str | None = None  # run_tasks refused for one of the tasks
         needed = Resources()
         per_task: list[Resources] = []
         try:
@@ -437,6 +454,10 @@ class OfferCalls(MasterBase):
                 needed = needed + executor_resources
             seen: set[str] = set()
             for task in tasks:
+                refusal = self._run_task_refusal(
+                    framework, task if task.executor is not None else msgspec.structs.replace(task, executor=executor))
+                if refusal is not None and unauthorized is None:
+                    unauthorized = f"Task '{task.task_id.value}' is not authorized to" + refusal.removeprefix("Not authorized to")
                 if task.executor is not None and task.executor != executor:
                     problem = problem or "TaskInfo.executor must match the group's executor"
                 elif task.task_id.value in seen:
@@ -451,6 +472,10 @@ class OfferCalls(MasterBase):
             problem = problem or str(exc)
         if problem is None and not available.contains(needed):
             problem = f"Task group uses more resources {needed} than available {available}"
+        if unauthorized is not None:
+            for task in tasks:
+                self._task_error(framework, task, Reason.REASON_TASK_GROUP_UNAUTHORIZED, unauthorized)
+            return available
         if problem is not None:
             for task in tasks:
                 self._task_error(framework, task, Reason.REASON_TASK_GROUP_INVALID, problem)
