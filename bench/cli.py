@@ -9,11 +9,17 @@ command, and measures from just before `fork/exec` to the `wait` that reaps it:
 - `mezzo tasks`                     (one GET of `/master/state`, a table)
 - `mezzo run -- true`               (subscribe, offer, launch, the task's life, its output,
                                      teardown: the whole user-visible path)
+- `mezzo <command> --help` for every sub-command (the daemons' `master`, `agent`, `local`,
+  `demo` among them: their options come from flag tables, not from the daemons' code)
 
 For each: wall-clock p50 / p90 and the child's CPU time (user + sys from `wait4`) p50, which
 stays meaningful on a machine loaded by other work, where the wall clock does not. Each command
 runs a few times first (warm-up: page cache, the master's first-call paths). One JSON line per
 command goes to stdout, then a Markdown table.
+
+Byte code: the package's modules are compiled first (`compileall`), as a regular install does.
+Without it (an editable install run with `PYTHONDONTWRITEBYTECODE=1`, as in this container's
+environment) every command compiles the CLI's modules from source at each start, ~10-20 ms.
 
     .venv/bin/python bench/cli.py                 # 30 runs per command
     .venv/bin/python bench/cli.py --runs 100 --agents 1
@@ -77,7 +83,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--agents", type=int, default=1)
+    parser.add_argument("--no-help", action="store_true", help="skip the `--help` rows")
     args = parser.parse_args()
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "mezzo"), quiet=1)
+    from mezzo.cli.group import COMMANDS
+
     load = os.getloadavg()
     spec = ClusterSpec(agents=args.agents, agent_resources="cpus:8;mem:8192;disk:8192")
     with LocalCluster(spec) as cluster:
@@ -88,10 +100,14 @@ def main() -> None:
             [MEZZO, "tasks", *master],
             [MEZZO, "run", *master, "--", "true"],
         ]
+        if not args.no_help:
+            commands += [[MEZZO, "--help"]] + [[MEZZO, name, "--help"] for name in COMMANDS]
         rows = [time_command(argv, args.runs, args.warmup) for argv in commands]
     for row in rows:
         print(json.dumps(row))
-    print(f"\nload average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; cores: {os.cpu_count()}")
+    after = os.getloadavg()
+    print(f"\nload average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
+          f"after: {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}; cores: {os.cpu_count()}")
     print("| command | wall p50 (ms) | wall p90 (ms) | wall min (ms) | CPU p50 (ms) |")
     print("| --- | --- | --- | --- | --- |")
     for row in rows:

@@ -23,8 +23,9 @@ from mezzo.cli.group import COMMANDS, cli, load_command
 
 # Runs `mezzo ARGS…` in-process and prints the imported module names as JSON on stdout's last line.
 PROBE = """
-import json, sys
+import json, os, sys
 from mezzo.cli.main import main
+os._exit = sys.exit  # `mezzo run` ends with os._exit: let the probe print first
 sys.argv = ["mezzo", *sys.argv[1:]]
 try:
     main()
@@ -107,3 +108,44 @@ def test_help_shows_every_command() -> None:
 
 def test_terminal_states_match_the_api() -> None:
     assert {str(s) for s in TERMINAL_TASK_STATES} == TERMINAL_STATES
+
+
+@pytest.mark.parametrize("daemon", ["master", "agent", "demo", "local", "example", "sim"])
+def test_daemon_help_imports_nothing_heavy(daemon: str) -> None:
+    # The daemons' options come from flag tables that import neither the daemon nor its stack.
+    modules = imported_by(daemon, "--help")
+    tables = {"mezzo.master", "mezzo.master.flag_table", "mezzo.agent", "mezzo.agent.flag_table"}
+    assert heavy(modules - tables) == []
+    assert "rich" not in modules
+
+
+def test_run_imports_no_click() -> None:
+    # `mezzo run` with a well-formed command line is parsed without click (mezzo.cli.one_task).
+    modules = imported_by("run", "--master", "127.0.0.1:1", "--", "true")
+    assert "click" not in modules and "typing" not in modules
+
+
+def test_example_table_matches_the_frameworks() -> None:
+    from mezzo.cli.examples import EXAMPLES, example
+
+    for name, entry in EXAMPLES.items():
+        command = load_command(name, EXAMPLES)
+        assert command.name == name
+        first_paragraph = inspect.cleandoc(command.help or "").split("\n\n")[0]
+        assert entry.short_help == " ".join(first_paragraph.split()), name
+    assert example.list_commands(click.Context(example)) == list(EXAMPLES)
+
+
+def test_flag_tables_spell_the_defaults_they_stand_in_for() -> None:
+    from mezzo.agent import flag_table as agent_table
+    from mezzo.master import allocator
+    from mezzo.master import flag_table as master_table
+    from mezzo.resources import DEFAULT_ROLE
+
+    assert master_table.DEFAULT_ALLOCATOR == allocator.DEFAULT_ALLOCATOR
+    assert master_table.DEFAULT_MIN_ALLOCATABLE == allocator.DEFAULT_MIN_ALLOCATABLE
+    assert agent_table.DEFAULT_ROLE == DEFAULT_ROLE
+    from mezzo.cli import local
+    from mezzo.testing import local_cluster
+
+    assert local.DEFAULT_AGENT_RESOURCES == local_cluster.DEFAULT_AGENT_RESOURCES

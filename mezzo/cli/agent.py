@@ -1,4 +1,4 @@
-"""`mezzo agent`: run an agent. Flags are Mesos's, declared in `mezzo.agent.flags` (`--work_dir`;
+"""`mezzo agent`: run an agent. Flags are Mesos's, declared in `mezzo.agent.flag_table` (`--work_dir`;
 `--work-dir` works too; `MESOS_WORK_DIR` in the environment sets a flag the command line does not
 give); durations take Mesos strings (`1mins`, `5secs`). See docs/agent.md."""
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from mezzo.agent.flags import FLAGS, AgentFlags
+from mezzo.agent.flag_table import FLAGS
 from mezzo.core.errors import ConfigError
 
 
@@ -17,6 +17,9 @@ from mezzo.core.errors import ConfigError
 @FLAGS.click_options
 def agent_command(**values: Any) -> None:
     """Run a mezzo agent (runs executors, speaks the v1 executor API)."""
+    # Imported here: `--help` needs only the flag table, not the agent.
+    from mezzo.agent.flags import AgentFlags
+
     try:
         flags = AgentFlags.parse(values, os.environ)
     except ConfigError as exc:

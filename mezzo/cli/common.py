@@ -9,8 +9,12 @@ HTTP goes through `mezzo.cli.http1` (no aiohttp, no urllib.request or http.clien
 commands must start at once, and one kept-alive connection per server serves all their GETs.
 
 Errors: everything a user can cause (unreachable master, unknown task, bad address) is raised as
-`CliError`, which click prints as one line `error: …` on stderr with exit status 1; the
-`friendly_errors` decorator turns any other exception into such a line too (no tracebacks).
+`CliError`, printed as one line `error: …` on stderr with exit status 1: the `friendly_errors`
+decorator of the click commands does that (and turns any other exception into such a line too,
+no tracebacks), as does `mezzo run`'s click-free path (`mezzo.cli.one_task`).
+
+Standard library only at import time: `mezzo run`'s fast path imports this module without click
+(`master_option` and `friendly_errors` import click when a click command is built).
 """
 
 from __future__ import annotations
@@ -19,16 +23,17 @@ import functools
 import json
 import socket
 import urllib.parse
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import IO, Any, TypeVar
-
-import click
 
 from mezzo.cli.http1 import Connection
 from mezzo.core.errors import MezzoError
 
-F = TypeVar("F", bound=Callable[..., Any])
+# Typing names for the checker only: importing `typing` costs `mezzo run` start-up time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_MASTER = "127.0.0.1:5050"
 MASTER_ENV = "MEZZO_MASTER"
@@ -54,17 +59,19 @@ def is_terminal(state: str) -> bool:
     return state in TERMINAL_STATES
 
 
-class CliError(click.ClickException):
+class CliError(MezzoError):
     """A user-facing failure: printed as `error: <message>`, exit status 1."""
 
     exit_code = 1
 
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+    def format_message(self) -> str:
+        return str(self)
 
 
 def master_option(fn: F) -> F:
     """`--master HOST:PORT | zk://…` (env MEZZO_MASTER, default 127.0.0.1:5050)."""
+    import click
+
     return click.option(
         "--master",
         envvar=MASTER_ENV,
@@ -75,8 +82,23 @@ def master_option(fn: F) -> F:
     )(fn)
 
 
+def error_message(exc: Exception) -> str:
+    """The one line a failure is reported with (after `error: `)."""
+    if isinstance(exc, MezzoError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
 def friendly_errors(fn: F) -> F:
-    """Turn unexpected exceptions into one-line errors (click's own exceptions pass through)."""
+    """Turn `CliError` and unexpected exceptions into one-line errors, exit status 1 (click's
+    own exceptions pass through)."""
+    import click
+
+    class Failure(click.ClickException):
+        exit_code = 1
+
+        def show(self, file: Any = None) -> None:
+            click.echo(f"error: {self.format_message()}", err=True)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -86,10 +108,8 @@ def friendly_errors(fn: F) -> F:
             raise
         except KeyboardInterrupt:
             raise click.exceptions.Exit(130) from None
-        except MezzoError as exc:
-            raise CliError(str(exc)) from None
         except Exception as exc:
-            raise CliError(f"{type(exc).__name__}: {exc}") from None
+            raise Failure(error_message(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -202,11 +222,13 @@ def all_tasks(state: dict[str, Any], include_completed: bool = True) -> Iterator
             yield from fw.get(key, [])
 
 
-@dataclass
 class Sandbox:
-    agent_url: str
-    directory: str
-    task: dict[str, Any] | None = None
+    """Where a task's files are: its agent's base URL and its sandbox directory."""
+
+    def __init__(self, agent_url: str, directory: str, task: dict[str, Any] | None = None) -> None:
+        self.agent_url = agent_url
+        self.directory = directory
+        self.task = task
 
 
 def find_task(state: dict[str, Any], task_id: str) -> dict[str, Any]:

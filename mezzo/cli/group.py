@@ -11,7 +11,7 @@ the commands' own first docstring lines, and that the table and the modules agre
 from __future__ import annotations
 
 import importlib
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import click
 
@@ -59,9 +59,9 @@ COMMANDS: dict[str, LazyCommand] = {
 }
 
 
-def load_command(name: str) -> click.Command:
-    """Import the module of sub-command `name` and return its click command."""
-    entry = COMMANDS[name]
+def load_command(name: str, table: dict[str, LazyCommand] = COMMANDS) -> click.Command:
+    """Import the module of sub-command `name` (of `table`) and return its click command."""
+    entry = table[name]
     command = getattr(importlib.import_module(entry.module), entry.attribute)
     if not isinstance(command, click.Command):
         raise TypeError(f"{entry.module}.{entry.attribute} is not a click command")
@@ -69,21 +69,26 @@ def load_command(name: str) -> click.Command:
 
 
 class LazyGroup(click.Group):
-    """A click group whose sub-commands are imported on first use (see the module docstring)."""
+    """A click group whose sub-commands (`lazy`: name -> LazyCommand) are imported on first
+    use (see the module docstring); `mezzo example` is one too."""
+
+    def __init__(self, *args: Any, lazy: dict[str, LazyCommand] = COMMANDS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [*COMMANDS, *(name for name in super().list_commands(ctx) if name not in COMMANDS)]
+        return [*self.lazy, *(name for name in super().list_commands(ctx) if name not in self.lazy)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in COMMANDS:
-            return load_command(cmd_name)
+        if cmd_name in self.lazy:
+            return load_command(cmd_name, self.lazy)
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # The listing comes from the table: no sub-command module is imported for `--help`.
-        rows = [(name, entry.short_help) for name, entry in COMMANDS.items()]
+        rows = [(name, entry.short_help) for name, entry in self.lazy.items()]
         for name in super().list_commands(ctx):
-            if name not in COMMANDS:
+            if name not in self.lazy:
                 command = super().get_command(ctx, name)
                 if command is not None and not command.hidden:
                     rows.append((name, command.get_short_help_str(formatter.width)))

@@ -13,12 +13,9 @@ from types import FrameType
 
 import click
 
-from mezzo.testing.local_cluster import (
-    DEFAULT_AGENT_RESOURCES,
-    ClusterError,
-    ClusterSpec,
-    LocalCluster,
-)
+# `mezzo.testing.local_cluster.DEFAULT_AGENT_RESOURCES` (tests/test_cli_startup.py keeps them
+# equal): the cluster module (psutil, urllib.request) is imported only when the command runs.
+DEFAULT_AGENT_RESOURCES = "cpus:4;mem:4096;disk:8192"
 
 
 def _security_args(
@@ -81,6 +78,8 @@ def local(
     credentials: str | None = None, credential: str | None = None, acls: str | None = None,
 ) -> None:
     """Run a master and N agents on this machine until Ctrl-C."""
+    from mezzo.testing.local_cluster import ClusterError, ClusterSpec, LocalCluster
+
     master_args, agent_args, headers = _security_args(credentials, credential, acls)
     spec = ClusterSpec(
         master_args=master_args,

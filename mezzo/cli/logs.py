@@ -18,6 +18,7 @@ import time
 import click
 
 from mezzo.cli.common import (
+    CliError,
     find_sandbox,
     find_task,
     friendly_errors,
@@ -78,7 +79,7 @@ def _after_rotation(agent_url: str, path: str, offset: int) -> tuple[bytes, int]
     start; (data, offset in the new file)."""
     try:
         rest, _ = read_whole_file(agent_url, f"{path}.1", offset)
-    except click.ClickException:  # not kept (rotate 0) or already gone
+    except CliError:  # not kept (rotate 0) or already gone
         rest = b""
     data, offset = read_whole_file(agent_url, path, 0)
     return rest + data, offset

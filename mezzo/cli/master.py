@@ -1,4 +1,4 @@
-"""`mezzo master`: run a master. Options come from the flag declarations in `mezzo.master.flags`
+"""`mezzo master`: run a master. Options come from the flag declarations in `mezzo.master.flag_table`
 (Mesos spellings `--work_dir`; dashed spellings `--work-dir` work too; `MESOS_WORK_DIR` in the
 environment sets a flag the command line does not give)."""
 
@@ -10,13 +10,16 @@ from typing import Any
 import click
 
 from mezzo.core.errors import ConfigError
-from mezzo.master.flags import FLAGS, MasterFlags
+from mezzo.master.flag_table import FLAGS
 
 
 @click.command("master")
 @FLAGS.click_options
 def master_command(**values: Any) -> None:
     """Run a mezzo master (Mesos v1 scheduler, operator and agent APIs)."""
+    # Imported here: `--help` needs only the flag table, not the master.
+    from mezzo.master.flags import MasterFlags
+
     try:
         flags = MasterFlags.parse(values, os.environ)
     except ConfigError as exc:

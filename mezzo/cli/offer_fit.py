@@ -15,7 +15,11 @@ through the SDK's `take` and `Resources` (imported then, paying their start-up t
 from __future__ import annotations
 
 import re
-from typing import Any
+
+# Typing names for the checker only: importing `typing` costs `mezzo run` start-up time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SCALE = 1000  # mezzo.resources.values.SCALE: scalars are kept in thousandths
 _SCALAR_TOKEN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.\-/]*)\s*:\s*(\d+(?:\.\d*)?|\.\d+)\s*")

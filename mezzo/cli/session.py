@@ -25,11 +25,15 @@ import json
 import queue
 import threading
 import time
-from typing import Any
 
 from mezzo.cli.http1 import Connection, Response
 from mezzo.core.errors import MezzoError
 from mezzo.net.address import base_from_location
+
+# Typing names for the checker only: importing `typing` costs `mezzo run` start-up time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEDULER_PATH = "/api/v1/scheduler"
 HEARTBEAT_MISSES = 5.0  # as the SDK: no event for 5 intervals means the master is gone

@@ -24,7 +24,6 @@ from typing import Any
 from aiohttp import web
 
 from mezzo.core.errors import ConfigError
-from mezzo.core.flags import BOOL, Flag
 from mezzo.master.authorization import MasterAuthorization
 from mezzo.net.http import HTTPProblem
 from mezzo.security.authentication import (
@@ -50,21 +49,6 @@ REALM_FLAGS: dict[str, str] = {
     "authenticate_http_readonly": MASTER_READONLY_REALM,
     "authenticate_http_readwrite": MASTER_READWRITE_REALM,
 }
-AUTH_FLAGS = [
-    Flag("credentials", None,
-         "Credentials file: Mesos JSON {\"credentials\": [...]} or 'principal secret' lines"),
-    Flag("authenticate_frameworks", "false", "Only authenticated frameworks may register", BOOL),
-    Flag("authenticate", None, "Alias of --authenticate_frameworks", BOOL),
-    Flag("authenticate_http_frameworks", "false",
-         "Require HTTP Basic authentication on /api/v1/scheduler", BOOL),
-    Flag("authenticate_agents", "false", "Only authenticated agents may register", BOOL),
-    Flag("authenticate_slaves", None, "Alias of --authenticate_agents", BOOL),
-    Flag("authenticate_http_readonly", "false", "Require authentication on read-only endpoints", BOOL),
-    Flag("authenticate_http_readwrite", "false",
-         "Require authentication on read-write endpoints (the operator API)", BOOL),
-    Flag("acls", None, "ACLs in Mesos's JSON format, inline or a file path (file:///path or /path)"),
-    Flag("authorizers", "local", "Authorizer: local (over --acls) or a package.module:Class path"),
-]
 PUBLIC_PATHS = frozenset({"/health", "/version", "/redirect", "/"})
 
 

@@ -1,6 +1,6 @@
 """Master flags, spelled as Mesos spells them (spec §9.1); dashed spellings are accepted.
 
-`FLAGS` declares each flag once (name, default, help, type; `mezzo.core.flags`);
+`FLAGS` (declared in `mezzo.master.flag_table`) names each flag once (default, help, type);
 `MasterFlags.parse(values, environ)` turns the raw strings (command line over `MESOS_<NAME>`
 over the default) into typed values and checks the rules that span flags, raising a one-line
 `ConfigError` naming the flag. The CLI builds its
@@ -18,59 +18,12 @@ from typing import Any
 
 from mezzo.core.durations import format_duration
 from mezzo.core.errors import ConfigError
-from mezzo.core.flags import BOOL, DURATION, INT, Flag, FlagSet
 from mezzo.core.zkurl import parse_zk_url
 from mezzo.master.allocator import DEFAULT_ALLOCATOR, DEFAULT_MIN_ALLOCATABLE, parse_min_allocatable
-from mezzo.master.auth import AUTH_FLAGS, MasterSecurity
+from mezzo.master.auth import MasterSecurity
 from mezzo.master.base import MasterOptions
+from mezzo.master.flag_table import FLAGS
 from mezzo.resources import role_error
-
-FLAGS = FlagSet([
-    Flag("ip", "0.0.0.0", "IP address to listen on"),
-    Flag("port", "5050", "Port to listen on (0 picks a free port)", INT, minimum=0),
-    Flag("hostname", None,
-         "Hostname advertised to frameworks and agents (default: the host name)"),
-    Flag("advertise_ip", None, "IP address advertised (redirects, ZooKeeper)"),
-    Flag("advertise_port", None, "Port advertised", INT, minimum=0),
-    Flag("work_dir", None, "Directory of the registry (sqlite); default ./mezzo-master-<port>"),
-    Flag("registry", "sqlite", "Registry store: sqlite (under --work_dir), sqlite:<path>, "
-         "in_memory; with --zk the default is ZooKeeper (<zk path>/log_replicas)"),
-    Flag("zk", None,
-         "ZooKeeper URL for leader election and the registry: zk://h1:2181,h2:2181/path"),
-    Flag("zk_session_timeout", "10secs",
-         "ZooKeeper session timeout (leader failure detection)", DURATION),
-    Flag("quorum", None, "Accepted for Mesos compatibility (replicated-log quorum); "
-         "ZooKeeper's own quorum replicates the registry here (see docs/ha.md)", INT, minimum=1),
-    Flag("allocator", DEFAULT_ALLOCATOR, "Allocator name (hierarchical, random) or module:Class path"),
-    Flag("allocation_interval", "1secs", "Period of batch allocations", DURATION),
-    Flag("allocation_coalesce_window", "5ms",
-         "Events that call for an allocation (agent or framework added, resources freed, "
-         "revive) within this window make one allocation run; 0 runs at the next timer pass",
-         DURATION),
-    Flag("offer_timeout", None,
-         "Rescind offers not answered within this duration (default: never)", DURATION),
-    Flag("agent_ping_timeout", "15secs", "Time an agent has to answer a ping", DURATION),
-    Flag("max_agent_ping_timeouts", "5", "Missed pings before an agent is unreachable", INT, minimum=1),
-    Flag("agent_reregister_timeout", "10mins",
-         "Time agents have to re-register after failover", DURATION),
-    Flag("weights", None, "Role weights: role=weight,role=weight"),
-    Flag("roles", None, "Comma-separated role whitelist (default: any role)"),
-    Flag("min_allocatable_resources", DEFAULT_MIN_ALLOCATABLE, "Smallest offerable chunk"),
-    Flag("fair_sharing_excluded_resource_names", None, "Resource names left out of DRF shares"),
-    Flag("filter_gpu_resources", "true",
-         "Offer agents with GPUs only to frameworks with the GPU_RESOURCES capability", BOOL),
-    Flag("max_completed_frameworks", "50", "Completed frameworks kept in memory", INT, minimum=0),
-    Flag("max_completed_tasks_per_framework", "1000",
-         "Completed tasks kept per framework", INT, minimum=0),
-    Flag("max_operator_event_stream_subscribers", "1000",
-         "Operator event stream subscribers; past it the oldest stream is closed", INT, minimum=1),
-    Flag("root_submissions", "true", "Allow frameworks to run tasks as root", BOOL),
-    Flag("port_file", None, "Write the bound port to this file once listening (for tests)"),
-    Flag("logging_level", "INFO", "Logging level"),
-    Flag("log_dir", None,
-         "Also write the log to <log_dir>/mezzo-master.INFO (served as /master/log)"),
-    *AUTH_FLAGS,
-])
 
 
 def parse_weights(text: str | None) -> dict[str, float]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from mezzo.core.errors import ConfigError
-from mezzo.core.zkurl import parse_zk_url
 
 DEFAULT_MASTER_PORT = 5050
 
@@ -25,6 +24,10 @@ def parse_master_address(text: str) -> str:
     if not text:
         raise ConfigError("empty master address")
     if text.startswith("zk://"):
+        # Imported here: it imports dataclasses (and with it inspect), which `mezzo run` against
+        # a host:port would otherwise pay for at start-up.
+        from mezzo.core.zkurl import parse_zk_url
+
         parse_zk_url(text)
         return text
     if text.startswith("//"):
