@@ -12,8 +12,6 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from mezzo.api.common import (
     URL,
     Address,
@@ -37,7 +35,18 @@ from mezzo.api.internal import AgentEvent, AgentEventType, AgentRunTask, AgentRu
 from mezzo.api.scheduler import Accept, Decline, Event, EventType, Offers
 from mezzo.core.errors import ValidationError
 from mezzo.master.base import MasterBase
-from mezzo.master.container_validation import group_container_problem, task_container_problem
+from mezzo.master.container_validation import (
+    container_problem,
+    group_container_problem,
+    task_container_problem,
+)
+from mezzo.master.launch_validation import (
+    executor_problem,
+    group_executor_problem,
+    group_task_problem,
+    launch_executor_problem,
+    task_problem,
+)
 from mezzo.master.records import (
     AgentRecord,
     ExecutorRecord,
@@ -339,9 +348,7 @@ class OfferCalls(MasterBase):
             return f"Task uses invalid agent: {task.agent_id.value}"
         if (task.executor is None) == (task.command is None):
             return "Task should have at least one (but not both) of CommandInfo or ExecutorInfo present"
-        if task.kill_policy and task.kill_policy.grace_period and task.kill_policy.grace_period.nanoseconds < 0:
-            return "Task's 'kill_policy.grace_period' must be non-negative"
-        return task_container_problem(task)
+        return task_problem(task) or task_container_problem(task)
 
     def _executor_charge(
         self,
@@ -389,9 +396,11 @@ class OfferCalls(MasterBase):
             if problem is None and task.executor is not None:
                 if task.executor.type is None:
                     task.executor.type = ExecutorType.CUSTOM if task.executor.command else None
-                executor_resources, problem = self._executor_charge(
-                    framework, agent, task.executor, role
-                )
+                problem = launch_executor_problem(task.executor)
+                if problem is None:
+                    executor_resources, problem = self._executor_charge(
+                        framework, agent, task.executor, role
+                    )
         except ValidationError as exc:
             problem = problem or str(exc)
         if problem is not None:
@@ -439,55 +448,47 @@ class OfferCalls(MasterBase):
         available: Resources,
         group: LaunchGroup,
     ) -> Resources:
+        """All of the group or none: one invalid task refuses every task (TASK_ERROR,
+        REASON_TASK_GROUP_INVALID, the first problem as Mesos words it)."""
         executor: ExecutorInfo = group.executor
         tasks = group.task_group.tasks
-        problem: str | None = None if tasks else "Task group is empty"
-        unauthorized: str | None = None  # run_tasks refused for one of the tasks
-        needed = Resources()
-        per_task: list[Resources] = []
-        try:
-            if executor.type is None:
-                executor.type = ExecutorType.DEFAULT
-            executor_resources, problem2 = self._executor_charge(framework, agent, executor, role)
-            problem = problem or problem2
-            if executor_resources:
-                needed = needed + executor_resources
-            seen: set[str] = set()
-            for task in tasks:
-                refusal = self._run_task_refusal(
-                    framework, task if task.executor is not None else msgspec.structs.replace(task, executor=executor))
-                if refusal is not None and unauthorized is None:
-                    unauthorized = f"Task '{task.task_id.value}' is not authorized to" + refusal.removeprefix("Not authorized to")
-                if task.executor is not None and task.executor != executor:
-                    problem = problem or "TaskInfo.executor must match the group's executor"
-                elif task.task_id.value in seen:
-                    problem = problem or f"Duplicate task {task.task_id.value} in group"
-                seen.add(task.task_id.value)
-                problem = problem or self._validate_group_task(framework, agent, task)
-                res = self._task_resources(task, role)
-                per_task.append(res)
-                needed = needed + res
-            problem = problem or group_container_problem(executor, tasks)
-        except ValidationError as exc:
-            problem = problem or str(exc)
-        if problem is None and not available.contains(needed):
-            problem = f"Task group uses more resources {needed} than available {available}"
-        if unauthorized is not None:
-            for task in tasks:
-                self._task_error(framework, task, Reason.REASON_TASK_GROUP_UNAUTHORIZED, unauthorized)
-            return available
+        # The master fills an absent framework id (spec §3.7; Mesos does for LAUNCH only and
+        # refuses LAUNCH_GROUP with "'ExecutorInfo.framework_id' must be set").
+        for info in [executor, *(t.executor for t in tasks if t.executor is not None)]:
+            if info.framework_id is None:
+                info.framework_id = FrameworkID(value=framework.id)
+        for task in tasks:
+            # As Mesos: every task names its executor (the operator API and web UI read it).
+            if task.executor is None:
+                task.executor = executor
+        # Authorization first, as Mesos: one task refused refuses the group.
+        for task in tasks:
+            refusal = self._run_task_refusal(framework, task)
+            if refusal is not None:
+                unauthorized = (
+                    f"Task '{task.task_id.value}' is not authorized to"
+                    + refusal.removeprefix("Not authorized to")
+                )
+                for t in tasks:
+                    self._task_error(framework, t, Reason.REASON_TASK_GROUP_UNAUTHORIZED, unauthorized)
+                return available
+        problem, per_task, executor_resources = self._check_group(
+            framework, agent, role, available, executor, tasks
+        )
         if problem is not None:
             for task in tasks:
                 self._task_error(framework, task, Reason.REASON_TASK_GROUP_INVALID, problem)
             return available
+        needed = executor_resources or Resources()
+        for res in per_task:
+            needed = needed + res
         available = available - needed
         if executor_resources is not None:
             framework.executors.setdefault(agent.id, {})[executor.executor_id.value] = (
                 ExecutorRecord(info=executor, resources=executor_resources)
             )
         for task, res in zip(tasks, per_task, strict=True):
-            task_with_executor = msgspec.structs.replace(task, executor=executor)
-            self._record_task(framework, agent, role, task_with_executor, res)
+            self._record_task(framework, agent, role, task, res)
         self.outbox.send_agent(
             agent.stream,
             AgentEvent(
@@ -499,17 +500,78 @@ class OfferCalls(MasterBase):
         )
         return available
 
-    def _validate_group_task(
-        self, framework: FrameworkRecord, agent: AgentRecord, task: TaskInfo
+    def _check_group(
+        self,
+        framework: FrameworkRecord,
+        agent: AgentRecord,
+        role: str,
+        available: Resources,
+        executor: ExecutorInfo,
+        tasks: list[TaskInfo],
+    ) -> tuple[str | None, list[Resources], Resources | None]:
+        """Mesos's `task::group::validate`: (the first problem, or None; each task's resources;
+        the new executor's resources, None if it runs already)."""
+        if not tasks:
+            return "Task group is empty", [], None
+        per_task: list[Resources] = []
+        seen: set[str] = set()
+        for task in tasks:
+            problem = self._group_task_problem(framework, agent, task, seen)
+            if problem is None:
+                try:
+                    per_task.append(self._task_resources(task, role))
+                except ValidationError as exc:
+                    problem = str(exc)
+            if problem is not None:
+                return f"Task '{task.task_id.value}' is invalid: {problem}", [], None
+            seen.add(task.task_id.value)
+        problem = executor_problem(executor)
+        fw_id = executor.framework_id
+        if problem is None and fw_id is not None and fw_id.value != framework.id:
+            problem = (
+                f"ExecutorInfo has an invalid FrameworkID (Actual: {fw_id.value} vs Expected: "
+                f"{framework.id})"
+            )
+        executor_resources: Resources | None = None
+        try:
+            if problem is None:
+                executor_resources, problem = self._executor_charge(framework, agent, executor, role)
+            problem = problem or group_executor_problem(executor, tasks)
+        except ValidationError as exc:
+            problem = f"Executor uses invalid resources: {exc}"
+        problem = problem or group_container_problem(executor, tasks)
+        if problem is not None:
+            return problem, [], None
+        total = executor_resources or Resources()
+        for res in per_task:
+            total = total + res
+        if not available.contains(total):
+            return (
+                f"Total resources {total} required by task group and its executor are more "
+                f"than available {available}",
+                [], None,
+            )
+        return None, per_task, executor_resources
+
+    def _group_task_problem(
+        self, framework: FrameworkRecord, agent: AgentRecord, task: TaskInfo, seen: set[str]
     ) -> str | None:
-        problem = id_problem(task.task_id.value, "Task ID")
+        task_id = task.task_id.value
+        problem = id_problem(task_id, "Task ID")
         if problem:
             return problem
-        if task.task_id.value in framework.tasks:
-            return f"Task has duplicate ID: {task.task_id.value}"
+        if task_id in framework.tasks or task_id in seen:
+            return f"Task has duplicate ID: {task_id}"
+        if task_id in framework.unreachable_tasks:
+            return f"Task reuses the ID of an unreachable task: {task_id}"
         if task.agent_id.value != agent.id:
-            return f"Task uses invalid agent: {task.agent_id.value}"
-        return None
+            return f"Task uses invalid agent {task.agent_id.value} while agent {agent.id} is expected"
+        problem = group_task_problem(task)
+        if problem is None and task.container is not None:
+            problem = container_problem(task.container)
+            if problem:
+                problem = f"Task's `ContainerInfo` is invalid: {problem}"
+        return problem
 
     def _record_task(
         self,

@@ -31,6 +31,7 @@ from mezzo.api.common import (
     AgentInfo,
     Attribute,
     CommandInfo,
+    ExecutorInfo,
     FrameworkCapability,
     FrameworkCapabilityType,
     FrameworkID,
@@ -226,6 +227,24 @@ class ScriptedScheduler(_Client):
         if refuse_seconds is not None:
             payload["filters"] = {"refuse_seconds": refuse_seconds}
         return self.call("ACCEPT", payload)
+
+    def launch_group(
+        self, offer: Offer | list[Offer], executor: ExecutorInfo, tasks: list[TaskInfo]
+    ) -> int:
+        """ACCEPT with one LAUNCH_GROUP of `tasks` under `executor`."""
+        from mezzo.api.codec import to_builtins
+
+        offers = offer if isinstance(offer, list) else [offer]
+        op = {
+            "type": "LAUNCH_GROUP",
+            "launch_group": {
+                "executor": to_builtins(executor),
+                "task_group": {"tasks": [to_builtins(t) for t in tasks]},
+            },
+        }
+        return self.call(
+            "ACCEPT", {"offer_ids": [to_builtins(o.id) for o in offers], "operations": [op]}
+        )
 
     def acknowledge(self, status: TaskStatus) -> int:
         from mezzo.api.codec import to_builtins
