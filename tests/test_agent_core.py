@@ -48,6 +48,7 @@ from mezzo.api.common import (
     DurationInfo,
     ExecutorID,
     ExecutorInfo,
+    ExecutorType,
     FrameworkID,
     MasterInfo,
     TaskID,
@@ -710,6 +711,62 @@ def test_task_group_is_delivered_and_killed_together() -> None:
     ]
     assert {t.value for t in a.executor().terminated} == {"g1", "g2"}
     assert names(effects)[-1] == "destroy_container"
+
+
+def default_group(*task_ids: str) -> AgentEvent:
+    """RUN_TASK_GROUP of command tasks under a DEFAULT executor (the built-in default one)."""
+    executor = ExecutorInfo(type=ExecutorType.DEFAULT, executor_id=EX, framework_id=FW,
+                            resources=Resources.parse("cpus:0.1;mem:32").to_wire())
+    tasks = [command_task(t, "cpus:0.5;mem:64") for t in task_ids]
+    group = {
+        "framework_info": {"user": "u", "name": "f", "id": {"value": FW.value}},
+        "executor_info": executor, "task_group": {"tasks": tasks},
+    }
+    return AgentEvent(type=AgentEventType.RUN_TASK_GROUP,
+                      run_task_group=convert(to_builtins(group), AgentRunTaskGroup))
+
+
+def test_default_executor_runs_groups_and_takes_more_into_its_container() -> None:
+    a = Agent()
+    a.core.handle(default_group("g1", "g2"))
+    [(name, launch)] = a.outbox.take()
+    assert name == "launch_container" and not launch.command
+    assert launch.executor.type == ExecutorType.DEFAULT
+    # The executor's container holds the executor and the whole group.
+    assert launch.resources == Resources.parse("cpus:1.1;mem:160")
+    assert a.core.used == launch.resources
+    a.core.handle(ContainerLaunched(a.container_id(), 10))
+    a.outbox.take()
+    a.subscribe("s")
+    assert names(a.outbox.take()) == ["send_executor:SUBSCRIBED", "send_executor:LAUNCH_GROUP"]
+    # A second group joins the running executor at once; its container grows.
+    a.core.handle(default_group("g3"))
+    effects = a.outbox.take()
+    assert names(effects) == ["send_executor:LAUNCH_GROUP", "update_container"]
+    assert effects[1][2] == Resources.parse("cpus:1.6;mem:224")
+    # KILL of a delivered task goes to the executor (it kills the rest of the group).
+    a.master("KILL_TASK", kill_task={"framework_id": {"value": "fw-1"},
+                                     "task_id": {"value": "g1"}})
+    [kill] = a.outbox.take()
+    assert kill[0] == "send_executor" and kill[2].type == "KILL"
+    assert kill[2].kill.task_id.value == "g1"
+    # The executor ends with its last task: the resources come back.
+    for task_id in ("g1", "g2", "g3"):
+        a.update(task_id, "TASK_KILLED", task_id.encode().ljust(16, b"-"))
+    a.core.handle(ContainerExited(a.container_id(), Termination(0, None, "exited")))
+    assert a.core.used == Resources()
+
+
+def test_default_executor_task_killed_by_the_oom_killer_is_a_memory_limitation() -> None:
+    a = Agent()
+    a.core.handle(default_group("g1"))
+    a.core.handle(ContainerLaunched(a.container_id(), 10))
+    a.subscribe("s")
+    a.outbox.take()
+    limit = Limitation("REASON_CONTAINER_LIMITATION_MEMORY", "Memory limit exceeded")
+    a.update("g1", "TASK_FAILED", b"u" * 16, limitation=limit)
+    [status] = updates_sent(a.outbox.take())
+    assert status.reason == "REASON_CONTAINER_LIMITATION_MEMORY"
 
 
 def test_group_delivered_to_a_subscribed_executor() -> None:

@@ -14,6 +14,7 @@ import os
 import pwd
 import signal
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from mezzo.agent.containerizer import (
     LaunchError,
     create_isolators,
 )
-from mezzo.agent.launch import DEFAULT_COMMAND_EXECUTOR
+from mezzo.agent.launch import DEFAULT_COMMAND_EXECUTOR, DEFAULT_EXECUTOR
 from mezzo.core.errors import ConfigError
 from mezzo.executor.testing import FakeAgent, command_task
 from mezzo.testing.processes import eventually
@@ -83,6 +84,22 @@ async def test_a_forked_executor_runs_its_task_as_a_container_root(
     # The task saw exactly the container's environment (no HOME: the config has none).
     out = (tmp_path / "stdout").read_text().strip()
     assert out == f"hi|{agent.executor_id}|{tmp_path}|"
+
+
+async def test_the_default_executor_forks_from_its_own_server_and_runs_a_group(
+    containerizer: Containerizer, tmp_path: Path
+) -> None:
+    async with FakeAgent() as agent:
+        config = replace(executor_config(agent, tmp_path), argv=DEFAULT_EXECUTOR)
+        pid = await containerizer.launch("d1", config)
+        assert psutil.Process(pid).ppid() in fork_servers(containerizer)
+        await agent.wait_for(lambda: agent.connected, what="subscribed")
+        tasks = [command_task("a", 'echo "a in $MESOS_SANDBOX"'), command_task("b", "pwd")]
+        agent.send({"type": "LAUNCH_GROUP", "launch_group": {"task_group": {"tasks": tasks}}})
+        assert (await containerizer.wait("d1")).status == 0  # it ends with its last task
+    assert agent.states("a")[-1] == agent.states("b")[-1] == "TASK_FINISHED"
+    assert (tmp_path / "tasks" / "a" / "stdout").read_text() == f"a in {tmp_path}/tasks/a\n"
+    assert (tmp_path / "tasks" / "b" / "stdout").read_text() == f"{tmp_path}/tasks/b\n"
 
 
 async def test_exit_statuses_come_back_through_the_server(

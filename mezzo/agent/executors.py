@@ -23,6 +23,7 @@ from typing import Any
 
 from mezzo.agent.base import CallRefused, log
 from mezzo.agent.containerizer.records import Limitation
+from mezzo.agent.launch import is_default_executor
 from mezzo.agent.launches import LaunchHandlers
 from mezzo.agent.state import Executor, ExecutorPhase, Framework
 from mezzo.api import executor as exe
@@ -142,9 +143,10 @@ class ExecutorHandlers(LaunchHandlers):
         why the update cannot be taken, if it cannot."""
         if status.timestamp is None:
             status.timestamp = self.clock.now()
-        if ex.command and status.state == TaskState.TASK_FAILED and limitation is not None:
-            # The OOM killer may kill the task before the containerizer notices: the command
-            # executor then reports a plain failure; the kernel's record says why.
+        builtin = ex.command or is_default_executor(ex.info, ex.command)
+        if builtin and status.state == TaskState.TASK_FAILED and limitation is not None:
+            # The OOM killer may kill the task before the containerizer notices: the built-in
+            # executors then report a plain failure; the kernel's record says why.
             try:
                 status.reason = Reason(limitation.reason)
             except ValueError:

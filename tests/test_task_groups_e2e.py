@@ -1,0 +1,157 @@
+"""Task groups end to end: a real `mezzo master` and `mezzo agent`, a v1 scheduler over HTTP
+(`MiniScheduler`), LAUNCH_GROUP with an ExecutorInfo of type DEFAULT run by the built-in
+default executor, every task a real process in its own sandbox under the executor's."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mezzo.testing.agent_harness import (
+    MiniScheduler,
+    ProcessCluster,
+    command_task,
+    default_executor,
+    pid_alive,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
+    c = ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096;disk:1000")
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def sandboxes(tmp_path: Path, executor_id: str) -> list[Path]:
+    runs = tmp_path.glob(f"agent/slaves/*/frameworks/*/executors/{executor_id}/runs/*")
+    return sorted(run for run in runs if run.name != "latest")
+
+
+def parent_of(update: dict[str, Any]) -> str:
+    return update["container_status"]["container_id"]["parent"]["value"]
+
+
+async def test_two_tasks_of_a_group_both_finish(cluster: ProcessCluster, tmp_path: Path) -> None:
+    cluster.agent()
+    async with MiniScheduler(cluster.master.url) as s:
+        await s.launch_group([(default_executor("pod"), [
+            command_task("web", 'echo "web in $MESOS_SANDBOX"; sleep 0.3'),
+            command_task("side", "echo side; pwd"),
+        ])])
+        for task in ("web", "side"):
+            await s.wait_state(task, "TASK_FINISHED")
+            assert s.states(task) == ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"]
+        updates = [u for u in s.updates if u["task_id"]["value"] in ("web", "side")]
+        assert all(u["executor_id"]["value"] == "pod" for u in updates)
+        assert all(u["source"] == "SOURCE_EXECUTOR" for u in updates)
+        # Nested containers: each task its own, both children of the executor's.
+        assert len({parent_of(u) for u in updates}) == 1
+        containers = {u["task_id"]["value"]: u["container_status"]["container_id"]["value"]
+                      for u in updates}
+        assert containers["web"] != containers["side"]
+    [run] = sandboxes(tmp_path, "pod")
+    assert (run / "tasks" / "web" / "stdout").read_text() == f"web in {run}/tasks/web\n"
+    assert (run / "tasks" / "side" / "stdout").read_text() == f"side\n{run}/tasks/side\n"
+    assert run.name == parent_of(updates[0])  # the executor's run is its container
+
+
+async def test_a_failed_task_kills_the_rest_of_its_group(cluster: ProcessCluster) -> None:
+    cluster.agent()
+    async with MiniScheduler(cluster.master.url) as s:
+        stubborn = command_task(
+            "stubborn", "trap '' TERM; echo ready; sleep 60",
+            kill_policy={"grace_period": {"nanoseconds": 300_000_000}},
+        )
+        await s.launch_group([(default_executor("pod"), [
+            command_task("crash", "sleep 0.5; exit 3"), stubborn,
+        ])])
+        failed = await s.wait_state("crash", "TASK_FAILED")
+        assert failed["message"] == "Command exited with status 3"
+        killed = await s.wait_state("stubborn", "TASK_KILLED", timeout=20)
+        # It ignored SIGTERM: SIGKILL came after its own kill policy's grace period.
+        assert killed["message"] == "Command terminated with signal SIGKILL"
+        assert s.states("stubborn") == [
+            "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_KILLED"
+        ]
+
+
+async def test_a_second_group_joins_the_executor_and_kill_takes_one_group(
+    cluster: ProcessCluster, tmp_path: Path
+) -> None:
+    cluster.agent()
+    async with MiniScheduler(cluster.master.url) as s:
+        executor = default_executor("pod")
+        await s.launch_group([(dict(executor), [
+            command_task("a1", "sleep 60"), command_task("a2", "sleep 60"),
+        ])])
+        await s.wait_state("a1", "TASK_RUNNING")
+        await s.wait_state("a2", "TASK_RUNNING")
+        offer = await s.wait_for(
+            lambda: next((o for o in s.offers if o.get("executor_ids")), None), timeout=30
+        )
+        s.offers.remove(offer)
+        assert [e["value"] for e in offer["executor_ids"]] == ["pod"]
+        await s.launch_group([(dict(executor), [
+            command_task("b1", "sleep 60"), command_task("b2", "sleep 60"),
+        ])], offer=offer)
+        await s.wait_state("b1", "TASK_RUNNING")
+        await s.wait_state("b2", "TASK_RUNNING")
+        parents = {parent_of(u) for u in s.updates}
+        assert len(parents) == 1, "both groups run in the one executor"
+        assert len(sandboxes(tmp_path, "pod")) == 1
+        # Killing one task of the second group takes that group down, not the first.
+        status, _ = await s.call({"type": "KILL", "kill": {"task_id": {"value": "b1"}}})
+        assert status == 202
+        await s.wait_state("b1", "TASK_KILLED")
+        await s.wait_state("b2", "TASK_KILLED")
+        await asyncio.sleep(0.5)
+        assert s.states("a1")[-1] == s.states("a2")[-1] == "TASK_RUNNING"
+        # The first group's end ends the executor, as Mesos's default executor ends.
+        status, _ = await s.call({"type": "KILL", "kill": {"task_id": {"value": "a2"}}})
+        await s.wait_state("a1", "TASK_KILLED")
+        await s.wait_state("a2", "TASK_KILLED")
+        pid_file = next((tmp_path / "agent").glob("containers/*/pid"), None)
+
+        def executor_gone() -> bool:
+            return pid_file is None or not pid_file.exists() or not pid_alive(
+                int(pid_file.read_text())
+            )
+
+        await s.wait_for(executor_gone, timeout=20)
+
+
+async def test_invalid_groups_are_refused_with_task_error(cluster: ProcessCluster) -> None:
+    cluster.agent()
+    async with MiniScheduler(cluster.master.url) as s:
+        no_disk = default_executor("pod1")
+        no_disk["resources"] = no_disk["resources"][:2]
+        untyped = default_executor("pod2")
+        del untyped["type"]
+        docker = command_task("d1", "true", container={"type": "DOCKER", "docker": {"image": "x"}})
+        await s.launch_group([
+            (no_disk, [command_task("n1", "true"), command_task("n2", "true")]),
+            (untyped, [command_task("u1", "true")]),
+            (default_executor("pod3"), [docker, command_task("d2", "true")]),
+        ])
+        expected = {
+            "n1": "Executor 'pod1' uses no disk",
+            "n2": "Executor 'pod1' uses no disk",
+            "u1": "'ExecutorInfo.type' must be set",
+            "d1": "Task 'd1' is invalid: Docker ContainerInfo is not supported on the task",
+            "d2": "Task 'd1' is invalid: Docker ContainerInfo is not supported on the task",
+        }
+        for task_id, message in expected.items():
+            error = await s.wait_state(task_id, "TASK_ERROR")
+            assert error["reason"] == "REASON_TASK_GROUP_INVALID"
+            assert error["source"] == "SOURCE_MASTER"
+            assert error["message"] == message
+            assert s.states(task_id) == ["TASK_ERROR"]
