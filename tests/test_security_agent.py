@@ -261,3 +261,53 @@ async def test_agent_endpoints_authentication_and_acls(
             assert (await post({"type": "GET_FLAGS"}, OPS))[0] == 200
     finally:
         c.close()
+
+
+@pytest.mark.slow
+async def test_container_calls_acls_and_executor_tokens(
+        tmp_path: Path, secured_files: dict[str, str]) -> None:
+    acls = json.loads(Path(secured_files["acls"]).read_text())
+    acls["kill_nested_containers"] = [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}]
+    acls["wait_nested_containers"] = [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}]
+    Path(secured_files["acls"]).write_text(json.dumps(acls))
+    c = ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096",
+                       "--http_credentials", secured_files["credentials"],
+                       "--authenticate_http_readwrite", "true",
+                       "--jwt_secret_key", secured_files["key"],
+                       "--authenticate_http_executors", "true",
+                       "--acls", secured_files["acls"])
+    try:
+        agent = c.agent()
+        async with MiniScheduler(c.master.url) as s:
+            keep = 'printf %s "$MESOS_EXECUTOR_AUTHENTICATION_TOKEN" > token; sleep 60'
+            await s.launch([custom_executor_task("ta", "exA", keep),
+                            custom_executor_task("tb", "exB", keep)])
+            token_a = await read_when_written(await sandbox_of(agent, "exA") / "token")
+            token_b = await read_when_written(await sandbox_of(agent, "exB") / "token")
+            cid_b = jwt.decode(token_b, KEY.encode(), algorithms=["HS256"])["cid"]
+
+            async def kill(headers: dict[str, str] | None, kind: str = "KILL_NESTED_CONTAINER") -> tuple[int, str]:
+                body = {"type": kind, kind.lower(): {
+                    "container_id": {"value": "child", "parent": {"value": cid_b}}}}
+                async with aiohttp.ClientSession() as http, http.post(
+                        agent.url + "/api/v1", data=json.dumps(body),
+                        headers={**JSON_HEADERS, **(headers or {})}) as r:
+                    return r.status, await r.text()
+
+            bearer = {"Authorization": f"Bearer {token_a}"}
+            assert (await kill(None))[0] == 401
+            # Executor A's token cannot touch containers under executor B's.
+            status, text = await kill(bearer)
+            assert status == 403 and "executor 'exA'" in text, text
+            status, text = await kill(bearer, "WAIT_NESTED_CONTAINER")
+            assert status == 403, text
+            # B's own token may (the container does not exist: 404, past authorization).
+            status, text = await kill({"Authorization": f"Bearer {token_b}"})
+            assert status == 404, text
+            # Basic principals go by the ACLs.
+            status, text = await kill(EVE)
+            assert status == 403 and "principal 'eve' is not authorized to kill nested container" in text
+            status, text = await kill(OPS)
+            assert status == 404, text
+    finally:
+        c.close()

@@ -20,8 +20,10 @@ with `--authenticate_http_executors` the token is required on the executor API a
 Authorization (`--acls`, `--authorizer`): `access_sandboxes` on `/files/*`, LIST_FILES and
 READ_FILE (object: the sandbox's executor user, else its framework's user), `view_flags` on
 `/flags` and GET_FLAGS, `get_endpoints` on `/metrics/snapshot`, `/logging/toggle`,
-`/files/debug`, `/containers`, and the nested-container ACLs (`require_nested`), each a 403
-with one line naming the principal.
+`/files/debug`, `/containers`, and the container calls' ACLs (`require_container`:
+launch/kill/wait/remove nested or standalone containers, sessions, attach input/output; an
+executor token may touch only containers under its own), each a 403 with one line naming
+the principal.
 """
 
 from __future__ import annotations
@@ -197,13 +199,43 @@ class AgentSecurity:
             user = getattr(command, "user", None) or fw.info.user or None
         self.require(request, "access_sandboxes", user, f"access the sandbox '{path}'")
 
-    def require_nested(self, request: web.Request, action: str, user: str | None,
-                       what: str) -> None:
-        """The nested-container ACLs (launch_nested_containers,
-        launch_nested_container_sessions, kill/wait/remove_nested_containers,
-        attach_containers_input/output): object = the parent executor's (or command's) user.
-        For the agent's operator calls that start or touch nested containers."""
+    def require_container(self, request: web.Request, call_type: str, container_id: Any,
+                          frameworks: list[Framework], command: Any = None) -> None:
+        """The container calls' ACLs (Mesos's local authorizer): the nested (or standalone,
+        for a container without parent) action of `call_type` on `container_id`, whose object
+        is the user of the executor at its root (`CommandInfo.user`, else its framework's);
+        for a launch with a `command`, that command's user (None: any). An executor's token
+        may launch, wait for, kill, remove and attach to the output of containers under its
+        own container only (Mesos's implicit executor approver), whatever the ACLs.
+        HTTPProblem 403 when refused."""
+        nested = getattr(container_id, "parent", None) is not None
+        actions = CONTAINER_ACTIONS.get(call_type)
+        if actions is None:
+            return
+        action = actions[0] if nested else actions[1]
+        what = f"{call_type.lower().replace('_', ' ')} '{_container_name(container_id)}'"
+        claims = claims_of(request)
+        if claims is not None and principal_of(request) is None and action in IMPLICIT_EXECUTOR_ACTIONS:
+            if _root_of(container_id) != claims.get("cid"):
+                raise HTTPProblem(403, f"Forbidden: {_who(request)} is not authorized to {what}")
+            return
+        if self.authorizer is None:
+            return
+        if command is not None and action in ("launch_nested_containers",
+                                              "launch_nested_container_sessions"):
+            user = getattr(command, "user", None) or None
+        else:
+            user = self._root_user(_root_of(container_id), frameworks)
         self.require(request, action, user, what)
+
+    @staticmethod
+    def _root_user(root: str, frameworks: list[Framework]) -> str | None:
+        for fw in frameworks:
+            for ex in fw.executors.values():
+                if ex.container_id == root:
+                    command = getattr(ex.info, "command", None)
+                    return getattr(command, "user", None) or fw.info.user or None
+        return None
 
     def _endpoint_middleware(self) -> Any:
         @web.middleware
@@ -224,6 +256,41 @@ class AgentSecurity:
             return await handler(request)
 
         return authorize_endpoint
+
+
+# Container call -> (its action on a nested container, on a standalone one).
+CONTAINER_ACTIONS: dict[str, tuple[str, str]] = {
+    "LAUNCH_NESTED_CONTAINER": ("launch_nested_containers", "launch_standalone_containers"),
+    "LAUNCH_CONTAINER": ("launch_nested_containers", "launch_standalone_containers"),
+    "LAUNCH_NESTED_CONTAINER_SESSION": ("launch_nested_container_sessions",
+                                        "launch_nested_container_sessions"),
+    "WAIT_NESTED_CONTAINER": ("wait_nested_containers", "wait_standalone_containers"),
+    "WAIT_CONTAINER": ("wait_nested_containers", "wait_standalone_containers"),
+    "KILL_NESTED_CONTAINER": ("kill_nested_containers", "kill_standalone_containers"),
+    "KILL_CONTAINER": ("kill_nested_containers", "kill_standalone_containers"),
+    "REMOVE_NESTED_CONTAINER": ("remove_nested_containers", "remove_standalone_containers"),
+    "REMOVE_CONTAINER": ("remove_nested_containers", "remove_standalone_containers"),
+    "ATTACH_CONTAINER_INPUT": ("attach_containers_input", "attach_containers_input"),
+    "ATTACH_CONTAINER_OUTPUT": ("attach_containers_output", "attach_containers_output"),
+}
+# What an executor token may do under its own container (Mesos's implicit executor approver).
+IMPLICIT_EXECUTOR_ACTIONS = frozenset({
+    "launch_nested_containers", "wait_nested_containers", "kill_nested_containers",
+    "launch_nested_container_sessions", "remove_nested_containers", "attach_containers_output"})
+
+
+def _root_of(container_id: Any) -> str:
+    while getattr(container_id, "parent", None) is not None:
+        container_id = container_id.parent
+    return str(getattr(container_id, "value", ""))
+
+
+def _container_name(container_id: Any) -> str:
+    parts = []
+    while container_id is not None:
+        parts.append(str(getattr(container_id, "value", "")))
+        container_id = getattr(container_id, "parent", None)
+    return ".".join(reversed(parts))
 
 
 def _sandbox_owner(path: Path, frameworks: list[Framework]) -> tuple[Framework, Executor] | None:

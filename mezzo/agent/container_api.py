@@ -95,6 +95,26 @@ class ContainerAPI:
                     return Root(name, str(ex.sandbox), ex.pid)
         return None
 
+    # ------------------------------------------------------------------ authorization
+
+    def _authorize(self, request: web.Request, call: op.Call) -> None:
+        """The call's ACL (`mezzo.agent.auth.AgentSecurity.require_container`): CallRefused
+        403 when the caller may not touch that container."""
+        payload = getattr(call, str(call.type).lower(), None)
+        container_id = getattr(payload, "container_id", None)
+        if container_id is None:
+            return  # malformed: the handlers answer 400
+        self._require(request, str(call.type), container_id, getattr(payload, "command", None))
+
+    def _require(self, request: web.Request, call_type: str, container_id: ContainerID,
+                 command: Any = None) -> None:
+        a = self.agent
+        try:
+            a.security.require_container(request, call_type, container_id,
+                                         [*a.frameworks.values()], command)
+        except HTTPProblem as problem:
+            raise CallRefused(problem.status, problem.message) from None
+
     # ------------------------------------------------------------------ dispatch
 
     async def call(self, request: web.Request, call: op.Call) -> web.StreamResponse:
@@ -104,6 +124,7 @@ class ContainerAPI:
                                       f"ATTACH_CONTAINER_INPUT call")
         streaming = call.type in (_T.LAUNCH_NESTED_CONTAINER_SESSION, _T.ATTACH_CONTAINER_OUTPUT)
         try:
+            self._authorize(request, call)
             accept = _accept(request, streaming)
             match call.type:
                 case _T.LAUNCH_CONTAINER | _T.LAUNCH_NESTED_CONTAINER:
@@ -340,6 +361,7 @@ class ContainerAPI:
         attach = first.attach_container_input
         if attach is None or attach.type != "CONTAINER_ID" or attach.container_id is None:
             raise CallRefused(400, "Expecting 'attach_container_input.type' to be CONTAINER_ID")
+        self._require(request, "ATTACH_CONTAINER_INPUT", attach.container_id)
         entry = self.tree.attach_target(attach.container_id,
                                         "attach_container_input.container_id", self.roots)
         board = self._switchboards.get(entry.name)
