@@ -55,3 +55,103 @@ async def test_streamed_state_equals_the_document(
     finally:
         for agent in agents:
             await agent.stop()
+
+
+# ---------------------------------------------------------------------------- operator API
+
+
+def _busy_cluster() -> object:
+    """A master core with running, finished and unreachable tasks, executors, two frameworks
+    (one torn down) and an agent that left: every list of the GET_* answers has entries."""
+    import msgspec
+
+    from mezzo.api.common import CommandInfo, ExecutorID, ExecutorInfo
+    from mezzo.testing.master_cluster import MasterCluster, framework_info, task_info
+
+    cluster = MasterCluster()
+    agents = [cluster.add_agent("cpus:4;mem:4096;disk:1000") for _ in range(3)]
+    scheds = [cluster.add_scheduler(framework_info(f"fw{i}", capabilities=["PARTITION_AWARE"]))
+              for i in range(2)]
+    n = 0
+    for sched in scheds:
+        cluster.allocate()
+        for offer in sched.next_event("OFFERS").offers.offers:
+            tasks = [task_info(f"t{n + i}", offer) for i in range(3)]
+            # One task with a custom executor, so that GET_EXECUTORS has an entry.
+            tasks[2] = msgspec.structs.replace(tasks[2], command=None, executor=ExecutorInfo(
+                executor_id=ExecutorID(value=f"e{n}"), command=CommandInfo(value="run-executor")))
+            sched.launch(offer, tasks)
+            n += 3
+    runs = {id(agent): agent.all_of("RUN_TASK") for agent in agents}
+    for agent in agents:
+        for run in runs[id(agent)]:
+            fid = run.run_task.framework_info.id.value
+            agent.update(run.run_task.task.task_id.value, "TASK_RUNNING", framework_id=fid)
+    for run in runs[id(agents[0])][:2]:  # two tasks finish
+        fid = run.run_task.framework_info.id.value
+        agents[0].update(run.run_task.task.task_id.value, "TASK_FINISHED", framework_id=fid)
+    for sched in scheds:
+        for event in sched.all_of("UPDATE"):
+            sched.acknowledge(event.update.status)  # a terminal task completes once acknowledged
+    cluster.master.mark_unreachable(cluster.master.agents[agents[2].agent_id])
+    return cluster
+
+
+@pytest.mark.parametrize("call_type", sorted(views.STREAMED_CALLS))
+def test_operator_pieces_are_the_encoded_answer(call_type: object) -> None:
+    from mezzo.api import operator as op
+    from mezzo.api.codec import encode
+
+    cluster = _busy_cluster()
+    master = cluster.master  # type: ignore[attr-defined]
+    build = {
+        op.CallType.GET_STATE: views.get_state, op.CallType.GET_TASKS: views.get_tasks,
+        op.CallType.GET_AGENTS: views.get_agents, op.CallType.GET_FRAMEWORKS: views.get_frameworks,
+        op.CallType.GET_EXECUTORS: views.get_executors,
+    }[call_type]  # type: ignore[index]
+    answer = op.Response(type=call_type, **{call_type.value.lower(): build(master)})  # type: ignore[attr-defined]
+    joined = b"".join(views.operator_pieces(master, call_type))  # type: ignore[arg-type]
+    assert joined == encode(answer)
+    if call_type == op.CallType.GET_STATE:
+        state = json.loads(joined)["get_state"]
+        assert state["get_tasks"]["tasks"] and state["get_tasks"]["completed_tasks"]
+        assert state["get_tasks"].get("unreachable_tasks")
+        assert state["get_executors"]["executors"] and state["get_agents"]["agents"]
+
+
+def test_operator_pieces_of_an_empty_master() -> None:
+    from mezzo.api import operator as op
+    from mezzo.api.codec import encode
+    from mezzo.testing.master_cluster import MasterCluster
+
+    master = MasterCluster().master
+    for call_type in views.STREAMED_CALLS:
+        key = call_type.value.lower()
+        expected = encode(op.Response(type=call_type, **{key: getattr(views, key)(master)}))
+        assert b"".join(views.operator_pieces(master, call_type)) == expected
+
+
+@pytest.mark.parametrize("slice_seconds", [0.01, 0.0])
+async def test_streamed_get_state_over_http(
+    running: Running, monkeypatch: pytest.MonkeyPatch, slice_seconds: float  # noqa: F811
+) -> None:
+    from mezzo.api import operator as op
+    from mezzo.api.codec import encode
+
+    monkeypatch.setattr(master_http, "STATE_SLICE_SECONDS", slice_seconds)
+    agents = await _agents(running, 4)
+    try:
+        for call_type in ("GET_STATE", "GET_AGENTS", "GET_TASKS"):
+            async with running.session.post(
+                running.url + "/api/v1", json={"type": call_type},
+                headers={"Accept": "application/json"},
+            ) as resp:
+                assert resp.status == 200 and resp.headers["Content-Type"].startswith("application/json")
+                body = await resp.read()
+            t = op.CallType(call_type)
+            key = call_type.lower()
+            expected = encode(op.Response(type=t, **{key: getattr(views, key)(running.master)}))
+            assert body == expected
+    finally:
+        for agent in agents:
+            await agent.stop()

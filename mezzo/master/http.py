@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -445,6 +446,10 @@ class MasterServer:
             return problem.response()
         if call.type == op.CallType.SUBSCRIBE:
             return await self.operator_api.subscribe(request)
+        if call.type in views.STREAMED_CALLS:
+            # GET_STATE & co.: encoded entry by entry, yielding to the loop (see `state`).
+            viewed = self.security.authorization.view(principal, self.master)
+            return await self._write_pieces(request, views.operator_pieces(viewed, call.type))
         response = self._operator_call(call, principal)
         if response.status in (200, 202) and call.type in OPERATOR_DECISIONS and self.outbox is not None:
             await self.outbox.flush()  # answer once the decision is in the registry
@@ -468,18 +473,8 @@ class MasterServer:
             case t.GET_METRICS:
                 resp = op.Response(type=t.GET_METRICS, get_metrics=op.GetMetricsResponse(metrics=[
                     op.Metric(name=k, value=v) for k, v in self.metrics_snapshot().items()]))
-            case t.GET_STATE:
-                resp = op.Response(type=t.GET_STATE, get_state=op.GetState(
-                    get_tasks=views.get_tasks(master), get_executors=views.get_executors(master),
-                    get_frameworks=views.get_frameworks(master), get_agents=views.get_agents(master)))
-            case t.GET_AGENTS:
-                resp = op.Response(type=t.GET_AGENTS, get_agents=views.get_agents(master))
-            case t.GET_FRAMEWORKS:
-                resp = op.Response(type=t.GET_FRAMEWORKS, get_frameworks=views.get_frameworks(master))
-            case t.GET_EXECUTORS:
-                resp = op.Response(type=t.GET_EXECUTORS, get_executors=views.get_executors(master))
-            case t.GET_TASKS:
-                resp = op.Response(type=t.GET_TASKS, get_tasks=views.get_tasks(master))
+            # GET_STATE, GET_AGENTS, GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS: streamed by
+            # `operator` (views.operator_pieces).
             case t.GET_ROLES:
                 resp = op.Response(type=t.GET_ROLES, get_roles=views.get_roles(master))
             case t.GET_WEIGHTS:
@@ -572,22 +567,29 @@ class MasterServer:
         problem = self._not_recovered()
         if problem is not None:
             return problem
+        jsonp = request.query.get("jsonp")
+        viewed = self.security.authorization.view(principal_of(request), self.master)
+        pieces = views.state_pieces(viewed, self.flags)
+        if jsonp:
+            pieces = itertools.chain((jsonp.encode() + b"(",), pieces, (b");",))
+        return await self._write_pieces(request, pieces)
+
+    async def _write_pieces(self, request: web.Request, pieces: Iterator[bytes]) -> web.StreamResponse:
+        """A 200 JSON answer made of `pieces`, written a slice at a time: the pieces made in
+        `STATE_SLICE_SECONDS` go out in one write, then the loop runs everything else waiting
+        before the next slice is made."""
         response = web.StreamResponse(headers={"Content-Type": JSON})
         await response.prepare(request)
-        jsonp = request.query.get("jsonp")
         loop = asyncio.get_running_loop()
-        pending: list[bytes] = [jsonp.encode() + b"("] if jsonp else []
+        pending: list[bytes] = []
         slice_end = loop.time() + STATE_SLICE_SECONDS
-        viewed = self.security.authorization.view(principal_of(request), self.master)
-        for piece in views.state_pieces(viewed, self.flags):
+        for piece in pieces:
             pending.append(piece)
             if loop.time() >= slice_end:
                 await response.write(b"".join(pending))
                 pending = []
                 await asyncio.sleep(0)  # let everything else waiting on the loop run
                 slice_end = loop.time() + STATE_SLICE_SECONDS
-        if jsonp:
-            pending.append(b");")
         await response.write(b"".join(pending))
         await response.write_eof()
         return response

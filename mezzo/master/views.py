@@ -14,7 +14,7 @@ import msgspec
 
 from mezzo import __version__
 from mezzo.api import operator as op
-from mezzo.api.codec import to_builtins
+from mezzo.api.codec import encode, to_builtins
 from mezzo.api.common import AgentID, FrameworkID, Task, TaskState
 from mezzo.master.allocator import AllocatorStatistics
 from mezzo.master.base import MasterBase
@@ -390,42 +390,105 @@ def _framework_entry(master: MasterBase, fw: FrameworkRecord) -> op.FrameworkEnt
     )
 
 
-def get_frameworks(master: MasterBase) -> op.GetFrameworks:
-    return op.GetFrameworks(
-        frameworks=[_framework_entry(master, f) for f in master.frameworks.values()],
-        completed_frameworks=[_framework_entry(master, f) for f in master.completed_frameworks.values()],
+def _agent_entry(master: MasterBase, a: AgentRecord) -> op.AgentEntry:
+    used = Resources()
+    for t in a.tasks.values():
+        if not t.recovered:
+            used = used + t.resources
+    return op.AgentEntry(
+        agent_info=a.info, active=a.active, deactivated=not a.active,
+        version=a.version or __version__, pid=a.pid,
+        registered_time=time_info(a.registered_time),
+        reregistered_time=time_info(a.reregistered_time),
+        total_resources=a.total.to_wire(),
+        allocated_resources=used.to_wire(with_allocation=True),
+        offered_resources=_offered(master, a.offers).to_wire(with_allocation=True),
     )
 
 
+# The operator API's big answers, described once as lists of fields (wire name, the sources of
+# its entries, the wire entry of one source) so that they can be built whole (`get_state` & co.)
+# or encoded entry by entry (`operator_pieces`). Sources are listed when the field is reached.
+_Field = tuple[str, Callable[[], list[Any]], Callable[[Any], Any]]
+
+
+def _same(item: Any) -> Any:
+    return item
+
+
+def _task_wire(item: tuple[FrameworkID, TaskRecord]) -> Task:
+    return item[1].to_wire(item[0])
+
+
+def _tasks_of(frameworks: list[FrameworkRecord], kind: str) -> Callable[[], list[Any]]:
+    def sources() -> list[tuple[FrameworkID, TaskRecord]]:
+        out: list[tuple[FrameworkID, TaskRecord]] = []
+        for fw in frameworks:
+            fid = FrameworkID(value=fw.id)
+            records = fw.tasks.values() if kind == "tasks" else (
+                fw.unreachable_tasks.values() if kind == "unreachable" else fw.completed_tasks)
+            out.extend((fid, t) for t in list(records))
+        return out
+
+    return sources
+
+
+def _tasks_fields(master: MasterBase) -> list[_Field]:
+    frameworks = [*master.frameworks.values(), *master.completed_frameworks.values()]
+    return [
+        ("tasks", _tasks_of(frameworks, "tasks"), _task_wire),
+        ("unreachable_tasks", _tasks_of(frameworks, "unreachable"), _task_wire),
+        ("completed_tasks", _tasks_of(frameworks, "completed"), _task_wire),
+    ]
+
+
+def _executors_fields(master: MasterBase) -> list[_Field]:
+    frameworks = list(master.frameworks.values())
+
+    def sources() -> list[op.ExecutorEntry]:
+        return [
+            op.ExecutorEntry(executor_info=e.info, agent_id=AgentID(value=agent_id))
+            for fw in frameworks
+            for agent_id, per_agent in list(fw.executors.items()) for e in list(per_agent.values())
+        ]
+
+    return [("executors", sources, _same)]
+
+
+def _frameworks_fields(master: MasterBase) -> list[_Field]:
+    def render(fw: FrameworkRecord) -> op.FrameworkEntry:
+        return _framework_entry(master, fw)
+
+    return [
+        ("frameworks", lambda: list(master.frameworks.values()), render),
+        ("completed_frameworks", lambda: list(master.completed_frameworks.values()), render),
+    ]
+
+
+def _agents_fields(master: MasterBase) -> list[_Field]:
+    def render(a: AgentRecord) -> op.AgentEntry:
+        return _agent_entry(master, a)
+
+    return [
+        ("agents", lambda: list(master.agents.values()), render),
+        ("recovered_agents", lambda: list(master.recovered_agents.values()), _same),
+    ]
+
+
+def _built(fields: list[_Field]) -> dict[str, list[Any]]:
+    return {name: [render(item) for item in sources()] for name, sources, render in fields}
+
+
+def get_frameworks(master: MasterBase) -> op.GetFrameworks:
+    return op.GetFrameworks(**_built(_frameworks_fields(master)))
+
+
 def get_agents(master: MasterBase) -> op.GetAgents:
-    entries = []
-    for a in master.agents.values():
-        used = Resources()
-        for t in a.tasks.values():
-            if not t.recovered:
-                used = used + t.resources
-        entries.append(op.AgentEntry(
-            agent_info=a.info, active=a.active, deactivated=not a.active,
-            version=a.version or __version__, pid=a.pid,
-            registered_time=time_info(a.registered_time),
-            reregistered_time=time_info(a.reregistered_time),
-            total_resources=a.total.to_wire(),
-            allocated_resources=used.to_wire(with_allocation=True),
-            offered_resources=_offered(master, a.offers).to_wire(with_allocation=True),
-        ))
-    return op.GetAgents(agents=entries, recovered_agents=[i for i in master.recovered_agents.values()])  # type: ignore[misc]
+    return op.GetAgents(**_built(_agents_fields(master)))
 
 
 def get_tasks(master: MasterBase) -> op.GetTasks:
-    tasks: list[Task] = []
-    unreachable: list[Task] = []
-    completed: list[Task] = []
-    for fw in [*master.frameworks.values(), *master.completed_frameworks.values()]:
-        fid = FrameworkID(value=fw.id)
-        tasks.extend(t.to_wire(fid) for t in fw.tasks.values())
-        unreachable.extend(t.to_wire(fid) for t in fw.unreachable_tasks.values())
-        completed.extend(t.to_wire(fid) for t in fw.completed_tasks)
-    return op.GetTasks(tasks=tasks, unreachable_tasks=unreachable, completed_tasks=completed)
+    return op.GetTasks(**_built(_tasks_fields(master)))
 
 
 def get_state(master: MasterBase) -> op.GetState:
@@ -434,11 +497,55 @@ def get_state(master: MasterBase) -> op.GetState:
 
 
 def get_executors(master: MasterBase) -> op.GetExecutors:
-    return op.GetExecutors(executors=[
-        op.ExecutorEntry(executor_info=e.info, agent_id=AgentID(value=agent_id))
-        for fw in master.frameworks.values()
-        for agent_id, per_agent in fw.executors.items() for e in per_agent.values()
-    ])
+    return op.GetExecutors(**_built(_executors_fields(master)))
+
+
+_FIELDS: dict[op.CallType, Callable[[MasterBase], list[_Field]]] = {
+    op.CallType.GET_TASKS: _tasks_fields,
+    op.CallType.GET_EXECUTORS: _executors_fields,
+    op.CallType.GET_FRAMEWORKS: _frameworks_fields,
+    op.CallType.GET_AGENTS: _agents_fields,
+}
+STREAMED_CALLS = frozenset({op.CallType.GET_STATE, *_FIELDS})
+
+
+def _object_pieces(fields: list[_Field]) -> Iterator[bytes]:
+    """`{"name":[entry,…],…}` an entry per piece; an empty list is left out, as the codec
+    leaves out a field at its default."""
+    yield b"{"
+    first = True
+    for name, sources, render in fields:
+        items = sources()
+        if not items:
+            continue
+        yield (b'"' if first else b',"') + name.encode() + b'":['
+        first = False
+        for i, item in enumerate(items):
+            yield (b"," if i else b"") + encode(render(item))
+        yield b"]"
+    yield b"}"
+
+
+def operator_pieces(master: MasterBase, call_type: op.CallType) -> Iterator[bytes]:
+    """The JSON answer to GET_STATE, GET_TASKS, GET_EXECUTORS, GET_FRAMEWORKS or GET_AGENTS
+    (`STREAMED_CALLS`), in pieces of one entry (a task, an agent, a framework…) each, so that
+    the HTTP shell can answer at 100,000 tasks while yielding to its event loop between pieces,
+    as `state_pieces` does for `/master/state`. Joined, the pieces are the bytes of
+    `encode(Response(type=call_type, get_…=get_…(master)))` when nothing changes in between;
+    otherwise an entry may be newer than another, and a list that emptied meanwhile shows as
+    `[]` rather than being left out."""
+    key = call_type.value.lower()
+    yield b'{"type":"' + call_type.value.encode() + b'","' + key.encode() + b'":'
+    if call_type == op.CallType.GET_STATE:
+        parts = [("get_tasks", _tasks_fields), ("get_executors", _executors_fields),
+                 ("get_frameworks", _frameworks_fields), ("get_agents", _agents_fields)]
+        for i, (name, fields) in enumerate(parts):
+            yield (b"{" if i == 0 else b",") + b'"' + name.encode() + b'":'
+            yield from _object_pieces(fields(master))
+        yield b"}"
+    else:
+        yield from _object_pieces(_FIELDS[call_type](master))
+    yield b"}"
 
 
 def get_roles(master: MasterBase) -> op.GetRoles:
