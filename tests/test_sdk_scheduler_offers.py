@@ -5,9 +5,25 @@ from __future__ import annotations
 import pytest
 
 from mezzo.api.codec import decode, encode
-from mezzo.api.common import AgentID, FrameworkID, Offer, OfferID, TaskInfo
+from mezzo.api.common import (
+    AgentID,
+    ExecutorID,
+    ExecutorType,
+    FrameworkID,
+    Offer,
+    OfferID,
+    TaskInfo,
+)
 from mezzo.resources import Resources
-from mezzo.scheduler import fits, pick_ports, ports_of, shell_task, split, take
+from mezzo.scheduler import (
+    default_executor,
+    fits,
+    pick_ports,
+    ports_of,
+    shell_task,
+    split,
+    take,
+)
 
 
 def offer(text: str, *, refinement: bool = False) -> Offer:
@@ -88,3 +104,15 @@ def test_shell_task_argv_and_env() -> None:
     assert task.command.environment.variables[0].name == "X"
     with pytest.raises(ValueError):
         shell_task(offer("cpus:0.1"), "cpus:1", "true")
+
+
+def test_default_executor_for_a_task_group() -> None:
+    e = default_executor("pod")
+    assert e.type == ExecutorType.DEFAULT and e.executor_id == ExecutorID(value="pod")
+    assert e.command is None
+    assert Resources.from_wire(e.resources) == Resources.parse("cpus:0.1;mem:32;disk:10")
+    o = offer("cpus(eng):0.05;cpus:2;mem:1024;disk:100")
+    taken = default_executor("pod", "cpus:0.1;mem:32;disk:10", offer=o)
+    assert Resources.from_wire(o.resources).contains(Resources.from_wire(taken.resources))
+    with pytest.raises(ValueError, match="does not fit"):
+        default_executor("pod", "cpus:8;mem:32;disk:10", offer=o)

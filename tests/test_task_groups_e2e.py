@@ -5,19 +5,30 @@ default executor, every task a real process in its own sandbox under the executo
 from __future__ import annotations
 
 import asyncio
+import getpass
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mezzo.api.common import FrameworkInfo, Offer, TaskStatus
+from mezzo.resources import Resources
+from mezzo.scheduler import (
+    Scheduler,
+    SchedulerClient,
+    default_executor,
+    fits,
+    shell_task,
+    split,
+)
 from mezzo.testing.agent_harness import (
     MiniScheduler,
     ProcessCluster,
     command_task,
-    default_executor,
     pid_alive,
 )
+from mezzo.testing.agent_harness import default_executor as default_executor_json
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +54,7 @@ def parent_of(update: dict[str, Any]) -> str:
 async def test_two_tasks_of_a_group_both_finish(cluster: ProcessCluster, tmp_path: Path) -> None:
     cluster.agent()
     async with MiniScheduler(cluster.master.url) as s:
-        await s.launch_group([(default_executor("pod"), [
+        await s.launch_group([(default_executor_json("pod"), [
             command_task("web", 'echo "web in $MESOS_SANDBOX"; sleep 0.3'),
             command_task("side", "echo side; pwd"),
         ])])
@@ -71,7 +82,7 @@ async def test_a_failed_task_kills_the_rest_of_its_group(cluster: ProcessCluster
             "stubborn", "trap '' TERM; echo ready; sleep 60",
             kill_policy={"grace_period": {"nanoseconds": 300_000_000}},
         )
-        await s.launch_group([(default_executor("pod"), [
+        await s.launch_group([(default_executor_json("pod"), [
             command_task("crash", "sleep 0.5; exit 3"), stubborn,
         ])])
         failed = await s.wait_state("crash", "TASK_FAILED")
@@ -89,7 +100,7 @@ async def test_a_second_group_joins_the_executor_and_kill_takes_one_group(
 ) -> None:
     cluster.agent()
     async with MiniScheduler(cluster.master.url) as s:
-        executor = default_executor("pod")
+        executor = default_executor_json("pod")
         await s.launch_group([(dict(executor), [
             command_task("a1", "sleep 60"), command_task("a2", "sleep 60"),
         ])])
@@ -132,15 +143,15 @@ async def test_a_second_group_joins_the_executor_and_kill_takes_one_group(
 async def test_invalid_groups_are_refused_with_task_error(cluster: ProcessCluster) -> None:
     cluster.agent()
     async with MiniScheduler(cluster.master.url) as s:
-        no_disk = default_executor("pod1")
+        no_disk = default_executor_json("pod1")
         no_disk["resources"] = no_disk["resources"][:2]
-        untyped = default_executor("pod2")
+        untyped = default_executor_json("pod2")
         del untyped["type"]
         docker = command_task("d1", "true", container={"type": "DOCKER", "docker": {"image": "x"}})
         await s.launch_group([
             (no_disk, [command_task("n1", "true"), command_task("n2", "true")]),
             (untyped, [command_task("u1", "true")]),
-            (default_executor("pod3"), [docker, command_task("d2", "true")]),
+            (default_executor_json("pod3"), [docker, command_task("d2", "true")]),
         ])
         expected = {
             "n1": "Executor 'pod1' uses no disk",
@@ -155,3 +166,47 @@ async def test_invalid_groups_are_refused_with_task_error(cluster: ProcessCluste
             assert error["source"] == "SOURCE_MASTER"
             assert error["message"] == message
             assert s.states(task_id) == ["TASK_ERROR"]
+
+
+class GroupLauncher(Scheduler):
+    """Launches one group on the first offer big enough (the SDK's `launch_group`)."""
+
+    def __init__(self) -> None:
+        self.launched = False
+        self.states: dict[str, list[str]] = {}
+
+    async def resource_offers(self, client: SchedulerClient, offers: list[Offer]) -> None:
+        for offer in offers:
+            if self.launched or not fits(offer, "cpus:0.3;mem:96;disk:10"):
+                await client.decline(offer, refuse_seconds=60)
+                continue
+            self.launched = True
+            executor_part, *task_parts = split(offer, "cpus:0.1;mem:32", limit=3)
+            executor = default_executor("sdk-pod", executor_part + Resources.parse("disk:10"))
+            tasks = [
+                shell_task(offer, part, f"echo {name}", task_id=name)
+                for name, part in zip(("one", "two"), task_parts, strict=True)
+            ]
+            await client.launch_group(offer, executor, tasks)
+
+    def status_update(self, client: SchedulerClient, status: TaskStatus) -> None:
+        self.states.setdefault(status.task_id.value, []).append(status.state)
+
+
+async def test_the_sdk_launches_a_group(cluster: ProcessCluster) -> None:
+    cluster.agent()
+    sched = GroupLauncher()
+    info = FrameworkInfo(user=getpass.getuser(), name="groups-sdk")
+    client = SchedulerClient(cluster.master.url, info, sched)
+    await client.start()
+    try:
+        await client.wait_subscribed(10)
+        for _ in range(300):
+            if all(sched.states.get(t, [""])[-1] == "TASK_FINISHED" for t in ("one", "two")):
+                break
+            await asyncio.sleep(0.1)
+        assert sched.states["one"] == sched.states["two"] == [
+            "TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"
+        ]
+    finally:
+        await client.stop()

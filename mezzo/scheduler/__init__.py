@@ -10,7 +10,7 @@ Public API (see docs/sdk-scheduler.md):
 - `SchedulerDriver` — the same for plain scripts, on a background thread.
 - `SchedulerOptions`; errors `SchedulerError`, `NotSubscribedError`, `CallRejectedError`.
 - Offer helpers: `take`, `fits`, `split`, `pick_ports`, `ports_of`, `shell_task`,
-  `new_task_id`, `as_resources`.
+  `default_executor` (for `launch_group`), `new_task_id`, `as_resources`.
 
 Imports nothing from `mezzo.master` or `mezzo.agent`.
 """
@@ -26,6 +26,7 @@ from mezzo.scheduler.driver import SchedulerDriver
 from mezzo.scheduler.leader import MasterLocator, parse_master_address
 from mezzo.scheduler.offers import (
     as_resources,
+    default_executor,
     fits,
     new_task_id,
     pick_ports,
@@ -46,6 +47,7 @@ __all__ = [
     "SchedulerError",
     "SchedulerOptions",
     "as_resources",
+    "default_executor",
     "fits",
     "new_task_id",
     "parse_master_address",

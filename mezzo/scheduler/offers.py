@@ -1,4 +1,5 @@
-"""Offer helpers: does an offer fit a task, carve tasks out of it, pick ports, build TaskInfos.
+"""Offer helpers: does an offer fit a task, carve tasks out of it, pick ports, build TaskInfos
+(and the DEFAULT ExecutorInfo of a task group).
 
 Wanted resources are usually *quantities* ("cpus:0.5;mem:64"), while an offer holds concrete
 resources with identities (unreserved `*`, reserved for a role, allocated to a role). `take`
@@ -20,6 +21,9 @@ from mezzo.api.common import (
     CommandInfo,
     Environment,
     EnvironmentVariable,
+    ExecutorID,
+    ExecutorInfo,
+    ExecutorType,
     Offer,
     Resource,
     TaskID,
@@ -231,8 +235,36 @@ def shell_task(
     )
 
 
+def default_executor(
+    executor_id: ExecutorID | str,
+    resources: ResourcesLike = "cpus:0.1;mem:32;disk:10",
+    *,
+    offer: Offer | None = None,
+    name: str | None = None,
+    refinement: bool = False,
+) -> ExecutorInfo:
+    """An ExecutorInfo of type DEFAULT for `launch_group`: the agent's built-in default
+    executor runs the group's tasks as nested containers (docs/agent.md). Mesos's master wants
+    at least 0.01 cpus, 32 MB of memory and some disk for it. With `offer`, quantities are
+    taken from that offer (as `shell_task` does)."""
+    eid = executor_id if isinstance(executor_id, ExecutorID) else ExecutorID(value=executor_id)
+    res = as_resources(resources)
+    if offer is not None and isinstance(resources, str | Mapping):
+        concrete = take(offer, res)
+        if concrete is None:
+            raise ValueError(f"{res} does not fit in offer {offer.id.value}")
+        res = concrete
+    return ExecutorInfo(
+        type=ExecutorType.DEFAULT,
+        executor_id=eid,
+        name=name,
+        resources=res.to_wire(refinement=refinement, with_allocation=offer is not None),
+    )
+
+
 __all__ = [
     "as_resources",
+    "default_executor",
     "fits",
     "new_task_id",
     "pick_ports",
