@@ -19,6 +19,7 @@ import msgspec
 from mezzo.api import common as api
 from mezzo.core.errors import ValidationError
 from mezzo.resources import values
+from mezzo.resources.disk import as_disk_key
 from mezzo.resources.keys import STATIC, Reservation, ResourceItem, ResourceKey
 from mezzo.resources.roles import DEFAULT_ROLE, role_error
 from mezzo.resources.wire import items_from_wire
@@ -164,8 +165,9 @@ def _annotations(key: ResourceKey) -> str:
         out += f"({res[0].role})"
     if key.allocation_role is not None:
         out += f"(allocated: {key.allocation_role})"
-    if key.disk is not None:
-        out += "[" + key.disk.decode() + "]"
+    disk = as_disk_key(key.disk)
+    if disk is not None:
+        out += "[" + disk.describe() + "]"
     if key.shared:
         out += "<SHARED>"
     if key.revocable:

@@ -15,6 +15,9 @@ Semantics (decided here, matching Mesos):
 - Identity includes the reservation stack, allocation role, disk info, revocable, shared and
   provider: `cpus:1` and `cpus(eng):1` are different resources and never offset each other.
 - Scalars are fixed-point thousandths, so comparisons are exact (no float tolerance needed).
+- Persistent volumes and MOUNT disks are atomic, as in Mesos: `a - b` removes one only if `b`
+  holds it whole (same size), and `contains` asks for the same size; a volume's identity is its
+  disk source and persistence id (`mezzo.resources.disk.DiskKey`), not its container path/mode.
 """
 
 from __future__ import annotations
@@ -37,6 +40,13 @@ _contains = values.contains
 _ranges_count = values.ranges_count
 
 SharedCounts = dict[ResourceItem, int]
+
+
+def _atomic(key: ResourceKey) -> bool:
+    """Persistent volumes and MOUNT disks are taken or left whole, never split (Mesos's
+    `subtractable`)."""
+    disk = key[4]
+    return disk is not None and getattr(disk, "atomic", False)
 
 
 @lru_cache(maxsize=4096)
@@ -162,8 +172,9 @@ class Resources:
             if type(v) is int:
                 d = cur - v  # type: ignore[operator]
                 if d > 0:
-                    items[k] = d
-                else:
+                    if k[4] is None or not _atomic(k):  # a volume or MOUNT disk goes only whole
+                        items[k] = d
+                elif d == 0 or k[4] is None or not _atomic(k):
                     del items[k]
             else:
                 left = _sub(cur, v)
@@ -191,7 +202,7 @@ class Resources:
             if cur is None:
                 return False
             if type(v) is int:
-                if cur < v:  # type: ignore[operator]
+                if cur != v and (cur < v or _atomic(k)):  # type: ignore[operator]
                     return False
             elif not _contains(cur, v):
                 return False
@@ -347,6 +358,10 @@ class Resources:
 
     def non_shared(self) -> Resources:
         return Resources._new(self._items, None) if self._shared else self
+
+    def persistent_volumes(self) -> Resources:
+        """The persistent volumes (disk resources with `disk.persistence`)."""
+        return self.filter(lambda k: k.disk is not None and b'"persistence"' in k.disk)
 
     def scalars(self) -> Resources:
         return self.filter(lambda k: k.kind == _SCALAR)

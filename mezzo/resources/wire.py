@@ -17,6 +17,7 @@ import msgspec
 from mezzo.api import common as api
 from mezzo.core.errors import ValidationError
 from mezzo.resources import values
+from mezzo.resources.disk import DiskKey
 from mezzo.resources.keys import DYNAMIC, STATIC, LabelPairs, Reservation, ResourceItem, ResourceKey
 from mezzo.resources.roles import DEFAULT_ROLE, is_ancestor, role_error
 
@@ -27,7 +28,6 @@ _KIND_OF_TYPE = {
 }
 _TYPE_OF_KIND = (api.ValueType.SCALAR, api.ValueType.RANGES, api.ValueType.SET)
 _DISK_DECODER = msgspec.json.Decoder(api.DiskInfo)
-_ENCODER = msgspec.json.Encoder()
 
 
 def _labels_in(labels: api.Labels | None) -> LabelPairs | None:
@@ -166,7 +166,7 @@ def item_from_wire(r: api.Resource) -> ResourceItem:
         raise ValidationError(f"{where}: only persistent volumes can be shared")
     if shared and r.revocable is not None:
         raise ValidationError(f"{where}: a shared resource cannot be revocable")
-    disk = _ENCODER.encode(r.disk) if r.disk is not None else None
+    disk = DiskKey(r.disk) if r.disk is not None else None
     provider = r.provider_id.value if r.provider_id is not None else None
     key = ResourceKey(
         name,
@@ -241,7 +241,7 @@ def item_to_wire(
     if with_allocation and key.allocation_role is not None:
         r.allocation_info = api.AllocationInfo(role=key.allocation_role)
     if key.disk is not None:
-        r.disk = _DISK_DECODER.decode(key.disk)
+        r.disk = _DISK_DECODER.decode(key.disk)  # a DiskKey holds the whole DiskInfo
     if key.revocable:
         r.revocable = api.RevocableInfo()
     if key.shared:
