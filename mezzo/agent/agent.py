@@ -324,6 +324,7 @@ class Agent:
                 rlimits=rlimits_of(
                     launch.first_task.container if launch.command else launch.executor.container
                 ),
+                work_dir=self.flags.work_dir,
             )
             if launch.uris:
                 # Off the event loop: downloads, copies and archives block.
@@ -359,7 +360,8 @@ class Agent:
     async def _update(self, container_id: str, resources: Resources) -> None:
         with contextlib.suppress(Exception):
             await self.containerizer.update(
-                container_id, cpus=resources.cpus() or None, mem_mb=resources.mem() or None
+                container_id, cpus=resources.cpus() or None, mem_mb=resources.mem() or None,
+                volumes=launching.volume_mounts(self.flags.work_dir, resources),
             )
 
     def adopt_containers(self, containers: list[tuple[str, int]]) -> None:

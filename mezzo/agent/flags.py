@@ -25,6 +25,8 @@ from mezzo.core.durations import format_duration
 from mezzo.core.errors import ConfigError, ValidationError
 from mezzo.core.flags import read_file_value
 from mezzo.resources import DEFAULT_ROLE, Resources
+from mezzo.resources.disk import source_root
+from mezzo.resources.volumes import disk_of
 
 DEFAULT_PORTS = "[31000-32000]"
 MB = 1024 * 1024
@@ -189,6 +191,7 @@ def discover_resources(flags: AgentFlags) -> Resources:
             given = Resources.parse(read_file_value(flags.resources), flags.default_role)
         except ValidationError as e:
             raise ConfigError(f"--resources: {e}") from None
+    check_disk_sources(given, flags.work_dir)
     names = given.names()
     parts: list[str] = []
     role = flags.default_role
@@ -209,6 +212,47 @@ def discover_resources(flags: AgentFlags) -> Resources:
         parts.append(f"ports{prefix}:{DEFAULT_PORTS}")
     discovered = Resources.parse(";".join(parts), flags.default_role) if parts else Resources()
     return given + discovered
+
+
+def check_disk_sources(resources: Resources, work_dir: str) -> None:
+    """Mesos's start-up check of disks with a `source` (`slave.cpp`): a PATH root is created
+    if missing (relative to the work dir), a MOUNT root must be a mount point in
+    /proc/mounts; other types are refused. ConfigError with Mesos's message."""
+    for item in resources:
+        info = disk_of(item.key)
+        if info is None or info.source is None:
+            continue
+        shown = str(Resources([item]))
+        kind = info.source.type
+        root = source_root(info)
+        if kind == "PATH":
+            if not root:
+                raise ConfigError(f"PATH disk root directory is not specified '{shown}'")
+            path = root if os.path.isabs(root) else os.path.join(work_dir, root)
+            try:
+                os.makedirs(path, exist_ok=True)
+            except OSError as e:
+                raise ConfigError(
+                    f"Failed to create DiskInfo path directory '{root}': {e}"
+                ) from None
+        elif kind == "MOUNT":
+            if not root:
+                raise ConfigError(f"MOUNT disk root directory is not specified '{shown}'")
+            if not os.path.exists(root):
+                raise ConfigError(
+                    f"Failed to determine `realpath` for DiskInfo mount in resource '{shown}' "
+                    f"with path '{root}': no such path"
+                )
+            real = os.path.realpath(root)
+            if real not in _mount_points():
+                raise ConfigError(f"Failed to find mount '{real}' in /proc/mounts")
+        else:
+            raise ConfigError(f"Unsupported 'DiskInfo.Source.Type' in '{shown}'")
+
+
+def _mount_points() -> set[str]:
+    with open("/proc/mounts", encoding="utf-8") as f:
+        return {line.split()[1].replace("\\040", " ") for line in f if line.strip()}
 
 
 # --------------------------------------------------------------------------- attributes

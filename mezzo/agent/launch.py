@@ -6,7 +6,9 @@ Pure functions (no I/O besides reading `os.environ` when told to inherit it):
   with `command` and no `executor` (executor id = task id, as Mesos does);
 - `executor_environment` builds the exact environment of spec §6.1;
 - `container_config` builds the containerizer's `ContainerConfig` (argv or shell, user,
-  cpu/mem limits).
+  cpu/mem limits, persistent volumes);
+- `volume_mounts` lists the persistent volumes among a container's resources: where each lives
+  on the agent and where it appears in the sandbox (`DiskInfo.volume`).
 
 The command executor is `mezzo/executor/command.py`, started as a script by file path (the agent
 never imports the executor SDK: layer rule); an ExecutorInfo of type DEFAULT without a command
@@ -24,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mezzo
-from mezzo.agent.containerizer import ContainerConfig
+from mezzo.agent.containerizer import ContainerConfig, VolumeMount
 from mezzo.api.common import (
     CommandInfo,
     ExecutorID,
@@ -36,6 +38,7 @@ from mezzo.api.common import (
 )
 from mezzo.core.durations import format_duration
 from mezzo.resources import Resources
+from mezzo.resources.volumes import disk_of, volume_path
 
 COMMAND_EXECUTOR_PATH = Path(mezzo.__file__).resolve().parent / "executor" / "command.py"
 # -S: skip site (start-up time); -E: ignore PYTHON* variables of the task's environment.
@@ -144,6 +147,20 @@ def executor_user(
     return user or None
 
 
+def volume_mounts(work_dir: str, resources: Resources) -> tuple[VolumeMount, ...]:
+    """The persistent volumes in `resources` as the filesystem isolators mount them (a shared
+    volume used by several tasks of the executor appears once per container path)."""
+    mounts: dict[tuple[str, str], VolumeMount] = {}
+    for item in resources.persistent_volumes():
+        info = disk_of(item.key)
+        if info is None or info.volume is None:
+            continue
+        source = volume_path(work_dir, item)
+        target = info.volume.container_path
+        mounts.setdefault((source, target), VolumeMount(source, target, info.volume.mode == "RO"))
+    return tuple(mounts.values())
+
+
 def container_config(
     *,
     executor: ExecutorInfo,
@@ -155,11 +172,16 @@ def container_config(
     resources: Resources,
     pids_max: int | None,
     rlimits: Mapping[str, tuple[int | None, int | None]] | None = None,
+    work_dir: str | None = None,
 ) -> ContainerConfig:
     config = _container_config(
         executor=executor, command=command, command_executor_argv=command_executor_argv,
         sandbox=sandbox, env=env, user=user, resources=resources, pids_max=pids_max,
     )
+    if work_dir is not None:
+        mounts = volume_mounts(work_dir, resources)
+        if mounts:
+            config = replace(config, volumes=mounts)
     # ContainerInfo.rlimit_info, applied by the posix/rlimits isolator (ignored without it).
     return replace(config, rlimits=dict(rlimits)) if rlimits else config
 

@@ -30,6 +30,7 @@ from mezzo.agent.containerizer.records import (
     Limitation,
     ResourceStatistics,
     Termination,
+    VolumeMount,
 )
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "Limitation",
     "ResourceStatistics",
     "Termination",
+    "VolumeMount",
     "available_isolators",
     "create_isolators",
 ]

@@ -38,7 +38,9 @@ from mezzo.agent.containerizer.records import (
     Limitation,
     ResourceStatistics,
     Termination,
+    VolumeMount,
 )
+from mezzo.agent.containerizer.isolators.filesystem import PosixFilesystemIsolator
 from mezzo.core.errors import NotFoundError
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,10 @@ class Containerizer:
     ) -> Containerizer:
         """A containerizer with the isolators named by ``options.isolation`` (ConfigError),
         writing container output through ``logger`` (default: plain sandbox files)."""
-        return cls(create_isolators(options=options or IsolationOptions()), Launcher(logger))
+        return cls(
+            with_filesystem(create_isolators(options=options or IsolationOptions())),
+            Launcher(logger),
+        )
 
     def containers(self) -> list[str]:
         """Ids of the containers launched or recovered and not yet terminated."""
@@ -151,10 +156,14 @@ class Containerizer:
         cpus: float | None = None,
         mem_mb: float | None = None,
         pids_max: int | None = None,
+        volumes: Sequence[VolumeMount] | None = None,
     ) -> None:
+        """New limits (None: unchanged) and, if given, the persistent volumes it uses now."""
         self._get(container_id)
         for isolator in self.isolators:
             isolator.update(container_id, cpus=cpus, mem_mb=mem_mb, pids_max=pids_max)
+            if volumes is not None:
+                isolator.update_volumes(container_id, volumes)
 
     async def usage(self, container_id: str) -> ResourceStatistics:
         """Usage merged across isolators (later isolators win on shared fields)."""
@@ -291,6 +300,14 @@ class Containerizer:
         self._terminated[container_id] = termination
         while len(self._terminated) > _TERMINATIONS_KEPT:
             self._terminated.popitem(last=False)
+
+
+def with_filesystem(isolators: list[Isolator]) -> list[Isolator]:
+    """As Mesos: `filesystem/posix` comes first unless a `filesystem/*` isolator is named."""
+    if any(i.name.startswith("filesystem/") for i in isolators):
+        fs = [i for i in isolators if i.name.startswith("filesystem/")]
+        return fs + [i for i in isolators if not i.name.startswith("filesystem/")]
+    return [PosixFilesystemIsolator(), *isolators]
 
 
 def _first_limitation(watches: list[asyncio.Future[Limitation]]) -> Limitation | None:

@@ -3,8 +3,11 @@
 The default isolation is Mesos's ``posix/cpu,posix/mem`` (usage reporting only, works
 anywhere, and the agent flag default of spec §9.2). ``auto`` asks for the strongest set this
 machine provides: ``cgroups/cpu,cgroups/mem,cgroups/pids,posix/rlimits`` where cgroups are
-writable, falling back to the posix pair per controller. Production agents on Linux should run
-with ``auto`` or an explicit cgroups list: only cgroups/mem enforces memory limits.
+writable, falling back to the posix pair per controller, and ``filesystem/linux`` (persistent
+volumes bind-mounted, RO enforced) as root, else ``filesystem/posix`` (symlinks). Production
+agents on Linux should run with ``auto`` or an explicit cgroups list: only cgroups/mem enforces
+memory limits. Without a ``filesystem/*`` isolator in the list, the agent's containerizer adds
+``filesystem/posix`` first (``Containerizer.create``, as Mesos does).
 
 Availability is *detected* by constructing the isolator (finding the hierarchy, creating the
 cgroups root, probing ``unshare``); an unknown or unavailable name is a ConfigError with a
@@ -22,6 +25,10 @@ from mezzo.agent.containerizer.isolators.cgroups import (
     CgroupsCpuIsolator,
     CgroupsMemIsolator,
     CgroupsPidsIsolator,
+)
+from mezzo.agent.containerizer.isolators.filesystem import (
+    LinuxFilesystemIsolator,
+    PosixFilesystemIsolator,
 )
 from mezzo.agent.containerizer.isolators.namespaces import (
     NamespacesUnavailable,
@@ -62,9 +69,12 @@ ISOLATORS: dict[str, Factory] = {
     "cgroups/mem": lambda o: CgroupsMemIsolator(o.cgroups_root, o.cleanup_orphans),
     "cgroups/pids": lambda o: CgroupsPidsIsolator(o.cgroups_root, o.cleanup_orphans),
     "namespaces/pid": lambda o: PidNamespaceIsolator(),
+    "filesystem/posix": lambda o: PosixFilesystemIsolator(),
+    "filesystem/linux": lambda o: LinuxFilesystemIsolator(),
 }
 # `auto`: for each slot, the first name that is available.
 _AUTO_SLOTS = (
+    ("filesystem/linux", "filesystem/posix"),
     ("cgroups/cpu", "posix/cpu"),
     ("cgroups/mem", "posix/mem"),
     ("cgroups/pids",),

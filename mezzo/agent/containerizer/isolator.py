@@ -11,6 +11,7 @@ containerizer calls the hooks of its ordered isolators in this lifecycle:
     limitation(container_id)           the pollable half of watch: asked once the process has
                                        exited, so a breach that killed it is never missed
     update(container_id, ...)          new resource limits while running
+    update_volumes(container_id, vols) the persistent volumes it uses now (filesystem isolators)
     usage(container_id)                ResourceStatistics (merged across isolators)
     cleanup(container_id)              after every process of the container is gone, in reverse
                                        order; must tolerate a container it never prepared
@@ -31,6 +32,7 @@ from mezzo.agent.containerizer.records import (
     LaunchInfo,
     Limitation,
     ResourceStatistics,
+    VolumeMount,
 )
 
 __all__ = ["Isolator", "Limitation"]
@@ -72,6 +74,9 @@ class Isolator:
         pids_max: int | None = None,
     ) -> None:
         """Apply new limits; ``None`` leaves a limit unchanged."""
+
+    def update_volumes(self, container_id: str, volumes: Sequence[VolumeMount]) -> None:
+        """The persistent volumes the container uses now (tasks joined or left it)."""
 
     def usage(self, container_id: str) -> ResourceStatistics:
         """What this isolator measures of the container."""

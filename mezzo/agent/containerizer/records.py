@@ -42,6 +42,16 @@ class ContainerStdio:
 
 
 @dataclass(frozen=True)
+class VolumeMount:
+    """A persistent volume in a container: its directory on the agent (`source`), where it
+    appears relative to the sandbox (`target`), read-only or not (filesystem isolators)."""
+
+    source: str
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
 class ContainerConfig:
     """Everything needed to start one container.
 
@@ -49,7 +59,8 @@ class ContainerConfig:
     ``env`` is the *complete* environment (the agent decides what is inherited). ``user``
     switches user when the agent runs as root. Limits are optional: an isolator ignores the
     ones it does not enforce. ``rlimits`` maps a name (``"nofile"`` or Mesos's
-    ``"RLMT_NOFILE"``) to ``(soft, hard)``, ``None`` meaning unlimited. ``fork_server``
+    ``"RLMT_NOFILE"``) to ``(soft, hard)``, ``None`` meaning unlimited. ``volumes`` are the
+    persistent volumes to show in the sandbox (the filesystem isolators). ``fork_server``
     marks ``argv`` as the built-in command executor, which the launcher may fork from its fork
     server instead of exec'ing (the same process contract, without an interpreter start-up).
 
@@ -74,6 +85,7 @@ class ContainerConfig:
     parent: str | None = None
     stdio: ContainerStdio | None = None
     ports: tuple[tuple[int, int], ...] | None = None
+    volumes: Sequence[VolumeMount] = ()
 
     def __post_init__(self) -> None:
         if (self.argv is None) == (self.shell is None):
