@@ -35,8 +35,8 @@ def test_calls_with_payloads() -> None:
 def test_not_served_calls_still_decode_for_a_501() -> None:
     call = o.decode_call('{"type":"ADD_RESOURCE_PROVIDER_CONFIG","add_resource_provider_config":{}}')
     assert call.type == o.CallType.ADD_RESOURCE_PROVIDER_CONFIG
-    call = o.decode_call('{"type":"CREATE_VOLUMES","create_volumes":{"agent_id":{}}}')
-    assert call.create_volumes == {"agent_id": {}}
+    call = o.decode_call('{"type":"START_MAINTENANCE","start_maintenance":{"machines":[]}}')
+    assert call.start_maintenance == {"machines": []}
     with pytest.raises(DecodeError, match=r"^Expecting 'type' to be present$"):
         o.decode_call("{}")
 

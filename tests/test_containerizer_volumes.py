@@ -4,6 +4,7 @@ outlives the container. Real processes; filesystem/linux needs root (skipped oth
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -57,7 +58,7 @@ async def test_posix_refuses_nested_container_paths(tmp_path: Path) -> None:
 @ROOT_ONLY
 async def test_linux_bind_mounts_and_enforces_read_only(tmp_path: Path) -> None:
     c = _create("filesystem/linux,posix/cpu")
-    assert [i.name for i in c.isolators][0] == "filesystem/linux"
+    assert c.isolators[0].name == "filesystem/linux"
     volume = tmp_path / "vol"
     volume.mkdir()
     (volume / "seed").write_text("seed\n")
@@ -74,7 +75,7 @@ async def test_linux_bind_mounts_and_enforces_read_only(tmp_path: Path) -> None:
         for _ in range(200):
             if (volume / "written").exists():
                 break
-            await __import__("asyncio").sleep(0.05)
+            await asyncio.sleep(0.05)
         assert sorted(mount_points_under(sandbox)) == [str(sandbox / "deep/dir"), str(sandbox / "ro")]
         assert (sandbox / "stdout").read_text() == "seed\nrefused\n"
         assert (volume / "written").read_text() == "rw\n"

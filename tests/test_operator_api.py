@@ -204,7 +204,6 @@ async def test_files_are_listed_read_and_downloaded(running: Running, tmp_path: 
 
 async def test_write_calls_of_later_work_answer_501_naming_the_feature(running: Running) -> None:
     for body, feature in (
-        ({"type": "CREATE_VOLUMES", "create_volumes": {"agent_id": {"value": "a"}, "volumes": []}}, "volumes"),
         ({"type": "START_MAINTENANCE", "start_maintenance": {"machines": []}}, "maintenance"),
         ({"type": "DRAIN_AGENT", "drain_agent": {"agent_id": {"value": "a"}}}, "draining"),
     ):

@@ -30,8 +30,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from mezzo.agent import launch as launching
+from mezzo.agent import volumes as volume_dirs
 from mezzo.agent.auth import AgentSecurity
-from mezzo.agent.checkpoint import Checkpointer
+from mezzo.agent.checkpoint import Checkpointer, read_checkpointed_resources
 from mezzo.agent.container_support import rlimits_of
 from mezzo.agent.containerizer import (
     Containerizer,
@@ -49,6 +50,7 @@ from mezzo.agent.events import (
 )
 from mezzo.agent.fetcher import Fetcher, FetchError
 from mezzo.agent.flags import AgentFlags
+from mezzo.agent.operations import ResourcesCheckpoint
 from mezzo.agent.outbox import CheckpointRecord, ContainerLaunch
 from mezzo.agent.sandbox_gc import SandboxCollector
 from mezzo.agent.state import ExecutorPhase, Framework
@@ -384,6 +386,14 @@ class Agent:
         self.send_call(call)
 
     def checkpoint(self, record: CheckpointRecord) -> None:
+        if isinstance(record, ResourcesCheckpoint):
+            # Volume directories follow the checkpointed resources (created before they
+            # are checkpointed, as Mesos); what was checkpointed last is on disk.
+            before = Resources.from_wire(read_checkpointed_resources(self.flags.work_dir))
+            try:
+                volume_dirs.sync(self.flags.work_dir, before, Resources.from_wire(record.resources))
+            except OSError as e:
+                log.error("persistent volumes not synced with the checkpointed resources: %s", e)
         self.checkpointer.write(record)
 
     def recovery_complete(self) -> None:

@@ -83,7 +83,7 @@ VERSION = "1.11.0"
 # What this agent tells the master it supports (Mesos's agent capabilities): operation
 # feedback on its default resources needs the last two.
 CAPABILITIES = ("MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT",
-                "RESOURCE_PROVIDER", "AGENT_OPERATION_FEEDBACK")
+                "RESOURCE_PROVIDER", "RESIZE_VOLUME", "AGENT_OPERATION_FEEDBACK")
 
 
 class AgentCore(ExecutorHandlers):

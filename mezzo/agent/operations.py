@@ -37,7 +37,7 @@ from mezzo.api.internal import (
     AgentUpdateOperationStatus,
 )
 from mezzo.core.errors import ValidationError
-from mezzo.resources import DYNAMIC, ResourceKey, Resources
+from mezzo.resources import Resources
 from mezzo.resources import conversions as conv
 
 __all__ = ["AgentOperations", "OperationCheckpoint", "RemoveOperationCheckpoint", "ResourcesCheckpoint"]
@@ -62,8 +62,7 @@ class RemoveOperationCheckpoint:
     uuid: bytes
 
 
-def _checkpointable(key: ResourceKey) -> bool:
-    return (bool(key.reservations) and key.reservations[-1].type == DYNAMIC) or key.disk is not None
+_checkpointable = conv.needs_checkpointing
 
 
 @dataclass

@@ -30,6 +30,7 @@ from mezzo.api.common import (
     Offer,
     Operation,
     Resource,
+    Scalar,
     Task,
     TaskState,
     TaskStatus,
@@ -263,6 +264,32 @@ class UnreserveResources(Message):
     resources: list[Resource] = []
 
 
+class CreateVolumes(Message):
+    """CREATE_VOLUMES: persistent volumes on reserved disk of an agent."""
+
+    agent_id: AgentID
+    volumes: list[Resource] = []
+
+
+class DestroyVolumes(Message):
+    agent_id: AgentID
+    volumes: list[Resource] = []
+
+
+class GrowVolume(Message):
+    """GROW_VOLUME (`agent_id` is required while volumes live on agents' default disks)."""
+
+    agent_id: AgentID | None = None
+    volume: Resource
+    addition: Resource
+
+
+class ShrinkVolume(Message):
+    agent_id: AgentID | None = None
+    volume: Resource
+    subtract: Scalar
+
+
 class Call(Message):
     type: CallType | None = None
     get_metrics: GetMetrics | None = None
@@ -274,11 +301,11 @@ class Call(Message):
     read_file: ReadFile | None = None
     reserve_resources: ReserveResources | None = None
     unreserve_resources: UnreserveResources | None = None
+    create_volumes: CreateVolumes | None = None
+    destroy_volumes: DestroyVolumes | None = None
+    grow_volume: GrowVolume | None = None
+    shrink_volume: ShrinkVolume | None = None
     # Not served yet; kept as parsed JSON so the server can log or forward them.
-    create_volumes: dict[str, Any] | None = None
-    destroy_volumes: dict[str, Any] | None = None
-    grow_volume: dict[str, Any] | None = None
-    shrink_volume: dict[str, Any] | None = None
     update_maintenance_schedule: dict[str, Any] | None = None
     start_maintenance: dict[str, Any] | None = None
     stop_maintenance: dict[str, Any] | None = None

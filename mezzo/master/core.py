@@ -25,15 +25,15 @@ from mezzo.master import views
 from mezzo.master.agents import AgentCalls
 from mezzo.master.frameworks import FrameworkCalls
 from mezzo.master.offers import OfferCalls
-from mezzo.master.operations import OperationCalls
 from mezzo.master.operator_calls import OperatorCalls
 from mezzo.master.records import FrameworkRecord
 from mezzo.master.tasks import TaskCalls
+from mezzo.master.volumes import VolumeCalls
 
 __all__ = ["CallRefused", "Master"]
 
 
-class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls, OperatorCalls, OperationCalls):
+class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls, OperatorCalls, VolumeCalls):
     # ------------------------------------------------------------------ scheduler calls
 
     def lookup_framework(self, call: Call, stream_id: str | None) -> FrameworkRecord:

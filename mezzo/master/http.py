@@ -60,6 +60,8 @@ OPERATOR_DECISIONS = frozenset({
     op.CallType.UPDATE_WEIGHTS, op.CallType.TEARDOWN, op.CallType.MARK_AGENT_GONE,
     op.CallType.UPDATE_QUOTA, op.CallType.SET_QUOTA, op.CallType.REMOVE_QUOTA,
     op.CallType.RESERVE_RESOURCES, op.CallType.UNRESERVE_RESOURCES,
+    op.CallType.CREATE_VOLUMES, op.CallType.DESTROY_VOLUMES, op.CallType.GROW_VOLUME,
+    op.CallType.SHRINK_VOLUME,
 })
 SERVED_BY_ANY_MASTER = frozenset(
     prefix + path
@@ -505,12 +507,39 @@ class MasterServer:
                 except CallRefused as refused:
                     return text_response(refused.status, refused.message)
                 return web.Response(status=202)
+            case t.CREATE_VOLUMES | t.DESTROY_VOLUMES | t.GROW_VOLUME | t.SHRINK_VOLUME:
+                # As Mesos: 202 once applied to the master's view and sent to the agent.
+                try:
+                    self._volume_call(call, principal)
+                except CallRefused as refused:
+                    return text_response(refused.status, refused.message)
+                return web.Response(status=202)
             case t.GET_OPERATIONS:
                 resp = op.Response(type=t.GET_OPERATIONS, get_operations=op.GetOperations(
                     operations=[record.to_wire() for record in self.master.get_operations()]))
             case _:
                 return self.operator_api.call(call)
         return json_response(encode(resp))
+
+    def _volume_call(self, call: op.Call, principal: str | None) -> None:
+        """CREATE_VOLUMES, DESTROY_VOLUMES, GROW_VOLUME, SHRINK_VOLUME (CallRefused)."""
+        master = self.master
+        if call.create_volumes is not None:
+            c = call.create_volumes
+            master.create_volumes(c.agent_id.value, c.volumes, principal)
+        elif call.destroy_volumes is not None:
+            d = call.destroy_volumes
+            master.destroy_volumes(d.agent_id.value, d.volumes, principal)
+        elif call.grow_volume is not None:
+            g = call.grow_volume
+            if g.agent_id is None:
+                raise CallRefused(400, "Expecting 'agent_id' to be present")
+            master.grow_volume(g.agent_id.value, g.volume, g.addition, principal)
+        elif call.shrink_volume is not None:
+            s = call.shrink_volume
+            if s.agent_id is None:
+                raise CallRefused(400, "Expecting 'agent_id' to be present")
+            master.shrink_volume(s.agent_id.value, s.volume, s.subtract, principal)
 
     def _operator_decision(self, call: op.Call) -> None:
         """The operator calls the core decides (it raises CallRefused to refuse them)."""

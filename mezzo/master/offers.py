@@ -59,7 +59,10 @@ from mezzo.resources import Resources
 _LAUNCHES = (OfferOperationType.LAUNCH, OfferOperationType.LAUNCH_GROUP)
 # Operations on agent default resources (`mezzo.master.operations`); the volume operations
 # join when they are built.
-_OPERATIONS = frozenset({OfferOperationType.RESERVE, OfferOperationType.UNRESERVE})
+_OPERATIONS = frozenset({
+    OfferOperationType.RESERVE, OfferOperationType.UNRESERVE, OfferOperationType.CREATE,
+    OfferOperationType.DESTROY, OfferOperationType.GROW_VOLUME, OfferOperationType.SHRINK_VOLUME,
+})
 _BAD_ID = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
@@ -209,12 +212,12 @@ class OfferCalls(MasterBase):
             if op.type not in _LAUNCHES and op.type not in _OPERATIONS:
                 raise ValidationError(
                     f"Offer operation {op.type} is not supported by this master yet "
-                    "(only LAUNCH, LAUNCH_GROUP, RESERVE and UNRESERVE)"
+                    "(only LAUNCH, LAUNCH_GROUP, RESERVE, UNRESERVE, CREATE, DESTROY, "
+                    "GROW_VOLUME and SHRINK_VOLUME)"
                 )
-            if op.type == OfferOperationType.RESERVE and op.reserve is None:
-                raise ValidationError("Expecting 'reserve' to be present")
-            if op.type == OfferOperationType.UNRESERVE and op.unreserve is None:
-                raise ValidationError("Expecting 'unreserve' to be present")
+            payload = str(op.type).lower()
+            if op.type in _OPERATIONS and getattr(op, payload) is None:
+                raise ValidationError(f"Expecting '{payload}' to be present")
             if op.type == OfferOperationType.LAUNCH and op.launch is None:
                 raise ValidationError("Expecting 'launch' to be present")
             if op.type == OfferOperationType.LAUNCH_GROUP and op.launch_group is None:

@@ -29,6 +29,7 @@ code's (`volume_conversions`, which this module refuses until it exists).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import msgspec
 
@@ -38,6 +39,9 @@ from mezzo.api.common import (
     UUID,
     AgentID,
     AllocationInfo,
+    Create,
+    Destroy,
+    GrowVolume,
     OfferOperation,
     OfferOperationType,
     OperationID,
@@ -45,6 +49,7 @@ from mezzo.api.common import (
     OperationStatus,
     Reserve,
     Resource,
+    ShrinkVolume,
     Unreserve,
 )
 from mezzo.api.internal import (
@@ -65,13 +70,20 @@ from mezzo.api.scheduler import (
 from mezzo.core.errors import CallRefused, ValidationError
 from mezzo.master.base import MasterBase, log
 from mezzo.master.records import AgentRecord, FrameworkRecord, OperationRecord
-from mezzo.resources import DYNAMIC, ResourceKey, Resources
+from mezzo.resources import DYNAMIC, Resources
 from mezzo.resources import conversions as conv
 from mezzo.resources.conversions import Conversion, ConversionError
 
+# Applied at once to the master's view (GROW_VOLUME/SHRINK_VOLUME too here: see volumes.py).
 SPECULATIVE = frozenset({
     OfferOperationType.RESERVE, OfferOperationType.UNRESERVE,
     OfferOperationType.CREATE, OfferOperationType.DESTROY,
+    OfferOperationType.GROW_VOLUME, OfferOperationType.SHRINK_VOLUME,
+})
+# Operator errors that name the agent (Mesos's http.cpp); DESTROY's does not.
+_ON_AGENT = frozenset({
+    OfferOperationType.RESERVE, OfferOperationType.CREATE,
+    OfferOperationType.GROW_VOLUME, OfferOperationType.SHRINK_VOLUME,
 })
 # What an agent must advertise for feedback on operations on its default resources.
 FEEDBACK_CAPABILITIES = ("AGENT_OPERATION_FEEDBACK", "RESOURCE_PROVIDER")
@@ -93,6 +105,31 @@ def describe_agent(agent: AgentRecord) -> str:
 
 def _json(resource: object) -> str:
     return json.dumps(to_builtins(resource), separators=(",", ":"), sort_keys=True)
+
+
+def map_resources(
+    operation: OfferOperation, fn: Callable[[list[Resource]], list[Resource]]
+) -> OfferOperation:
+    """The operation with `fn` applied to each list of resources it carries."""
+    replace = msgspec.structs.replace
+    if operation.reserve is not None:
+        return replace(operation, reserve=Reserve(
+            source=fn(operation.reserve.source), resources=fn(operation.reserve.resources)))
+    if operation.unreserve is not None:
+        return replace(operation, unreserve=Unreserve(resources=fn(operation.unreserve.resources)))
+    if operation.create is not None:
+        return replace(operation, create=Create(volumes=fn(operation.create.volumes)))
+    if operation.destroy is not None:
+        return replace(operation, destroy=Destroy(volumes=fn(operation.destroy.volumes)))
+    if operation.grow_volume is not None:
+        grow = operation.grow_volume
+        return replace(operation, grow_volume=GrowVolume(
+            volume=fn([grow.volume])[0], addition=fn([grow.addition])[0]))
+    if operation.shrink_volume is not None:
+        shrink = operation.shrink_volume
+        return replace(operation, shrink_volume=ShrinkVolume(
+            volume=fn([shrink.volume])[0], subtract=shrink.subtract))
+    return operation
 
 
 class OperationCalls(MasterBase):
@@ -299,13 +336,7 @@ class OperationCalls(MasterBase):
                     else msgspec.structs.replace(r, allocation_info=AllocationInfo(role=role))
                     for r in resources]
 
-        if operation.reserve is not None:
-            return msgspec.structs.replace(operation, reserve=Reserve(
-                source=operation.reserve.source, resources=inject(operation.reserve.resources)))
-        if operation.unreserve is not None:
-            return msgspec.structs.replace(operation, unreserve=Unreserve(
-                resources=inject(operation.unreserve.resources)))
-        return operation
+        return map_resources(operation, inject)
 
     def drop_operation(
         self, framework: FrameworkRecord, operation: OfferOperation, message: str
@@ -341,7 +372,7 @@ class OperationCalls(MasterBase):
             if exc.status == 403:
                 raise CallRefused(403, f"Forbidden: {exc.message}") from None
             prefix = (f"Invalid {operation.type} operation on agent {describe_agent(agent)}: "
-                      if operation.type == OfferOperationType.RESERVE
+                      if operation.type in _ON_AGENT
                       else f"Invalid {operation.type} operation: ")
             message = exc.message.removesuffix(f"; on agent {describe_agent(agent)}")
             raise CallRefused(400, prefix + message) from None
@@ -426,9 +457,7 @@ class OperationCalls(MasterBase):
     def _checkpointed_after(checkpointed: Resources, plain: list[Conversion]) -> Resources:
         """The checkpointed resources after the conversions: what is consumed leaves, what is
         converted into a dynamic reservation or a volume joins."""
-        def kept(key: ResourceKey) -> bool:
-            return (bool(key.reservations) and key.reservations[-1].type == DYNAMIC) \
-                or key.disk is not None
+        kept = conv.needs_checkpointing
 
         for c in plain:
             checkpointed = checkpointed - c.consumed.filter(kept) + c.converted.filter(kept)
@@ -437,15 +466,10 @@ class OperationCalls(MasterBase):
     @staticmethod
     def _stripped_info(operation: OfferOperation, plain: list[Conversion]) -> OfferOperation:
         """The operation as the agent applies it: resources without allocation info."""
-        if operation.reserve is not None:
-            source = Resources.from_wire(operation.reserve.source).unallocate()
-            target = Resources.from_wire(operation.reserve.resources).unallocate()
-            return msgspec.structs.replace(operation, reserve=Reserve(
-                source=source.to_wire(), resources=target.to_wire()))
-        if operation.unreserve is not None:
-            target = Resources.from_wire(operation.unreserve.resources).unallocate()
-            return msgspec.structs.replace(operation, unreserve=Unreserve(resources=target.to_wire()))
-        return operation
+        def strip(resources: list[Resource]) -> list[Resource]:
+            return [msgspec.structs.replace(r, allocation_info=None) for r in resources]
+
+        return map_resources(operation, strip)
 
     def _add_operation(self, record: OperationRecord) -> None:
         agent = self.agents.get(record.agent_id)

@@ -3,8 +3,8 @@ logging levels, files, operations, and the clear 501 of calls that belong to lat
 
 `OperatorApi.call` answers GET_LOGGING_LEVEL, SET_LOGGING_LEVEL (with its duration),
 LIST_FILES, READ_FILE (the master's attached files: `/master/log` with `--log_dir`); every
-write call of volumes, maintenance and agent draining answers 501 naming the feature
-(reservations and GET_OPERATIONS are answered by the master's shell from the core). It also serves `/files/*` and `/logging/toggle`.
+write call of maintenance and agent draining answers 501 naming the feature (reservations,
+volumes and GET_OPERATIONS are answered by the master's shell from the core). It also serves `/files/*` and `/logging/toggle`.
 
 The event stream (`POST /api/v1 {"type":"SUBSCRIBE"}`) is transport only: the subscribers, the events and their heartbeats are the core's
 (`mezzo.master.events`, reached through `Master.operator_subscribe`); this module opens the
@@ -45,8 +45,6 @@ MASTER_LOG_FILE = "mezzo-master.INFO"
 _T = op.CallType
 # Calls of features this master does not have yet, and the feature each belongs to.
 NOT_YET = {
-    **dict.fromkeys((_T.CREATE_VOLUMES, _T.DESTROY_VOLUMES, _T.GROW_VOLUME, _T.SHRINK_VOLUME),
-                    "persistent volumes"),
     **dict.fromkeys((_T.GET_MAINTENANCE_STATUS, _T.GET_MAINTENANCE_SCHEDULE,
                      _T.UPDATE_MAINTENANCE_SCHEDULE, _T.START_MAINTENANCE, _T.STOP_MAINTENANCE),
                     "maintenance"),

@@ -3,8 +3,8 @@
 
 A `Conversion` consumes some resources and produces others of the same quantities: RESERVE
 pushes one reservation onto the stack of what it consumes (a refinement when the stack was not
-empty: `eng` -> `eng/backend`), UNRESERVE pops the top one. Persistent volumes (CREATE/DESTROY)
-are conversions too; their builders live with the volume code and use the same `apply`.
+empty: `eng` -> `eng/backend`), UNRESERVE pops the top one. Persistent volumes (CREATE,
+DESTROY, GROW_VOLUME, SHRINK_VOLUME) are conversions too, built by `mezzo.resources.volumes`.
 
 `apply(resources, conversions)` is all or nothing: each conversion in turn must find what it
 consumes (`ConversionError("<resources> does not contain <consumed>")`, Mesos's words), so a
@@ -16,10 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-import msgspec
-
 from mezzo.api import common as api
 from mezzo.core.errors import ValidationError
+from mezzo.resources.disk import DiskKey, as_disk_key
 from mezzo.resources.keys import DYNAMIC, ResourceItem, ResourceKey
 from mezzo.resources.resources import Resources
 
@@ -61,14 +60,29 @@ def unreserve(resources: Resources) -> list[Conversion]:
 
 
 def of_operation(operation: api.OfferOperation) -> list[Conversion]:
-    """The conversions of a RESERVE or UNRESERVE operation, its resources validated and
-    without allocation info (as the agent and the agent's total hold them)."""
+    """The conversions of a RESERVE, UNRESERVE, CREATE, DESTROY, GROW_VOLUME or
+    SHRINK_VOLUME operation, its resources validated and without allocation info (as the agent
+    and the agent's total hold them)."""
+    from mezzo.resources import volumes
+
     match operation.type:
         case api.OfferOperationType.RESERVE if operation.reserve is not None:
             source = Resources.from_wire(operation.reserve.source).unallocate()
             return reserve(Resources.from_wire(operation.reserve.resources).unallocate(), source)
         case api.OfferOperationType.UNRESERVE if operation.unreserve is not None:
             return unreserve(Resources.from_wire(operation.unreserve.resources).unallocate())
+        case api.OfferOperationType.CREATE if operation.create is not None:
+            return volumes.create(Resources.from_wire(operation.create.volumes).unallocate())
+        case api.OfferOperationType.DESTROY if operation.destroy is not None:
+            return volumes.destroy(Resources.from_wire(operation.destroy.volumes).unallocate())
+        case api.OfferOperationType.GROW_VOLUME if operation.grow_volume is not None:
+            grow = operation.grow_volume
+            return volumes.grow(Resources.from_wire([grow.volume]).unallocate(),
+                                Resources.from_wire([grow.addition]).unallocate())
+        case api.OfferOperationType.SHRINK_VOLUME if operation.shrink_volume is not None:
+            shrink = operation.shrink_volume
+            return volumes.shrink(Resources.from_wire([shrink.volume]).unallocate(),
+                                  volumes.scalar_fixed(shrink.subtract.value))
     raise ConversionError(f"Operation {operation.type} is not supported on agent default resources")
 
 
@@ -82,8 +96,12 @@ def consumed(conversions: Sequence[Conversion]) -> Resources:
 # --------------------------------------------------------------------------- checkpointed
 
 
-_DISK_DECODER = msgspec.json.Decoder(api.DiskInfo)
-_DISK_ENCODER = msgspec.json.Encoder()
+def needs_checkpointing(key: ResourceKey) -> bool:
+    """Mesos's `needCheckpointing`: dynamically reserved resources and persistent volumes."""
+    if key.reservations and key.reservations[-1].type == DYNAMIC:
+        return True
+    disk = as_disk_key(key.disk)
+    return disk is not None and disk.persistence_id is not None
 
 
 def _stripped_key(key: ResourceKey) -> ResourceKey:
@@ -92,12 +110,11 @@ def _stripped_key(key: ResourceKey) -> ResourceKey:
     stack = key.reservations
     while stack and stack[-1].type == DYNAMIC:
         stack = stack[:-1]
-    disk = key.disk
+    disk = as_disk_key(key.disk)
     if disk is not None:
-        info = _DISK_DECODER.decode(disk)
+        info = disk.info()
         if info.persistence is not None or info.volume is not None:
-            info = api.DiskInfo(source=info.source)
-            disk = None if info.source is None else _DISK_ENCODER.encode(info)
+            disk = None if info.source is None else DiskKey(api.DiskInfo(source=info.source))
     return key._replace(reservations=stack, disk=disk, shared=False, allocation_role=None)
 
 

@@ -23,11 +23,13 @@ import os.path
 from collections.abc import Iterable
 
 from mezzo.api import common as api
+from mezzo.resources import values
+from mezzo.resources.conversions import Conversion
 from mezzo.resources.disk import MOUNT, DiskKey, as_disk_key, source_root
 from mezzo.resources.keys import ResourceItem, ResourceKey
 from mezzo.resources.resources import Resources
 
-Conversions = list[tuple[Resources, Resources]]
+Conversions = list[Conversion]
 
 _NAME_MAX = 255
 
@@ -72,27 +74,34 @@ def strip(resources: Resources) -> Resources:
 
 
 def create(volumes: Resources) -> Conversions:
-    return [(strip(one), one) for one in _each(volumes)]
+    return [Conversion(strip(one), one) for one in _each(volumes)]
 
 
 def destroy(volumes: Resources) -> Conversions:
-    return [(one, strip(one)) for one in _each(volumes)]
+    return [Conversion(one, strip(one)) for one in _each(volumes)]
 
 
 def grow(volume: Resources, addition: Resources) -> Conversions:
     """`volume` (one volume) grown by `addition` (scalar disk)."""
     (item,) = list(volume)
-    extra = sum(int(it.value) for it in addition if type(it.value) is int)
-    grown = Resources([ResourceItem(item.key, int(item.value) + extra)])
-    return [(volume + addition, grown)]
+    extra = sum(it.value for it in addition if isinstance(it.value, int))
+    size = item.value if isinstance(item.value, int) else 0
+    grown = Resources([ResourceItem(item.key, size + extra)])
+    return [Conversion(volume + addition, grown)]
 
 
 def shrink(volume: Resources, subtract: int) -> Conversions:
     """`volume` (one volume) shrunk by `subtract` thousandths; the rest is freed disk."""
     (item,) = list(volume)
-    shrunk = ResourceItem(item.key, int(item.value) - subtract)
+    size = item.value if isinstance(item.value, int) else 0
+    shrunk = ResourceItem(item.key, size - subtract)
     freed = ResourceItem(stripped_key(item.key), subtract)
-    return [(volume, Resources([shrunk]) + Resources([freed]))]
+    return [Conversion(volume, Resources([shrunk]) + Resources([freed]))]
+
+
+def scalar_fixed(value: float) -> int:
+    """A wire scalar in thousandths (ValidationError if it is not a usable amount)."""
+    return values.scalar_to_fixed(value)
 
 
 def _each(resources: Resources) -> Iterable[Resources]:

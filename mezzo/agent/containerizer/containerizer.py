@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from mezzo.agent.containerizer.detect import IsolationOptions, create_isolators
 from mezzo.agent.containerizer.isolator import Isolator
+from mezzo.agent.containerizer.isolators.filesystem import PosixFilesystemIsolator
 from mezzo.agent.containerizer.launcher import Child, Launcher, kill_session, kill_sessions
 from mezzo.agent.containerizer.logger import ContainerLogger
 from mezzo.agent.containerizer.records import (
@@ -40,7 +41,6 @@ from mezzo.agent.containerizer.records import (
     Termination,
     VolumeMount,
 )
-from mezzo.agent.containerizer.isolators.filesystem import PosixFilesystemIsolator
 from mezzo.core.errors import NotFoundError
 
 log = logging.getLogger(__name__)

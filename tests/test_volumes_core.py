@@ -1,0 +1,208 @@
+"""Persistent volumes in the master core, on a FakeClock (issue 14 §3): CREATE / DESTROY /
+GROW_VOLUME / SHRINK_VOLUME from frameworks and operators on reserved disk, the volume offered
+back to its role, Mesos's errors for bad input with nothing half-applied, ACLs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mezzo.api.codec import convert, to_builtins
+from mezzo.api.common import Resource, Scalar, TaskInfo
+from mezzo.master.core import CallRefused
+from mezzo.resources import Resources
+from mezzo.testing.master_cluster import (
+    MasterCluster,
+    ScriptedAgent,
+    ScriptedScheduler,
+    framework_info,
+)
+
+CAPS = ["AGENT_OPERATION_FEEDBACK", "RESOURCE_PROVIDER", "HIERARCHICAL_ROLE",
+        "RESERVATION_REFINEMENT", "RESIZE_VOLUME"]
+
+
+def volume(vid: str = "data", size: float = 64, role: str = "eng", *, principal: str | None = "alice",
+           path: str = "data", mode: str = "RW", allocated: str | None = None,
+           shared: bool = False, reservation: str = "STATIC") -> dict[str, Any]:
+    persistence: dict[str, Any] = {"id": vid}
+    if principal:
+        persistence["principal"] = principal
+    r: dict[str, Any] = {
+        "name": "disk", "type": "SCALAR", "scalar": {"value": size},
+        "reservations": [{"type": reservation, "role": role}],
+        "disk": {"persistence": persistence, "volume": {"container_path": path, "mode": mode}}}
+    if allocated:
+        r["allocation_info"] = {"role": allocated}
+    if shared:
+        r["shared"] = {}
+    return r
+
+
+def wire(*resources: dict[str, Any]) -> list[Resource]:
+    return [convert(r, Resource) for r in resources]
+
+
+def setup(resources: str = "cpus:2;mem:256;disk(eng):100;disk:50", principal: str | None = "alice",
+          capabilities: tuple[str, ...] = ()
+          ) -> tuple[MasterCluster, ScriptedAgent, ScriptedScheduler]:
+    c = MasterCluster()
+    agent = c.add_agent(resources)
+    agent.stream.events.clear()
+    agent.subscribe(capabilities=CAPS)
+    agent.next_event("SUBSCRIBED")
+    s = c.add_scheduler(framework_info(
+        capabilities=["MULTI_ROLE", "RESERVATION_REFINEMENT", *capabilities], roles=["eng"],
+        principal=principal))
+    return c, agent, s
+
+
+def offer(c: MasterCluster, s: ScriptedScheduler) -> Any:
+    c.allocate()
+    return s.next_event("OFFERS").offers.offers[0]
+
+
+def accept(s: ScriptedScheduler, o: Any, *ops: dict[str, Any]) -> int:
+    return s.call("ACCEPT", {"offer_ids": [to_builtins(o.id)], "operations": list(ops),
+                             "filters": {"refuse_seconds": 0}})
+
+
+def create_op(*volumes: dict[str, Any], op_id: str = "c1") -> dict[str, Any]:
+    return {"type": "CREATE", "id": {"value": op_id}, "create": {"volumes": list(volumes)}}
+
+
+def destroy_op(*volumes: dict[str, Any], op_id: str = "d1") -> dict[str, Any]:
+    return {"type": "DESTROY", "id": {"value": op_id}, "destroy": {"volumes": list(volumes)}}
+
+
+def volumes_in(o: Any) -> Resources:
+    return Resources.from_wire(o.resources).unallocate().persistent_volumes()
+
+
+def where(c: MasterCluster, agent: ScriptedAgent) -> str:
+    a = c.master.agents[agent.agent_id]
+    return f"; on agent {a.id} at {a.pid} ({a.hostname})"
+
+
+def test_framework_create_offers_the_volume_back_and_a_task_uses_it() -> None:
+    c, agent, s = setup()
+    o = offer(c, s)
+    assert accept(s, o, create_op(volume(allocated="eng"))) == 202
+    apply = agent.next_event("APPLY_OPERATION").apply_operation
+    assert apply.operation_info.type == "CREATE"
+    assert apply.operation_info.create.volumes[0].allocation_info is None
+    a = c.master.agents[agent.agent_id]
+    assert a.checkpointed == Resources.from_wire(wire(volume()))
+    # The whole 100 of reserved disk minus the 64 of the volume stays reserved disk.
+    assert a.total.reserved("eng").persistent_volumes().disk() == 64
+    assert a.total.reserved("eng").disk() == 100
+    o2 = offer(c, s)
+    assert volumes_in(o2) == Resources.from_wire(wire(volume()))
+    # A task names the volume with its own container path: the same resource (Mesos's
+    # DiskInfo equality ignores `volume`).
+    task = {"name": "t", "task_id": {"value": "t1"}, "agent_id": to_builtins(o2.agent_id),
+            "command": {"value": "true"},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                          volume(path="elsewhere", allocated="eng")]}
+    assert accept(s, o2, {"type": "LAUNCH", "launch": {"task_infos": [task]}}) == 202
+    run = agent.next_event("RUN_TASK").run_task.task
+    assert isinstance(run, TaskInfo)
+    assert run.resources[1].disk.volume.container_path == "elsewhere"
+    # In use: an operator cannot destroy it.
+    with pytest.raises(CallRefused) as refused:
+        c.master.destroy_volumes(agent.agent_id, wire(volume()), None)
+    assert refused.value.status == 400
+    assert refused.value.message == "Invalid DESTROY operation: Persistent volumes in use"
+    # Ended: destroyed, and the disk is plain reserved disk again.
+    agent.update("t1", "TASK_FINISHED", framework_id=s.framework_id)
+    c.master.destroy_volumes(agent.agent_id, wire(volume()), None)
+    apply = agent.next_event("APPLY_OPERATION").apply_operation
+    assert apply.operation_info.type == "DESTROY"
+    assert a.checkpointed.is_empty()
+    assert a.total.persistent_volumes().is_empty() and a.total.reserved("eng").disk() == 100
+
+
+@pytest.mark.parametrize(("vol", "message"), [
+    ({**volume(allocated="eng"), "reservations": []},
+     "Invalid resources: Invalid DiskInfo: Persistent volumes cannot be created from unreserved"
+     " resources"),
+    (volume(mode="RO", allocated="eng"), "Not a persistent volume: Read-only persistent volume"
+                                         " not supported"),
+    (volume(vid="a/b", allocated="eng"),
+     "Invalid resources: Invalid DiskInfo: Invalid persistence ID for persistent volume: 'a/b'"
+     " contains invalid characters"),
+    (volume(principal="bob", allocated="eng"),
+     "Create volume operation attempted by authenticated principal 'alice', which does not match"
+     " a volume in the operation with principal 'bob' set in 'disk.persistence'"),
+    (volume(shared=True, allocated="eng"),
+     "Create volume operation for 'disk(eng)(allocated: eng)[data:data]<SHARED>:64' has been"
+     " attempted by framework '{fid}' with no SHARED_RESOURCES capability"),
+])
+def test_framework_bad_create_is_dropped_with_mesos_message(vol: dict[str, Any], message: str) -> None:
+    c, agent, s = setup()
+    o = offer(c, s)
+    before = c.master.agents[agent.agent_id].total
+    assert accept(s, o, create_op(vol)) == 202
+    status = s.next_event("UPDATE_OPERATION_STATUS").update_operation_status.status
+    assert status.state == "OPERATION_ERROR"
+    assert status.message == message.format(fid=s.framework_id) + where(c, agent)
+    assert c.master.agents[agent.agent_id].total == before
+    assert c.master.agents[agent.agent_id].checkpointed.is_empty()
+    assert "APPLY_OPERATION" not in agent.types_pending()
+
+
+def test_duplicate_persistence_id_and_bigger_than_the_offer() -> None:
+    c, agent, s = setup()
+    c.master.create_volumes(agent.agent_id, wire(volume(size=10)), None)
+    o = offer(c, s)
+    accept(s, o, create_op(volume(size=20, path="x", allocated="eng")))
+    status = s.next_event("UPDATE_OPERATION_STATUS").update_operation_status.status
+    assert status.message == "Persistence ID 'data' is not unique" + where(c, agent)
+    o = offer(c, s)
+    accept(s, o, create_op(volume(vid="big", size=1000, allocated="eng")))
+    status = s.next_event("UPDATE_OPERATION_STATUS").update_operation_status.status
+    assert status.state == "OPERATION_ERROR" and "does not contain" in status.message
+    with pytest.raises(CallRefused) as refused:
+        c.master.create_volumes(agent.agent_id, wire(volume(size=5)), None)
+    assert refused.value.status == 400
+    assert refused.value.message == (
+        f"Invalid CREATE operation on agent {where(c, agent).removeprefix('; on agent ')}: Persistence ID 'data' is not"
+        " unique")
+
+
+def test_operator_create_rescinds_offers_and_conflicts_when_disk_is_short() -> None:
+    c, agent, s = setup()
+    o = offer(c, s)
+    c.master.create_volumes(agent.agent_id, wire(volume(size=64)), None)
+    assert s.next_event("RESCIND").rescind.offer_id == o.id
+    with pytest.raises(CallRefused) as refused:
+        c.master.create_volumes(agent.agent_id, wire(volume(vid="more", size=64)), None)
+    assert refused.value.status == 409
+    with pytest.raises(CallRefused) as refused:
+        c.master.destroy_volumes(agent.agent_id, wire(volume(vid="nope")), None)
+    assert refused.value.message == "Invalid DESTROY operation: Persistent volumes not found"
+    with pytest.raises(CallRefused) as refused:
+        c.master.create_volumes("no-such-agent", wire(volume()), None)
+    assert refused.value.message == "No agent found with specified ID"
+
+
+def test_grow_and_shrink() -> None:
+    c, agent, _s = setup()
+    c.master.create_volumes(agent.agent_id, wire(volume(size=64)), None)
+    add = {"name": "disk", "type": "SCALAR", "scalar": {"value": 16},
+           "reservations": [{"type": "STATIC", "role": "eng"}]}
+    c.master.grow_volume(agent.agent_id, wire(volume(size=64))[0], wire(add)[0], None)
+    a = c.master.agents[agent.agent_id]
+    assert a.total.persistent_volumes().disk() == 80 and a.total.reserved("eng").disk() == 100
+    c.master.shrink_volume(agent.agent_id, wire(volume(size=80))[0], Scalar(value=30), None)
+    assert a.checkpointed == Resources.from_wire(wire(volume(size=50)))
+    with pytest.raises(CallRefused) as refused:
+        c.master.shrink_volume(agent.agent_id, wire(volume(size=50))[0], Scalar(value=50), None)
+    assert refused.value.message.endswith(
+        "Value of 'ShrinkVolume.subtract' must be smaller than the size of 'ShrinkVolume.volume'")
+    big = {**add, "scalar": {"value": 51}}  # 50 of reserved disk is left
+    with pytest.raises(CallRefused) as refused:
+        c.master.grow_volume(agent.agent_id, wire(volume(size=50))[0], wire(big)[0], None)
+    assert refused.value.status == 409
+    assert a.checkpointed == Resources.from_wire(wire(volume(size=50)))
