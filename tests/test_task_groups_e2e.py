@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from mezzo.scheduler import (
     split,
 )
 from mezzo.testing.agent_harness import (
+    MEZZO,
     MiniScheduler,
     ProcessCluster,
     command_task,
@@ -69,6 +71,13 @@ async def test_two_tasks_of_a_group_both_finish(cluster: ProcessCluster, tmp_pat
         containers = {u["task_id"]["value"]: u["container_status"]["container_id"]["value"]
                       for u in updates}
         assert containers["web"] != containers["side"]
+        # `mezzo logs` reads a group task's own sandbox (through the agent's files API).
+        logs = subprocess.run(
+            [*MEZZO, "logs", "--master", cluster.master.address, "side"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert logs.returncode == 0, logs.stderr
+        assert logs.stdout.startswith("side\n") and logs.stdout.endswith("/tasks/side\n")
     [run] = sandboxes(tmp_path, "pod")
     assert (run / "tasks" / "web" / "stdout").read_text() == f"web in {run}/tasks/web\n"
     assert (run / "tasks" / "side" / "stdout").read_text() == f"side\n{run}/tasks/side\n"

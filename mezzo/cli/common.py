@@ -239,7 +239,8 @@ def find_task(state: dict[str, Any], task_id: str) -> dict[str, Any]:
 
 
 def sandbox_directory(agent_state: dict[str, Any], task_id: str, executor_id: str = "") -> str:
-    """The sandbox of the executor that ran `task_id`, from an agent's `/state`."""
+    """The sandbox of `task_id`, from an agent's `/state`: its executor's, or for a task of a
+    group in the default executor, `<executor sandbox>/tasks/<task_id>`."""
     frameworks = agent_state.get("frameworks", []) + agent_state.get("completed_frameworks", [])
     for fw in frameworks:
         for ex in fw.get("executors", []) + fw.get("completed_executors", []):
@@ -248,6 +249,9 @@ def sandbox_directory(agent_state: dict[str, Any], task_id: str, executor_id: st
                 ids.update(t.get("id") for t in ex.get(key, []))
             # Command executors take the task's id as their own.
             if (task_id in ids or (executor_id and executor_id in ids)) and ex.get("directory"):
+                if ex.get("type") == "DEFAULT" and ex.get("id") != task_id:
+                    # A task of a group: its nested container's sandbox (as Mesos's web UI).
+                    return f"{ex['directory']}/tasks/{task_id}"
                 return str(ex["directory"])
     raise CliError(f"the agent has no sandbox for task {task_id!r}")
 

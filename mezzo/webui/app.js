@@ -454,7 +454,11 @@ async function findSandbox(task) {
     if (fw.id !== task.framework_id.value) continue;
     for (const ex of [...(fw.executors || []), ...(fw.completed_executors || [])]) {
       const ids = [...(ex.tasks || []), ...(ex.queued_tasks || []), ...(ex.completed_tasks || [])].map((x) => x.id);
-      if (ids.includes(task.task_id.value) || ex.id === task.task_id.value) return ex.directory;
+      if (ids.includes(task.task_id.value) || ex.id === task.task_id.value) {
+        // A task of a group in the default executor: its nested container's sandbox.
+        if (ex.type === "DEFAULT" && ex.id !== task.task_id.value) return `${ex.directory}/tasks/${task.task_id.value}`;
+        return ex.directory;
+      }
     }
   }
   throw new Error("the agent does not know this task's sandbox (yet)");
