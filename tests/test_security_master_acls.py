@@ -231,3 +231,115 @@ async def test_access_mesos_logs(master: Secured) -> None:
     for call in (read, listing):
         status, text, _ = await m.request("POST", "/api/v1", OPS, body=call)
         assert status == 200, text
+
+
+# ---------------------------------------------------------------- the operator event stream
+
+VIEW_ACLS = {
+    "permissive": False,
+    "register_frameworks": [{"principals": ANY, "roles": ANY}],
+    "register_agents": [{"principals": some("agent"), "agents": ANY}],
+    "run_tasks": [{"principals": ANY, "users": ANY}],
+    "view_frameworks": [{"principals": some("alice"), "users": ANY},
+                        {"principals": some("bob"), "users": some("bob")}],
+    "view_tasks": [{"principals": some("alice"), "users": ANY},
+                   {"principals": some("bob"), "users": some("bob")}],
+    "view_executors": [{"principals": some("alice"), "users": ANY}],
+}
+
+
+class EventStream:
+    """An operator SUBSCRIBE stream read in the background."""
+
+    def __init__(self, m: Secured, headers: dict[str, str]) -> None:
+        self.m, self.headers = m, headers
+        self.events: list[dict[str, Any]] = []
+
+    async def __aenter__(self) -> EventStream:
+        self.resp = await self.m.session.post(
+            self.m.url + "/api/v1", data=b'{"type":"SUBSCRIBE"}',
+            headers={**JSON, **self.headers, "Accept": "application/json"})
+        assert self.resp.status == 200, await self.resp.text()
+        self.reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.reader.cancel()
+        self.resp.close()
+
+    async def _read(self) -> None:
+        buf = b""
+        while True:
+            buf += await self.resp.content.readany()
+            while b"\n" in buf:
+                length, rest = buf.split(b"\n", 1)
+                if len(rest) < int(length):
+                    break
+                self.events.append(json.loads(rest[: int(length)]))
+                buf = rest[int(length):]
+
+    async def wait_for(self, pred: Any) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + 15
+        while True:
+            for event in self.events:
+                if pred(event):
+                    return event
+            assert asyncio.get_running_loop().time() < deadline, self.events
+            await asyncio.sleep(0.02)
+
+
+def task_event(task_id: str, kind: str) -> Any:
+    def pred(event: dict[str, Any]) -> bool:
+        if event["type"] != kind:
+            return False
+        if kind == "TASK_ADDED":
+            return bool(event["task_added"]["task"]["task_id"]["value"] == task_id)
+        return bool(event["task_updated"]["status"]["task_id"]["value"] == task_id)
+    return pred
+
+
+async def test_operator_event_stream_is_filtered_per_principal(tmp_path: Path) -> None:
+    process, runner, url = await start_master(tmp_path, {**ALL_REALMS, "acls": json.dumps(VIEW_ACLS)})
+    try:
+        async with aiohttp.ClientSession() as session, \
+                aiohttp.ClientSession(headers=AGENT) as agent_session:
+            m = Secured(process, url, session)
+            async with m.session.post(m.url + "/api/v1", data=b'{"type":"SUBSCRIBE"}',
+                                      headers={**JSON, "Accept": "application/json"}) as r:
+                assert r.status == 401
+            agent = EmulatedAgent(url, hostname="a1", session=agent_session)
+            await asyncio.wait_for(agent.start(), 10)
+            try:
+                async with EventStream(m, OPS) as ops_events, EventStream(m, GUEST) as bob_events:
+                    async with Framework(m, OPS, "alice") as alice_fw, Framework(m, GUEST, "bob") as bob_fw:
+                        await alice_fw.launch([task("a-task")])
+                        await bob_fw.launch([task("b-task")])
+                        for stream in (ops_events, bob_events):
+                            await stream.wait_for(task_event("b-task", "TASK_UPDATED"))
+                        await ops_events.wait_for(task_event("a-task", "TASK_UPDATED"))
+                        await ops_events.wait_for(task_event("a-task", "TASK_ADDED"))
+                        # A late subscriber's SUBSCRIBED state is filtered too.
+                        async with EventStream(m, GUEST) as late:
+                            subscribed = await late.wait_for(lambda e: e["type"] == "SUBSCRIBED")
+                        state = subscribed["subscribed"]["get_state"]
+                        assert [f["framework_info"]["user"] for f in state["get_frameworks"]["frameworks"]] == ["bob"]
+                        assert [t["task_id"]["value"] for t in state["get_tasks"]["tasks"]] == ["b-task"]
+                        alice_id = alice_fw.framework_id
+                    await ops_events.wait_for(lambda e: e["type"] == "FRAMEWORK_REMOVED" and
+                                              e["framework_removed"]["framework_info"]["id"]["value"] == alice_id)
+                    # An event bob may see, published after alice's removal: once it arrived,
+                    # alice's removal would have too.
+                    async with Framework(m, GUEST, "bob") as marker:
+                        await bob_events.wait_for(
+                            lambda e: e["type"] == "FRAMEWORK_ADDED" and e["framework_added"]["framework"]
+                            ["framework_info"]["id"]["value"] == marker.framework_id)
+                    bob_seen = json.dumps(bob_events.events)
+                    assert "a-task" not in bob_seen and alice_id not in bob_seen, bob_seen
+                    assert any(e["type"] == "AGENT_ADDED" or e["type"] == "SUBSCRIBED"
+                               for e in bob_events.events)
+                    kinds = {e["type"] for e in bob_events.events}
+                    assert {"SUBSCRIBED", "FRAMEWORK_ADDED", "TASK_ADDED", "TASK_UPDATED"} <= kinds
+            finally:
+                await agent.stop()
+    finally:
+        await runner.cleanup()

@@ -23,7 +23,7 @@ authentication is off, which matches only ANY/NONE subjects in the ACLs). What i
 | get_endpoints | GET `/metrics/snapshot`, `/logging/toggle`, `/files/debug` | the path |
 | register_agents | the agent's SUBSCRIBE | (none) |
 | reserve_resources / unreserve_resources | RESERVE / UNRESERVE (ACCEPT, operator calls), decided in the core (`Master.authorize` is `allowed`) | the reservation role / the reserver principal |
-| view_frameworks / view_tasks / view_executors | `/master/state`, `/frameworks`, `/tasks`, GET_STATE, GET_FRAMEWORKS, GET_TASKS, GET_EXECUTORS (filtered) | the framework's / task's / executor's user |
+| view_frameworks / view_tasks / view_executors | `/master/state`, `/frameworks`, `/tasks`, GET_STATE, GET_FRAMEWORKS, GET_TASKS, GET_EXECUTORS, the operator event stream (SUBSCRIBE: its SUBSCRIBED state and every later event) (filtered) | the framework's / task's / executor's user |
 
 A refusal is `403 Forbidden` with a one-line message naming the principal and the action.
 """
@@ -157,6 +157,10 @@ class MasterAuthorization:
 
     def visible_roles(self, principal: str | None, roles: Mapping[str, Any]) -> dict[str, Any]:
         return {r: v for r, v in roles.items() if self.allowed("view_roles", principal, r)}
+
+    def viewer(self, principal: str | None) -> Callable[[str, str | None], bool]:
+        """What `principal` may view, for the operator event stream's filter."""
+        return lambda action, user: self.allowed(action, principal, user)
 
     def view(self, principal: str | None, master: Any) -> Any:
         """`master` itself, or a read-only stand-in whose frameworks, tasks and executors are

@@ -150,6 +150,7 @@ class MasterBase:
         # `recovered`); connected ones have a stream. Leave on TEARDOWN, failover timeout,
         # operator teardown -> `completed_frameworks`.
         self.frameworks: dict[str, FrameworkRecord] = {}
+        self.events.framework_user = self._framework_user
         # Per-framework timers (`mezzo.master.timers`): the next HEARTBEAT of each connected
         # framework, the failover deadline of each disconnected one.
         self.heartbeat_timers = DeadlineQueue()
@@ -200,6 +201,11 @@ class MasterBase:
         # Called with the new phase after each change (the shell releases the calls it held
         # during recovery on LEADING and closes every stream on FENCED).
         self.on_phase: Callable[[Phase], None] = lambda phase: None
+
+    def _framework_user(self, framework_id: str) -> str | None:
+        """A framework's user (operator events are filtered by it); None if unknown."""
+        framework = self.frameworks.get(framework_id) or self.completed_frameworks.get(framework_id)
+        return (framework.info.user or None) if framework is not None else None
 
     # ------------------------------------------------------------------ recovery
 

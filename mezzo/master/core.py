@@ -18,11 +18,14 @@ knows when to call `tick()` again.
 
 from __future__ import annotations
 
+from typing import Any
+
 from mezzo.api.internal import AgentCall, AgentCallType
 from mezzo.api.scheduler import Call, CallType
 from mezzo.core.errors import CallRefused, ValidationError
 from mezzo.master import views
 from mezzo.master.agents import AgentCalls
+from mezzo.master.events import Viewer
 from mezzo.master.frameworks import FrameworkCalls
 from mezzo.master.offers import OfferCalls
 from mezzo.master.operator_calls import OperatorCalls
@@ -151,9 +154,13 @@ class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls, OperatorCalls, V
 
     # ------------------------------------------------------------------ operator events
 
-    def operator_subscribe(self, stream: object) -> None:
-        """An operator SUBSCRIBE: SUBSCRIBED with the whole state, then the live events."""
-        self.events.subscribe(stream, views.get_state(self), self.now())
+    def operator_subscribe(self, stream: object, view: Any = None,
+                           viewer: Viewer | None = None) -> None:
+        """An operator SUBSCRIBE: SUBSCRIBED with the state, then the live events. With a
+        `viewer` (the authorizer bound to the subscriber's principal), both are filtered:
+        `view` is the master as that principal may view it (what GET_STATE shows it)."""
+        self.events.subscribe(stream, views.get_state(self if view is None else view),
+                              self.now(), viewer)
 
     def operator_unsubscribed(self, stream: object) -> None:
         """An operator event stream ended (the client went away, or it fell behind)."""

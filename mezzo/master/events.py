@@ -14,7 +14,14 @@
   resources are not carried by framework and agent events.
 
 Every event leaves through the core's `Outbox.send_operator(streams, event)` (one encoding
-for all subscribers, in the shell). Events are built only while someone subscribes, so a
+for all subscribers, in the shell).
+
+Filtered per subscriber (issue 15, as Mesos's `Subscribers::send`): a subscriber may come with
+a `Viewer`, `(action, user) -> bool`, the authorizer bound to its principal. It then gets
+TASK_ADDED / TASK_UPDATED only for tasks it may view (`view_tasks` on the task's user, else
+its framework's) and FRAMEWORK_ADDED / _UPDATED / _REMOVED only for frameworks it may view
+(`view_frameworks` on the framework's user); AGENT_* and HEARTBEAT go to everyone, and its
+SUBSCRIBED carries the state filtered the same way (the caller passes that state). Events are built only while someone subscribes, so a
 master nobody watches pays one truth test per change.
 
 When the core emits what (the handler families call these hooks):
@@ -31,6 +38,7 @@ When the core emits what (the handler families call these hooks):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
@@ -44,6 +52,9 @@ log = logging.getLogger("mezzo.master.events")
 DEFAULT_MAX_SUBSCRIBERS = 1000  # Mesos's --max_operator_event_stream_subscribers
 
 _HEARTBEAT = op.Event(type=op.EventType.HEARTBEAT)
+
+# May this subscriber see it? (ACL action, the object's user) -> bool.
+Viewer = Callable[[str, "str | None"], bool]
 
 
 class OperatorOutbox(Protocol):
@@ -69,6 +80,10 @@ class OperatorEvents:
         self.version = version
         # stream -> when its next HEARTBEAT is due; insertion order = oldest first.
         self.subscribers: dict[Any, float] = {}
+        # stream -> what it may view (only the filtered subscribers are here).
+        self.viewers: dict[Any, Viewer] = {}
+        # A framework's user, by id (set by the master core): task events are filtered by it.
+        self.framework_user: Callable[[str], str | None] = lambda framework_id: None
 
     # ------------------------------------------------------------------ subscribers
 
@@ -76,8 +91,10 @@ class OperatorEvents:
         """True while anyone subscribes (the hooks build nothing otherwise)."""
         return bool(self.subscribers)
 
-    def subscribe(self, stream: Any, state: op.GetState, now: float) -> None:
-        """A new subscriber: SUBSCRIBED (with the whole state) first, then the live events."""
+    def subscribe(self, stream: Any, state: op.GetState, now: float,
+                  viewer: Viewer | None = None) -> None:
+        """A new subscriber: SUBSCRIBED (with the state it may view) first, then the live
+        events it may view (all of them without a `viewer`)."""
         while len(self.subscribers) >= self.max_subscribers:
             oldest = next(iter(self.subscribers))
             log.info("reached the maximum number of operator event stream subscribers (%d): "
@@ -85,21 +102,34 @@ class OperatorEvents:
             self.unsubscribe(oldest)
             self.outbox.close_operator(oldest)
         self.subscribers[stream] = now + self.heartbeat_interval
+        if viewer is not None:
+            self.viewers[stream] = viewer
         subscribed = op.Subscribed(get_state=state, heartbeat_interval_seconds=self.heartbeat_interval)
         self.outbox.send_operator([stream], op.Event(type=op.EventType.SUBSCRIBED, subscribed=subscribed))
 
     def unsubscribe(self, stream: Any) -> None:
         """The stream ended (client gone, overflow, shutdown); unknown streams are ignored."""
         self.subscribers.pop(stream, None)
+        self.viewers.pop(stream, None)
 
     def close_all(self) -> None:
         for stream in list(self.subscribers):
             self.outbox.close_operator(stream)
         self.subscribers.clear()
+        self.viewers.clear()
 
-    def publish(self, event: op.Event) -> None:
-        if self.subscribers:
-            self.outbox.send_operator(list(self.subscribers), event)
+    def publish(self, event: op.Event, action: str | None = None, user: str | None = None) -> None:
+        """Send to every subscriber that may view it (`action` on `user`; None: everyone)."""
+        if not self.subscribers:
+            return
+        if action is None or not self.viewers:
+            streams = list(self.subscribers)
+        else:
+            viewers = self.viewers
+            streams = [s for s in self.subscribers
+                       if (v := viewers.get(s)) is None or v(action, user)]
+        if streams:
+            self.outbox.send_operator(streams, event)
 
     # ------------------------------------------------------------------ timers
 
@@ -118,7 +148,8 @@ class OperatorEvents:
     def task_added(self, task: TaskRecord) -> None:
         if self.subscribers:
             wire = task.to_wire(FrameworkID(value=task.framework_id))
-            self.publish(op.Event(type=op.EventType.TASK_ADDED, task_added=op.TaskAdded(task=wire)))
+            self.publish(op.Event(type=op.EventType.TASK_ADDED, task_added=op.TaskAdded(task=wire)),
+                         "view_tasks", self._task_user(task))
 
     def task_updated(self, task: TaskRecord) -> None:
         if not self.subscribers:
@@ -132,22 +163,29 @@ class OperatorEvents:
         elif status.data is not None:
             status = msgspec.structs.replace(status, data=None)
         self.publish(op.Event(type=op.EventType.TASK_UPDATED, task_updated=op.TaskUpdated(
-            framework_id=FrameworkID(value=task.framework_id), status=status, state=task.state)))
+            framework_id=FrameworkID(value=task.framework_id), status=status, state=task.state)),
+            "view_tasks", self._task_user(task))
+
+    def _task_user(self, task: TaskRecord) -> str | None:
+        return task.user or self.framework_user(task.framework_id) or None
 
     def framework_added(self, framework: FrameworkRecord) -> None:
         if self.subscribers:
             self.publish(op.Event(type=op.EventType.FRAMEWORK_ADDED,
-                                  framework_added=op.FrameworkAdded(framework=framework_entry(framework))))
+                                  framework_added=op.FrameworkAdded(framework=framework_entry(framework))),
+                         "view_frameworks", framework.info.user or None)
 
     def framework_updated(self, framework: FrameworkRecord) -> None:
         if self.subscribers:
             self.publish(op.Event(type=op.EventType.FRAMEWORK_UPDATED,
-                                  framework_updated=op.FrameworkUpdated(framework=framework_entry(framework))))
+                                  framework_updated=op.FrameworkUpdated(framework=framework_entry(framework))),
+                         "view_frameworks", framework.info.user or None)
 
     def framework_removed(self, framework: FrameworkRecord) -> None:
         if self.subscribers:
             self.publish(op.Event(type=op.EventType.FRAMEWORK_REMOVED,
-                                  framework_removed=op.FrameworkRemoved(framework_info=framework.info)))
+                                  framework_removed=op.FrameworkRemoved(framework_info=framework.info)),
+                         "view_frameworks", framework.info.user or None)
 
     def agent_added(self, agent: AgentRecord) -> None:
         if self.subscribers:

@@ -447,7 +447,11 @@ class MasterServer:
         except HTTPProblem as problem:
             return problem.response()
         if call.type == op.CallType.SUBSCRIBE:
-            return await self.operator_api.subscribe(request)
+            authz = self.security.authorization
+            if not authz.enabled:
+                return await self.operator_api.subscribe(request)
+            return await self.operator_api.subscribe(
+                request, authz.view(principal, self.master), authz.viewer(principal))
         if call.type in views.STREAMED_CALLS:
             # GET_STATE & co.: encoded entry by entry, yielding to the loop (see `state`).
             viewed = self.security.authorization.view(principal, self.master)

@@ -111,11 +111,13 @@ class OperatorApi:
     def close(stream: RecordStream) -> None:
         stream.close("closed by the master")
 
-    async def subscribe(self, request: web.Request) -> web.StreamResponse:
+    async def subscribe(self, request: web.Request, view: Any = None,
+                        viewer: Any = None) -> web.StreamResponse:
+        """The event stream; `view`/`viewer`: what the subscriber may see (filtered)."""
         peer = request.remote or "?"
 
         def register(stream: RecordStream) -> Subscriber:
-            self.master.operator_subscribe(stream)
+            self.master.operator_subscribe(stream, view, viewer)
             log.info("operator event stream subscriber %s added (%d subscribed)", peer,
                      len(self.master.events.subscribers))
 
