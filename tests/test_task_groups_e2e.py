@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from mezzo.api.common import FrameworkInfo, Offer, TaskStatus
@@ -26,8 +27,10 @@ from mezzo.scheduler import (
 from mezzo.testing.agent_harness import (
     MEZZO,
     MiniScheduler,
+    Proc,
     ProcessCluster,
     command_task,
+    free_port,
     pid_alive,
 )
 from mezzo.testing.agent_harness import default_executor as default_executor_json
@@ -47,6 +50,20 @@ def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
 def sandboxes(tmp_path: Path, executor_id: str) -> list[Path]:
     runs = tmp_path.glob(f"agent/slaves/*/frameworks/*/executors/{executor_id}/runs/*")
     return sorted(run for run in runs if run.name != "latest")
+
+
+async def executor_pids(agent: Proc) -> dict[str, int]:
+    async with aiohttp.ClientSession() as session, session.post(
+        agent.url + "/api/v1", json={"type": "GET_CONTAINERS"},
+        headers={"Accept": "application/json"},
+    ) as r:
+        assert r.status == 200, await r.text()
+        out = await r.json()
+    return {
+        c["executor_id"]["value"]: c["container_status"]["executor_pid"]
+        for c in out["get_containers"]["containers"]
+        if "executor_pid" in c.get("container_status", {})
+    }
 
 
 def parent_of(update: dict[str, Any]) -> str:
@@ -219,3 +236,41 @@ async def test_the_sdk_launches_a_group(cluster: ProcessCluster) -> None:
         ]
     finally:
         await client.stop()
+
+
+async def test_a_restarted_agent_reattaches_the_default_executor(cluster: ProcessCluster) -> None:
+    port = free_port()
+    agent = cluster.agent(port=port)
+    async with MiniScheduler(cluster.master.url, checkpoint=True) as s:
+        await s.launch_group([(default_executor_json("pod"), [
+            command_task("g1", "sleep 120"), command_task("g2", "sleep 120"),
+        ])])
+        await s.wait_state("g1", "TASK_RUNNING")
+        await s.wait_state("g2", "TASK_RUNNING")
+        pid = (await executor_pids(agent))["pod"]
+        agent.kill()  # SIGKILL: the executor and its tasks live on
+        assert pid_alive(pid)
+        agent = cluster.agent(port=port)
+        # The executor re-subscribed: the new agent knows it and reaches it.
+        for _ in range(100):
+            if (await executor_pids(agent)).get("pod") == pid:
+                break
+            await asyncio.sleep(0.2)
+        assert (await executor_pids(agent))["pod"] == pid
+        # A KILL sent before the master saw the agent re-register is dropped (as Mesos's
+        # master does): retry, as schedulers do.
+        for _ in range(20):
+            status, _ = await s.call({"type": "KILL", "kill": {"task_id": {"value": "g1"}}})
+            assert status == 202
+            try:
+                await s.wait_state("g1", "TASK_KILLED", timeout=2)
+                break
+            except TimeoutError:
+                continue
+        await s.wait_state("g1", "TASK_KILLED", timeout=20)
+        await s.wait_state("g2", "TASK_KILLED", timeout=20)
+        for _ in range(100):
+            if not pid_alive(pid):
+                break
+            await asyncio.sleep(0.1)
+        assert not pid_alive(pid), "the executor ends with its last task"
