@@ -57,3 +57,18 @@ def test_update_available_is_all_or_nothing() -> None:
     a.add_framework("g", ["x"], now=0)
     [got] = a.allocate(0)
     assert got.resources == Resources.parse("cpus:4")
+
+
+def test_refined_reservations_only_for_refinement_capable_frameworks() -> None:
+    from mezzo.master.allocator.constraints import FrameworkPolicy
+
+    refined = Resources.parse("cpus:2").push_reservation(ENG).push_reservation(
+        Reservation(DYNAMIC, "eng/backend", "p"))
+    a = HierarchicalAllocator(AllocatorOptions())
+    a.add_agent("s1", Resources.parse("cpus:1") + refined, {})
+    a.add_framework("old", ["eng/backend"], now=0, policy=FrameworkPolicy(refinement_capable=False))
+    [got] = a.allocate(0)
+    assert got.resources == Resources.parse("cpus:1")
+    a.add_framework("new", ["eng/backend"], now=0, policy=FrameworkPolicy(refinement_capable=True))
+    [got] = a.allocate(0)
+    assert got.framework_id == "new" and got.resources == refined

@@ -12,7 +12,7 @@ from mezzo.agent.operations import AgentOperations, OperationCheckpoint, Resourc
 from mezzo.api.codec import convert
 from mezzo.api.common import UUID, AgentID, AgentInfo, OfferOperation
 from mezzo.api.internal import AgentAcknowledgeOperationStatus, AgentApplyOperation
-from mezzo.resources import Resources
+from mezzo.resources import DYNAMIC, Resources
 from mezzo.resources.conversions import ConversionError
 
 AGENT = AgentID(value="A1")
@@ -72,3 +72,23 @@ def test_checkpoint_round_trip_and_incompatible_resources(tmp_path: Path) -> Non
     with pytest.raises(ConversionError, match="incompatible"):
         AgentOperations(Resources.parse("cpus:2")).recover(
             Resources.from_wire(state.checkpointed_resources), [], now=0.0)
+
+
+def test_refining_a_static_reservation_checkpoints_only_the_dynamic_part() -> None:
+    from mezzo.resources import STATIC, Reservation
+    from mezzo.resources import conversions as conv
+
+    static = Resources.parse("cpus(eng):4;mem:10")
+    refined = Resources.parse("cpus(eng):1").push_reservation(Reservation(DYNAMIC, "eng/backend", "p"))
+    plain = conv.reserve(refined)
+    assert plain[0].consumed == Resources.parse("cpus(eng):1")
+    total = conv.apply(static, plain)
+    checkpointed = conv.checkpointed_after(Resources(), plain)
+    assert checkpointed == refined
+    assert conv.apply_checkpointed(static, checkpointed) == total
+    [item] = list(total.reserved("eng/backend"))
+    assert [(r.type, r.role) for r in item.key.reservations] == [(STATIC, "eng"), (DYNAMIC, "eng/backend")]
+    # Unreserving pops back to the static reservation, which is not checkpointed.
+    back = conv.unreserve(refined)
+    assert conv.apply(total, back) == static
+    assert conv.checkpointed_after(checkpointed, back).is_empty()

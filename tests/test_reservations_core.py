@@ -426,3 +426,17 @@ def test_incompatible_checkpointed_resources_refuse_the_agent() -> None:
     agent.disconnect()
     result = agent.subscribe(checkpointed_resources=wire([dyn("cpus", 2, "eng", principal="p")]))
     assert result.agent_id is None and "incompatible" in result.error
+
+
+def test_sdk_reserve_and_unreserve_operations_are_accepted() -> None:
+    from mezzo.scheduler import reserve_operation, unreserve_operation
+
+    c, agent, s = setup()
+    mine = wire([dyn("cpus", 1, "eng", principal="alice", allocated="eng")])
+    assert accept(s, offer(c, s), to_builtins(reserve_operation(mine, "sdk-r"))) == 202
+    agent_finishes(agent)
+    assert s.next_event("UPDATE_OPERATION_STATUS").update_operation_status.status.state \
+        == "OPERATION_FINISHED"
+    assert accept(s, offer(c, s), to_builtins(unreserve_operation(mine))) == 202
+    agent_finishes(agent)
+    assert c.master.agents[agent.agent_id].total.reserved().is_empty()

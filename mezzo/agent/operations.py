@@ -62,9 +62,6 @@ class RemoveOperationCheckpoint:
     uuid: bytes
 
 
-_checkpointable = conv.needs_checkpointing
-
-
 @dataclass
 class _Pending:
     update: AgentUpdateOperationStatus
@@ -109,10 +106,7 @@ class AgentOperations:
         try:
             plain = conv.of_operation(info)
             total = conv.apply(self.total, plain)
-            checkpointed = self.checkpointed
-            for c in plain:
-                checkpointed = (checkpointed - c.consumed.filter(_checkpointable)
-                                + c.converted.filter(_checkpointable))
+            checkpointed = conv.checkpointed_after(self.checkpointed, plain)
             state, message = OperationState.OPERATION_FINISHED, None
         except ValidationError as exc:
             state, message = OperationState.OPERATION_FAILED, str(exc)

@@ -65,6 +65,7 @@ def framework_policy(
         constraints=constraints,
         min_allocatable=mins,
         gpu_capable=info.has_capability(FrameworkCapabilityType.GPU_RESOURCES),
+        refinement_capable=info.has_capability(FrameworkCapabilityType.RESERVATION_REFINEMENT),
     )
 
 

@@ -432,7 +432,7 @@ class OperationCalls(MasterBase):
         OPERATION_PENDING and send it to the agent (Mesos's `Master::_apply`)."""
         plain = [c.unallocated() for c in conversions]
         agent.total = conv.apply(agent.total, plain)
-        agent.checkpointed = self._checkpointed_after(agent.checkpointed, plain)
+        agent.checkpointed = conv.checkpointed_after(agent.checkpointed, plain)
         uuid = self.ids.uuid_bytes()
         stripped = self._stripped_info(operation, plain)
         record = OperationRecord(
@@ -452,16 +452,6 @@ class OperationCalls(MasterBase):
                 framework_id=framework.info.id if framework is not None else None,
                 operation_info=stripped, operation_uuid=UUID(value=uuid))))
         return record
-
-    @staticmethod
-    def _checkpointed_after(checkpointed: Resources, plain: list[Conversion]) -> Resources:
-        """The checkpointed resources after the conversions: what is consumed leaves, what is
-        converted into a dynamic reservation or a volume joins."""
-        kept = conv.needs_checkpointing
-
-        for c in plain:
-            checkpointed = checkpointed - c.consumed.filter(kept) + c.converted.filter(kept)
-        return checkpointed
 
     @staticmethod
     def _stripped_info(operation: OfferOperation, plain: list[Conversion]) -> OfferOperation:

@@ -118,6 +118,15 @@ def _stripped_key(key: ResourceKey) -> ResourceKey:
     return key._replace(reservations=stack, disk=disk, shared=False, allocation_role=None)
 
 
+def checkpointed_after(checkpointed: Resources, conversions: Sequence[Conversion]) -> Resources:
+    """The checkpointed resources after (unallocated) conversions: what they consume leaves,
+    what they make joins if it is checkpointed."""
+    for c in conversions:
+        checkpointed = (checkpointed - c.consumed.filter(needs_checkpointing)
+                        + c.converted.filter(needs_checkpointing))
+    return checkpointed
+
+
 def strip_checkpointed(resources: Resources) -> Resources:
     """Checkpointed resources as the agent's static resources hold them."""
     return Resources(ResourceItem(_stripped_key(it.key), it.value) for it in resources)

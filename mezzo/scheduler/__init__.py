@@ -15,6 +15,7 @@ Public API (see docs/sdk-scheduler.md):
 Imports nothing from `mezzo.master` or `mezzo.agent`.
 """
 
+from mezzo.scheduler.calls import reserve_operation, unreserve_operation
 from mezzo.scheduler.client import (
     CallRejectedError,
     NotSubscribedError,
@@ -53,7 +54,9 @@ __all__ = [
     "parse_master_address",
     "pick_ports",
     "ports_of",
+    "reserve_operation",
     "shell_task",
     "split",
     "take",
+    "unreserve_operation",
 ]

@@ -29,10 +29,13 @@ from mezzo.api.common import (
     OperationID,
     OperationStatus,
     Request,
+    Reserve,
+    Resource,
     TaskGroupInfo,
     TaskID,
     TaskInfo,
     TaskStatus,
+    Unreserve,
 )
 from mezzo.api.scheduler import (
     Accept,
@@ -93,6 +96,22 @@ def make_filters(filters: Filters | None, refuse_seconds: float | None) -> Filte
 
 def launch_operation(tasks: Sequence[TaskInfo]) -> OfferOperation:
     return OfferOperation(type=OfferOperationType.LAUNCH, launch=Launch(task_infos=list(tasks)))
+
+
+def reserve_operation(resources: Sequence[Resource], operation_id: str | None = None) -> OfferOperation:
+    """RESERVE: `resources` carry the new DYNAMIC reservation on top of their `reservations`
+    (role = the offer's allocation role); with `operation_id` the master sends
+    UPDATE_OPERATION_STATUS events for it (acknowledge them with
+    `acknowledge_operation_status`)."""
+    return OfferOperation(type=OfferOperationType.RESERVE, reserve=Reserve(resources=list(resources)),
+                          id=OperationID(value=operation_id) if operation_id else None)
+
+
+def unreserve_operation(resources: Sequence[Resource], operation_id: str | None = None) -> OfferOperation:
+    """UNRESERVE: pop the top (dynamic) reservation of each of `resources`."""
+    return OfferOperation(type=OfferOperationType.UNRESERVE,
+                          unreserve=Unreserve(resources=list(resources)),
+                          id=OperationID(value=operation_id) if operation_id else None)
 
 
 class SchedulerCalls:

@@ -191,6 +191,9 @@ class FrameworkPolicy:
     # tuple means any non-empty offer will do.
     min_allocatable: Mapping[str, tuple[dict[str, float], ...]] = field(default_factory=dict)
     gpu_capable: bool = False
+    # RESERVATION_REFINEMENT: without it, resources whose reservation stack is refined (more
+    # than one entry) are left out of the framework's offers, as Mesos's allocator does.
+    refinement_capable: bool = True
 
     def accepts(self, role: str, agent: AgentTraits) -> bool:
         rc = self.constraints.get(role)

@@ -47,6 +47,14 @@ def scalar_quantities(resources: Resources) -> Quantities:
     return resources.scalars().quantities()
 
 
+def _without_refined(resources: Resources) -> Resources:
+    """`resources` without those whose reservation stack is refined (more than one entry);
+    the same object when there are none."""
+    if all(len(item.key.reservations) <= 1 for item in resources):
+        return resources
+    return resources.filter(lambda k: len(k.reservations) <= 1)
+
+
 class _Framework:
     __slots__ = ("active", "added", "agents", "id", "policy", "roles", "suppressed")
 
@@ -588,25 +596,38 @@ class HierarchicalAllocator(Allocator):
                     continue  # held back for guarantees not met yet
             bits = self._bits[role]
             chosen = None
+            whole = offer
             for framework_id in self._fsorters[role]:
                 bit = bits[framework_id]
+                policy = frameworks[framework_id].policy
+                offer, q_fw, ok_fw = whole, q, ok
+                if policy is not None and not policy.refinement_capable and agent.reserved:
+                    # Refined reservations only for RESERVATION_REFINEMENT frameworks.
+                    offer = _without_refined(whole)
+                    if not offer:
+                        continue
+                    if offer is not whole:
+                        q_fw = scalar_quantities(offer)
+                        ok_fw = self._allocatable(q_fw)
                 if fmask:
                     flag = 1 << bit
                     if not open_pairs & flag:
                         continue
                     if fmask & flag and filters.is_filtered(bit, offer, now):
                         continue
-                policy = frameworks[framework_id].policy
                 if policy is None:
                     # No policy: the global minimum, and no GPU agents (no GPU_RESOURCES).
-                    if not ok or (agent.has_gpu and self._filter_gpus):
+                    if not ok_fw or (agent.has_gpu and self._filter_gpus):
                         continue
-                elif not self._policy_allows(policy, role, agent, q, ok):
+                elif not self._policy_allows(policy, role, agent, q_fw, ok_fw):
                     continue
                 chosen = framework_id
+                q = q_fw
                 break
             if chosen is None:
                 continue
+            if offer is not whole and q_quota is not None:
+                q_quota = scalar_quantities(offer.unreserved())
             self._charge(agent, self._frameworks[chosen], role, offer, q)
             if q_quota is not None:
                 self._quota.charge(role, q_quota)
