@@ -169,6 +169,7 @@ async def test_session_with_a_tty(cluster: ProcessCluster) -> None:
         assert status == 200, out
         text = out["STDOUT"].decode()
         assert "24 80" in text
+        assert "go\r\n" not in text  # the launch barrier's line never reaches the terminal
         assert "/dev/pts/" in text
         assert "interactive" in text
         assert text.count("typed") == 2  # the echo and cat's copy
@@ -322,3 +323,33 @@ async def poll(fn: Any, timeout: float = 30.0) -> Any:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("timed out")
         await asyncio.sleep(0.05)
+
+
+async def test_attach_to_a_task_launched_with_a_tty(cluster: ProcessCluster) -> None:
+    agent = cluster.agent()
+    async with MiniScheduler(cluster.master.url) as s:
+        task = command_task("tty-task", "read line; echo got:$line; tty; exit 0",
+                            container={"type": "MESOS", "tty_info": {}})
+        await s.launch([task, command_task("plain", "sleep 300")])
+        update = await s.wait_state("tty-task", "TASK_RUNNING")
+        cid = update["container_status"]["container_id"]
+        plain = (await s.wait_state("plain", "TASK_RUNNING"))["container_status"]["container_id"]
+        # A task without a TTY cannot be attached to: Mesos's 500 and message.
+        status, text = await call(agent, {"type": "ATTACH_CONTAINER_OUTPUT",
+                                          "attach_container_output": {"container_id": plain}},
+                                  accept="application/recordio")
+        assert (status, text) == (500, "I/O switchboard server was disabled for this container")
+        output = b""
+        attach = {"type": "ATTACH_CONTAINER_OUTPUT", "attach_container_output": {"container_id": cid}}
+        async with aiohttp.ClientSession() as sess, sess.post(
+                agent.url + "/api/v1", headers=STREAM_HEADERS, json=attach) as r:
+            assert r.status == 200, await r.text()
+            async with sess.post(agent.url + "/api/v1", headers=INPUT_HEADERS,
+                                 data=first_input_record(cid) + stdin_record(b"hi there\r")) as ri:
+                assert ri.status == 200, await ri.text()
+            async for record in read_records(r):
+                if record["type"] == "DATA":
+                    output += base64.b64decode(record["data"]["data"])
+        assert b"got:hi there" in output, output
+        assert b"/dev/pts/" in output
+        await s.wait_state("tty-task", "TASK_FINISHED")

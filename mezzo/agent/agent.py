@@ -27,6 +27,8 @@ import logging
 import os
 import uuid as uuidlib
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from mezzo.agent import launch as launching
@@ -40,6 +42,7 @@ from mezzo.agent.containerizer import (
     LaunchError,
 )
 from mezzo.agent.containerizer import paths as layout
+from mezzo.agent.containerizer.io_switchboard import Switchboard, window_of
 from mezzo.agent.core import VERSION, AgentCore, AgentOptions
 from mezzo.agent.events import (
     AgentInput,
@@ -60,6 +63,7 @@ from mezzo.api.codec import encode
 from mezzo.api.common import (
     AgentID,
     AgentInfo,
+    ContainerInfo,
     ExecutorInfo,
     FrameworkID,
     FrameworkInfo,
@@ -133,6 +137,9 @@ class Agent:
             flags.gc_disk_headroom,
         )
         self._fetcher: Fetcher | None = None  # created at the first fetch
+        # Containers whose standard streams the agent carries (a TTY, a session): the executors'
+        # with a TTYInfo, and nested ones (`container_api`), by containerizer id.
+        self.switchboards: dict[str, Switchboard] = {}
         # Authentication, executor tokens and ACLs of this agent's endpoints.
         self.security = AgentSecurity.from_flags(flags)
 
@@ -328,10 +335,26 @@ class Agent:
                 ),
                 work_dir=self.flags.work_dir,
             )
+            ports = tuple(launch.resources.ranges("ports"))
+            config = replace(config, ports=ports or None)
             if launch.uris:
                 # Off the event loop: downloads, copies and archives block.
                 await asyncio.to_thread(self.fetcher.fetch, launch.uris, sandbox, config.user)
-            pid = await self.containerizer.launch(launch.container_id, config)
+            board = tty_switchboard(
+                launch.first_task.container if launch.command else launch.executor.container,
+                sandbox,
+            )
+            if board is not None:  # a TTY: the agent carries the container's I/O (attach)
+                config = replace(config, stdio=board.stdio)
+            try:
+                pid = await self.containerizer.launch(launch.container_id, config)
+            except BaseException:
+                if board is not None:
+                    board.close()
+                raise
+            if board is not None:
+                board.started()
+                self.switchboards[launch.container_id] = board
         except FetchError as e:
             self.handle(ContainerLaunchFailed(
                 launch.container_id,
@@ -347,6 +370,9 @@ class Agent:
 
     async def _watch(self, container_id: str) -> None:
         termination = await self.containerizer.wait(container_id)
+        board = self.switchboards.pop(container_id, None)
+        if board is not None:
+            await board.drain_and_close()
         self.handle(ContainerExited(container_id, termination))
 
     def destroy_container(self, container_id: str) -> None:
@@ -429,6 +455,15 @@ class Agent:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         task.add_done_callback(_log_failure)
+
+
+def tty_switchboard(container: ContainerInfo | None, sandbox: Path) -> Switchboard | None:
+    """A TTY for an executor's container whose ContainerInfo has a `tty_info` (Mesos gives
+    one, so that its task can be attached to: ATTACH_CONTAINER_INPUT/OUTPUT); None without."""
+    if container is None or container.tty_info is None:
+        return None
+    return Switchboard(sandbox, tty=True, wait_for_connection=False,
+                       window=window_of(container.tty_info))
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:

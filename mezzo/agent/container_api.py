@@ -36,6 +36,7 @@ from mezzo.agent.agent import Agent
 from mezzo.agent.containerizer import ContainerConfig, LaunchError, Termination
 from mezzo.agent.containerizer.io_switchboard import STDOUT, Output, Switchboard
 from mezzo.agent.nested import (
+    NO_SWITCHBOARD,
     ContainerClass,
     ContainerTree,
     LaunchPlan,
@@ -62,9 +63,6 @@ MAX_INPUT_RECORD = 16 * 1024 * 1024
 # After the container's output ended, an input connection is answered this much later (Mesos's
 # switchboard waits 1 s so that the client's last records are read, not cut off).
 INPUT_GRACE_SECONDS = 1.0
-# How long output may keep flowing after the container's root exited (its pipes close when the
-# last process holding them is killed with the container).
-OUTPUT_DRAIN_SECONDS = 5.0
 # How often an idle output stream checks that its client is still connected.
 CLIENT_CHECK_SECONDS = 1.0
 
@@ -80,7 +78,8 @@ class ContainerAPI:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.tree = ContainerTree(agent.flags.work_dir)
-        self._switchboards: dict[str, Switchboard] = {}
+        # Shared with the agent shell, which registers the executors' TTYs there.
+        self._switchboards: dict[str, Switchboard] = agent.switchboards
         self._ended: dict[str, asyncio.Future[WaitResult]] = {}
 
     # ------------------------------------------------------------------ lookups
@@ -240,9 +239,7 @@ class ContainerAPI:
             termination = Termination(None, None, f"Container supervision failed: {e}")
         board = self._switchboards.pop(plan.name, None)
         if board is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(board.output_done), OUTPUT_DRAIN_SECONDS)
-            board.close()
+            await board.drain_and_close()
         limitation = termination.limitation
         result = WaitResult(
             exit_status=termination.status, message=termination.message,
@@ -284,12 +281,24 @@ class ContainerAPI:
 
     async def _attach_output(self, request: web.Request, container_id: ContainerID,
                              accept: str) -> web.StreamResponse:
-        entry = self.tree.attach_target(container_id, "attach_container_output.container_id",
-                                        self.roots)
-        board = self._switchboards.get(entry.name)
-        if board is None:
-            return web.Response(status=200, content_type=accept)
+        board = self._attachable(container_id, "attach_container_output.container_id")
         return await self._stream_output(request, board, accept)
+
+    def _attachable(self, container_id: ContainerID, field_name: str) -> Switchboard:
+        """The switchboard of the container an ATTACH call names. As Mesos: 404 when its root
+        (the executor's or a standalone container) is unknown; 500 when the container is
+        unknown, ended, or has no switchboard (the Mesos CLI relies on that status and its
+        message: "Unable to attach to a task launched without a TTY")."""
+        name = container_name(container_id)
+        root = name.split(".", 1)[0]
+        if self.roots(root) is None and root not in self.tree.containers:
+            raise CallRefused(404, f"Container {name} cannot be found")
+        if self.roots(name) is None:
+            self.tree.attach_target(container_id, field_name, self.roots)
+        board = self._switchboards.get(name)
+        if board is None:
+            raise CallRefused(500, NO_SWITCHBOARD)
+        return board
 
     async def _stream_output(self, request: web.Request, board: Switchboard,
                              accept: str) -> web.StreamResponse:
@@ -362,11 +371,7 @@ class ContainerAPI:
         if attach is None or attach.type != "CONTAINER_ID" or attach.container_id is None:
             raise CallRefused(400, "Expecting 'attach_container_input.type' to be CONTAINER_ID")
         self._require(request, "ATTACH_CONTAINER_INPUT", attach.container_id)
-        entry = self.tree.attach_target(attach.container_id,
-                                        "attach_container_input.container_id", self.roots)
-        board = self._switchboards.get(entry.name)
-        if board is None:
-            raise CallRefused(404, f"Container {entry.name} cannot be found")
+        board = self._attachable(attach.container_id, "attach_container_input.container_id")
         if not board.claim_input():
             raise CallRefused(409, "Multiple input connections are not allowed")
         try:
@@ -491,7 +496,10 @@ class _RecordReader:
 
     async def next(self) -> op.Call | None:
         while not self._ready:
-            chunk = await self._content.readany()
+            try:
+                chunk = await self._content.readany()
+            except ConnectionError:
+                return None  # the client went away: the end of its input
             if not chunk:
                 if self._decoder.buffered:
                     raise CallRefused(400, "Received a truncated record")

@@ -285,14 +285,14 @@ class ContainerTree:
         return entry
 
     def attach_target(self, container_id: ContainerID, field_name: str, roots: RootLookup) -> Container:
-        """ATTACH_CONTAINER_INPUT/OUTPUT: 404 if unknown; Mesos's 500 when the container has
-        no switchboard (no TTY and not a session: its output went to its sandbox files)."""
+        """The nested or standalone container an ATTACH call names. As Mesos (where the
+        containerizer's attach fails): 500 when it is unknown or has ended, 500 with Mesos's
+        message when it has no switchboard (no TTY and not a session: its output went to its
+        sandbox files). The Mesos CLI relies on both."""
         entry = self.lookup(container_id, field_name)
         name = container_name(container_id)
         if entry is None or entry.phase == Phase.TERMINATED:
-            if entry is None and roots(name) is not None:
-                raise CallRefused(500, NO_SWITCHBOARD)
-            raise CallRefused(404, f"Container {name} cannot be found")
+            raise CallRefused(500, f"Unknown container {name}")
         if not entry.plan.switchboard:
             raise CallRefused(500, NO_SWITCHBOARD)
         return entry

@@ -270,11 +270,25 @@ class CommandExecutor:
             )
         except (OSError, ValueError, TypeError) as exc:
             return ev.SpawnFailed(str(exc))
+        _give_terminal(pid)
         try:
             self.pidfd = posix.pidfd_open(pid)
         except (AttributeError, OSError):  # pragma: no cover - Linux < 5.3
             self.pidfd = None
         return ev.Spawned(pid)
+
+
+def _give_terminal(pgid: int) -> None:
+    """With a TTY (the task's ContainerInfo has a `tty_info`), the task inherits it: make its
+    process group the terminal's foreground one, so that it may read the terminal and gets
+    ^C, and continue it in case it already stopped on reading (SIGTTIN) before that."""
+    try:
+        if not posix.isatty(0):
+            return
+        posix.tcsetpgrp(0, pgid)
+        posix.killpg(pgid, _signal.SIGCONT)
+    except OSError:
+        pass
 
 
 def main(env: dict[str, str] | None = None) -> int:

@@ -40,6 +40,9 @@ STDERR = "STDERR"
 READ_SIZE = 64 * 1024
 # Output records queued per connection before the slowest reader is dropped.
 MAX_QUEUED = 4096
+# How long output may keep flowing after the container's root exited (its streams close when
+# the last process holding them is killed with the container).
+DRAIN_SECONDS = 5.0
 
 Output = tuple[str, bytes] | None
 
@@ -47,6 +50,17 @@ Output = tuple[str, bytes] | None
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def window_of(tty_info: dict[str, object] | None) -> tuple[int, int] | None:
+    """`TTYInfo.window_size` as (rows, columns), if it is given and well-formed."""
+    size = (tty_info or {}).get("window_size")
+    if not isinstance(size, dict):
+        return None
+    rows, columns = size.get("rows"), size.get("columns")
+    if isinstance(rows, int) and isinstance(columns, int) and 0 <= rows < 65536 and 0 <= columns < 65536:
+        return rows, columns
+    return None
 
 
 class Switchboard:
@@ -101,6 +115,12 @@ class Switchboard:
         self._child_fds = []
         if not self._wait_for_connection:
             self._start_reading()
+
+    async def drain_and_close(self) -> None:
+        """After the container ended: let its last output through (bounded), then close."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.output_done), DRAIN_SECONDS)
+        self.close()
 
     def close(self) -> None:
         """Release everything (the container is gone, or never started)."""

@@ -22,9 +22,9 @@ process; the working directory is the sandbox.
 
 A container given its own stdio (``ContainerConfig.stdio``: the pipes or pty of the agent's
 I/O switchboard, for nested containers and exec sessions) always starts through the shim; its
-barrier line is written to the container's own stdin (with echo off on a pty), which the
-command then keeps; with a pty the command re-opens the slave, which makes it its controlling
-terminal.
+barrier line is written to the container's own stdin, which the command then keeps; with a
+pty the barrier comes on a pipe instead (a terminal would echo it) and the command re-opens
+the slave on all three streams, which makes it its controlling terminal.
 
 The built-in command executor (a ``ContainerConfig`` marked ``fork_server``) is not exec'd but
 forked from a warm interpreter, the command executor's fork server (`forkserver.py`), unless an
@@ -39,7 +39,6 @@ import os
 import pwd
 import signal
 import subprocess
-import termios
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -75,13 +74,10 @@ class Child:
         popen: subprocess.Popen[bytes] | None,
         barrier: int | None,
         reaper: Callable[[], int | None] | None = None,
-        tty_barrier: bool = False,
     ):
         self.pid = pid
         self.popen = popen
         self._barrier = barrier
-        # The barrier goes through a pty master: its line must not be echoed to the output.
-        self._tty_barrier = tty_barrier
         # How to collect the exit status of a process someone else forked for us (the fork
         # server); None for our own children (popen) and adopted processes.
         self._reaper = reaper
@@ -107,10 +103,7 @@ class Child:
         """Let the shim exec the command (every isolator has run)."""
         if self._barrier is not None:
             try:
-                if self._tty_barrier:
-                    _write_unechoed(self._barrier, b"go\n")
-                else:
-                    os.write(self._barrier, b"go\n")
+                os.write(self._barrier, b"go\n")
             finally:
                 os.close(self._barrier)
                 self._barrier = None
@@ -225,19 +218,27 @@ class Launcher:
         env.update(info.env)
         user_kwargs = self._user(config)
         config.sandbox.mkdir(parents=True, exist_ok=True)
-        feed = os.dup(stdio.feed)
+        if stdio.tty is not None:
+            # The barrier travels on a pipe as the shim's stdin (not through the terminal,
+            # whose line discipline would echo it): the command re-opens the tty for all three.
+            stdin, barrier = os.pipe2(os.O_CLOEXEC)
+        else:
+            stdin, barrier = stdio.stdin, os.dup(stdio.feed)
         try:
             if user_kwargs and stdio.tty is not None:
                 os.chown(stdio.tty, user_kwargs["user"], -1)  # type: ignore[arg-type]
             popen = subprocess.Popen(
-                argv, stdin=stdio.stdin, stdout=stdio.stdout, stderr=stdio.stderr,
+                argv, stdin=stdin, stdout=stdio.stdout, stderr=stdio.stderr,
                 cwd=config.sandbox, env=env, start_new_session=True, close_fds=True,
                 **user_kwargs,
             )
         except OSError as e:
-            os.close(feed)
+            os.close(barrier)
             raise LaunchError(f"cannot start {command[0]!r}: {e.strerror or e}") from e
-        return Child(popen.pid, popen, feed, tty_barrier=stdio.tty is not None)
+        finally:
+            if stdin != stdio.stdin:
+                os.close(stdin)
+        return Child(popen.pid, popen, barrier)
 
     def _fork_server(self, config: ContainerConfig) -> ForkServer | None:
         key = tuple(config.command())
@@ -300,19 +301,6 @@ class Launcher:
         assert isinstance(uid, int) and isinstance(gid, int)
         for path in (sandbox, stdout_path(sandbox), stderr_path(sandbox)):
             os.chown(path, uid, gid)
-
-
-def _write_unechoed(master: int, data: bytes) -> None:
-    """Write input to a pty master with echo off, then restore the terminal's settings: the
-    line discipline echoes input as it arrives, so the barrier line never reaches the output."""
-    attrs = termios.tcgetattr(master)
-    quiet = list(attrs)
-    quiet[3] &= ~(termios.ECHO | termios.ECHONL)
-    termios.tcsetattr(master, termios.TCSANOW, quiet)
-    try:
-        os.write(master, data)
-    finally:
-        termios.tcsetattr(master, termios.TCSANOW, attrs)
 
 
 def kill_process_group(pgid: int, sig: int) -> None:

@@ -30,7 +30,7 @@ class ContainerStdio:
 
     ``stdin``/``stdout``/``stderr`` are the child's ends (a pty's slave, or pipe ends); ``feed``
     is the agent's end of stdin (the pipe's write end, or the pty master), through which the
-    launcher releases the barrier; ``tty`` is the pty slave's path, which the command re-opens
+    launcher releases the barrier when there is no pty; ``tty`` is the pty slave's path, which the command re-opens
     so that the pty becomes its controlling terminal.
     """
 
