@@ -186,6 +186,9 @@ def get(url: str, what: str, timeout: float = 10.0) -> bytes:
         if status >= 400:
             lines = body.decode(errors="replace").strip().splitlines()
             detail = f": {lines[0]}" if lines else ""
+            if status == 401:
+                detail += (" (give a principal and secret: mezzo --principal P --secret S, or "
+                           "MEZZO_PRINCIPAL and MEZZO_SECRET)")
             raise CliError(f"{what} answered HTTP {status}{detail}")
         return body
     raise CliError(f"{what} redirected more than {MAX_REDIRECTS} times")

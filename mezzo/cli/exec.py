@@ -54,6 +54,7 @@ from mezzo.cli.common import (
     reason,
     resolve_master,
 )
+from mezzo.cli.http1 import auth_headers
 
 HEARTBEAT_SECONDS = 30
 RECORDIO = "application/recordio"
@@ -151,7 +152,7 @@ class Session:
         conn = self._connection()
         try:
             conn.request("POST", "/api/v1", body=json.dumps(body), headers={
-                "Content-Type": JSON, "Accept": RECORDIO, "Message-Accept": JSON})
+                **auth_headers(), "Content-Type": JSON, "Accept": RECORDIO, "Message-Accept": JSON})
             response = conn.getresponse()
         except OSError as exc:
             raise CliError(f"cannot reach agent at {self.where}: {reason(exc)}") from None
@@ -203,7 +204,7 @@ class Session:
         try:
             conn.request("POST", "/api/v1", body=json.dumps({
                 "type": "WAIT_CONTAINER", "wait_container": {"container_id": self.container_id}}),
-                headers={"Content-Type": JSON, "Accept": JSON})
+                headers={**auth_headers(), "Content-Type": JSON, "Accept": JSON})
             response = conn.getresponse()
             text = response.read()
         except OSError as exc:
@@ -265,7 +266,7 @@ class Session:
         conn = self._connection()
         with contextlib.suppress(OSError, http.client.HTTPException):
             conn.request("POST", "/api/v1", body=self._records(), encode_chunked=True, headers={
-                "Content-Type": RECORDIO, "Message-Content-Type": JSON, "Accept": JSON,
+                **auth_headers(), "Content-Type": RECORDIO, "Message-Content-Type": JSON, "Accept": JSON,
                 "Transfer-Encoding": "chunked"})
             response = conn.getresponse()
             if response.status not in (200, 404):  # 404: the command ended already

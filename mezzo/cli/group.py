@@ -98,5 +98,16 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mezzo")
-def cli() -> None:
+@click.option("--principal", envvar="MEZZO_PRINCIPAL", default=None,
+              help="Authenticate as PRINCIPAL (HTTP Basic) to secured masters and agents "
+                   "[env: MEZZO_PRINCIPAL]; see docs/security.md.")
+@click.option("--secret", envvar="MEZZO_SECRET", default=None,
+              help="The principal's secret [env: MEZZO_SECRET].")
+def cli(principal: str | None = None, secret: str | None = None) -> None:
     """mezzo: share a cluster among frameworks with resource offers (Mesos v1 HTTP APIs)."""
+    import os
+
+    # Every client command (and the SDK frameworks of `mezzo example`) reads them from here.
+    if principal:
+        os.environ["MEZZO_PRINCIPAL"] = principal
+        os.environ["MEZZO_SECRET"] = secret or ""

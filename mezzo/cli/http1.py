@@ -11,13 +11,18 @@ only then). Headers of answers come back lower-cased.
 - `Connection.open_stream()` — a request whose answer is read incrementally: `Response.chunks()`
   yields the body as it arrives (the scheduler API's event stream).
 
+Every request carries the CLI's credentials if it has some (`auth_headers`: the principal and
+secret of `mezzo --principal/--secret`, `MEZZO_PRINCIPAL`/`MEZZO_SECRET`).
+
 Errors: `OSError` for connection failures and time-outs; `ProtocolError` (an `OSError`) for an
 answer that is not HTTP/1.x.
 """
 
 from __future__ import annotations
 
+import binascii
 import io
+import os
 import socket
 from urllib.parse import urlsplit
 
@@ -31,6 +36,28 @@ MAX_HEADER_LINE = 65536
 
 class ProtocolError(OSError):
     """The server's answer is not well-formed HTTP/1.x."""
+
+
+def client_credentials() -> tuple[str, str] | None:
+    """The principal and secret the CLI authenticates with: `MEZZO_PRINCIPAL` and
+    `MEZZO_SECRET` (set by `mezzo --principal P --secret S ...`), else Mesos's example
+    frameworks' `DEFAULT_PRINCIPAL` and `DEFAULT_SECRET`; None when neither is set."""
+    env = os.environ
+    for prefix in ("MEZZO_", "DEFAULT_"):
+        principal = env.get(prefix + "PRINCIPAL")
+        if principal:
+            return principal, env.get(prefix + "SECRET", "")
+    return None
+
+
+def auth_headers() -> dict[str, str]:
+    """`{"Authorization": "Basic ..."}` for the CLI's credentials, or {} (HTTP Basic, what a
+    master or agent with `--authenticate_http_*` asks for)."""
+    credentials = client_credentials()
+    if credentials is None:
+        return {}
+    token = binascii.b2a_base64(f"{credentials[0]}:{credentials[1]}".encode(), newline=False)
+    return {"Authorization": "Basic " + token.decode("ascii")}
 
 
 class Response:
@@ -123,6 +150,8 @@ class Connection:
         assert self.sock is not None
         host = self.host if ":" not in self.host else f"[{self.host}]"
         lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{self.port}"]
+        if "Authorization" not in headers:
+            headers = {**auth_headers(), **headers}
         lines += [f"{name}: {value}" for name, value in headers.items()]
         if body is not None or method in ("POST", "PUT"):
             lines.append(f"Content-Length: {len(body or b'')}")

@@ -34,6 +34,7 @@ import base64
 import contextlib
 import inspect
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +101,8 @@ class SchedulerOptions:
     max_redirects: int = 5  # consecutive 307s before backing off
     suppressed_roles: tuple[str, ...] = ()
     # HTTP Basic credentials, for a master started with --authenticate_http_frameworks
-    # (FrameworkInfo.principal defaults to `principal` there).
+    # (FrameworkInfo.principal defaults to `principal` there). None: the environment's
+    # MEZZO_PRINCIPAL/MEZZO_SECRET, else DEFAULT_PRINCIPAL/DEFAULT_SECRET (`env_credentials`).
     principal: str | None = None
     secret: str | None = None
 
@@ -127,6 +129,16 @@ class _Finished:
 
 class _Fatal(Exception):
     """Subscribing cannot succeed (4xx other than redirects); stop reconnecting."""
+
+
+def env_credentials() -> tuple[str | None, str | None]:
+    """The principal and secret of the environment: `MEZZO_PRINCIPAL`/`MEZZO_SECRET`, else
+    `DEFAULT_PRINCIPAL`/`DEFAULT_SECRET` (Mesos's example frameworks); (None, None) if unset."""
+    for prefix in ("MEZZO_", "DEFAULT_"):
+        principal = os.environ.get(prefix + "PRINCIPAL")
+        if principal:
+            return principal, os.environ.get(prefix + "SECRET", "")
+    return None, None
 
 
 class SchedulerClient(SchedulerCalls):
@@ -189,8 +201,12 @@ class SchedulerClient(SchedulerCalls):
             return
         self._locator.start()
         auth: dict[str, str] = {}
-        if self.options.principal is not None:
-            token = base64.b64encode(f"{self.options.principal}:{self.options.secret or ''}".encode())
+        principal, secret = self.options.principal, self.options.secret
+        if principal is None:
+            # As the CLI: MEZZO_PRINCIPAL/MEZZO_SECRET, else Mesos's DEFAULT_PRINCIPAL/_SECRET.
+            principal, secret = env_credentials()
+        if principal is not None:
+            token = base64.b64encode(f"{principal}:{secret or ''}".encode())
             auth["Authorization"] = "Basic " + token.decode("ascii")
         self._stream_session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(force_close=True), headers=auth
