@@ -128,3 +128,34 @@ def test_volume_paths_as_mesos() -> None:
 
 def test_printing_as_mesos() -> None:
     assert str(volume(source=PATH)) == "disk(eng)[PATH:/mnt/hdd,data:data]:64"
+
+
+# --------------------------------------------------------------------------- agent disk sources
+
+
+def _disk_json(source: dict[str, object]) -> str:
+    return json.dumps([{"name": "disk", "type": "SCALAR", "scalar": {"value": 10},
+                        "reservations": [{"type": "STATIC", "role": "eng"}],
+                        "disk": {"source": source}}])
+
+
+def test_agent_disk_sources_are_checked_as_mesos(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from mezzo.agent.flags import check_disk_sources
+    from mezzo.core.errors import ConfigError
+
+    # PATH: created if missing, a relative root under the work dir.
+    check_disk_sources(Resources.parse(_disk_json({"type": "PATH", "path": {"root": "ssd"}})),
+                       str(tmp_path))
+    assert (tmp_path / "ssd").is_dir()
+    # MOUNT: must be a mount point.
+    check_disk_sources(Resources.parse(_disk_json({"type": "MOUNT", "mount": {"root": "/proc"}})),
+                       str(tmp_path))
+    with pytest.raises(ConfigError, match=f"^Failed to find mount '{tmp_path}' in /proc/mounts$"):
+        check_disk_sources(Resources.parse(_disk_json(
+            {"type": "MOUNT", "mount": {"root": str(tmp_path)}})), str(tmp_path))
+    with pytest.raises(ConfigError, match="MOUNT disk root directory is not specified"):
+        check_disk_sources(Resources.parse(_disk_json({"type": "MOUNT"})), str(tmp_path))
+    with pytest.raises(ConfigError, match="^Unsupported 'DiskInfo.Source.Type'"):
+        check_disk_sources(Resources.parse(_disk_json({"type": "RAW"})), str(tmp_path))

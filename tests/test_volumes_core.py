@@ -206,3 +206,42 @@ def test_grow_and_shrink() -> None:
         c.master.grow_volume(agent.agent_id, wire(volume(size=50))[0], wire(big)[0], None)
     assert refused.value.status == 409
     assert a.checkpointed == Resources.from_wire(wire(volume(size=50)))
+
+
+def test_volume_on_dynamically_reserved_disk_and_acls() -> None:
+    from mezzo.security.authorizer import LocalAuthorizer
+
+    c, agent, s = setup(resources="cpus:2;mem:256;disk:100")
+    dyn = {"name": "disk", "type": "SCALAR", "scalar": {"value": 40},
+           "reservations": [{"type": "DYNAMIC", "role": "eng", "principal": "ops"}]}
+    c.master.reserve_resources(agent.agent_id, [], wire(dyn), "ops")
+    acls = {"permissive": False,
+            "create_volumes": [{"principals": {"values": ["ops"]}, "roles": {"values": ["eng"]}}],
+            "destroy_volumes": [{"principals": {"values": ["ops"]},
+                                 "creator_principals": {"values": ["ops"]}}]}
+    c.master.authorize = LocalAuthorizer(acls).authorized
+    vol = volume(size=40, principal="ops", reservation="DYNAMIC")
+    vol["reservations"][0]["principal"] = "ops"
+    with pytest.raises(CallRefused) as refused:
+        c.master.create_volumes(agent.agent_id, wire(vol), "alice")
+    assert refused.value.status == 400  # the principal must be the volume's
+    bobs = {**vol, "disk": {**vol["disk"], "persistence": {"id": "data", "principal": "bob"}}}
+    with pytest.raises(CallRefused) as refused:
+        c.master.create_volumes(agent.agent_id, wire(bobs), "bob")
+    assert refused.value.status == 403 and refused.value.message.startswith(
+        "Forbidden: Principal 'bob' no authorized to perform action CREATE_VOLUME")
+    c.master.create_volumes(agent.agent_id, wire(vol), "ops")
+    a = c.master.agents[agent.agent_id]
+    assert a.checkpointed == Resources.from_wire(wire(vol))  # the reservation is inside it
+    # The framework (alice) may not destroy ops' volume.
+    o = offer(c, s)
+    assert volumes_in(o).disk() == 40
+    accept(s, o, destroy_op({**vol, "allocation_info": {"role": "eng"}}))
+    status = s.next_event("UPDATE_OPERATION_STATUS").update_operation_status.status
+    assert status.state == "OPERATION_ERROR" and "no authorized" in status.message
+    # UNRESERVE of the volume's disk is refused while it is a volume (Mesos's message).
+    with pytest.raises(CallRefused) as refused:
+        c.master.unreserve_resources(agent.agent_id, wire(vol), "ops")
+    assert "cannot be unreserved directly" in refused.value.message
+    c.master.destroy_volumes(agent.agent_id, wire(vol), "ops")
+    assert a.checkpointed == Resources.from_wire(wire(dyn))
