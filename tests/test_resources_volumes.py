@@ -157,5 +157,5 @@ def test_agent_disk_sources_are_checked_as_mesos(tmp_path) -> None:  # type: ign
             {"type": "MOUNT", "mount": {"root": str(tmp_path)}})), str(tmp_path))
     with pytest.raises(ConfigError, match="MOUNT disk root directory is not specified"):
         check_disk_sources(Resources.parse(_disk_json({"type": "MOUNT"})), str(tmp_path))
-    with pytest.raises(ConfigError, match="^Unsupported 'DiskInfo.Source.Type'"):
+    with pytest.raises(ConfigError, match=r"^Unsupported 'DiskInfo\.Source\.Type'"):
         check_disk_sources(Resources.parse(_disk_json({"type": "RAW"})), str(tmp_path))

@@ -245,3 +245,48 @@ def test_volume_on_dynamically_reserved_disk_and_acls() -> None:
     assert "cannot be unreserved directly" in refused.value.message
     c.master.destroy_volumes(agent.agent_id, wire(vol), "ops")
     assert a.checkpointed == Resources.from_wire(wire(dyn))
+
+
+def test_shared_volume_used_by_several_tasks_and_offered_while_in_use() -> None:
+    c, agent, s = setup(resources="cpus:4;mem:1024;disk(eng):100", capabilities=("SHARED_RESOURCES",))
+    plain = c.add_scheduler(framework_info(capabilities=["MULTI_ROLE"], roles=["eng"], name="plain"))
+    c.master.create_volumes(agent.agent_id, wire(volume(size=50, shared=True)), None)
+    c.allocate()
+    events = [(x, x.next_event("OFFERS").offers.offers[0]) for x in (s, plain)
+              if "OFFERS" in x.types_pending()]
+    assert len(events) == 1  # one agent, one offer per cycle
+    # Make sure the SHARED_RESOURCES framework holds the offer with the volume.
+    holder, o = events[0]
+    if holder is plain:
+        assert volumes_in(o).is_empty()  # never offered to a framework without the capability
+        plain.call("DECLINE", {"offer_ids": [to_builtins(o.id)],
+                               "filters": {"refuse_seconds": 1000}})
+        o = offer(c, s)
+    assert volumes_in(o) == Resources.from_wire(wire(volume(size=50, shared=True)))
+    assert plain.call("SUPPRESS", {}) == 202  # what follows is about `s` alone
+
+    def task(tid: str) -> dict[str, Any]:
+        return {"name": tid, "task_id": {"value": tid}, "agent_id": to_builtins(o.agent_id),
+                "command": {"value": "sleep 100"},
+                "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}},
+                              volume(size=50, shared=True, allocated="eng", path=tid)]}
+
+    assert accept(s, o, {"type": "LAUNCH", "launch": {"task_infos": [task("a"), task("b")]}}) == 202
+    assert [e.run_task.task.task_id.value for e in agent.all_of("RUN_TASK")] == ["a", "b"]
+    # Still offered to the capable framework while both tasks use it.
+    o2 = offer(c, s)
+    assert volumes_in(o2) == Resources.from_wire(wire(volume(size=50, shared=True)))
+    assert accept(s, o2, {"type": "LAUNCH", "launch": {"task_infos": [
+        {**task("c"), "agent_id": to_builtins(o2.agent_id)}]}}) == 202
+    with pytest.raises(CallRefused) as refused:
+        c.master.destroy_volumes(agent.agent_id, wire(volume(size=50, shared=True)), None)
+    assert refused.value.message == "Invalid DESTROY operation: Persistent volumes in use"
+    for tid in ("a", "b", "c"):
+        agent.update(tid, "TASK_FINISHED", framework_id=s.framework_id)
+    # Every copy came back: the allocator holds none, the volume can go.
+    allocator = c.master.allocator
+    held = [r for r in allocator._agents[agent.agent_id].allocated.values()  # type: ignore[attr-defined]
+            if r.shared()]
+    assert held == []
+    c.master.destroy_volumes(agent.agent_id, wire(volume(size=50, shared=True)), None)
+    assert c.master.agents[agent.agent_id].checkpointed.is_empty()

@@ -66,6 +66,7 @@ def framework_policy(
         min_allocatable=mins,
         gpu_capable=info.has_capability(FrameworkCapabilityType.GPU_RESOURCES),
         refinement_capable=info.has_capability(FrameworkCapabilityType.RESERVATION_REFINEMENT),
+        shared_capable=info.has_capability(FrameworkCapabilityType.SHARED_RESOURCES),
     )
 
 

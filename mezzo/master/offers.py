@@ -54,7 +54,7 @@ from mezzo.master.records import (
     OfferRecord,
     TaskRecord,
 )
-from mezzo.resources import Resources
+from mezzo.resources import EMPTY, Resources
 
 _LAUNCHES = (OfferOperationType.LAUNCH, OfferOperationType.LAUNCH_GROUP)
 # Operations on agent default resources (`mezzo.master.operations`); the volume operations
@@ -244,6 +244,9 @@ class OfferCalls(MasterBase):
             self.offers.pop(offer.id, None)
             framework.offers.discard(offer.id)
             agent.offers.discard(offer.id)
+        # Shared volumes offered: every task of the call may use them, however many copies
+        # were offered (Mesos's `remainingSharedResources`); CREATE/DESTROY change them.
+        shared = available.shared()
         for op in call.operations:
             if op.type == OfferOperationType.LAUNCH:
                 assert op.launch is not None
@@ -253,7 +256,7 @@ class OfferCalls(MasterBase):
                                          "The `id` field cannot be set on LAUNCH operations")
                     continue
                 for task in op.launch.task_infos:
-                    available = self._launch(framework, agent, role, available, task)
+                    available = self._launch(framework, agent, role, available, task, shared)
             elif op.type == OfferOperationType.LAUNCH_GROUP and op.id is not None:
                 assert op.launch_group is not None
                 for task in op.launch_group.task_group.tasks:
@@ -261,9 +264,11 @@ class OfferCalls(MasterBase):
                                      "The `id` field cannot be set on LAUNCH_GROUP operations")
             elif op.type in _OPERATIONS:
                 available = self.accept_operation(framework, agent, role, available, op)
+                shared = available.shared()
             elif op.type == OfferOperationType.LAUNCH_GROUP:
                 assert op.launch_group is not None
-                available = self._launch_group(framework, agent, role, available, op.launch_group)
+                available = self._launch_group(
+                    framework, agent, role, available, op.launch_group, shared)
         if available:
             refuse = self.refusal_seconds(refuse_seconds(call.filters), declined=False)
             self.allocator.recover_resources(framework.id, agent.id, available, refuse, self.now())
@@ -387,6 +392,7 @@ class OfferCalls(MasterBase):
         role: str,
         available: Resources,
         task: TaskInfo,
+        shared: Resources = EMPTY,
     ) -> Resources:
         refusal = self._run_task_refusal(framework, task)
         if refusal is not None:
@@ -410,13 +416,14 @@ class OfferCalls(MasterBase):
             self._task_error(framework, task, Reason.REASON_TASK_INVALID, problem)
             return available
         needed = resources + executor_resources if executor_resources else resources
-        if not available.contains(needed):
+        pool = available.non_shared() + shared if shared else available
+        if not pool.contains(needed):
             self._task_error(
                 framework, task, Reason.REASON_TASK_INVALID,
-                f"Task uses more resources {needed} than available {available}",
+                f"Task uses more resources {needed} than available {pool}",
             )
             return available
-        available = available - needed
+        available = self._consume(framework, agent, available, needed)
         if task.executor is not None and executor_resources is not None:
             framework.executors.setdefault(agent.id, {})[task.executor.executor_id.value] = (
                 ExecutorRecord(info=task.executor, resources=executor_resources)
@@ -430,6 +437,18 @@ class OfferCalls(MasterBase):
             ),
         )
         return available
+
+    def _consume(
+        self, framework: FrameworkRecord, agent: AgentRecord, available: Resources,
+        needed: Resources,
+    ) -> Resources:
+        """What is left after a launch takes `needed`. A shared volume used by more tasks
+        than copies are left is booked once more per extra task (Mesos's additional shared
+        resources), so that each task's end gives back exactly one copy."""
+        additional = needed.shared() - available.shared()
+        if additional:
+            self.allocator.update_allocation(framework.id, agent.id, EMPTY, additional)
+        return available - needed
 
     def _run_task_refusal(self, framework: FrameworkRecord, task: TaskInfo) -> str | None:
         """run_tasks (Mesos's RUN_TASK): may the framework's principal launch `task` under
@@ -450,6 +469,7 @@ class OfferCalls(MasterBase):
         role: str,
         available: Resources,
         group: LaunchGroup,
+        shared: Resources = EMPTY,
     ) -> Resources:
         """All of the group or none: one invalid task refuses every task (TASK_ERROR,
         REASON_TASK_GROUP_INVALID, the first problem as Mesos words it)."""
@@ -476,7 +496,8 @@ class OfferCalls(MasterBase):
                     self._task_error(framework, t, Reason.REASON_TASK_GROUP_UNAUTHORIZED, unauthorized)
                 return available
         problem, per_task, executor_resources = self._check_group(
-            framework, agent, role, available, executor, tasks
+            framework, agent, role, available.non_shared() + shared if shared else available,
+            executor, tasks,
         )
         if problem is not None:
             for task in tasks:
@@ -485,7 +506,7 @@ class OfferCalls(MasterBase):
         needed = executor_resources or Resources()
         for res in per_task:
             needed = needed + res
-        available = available - needed
+        available = self._consume(framework, agent, available, needed)
         if executor_resources is not None:
             framework.executors.setdefault(agent.id, {})[executor.executor_id.value] = (
                 ExecutorRecord(info=executor, resources=executor_resources)

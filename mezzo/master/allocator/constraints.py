@@ -194,6 +194,8 @@ class FrameworkPolicy:
     # RESERVATION_REFINEMENT: without it, resources whose reservation stack is refined (more
     # than one entry) are left out of the framework's offers, as Mesos's allocator does.
     refinement_capable: bool = True
+    # SHARED_RESOURCES: offered shared persistent volumes (also while they are in use).
+    shared_capable: bool = False
 
     def accepts(self, role: str, agent: AgentTraits) -> bool:
         rc = self.constraints.get(role)

@@ -13,6 +13,11 @@ eligible (framework, role) pair filters is skipped with one integer test (`filte
 per pair, cached per agent until the agent's resources grow or a filter expires); the sorters
 reposition only the client that changed; no msgspec objects and little `Resources` arithmetic
 (an agent offered whole hands over its `available` object as is).
+
+Shared resources (shared persistent volumes), as Mesos: offered only to frameworks with the
+SHARED_RESOURCES capability, and to them even while other frameworks hold copies (each copy
+allocated is booked), at most once per agent and allocation cycle; `available` holds a shared
+resource only while no copy of it is allocated.
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ class _Agent:
         "has_gpu",
         "id",
         "reserved",
+        "shared",
         "total",
         "total_q",
         "traits",
@@ -99,6 +105,7 @@ class _Agent:
         self.total_q = scalar_quantities(total)
         self.has_gpu = self.total_q.get("gpus", 0.0) > 0.0
         self.reserved = not total.reserved().is_empty()
+        self.shared = total.shared()  # one copy of each shared resource of the agent
         self.available = total
         # Cached scalar quantities of `available` and whether they reach the minimum.
         self.available_q: Quantities | None = None
@@ -142,6 +149,7 @@ class HierarchicalAllocator(Allocator):
         self._quota = QuotaBook()
         self._runs = 0
         self._last_run_ms = 0.0
+        self._shared_offered: dict[str, Resources] = {}  # this cycle's, per agent
         for role, weight in self.options.weights.items():
             self._roles.update_weight(role, weight)
 
@@ -355,6 +363,7 @@ class HierarchicalAllocator(Allocator):
         agent.total_q = scalar_quantities(total)
         agent.has_gpu = agent.total_q.get("gpus", 0.0) > 0.0
         agent.reserved = not total.reserved().is_empty()
+        agent.shared = total.shared()
         self._totals.add(agent.total_q)
 
     # -- offer operations --------------------------------------------------------------------
@@ -363,6 +372,9 @@ class HierarchicalAllocator(Allocator):
     ) -> None:
         agent = self._agents[agent_id]
         fw = self._frameworks[framework_id]
+        if not consumed and converted and converted == converted.shared():
+            self._add_shared_copies(agent, fw, converted)
+            return
         roles = list(consumed.allocations())
         if len(roles) != 1 or consumed.without_allocation():
             raise ValueError("consumed resources must be allocated to exactly one role")
@@ -380,6 +392,20 @@ class HierarchicalAllocator(Allocator):
             self._fsorters[role].allocated(fw.id, after)
             self._roles.allocated(role, after)
         self._set_total(agent, agent.total - gone + made)
+
+    def _add_shared_copies(self, agent: _Agent, fw: _Framework, copies: Resources) -> None:
+        """More copies of shared resources the framework was offered once (several tasks of
+        one ACCEPT use one volume: Mesos's "additional" shared resources)."""
+        for role, part in copies.allocations().items():
+            plain = part.unallocate()
+            if not agent.shared.contains(plain.shared()):
+                raise ValueError(f"agent {agent.id} has no shared {plain}")
+            key = (fw.id, role)
+            agent.allocated[key] = agent.allocated.get(key, EMPTY) + plain
+            fw.agents[agent.id] = None
+            q = scalar_quantities(plain)
+            self._fsorters[role].allocated(fw.id, q)
+            self._roles.allocated(role, q)
 
     def update_available(self, agent_id: str, conversions: Sequence[Conversion]) -> None:
         agent = self._agents[agent_id]
@@ -434,7 +460,15 @@ class HierarchicalAllocator(Allocator):
 
     def _release(self, agent: _Agent, fw: _Framework, role: str, resources: Resources) -> None:
         self._uncharge(agent, fw, role, resources)
-        self._set_available(agent, agent.available + resources, grew=True)
+        if agent.shared and resources.shared():
+            # A shared copy is available again only once no copy of it is allocated.
+            free = agent.shared
+            for held in agent.allocated.values():
+                free = free - held.shared()
+            available = agent.available.non_shared() + resources.non_shared() + free
+        else:
+            available = agent.available + resources
+        self._set_available(agent, available, grew=True)
 
     # -- resources and offers ----------------------------------------------------------------
     def recover_resources(
@@ -545,6 +579,7 @@ class HierarchicalAllocator(Allocator):
             self._rng.shuffle(candidates)
         if self._quota and candidates:
             self._begin_quota_cycle()
+        self._shared_offered = {}
         for agent in candidates:
             self._allocate_agent(agent, now, eligible, offers)
         self._runs += 1
@@ -626,6 +661,11 @@ class HierarchicalAllocator(Allocator):
                 break
             if chosen is None:
                 continue
+            if agent.shared:
+                offer = self._with_shared(agent, frameworks[chosen].policy, role, offer)
+                if not offer:
+                    continue
+                q = scalar_quantities(offer)
             if offer is not whole and q_quota is not None:
                 q_quota = scalar_quantities(offer.unreserved())
             self._charge(agent, self._frameworks[chosen], role, offer, q)
@@ -634,6 +674,21 @@ class HierarchicalAllocator(Allocator):
             offers.append(Allocation(chosen, agent.id, role, offer))
             if not agent.available:
                 return
+
+    def _with_shared(
+        self, agent: _Agent, policy: FrameworkPolicy | None, role: str, offer: Resources
+    ) -> Resources:
+        """The chunk for one framework on an agent with shared resources: without them for
+        frameworks lacking SHARED_RESOURCES; with every shared resource of the agent usable
+        by the role (held by others or not) not yet offered this cycle, for the others."""
+        base = offer.non_shared()
+        if policy is None or not policy.shared_capable:
+            return base
+        offered = self._shared_offered.get(agent.id, EMPTY)
+        extra = agent.shared.allocatable_to(role) - offered
+        if extra:
+            self._shared_offered[agent.id] = offered + extra
+        return base + extra
 
     # -- quota -------------------------------------------------------------------------------
     def update_quota(self, role: str, quota: Quota | None) -> None:
