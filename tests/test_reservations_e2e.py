@@ -2,7 +2,9 @@
 `mezzo agent` on loopback, a v1 scheduler over HTTP and operator calls. A framework reserves
 with operation feedback, an operator reserves for another role, bad input is refused with
 Mesos's status codes, and the reservations survive an agent restart and a master failover
-(the new master rebuilds them from the re-registering agent)."""
+(the new master rebuilds them from the re-registering agent). An operation left
+unacknowledged across both is reported by the agent, reconciled by the re-subscribed
+framework, resent by the agent and acknowledged."""
 
 from __future__ import annotations
 
@@ -126,6 +128,20 @@ async def test_reservations_survive_agent_restart_and_master_failover(tmp_path: 
             await eventually(lambda: _has_roles(agent_reserved(), {"eng", "ops"}), 20,
                              "the agent to checkpoint both reservations")
 
+            # 2b. Another reservation with feedback, left unacknowledged across the restarts.
+            eng.offers.clear()  # the operator's reservation rescinded those
+            offer = await eng.wait_for(lambda: eng.offers and eng.offers.pop(0))
+            status, body = await eng.call({"type": "ACCEPT", "accept": {
+                "offer_ids": [offer["id"]], "filters": {"refuse_seconds": 0.1},
+                "operations": [{"type": "RESERVE", "id": {"value": "r2"}, "reserve": {
+                    "resources": [dict(r, allocation_info={"role": "eng"})
+                                  for r in reserved("eng", "alice", mem=64)]}}]}})
+            assert status == 202, body
+            await eng.wait_for(lambda: any(u["operation_id"] == {"value": "r2"}
+                                           and u["state"] == "OPERATION_FINISHED"
+                                           for u in eng.operation_updates))
+            framework_id = eng.framework_id
+
             # 3. The agent restarts (SIGKILL): it recovers its reservations and reports them.
             agent.kill()
             agent = start_agent(tmp_path, master.address, "--resources", "cpus:4;mem:512")
@@ -138,11 +154,18 @@ async def test_reservations_survive_agent_restart_and_master_failover(tmp_path: 
 
             await eventually(lambda: _eq(master_reserved(), {"eng", "ops"}), 30,
                              "the master to see both reservations again")
-        # 4. Master failover: a new master process on the same registry and port.
-        master.kill()
+            # 4. Master failover: a new master process on the same registry and port (the
+            # framework does not tear down: its connection just breaks).
+            master.kill()
         master = start_master(tmp_path, port)
+        again = {**ENG, "id": {"value": framework_id}, "failover_timeout": 3600}
         async with aiohttp.ClientSession() as session, \
-                MiniScheduler(master.url, name="eng2", framework_info=ENG) as eng2:
+                MiniScheduler(master.url, name="eng", framework_info=again) as eng2:
+            assert eng2.framework_id == framework_id
+
+            async def none_on_agent2() -> bool:
+                _, text = await operator(session, agent.url, {"type": "GET_OPERATIONS"})
+                return not json.loads(text)["get_operations"].get("operations")
 
             async def master_reserved2() -> set[str]:
                 entry = await agent_entry(session, master.url)
@@ -150,10 +173,29 @@ async def test_reservations_survive_agent_restart_and_master_failover(tmp_path: 
 
             await eventually(lambda: _eq(master_reserved2(), {"eng", "ops"}), 60,
                              "the new master to rebuild the reservations from the agent")
+            # The unacknowledged operation was reported by the agent: reconciliation knows
+            # it, and the agent's resent status reaches the re-subscribed framework to ack.
+            status, _ = await eng2.call({"type": "RECONCILE_OPERATIONS", "reconcile_operations": {
+                "operations": [{"operation_id": {"value": "r2"}, "agent_id": {"value": agent_id}},
+                               {"operation_id": {"value": "nope"}, "agent_id": {"value": agent_id}}]}})
+            assert status == 202
+            await eng2.wait_for(lambda: {("r2", "OPERATION_FINISHED"), ("nope", "OPERATION_UNKNOWN")}
+                                <= {(u["operation_id"]["value"], u["state"])
+                                    for u in eng2.operation_updates})
+            resent = await eng2.wait_for(lambda: next(
+                (u for u in eng2.operation_updates if "uuid" in u), None), 30)
+            assert resent["operation_id"] == {"value": "r2"}
+            status, _ = await eng2.call({"type": "ACKNOWLEDGE_OPERATION_STATUS",
+                                         "acknowledge_operation_status": {
+                                             "agent_id": {"value": agent_id},
+                                             "operation_id": {"value": "r2"},
+                                             "uuid": resent["uuid"]["value"]}})
+            assert status == 202
+            await eventually(none_on_agent2, 20, "the agent to forget r2 once acknowledged")
             # eng is offered its reserved cpus, never ops' memory.
             offer = await eng2.wait_for(lambda: next(
                 (o for o in eng2.offers if _reserved(o).cpus() == 2), None), 30)
-            assert _reserved(offer).mem() == 0
+            assert _reserved(offer).mem() == 64  # eng's own r2, never ops' 128
             # And gives them back: UNRESERVE (no id: no feedback), then unreserved again.
             status, body = await eng2.call({"type": "ACCEPT", "accept": {
                 "offer_ids": [offer["id"]], "filters": {"refuse_seconds": 0.1},
@@ -161,8 +203,14 @@ async def test_reservations_survive_agent_restart_and_master_failover(tmp_path: 
                     "resources": [dict(r, allocation_info={"role": "eng"})
                                   for r in reserved("eng", "alice", cpus=2)]}}]}})
             assert status == 202, body
-            await eventually(lambda: _eq(master_reserved2(), {"ops"}), 20, "the unreserve")
-            assert not eng2.operation_updates
+
+            async def eng_cpus() -> float:
+                entry = await agent_entry(session, master.url)
+                return float(entry["reserved_resources"].get("eng", {}).get("cpus", 0.0)) \
+                    if entry else -1.0
+
+            await eventually(lambda: _is_zero(eng_cpus()), 20, "the unreserve")
+            assert {u["operation_id"]["value"] for u in eng2.operation_updates} == {"r2", "nope"}
     finally:
         if agent is not None:
             agent.kill()
@@ -172,6 +220,10 @@ async def test_reservations_survive_agent_restart_and_master_failover(tmp_path: 
 async def _has_roles(awaitable: Any, roles: set[str]) -> bool:
     got = await awaitable
     return set(got) == roles
+
+
+async def _is_zero(awaitable: Any) -> bool:
+    return await awaitable == 0.0
 
 
 async def _eq(awaitable: Any, expected: set[str]) -> bool:

@@ -107,9 +107,6 @@ class AgentCoreBase:
     ) -> None:
         self.info = info
         self.total = Resources.from_wire(info.resources)
-        # Checkpointed resources and operations (`mezzo.agent.operations`); `total` follows
-        # them (static resources with the dynamic reservations and volumes carved out).
-        self.operations = AgentOperations(self.total)
         self.outbox = outbox
         self.clock = clock
         self.uuid_bytes = uuid_bytes
@@ -123,6 +120,12 @@ class AgentCoreBase:
         self.updates = StatusUpdateManager(
             self.options.status_update_retry_interval, self.options.status_update_retry_max
         )
+        # Checkpointed resources and operations (`mezzo.agent.operations`); `total` follows
+        # them (static resources with the dynamic reservations and volumes carved out).
+        # Operation statuses are resent on the same schedule as task status updates.
+        self.operations = AgentOperations(
+            self.total, initial=self.options.status_update_retry_interval,
+            maximum=self.options.status_update_retry_max)
         self.task_index: dict[TaskID, Executor] = {}
         self.containers: dict[str, Executor] = {}
         self.used = Resources()
