@@ -633,8 +633,10 @@ def test_recovery_from_the_checkpoint_tree_the_effects_wrote(tmp_path: Path) -> 
     # The executor re-subscribes knowing t1 only: t2 was launched while the agent was away.
     b.subscribe("s", unacknowledged_tasks=[task])
     effects = b.outbox.take()
+    # t2 is lost; the executor runs on with t1, its container shrinks to what it holds.
     assert names(effects) == ["send_executor:SUBSCRIBED", "checkpoint:UpdateRecord",
-                              "recovery_complete"]
+                              "update_container", "recovery_complete"]
+    assert effects[2][2] == b.executor().resources
     assert not b.core.recovering
     assert ex.terminated[TaskID(value="t2")].state == "TASK_LOST"
     b.master("SUBSCRIBED", subscribed={"agent_id": {"value": "A1"}, "master_info": master_json()})
@@ -750,8 +752,12 @@ def test_default_executor_runs_groups_and_takes_more_into_its_container() -> Non
     [kill] = a.outbox.take()
     assert kill[0] == "send_executor" and kill[2].type == "KILL"
     assert kill[2].kill.task_id.value == "g1"
+    # A task's end shrinks the container while others run on.
+    a.update("g1", "TASK_KILLED", b"g1".ljust(16, b"-"))
+    shrink = [e for e in a.outbox.take() if e[0] == "update_container"]
+    assert [e[2] for e in shrink] == [Resources.parse("cpus:1.1;mem:160")]
     # The executor ends with its last task: the resources come back.
-    for task_id in ("g1", "g2", "g3"):
+    for task_id in ("g2", "g3"):
         a.update(task_id, "TASK_KILLED", task_id.encode().ljust(16, b"-"))
     a.core.handle(ContainerExited(a.container_id(), Termination(0, None, "exited")))
     assert a.core.used == Resources()

@@ -239,6 +239,10 @@ class AgentCoreBase:
                 ex.terminated[status.task_id] = task
                 self.set_resources(ex, ex.resources - resources_of([task.resources]))
                 self.count_terminal(status.state)
+                if not ex.command and ex.launched and ex.pid is not None:
+                    # The executor runs on with other tasks: its container shrinks (Mesos's
+                    # agent updates the container to what the executor still holds).
+                    self.outbox.update_container(ex.container_id, ex.resources)
         elif (task := ex.terminated.get(status.task_id)) is not None:
             record_status(task, status)
         self.metrics["valid_status_updates"] += 1
