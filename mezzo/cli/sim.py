@@ -108,13 +108,17 @@ def calibrate() -> None:
     latency = calibration.launch_latency()
     click.echo(f"launch latency (bench/launch.py latency): p50 {latency['p50_ms']} ms, "
                f"p99 {latency['p99_ms']} ms over {latency['launches']} launches")
-    rate = calibration.launch_rate()
-    click.echo(f"launch rate (bench/launch.py rate, 100 agents, 10 tasks per ACCEPT): "
-               f"{rate['tasks_per_s']:,.0f} tasks/s")
+    for per_accept in (10, 1):
+        rate = calibration.launch_rate(per_accept=per_accept)
+        click.echo(f"launch rate (bench/launch.py rate, 100 agents, {per_accept} tasks per "
+                   f"ACCEPT): {rate['tasks_per_s']:,.0f} tasks/s, master CPU "
+                   f"{rate['master_cpu_ms_per_task']} ms per task")
     shape = calibration.scale_shape()
     click.echo(f"bench/scale.py shape, 1,000 agents x 8 cpus, 200 frameworks: SUBSCRIBE -> "
-               f"TASK_RUNNING p50 {shape['launch_overhead_p50_s'] * 1000:.1f} ms, master CPU "
-               f"{shape['master_cpu_pct']}%")
+               f"TASK_RUNNING p50 {shape['launch_overhead_p50_s'] * 1000:.1f} ms "
+               f"(max {shape['launch_overhead_p99_s'] * 1000:.1f} ms), master CPU "
+               f"{shape['master_cpu_pct']}% at {shape['launches_per_s']} launches/s = "
+               f"{shape['master_cpu_ms_per_launch']} ms per launch")
     click.echo("master core service time per job kind (median µs, samples):")
     for kind, (median, count) in calibration.fixed_costs().items():
         click.echo(f"  {kind:<24} {median:>8.1f}  {count:>7,}")

@@ -34,6 +34,7 @@ from mezzo.api.scheduler import (
     Decline,
     Event,
     EventType,
+    Kill,
     Revive,
     Subscribe,
     Suppress,
@@ -201,6 +202,9 @@ class SimFramework:
                 offer_ids=[OfferID(value=o) for o in offer_ids],
                 filters=Filters(refuse_seconds=refuse) if refuse is not None else None,
             ))
+
+    def kill(self, task_id: str, agent_id: str) -> None:
+        self.call(CallType.KILL, kill=Kill(task_id=TaskID(value=task_id), agent_id=AgentID(value=agent_id)))
 
     def suppress(self) -> None:
         self.call(CallType.SUPPRESS, suppress=Suppress())

@@ -24,8 +24,11 @@ class ContinuousFramework(SimFramework):
     """Keeps every slot it is offered busy with tasks of `duration()` seconds."""
 
     def __init__(self, engine: Engine, name: str, *, task: tuple[float, float],
-                 duration: Callable[[], float], refuse: float = 1.0) -> None:
+                 duration: Callable[[], float], refuse: float = 1.0, kill: bool = False) -> None:
         super().__init__(engine, name)
+        # kill: tasks run until killed and the framework sends KILL after their duration
+        # (as bench/scale.py's frameworks do) rather than ending by themselves.
+        self.kill_tasks = kill
         self.task_cpus, self.task_mem = task
         self.resources = f"cpus:{self.task_cpus};mem:{self.task_mem}"
         self.duration = duration
@@ -45,7 +48,13 @@ class ContinuousFramework(SimFramework):
                 # A fragment too small for a task: don't see it again for a while.
                 self.decline([offer.id.value], refuse=60.0)
                 continue
-            tasks = [self.task(offer, self.resources, self.duration()) for _ in range(n)]
+            if self.kill_tasks:
+                tasks = [self.task(offer, self.resources, None) for _ in range(n)]
+                agent_id = offer.agent_id.value
+                for info in tasks:
+                    self.engine.after(self.duration(), self.kill, info.task_id.value, agent_id)
+            else:
+                tasks = [self.task(offer, self.resources, self.duration()) for _ in range(n)]
             self.launched += n
             self.running += n
             self.launch([offer.id.value], tasks, refuse=self.refuse)
@@ -76,12 +85,15 @@ class ProbeFramework(SimFramework):
         self.done_at: float | None = None
 
     def on_offers(self, offers: list[Offer]) -> None:
+        unused = []
         for offer in offers:
             if self.launched_at is None and slots(offer, self.cpus, self.mem) >= 1:
                 self.launched_at = self.engine.now
                 self.launch([offer.id.value], [self.task(offer, self.resources, self.length)])
+                self.suppress()  # it wants nothing more
             else:
-                self.decline([offer.id.value], refuse=3600.0)
+                unused.append(offer.id.value)
+        self.decline(unused, refuse=3600.0)  # one call for all (as bench/scale.py's probe)
 
     def on_update(self, status: TaskStatus) -> None:
         if status.state == TaskState.TASK_RUNNING and self.running_at is None:

@@ -41,17 +41,24 @@ from mezzo.master.registry import Registrar, RegistryOperation
 from mezzo.sim.engine import Engine, Timer
 from mezzo.store.memory import MemoryStore
 
-# One-way message latency (seconds) between a client and the master: calibrated so that the
-# simulated ACCEPT -> TASK_RUNNING latency matches bench/launch.py's on loopback (p50 about
-# 1.1 ms for four one-way trips plus the master's service times; docs/evaluation.md).
-LATENCY = 0.0002
+# One-way message latency (seconds) between a client and the master, including the client's
+# own handling of the message (simulated agents and frameworks are otherwise free): calibrated
+# so that the simulated ACCEPT -> TASK_RUNNING latency matches bench/launch.py's on loopback
+# (p50 1.21 ms on an idle machine: four one-way trips plus two master jobs;
+# docs/evaluation.md, "Calibration").
+LATENCY = 0.00024
 
-# What the HTTP shell costs beyond the core and the JSON codec (aiohttp parsing a request and
-# answering it, writing a record on a stream): not in the measured core calls, so added to
-# every job that is a client request and to every event a job emits. Calibrated with
-# bench/launch.py's sustained launch rate (mezzo sim calibrate; docs/evaluation.md).
-REQUEST_OVERHEAD = 60e-6
-RECORD_OVERHEAD = 27e-6
+# What the HTTP shell costs beyond the core and the JSON codec, which the measured core calls
+# do not include: per client request (aiohttp parsing it, routing, the 202 answer and its
+# send() system call) and per record written to a subscription stream (the stream's write
+# loop sends the records queued in one event-loop iteration together, so a record costs far
+# less than a request). The split comes from a cProfile of the real master under
+# `bench/launch.py rate` (shell time per request : per record about 8 : 1); the scale from
+# the real master's CPU time per task in that benchmark on an idle machine (0.172-0.181 ms
+# per task with 1.2 requests and 3 records per task). Added to every job that is a client
+# request and to every event a job emits.
+REQUEST_OVERHEAD = 80e-6
+RECORD_OVERHEAD = 9.5e-6
 
 
 class Endpoint(Protocol):

@@ -381,3 +381,8 @@ class IterativeFramework(SimFramework):
             else:
                 job.iteration += 1
                 job.pending = job.spec.tasks
+                # A new stage: as Spark's TaskSchedulerImpl.submitTasks -> reviveOffers(),
+                # REVIVE clears the filters of the offers declined while the barrier drained,
+                # so the next iteration's tasks are offered slots at once.
+                self._suppressed = False
+                self.revive()

@@ -8,7 +8,9 @@ everything on the agent allocatable to the role (unreserved plus reserved to the
 ancestor), provided the chunk reaches `min_allocatable_resources`. Shares update incrementally
 as allocations happen, so later agents of the same cycle see the new order.
 
-Why it is fast: agents with nothing available are not visited (`_free`); an agent that every
+Why it is fast: agents with nothing available are not visited (`_free`), nor, unless some
+framework has its own minimum, agents whose leftovers are below `min_allocatable_resources`
+(`_offerable`: e.g. only disk or ports left, as on a busy cluster); an agent that every
 eligible (framework, role) pair filters is skipped with one integer test (`filters.py`: one bit
 per pair, cached per agent until the agent's resources grow or a filter expires); the sorters
 reposition only the client that changed; no msgspec objects and little `Resources` arithmetic
@@ -135,6 +137,10 @@ class HierarchicalAllocator(Allocator):
         self._frameworks: dict[str, _Framework] = {}
         self._agents: dict[str, _Agent] = {}
         self._free: dict[str, _Agent] = {}  # agents whose `available` is not empty
+        # Those of them that could be offered under the global minimum (or that hold
+        # reservations, checked per role): all an allocation run visits unless a framework has
+        # its own minimum.
+        self._offerable: dict[str, _Agent] = {}
         # One bit per tracked (framework, role) pair; `_eligible` has the bits of the pairs
         # that may receive offers now (active framework, role not suppressed).
         self._bits: dict[str, dict[str, int]] = {}  # role -> framework id -> bit
@@ -327,8 +333,7 @@ class HierarchicalAllocator(Allocator):
                 self._track(fw, role)
                 self._charge(agent, fw, role, part, scalar_quantities(part))
             self._sync_all(fw)
-        if agent.available:
-            self._free[agent_id] = agent
+        self._set_available(agent, agent.available, grew=False)
 
     def _split_by_role(self, fw: _Framework, resources: Resources) -> dict[str, Resources]:
         parts = resources.allocations()
@@ -343,6 +348,7 @@ class HierarchicalAllocator(Allocator):
         if agent is None:
             return
         self._free.pop(agent_id, None)
+        self._offerable.pop(agent_id, None)
         for (framework_id, role), resources in list(agent.allocated.items()):
             fw = self._frameworks[framework_id]
             self._uncharge(agent, fw, role, resources)
@@ -423,13 +429,23 @@ class HierarchicalAllocator(Allocator):
     # -- bookkeeping -------------------------------------------------------------------------
     def _set_available(self, agent: _Agent, available: Resources, *, grew: bool) -> None:
         agent.available = available
-        agent.available_q = None
         if grew:
             agent.version += 1
         if available:
             self._free[agent.id] = agent
+            # An agent offered whole still has its `total` object as `available`: reuse the
+            # quantities computed when it was added.
+            q = agent.total_q if available is agent.total else scalar_quantities(available)
+            agent.available_q = q
+            agent.available_ok = self._allocatable(q)
+            if agent.available_ok or agent.reserved:
+                self._offerable[agent.id] = agent
+            else:
+                self._offerable.pop(agent.id, None)
         else:
+            agent.available_q = None
             self._free.pop(agent.id, None)
+            self._offerable.pop(agent.id, None)
 
     def _charge(
         self, agent: _Agent, fw: _Framework, role: str, resources: Resources, q: Quantities
@@ -564,7 +580,8 @@ class HierarchicalAllocator(Allocator):
         eligible = self._eligible
         candidates: list[_Agent] = []
         if eligible:
-            for agent in self._free.values():
+            visit = self._free if self._custom_mins else self._offerable
+            for agent in visit.values():
                 if not agent.active:
                     continue
                 if agent.filters.mask:
