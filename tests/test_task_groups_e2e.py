@@ -274,3 +274,45 @@ async def test_a_restarted_agent_reattaches_the_default_executor(cluster: Proces
                 break
             await asyncio.sleep(0.1)
         assert not pid_alive(pid), "the executor ends with its last task"
+
+
+async def test_pymesos_launches_a_group(cluster: ProcessCluster) -> None:
+    """pymesos 0.3.15 (unmodified) sends LAUNCH_GROUP with `acceptOffers`."""
+    pymesos = pytest.importorskip("pymesos")
+    cluster.agent()
+    states: dict[str, list[str]] = {}
+
+    class GroupScheduler(pymesos.Scheduler):  # type: ignore[misc]
+        launched = False
+
+        def resourceOffers(self, driver: Any, offers: list[Any]) -> None:
+            for offer in offers:
+                if self.launched:
+                    driver.declineOffer(offer["id"])
+                    continue
+                self.launched = True
+                tasks = [
+                    {**command_task(t, f"echo {t}"), "agent_id": offer["agent_id"]}
+                    for t in ("p1", "p2")
+                ]
+                driver.acceptOffers([offer["id"]], [{
+                    "type": "LAUNCH_GROUP",
+                    "launch_group": {"executor": default_executor_json("py-pod"),
+                                     "task_group": {"tasks": tasks}},
+                }])
+
+        def statusUpdate(self, driver: Any, update: Any) -> None:
+            states.setdefault(update["task_id"]["value"], []).append(update["state"])
+
+    framework = {"user": getpass.getuser(), "name": "pymesos-groups"}
+    driver = pymesos.MesosSchedulerDriver(GroupScheduler(), framework, cluster.master.address)
+    driver.start()
+    try:
+        for _ in range(300):
+            if all((states.get(t) or [""])[-1] == "TASK_FINISHED" for t in ("p1", "p2")):
+                break
+            await asyncio.sleep(0.1)
+        assert states["p1"] == states["p2"] == ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"]
+    finally:
+        driver.stop()
+        driver.join()
