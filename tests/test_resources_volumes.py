@@ -159,3 +159,47 @@ def test_agent_disk_sources_are_checked_as_mesos(tmp_path) -> None:  # type: ign
         check_disk_sources(Resources.parse(_disk_json({"type": "MOUNT"})), str(tmp_path))
     with pytest.raises(ConfigError, match=r"^Unsupported 'DiskInfo\.Source\.Type'"):
         check_disk_sources(Resources.parse(_disk_json({"type": "RAW"})), str(tmp_path))
+
+
+# --------------------------------------------------------------------------- the agent's side
+
+
+def test_agent_applies_create_and_destroy_and_syncs_directories(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from mezzo.agent import volumes as volume_dirs
+    from mezzo.agent.operations import AgentOperations
+    from mezzo.api.codec import convert
+    from mezzo.api.common import UUID, AgentID, OfferOperation
+    from mezzo.api.internal import AgentApplyOperation
+    from mezzo.resources.conversions import apply_checkpointed
+
+    static = Resources.parse("cpus:2;disk(eng):100")
+    ops = AgentOperations(static)
+    wire_volume = [{"name": "disk", "type": "SCALAR", "scalar": {"value": 64},
+                    "reservations": [{"type": "STATIC", "role": "eng"}],
+                    "disk": {"persistence": {"id": "db"},
+                             "volume": {"container_path": "data", "mode": "RW"}}}]
+
+    def apply(kind: str, uuid: bytes) -> str:
+        op = convert({"type": kind, kind.lower(): {"volumes": wire_volume}}, OfferOperation)
+        _, call = ops.apply(AgentApplyOperation(operation_info=op, operation_uuid=UUID(value=uuid)),
+                            AgentID(value="A"), uuid, now=0.0)
+        assert call.update_operation_status is not None
+        return str(call.update_operation_status.status.state)
+
+    before = ops.checkpointed
+    assert apply("CREATE", b"c" * 16) == "OPERATION_FINISHED"
+    assert ops.checkpointed.persistent_volumes().disk() == 64
+    assert ops.total.reserved("eng").disk() == 100
+    # A restarted agent carves the checkpointed volume out of its static resources again.
+    assert apply_checkpointed(static, ops.checkpointed) == ops.total
+    volume_dirs.sync(str(tmp_path), before, ops.checkpointed)
+    path = tmp_path / "volumes" / "roles" / "eng" / "db"
+    (path / "file").write_text("kept")
+    volume_dirs.sync(str(tmp_path), before, ops.checkpointed)  # idempotent: data kept
+    assert (path / "file").read_text() == "kept"
+    after_create = ops.checkpointed
+    assert apply("CREATE", b"d" * 16) == "OPERATION_FAILED"  # the disk is a volume already
+    assert apply("DESTROY", b"e" * 16) == "OPERATION_FINISHED"
+    assert ops.checkpointed.is_empty() and ops.total == static
+    volume_dirs.sync(str(tmp_path), after_create, ops.checkpointed)
+    assert not path.exists()
