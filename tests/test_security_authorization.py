@@ -48,6 +48,8 @@ ACLS = {
     "mark_agents_gone": [{"principals": some("alice"), "agents": ANY}],
     "get_endpoints": [{"principals": some("alice"), "paths": ANY}],
     "register_agents": [{"principals": some("agent"), "agents": ANY}],
+    "reserve_resources": [{"principals": some("alice"), "roles": some("eng")}],
+    "unreserve_resources": [{"principals": some("alice"), "reserver_principals": some("alice")}],
 }
 
 
@@ -233,5 +235,36 @@ async def test_register_agents(acl_master: Secured) -> None:
         await asyncio.wait_for(agent.start(), 10)
         try:
             assert [a.info.hostname for a in m.master.agents.values()] == ["allowed"]
+        finally:
+            await agent.stop()
+
+
+async def test_reserve_and_unreserve_resources_acls(acl_master: Secured) -> None:
+    m = acl_master
+
+    def call(kind: str, role: str, principal: str) -> dict:
+        resources = [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1},
+                      "reservations": [{"type": "DYNAMIC", "role": role, "principal": principal}]}]
+        return {"type": kind, kind.lower(): {"agent_id": {"value": agent_id}, "resources": resources}}
+
+    async with aiohttp.ClientSession(headers=AGENT) as session:
+        agent = EmulatedAgent(m.url, hostname="h", resources="cpus:4;mem:100", session=session)
+        await asyncio.wait_for(agent.start(), 10)
+        try:
+            [agent_id] = list(m.master.agents)
+            status, text, _ = await m.request("POST", "/api/v1", GUEST, call("RESERVE_RESOURCES", "eng", "bob"))
+            assert status == 403 and "RESERVE_RESOURCES" in text and "\n" not in text.strip()
+            status, text, _ = await m.request("POST", "/api/v1", OPS, call("RESERVE_RESOURCES", "web", "alice"))
+            assert status == 403  # alice may reserve for eng only
+            status, text, _ = await m.request("POST", "/api/v1", OPS, call("RESERVE_RESOURCES", "eng", "carol"))
+            assert status == 400 and "does not match a reserved resource" in text
+            status, text, _ = await m.request("POST", "/api/v1", OPS, call("RESERVE_RESOURCES", "eng", "alice"))
+            assert status == 202, text
+            assert m.master.agents[agent_id].total.reserved("eng").cpus() == 1
+            status, text, _ = await m.request("POST", "/api/v1", GUEST, call("UNRESERVE_RESOURCES", "eng", "alice"))
+            assert status == 403
+            status, text, _ = await m.request("POST", "/api/v1", OPS, call("UNRESERVE_RESOURCES", "eng", "alice"))
+            assert status == 202, text
+            assert m.master.agents[agent_id].total.reserved().is_empty()
         finally:
             await agent.stop()
