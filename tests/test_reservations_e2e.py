@@ -229,3 +229,37 @@ async def _is_zero(awaitable: Any) -> bool:
 async def _eq(awaitable: Any, expected: set[str]) -> bool:
     return await awaitable == expected
 
+
+
+async def test_agent_restarted_with_too_few_resources_refuses_to_start(tmp_path: Path) -> None:
+    master = start_master(tmp_path, free_port())
+    agent: Proc | None = None
+    try:
+        agent = start_agent(tmp_path, master.address, "--resources", "cpus:4;mem:512")
+        async with aiohttp.ClientSession() as session:
+
+            async def agent_id() -> str | None:
+                entry = await agent_entry(session, master.url)
+                return entry["id"] if entry else None
+
+            aid = await eventually(agent_id, 20, "the agent to register")
+            code, text = await operator(session, master.url, {
+                "type": "RESERVE_RESOURCES", "reserve_resources": {
+                    "agent_id": {"value": aid}, "resources": reserved("ops", "op", cpus=3)}})
+            assert code == 202, text
+
+            async def checkpointed() -> bool:
+                async with session.get(agent.url + "/state") as resp:
+                    return "ops" in (await resp.json())["reserved_resources_full"]
+
+            await eventually(checkpointed, 20, "the agent to checkpoint the reservation")
+        agent.kill()
+        agent = start_agent(tmp_path, master.address, "--resources", "cpus:2;mem:512")
+        code = await eventually(lambda: agent.popen.poll(), 20, "the agent to refuse to start")
+        assert code != 0
+        assert "Failed to perform recovery: Checkpointed resources" in agent.log()
+        assert "are incompatible with agent resources" in agent.log()
+    finally:
+        if agent is not None:
+            agent.kill()
+        master.kill()

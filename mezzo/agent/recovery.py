@@ -32,6 +32,8 @@ from mezzo.agent.agent import Agent
 from mezzo.agent.containerizer import paths as layout
 from mezzo.agent.containerizer.launcher import kill_session
 from mezzo.agent.events import RecoverCheckpoint
+from mezzo.core.errors import ConfigError
+from mezzo.resources.conversions import ConversionError
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,12 @@ async def recover(agent: Agent) -> None:
     if state is not None:
         assert state.info.id is not None
         agent.checkpointer.agent_id = state.info.id.value
-    agent.handle(RecoverCheckpoint(state))
+    try:
+        agent.handle(RecoverCheckpoint(state))
+    except ConversionError as exc:
+        # `--resources` no longer hold the checkpointed reservations or volumes: as Mesos,
+        # refuse to start rather than lose them (the operator unreserves, or fixes the flag).
+        raise ConfigError(f"Failed to perform recovery: {exc}") from None
     await agent.recovered.wait()
     log.info("recovery done: %d executors recovered", len(live))
 
