@@ -440,3 +440,14 @@ def test_sdk_reserve_and_unreserve_operations_are_accepted() -> None:
     assert accept(s, offer(c, s), to_builtins(unreserve_operation(mine))) == 202
     agent_finishes(agent)
     assert c.master.agents[agent.agent_id].total.reserved().is_empty()
+
+
+def test_operator_reserve_on_a_disconnected_agent_is_dropped_when_it_comes_back() -> None:
+    c, agent, s = setup()
+    agent.disconnect()
+    c.master.reserve_resources(agent.agent_id, [], wire([dyn("cpus", 1, "ops", principal="op")]), "op")
+    assert c.master.agents[agent.agent_id].total.reserved("ops").cpus() == 1
+    [op] = c.master.get_operations()
+    agent.subscribe(capabilities=CAPS)  # reports no such reservation nor operation
+    assert c.master.get_operations() == []
+    assert c.master.agents[agent.agent_id].total.reserved().is_empty()

@@ -446,6 +446,11 @@ class OperationCalls(MasterBase):
         )
         self._add_operation(record)
         self.counters.inc(f"operations/{str(operation.type).lower()}/pending")
+        if not agent.connected or agent.stream is None:
+            # As Mesos: the message is lost; when the agent re-registers its own report wins
+            # and the operation is OPERATION_DROPPED (`agent_operations_rebuilt`).
+            log.warning("agent %s is disconnected: operation %s not sent", agent.id, uuid.hex())
+            return record
         self.outbox.send_agent(agent.stream, AgentEvent(
             type=AgentEventType.APPLY_OPERATION,
             apply_operation=AgentApplyOperation(
