@@ -326,8 +326,11 @@ class Agent:
                 executor=launch.executor, command=launch.command,
                 command_executor_argv=self.flags.command_executor, sandbox=sandbox,
                 env=env,
+                # A command task's user runs its executor; any other executor runs as its own
+                # CommandInfo.user, else the framework's (the default executor's tasks share it).
                 user=launching.executor_user(
-                    launch.framework, launch.executor, launch.first_task, self.flags.switch_user
+                    launch.framework, launch.executor,
+                    launch.first_task if launch.command else None, self.flags.switch_user,
                 ),
                 resources=launch.resources, pids_max=self.flags.pids_max,
                 rlimits=rlimits_of(

@@ -45,7 +45,7 @@ class ContainerLaunch:
     sandbox: str  # the directory the shell creates and runs the executor in
     command: bool  # the built-in command executor
     resources: Resources  # the executor's and its tasks' (the container's limits)
-    first_task: TaskInfo  # decides the user to run as
+    first_task: TaskInfo  # a command task: decides the user to run as, and its rlimits
     # CommandInfo.uris to fetch into the sandbox before the executor starts (mezzo.agent.fetcher);
     # a failed fetch is answered with ContainerLaunchFailed.
     uris: tuple[URI, ...] = ()
