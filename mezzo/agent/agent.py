@@ -393,6 +393,7 @@ class Agent:
             await self.containerizer.update(
                 container_id, cpus=resources.cpus() or None, mem_mb=resources.mem() or None,
                 volumes=launching.volume_mounts(self.flags.work_dir, resources),
+                ports=tuple(resources.ranges("ports")),
             )
 
     def adopt_containers(self, containers: list[tuple[str, int]]) -> None:

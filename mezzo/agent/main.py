@@ -22,6 +22,7 @@ from aiohttp import web
 
 from mezzo.agent.agent import Agent
 from mezzo.agent.containerizer import Containerizer, IsolationOptions
+from mezzo.agent.containerizer.isolators.network_ports import parse_ranges
 from mezzo.agent.executor_api import ExecutorAPI
 from mezzo.agent.flags import AgentFlags, discover_resources, parse_attributes
 from mezzo.agent.http import ReadEndpoints
@@ -35,6 +36,7 @@ from mezzo.election import create_detector
 from mezzo.net.http import MAX_BODY_BYTES
 from mezzo.net.http_metrics import http_metrics_middleware
 from mezzo.net.request import new_app
+from mezzo.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,25 @@ def bind_listener(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def isolation_options(flags: AgentFlags, resources: Resources) -> IsolationOptions:
+    """The isolators' settings from the flags (and, for network/ports with
+    --check_agent_port_range_only, the agent's own `ports`)."""
+    isolated = None
+    if flags.container_ports_isolated_range:
+        try:
+            isolated = parse_ranges(flags.container_ports_isolated_range)
+        except ValueError as e:
+            raise ConfigError(f"--container_ports_isolated_range: {e}") from None
+    elif flags.check_agent_port_range_only:
+        isolated = tuple(resources.ranges("ports"))
+    return IsolationOptions(
+        isolation=flags.isolation, cgroups_root=flags.cgroups_root,
+        container_ports_watch_interval=flags.container_ports_watch_interval,
+        container_ports_isolated=isolated,
+        enforce_container_ports=flags.enforce_container_ports,
+    )
 
 
 @dataclass
@@ -102,11 +123,10 @@ async def start_agent(
     flags.validate()
     if not flags.master:
         raise ConfigError("--master is required")
-    containerizer = Containerizer.create(
-        IsolationOptions(isolation=flags.isolation, cgroups_root=flags.cgroups_root),
-        flags.container_logger_instance(),
-    )
     resources = discover_resources(flags)
+    containerizer = Containerizer.create(
+        isolation_options(flags, resources), flags.container_logger_instance(),
+    )
     ip = advertised_ip(flags)
     # Bound first, so the agent is built knowing its port (nothing is patched in afterwards).
     listener = bind_listener(flags.ip or "0.0.0.0", flags.port)

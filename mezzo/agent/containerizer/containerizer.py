@@ -157,13 +157,17 @@ class Containerizer:
         mem_mb: float | None = None,
         pids_max: int | None = None,
         volumes: Sequence[VolumeMount] | None = None,
+        ports: tuple[tuple[int, int], ...] | None = None,
     ) -> None:
-        """New limits (None: unchanged) and, if given, the persistent volumes it uses now."""
+        """New limits (None: unchanged) and, if given, the persistent volumes it uses now and
+        its allocated `ports` ranges."""
         self._get(container_id)
         for isolator in self.isolators:
             isolator.update(container_id, cpus=cpus, mem_mb=mem_mb, pids_max=pids_max)
             if volumes is not None:
                 isolator.update_volumes(container_id, volumes)
+            if ports is not None:
+                isolator.update_ports(container_id, ports)
 
     async def usage(self, container_id: str) -> ResourceStatistics:
         """Usage merged across isolators (later isolators win on shared fields)."""

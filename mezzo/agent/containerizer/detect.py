@@ -34,6 +34,7 @@ from mezzo.agent.containerizer.isolators.namespaces import (
     NamespacesUnavailable,
     PidNamespaceIsolator,
 )
+from mezzo.agent.containerizer.isolators.network_ports import NetworkPortsIsolator
 from mezzo.agent.containerizer.isolators.posix import (
     PosixCpuIsolator,
     PosixMemIsolator,
@@ -55,6 +56,12 @@ class IsolationOptions:
     # Kill containers found under cgroups_root that the agent does not know on recovery. Off
     # by default: several agents on one machine (tests, `mezzo local`) share the default root.
     cleanup_orphans: bool = False
+    # network/ports: --container_ports_watch_interval, the ports checked (None: all; from
+    # --container_ports_isolated_range or, with --check_agent_port_range_only, the agent's
+    # `ports`), --enforce_container_ports.
+    container_ports_watch_interval: float = 30.0
+    container_ports_isolated: tuple[tuple[int, int], ...] | None = None
+    enforce_container_ports: bool = False
 
 
 Factory = Callable[[IsolationOptions], Isolator]
@@ -69,6 +76,9 @@ ISOLATORS: dict[str, Factory] = {
     "cgroups/mem": lambda o: CgroupsMemIsolator(o.cgroups_root, o.cleanup_orphans),
     "cgroups/pids": lambda o: CgroupsPidsIsolator(o.cgroups_root, o.cleanup_orphans),
     "namespaces/pid": lambda o: PidNamespaceIsolator(),
+    "network/ports": lambda o: NetworkPortsIsolator(
+        o.container_ports_watch_interval, o.container_ports_isolated, o.enforce_container_ports
+    ),
     "filesystem/posix": lambda o: PosixFilesystemIsolator(),
     "filesystem/linux": lambda o: LinuxFilesystemIsolator(),
 }

@@ -11,6 +11,7 @@ containerizer calls the hooks of its ordered isolators in this lifecycle:
     limitation(container_id)           the pollable half of watch: asked once the process has
                                        exited, so a breach that killed it is never missed
     update(container_id, ...)          new resource limits while running
+    update_ports(container_id, ports)  new allocated `ports` ranges (network/ports)
     update_volumes(container_id, vols) the persistent volumes it uses now (filesystem isolators)
     usage(container_id)                ResourceStatistics (merged across isolators)
     cleanup(container_id)              after every process of the container is gone, in reverse
@@ -77,6 +78,9 @@ class Isolator:
 
     def update_volumes(self, container_id: str, volumes: Sequence[VolumeMount]) -> None:
         """The persistent volumes the container uses now (tasks joined or left it)."""
+
+    def update_ports(self, container_id: str, ports: tuple[tuple[int, int], ...]) -> None:
+        """The container's allocated ``ports`` ranges changed (inclusive ranges)."""
 
     def usage(self, container_id: str) -> ResourceStatistics:
         """What this isolator measures of the container."""
