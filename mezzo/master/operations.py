@@ -73,6 +73,7 @@ from mezzo.master.records import AgentRecord, FrameworkRecord, OperationRecord
 from mezzo.resources import DYNAMIC, Resources
 from mezzo.resources import conversions as conv
 from mezzo.resources.conversions import Conversion, ConversionError
+from mezzo.resources.disk import as_disk_key
 
 # Applied at once to the master's view (GROW_VOLUME/SHRINK_VOLUME too here: see volumes.py).
 SPECULATIVE = frozenset({
@@ -205,7 +206,8 @@ class OperationCalls(MasterBase):
             top = item.key.reservations[-1] if item.key.reservations else None
             if top is None or top.type != DYNAMIC:
                 raise OperationError(f"Resource {one} is not dynamically reserved")
-            if item.key.disk is not None and b'"persistence"' in item.key.disk:
+            disk = as_disk_key(item.key.disk)
+            if disk is not None and disk.persistence_id is not None:
                 raise OperationError(
                     f"A dynamically reserved persistent volume {one} cannot be unreserved"
                     " directly. Please destroy the persistent volume first then unreserve the"
