@@ -540,7 +540,7 @@ class AgentCalls(MasterBase):
             executor_id=task.executor_id,
             unreachable_time=unreachable_time if state == TaskState.TASK_UNREACHABLE else None,
         )
-        task.statuses.append(status)
+        task.add_status(status)
         self.send_update(framework, status)
         if state == TaskState.TASK_UNREACHABLE:
             task.state = state

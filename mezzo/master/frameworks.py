@@ -333,7 +333,7 @@ class FrameworkCalls(MasterBase):
                     Reason.REASON_FRAMEWORK_REMOVED, "Framework removed",
                     agent_id=task.agent_id, executor_id=task.executor_id,
                 )
-                task.statuses.append(status)
+                task.add_status(status)
                 self.update_task_state(task, TaskState.TASK_KILLED)
             self.complete_task(task)
         framework.executors.clear()

@@ -166,6 +166,10 @@ class OperatorCalls(MasterBase):
                 continue
             tasks = [*framework.tasks.values(), *framework.unreachable_tasks.values(), *framework.completed_tasks]
             found.extend(t for t in tasks if not task_id or t.task_id == task_id)
-        found.sort(key=lambda t: (1, t.statuses[0].timestamp or 0.0) if t.statuses else (0, 0.0),
+        def first_time(t: TaskRecord) -> tuple[int, float]:
+            first = t.first_status()
+            return (0, 0.0) if first is None else (1, first.timestamp or 0.0)
+
+        found.sort(key=first_time,
                    reverse=newest_first)
         return found[offset:] if limit < 0 else found[offset : offset + limit]

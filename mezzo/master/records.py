@@ -13,6 +13,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from mezzo.api.common import (
     AgentInfo,
     ExecutorInfo,
@@ -47,34 +49,139 @@ def has_capability(info: FrameworkInfo, cap: FrameworkCapabilityType) -> bool:
     return any(c.type == cap for c in info.capabilities)
 
 
-@dataclass(slots=True, eq=False)
-class TaskRecord:
-    """A task the master knows: launched (STAGING) until its terminal update is acknowledged."""
+# One `Resources` per resource shape for the master's tasks: thousands of tasks of the same
+# size share one value (Resources is immutable). Bounded: beyond it, a shape is not shared.
+_SHAPES: dict[Any, Resources] = {}
+_MAX_SHAPES = 4096
 
-    info: TaskInfo
-    framework_id: str
-    agent_id: str
-    executor_id: str | None
-    role: str
-    resources: Resources  # tagged with `role`
-    state: TaskState = TaskState.TASK_STAGING
-    statuses: list[TaskStatus] = field(default_factory=list)
-    # State and uuid of the last reliable update forwarded to the scheduler (spec §5.4).
-    status_update_state: TaskState | None = None
-    status_update_uuid: bytes | None = None
-    user: str | None = None
-    unreachable_time: float | None = None
-    # True once the resources went back to the allocator (latest state terminal).
-    recovered: bool = False
-    # When the update awaiting acknowledgement was forwarded (status update round trip).
-    update_sent_at: float | None = None
+
+def shared_resources(resources: Resources) -> Resources:
+    """An equal `Resources`, the one already held for that shape when there is one."""
+    shape = resources.shape()
+    if shape is None:
+        return resources
+    held = _SHAPES.get(shape)
+    if held is not None:
+        return held
+    if len(_SHAPES) >= _MAX_SHAPES:
+        _SHAPES.clear()
+    _SHAPES[shape] = resources
+    return resources
+
+
+# Kept as attributes (`data` is not kept at all: Mesos's master drops it from its tasks too).
+_INFO_KEPT_APART = ("name", "task_id", "agent_id", "resources", "data")
+
+
+class TaskRecord:
+    """A task the master knows: launched (STAGING) until its terminal update is acknowledged.
+
+    Compact, since a master holds every running task (issue 12: ≤ 2 KB each): the ids, state
+    and times are plain attributes; the resources are shared per shape (`shared_resources`);
+    the `TaskInfo` is kept as the JSON of its fields other than name, id, agent and resources
+    (typically just the command) and rebuilt by `info` when a view asks; the statuses are kept
+    as JSON (without `data`) and decoded by `statuses` / `latest_status()`. Add a status with
+    `add_status`: `statuses` returns a new list each time.
+    """
+
+    __slots__ = (
+        "_info",
+        "_statuses",
+        "agent_id",
+        "executor_id",
+        "framework_id",
+        "name",
+        "recovered",
+        "resources",
+        "role",
+        "state",
+        "status_update_state",
+        "status_update_uuid",
+        "task_id",
+        "unreachable_time",
+        "update_sent_at",
+        "user",
+    )
+
+    def __init__(
+        self,
+        info: TaskInfo,
+        framework_id: str,
+        agent_id: str,
+        executor_id: str | None,
+        role: str,
+        resources: Resources,  # tagged with `role`
+        state: TaskState = TaskState.TASK_STAGING,
+        statuses: list[TaskStatus] | None = None,
+        status_update_state: TaskState | None = None,
+        status_update_uuid: bytes | None = None,
+        user: str | None = None,
+        unreachable_time: float | None = None,
+        recovered: bool = False,
+        update_sent_at: float | None = None,
+    ) -> None:
+        self.task_id: str = info.task_id.value
+        self.name: str = self.task_id if info.name == self.task_id else info.name
+        self.framework_id = framework_id
+        self.agent_id = agent_id
+        self.executor_id = executor_id
+        self.role = role
+        self.resources = shared_resources(resources)
+        self.state = state
+        # State and uuid of the last reliable update forwarded to the scheduler (spec §5.4).
+        self.status_update_state = status_update_state
+        self.status_update_uuid = status_update_uuid
+        self.user = user
+        self.unreachable_time = unreachable_time
+        # True once the resources went back to the allocator (latest state terminal).
+        self.recovered = recovered
+        # When the update awaiting acknowledgement was forwarded (status update round trip).
+        self.update_sent_at = update_sent_at
+        rest = msgspec.to_builtins(info)
+        for key in _INFO_KEPT_APART:
+            rest.pop(key, None)
+        # `{...}` without its braces (b"" when nothing else is set), spliced into `info`.
+        self._info: bytes = msgspec.json.encode(rest)[1:-1]
+        self._statuses: list[bytes] = []
+        for status in statuses or ():
+            self.add_status(status)
 
     @property
-    def task_id(self) -> str:
-        return self.info.task_id.value
+    def info(self) -> TaskInfo:
+        """The task's `TaskInfo` (rebuilt: its resources are the task's, with their
+        allocation role)."""
+        ids = {"name": self.name, "task_id": {"value": self.task_id},
+               "agent_id": {"value": self.agent_id}}
+        head = msgspec.json.encode(ids)
+        info = _INFO_DECODER.decode(head[:-1] + b"," + self._info + b"}" if self._info else head)
+        info.resources = self.resources.to_wire(with_allocation=True)
+        return info
+
+    @property
+    def statuses(self) -> list[TaskStatus]:
+        """The task's status updates, oldest first (a new list: see `add_status`)."""
+        return [_STATUS_DECODER.decode(s) for s in self._statuses]
+
+    @statuses.setter
+    def statuses(self, statuses: list[TaskStatus]) -> None:
+        self._statuses = []
+        for status in statuses:
+            self.add_status(status)
+
+    def add_status(self, status: TaskStatus) -> None:
+        """Keep `status` (without its `data`, as Mesos's master keeps them)."""
+        if status.data is not None:
+            status = msgspec.structs.replace(status, data=None)
+        self._statuses.append(msgspec.json.encode(status))
+
+    def status_count(self) -> int:
+        return len(self._statuses)
 
     def latest_status(self) -> TaskStatus | None:
-        return self.statuses[-1] if self.statuses else None
+        return _STATUS_DECODER.decode(self._statuses[-1]) if self._statuses else None
+
+    def first_status(self) -> TaskStatus | None:
+        return _STATUS_DECODER.decode(self._statuses[0]) if self._statuses else None
 
     def to_wire(self, framework_id: Any) -> Task:
         """The operator/registry `Task` shape (statuses without `data`)."""
@@ -88,8 +195,8 @@ class TaskRecord:
             executor_id=ExecutorID(value=self.executor_id) if self.executor_id else None,
             agent_id=AgentID(value=self.agent_id),
             state=self.state,
-            resources=self.resources.to_wire(with_allocation=True),
-            statuses=[_without_data(s) for s in self.statuses],
+            resources=info.resources,
+            statuses=self.statuses,
             status_update_state=self.status_update_state,
             status_update_uuid=self.status_update_uuid,
             labels=info.labels,
@@ -103,12 +210,8 @@ class TaskRecord:
         )
 
 
-def _without_data(status: TaskStatus) -> TaskStatus:
-    if status.data is None:
-        return status
-    import msgspec
-
-    return msgspec.structs.replace(status, data=None)
+_STATUS_DECODER = msgspec.json.Decoder(TaskStatus)
+_INFO_DECODER = msgspec.json.Decoder(TaskInfo)
 
 
 @dataclass(slots=True, eq=False)

@@ -8,8 +8,6 @@ terminal; the task moves to the completed list when its terminal update is ackno
 
 from __future__ import annotations
 
-import msgspec
-
 from mezzo.api.common import (
     AgentID,
     ExecutorID,
@@ -71,9 +69,9 @@ class TaskCalls(MasterBase):
         if status.uuid is not None:
             task.status_update_state = status.state
             task.status_update_uuid = status.uuid
-        stored = status if status.data is None else msgspec.structs.replace(status, data=None)
-        if not task.statuses or task.statuses[-1].uuid != status.uuid or status.uuid is None:
-            task.statuses.append(stored)
+        latest = task.latest_status() if status.uuid is not None else None
+        if latest is None or latest.uuid != status.uuid:
+            task.add_status(status)  # (a retried update is kept once)
         self.update_task_state(task, update.latest_state or status.state)
         if self.send(framework, Event(type=EventType.UPDATE, update=Update(status=status))) and status.uuid:
             task.update_sent_at = self.now()

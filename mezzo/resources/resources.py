@@ -226,6 +226,13 @@ class Resources:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def shape(self) -> tuple[tuple[ResourceKey, values.Value], ...] | None:
+        """A hashable value equal for equal resources (None when shared resources are in):
+        for keeping one copy of each shape that many holders share (the master's tasks)."""
+        if self._shared:
+            return None
+        return tuple(self._items.items())
+
     def __bool__(self) -> bool:
         return bool(self._items) or bool(self._shared)
 

@@ -1,0 +1,236 @@
+"""Master memory per task and per agent, in process: reproducible on a loaded machine.
+
+The master core (`mezzo.testing.master_cluster.MasterCluster`: the real `Master`, allocator and
+registry on a FakeClock, no sockets) gets `--agents` agents of `cpus:8;mem:16384;disk:100000;
+ports:[31000-32000]` (as bench/scale.py's emulated agents) and `--frameworks` frameworks, then
+`--tasks` tasks of `cpus:1;mem:2048` running `sleep 30` (bench/scale.py's load), launched in
+ACCEPT calls and reported by the agents, and acknowledged by the frameworks. Every call goes
+through the JSON codec as it does over HTTP (`json` bytes → `decode_call` / `decode`), so each
+task's strings and records are its own, as in a real master. `--statuses` sets the updates each
+task reports before the measurement: `RUNNING` (bench/scale.py's emulated agents) or
+`STARTING,RUNNING` (the command executor).
+
+Measured, after `gc.collect()`:
+- `tracemalloc` bytes per agent (agents registered, no task) and per task (the rest), and the
+  top allocation sites per task (`--top`);
+- the RSS growth of the process per task (psutil), which includes allocator slack;
+- the operator GET_STATE and `/master/state` documents: total time to make all their pieces
+  and the longest single piece (what one slice of the event loop must hold), at that size.
+
+    .venv/bin/python bench/master_memory.py --agents 1000 --tasks 20000
+    .venv/bin/python bench/master_memory.py --agents 1000 --tasks 20000 --statuses STARTING,RUNNING
+
+Recorded in docs/benchmarks.md, "Scale (issue 12)".
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+
+from mezzo.api import operator as op  # noqa: E402
+from mezzo.api.codec import decode, encode  # noqa: E402
+from mezzo.api.internal import AgentCall  # noqa: E402
+from mezzo.api.scheduler import decode_call  # noqa: E402
+from mezzo.master import views  # noqa: E402
+from mezzo.testing.master_cluster import MasterCluster, framework_info  # noqa: E402
+
+AGENT_RESOURCES = "cpus:8;mem:16384;disk:100000;ports:[31000-32000]"
+TASK_CPUS, TASK_MEM = 1, 2048
+
+
+def rss() -> int:
+    return int(psutil.Process().memory_info().rss)
+
+
+def measured() -> tuple[int, int]:
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0], rss()
+
+
+def scalar(offer: Any, name: str) -> float:
+    return sum(r.scalar.value for r in offer.resources if r.name == name and r.scalar is not None)
+
+
+def launch(cluster: MasterCluster, tasks: int, statuses: list[str]) -> int:
+    """Launch up to `tasks` tasks through ACCEPT calls (JSON in, as over HTTP); the agent
+    reports `statuses` for each, the framework acknowledges them, one offer at a time (as the
+    events would flow over real connections: nothing piles up in the clients). Returns the
+    count."""
+    master = cluster.master
+    agents = {a.agent_id: a for a in cluster.agents}  # type: ignore[attr-defined]
+    launched = 0
+    seq = 0
+    while launched < tasks:
+        before = launched
+        cluster.allocate()
+        for sched in cluster.schedulers:  # type: ignore[attr-defined]
+            offers = [o for event in sched.all_of("OFFERS") for o in event.offers.offers]
+            sched.stream.events.clear()
+            sched._cursor = 0
+            for offer in offers:
+                count = int(min(scalar(offer, "cpus") // TASK_CPUS, scalar(offer, "mem") // TASK_MEM))
+                count = min(count, tasks - launched)
+                infos = []
+                for _ in range(count):
+                    seq += 1
+                    task_id = f"{sched.info.name}-{seq}"
+                    infos.append({
+                        "name": task_id, "task_id": {"value": task_id},
+                        "agent_id": {"value": offer.agent_id.value},
+                        "resources": [
+                            {"name": "cpus", "type": "SCALAR", "scalar": {"value": TASK_CPUS}},
+                            {"name": "mem", "type": "SCALAR", "scalar": {"value": TASK_MEM}},
+                        ],
+                        "command": {"shell": True, "value": "sleep 30"},
+                    })
+                body = {"type": "ACCEPT", "framework_id": {"value": sched.framework_id},
+                        "accept": {"offer_ids": [{"value": offer.id.value}],
+                                   "operations": [{"type": "LAUNCH", "launch": {"task_infos": infos}}],
+                                   "filters": {"refuse_seconds": 3600}}}
+                master.scheduler_call(decode_call(json.dumps(body).encode()), sched.stream_id)
+                launched += count
+                agent = agents[offer.agent_id.value]
+                runs = agent.all_of("RUN_TASK")
+                agent.stream.events.clear()
+                agent._cursor = 0
+                for run in runs:
+                    for state in statuses:
+                        agent.update(run.run_task.task.task_id.value, state,
+                                     framework_id=run.run_task.framework_info.id.value)
+                for event in sched.all_of("UPDATE"):
+                    s = event.update.status
+                    ack = {"type": "ACKNOWLEDGE", "framework_id": {"value": sched.framework_id},
+                           "acknowledge": {"agent_id": {"value": s.agent_id.value},
+                                           "task_id": {"value": s.task_id.value},
+                                           "uuid": encode(s.uuid).decode().strip('"')}}
+                    master.scheduler_call(decode_call(json.dumps(ack).encode()), sched.stream_id)
+                for client in (sched, agent):
+                    client.stream.events.clear()
+                    client._cursor = 0
+        cluster.outbox.operations.clear()
+        if launched == before:
+            break  # the cluster is full
+    return launched
+
+
+class CodecAgentCalls:
+    """Make a ScriptedAgent's calls travel through the JSON codec, as they do over HTTP."""
+
+    def __init__(self, cluster: MasterCluster) -> None:
+        self.cluster = cluster
+
+    def install(self, agent: Any) -> None:
+        master = self.cluster.master
+
+        def call(call: AgentCall) -> None:
+            from mezzo.api.common import AgentID
+
+            call.agent_id = AgentID(value=agent.agent_id or "")
+            master.agent_call(decode(encode(call), AgentCall))
+
+        agent.call = call
+
+
+def clear_streams(cluster: MasterCluster) -> None:
+    """Forget what the test clients received (their event lists are not the master's memory)."""
+    for client in [*cluster.schedulers, *cluster.agents]:  # type: ignore[attr-defined]
+        client.stream.events.clear()
+        client._cursor = 0
+    cluster.outbox.operations.clear()
+
+
+def piece_times(pieces: Any) -> tuple[float, float, int]:
+    """(total seconds, longest piece seconds, bytes) to make every piece."""
+    longest = 0.0
+    size = 0
+    start = last = time.perf_counter()
+    for piece in pieces:
+        now = time.perf_counter()
+        longest = max(longest, now - last)
+        size += len(piece)
+        last = time.perf_counter()
+    return time.perf_counter() - start, longest, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--frameworks", type=int, default=200)
+    parser.add_argument("--tasks", type=int, default=20_000)
+    parser.add_argument("--statuses", default="RUNNING")
+    parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--rss", action="store_true",
+                        help="measure RSS only, without tracemalloc (whose own records inflate RSS)")
+    args = parser.parse_args()
+    statuses = [f"TASK_{s.strip().upper()}" for s in args.statuses.split(",")]
+    load = os.getloadavg()
+
+    if not args.rss:
+        tracemalloc.start()
+    empty_traced, empty_rss = measured()
+    cluster = MasterCluster()
+    cluster.agents = []  # type: ignore[attr-defined]
+    cluster.schedulers = []  # type: ignore[attr-defined]
+    codec = CodecAgentCalls(cluster)
+    for i in range(args.agents):
+        agent = cluster.add_agent(AGENT_RESOURCES, hostname=f"agent{i}")
+        codec.install(agent)
+        cluster.agents.append(agent)  # type: ignore[attr-defined]
+    for i in range(args.frameworks):
+        cluster.schedulers.append(cluster.add_scheduler(framework_info(f"fw{i}")))  # type: ignore[attr-defined]
+    clear_streams(cluster)
+    base_traced, base_rss = measured()
+    snapshot_before = tracemalloc.take_snapshot() if not args.rss else None
+    started = time.process_time()
+    tasks = launch(cluster, args.tasks, statuses)
+    launch_cpu = time.process_time() - started
+    clear_streams(cluster)
+    full_traced, full_rss = measured()
+    snapshot_after = tracemalloc.take_snapshot() if not args.rss else None
+    running = sum(len(fw.tasks) for fw in cluster.master.frameworks.values())
+
+    master = cluster.master
+    get_state = piece_times(views.operator_pieces(master, op.CallType.GET_STATE))
+    state = piece_times(views.state_pieces(master, {}))
+
+    row = {
+        "agents": args.agents, "frameworks": args.frameworks, "tasks": running,
+        "statuses": args.statuses,
+        "traced_kb_per_agent": None if args.rss else round((base_traced - empty_traced) / args.agents / 1024, 2),
+        "traced_kb_per_task": None if args.rss else round((full_traced - base_traced) / max(1, running) / 1024, 3),
+        "rss_kb_per_agent": round((base_rss - empty_rss) / args.agents / 1024, 2) if args.rss else None,
+        "rss_kb_per_task": round((full_rss - base_rss) / max(1, running) / 1024, 3) if args.rss else None,
+        "launch_cpu_ms_per_task": round(launch_cpu / max(1, tasks) * 1000, 3),
+        "get_state_ms": round(get_state[0] * 1000, 1),
+        "get_state_longest_piece_ms": round(get_state[1] * 1000, 2),
+        "get_state_mb": round(get_state[2] / 1e6, 2),
+        "state_ms": round(state[0] * 1000, 1),
+        "state_longest_piece_ms": round(state[1] * 1000, 2),
+        "state_mb": round(state[2] / 1e6, 2),
+        "load": [round(x, 2) for x in load],
+    }
+    print(json.dumps(row))
+    if snapshot_before is None or snapshot_after is None:
+        return
+    print(f"\ntop allocation sites, bytes per task (of {running} tasks; tracemalloc):")
+    for stat in snapshot_after.compare_to(snapshot_before, "lineno")[: args.top]:
+        frame = stat.traceback[0]
+        where = f"{os.path.relpath(frame.filename, ROOT)}:{frame.lineno}"
+        print(f"  {stat.size_diff / max(1, running):8.1f}  {where}")
+
+
+if __name__ == "__main__":
+    main()

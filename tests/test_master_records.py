@@ -1,0 +1,65 @@
+"""The master's compact task record (`mezzo.master.records.TaskRecord`): what it keeps as JSON
+comes back as it went in, and tasks of one resource shape share one `Resources`."""
+
+from __future__ import annotations
+
+import msgspec
+
+from mezzo.api.codec import convert
+from mezzo.api.common import TaskID, TaskInfo, TaskState, TaskStatus
+from mezzo.master.records import TaskRecord
+from mezzo.resources import Resources
+
+INFO = {
+    "name": "web server", "task_id": {"value": "t-1"}, "agent_id": {"value": "A-S1"},
+    "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}],
+    "command": {"shell": True, "value": "sleep 30", "user": "alice"},
+    "labels": {"labels": [{"key": "tier", "value": "web"}]},
+    "kill_policy": {"grace_period": {"nanoseconds": 5000000000}},
+    "data": "aGVsbG8=",
+}
+
+
+def record(info: dict[str, object] | None = None, resources: str = "cpus:1;mem:64") -> TaskRecord:
+    return TaskRecord(
+        info=convert(info or INFO, TaskInfo), framework_id="F", agent_id="A-S1",
+        executor_id=None, role="*", resources=Resources.parse(resources).allocate("*"),
+    )
+
+
+def test_info_comes_back_without_data() -> None:
+    task = record()
+    info = task.info
+    expected = convert(INFO, TaskInfo)
+    assert info.name == "web server" and info.task_id.value == "t-1" and info.agent_id.value == "A-S1"
+    assert info.command == expected.command and info.labels == expected.labels
+    assert info.kill_policy == expected.kill_policy
+    assert info.data is None  # not kept, as Mesos's master does not keep it
+    assert Resources.from_wire(info.resources) == task.resources
+    assert task.task_id == "t-1" and task.name == "web server"
+
+
+def test_minimal_info() -> None:
+    task = record({"name": "t", "task_id": {"value": "t"}, "agent_id": {"value": "A-S1"}})
+    assert task.info.name == "t" and task.info.command is None
+    assert task.name is task.task_id  # one string when the name is the id
+
+
+def test_statuses_round_trip_and_drop_data() -> None:
+    task = record()
+    running = TaskStatus(task_id=TaskID(value="t-1"), state=TaskState.TASK_RUNNING, uuid=b"\x01" * 16, timestamp=12.5,
+                         data=b"payload", message="ok")
+    task.add_status(running)
+    assert task.status_count() == 1
+    got = task.latest_status()
+    assert got == msgspec.structs.replace(running, data=None)
+    assert task.statuses == [got] and task.first_status() == got
+    task.statuses = [running, running]
+    assert task.status_count() == 2 and task.to_wire(None).statuses == [got, got]
+
+
+def test_one_resources_per_shape() -> None:
+    a, b = record(), record()
+    assert a.resources is b.resources
+    c = record(resources="cpus:2;mem:64")
+    assert c.resources is not a.resources and c.resources != a.resources
