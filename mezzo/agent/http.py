@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from mezzo.agent.agent import VERSION, Agent
 from mezzo.agent.container_api import RECORDIO, ContainerAPI
+from mezzo.agent.core import CAPABILITIES as AGENT_CAPABILITIES
 from mezzo.agent.flags import attributes_to_json
 from mezzo.agent.operator_extras import AgentOperatorExtras
 from mezzo.agent.state import Executor, ExecutorPhase, Framework
@@ -136,8 +137,7 @@ class ReadEndpoints:
             "id": a.info.id.value if a.info.id else "",
             "pid": a.pid,
             "hostname": a.info.hostname,
-            "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT",
-                             "TASK_KILLING_STATE"],
+            "capabilities": [*AGENT_CAPABILITIES, "TASK_KILLING_STATE"],
             "resources": resources_json(a.total),
             "reserved_resources": {
                 role: resources_json(part) for role, part in _by_role(a.total.reserved()).items()},
