@@ -191,6 +191,15 @@ async def test_nested_container_kill_wait_remove_and_dies_with_its_parent(
                                                   "container_id": cid,
                                                   "command": {"value": "echo $$ > pid; exec sleep 300"}}})
             assert status == 200, text
+        # GET_CONTAINERS lists them only with show_nested, under their task's executor.
+        status, text = await call(agent, {"type": "GET_CONTAINERS"})
+        assert status == 200 and first["value"] not in text
+        status, text = await call(agent, {"type": "GET_CONTAINERS",
+                                          "get_containers": {"show_nested": True}})
+        listed = [c for c in json.loads(text)["get_containers"]["containers"]
+                  if c["container_id"].get("parent") == parent]
+        assert {c["container_id"]["value"] for c in listed} == {first["value"], second["value"]}
+        assert all(c["executor_id"]["value"] == "web" for c in listed)
         # The same id again: 202, nothing launched.
         status, _ = await call(agent, {"type": "LAUNCH_NESTED_CONTAINER",
                                        "launch_nested_container": {"container_id": first,
@@ -287,7 +296,7 @@ async def test_standalone_container(cluster: ProcessCluster) -> None:
     assert status == 200, text
     result = await wait_container(agent, cid)
     assert os.WEXITSTATUS(result["exit_status"]) == 4
-    sandbox = cluster.tmp / "agent" / "containers" / cid["value"]
+    sandbox = cluster.tmp / "agent" / "standalone" / cid["value"]
     assert (sandbox / "stdout").read_text() == "standalone\n"
     assert (await call(agent, {"type": "REMOVE_CONTAINER",
                                "remove_container": {"container_id": cid}}))[0] == 200
@@ -353,3 +362,23 @@ async def test_attach_to_a_task_launched_with_a_tty(cluster: ProcessCluster) -> 
         assert b"got:hi there" in output, output
         assert b"/dev/pts/" in output
         await s.wait_state("tty-task", "TASK_FINISHED")
+
+
+async def test_a_restarted_agent_kills_the_nested_containers_it_forgot(cluster: ProcessCluster) -> None:
+    agent = cluster.agent()
+    async with MiniScheduler(cluster.master.url, checkpoint=True) as s:
+        await s.launch([command_task("web", "sleep 300")])
+        parent = (await s.wait_state("web", "TASK_RUNNING"))["container_status"]["container_id"]
+        cid = nested_id(parent)
+        status, text = await call(agent, {"type": "LAUNCH_NESTED_CONTAINER", "launch_nested_container": {
+            "container_id": cid, "command": {"value": "echo $$ > pid; exec sleep 300"}}})
+        assert status == 200, text
+        sandbox = Path(await agent_sandbox(agent, parent)) / "containers" / cid["value"]
+        pid = await poll(lambda: _read_pid(sandbox / "pid"))
+        agent.kill()
+        assert pid_alive(pid)  # it outlives the agent, like the executor
+        agent = cluster.agent()
+        await poll(lambda: not pid_alive(pid) or None)
+        # The task's executor was recovered and goes on.
+        status, text = await call(agent, {"type": "GET_CONTAINERS"})
+        assert parent["value"] in text

@@ -194,6 +194,10 @@ class ContainerAPI:
         if board is not None:
             board.started()
             self._switchboards[plan.name] = board
+        # A runtime pid file, as for executors: a restarted agent kills what it finds there
+        # (nested and standalone containers are not recovered).
+        with contextlib.suppress(OSError):
+            self.agent.checkpointer.container_pid(plan.name, pid)
         self.tree.launched(plan.name, pid)
         self._ended[plan.name] = asyncio.get_running_loop().create_future()
         self.agent.spawn(self._supervise(plan))
@@ -245,6 +249,7 @@ class ContainerAPI:
             exit_status=termination.status, message=termination.message,
             reason=limitation.reason if limitation is not None else None,
         )
+        self.agent.checkpointer.remove_container(plan.name)
         self.tree.terminated(plan.name, result)
         ended = self._ended.pop(plan.name, None)
         if ended is not None and not ended.done():
@@ -472,15 +477,28 @@ class ContainerAPI:
 
     # ------------------------------------------------------------------ views
 
-    def entries(self) -> list[dict[str, Any]]:
-        """Live nested and standalone containers, for GET_CONTAINERS."""
-        return [
-            {"container_id": {"value": c.container_id.value,
-                              **({"parent": _cid_json(c.container_id.parent)}
-                                 if c.container_id.parent else {})},
-             "container_status": {"executor_pid": c.pid} if c.pid else {}}
-            for c in self.tree.containers.values() if c.phase == Phase.RUNNING
-        ]
+    def entries(self, show_nested: bool, show_standalone: bool) -> list[dict[str, Any]]:
+        """Running nested containers (with their root executor's ids) and standalone ones,
+        for GET_CONTAINERS' `show_nested` / `show_standalone`."""
+        executors = {
+            ex.container_id: (fw.id.value, ex.id.value, ex.info.name or "")
+            for fw in self.agent.frameworks.values() for ex in fw.executors.values()
+        }
+        out = []
+        for c in self.tree.containers.values():
+            if c.phase != Phase.RUNNING:
+                continue
+            nested = c.container_id.parent is not None
+            if not (show_nested if nested else show_standalone):
+                continue
+            entry: dict[str, Any] = {"container_id": _cid_json(c.container_id)}
+            owner = executors.get(c.root)
+            if owner is not None:
+                entry.update({"framework_id": {"value": owner[0]},
+                              "executor_id": {"value": owner[1]}, "executor_name": owner[2]})
+            entry["container_status"] = {"executor_pid": c.pid} if c.pid else {}
+            out.append(entry)
+        return out
 
 
 # ---------------------------------------------------------------------- helpers

@@ -364,6 +364,10 @@ class ReadEndpoints:
             return p.response()
         if call.type in AgentOperatorExtras.SERVED:
             return self.extras.call(call)
+        if call.type == op.CallType.GET_CONTAINERS:
+            shown = call.get_containers or {}
+            return _json({"type": "GET_CONTAINERS", "get_containers": self._get_containers(
+                bool(shown.get("show_nested")), bool(shown.get("show_standalone")))}, request)
         result = self.operator_result(call.type)
         if result is None:
             if call.type == op.CallType.UNKNOWN:
@@ -439,7 +443,8 @@ class ReadEndpoints:
                               "get_executors": self._get_executors(),
                               "get_frameworks": self._get_frameworks()}}["get_state"]
 
-    def _get_containers(self) -> dict[str, Any]:
+    def _get_containers(self, show_nested: bool = False,
+                        show_standalone: bool = False) -> dict[str, Any]:
         a = self.agent
         out = []
         for f in a.frameworks.values():
@@ -453,8 +458,8 @@ class ReadEndpoints:
                     "container_id": {"value": e.container_id},
                     "container_status": {"executor_pid": e.pid} if e.pid else {},
                 })
-        # Nested and standalone containers (Mesos lists them with show_nested/standalone).
-        out.extend(self.containers.entries())
+        # Nested and standalone containers, when asked for (Mesos's show_nested/standalone).
+        out.extend(self.containers.entries(show_nested, show_standalone))
         return {"containers": out}
 
 

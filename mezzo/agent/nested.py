@@ -24,7 +24,8 @@ Sandboxes (Mesos's `containerizer::paths::getSandboxPath`): a nested container's
 `<parent's sandbox>/containers/<id>`; a session (LAUNCH_NESTED_CONTAINER_SESSION, Mesos's DEBUG
 class) works in its parent's sandbox, with `MESOS_SANDBOX` pointing there, as Mesos's debug
 containers do, and keeps its logs in its own; a standalone container's sandbox is
-`<work_dir>/containers/<id>`.
+`<work_dir>/standalone/<id>` (Mesos: `<work_dir>/containers/<id>`, which is mezzo's runtime
+directory: `mezzo.agent.containerizer.paths`).
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ class ContainerTree:
         if container_id.parent is None:
             if container_class == ContainerClass.DEBUG:
                 raise CallRefused(400, f"Expecting '{field_name}.parent' to be present")
-            sandbox = f"{self.work_dir}/containers/{container_id.value}"
+            sandbox = f"{self.work_dir}/standalone/{container_id.value}"
             parent_name = None
             workdir = mesos_sandbox = sandbox
             cpus, mem = _scalars(resources)
