@@ -62,6 +62,16 @@ def _agents_main(url: str, count: int, resources: str, ready) -> None:
         ready.set()
         await asyncio.Event().wait()
 
+    profile = os.environ.get("MEZZO_BENCH_AGENT_PROFILE")  # a cProfile of each agents' process
+    if not profile:
+        asyncio.run(run())
+        return
+    import cProfile
+    import signal
+
+    prof = cProfile.Profile()
+    signal.signal(signal.SIGTERM, lambda *_: (prof.disable(), prof.dump_stats(f"{profile}.{os.getpid()}"), os._exit(0)))
+    prof.enable()
     asyncio.run(run())
 
 

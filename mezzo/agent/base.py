@@ -190,7 +190,8 @@ class AgentCoreBase:
     def set_resources(self, ex: Executor, resources: Resources) -> None:
         """Change what an executor holds, keeping `used` in step."""
         if ex.phase != ExecutorPhase.TERMINATED:
-            self.used = self.used - ex.resources + resources
+            used = self.used - ex.resources if ex.resources else self.used
+            self.used = used + resources if resources else used
         ex.resources = resources
 
     def used_resources(self) -> Resources:

@@ -39,6 +39,7 @@ from mezzo.agent.state import (
     Framework,
     Launch,
     PendingTermination,
+    accounted,
     new_task,
     resources_of,
 )
@@ -146,9 +147,10 @@ class LaunchHandlers(EndingHandlers):
         if command and ex is not None:
             return TaskState.TASK_ERROR, invalid, f"Executor {ex.id} already exists"
         try:
-            needed = resources_of(t.resources for t in tasks)
+            needed = resources_of([t.resources for t in tasks])
             if ex is None:
-                needed = needed + resources_of([executor_info.resources])
+                if executor_info.resources:
+                    needed = needed + accounted(executor_info.resources)
                 # Its ids name its sandbox directory: each must be one path segment.
                 layout.segment("framework id", fw.id.value)
                 layout.segment("executor id", executor_info.executor_id.value)

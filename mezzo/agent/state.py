@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,8 @@ from mezzo.api.common import (
     TaskState,
     TaskStatus,
 )
-from mezzo.resources import Resources
+from mezzo.resources import EMPTY, Resources
+from mezzo.resources.memo import WireMemo
 
 MAX_COMPLETED_TASKS_PER_EXECUTOR = 200
 MAX_COMPLETED_EXECUTORS_PER_FRAMEWORK = 150
@@ -58,6 +60,10 @@ class PendingTermination:
     state: TaskState
     reason: Reason
     message: str
+
+
+def _no_resources() -> Resources:
+    return EMPTY  # immutable: every new executor shares it
 
 
 @dataclass
@@ -83,7 +89,7 @@ class Executor:
     launched: dict[TaskID, Task] = field(default_factory=dict)
     terminated: dict[TaskID, Task] = field(default_factory=dict)
     completed: deque[Task] = field(
-        default_factory=lambda: deque(maxlen=MAX_COMPLETED_TASKS_PER_EXECUTOR)
+        default_factory=partial(deque, maxlen=MAX_COMPLETED_TASKS_PER_EXECUTOR)
     )
     pending_termination: PendingTermination | None = None
     # Timers of the core (on its clock's monotonic scale): the executor must subscribe by
@@ -91,7 +97,7 @@ class Executor:
     registration_deadline: float | None = None
     shutdown_deadline: float | None = None
     # Resources of the executor itself plus its tasks (what the container is limited to).
-    resources: Resources = field(default_factory=Resources)
+    resources: Resources = field(default_factory=_no_resources)
     # Set while recovering: the executor must re-subscribe or it is shut down.
     recovered: bool = False
 
@@ -174,26 +180,18 @@ def record_status(task: Task, status: TaskStatus) -> None:
 
 def resources_of(lists: Iterable[list[Resource]]) -> Resources:
     """The sum of wire resource lists, without allocation info (what the agent accounts)."""
-    total = Resources()
+    total: Resources | None = None
     for resources in lists:
         if resources:
-            total = total + _accounted(resources)
-    return total
+            parsed = accounted(resources)
+            total = parsed if total is None else total + parsed
+    return EMPTY if total is None else total
 
 
-# Parsed resource lists by their wire encoding: tasks mostly come in a few shapes, and parsing
-# with its validation is the largest single cost of a launch decision. `Resources` values are
-# immutable, so sharing them is safe; the memo is bounded by clearing it when full.
-_PARSED: dict[bytes, Resources] = {}
-_PARSED_MAX = 4096
+# Parsed resource lists by their wire encoding (`mezzo.resources.memo`).
+_PARSED: WireMemo[Resources] = WireMemo()
 
 
-def _accounted(resources: list[Resource]) -> Resources:
-    key = encode(resources)
-    parsed = _PARSED.get(key)
-    if parsed is None:
-        parsed = Resources.from_wire(resources).unallocate()  # ValidationError: not memoized
-        if len(_PARSED) >= _PARSED_MAX:
-            _PARSED.clear()
-        _PARSED[key] = parsed
-    return parsed
+def accounted(resources: list[Resource]) -> Resources:
+    """One non-empty wire resource list as the agent accounts it (ValidationError if bad)."""
+    return _PARSED.get(encode(resources), lambda: Resources.from_wire(resources).unallocate())

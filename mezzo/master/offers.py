@@ -12,6 +12,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
+from mezzo.api.codec import encode
 from mezzo.api.common import (
     URL,
     Address,
@@ -55,6 +56,7 @@ from mezzo.master.records import (
     TaskRecord,
 )
 from mezzo.resources import EMPTY, Resources
+from mezzo.resources.memo import WireMemo
 
 _LAUNCHES = (OfferOperationType.LAUNCH, OfferOperationType.LAUNCH_GROUP)
 # Operations on agent default resources (`mezzo.master.operations`); the volume operations
@@ -64,6 +66,18 @@ _OPERATIONS = frozenset({
     OfferOperationType.DESTROY, OfferOperationType.GROW_VOLUME, OfferOperationType.SHRINK_VOLUME,
 })
 _BAD_ID = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+# A task's resources (allocated to its role) by (wire encoding, role).
+_TASK_RESOURCES: WireMemo[Resources] = WireMemo()
+
+
+def _parse_task_resources(task: TaskInfo, role: str) -> Resources:
+    resources = Resources.from_wire(task.resources)
+    for r_role in resources.allocations():
+        if r_role != role:
+            raise ValidationError(f"Task resources are allocated to role '{r_role}', not '{role}'")
+    return resources.unallocate().allocate(role)
 
 
 def id_problem(value: str, what: str) -> str | None:
@@ -338,11 +352,9 @@ class OfferCalls(MasterBase):
     def _task_resources(self, task: TaskInfo, role: str) -> Resources:
         if not task.resources:
             raise ValidationError("Task uses no resources")
-        resources = Resources.from_wire(task.resources)
-        for r_role in resources.allocations():
-            if r_role != role:
-                raise ValidationError(f"Task resources are allocated to role '{r_role}', not '{role}'")
-        return resources.unallocate().allocate(role)
+        # Memoized by the wire encoding and role: tasks come in few shapes (resources/memo.py).
+        key = (encode(task.resources), role)
+        return _TASK_RESOURCES.get(key, lambda: _parse_task_resources(task, role))
 
     def _validate_task(
         self, framework: FrameworkRecord, agent: AgentRecord, task: TaskInfo

@@ -9,8 +9,8 @@ its executor subscribes at once, and each task it is given reports TASK_RUNNING 
 exits once its task is terminal, as the real one does.
 Updates are retried every `retry_seconds` until the master relays the scheduler's
 acknowledgement. The transport: SUBSCRIBE (`POST /api/v1/agent`) with re-registration after
-the stream breaks, and calls posted in batches (status updates of one loop iteration merged
-into one call, as a real agent's sender does). Used by tests, `bench/launch.py` and the
+the stream breaks, and calls posted one at a time in order, what queued meanwhile merged into
+one call (status updates into one STATUS_UPDATE), as a real agent's sender does. Used by tests, `bench/launch.py` and the
 failover benchmark.
 """
 
@@ -76,7 +76,7 @@ class EmulatedAgent:
         self._stopping = False
         self._inputs: deque[AgentInput] = deque()
         self._outgoing: list[AgentCall] = []
-        self._posting: set[asyncio.Task[None]] = set()
+        self._sender: asyncio.Task[None] | None = None
 
     @property
     def info(self) -> AgentInfo:
@@ -121,10 +121,11 @@ class EmulatedAgent:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
+        for task in (self._runner, self._sender):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._own_session and self._session is not None:
             await self._session.close()
 
@@ -166,19 +167,21 @@ class EmulatedAgent:
     # ------------------------------------------------------------------ calls to the master
 
     def post(self, call: AgentCall) -> None:
-        # Calls made in one loop iteration go out together, status updates merged into one
-        # STATUS_UPDATE call, as a real agent's sender does.
+        # One call in flight at a time, and what queues meanwhile goes out together (status
+        # updates merged into one STATUS_UPDATE call), as a real agent's sender does
+        # (`mezzo.agent.master_link.MasterLink._send_loop`).
         self._outgoing.append(call)
-        if len(self._outgoing) == 1:
-            asyncio.get_running_loop().call_soon(self._flush)
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send_loop())
 
-    def _flush(self) -> None:
-        calls, self._outgoing = self._outgoing, []
-        loop = asyncio.get_running_loop()
-        for call in merge_status_updates(calls):
-            task = loop.create_task(self._post_now(encode(call)))
-            self._posting.add(task)
-            task.add_done_callback(self._posting.discard)
+    async def _send_loop(self) -> None:
+        try:
+            while self._outgoing:
+                calls, self._outgoing = self._outgoing, []
+                for call in merge_status_updates(calls):
+                    await self._post_now(encode(call))
+        finally:
+            self._sender = None
 
     async def _post_now(self, body: bytes) -> None:
         assert self._session is not None
