@@ -166,3 +166,39 @@ def test_gpu_agents_go_only_to_gpu_capable_frameworks_unless_the_flag_is_off() -
     b.add_agent("gpu", R("cpus:4;mem:4096;gpus:2"), {})
     b.add_framework("plain", ["*"], now=0)
     assert agents_of(b.allocate(0)) == {"gpu"}
+
+
+def test_constraint_verdicts_are_shared_by_alike_agents_and_forgotten_with_their_pair() -> None:
+    # Verdicts are cached per agent signature (its values of the selectors in use) and per
+    # (framework, role) bit: a freed bit taken by another framework must not inherit them.
+    a = HierarchicalAllocator(AllocatorOptions())
+    for i in range(6):
+        a.add_agent(f"a{i}", R("cpus:4;mem:4096"), {}, traits=AgentTraits(
+            hostname=f"h{i}", attributes={"rack": f"r{i % 2}"}))
+    only = lambda rack, role="*": policy(  # noqa: E731
+        constraints(role, [attr("rack", {"text_equals": {"value": rack}})]), roles=(role,))
+    # Keeps the selector set unchanged through the removals below.
+    a.add_framework("keeper", ["other"], now=0, policy=only("r9", "other"))
+    a.add_framework("old", ["*"], now=0, policy=only("r0"))
+    offers = a.allocate(0)
+    assert {o.agent_id for o in offers} == {"a0", "a2", "a4"}
+    for o in offers:
+        a.recover_resources(o.framework_id, o.agent_id, o.resources, None, 0)
+    a.remove_framework("old")
+    a.add_framework("new", ["*"], now=0, policy=only("r1"))  # gets the freed bit
+    assert {o.agent_id for o in a.allocate(1)} == {"a1", "a3", "a5"}
+
+
+def test_a_new_selector_gives_agents_new_signatures() -> None:
+    a = HierarchicalAllocator(AllocatorOptions())
+    a.add_agent("x", R("cpus:4;mem:4096"), {}, traits=AgentTraits(
+        hostname="hx", zone="z1", attributes={"rack": "r1"}))
+    a.add_agent("y", R("cpus:4;mem:4096"), {}, traits=AgentTraits(
+        hostname="hy", zone="z2", attributes={"rack": "r1"}))
+    a.add_framework("racks", ["*"], now=0,
+                    policy=policy(constraints("*", [attr("rack", {"text_equals": {"value": "r1"}})])))
+    assert agents_of(a.allocate(0)) == {"x", "y"}  # x and y look alike so far
+    a.remove_framework("racks")
+    zone = {"selector": {"pseudoattribute_type": "ZONE"}, "predicate": {"text_equals": {"value": "z2"}}}
+    a.add_framework("zones", ["*"], now=0, policy=policy(constraints("*", [zone])))
+    assert agents_of(a.allocate(1)) == {"y"}

@@ -14,7 +14,11 @@ framework has its own minimum, agents whose leftovers are below `min_allocatable
 eligible (framework, role) pair filters is skipped with one integer test (`filters.py`: one bit
 per pair, cached per agent until the agent's resources grow or a filter expires); the sorters
 reposition only the client that changed; no msgspec objects and little `Resources` arithmetic
-(an agent offered whole hands over its `available` object as is).
+(an agent offered whole hands over its `available` object as is); the role tree is read lazily
+per agent (`RoleWalk`: an agent is usually taken by the first role or two); offer constraints
+are decided once per distinct agent signature (the agent's values of the selectors in use:
+agents share few) and (framework, role) pair, so a pair that rejects an agent costs one bit
+test; quota limits are checked against a per-cycle list per role.
 
 Shared resources (shared persistent volumes), as Mesos: offered only to frameworks with the
 SHARED_RESOURCES capability, and to them even while other frameworks hold copies (each copy
@@ -35,10 +39,15 @@ from mezzo.master.allocator.base import (
     AllocatorStatistics,
     ClientStatistics,
 )
-from mezzo.master.allocator.constraints import AgentTraits, FrameworkPolicy
+from mezzo.master.allocator.constraints import (
+    AgentTraits,
+    FrameworkPolicy,
+    RoleConstraints,
+    role_accepts,
+)
 from mezzo.master.allocator.filters import AgentFilters
 from mezzo.master.allocator.quota import Quota, QuotaBook, within
-from mezzo.master.allocator.role_tree import RoleTree
+from mezzo.master.allocator.role_tree import RoleTree, RoleWalk
 from mezzo.master.allocator.sorter.base import Quantities, Sorter, Totals
 from mezzo.master.allocator.sorter.drf import DRFSorter
 from mezzo.master.allocator.sorter.random import RandomSorter
@@ -60,6 +69,21 @@ def _without_refined(resources: Resources) -> Resources:
     if all(len(item.key.reservations) <= 1 for item in resources):
         return resources
     return resources.filter(lambda k: len(k.reservations) <= 1)
+
+
+def _decide(verdicts: list[int], flag: int, constraints: RoleConstraints, traits: AgentTraits) -> bool:
+    """Evaluate offer constraints for the pair with bit `flag` and record the verdict in the
+    entry of the agent's signature: `role_accepts` depends on nothing but the selected values,
+    so every agent with the same signature gets the same answer."""
+    accepted = role_accepts(constraints, traits)
+    verdicts[0] |= flag
+    if not accepted:
+        verdicts[1] |= flag
+    return accepted
+
+
+# The verdicts of an agent while no framework has offer constraints (never written).
+_NO_VERDICTS: list[int] = [0, 0]
 
 
 class _Framework:
@@ -94,6 +118,8 @@ class _Agent:
         "valid_mask",
         "valid_until",
         "valid_version",
+        "verdicts",
+        "verdicts_epoch",
         "version",
     )
 
@@ -120,6 +146,10 @@ class _Agent:
         self.valid_mask = 0
         self.valid_until = -_INF
         self.valid_version = -1
+        # Offer-constraint verdicts of the agents that look alike to the constraints (shared,
+        # see `HierarchicalAllocator._verdicts_of`), valid for `verdicts_epoch`.
+        self.verdicts: list[int] = [0, 0]
+        self.verdicts_epoch = -1
 
 
 class HierarchicalAllocator(Allocator):
@@ -153,6 +183,14 @@ class HierarchicalAllocator(Allocator):
         # an agent below the global minimum may still be offered to them.
         self._custom_mins = 0
         self._quota = QuotaBook()
+        # Offer-constraint verdicts per distinct agent signature (the agent's values of every
+        # selector some framework's constraints use; agents share few): signature ->
+        # [pairs decided, pairs rejecting] as bit masks over the (framework, role) bits. A
+        # pair's verdicts are dropped when its policy changes or its bit is freed; a change
+        # of the selectors in use starts a new epoch (new signatures).
+        self._selectors: tuple[tuple[str, str], ...] = ()
+        self._verdicts: dict[tuple[object, ...], list[int]] = {}
+        self._verdicts_epoch = 0
         self._runs = 0
         self._last_run_ms = 0.0
         self._shared_offered: dict[str, Resources] = {}  # this cycle's, per agent
@@ -191,6 +229,7 @@ class HierarchicalAllocator(Allocator):
         if sorter.allocation(fw.id):
             return
         bit = bits.pop(fw.id)
+        self._forget_verdicts(1 << bit)  # the bit may go to another pair
         self._clear_filters(1 << bit)
         self._eligible &= ~(1 << bit)
         self._free_bits.append(bit)
@@ -249,9 +288,49 @@ class HierarchicalAllocator(Allocator):
     def _set_policy(self, fw: _Framework, policy: FrameworkPolicy | None) -> None:
         if fw.policy is not None and fw.policy.min_allocatable:
             self._custom_mins -= 1
+        had_constraints = fw.policy is not None and bool(fw.policy.constraints)
         fw.policy = policy
         if policy is not None and policy.min_allocatable:
             self._custom_mins += 1
+        if had_constraints or (policy is not None and policy.constraints):
+            selectors = tuple(sorted({
+                selector
+                for other in self._frameworks.values() if other.policy is not None
+                for rc in other.policy.constraints.values()
+                for group in rc
+                for selector, _ in group
+            }))
+            if selectors != self._selectors:
+                # Signatures change: start over (agents recompute theirs when next asked).
+                self._selectors = selectors
+                self._verdicts = {}
+                self._verdicts_epoch += 1
+            else:
+                mask = 0
+                for bits in self._bits.values():
+                    if fw.id in bits:
+                        mask |= 1 << bits[fw.id]
+                self._forget_verdicts(mask)
+
+    def _forget_verdicts(self, mask: int) -> None:
+        """Drop the verdicts of the pairs in `mask` (their constraints or owner changed)."""
+        if mask:
+            keep = ~mask
+            for entry in self._verdicts.values():
+                entry[0] &= keep
+                entry[1] &= keep
+
+    def _verdicts_of(self, agent: _Agent) -> list[int]:
+        """The agent's entry of `_verdicts` (shared by agents with the same signature)."""
+        if agent.verdicts_epoch != self._verdicts_epoch:
+            traits = agent.traits
+            signature = tuple([traits.select(selector) for selector in self._selectors])
+            found = self._verdicts.get(signature)
+            if found is None:
+                found = self._verdicts[signature] = [0, 0]
+            agent.verdicts = found
+            agent.verdicts_epoch = self._verdicts_epoch
+        return agent.verdicts
 
     def remove_framework(self, framework_id: str) -> None:
         fw = self._frameworks.pop(framework_id, None)
@@ -324,6 +403,8 @@ class HierarchicalAllocator(Allocator):
             raise ValueError(f"agent {agent_id} already added")
         agent = _Agent(agent_id, total, active, traits or AgentTraits())
         self._agents[agent_id] = agent
+        if self._selectors:
+            self._verdicts_of(agent)  # its signature now rather than in an allocation cycle
         self._totals.add(agent.total_q)
         for framework_id, resources in used.items():
             fw = self._frameworks.get(framework_id)
@@ -611,8 +692,14 @@ class HierarchicalAllocator(Allocator):
         open_pairs = eligible & ~agent.valid_mask if fmask else eligible
         custom_mins = self._custom_mins
         frameworks = self._frameworks
+        filter_gpus = self._filter_gpus
+        # The agent's offer-constraint verdicts (shared with alike agents): a pair known to
+        # reject it costs one bit test below.
+        constrained = bool(self._selectors)
+        verdicts = self._verdicts_of(agent) if constrained else _NO_VERDICTS
         book = self._quota if self._quota else None
-        for role in self._role_order() if book is not None else self._roles:
+        walk = self._roles.walk()
+        for role in self._role_order(walk) if book is not None else walk:
             available = agent.available
             if agent.reserved:
                 offer = available.allocatable_to(role)
@@ -651,6 +738,8 @@ class HierarchicalAllocator(Allocator):
             whole = offer
             for framework_id in self._fsorters[role]:
                 bit = bits[framework_id]
+                if constrained and verdicts[1] >> bit & 1:
+                    continue  # its offer constraints reject this agent (decided before)
                 policy = frameworks[framework_id].policy
                 offer, q_fw, ok_fw = whole, q, ok
                 if policy is not None and not policy.refinement_capable and agent.reserved:
@@ -671,8 +760,24 @@ class HierarchicalAllocator(Allocator):
                     # No policy: the global minimum, and no GPU agents (no GPU_RESOURCES).
                     if not ok_fw or (agent.has_gpu and self._filter_gpus):
                         continue
-                elif not self._policy_allows(policy, role, agent, q_fw, ok_fw):
-                    continue
+                else:
+                    # The framework's own checks (all must hold): GPU capability, its minimum
+                    # for the role, its offer constraints (decided once per agent signature).
+                    if filter_gpus and agent.has_gpu and not policy.gpu_capable:
+                        continue
+                    mins = policy.min_allocatable.get(role)
+                    if mins is not None:
+                        if not self._allocatable(q_fw, mins):
+                            continue
+                    elif not ok_fw:
+                        continue
+                    constraints = policy.constraints.get(role)
+                    if (
+                        constraints is not None
+                        and not verdicts[0] >> bit & 1
+                        and not _decide(verdicts, 1 << bit, constraints, agent.traits)
+                    ):
+                        continue
                 chosen = framework_id
                 q = q_fw
                 break
@@ -685,6 +790,8 @@ class HierarchicalAllocator(Allocator):
                 q = scalar_quantities(offer)
             if offer is not whole and q_quota is not None:
                 q_quota = scalar_quantities(offer.unreserved())
+            if offer is not agent.available:
+                walk.freeze()  # the agent may keep something: the walk goes on after the charge
             self._charge(agent, self._frameworks[chosen], role, offer, q)
             if q_quota is not None:
                 self._quota.charge(role, q_quota)
@@ -753,34 +860,20 @@ class HierarchicalAllocator(Allocator):
         consumed, free = self._consumption(self._quota.quotas)
         self._quota.begin(consumed, free)
 
-    def _role_order(self) -> Iterable[str]:
+    def _role_order(self, walk: RoleWalk) -> Iterable[str]:
         """Roles short of their guarantee first (in the tree's order), then the others.
         Lazy: an agent is usually taken by the first role, so the rest is never walked."""
         book = self._quota
         if not book.any_short:
-            yield from self._roles
+            yield from walk
             return
         later: list[str] = []
-        for role in self._roles:
+        for role in walk:
             if book.prioritized(role):
                 yield role
             else:
                 later.append(role)
         yield from later
-
-    def _policy_allows(
-        self, policy: FrameworkPolicy, role: str, agent: _Agent, q: Quantities, ok: bool
-    ) -> bool:
-        """The framework's own checks: GPU capability, per-role minimum, offer constraints."""
-        if self._filter_gpus and agent.has_gpu and not policy.gpu_capable:
-            return False
-        mins = policy.min_allocatable.get(role)
-        if mins is not None:
-            if not self._allocatable(q, mins):
-                return False
-        elif not ok:
-            return False
-        return policy.accepts(role, agent.traits)
 
     # -- introspection -----------------------------------------------------------------------
     def statistics(self) -> AllocatorStatistics:

@@ -49,7 +49,11 @@ class QuotaBook:
         self._free: Quantities = {}  # unreserved, unallocated quantities in the cluster
         self._required: Quantities = {}  # headroom the unmet guarantees need
         self._short: set[str] = set()  # quota roles below their guarantee
+        self._prioritized: dict[str, bool] = {}  # answers of `prioritized` while `_short` holds
         self._lineage: dict[str, list[str]] = {}  # role -> its quota'd ancestors-or-self
+        # The resource names some quota names: the only ones `charge` has to follow.
+        self._names: tuple[str, ...] = ()
+        self._limit_checks: dict[str, tuple[tuple[Quantities, str, float], ...]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.quotas)
@@ -60,6 +64,10 @@ class QuotaBook:
         else:
             self.quotas[role] = quota
         self._lineage.clear()
+        self._limit_checks = {}
+        self._names = tuple(sorted({
+            name for q in self.quotas.values() for name in (*q.guarantees, *q.limits)
+        }))
 
     def _quota_roles(self, role: str) -> list[str]:
         found = self._lineage.get(role)
@@ -71,7 +79,20 @@ class QuotaBook:
     def begin(self, consumed: Mapping[str, Quantities], free: Quantities) -> None:
         self.consumed = {role: dict(consumed.get(role, {})) for role in self.quotas}
         self._free = dict(free)
+        self._limit_checks = {}
         self._recompute()
+
+    def _limits_of(self, role: str) -> tuple[tuple[Quantities, str, float], ...]:
+        """(consumption, name, limit) of every limit on `role` and its ancestors, for `fits`
+        (built once per role and cycle: the consumption dicts are this cycle's)."""
+        checks = self._limit_checks.get(role)
+        if checks is None:
+            checks = self._limit_checks[role] = tuple(
+                (self.consumed[quota_role], name, limit + 1e-9)
+                for quota_role in self._quota_roles(role)
+                for name, limit in self.quotas[quota_role].limits.items()
+            )
+        return checks
 
     def _recompute(self) -> None:
         required: Quantities = {}
@@ -85,23 +106,26 @@ class QuotaBook:
                     required[name] = required.get(name, 0.0) + missing
         self._required = required
         self._short = short
+        self._prioritized = {}
 
     def prioritized(self, role: str) -> bool:
-        return bool(self._short) and any(r in self._short for r in self._quota_roles(role))
+        answer = self._prioritized.get(role)
+        if answer is None:
+            short = self._short
+            answer = self._prioritized[role] = any(r in short for r in self._quota_roles(role))
+        return answer
 
     @property
     def any_short(self) -> bool:
         return bool(self._short)
 
     def fits(self, role: str, q: Mapping[str, float]) -> bool:
-        for quota_role in self._quota_roles(role):
-            limits = self.quotas[quota_role].limits
-            if not limits:
-                continue
-            used = self.consumed[quota_role]
-            for name, limit in limits.items():
-                if used.get(name, 0.0) + q.get(name, 0.0) > limit + 1e-9:
-                    return False
+        checks = self._limit_checks.get(role)
+        if checks is None:
+            checks = self._limits_of(role)
+        for used, name, ceiling in checks:
+            if used.get(name, 0.0) + q.get(name, 0.0) > ceiling:
+                return False
         return True
 
     def headroom_ok(self, q: Mapping[str, float]) -> bool:
@@ -111,13 +135,18 @@ class QuotaBook:
         return True
 
     def charge(self, role: str, q: Mapping[str, float]) -> None:
-        for name, value in q.items():
-            self._free[name] = self._free.get(name, 0.0) - value
+        """`q` more went to `role`. Only the names some quota names are followed (the others
+        decide nothing), so `consumed` is current for those names only."""
+        names = [(name, q[name]) for name in self._names if name in q]
+        if not names:
+            return
+        free = self._free
+        for name, value in names:
+            free[name] = free.get(name, 0.0) - value
         for quota_role in self._quota_roles(role):
             used = self.consumed[quota_role]
             guarantees = self.quotas[quota_role].guarantees
-            short = False
-            for name, value in q.items():
+            for name, value in names:
                 before = used.get(name, 0.0)
                 used[name] = before + value
                 guarantee = guarantees.get(name)
@@ -130,7 +159,7 @@ class QuotaBook:
             if quota_role in self._short:
                 for name, guarantee in guarantees.items():
                     if guarantee - used.get(name, 0.0) > 1e-9:
-                        short = True
                         break
-                if not short:
+                else:
                     self._short.discard(quota_role)
+                    self._prioritized = {}

@@ -157,6 +157,10 @@ class RoleTree:
         """Tracked roles, depth-first, siblings in their sorter's order."""
         return self._walk(self._root)
 
+    def walk(self) -> RoleWalk:
+        """The same order as iterating the tree, read lazily (see `RoleWalk`)."""
+        return RoleWalk(self._root)
+
     def _walk(self, node: _Node) -> Iterator[str]:
         assert node.sorter is not None
         children = node.children
@@ -169,3 +173,49 @@ class RoleTree:
                 yield from self._walk(child)
             elif child.is_role:
                 yield child.name
+
+
+class RoleWalk:
+    """Iterates the tracked roles in the order `RoleTree.__iter__` gives, but reads each node's
+    sorter lazily (`Sorter.walk_order`) instead of taking a snapshot of it when the walk reaches
+    the node: an allocation cycle usually takes an agent with the first role or two, and
+    snapshotting a sorter of many roles per agent cost more than the rest of the decision.
+
+    A lazy order is only valid while nothing changes, so the caller calls `freeze()` before it
+    charges or credits anything and then goes on walking: the nodes being walked keep the order
+    they had (what the snapshots would have held), nodes not reached yet are read when reached,
+    exactly as with `RoleTree.__iter__`.
+    """
+
+    __slots__ = ("_stack",)
+
+    def __init__(self, root: _Node) -> None:
+        self._stack: list[tuple[_Node, Iterator[str]]] = [
+            (root, root.sorter.walk_order())  # type: ignore[union-attr]  # the root has one
+        ]
+
+    def __iter__(self) -> RoleWalk:
+        return self
+
+    def __next__(self) -> str:
+        stack = self._stack
+        while stack:
+            node, order = stack[-1]
+            children = node.children
+            for client in order:
+                child = children.get(client)
+                if child is None:  # the virtual leaf of `node` itself
+                    if node.is_role:
+                        return node.name
+                elif child.sorter is not None:
+                    stack.append((child, child.sorter.walk_order()))
+                    break
+                elif child.is_role:
+                    return child.name
+            else:
+                stack.pop()
+        raise StopIteration
+
+    def freeze(self) -> None:
+        """Snapshot what is left of the nodes being walked (call before changing shares)."""
+        self._stack = [(node, iter(list(order))) for node, order in self._stack]

@@ -127,3 +127,9 @@ class Sorter(ABC):
     def sort(self) -> list[str]:
         """A snapshot of the active clients in order."""
         return list(self)
+
+    def walk_order(self) -> Iterator[str]:
+        """The order a role-tree walk reads (`RoleWalk`): the snapshot `sort()` by default. A
+        sorter whose lazy `__iter__` has no side effects (no random draws) returns that
+        instead; the walk snapshots what it has not read yet before anything changes."""
+        return iter(self.sort())

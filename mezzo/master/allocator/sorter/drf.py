@@ -14,6 +14,7 @@ lazily, on the next ordering request — never per agent of an allocation cycle.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from operator import itemgetter
 
 from sortedcontainers import SortedList
 
@@ -24,6 +25,8 @@ from mezzo.master.allocator.sorter.base import (
     add_quantities,
     subtract_quantities,
 )
+
+_NAME = itemgetter(2)  # of a client's order key (share, count, name)
 
 
 class _Client:
@@ -182,3 +185,9 @@ class DRFSorter(Sorter):
     def sort(self) -> list[str]:
         self._ensure_fresh()
         return [key[2] for key in self._order]
+
+    def walk_order(self) -> Iterator[str]:
+        # Lazy: an allocation cycle usually reads only the first few clients.
+        if self._seen_version != self.totals.version:
+            self._ensure_fresh()
+        return map(_NAME, self._order)
