@@ -15,7 +15,8 @@ Measured, after `gc.collect()`:
   top allocation sites per task (`--top`);
 - the RSS growth of the process per task (psutil), which includes allocator slack;
 - the operator GET_STATE and `/master/state` documents: total time to make all their pieces
-  and the longest single piece (what one slice of the event loop must hold), at that size.
+  and the longest single piece (what one slice of the event loop must hold), at that size;
+- the time of one `/metrics/snapshot` (`views.metrics`), which runs in one piece on the loop.
 
     .venv/bin/python bench/master_memory.py --agents 1000 --tasks 20000
     .venv/bin/python bench/master_memory.py --agents 1000 --tasks 20000 --statuses STARTING,RUNNING
@@ -205,6 +206,9 @@ def main() -> None:
     master = cluster.master
     get_state = piece_times(views.operator_pieces(master, op.CallType.GET_STATE))
     state = piece_times(views.state_pieces(master, {}))
+    started = time.perf_counter()
+    views.metrics(master, cluster.clock.now())
+    metrics_ms = (time.perf_counter() - started) * 1000
 
     row = {
         "agents": args.agents, "frameworks": args.frameworks, "tasks": running,
@@ -220,6 +224,7 @@ def main() -> None:
         "state_ms": round(state[0] * 1000, 1),
         "state_longest_piece_ms": round(state[1] * 1000, 2),
         "state_mb": round(state[2] / 1e6, 2),
+        "metrics_snapshot_ms": round(metrics_ms, 1),
         "load": [round(x, 2) for x in load],
     }
     print(json.dumps(row))

@@ -63,3 +63,18 @@ def test_one_resources_per_shape() -> None:
     assert a.resources is b.resources
     c = record(resources="cpus:2;mem:64")
     assert c.resources is not a.resources and c.resources != a.resources
+
+
+def test_sum_resources_is_the_plain_sum() -> None:
+    import functools
+    import operator
+
+    from mezzo.master.views import sum_resources
+
+    shapes = [Resources.parse(t) for t in
+              ("cpus:1;mem:64", "cpus:0.1;mem:32", "cpus:2;ports:[31000-31005]", "disk:5")]
+    items = [shapes[i % 4] for i in range(37)] + [Resources.parse("cpus:1;mem:64")] * 3
+    items += [Resources.parse("cpus:0.001")] * 999
+    expected = functools.reduce(operator.add, items, Resources())
+    assert sum_resources(items) == expected
+    assert sum_resources([]) == Resources()

@@ -6,8 +6,9 @@ Pure functions of the core's state (and `now`); the HTTP shell encodes what they
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -260,6 +261,45 @@ _GAUGE_STATES = (TaskState.TASK_STAGING, TaskState.TASK_STARTING, TaskState.TASK
 _COUNTER_STATES = ("finished", "failed", "killed", "lost", "error", "dropped", "gone", "gone_by_operator")
 
 
+def _times(resources: Resources, n: int) -> Resources:
+    """`resources` added `n` times (n ≥ 1), in log2(n) additions."""
+    out: Resources | None = None
+    while True:
+        if n & 1:
+            out = resources if out is None else out + resources
+        n >>= 1
+        if not n:
+            assert out is not None
+            return out
+        resources = resources + resources
+
+
+def sum_resources(items: Iterable[Resources]) -> Resources:
+    """The sum of `items`, each distinct value added once and multiplied: the master's tasks
+    share their `Resources` per shape (`mezzo.master.records.shared_resources`), so summing
+    100,000 tasks costs a few additions per shape instead of 100,000 (`/metrics/snapshot`)."""
+    by_id: dict[int, list[Any]] = {}  # id -> [resources, count]; holds them while counting
+    for r in items:
+        entry = by_id.get(id(r))
+        if entry is None:
+            by_id[id(r)] = [r, 1]
+        else:
+            entry[1] += 1
+    by_shape: dict[Any, list[Any]] = {}  # equal values held apart (agents' totals) merge here
+    for r, n in by_id.values():
+        shape = r.shape()
+        key = shape if shape is not None else ("id", id(r))
+        entry = by_shape.get(key)
+        if entry is None:
+            by_shape[key] = [r, n]
+        else:
+            entry[1] += n
+    total = Resources()
+    for r, n in by_shape.values():
+        total = total + _times(r, n)
+    return total
+
+
 def metrics(master: MasterBase, now: float) -> dict[str, float]:
     frameworks = list(master.frameworks.values())
     agents = list(master.agents.values())
@@ -288,12 +328,15 @@ def metrics(master: MasterBase, now: float) -> dict[str, float]:
     counters = master.counters.values
     for name in _COUNTER_STATES:
         m[f"master/tasks_{name}"] = counters.get(f"tasks_{name}", 0)
-    total = Resources()
-    for a in agents:
-        total = total + a.total
-    used = Resources()
-    for fw in frameworks:
-        used = used + fw.used_resources()
+    total = sum_resources(a.total for a in agents)
+    used = sum_resources(
+        r
+        for fw in frameworks
+        for r in itertools.chain(
+            (t.resources for t in fw.tasks.values() if not t.recovered),
+            (e.resources for per_agent in fw.executors.values() for e in per_agent.values()),
+        )
+    )
     offered = _offered(master, set(master.offers))
     tq, uq, oq = total.quantities(), used.quantities(), offered.quantities()
     rtq, ruq = total.revocable().quantities(), used.revocable().quantities()

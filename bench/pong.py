@@ -1,0 +1,117 @@
+"""The master's CPU per agent PONG (and per PING it sends), over real HTTP on loopback.
+
+A real `mezzo master` process (in-memory registry, `--agent_ping_timeout` short so that it
+pings often) and `--agents` emulated agents in this process (`mezzo.testing.emulated_agent`:
+the agent core answers each PING with a PONG call, POSTed on its kept-alive call connection).
+Over `--seconds`, the master's CPU time (psutil, user + sys) is divided by the pongs it
+answered (counted as the agents post them). Reports the master's CPU per ping/pong round trip
+(the PING it writes on the agent's stream, the PONG call it receives), robust to load, beside
+the rate, and how many agents it marked unreachable (none, unless it fell behind).
+
+    .venv/bin/python bench/pong.py --agents 500 --ping 1secs --seconds 20
+
+Recorded in docs/benchmarks.md, "Scale (issue 12)".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+import psutil  # noqa: E402
+
+from mezzo.api.internal import AgentCall, AgentCallType  # noqa: E402
+from mezzo.testing.emulated_agent import EmulatedAgent  # noqa: E402
+
+PONGS = [0]
+
+
+class CountingAgent(EmulatedAgent):
+    def post(self, call: AgentCall) -> None:
+        if call.type == AgentCallType.PONG:
+            PONGS[0] += 1
+        super().post(call)
+
+
+async def metrics(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    async with session.get(url + "/metrics/snapshot") as resp:
+        return dict(await resp.json())
+
+
+async def run(args: argparse.Namespace) -> dict[str, object]:
+    work = tempfile.mkdtemp(prefix="mezzo-pong-")
+    port_file = os.path.join(work, "port")
+    runner = Path(work) / "mezzo_master.py"
+    runner.write_text("from mezzo.cli.main import main\nmain()\n")
+    master = subprocess.Popen(
+        [sys.executable, *(["-m", "cProfile", "-o", args.profile] if args.profile else []),
+         str(runner), "master",
+         "--port", "0", "--port_file", port_file, "--registry", "in_memory", "--work_dir", work,
+         "--agent_ping_timeout", args.ping, "--max_agent_ping_timeouts", "5",
+         "--logging_level", "WARNING"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (os.path.exists(port_file) and Path(port_file).read_text().strip()):
+            if time.monotonic() > deadline or master.poll() is not None:
+                raise SystemExit("the master did not start")
+            await asyncio.sleep(0.05)
+        url = f"http://127.0.0.1:{Path(port_file).read_text().strip()}"
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            agents = [CountingAgent(url, hostname=f"a{i}", session=session)
+                      for i in range(args.agents)]
+            for agent in agents:
+                await agent.start()
+            while (await metrics(session, url)).get("master/slaves_active", 0) < args.agents:
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(2.0)
+            proc = psutil.Process(master.pid)
+            pongs0 = PONGS[0]
+            cpu0 = sum(proc.cpu_times()[:2])
+            t0 = time.monotonic()
+            await asyncio.sleep(args.seconds)
+            cpu1 = sum(proc.cpu_times()[:2])
+            t1 = time.monotonic()
+            pongs = PONGS[0] - pongs0
+            after = await metrics(session, url)
+            for agent in agents:
+                await agent.stop()
+        unreachable = after.get("master/slaves_unreachable", 0)
+        return {
+            "agents": args.agents, "ping": args.ping, "seconds": round(t1 - t0, 1),
+            "pongs": pongs, "pongs_per_s": round(pongs / (t1 - t0), 1),
+            "master_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+            "master_cpu_us_per_pong": round(1e6 * (cpu1 - cpu0) / pongs, 1) if pongs else None,
+            "unreachable": unreachable, "load": [round(x, 2) for x in os.getloadavg()],
+        }
+    finally:
+        master.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)
+        master.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=500)
+    parser.add_argument("--ping", default="1secs", help="the master's --agent_ping_timeout")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--profile", default=None, help="run the master under cProfile, stats to this file")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args))))
+
+
+if __name__ == "__main__":
+    main()
