@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from mezzo.testing.agent_harness import MEZZO, MiniScheduler, ProcessCluster, command_task
+from mezzo.testing.agent_harness import (
+    MEZZO,
+    MiniScheduler,
+    ProcessCluster,
+    command_task,
+    default_executor,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -99,3 +105,19 @@ async def test_interactive_exec_with_a_tty(cluster: ProcessCluster) -> None:
         assert os.WEXITSTATUS(status) == 9, output
     finally:
         await s.__aexit__(None, None, None)
+
+
+async def test_exec_into_a_task_of_a_group(cluster: ProcessCluster) -> None:
+    """A task of the default executor: its container is named by its status updates (a child
+    of the executor's), and the command runs in that task's own sandbox."""
+    cluster.agent()
+    async with MiniScheduler(cluster.master.url) as s:
+        task = command_task("member", "echo mine > own; sleep 300")
+        task["resources"].append({"name": "disk", "type": "SCALAR", "scalar": {"value": 10}})
+        await s.launch_group([(default_executor("pod"), [task])])
+        update = await s.wait_state("member", "TASK_RUNNING")
+        assert "parent" in update["container_status"]["container_id"]
+        done = mezzo_exec(cluster, "--no-stdin", "member", "--", "sh", "-c", "pwd; cat own; exit 2")
+        assert done.returncode == 2, done.stderr
+        lines = done.stdout.decode().splitlines()
+        assert lines[0].endswith("/tasks/member") and lines[1] == "mine"

@@ -20,7 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from mezzo.testing.agent_harness import MiniScheduler, ProcessCluster, command_task
+from mezzo.testing.agent_harness import (
+    MiniScheduler,
+    ProcessCluster,
+    command_task,
+    default_executor,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -111,3 +116,12 @@ async def test_mesos_task_exec_and_attach(cluster: ProcessCluster) -> None:
                                   [(b"", b"hello\r"), (b"echo:hello", b"\x04")])
         assert b"echo:hello" in out and code == 0, out
         await s.wait_state("tty", "TASK_FAILED")
+        # A task of a group (the default executor): its own container and sandbox.
+        member = command_task("member", "echo mine > own; sleep 300")
+        member["resources"].append({"name": "disk", "type": "SCALAR", "scalar": {"value": 10}})
+        await s.launch_group([(default_executor("pod"), [member])])
+        await s.wait_state("member", "TASK_RUNNING")
+        done = subprocess.run(mesos(cluster, "task", "exec", "member", "sh", "-c", "pwd; cat own; exit 2"),
+                              capture_output=True, timeout=60, check=False)
+        assert done.returncode == 2, done.stderr
+        assert done.stdout.decode().splitlines()[1:] == ["mine"]

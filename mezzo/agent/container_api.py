@@ -85,14 +85,36 @@ class ContainerAPI:
     # ------------------------------------------------------------------ lookups
 
     def roots(self, name: str) -> Root | None:
-        """The executor container called `name`, if it is live (the agent core's state)."""
-        if "." in name:
+        """The container called `name` that the agent core knows, if it is live: an
+        executor's (`<container id>`), or the container of a live task of the default
+        executor (`<executor's container>.<task's container>`, as its status updates name it;
+        the executor runs those tasks itself, in `<executor sandbox>/tasks/<task_id>`)."""
+        top, _, rest = name.partition(".")
+        if "." in rest:
             return None
         for fw in self.agent.frameworks.values():
             for ex in fw.executors.values():
-                if ex.container_id == name and ex.phase != ExecutorPhase.TERMINATED:
+                if ex.container_id != top or ex.phase == ExecutorPhase.TERMINATED:
+                    continue
+                if not rest:
                     return Root(name, str(ex.sandbox), ex.pid)
+                for task in ex.launched.values():
+                    if any(_status_container(status) == name for status in task.statuses):
+                        return Root(name, f"{ex.sandbox}/tasks/{task.task_id.value}", ex.pid)
         return None
+
+    def _anchor(self, name: str | None) -> str | None:
+        """The nearest of `name` and its ancestors that the containerizer runs (a task of the
+        default executor is not a container of its own: its executor's is): what a nested
+        container shares isolation with and dies with."""
+        while name:
+            if name in self._running():
+                return name
+            name = name.rpartition(".")[0] or None
+        return None
+
+    def _running(self) -> set[str]:
+        return set(self.agent.containerizer.containers())
 
     # ------------------------------------------------------------------ authorization
 
@@ -218,7 +240,7 @@ class ContainerAPI:
             user = _process_user(root.pid)  # Mesos: a nested container inherits its parent's
         return ContainerConfig(
             sandbox=Path(plan.workdir), argv=plan.argv, shell=plan.shell, env=env, user=user,
-            cpus=plan.cpus, mem_mb=plan.mem_mb, parent=plan.parent,
+            cpus=plan.cpus, mem_mb=plan.mem_mb, parent=self._anchor(plan.parent),
             stdio=board.stdio if board is not None else None,
         )
 
@@ -227,8 +249,9 @@ class ContainerAPI:
         containerizer = self.agent.containerizer
         own = asyncio.ensure_future(containerizer.wait(plan.name))
         watched: set[asyncio.Future[Any]] = {own}
-        if plan.parent is not None:
-            watched.add(asyncio.ensure_future(self._parent_ended(plan.parent)))
+        anchor = self._anchor(plan.parent)
+        if anchor is not None:
+            watched.add(asyncio.ensure_future(self._parent_ended(anchor)))
         await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         if not own.done():
             log.info("destroying container %s: its parent %s ended", plan.name, plan.parent)
@@ -632,6 +655,12 @@ def _accept(request: web.Request, streaming: bool) -> str:
     if streaming and not _accepts(request.headers.get("Message-Accept"), JSON):
         raise HTTPProblem(406, f"Expecting 'Message-Accept' to allow {JSON}")
     return chosen
+
+
+def _status_container(status: Any) -> str | None:
+    """The container name a task status reports (`container_status.container_id`)."""
+    container = getattr(getattr(status, "container_status", None), "container_id", None)
+    return container_name(container) if container is not None else None
 
 
 def _cid_json(cid: ContainerID) -> dict[str, Any]:
