@@ -320,6 +320,8 @@ class Agent:
                 launch.framework.id.value, launch.executor.executor_id.value, launch.container_id
             )
             env.pop(TOKEN_ENV, None)  # never the agent's own, if it has one
+            # With TLS, executors reach this agent over HTTPS with the agent's trust.
+            env.update(self.security.tls.child_environment())
             if token is not None:
                 env[TOKEN_ENV] = token
             config = launching.container_config(

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,8 @@ from mezzo.security.authentication import (
 from mezzo.security.authorizer import Authorizer, create_authorizer, load_acls
 from mezzo.security.credentials import load_credentials
 from mezzo.security.executor_tokens import ExecutorTokens, claims_mismatch, load_secret_key
+from mezzo.security.tls import TlsConfig
+from mezzo.security.tls_flags import TLS_FLAGS
 
 if TYPE_CHECKING:
     from mezzo.agent.flags import AgentFlags
@@ -58,6 +60,7 @@ log = logging.getLogger("mezzo.agent.auth")
 
 __all__ = ["AUTHORIZED_ENDPOINTS", "AgentSecurity", "agent_realm_of"]
 
+TLS_FLAG_NAMES = [flag.name for flag in TLS_FLAGS]
 PUBLIC_PATHS = frozenset({"/health", "/version"})
 EXECUTOR_PATHS = frozenset({"/api/v1/executor"})
 # GET endpoints get_endpoints covers on an agent (Mesos's docs/authorization.md).
@@ -96,6 +99,7 @@ class AgentSecurity:
     authenticator: Authenticator | None = None
     tokens: ExecutorTokens | None = None
     authorizer: Authorizer | None = None
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
     @classmethod
     def from_flags(cls, flags: AgentFlags) -> AgentSecurity:
@@ -125,7 +129,8 @@ class AgentSecurity:
         acls = load_acls(flags.acls) if flags.acls else None
         name = flags.authorizer or "local"
         authorizer = None if acls is None and name == "local" else create_authorizer(name, acls)
-        return cls(authenticator, tokens, authorizer)
+        tls = TlsConfig.load({name: getattr(flags, name) for name in TLS_FLAG_NAMES}, server=True)
+        return cls(authenticator, tokens, authorizer, tls)
 
     def log_posture(self) -> None:
         realms = self.authenticator.realms if self.authenticator else frozenset()

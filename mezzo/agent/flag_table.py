@@ -9,6 +9,7 @@ re-exports `FLAGS`.
 from __future__ import annotations
 
 from mezzo.core.flags import BOOL, BYTES, DURATION, FLOAT, INT, JSON_OBJECT, WORDS, Flag, FlagSet
+from mezzo.security.tls_flags import TLS_FLAGS
 
 # `mezzo.resources.DEFAULT_ROLE`, spelled here so that the table imports no resources library;
 # tests/test_agent_flags.py keeps them equal.
@@ -55,6 +56,7 @@ FLAGS = FlagSet([
     Flag("executor_secret_key", None, "deprecated alias of --jwt_secret_key"),
     Flag("acls", None, "ACLs in Mesos's JSON format, inline or a file path"),
     Flag("authorizer", "local", "authorizer: local (over --acls) or package.module:Class"),
+    *TLS_FLAGS,
     Flag("command_executor", None, "argv (shell words) of the command executor (testing)", WORDS),
     Flag("container_logger", None,
          "org_apache_mesos_LogrotateContainerLogger: rotated stdout/stderr (default: plain files)"),

@@ -79,6 +79,14 @@ class AgentFlags:
     executor_secret_key: str | None = None
     acls: str | None = None
     authorizer: str = "local"
+    # TLS (`mezzo.security.tls`): flags over the LIBPROCESS_SSL_* environment, as given.
+    ssl_enabled: str | None = None
+    ssl_cert_file: str | None = None
+    ssl_key_file: str | None = None
+    ssl_ca_file: str | None = None
+    ssl_ca_dir: str | None = None
+    ssl_verify_cert: str | None = None
+    ssl_require_cert: str | None = None
     # Container logger (Mesos's --container_logger and the logrotate module's parameters).
     container_logger: str | None = None
     max_stdout_size: str | None = None

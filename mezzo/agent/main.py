@@ -97,7 +97,7 @@ class AgentRuntime:
 
     @property
     def url(self) -> str:
-        return f"http://{self.ip}:{self.port}"
+        return f"{self.agent.security.tls.scheme}://{self.ip}:{self.port}"
 
     async def stop(self, kill_executors: bool = False) -> None:
         """Stop serving. Executors of non-checkpointing frameworks are killed (they must not
@@ -147,7 +147,9 @@ async def start_agent(
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
-        await web.SockSite(runner, listener).start()
+        tls = agent.security.tls
+        await web.SockSite(runner, listener,
+                           ssl_context=tls.server_context() if tls.enabled else None).start()
     except BaseException:
         listener.close()
         await runner.cleanup()
@@ -167,6 +169,7 @@ async def start_agent(
         on_disconnected=agent.on_master_disconnected,
         backoff_factor=flags.registration_backoff_factor,
         headers=flags.master_auth_headers(),
+        tls=agent.security.tls,
     )
     agent.send_call = link.send
     runtime.link = link

@@ -32,6 +32,7 @@ from mezzo.core.backoff import Backoff
 from mezzo.core.errors import DecodeError
 from mezzo.election import Detector, LeaderInfo
 from mezzo.net.client import StreamRefused, open_stream, post_call
+from mezzo.security.tls import TlsConfig, client_ssl
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,12 @@ class MasterLink:
         on_disconnected: Callable[[], None],
         backoff_factor: float = 1.0,
         headers: dict[str, str] | None = None,
+        tls: TlsConfig | None = None,
     ) -> None:
         self._detector = detector
+        # TLS: with it on, the master is reached over HTTPS (as it is when it advertises so),
+        # its certificate checked against the CA, ours shown if it asks.
+        self._tls = tls or TlsConfig()
         self._headers = headers or {}  # sent on every request (the agent's credential)
         self._subscribe_body = subscribe_body
         self._on_event = on_event
@@ -69,7 +74,9 @@ class MasterLink:
 
     def start(self) -> None:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=8, force_close=False), headers=self._headers
+            connector=aiohttp.TCPConnector(limit=8, force_close=False,
+                                           ssl=client_ssl(self._tls) or True),
+            headers=self._headers,
         )
         self._detector.start()
         self._tasks = [
@@ -132,7 +139,8 @@ class MasterLink:
 
     async def _subscribe_once(self, address: str, leader: LeaderInfo) -> None:
         assert self._session is not None
-        url = f"http://{address}{AGENT_API_PATH}"
+        scheme = "https" if self._tls.enabled else leader.scheme
+        url = f"{scheme}://{address}{AGENT_API_PATH}"
         stream = await open_stream(self._session, url, self._subscribe_body())
         watch = asyncio.create_task(self._watch(stream, leader))
         try:
@@ -142,7 +150,7 @@ class MasterLink:
                 event = decode(record, AgentEvent)
                 if event.type == AgentEventType.SUBSCRIBED and event.subscribed is not None:
                     self.connected = True
-                    self.master_url = f"http://{address}"
+                    self.master_url = f"{scheme}://{address}"
                     self.ping_interval = event.subscribed.ping_interval_seconds
                     self._backoff.reset()
                 result = self._on_event(event)

@@ -132,7 +132,8 @@ def resolve_master(master: str, timeout: float = 10.0) -> str:
                 detector.close()
             if not found or leader is None:
                 raise CliError(f"no leading master found in {master} within {timeout:.0f} s")
-            return parse_master_address(leader.address)
+            # A TLS leader says so beside its MasterInfo (`scheme`).
+            return parse_master_address(leader.address, "https" if leader.scheme == "https" else None)
         return parse_master_address(master.split(",")[0])
     except MezzoError as exc:
         raise CliError(str(exc)) from None
@@ -206,12 +207,14 @@ def master_state(base: str) -> dict[str, Any]:
     return get_json(base + "/master/state", f"master at {display(base)}")
 
 
-def agent_base(agent: dict[str, Any]) -> str:
-    """Base URL of an agent from its `/master/state` entry (`pid` is `slave(1)@ip:port`)."""
+def agent_base(agent: dict[str, Any], master_base: str = "") -> str:
+    """Base URL of an agent from its `/master/state` entry (`pid` is `slave(1)@ip:port`),
+    over HTTPS when the master is reached over HTTPS (a TLS cluster)."""
+    scheme = "https" if master_base.startswith("https://") else "http"
     pid = agent.get("pid") or ""
     if "@" in pid:
-        return "http://" + pid.split("@", 1)[1]
-    return f"http://{agent.get('hostname')}:{agent.get('port', 5051)}"
+        return f"{scheme}://" + pid.split("@", 1)[1]
+    return f"{scheme}://{agent.get('hostname')}:{agent.get('port', 5051)}"
 
 
 def all_tasks(state: dict[str, Any], include_completed: bool = True) -> Iterator[dict[str, Any]]:
@@ -265,7 +268,7 @@ def find_sandbox(master_base: str, task_id: str) -> Sandbox:
     agent_id = task.get("slave_id") or task.get("agent_id")
     for agent in state.get("slaves", []):
         if agent.get("id") == agent_id:
-            url = agent_base(agent)
+            url = agent_base(agent, master_base)
             break
     else:
         raise CliError(

@@ -54,7 +54,7 @@ from mezzo.cli.common import (
     reason,
     resolve_master,
 )
-from mezzo.cli.http1 import auth_headers
+from mezzo.cli.http1 import auth_headers, client_ssl_context
 
 HEARTBEAT_SECONDS = 30
 RECORDIO = "application/recordio"
@@ -97,7 +97,7 @@ def locate(base: str, task_id: str) -> tuple[str, dict[str, Any]]:
     agent_id = task.get("slave_id") or task.get("agent_id")
     for agent in state.get("slaves", []):
         if agent.get("id") == agent_id:
-            return agent_base(agent), container_id
+            return agent_base(agent, base), container_id
     raise CliError(f"task {task_id!r} runs on agent {agent_id}, which the master does not know")
 
 
@@ -127,6 +127,7 @@ class Session:
                  tty: bool, stdin: bool) -> None:
         parts = urllib.parse.urlsplit(agent_url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 5051
+        self.https = parts.scheme == "https"
         self.where = display(agent_url)
         self.container_id = {"parent": parent, "value": str(uuid.uuid4())}
         self.command = command
@@ -135,6 +136,9 @@ class Session:
         self.inputs: queue.Queue[bytes | None] = queue.Queue()
 
     def _connection(self, timeout: float | None = None) -> http.client.HTTPConnection:
+        if self.https:
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                               context=client_ssl_context())
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     def run(self) -> int:

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 # Typing names for the checker only: importing `typing` costs `mezzo run` start-up time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Iterator
 
 MAX_HEADER_LINE = 65536
@@ -48,6 +49,21 @@ def client_credentials() -> tuple[str, str] | None:
         if principal:
             return principal, env.get(prefix + "SECRET", "")
     return None
+
+
+def client_ssl_context() -> ssl.SSLContext:
+    """The TLS context of the CLI's `https://` requests: the server checked against
+    `LIBPROCESS_SSL_CA_FILE` / `_CA_DIR` (else the system's store), our certificate
+    (`LIBPROCESS_SSL_CERT_FILE` / `_KEY_FILE`) shown to servers that require one."""
+    import ssl
+
+    env = os.environ
+    context = ssl.create_default_context(cafile=env.get("LIBPROCESS_SSL_CA_FILE") or None,
+                                         capath=env.get("LIBPROCESS_SSL_CA_DIR") or None)
+    cert, key = env.get("LIBPROCESS_SSL_CERT_FILE"), env.get("LIBPROCESS_SSL_KEY_FILE")
+    if cert and key:
+        context.load_cert_chain(cert, key)
+    return context
 
 
 def auth_headers() -> dict[str, str]:
@@ -138,9 +154,7 @@ class Connection:
         sock = socket.create_connection((self.host, self.port), self.timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.scheme == "https":
-            import ssl
-
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
+            sock = client_ssl_context().wrap_socket(sock, server_hostname=self.host)
         self.sock = sock
         self._reader = sock.makefile("rb")
 

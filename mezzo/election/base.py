@@ -78,6 +78,16 @@ class LeaderInfo:
         return f"{ip}:{port}"
 
     @property
+    def scheme(self) -> str:
+        """`https` when the leader advertised it serves TLS (mezzo's `scheme` key beside the
+        MasterInfo in ZooKeeper), else `http`."""
+        return "https" if self.info.get("scheme") == "https" else "http"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.address}"
+
+    @property
     def id(self) -> str | None:
         value = self.info.get("id")
         return None if value is None else str(value)

@@ -27,7 +27,10 @@ class StandaloneContender(Contender):
 
 
 def leader_from_address(address: str) -> LeaderInfo:
-    """A LeaderInfo for a fixed ``host:port`` (default port 5050, as Mesos and pymesos do)."""
+    """A LeaderInfo for a fixed ``host:port`` (default port 5050, as Mesos and pymesos do);
+    ``https://host:port`` says the master serves TLS."""
+    scheme, sep, rest = address.partition("://")
+    address = rest.rstrip("/") if sep else address
     host, sep, port = address.rpartition(":")
     if not sep:
         host, port = address, "5050"
@@ -36,6 +39,8 @@ def leader_from_address(address: str) -> LeaderInfo:
         "port": int(port),
         "address": {"hostname": host, "ip": host, "port": int(port)},
     }
+    if scheme == "https":
+        info["scheme"] = "https"
     return LeaderInfo(name="standalone", sequence=None, info=info, raw=encode_master_info(info))
 
 

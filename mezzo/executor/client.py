@@ -27,7 +27,7 @@ import os
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -60,6 +60,7 @@ from mezzo.core.durations import parse_duration
 from mezzo.core.errors import ConfigError, MezzoError, ValidationError
 from mezzo.executor.executor import Executor, callback_for
 from mezzo.net.client import StreamRefused, open_stream, post_call
+from mezzo.security.tls import TlsConfig, client_ssl
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,8 @@ class ExecutorSettings:
     sandbox: str | None = None
     # The agent-minted token (MESOS_EXECUTOR_AUTHENTICATION_TOKEN), sent as a Bearer token.
     authentication_token: str | None = None
+    # TLS to the agent (its LIBPROCESS_SSL_* variables, which the agent hands its executors).
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ExecutorSettings:
@@ -120,13 +123,14 @@ class ExecutorSettings:
             recovery_timeout=duration("MESOS_RECOVERY_TIMEOUT", 15 * 60.0),
             sandbox=env.get("MESOS_SANDBOX") or env.get("MESOS_DIRECTORY"),
             authentication_token=token,
+            tls=TlsConfig.load(environ=env),
         )
 
     @property
     def url(self) -> str:
         endpoint = self.agent_endpoint
         if "://" not in endpoint:
-            endpoint = "http://" + endpoint
+            endpoint = f"{self.tls.scheme}://" + endpoint
         return endpoint.rstrip("/") + PATH
 
 
@@ -189,7 +193,8 @@ class ExecutorClient:
         # close), so the pool never hands the stream's connection to a call.
         token = self.settings.authentication_token
         self._session = aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {token}"} if token else None)
+            headers={"Authorization": f"Bearer {token}"} if token else None,
+            connector=aiohttp.TCPConnector(ssl=client_ssl(self.settings.tls) or True))
         self._dispatcher = asyncio.create_task(self._dispatch())
         self._runner = asyncio.create_task(self._run())
 

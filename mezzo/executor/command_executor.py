@@ -129,6 +129,7 @@ class CommandExecutor:
         # The executor's environment: the task's, under its own variables.
         self.env = {k: v for k, v in env.items() if k != TOKEN_ENV}
         self.host, self.port = split_endpoint(env["MESOS_AGENT_ENDPOINT"])
+        wire.use_tls_from(env)  # HTTPS to a TLS agent (LIBPROCESS_SSL_*)
         self.machine = core.CommandExecutorCore(  # the state machine: every decision
             config_from_env(env), time.monotonic(), new_uuid=new_uuid, wall_clock=time.time
         )

@@ -260,6 +260,29 @@ def split_endpoint(endpoint: str) -> tuple[str, int]:
     return host, int(port)
 
 
+# The TLS context connections to the agent are wrapped in (`use_tls_from`); None: plain TCP.
+_TLS = None
+
+
+def use_tls_from(env: dict) -> None:
+    """Speak HTTPS to the agent when `LIBPROCESS_SSL_ENABLED` says so (the agent sets the
+    `LIBPROCESS_SSL_*` variables of its executors): the agent's certificate is checked against
+    `LIBPROCESS_SSL_CA_FILE` (else the system's store), ours shown if we have one. `ssl` is
+    imported only then (start-up time)."""
+    global _TLS
+    if env.get("LIBPROCESS_SSL_ENABLED", "").strip().lower() not in ("1", "true", "yes"):
+        _TLS = None
+        return
+    import ssl
+
+    context = ssl.create_default_context(cafile=env.get("LIBPROCESS_SSL_CA_FILE") or None,
+                                         capath=env.get("LIBPROCESS_SSL_CA_DIR") or None)
+    cert, key = env.get("LIBPROCESS_SSL_CERT_FILE"), env.get("LIBPROCESS_SSL_KEY_FILE")
+    if cert and key:
+        context.load_cert_chain(cert, key)
+    _TLS = context
+
+
 def connect(host: str, port: int, timeout: float) -> _socket.socket:
     last: Exception = OSError(f"cannot resolve {host}")
     # A bytes host: a str would be encoded with the idna codec, whose import (re, unicodedata,
@@ -272,6 +295,8 @@ def connect(host: str, port: int, timeout: float) -> _socket.socket:
             sock.settimeout(timeout)
             sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             sock.connect(address)
+            if _TLS is not None:
+                sock = _TLS.wrap_socket(sock, server_hostname=host)
             return sock
         except OSError as exc:
             sock.close()
@@ -387,6 +412,11 @@ class EventStream:
         """(events, ended) after the socket polled readable."""
         data = self.pending or self.sock.recv(65536)
         self.pending = b""
+        if _TLS is not None:
+            # Records already decrypted wait in the TLS layer, not on the socket: take them
+            # now, or the poll loop would not wake for them.
+            while data and self.sock.pending():
+                data += self.sock.recv(self.sock.pending())
         if not data:
             return [], True
         body = self.dechunker.feed(data) if self.chunked else data

@@ -65,6 +65,7 @@ class DefaultExecutor:
         # The executor's environment: each task's, under its own variables.
         self.env = {k: v for k, v in env.items() if k != base.TOKEN_ENV}
         self.host, self.port = base.split_endpoint(env["MESOS_AGENT_ENDPOINT"])
+        wire.use_tls_from(env)  # HTTPS to a TLS agent (LIBPROCESS_SSL_*)
         self.machine = core.DefaultExecutorCore(  # the state machine: every decision
             config_from_env(env), time.monotonic(), new_uuid=wire.new_uuid, wall_clock=time.time
         )

@@ -35,6 +35,7 @@ from mezzo.security.authentication import (
     log_open_realms,
 )
 from mezzo.security.credentials import load_credentials
+from mezzo.security.tls import TlsConfig
 
 log = logging.getLogger("mezzo.master.auth")
 
@@ -67,6 +68,8 @@ class MasterSecurity:
 
     authenticator: Authenticator | None = None
     authorization: MasterAuthorization = field(default_factory=MasterAuthorization)
+    # TLS (`LIBPROCESS_SSL_*`, `--ssl_*`): served by `mezzo.master.main`, used to reach agents.
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
     @classmethod
     def from_flags(cls, raw: Mapping[str, str]) -> MasterSecurity:
@@ -77,7 +80,8 @@ class MasterSecurity:
             on = sorted(f"--{f}" for f, r in REALM_FLAGS.items() if r in realms and _truthy(f, raw.get(f)))
             raise ConfigError(f"{', '.join(on)} requires --credentials")
         authenticator = Authenticator(credentials or {}, realms) if realms else None
-        return cls(authenticator=authenticator, authorization=MasterAuthorization.from_flags(raw))
+        return cls(authenticator=authenticator, authorization=MasterAuthorization.from_flags(raw),
+                   tls=TlsConfig.load(raw, server=True))
 
     def log_posture(self) -> None:
         """One line at start-up: what is open (Mesos's default), or what is enforced."""

@@ -76,6 +76,9 @@ class MasterOptions:
     max_unreachable_tasks_per_framework: int = 1000
     heartbeat_interval: float = HEARTBEAT_SECONDS
     max_operator_event_stream_subscribers: int = DEFAULT_MAX_SUBSCRIBERS
+    # The scheme of the agents' URL in offers: "https" in a TLS cluster (Mesos's TODO:
+    # "Set https if only https is supported").
+    agent_scheme: str = "http"
 
 
 @dataclass

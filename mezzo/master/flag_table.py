@@ -9,6 +9,7 @@ allocator, the wire types). Parsing into typed values and the rules that span fl
 from __future__ import annotations
 
 from mezzo.core.flags import BOOL, DURATION, INT, Flag, FlagSet
+from mezzo.security.tls_flags import TLS_FLAGS
 
 # The allocator's defaults (`mezzo.master.allocator`), spelled here so that the table needs no
 # import of the allocator; tests/test_master_flags.py keeps them equal.
@@ -77,4 +78,5 @@ FLAGS = FlagSet([
     Flag("log_dir", None,
          "Also write the log to <log_dir>/mezzo-master.INFO (served as /master/log)"),
     *AUTH_FLAGS,
+    *TLS_FLAGS,
 ])

@@ -158,6 +158,8 @@ class MasterFlags:
             max_operator_event_stream_subscribers=typed("max_operator_event_stream_subscribers"),
         )
         flags.security = MasterSecurity.from_flags(raw)
+        if flags.security.tls.enabled:
+            flags.options = dataclasses.replace(flags.options, agent_scheme="https")
         return flags
 
     def work_dir_or_default(self) -> str:

@@ -177,7 +177,7 @@ class MasterServer:
             self.outbox.applied = master.registry_applied
         self.operator_api = OperatorApi(master, log_dir=self.flags.get("log_dir"))
         self.http_metrics = DaemonMetrics(http=True)
-        self.webui = WebUi(master)
+        self.webui = WebUi(master, self.security.tls)
         self.app = self._build_app()
 
     # ------------------------------------------------------------------ lifecycle

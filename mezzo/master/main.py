@@ -152,7 +152,12 @@ def build_master(
         from mezzo.election.zookeeper import ZooKeeperContender, ZooKeeperDetector
 
         detector = ZooKeeperDetector(flags.zk, client=zk_client)
-        contender = ZooKeeperContender(flags.zk, to_builtins(info), client=zk_client,
+        advertised = to_builtins(info)
+        if flags.security.tls.enabled:
+            # mezzo's addition to the MasterInfo it advertises: how to reach it (clients that
+            # do not know the key, e.g. pymesos, ignore it).
+            advertised["scheme"] = "https"
+        contender = ZooKeeperContender(flags.zk, advertised, client=zk_client,
                                        session_timeout=flags.zk_session_timeout)
     leadership = Leadership(detector, info.id) if detector is not None else None
     server = MasterServer(master, flags=flags.as_strings(), leadership=leadership, security=flags.security)
@@ -251,7 +256,8 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int
         await _lead(process)
     runner = web.AppRunner(process.server.app, access_log=None)
     await runner.setup()
-    site = web.SockSite(runner, sock)
+    tls = flags.security.tls
+    site = web.SockSite(runner, sock, ssl_context=tls.server_context() if tls.enabled else None)
     await site.start()
     lead_task: asyncio.Task[None] | None = None
     forget_lost: Callable[[], None] = lambda: None  # noqa: E731
@@ -265,7 +271,7 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int
         process.contender.contend()
         lead_task = asyncio.create_task(_lead(process), name="lead")
     shown_ip = "127.0.0.1" if flags.ip in ("0.0.0.0", "") else flags.ip
-    print(f"listening on http://{shown_ip}:{port}", flush=True)
+    print(f"listening on {tls.scheme}://{shown_ip}:{port}", flush=True)
     if flags.port_file:
         tmp = flags.port_file + ".tmp"
         Path(tmp).write_text(str(port))

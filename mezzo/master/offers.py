@@ -161,7 +161,7 @@ class OfferCalls(MasterBase):
             agent_id=agent.info.id or AgentID(value=agent.id),
             hostname=agent.hostname,
             url=URL(
-                scheme="http",
+                scheme=self.options.agent_scheme,
                 address=Address(hostname=agent.hostname, port=agent.info.port or 5051),
                 path="/slave(1)",
             ),

@@ -23,17 +23,20 @@ import aiohttp
 from aiohttp import web
 
 from mezzo.net.http import text_response
+from mezzo.security.tls import TlsConfig, client_ssl
 
 ASSETS = Path(__file__).resolve().parent.parent / "webui"
 PROXIED = ("state", "files/browse", "files/read", "files/download")
 PROXY_TIMEOUT = 10.0
 # Response headers passed back from the agent (hop-by-hop ones are aiohttp's business).
-_PASSED_HEADERS = ("Content-Type", "Content-Disposition")
+_PASSED_HEADERS = ("Content-Type", "Content-Disposition", "WWW-Authenticate")
 
 
 class WebUi:
-    def __init__(self, master: Any) -> None:
+    def __init__(self, master: Any, tls: TlsConfig | None = None) -> None:
         self.master = master
+        # With TLS the agents are reached over HTTPS, checked against the master's CA.
+        self.tls = tls or TlsConfig()
         self._session: aiohttp.ClientSession | None = None
 
     def add_routes(self, app: web.Application) -> None:
@@ -63,10 +66,13 @@ class WebUi:
         tail = request.path.split(f"/agent/{agent_id}/", 1)[1]
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=PROXY_TIMEOUT), auto_decompress=False)
-        url = f"http://{address}/{tail}"
+                timeout=aiohttp.ClientTimeout(total=PROXY_TIMEOUT), auto_decompress=False,
+                connector=aiohttp.TCPConnector(ssl=client_ssl(self.tls) or True))
+        url = f"{self.tls.scheme}://{address}/{tail}"
+        # The viewer's credentials go along: a secured agent decides what it may read.
+        forwarded = {k: request.headers[k] for k in ("Authorization",) if k in request.headers}
         try:
-            async with self._session.get(url, params=request.query) as answer:
+            async with self._session.get(url, params=request.query, headers=forwarded) as answer:
                 body = await answer.read()
                 headers = {k: answer.headers[k] for k in _PASSED_HEADERS if k in answer.headers}
                 return web.Response(status=answer.status, body=body, headers=headers)

@@ -7,6 +7,7 @@ re-exports both functions for the SDK.
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
 from mezzo.core.errors import ConfigError
@@ -14,8 +15,16 @@ from mezzo.core.errors import ConfigError
 DEFAULT_MASTER_PORT = 5050
 
 
-def parse_master_address(text: str) -> str:
-    """`host`, `host:port` or `http://host:port[/...]` → base URL `http://host:port`.
+def default_scheme() -> str:
+    """`https` when this process speaks TLS (`LIBPROCESS_SSL_ENABLED`, as Mesos's libprocess
+    decides for all its connections), else `http`."""
+    enabled = os.environ.get("LIBPROCESS_SSL_ENABLED", "").strip().lower()
+    return "https" if enabled in ("1", "true", "yes") else "http"
+
+
+def parse_master_address(text: str, default: str | None = None) -> str:
+    """`host`, `host:port` or `http(s)://host:port[/...]` → base URL `http://host:port` (the
+    scheme given, else `default`, else `default_scheme()`).
 
     A `zk://` URL names no single master: it is checked and returned as is, so that callers
     normalising a `--master` flag can hand it on to `SchedulerClient` (which follows the
@@ -30,10 +39,11 @@ def parse_master_address(text: str) -> str:
 
         parse_zk_url(text)
         return text
+    scheme = default or default_scheme()
     if text.startswith("//"):
-        text = "http:" + text
+        text = scheme + ":" + text
     if "://" not in text:
-        text = "http://" + text
+        text = scheme + "://" + text
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https"):
         raise ConfigError(f"unsupported master URL scheme {parts.scheme!r} in {text!r}")
@@ -55,4 +65,6 @@ def base_from_location(location: str, current: str | None = None) -> str:
         if current is None:
             raise ConfigError(f"relative redirect {location!r} without a current master")
         return current
-    return parse_master_address(location)
+    # Mesos's Location is protocol-relative (`//host:port/...`): keep the current scheme.
+    scheme = current.split("://", 1)[0] if current and "://" in current else None
+    return parse_master_address(location, scheme)

@@ -62,6 +62,7 @@ from mezzo.net.client import StreamRefused, open_stream, post_call
 from mezzo.scheduler.calls import SchedulerCalls
 from mezzo.scheduler.leader import MasterLocator
 from mezzo.scheduler.scheduler import Scheduler, callback_for
+from mezzo.security.tls import client_ssl
 
 log = logging.getLogger(__name__)
 
@@ -208,10 +209,14 @@ class SchedulerClient(SchedulerCalls):
         if principal is not None:
             token = base64.b64encode(f"{principal}:{secret or ''}".encode())
             auth["Authorization"] = "Basic " + token.decode("ascii")
+        # TLS: the master's certificate checked against LIBPROCESS_SSL_CA_FILE (else the
+        # system's store); ours shown with LIBPROCESS_SSL_CERT_FILE/KEY_FILE.
+        ssl = client_ssl() or True
         self._stream_session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(force_close=True), headers=auth
+            connector=aiohttp.TCPConnector(force_close=True, ssl=ssl), headers=auth
         )
-        self._call_session = aiohttp.ClientSession(headers=auth)
+        self._call_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=ssl), headers=auth)
         self._run_task = asyncio.create_task(self._run(), name="mezzo-scheduler-subscription")
         self._dispatch_task = asyncio.create_task(self._dispatch(), name="mezzo-scheduler-dispatch")
 

@@ -23,12 +23,17 @@ from mezzo.net.address import DEFAULT_MASTER_PORT, base_from_location, parse_mas
 __all__ = ["DEFAULT_MASTER_PORT", "MasterLocator", "base_from_location", "parse_master_address"]
 
 
+def _scheme_of(info: LeaderInfo) -> str | None:
+    """`https` when the leader advertises TLS; else None (this process's default)."""
+    return "https" if info.scheme == "https" else None
+
+
 def _base_of(info: LeaderInfo | None) -> str | None:
     """The base URL of an advertised leader; None when there is none or it is unusable."""
     if info is None:
         return None
     try:
-        return parse_master_address(info.address)
+        return parse_master_address(info.address, _scheme_of(info))
     except ConfigError:
         return None
 
@@ -73,7 +78,7 @@ class MasterLocator:
         if self._detector is not None:
             info = await self._detector.detect()
             assert info is not None  # detect() without `previous` waits for a leader
-            return parse_master_address(info.address)
+            return parse_master_address(info.address, _scheme_of(info))
         return self._candidates[self._index]
 
     async def wait_for_change(self, current: str) -> None:

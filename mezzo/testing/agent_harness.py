@@ -46,7 +46,7 @@ class Proc:
 
     @property
     def address(self) -> str:
-        return self.url.removeprefix("http://")
+        return self.url.split("://", 1)[-1]
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         processes.stop_process(self.popen, sig)

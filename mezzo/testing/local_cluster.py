@@ -127,7 +127,7 @@ class LocalCluster:
     @property
     def master_address(self) -> str:
         """HOST:PORT, the form `--master` takes."""
-        return self.master_url.removeprefix("http://").rstrip("/")
+        return self.master_url.split("://", 1)[-1].rstrip("/")
 
     # ------------------------------------------------------------------ start
 
@@ -248,7 +248,13 @@ class LocalCluster:
     def state(self, timeout: float = 5.0) -> dict:
         """The master's `/master/state` as JSON."""
         request = urllib.request.Request(f"{self.master_url}/master/state", headers=self.spec.master_headers)
-        with urllib.request.urlopen(request, timeout=timeout) as r:
+        context = None
+        if self.master_url.startswith("https://"):
+            from mezzo.security.tls import process_tls
+
+            # A TLS cluster (LIBPROCESS_SSL_* in this environment): trust its CA.
+            context = process_tls().client_context()
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as r:
             return json.loads(r.read())
 
     def wait_for_agents(self, count: int, timeout: float) -> dict:
