@@ -48,7 +48,11 @@ def run_point(agents: int, frameworks: int, seed: int, cost: str, session_timeou
     engine = cluster.engine
     start = engine.now
     progress.start(f"{agents:,} agents", 1.0)
-    cluster.run(until=start + 20.0, progress=lambda now: progress.update((now - start) / 40.0))
+    # Long enough for every agent to have its task: a large cluster's registrations and first
+    # launches take the master a second or so per thousand agents.
+    warmup = 20.0 + agents / 1000
+    cluster.run(until=start + warmup,
+                progress=lambda now: progress.update((now - start) / (2 * warmup)))
     running = sum(a.running_tasks for a in cluster.agents)
     crash = engine.now
     cluster.fail_over(session_timeout=session_timeout, detect_delay=0.05, agent_backoff=0.05,
