@@ -35,6 +35,7 @@ from mezzo.security.authentication import (
     log_open_realms,
 )
 from mezzo.security.credentials import load_credentials
+from mezzo.security.rate_limits import RateLimits, load_rate_limits
 from mezzo.security.tls import TlsConfig
 
 log = logging.getLogger("mezzo.master.auth")
@@ -70,6 +71,8 @@ class MasterSecurity:
     authorization: MasterAuthorization = field(default_factory=MasterAuthorization)
     # TLS (`LIBPROCESS_SSL_*`, `--ssl_*`): served by `mezzo.master.main`, used to reach agents.
     tls: TlsConfig = field(default_factory=TlsConfig)
+    # `--rate_limits`: scheduler calls throttled per framework principal (None: not limited).
+    rate_limits: RateLimits | None = None
 
     @classmethod
     def from_flags(cls, raw: Mapping[str, str]) -> MasterSecurity:
@@ -81,7 +84,8 @@ class MasterSecurity:
             raise ConfigError(f"{', '.join(on)} requires --credentials")
         authenticator = Authenticator(credentials or {}, realms) if realms else None
         return cls(authenticator=authenticator, authorization=MasterAuthorization.from_flags(raw),
-                   tls=TlsConfig.load(raw, server=True))
+                   tls=TlsConfig.load(raw, server=True),
+                   rate_limits=load_rate_limits(raw["rate_limits"]) if raw.get("rate_limits") else None)
 
     def log_posture(self) -> None:
         """One line at start-up: what is open (Mesos's default), or what is enforced."""

@@ -30,6 +30,9 @@ AUTH_FLAGS = [
     Flag("authenticate_http_readwrite", "false",
          "Require authentication on read-write endpoints (the operator API)", BOOL),
     Flag("acls", None, "ACLs in Mesos's JSON format, inline or a file path (file:///path or /path)"),
+    Flag("rate_limits", None,
+         "Framework rate limits, Mesos's JSON ({\"limits\": [{\"principal\": ..., \"qps\": ..., "
+         "\"capacity\": ...}], \"aggregate_default_qps\": ...}), inline or a file path"),
     Flag("authorizers", "local", "Authorizer: local (over --acls) or a package.module:Class path"),
 ]
 

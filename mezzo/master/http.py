@@ -46,6 +46,7 @@ from mezzo.net.http_metrics import http_metrics_middleware
 from mezzo.net.request import decode_body, new_app, read_body, read_form, require_json_accept
 from mezzo.net.stream import RecordStream, Subscriber, serve_subscription
 from mezzo.security.authentication import principal_of
+from mezzo.security.rate_limits import RateLimited
 
 log = logging.getLogger("mezzo.master.http")
 
@@ -357,6 +358,10 @@ class MasterServer:
             return problem.response()
         if call.type == CallType.UNKNOWN:
             return text_response(501, "Received an unexpected UNKNOWN call")
+        if self.security.rate_limits is not None:
+            refused = await self._throttle(request, call)
+            if refused is not None:
+                return refused
         stream_id = request.headers.get("Mesos-Stream-Id")
         if call.type == CallType.SUBSCRIBE:
             if stream_id is not None:
@@ -367,6 +372,35 @@ class MasterServer:
         except CallRefused as refused:
             return text_response(refused.status, refused.message)
         return web.Response(status=status)
+
+    async def _throttle(self, request: web.Request, call: Any) -> web.Response | None:
+        """`--rate_limits` (`mezzo.security.rate_limits`): wait for the call's permit, or 429
+        once its principal's limiter holds `capacity` waiting calls (Mesos's message)."""
+        limits = self.security.rate_limits
+        assert limits is not None
+        framework = (self.master.frameworks.get(call.framework_id.value)
+                     if call.framework_id is not None else None)
+        principal = principal_of(request)
+        if principal is None and framework is not None:
+            principal = framework.info.principal or None
+        if principal is None and call.type == CallType.SUBSCRIBE and call.subscribe is not None:
+            principal = call.subscribe.framework_info.principal or None
+        try:
+            delay, limiter = limits.admit(principal, framework is not None,
+                                          asyncio.get_running_loop().time())
+        except RateLimited as exc:
+            log.warning("Dropping %s call from framework %s%s: %s", call.type,
+                        call.framework_id.value if call.framework_id else "(new)",
+                        f" ({principal})" if principal else "", exc)
+            return text_response(429, f"Message {call.type} dropped: {exc}",
+                                 {"Retry-After": "1"})
+        if limiter is not None:
+            try:
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            finally:
+                limiter.done()
+        return None
 
     async def _subscribe(self, request: web.Request, call: Any) -> web.StreamResponse:
         refusal = self.security.authorization.subscribe_refusal(principal_of(request), call.subscribe.framework_info)
