@@ -290,3 +290,26 @@ def test_shared_volume_used_by_several_tasks_and_offered_while_in_use() -> None:
     assert held == []
     c.master.destroy_volumes(agent.agent_id, wire(volume(size=50, shared=True)), None)
     assert c.master.agents[agent.agent_id].checkpointed.is_empty()
+
+
+def test_a_task_naming_a_bad_or_duplicate_volume_is_an_error() -> None:
+    c, agent, s = setup()
+    c.master.create_volumes(agent.agent_id, wire(volume(size=10)), None)
+    o = offer(c, s)
+
+    def task(tid: str, *vols: dict[str, Any]) -> dict[str, Any]:
+        return {"name": tid, "task_id": {"value": tid}, "agent_id": to_builtins(o.agent_id),
+                "command": {"value": "true"},
+                "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}, *vols]}
+
+    unreserved = {**volume(vid="u", allocated="eng"), "reservations": []}
+    twice = [volume(size=10, allocated="eng"), volume(size=10, path="again", allocated="eng")]
+    accept(s, o, {"type": "LAUNCH", "launch": {"task_infos": [
+        task("t1", unreserved), task("t2", *twice)]}})
+    first = s.next_event("UPDATE").update.status
+    second = s.next_event("UPDATE").update.status
+    assert (first.state, first.message) == (
+        "TASK_ERROR", "Task uses invalid resources: Invalid DiskInfo: Persistent volumes cannot"
+        " be created from unreserved resources")
+    assert (second.state, second.message) == (
+        "TASK_ERROR", "Task uses duplicate persistence ID: Persistence ID 'data' is not unique")

@@ -28,6 +28,7 @@ from mezzo.api.common import (
     OfferOperation,
     OfferOperationType,
     Reason,
+    Resource,
     TaskInfo,
     TaskState,
     refuse_seconds,
@@ -55,8 +56,9 @@ from mezzo.master.records import (
     OfferRecord,
     TaskRecord,
 )
-from mezzo.resources import EMPTY, Resources
+from mezzo.resources import EMPTY, Resources, volumes
 from mezzo.resources.memo import WireMemo
+from mezzo.resources.wire import items_from_wire
 
 _LAUNCHES = (OfferOperationType.LAUNCH, OfferOperationType.LAUNCH_GROUP)
 # Operations on agent default resources (`mezzo.master.operations`); the volume operations
@@ -74,6 +76,7 @@ _TASK_RESOURCES: WireMemo[Resources] = WireMemo()
 
 def _parse_task_resources(task: TaskInfo, role: str) -> Resources:
     resources = Resources.from_wire(task.resources)
+    volume_problem(task.resources, resources, "Task")
     for r_role in resources.allocations():
         if r_role != role:
             raise ValidationError(f"Task resources are allocated to role '{r_role}', not '{role}'")
@@ -91,6 +94,18 @@ def id_problem(value: str, what: str) -> str | None:
     if _BAD_ID.search(value):
         return f"{what} '{value}' contains '/', '\\' or control characters"
     return None
+
+
+def volume_problem(wire: list[Resource], resources: Resources, who: str) -> None:
+    """Mesos's checks of the disks a task or executor uses (ValidationError, its words)."""
+    if all(r.disk is None for r in wire):
+        return
+    problem = volumes.disk_info_problem(resources)
+    if problem is not None:
+        raise ValidationError(f"{who} uses invalid resources: Invalid DiskInfo: {problem}")
+    problem = volumes.unique_persistence_id_problem(items_from_wire(wire))
+    if problem is not None:
+        raise ValidationError(f"{who} uses duplicate persistence ID: {problem}")
 
 
 class OfferCalls(MasterBase):
@@ -395,7 +410,9 @@ class OfferCalls(MasterBase):
             return None, None
         if not executor.resources:
             return Resources(), None
-        return Resources.from_wire(executor.resources).unallocate().allocate(role), None
+        resources = Resources.from_wire(executor.resources)
+        volume_problem(executor.resources, resources, "Executor")
+        return resources.unallocate().allocate(role), None
 
     def _launch(
         self,
