@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
 from mezzo.api.codec import convert, to_builtins
@@ -313,3 +314,23 @@ def test_a_task_naming_a_bad_or_duplicate_volume_is_an_error() -> None:
         " be created from unreserved resources")
     assert (second.state, second.message) == (
         "TASK_ERROR", "Task uses duplicate persistence ID: Persistence ID 'data' is not unique")
+
+
+def test_sdk_volume_helpers() -> None:
+    from mezzo.scheduler import create_operation, destroy_operation
+    from mezzo.scheduler import volume as sdk_volume
+
+    c, agent, s = setup()
+    o = offer(c, s)
+    disk = next(r for r in o.resources if r.name == "disk" and r.reservations)
+    v = sdk_volume(msgspec.structs.replace(disk, scalar=Scalar(value=30)), "sdk", "data",
+                   principal="alice")
+    assert accept(s, o, to_builtins(create_operation([v], "sdk-c"))) == 202
+    agent_finishes_volume = agent.next_event("APPLY_OPERATION").apply_operation
+    assert agent_finishes_volume.operation_info.create.volumes[0].disk.persistence.id == "sdk"
+    o2 = offer(c, s)
+    [offered] = [r for r in o2.resources if r.disk is not None]
+    assert accept(s, o2, to_builtins(destroy_operation([offered]))) == 202
+    assert agent.next_event("APPLY_OPERATION").apply_operation.operation_info.type == "DESTROY"
+    assert c.master.agents[agent.agent_id].checkpointed.is_empty()
+

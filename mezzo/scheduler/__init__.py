@@ -15,7 +15,13 @@ Public API (see docs/sdk-scheduler.md):
 Imports nothing from `mezzo.master` or `mezzo.agent`.
 """
 
-from mezzo.scheduler.calls import reserve_operation, unreserve_operation
+from mezzo.scheduler.calls import (
+    create_operation,
+    destroy_operation,
+    reserve_operation,
+    unreserve_operation,
+    volume,
+)
 from mezzo.scheduler.client import (
     CallRejectedError,
     NotSubscribedError,
@@ -48,7 +54,9 @@ __all__ = [
     "SchedulerError",
     "SchedulerOptions",
     "as_resources",
+    "create_operation",
     "default_executor",
+    "destroy_operation",
     "fits",
     "new_task_id",
     "parse_master_address",
@@ -59,4 +67,5 @@ __all__ = [
     "split",
     "take",
     "unreserve_operation",
+    "volume",
 ]

@@ -12,8 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import msgspec
+
 from mezzo.api.common import (
     AgentID,
+    Create,
+    Destroy,
+    DiskInfo,
     DurationInfo,
     ExecutorID,
     ExecutorInfo,
@@ -28,14 +33,17 @@ from mezzo.api.common import (
     OfferOperationType,
     OperationID,
     OperationStatus,
+    Persistence,
     Request,
     Reserve,
     Resource,
+    SharedInfo,
     TaskGroupInfo,
     TaskID,
     TaskInfo,
     TaskStatus,
     Unreserve,
+    Volume,
 )
 from mezzo.api.scheduler import (
     Accept,
@@ -111,6 +119,30 @@ def unreserve_operation(resources: Sequence[Resource], operation_id: str | None 
     """UNRESERVE: pop the top (dynamic) reservation of each of `resources`."""
     return OfferOperation(type=OfferOperationType.UNRESERVE,
                           unreserve=Unreserve(resources=list(resources)),
+                          id=OperationID(value=operation_id) if operation_id else None)
+
+
+def volume(disk: Resource, persistence_id: str, container_path: str, *,
+           principal: str | None = None, shared: bool = False) -> Resource:
+    """A persistent volume made of `disk` (a reserved `disk` resource from an offer, allocation
+    info kept): `disk.persistence` = `persistence_id` (and the framework's `principal`, which
+    the master requires when the framework has one), mounted RW at `container_path` of the
+    sandbox; `shared` needs the SHARED_RESOURCES capability."""
+    source = disk.disk.source if disk.disk is not None else None
+    info = DiskInfo(persistence=Persistence(id=persistence_id, principal=principal),
+                    volume=Volume(container_path=container_path, mode="RW"), source=source)
+    return msgspec.structs.replace(disk, disk=info, shared=SharedInfo() if shared else None)
+
+
+def create_operation(volumes: Sequence[Resource], operation_id: str | None = None) -> OfferOperation:
+    """CREATE: turn reserved disk of the offer into persistent volumes (see `volume`)."""
+    return OfferOperation(type=OfferOperationType.CREATE, create=Create(volumes=list(volumes)),
+                          id=OperationID(value=operation_id) if operation_id else None)
+
+
+def destroy_operation(volumes: Sequence[Resource], operation_id: str | None = None) -> OfferOperation:
+    """DESTROY: the volumes (as offered) become reserved disk again; their data is deleted."""
+    return OfferOperation(type=OfferOperationType.DESTROY, destroy=Destroy(volumes=list(volumes)),
                           id=OperationID(value=operation_id) if operation_id else None)
 
 
