@@ -451,3 +451,19 @@ def test_operator_reserve_on_a_disconnected_agent_is_dropped_when_it_comes_back(
     agent.subscribe(capabilities=CAPS)  # reports no such reservation nor operation
     assert c.master.get_operations() == []
     assert c.master.agents[agent.agent_id].total.reserved().is_empty()
+
+
+def test_pre_refinement_format_for_frameworks_without_the_capability() -> None:
+    c = MasterCluster()
+    agent = c.add_agent("cpus:2")
+    agent.subscribe(capabilities=CAPS)
+    s = c.add_scheduler(framework_info(capabilities=["MULTI_ROLE"], roles=["eng"], principal="alice"))
+    old_style = {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}, "role": "eng",
+                 "reservation": {"principal": "alice"}, "allocation_info": {"role": "eng"}}
+    assert accept(s, offer(c, s), reserve_op(old_style, op_id="old")) == 202
+    agent_finishes(agent)
+    assert s.next_event("UPDATE_OPERATION_STATUS").update_operation_status.status.state \
+        == "OPERATION_FINISHED"
+    got = offer(c, s)
+    [reserved_] = [r for r in got.resources if r.role == "eng"]
+    assert reserved_.reservation.principal == "alice" and not reserved_.reservations
