@@ -409,6 +409,8 @@ def main() -> None:
     parser.add_argument("--failover", action="store_true", help="also measure a failover per size")
     parser.add_argument("--failover-at-max", action="store_true",
                         help="with --failover: only at the largest size")
+    parser.add_argument("--failover-timeout", type=float, default=None,
+                        help="seconds to wait for everything back (default: max(120, agents / 25))")
     parser.add_argument("--profile", default=None,
                         help="py-spy the leader for the window of the largest size into this SVG")
     args = parser.parse_args()
@@ -484,7 +486,8 @@ def main() -> None:
                 row["rss_kb_per_task"] = round(
                     ((row["master_rss_mb"] - rss_base) * 1024 - rss_per_agent_kb * size) / row["tasks"], 2)
             if args.failover and (size == max(args.sizes) or not args.failover_at_max):
-                leader = failover(cluster, leader, size, args.frameworks, reports, row)
+                timeout = args.failover_timeout or max(120.0, size / 25)
+                leader = failover(cluster, leader, size, args.frameworks, reports, row, timeout)
             print(json.dumps(row), flush=True)
     finally:
         stop.set()
@@ -581,20 +584,34 @@ def counters(reports: list[Any]) -> dict[str, int]:
 
 
 def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, reports: list[Any],
-             row: dict[str, Any]) -> HaMaster:
-    """SIGKILL the leader; time until the standby leads with every agent and framework back."""
+             row: dict[str, Any], timeout: float) -> HaMaster:
+    """SIGKILL the leader; time until the standby leads (`failover_elected_s`: the leader's
+    ZooKeeper session must expire first, so at least the session timeout) and until every agent
+    has re-registered and every framework re-subscribed (`failover_s`). Tasks the frameworks
+    heard as lost across it: `lost` (0: nothing lost). If not everything is back within
+    `timeout`, the row says how much was (`failover_agents_back`, `failover_frameworks_back`)
+    and `failover_s` stays null: the run goes on to the next size."""
     before = counters(reports)
     start = time.monotonic()
     leader.kill()
-    new = cluster.wait_leader(60, exclude=leader)
+    new = cluster.wait_leader(120, exclude=leader)
+    row["failover_elected_s"] = round(time.monotonic() - start, 2)
+    seen: dict[str, float] = {}
 
     def back() -> bool:
         m = metrics(new)
-        return (m.get("master/slaves_active", 0) >= size
-                and m.get("master/frameworks_active", 0) >= frameworks)
+        seen["agents"] = m.get("master/slaves_active", 0)
+        seen["frameworks"] = m.get("master/frameworks_active", 0)
+        return seen["agents"] >= size and seen["frameworks"] >= frameworks
 
-    until(back, 120, "agents and frameworks back after the failover", interval=0.1)
-    row["failover_s"] = round(time.monotonic() - start, 2)
+    try:
+        until(back, timeout, "agents and frameworks back after the failover", interval=0.1)
+        row["failover_s"] = round(time.monotonic() - start, 2)
+        row["failover_recovery_s"] = round(row["failover_s"] - row["failover_elected_s"], 2)
+    except TimeoutError:
+        print(f"failover at {size} agents: not everything back within {timeout:.0f} s", file=sys.stderr)
+    row["failover_agents_back"] = int(seen.get("agents", 0))
+    row["failover_frameworks_back"] = int(seen.get("frameworks", 0))
     time.sleep(2.0)
     after = counters(reports)
     row["lost"] = after.get("lost", 0) - before.get("lost", 0)

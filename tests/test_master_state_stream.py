@@ -155,3 +155,14 @@ async def test_streamed_get_state_over_http(
     finally:
         for agent in agents:
             await agent.stop()
+
+
+def test_state_pieces_with_tasks_make_the_state_document() -> None:
+    master = _busy_cluster().master  # type: ignore[attr-defined]
+    flags = {"port": "0"}
+    pieces = list(views.state_pieces(master, flags))
+    document = json.loads(b"".join(pieces))
+    assert document == json.loads(json.dumps(views.state_json(master, flags)))
+    tasks = sum(len(fw["tasks"]) + len(fw["completed_tasks"]) + len(fw["unreachable_tasks"])
+                for fw in document["frameworks"])
+    assert tasks >= 6 and len(pieces) > tasks  # a task per piece

@@ -88,8 +88,10 @@ def _offered(master: MasterBase, offer_ids: set[str]) -> Resources:
     return total
 
 
-def framework_json(master: MasterBase, fw: FrameworkRecord) -> dict[str, Any]:
-    used = fw.used_resources()
+def framework_json(master: MasterBase, fw: FrameworkRecord, with_tasks: bool = True) -> dict[str, Any]:
+    """A framework's `/master/state` entry (without its three task lists unless `with_tasks`:
+    `state_pieces` streams those a task at a time)."""
+    used = _used_resources(fw)
     offered = _offered(master, fw.offers)
     info = fw.info
     out: dict[str, Any] = {
@@ -109,9 +111,6 @@ def framework_json(master: MasterBase, fw: FrameworkRecord) -> dict[str, Any]:
         "checkpoint": bool(info.checkpoint),
         "registered_time": fw.registered_time,
         "unregistered_time": fw.unregistered_time or 0.0,
-        "tasks": [_task_json(t) for t in fw.tasks.values()],
-        "unreachable_tasks": [_task_json(t) for t in fw.unreachable_tasks.values()],
-        "completed_tasks": [_task_json(t) for t in fw.completed_tasks],
         "offers": [
             {
                 "id": o.id, "framework_id": fw.id, "slave_id": o.agent_id,
@@ -138,7 +137,36 @@ def framework_json(master: MasterBase, fw: FrameworkRecord) -> dict[str, Any]:
         out["role"] = fw.roles[0] if fw.roles else "*"
     if info.labels is not None:
         out["labels"] = to_builtins(info.labels.labels)
+    if with_tasks:
+        for key, tasks in _task_lists(fw):
+            out[key] = [_task_json(t) for t in tasks]
     return out
+
+
+def _task_lists(fw: FrameworkRecord) -> list[tuple[str, list[TaskRecord]]]:
+    return [("tasks", list(fw.tasks.values())),
+            ("unreachable_tasks", list(fw.unreachable_tasks.values())),
+            ("completed_tasks", list(fw.completed_tasks))]
+
+
+def _used_resources(fw: FrameworkRecord) -> Resources:
+    """`fw.used_resources()`, summed once per resource shape (`sum_resources`)."""
+    return sum_resources(itertools.chain(
+        (t.resources for t in fw.tasks.values() if not t.recovered),
+        (e.resources for per_agent in fw.executors.values() for e in per_agent.values()),
+    ))
+
+
+def _framework_pieces(master: MasterBase, fw: FrameworkRecord) -> Iterator[bytes]:
+    """`framework_json` as JSON text, its task lists a task per piece."""
+    head = json.dumps(framework_json(master, fw, with_tasks=False)).encode()
+    yield head[:-1]
+    for key, tasks in _task_lists(fw):
+        yield b',"' + key.encode() + b'":['
+        for i, task in enumerate(tasks):
+            yield (b"," if i else b"") + json.dumps(_task_json(task)).encode()
+        yield b"]"
+    yield b"}"
 
 
 def agent_json(master: MasterBase, agent: AgentRecord) -> dict[str, Any]:
@@ -226,7 +254,8 @@ def state_json(master: MasterBase, flags: dict[str, str]) -> dict[str, Any]:
 
 
 def state_pieces(master: MasterBase, flags: dict[str, str]) -> Iterator[bytes]:
-    """The JSON text of `state_json`, in pieces of one agent or one framework each, so that
+    """The JSON text of `state_json`, in pieces of one agent, task or framework (without its
+    tasks) each, so that
     the HTTP shell can send a state of 100,000 tasks while yielding to its event loop between
     pieces instead of stalling it for seconds.
 
@@ -235,10 +264,14 @@ def state_pieces(master: MasterBase, flags: dict[str, str]) -> Iterator[bytes]:
     between; otherwise an entry may be newer than another (a task that ended meanwhile can show
     as running in one framework's entry, as Mesos's own per-request snapshot can never show)."""
     agents = list(master.agents.values())
-    entries: dict[str, tuple[Callable[[MasterBase, Any], dict[str, Any]], list[Any]]] = {
-        "slaves": (agent_json, agents),
-        "frameworks": (framework_json, list(master.frameworks.values())),
-        "completed_frameworks": (framework_json, list(master.completed_frameworks.values())),
+
+    def agent_pieces(master: MasterBase, agent: AgentRecord) -> Iterator[bytes]:
+        yield json.dumps(agent_json(master, agent)).encode()
+
+    entries: dict[str, tuple[Callable[[MasterBase, Any], Iterator[bytes]], list[Any]]] = {
+        "slaves": (agent_pieces, agents),
+        "frameworks": (_framework_pieces, list(master.frameworks.values())),
+        "completed_frameworks": (_framework_pieces, list(master.completed_frameworks.values())),
     }
     doc = _state_document(master, flags, agents)
     separator = b"{"
@@ -251,7 +284,9 @@ def state_pieces(master: MasterBase, flags: dict[str, str]) -> Iterator[bytes]:
         render, items = entries[key]
         yield b"["
         for i, item in enumerate(items):
-            yield (b"," if i else b"") + json.dumps(render(master, item)).encode()
+            if i:
+                yield b","
+            yield from render(master, item)
         yield b"]"
     yield b"}"
 
