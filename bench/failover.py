@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import getpass
 import json
 import multiprocessing
@@ -54,9 +55,25 @@ def _raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _agents_main(zk: str, first: int, count: int, ready: Any, stop: Any) -> None:
-    """One agent process: `count` emulated agents sharing one detector and one HTTP pool."""
+def _agents_main(zk: str, first: int, count: int, ready: Any, stop: Any, report: Any = None) -> None:
+    """One agent process: `count` emulated agents sharing one detector and one HTTP pool.
+    With `report` (a dict proxy), the process's own event-loop lag goes there: `lag_max_ms`,
+    the longest lag of a 100 ms sleep over the last 30 s, so that a run can tell a master that
+    misses pings from an agent process too busy to answer them."""
     _raise_fd_limit()
+
+    async def watch_lag() -> None:
+        # Lag of a 100 ms sleep; every second the longest of the last 30 s goes to `report`.
+        lags: collections.deque[tuple[float, float]] = collections.deque()
+        while True:
+            for _ in range(10):
+                start = time.monotonic()
+                await asyncio.sleep(0.1)
+                now = time.monotonic()
+                lags.append((now, now - start - 0.1))
+            while lags and lags[0][0] < now - 30.0:
+                lags.popleft()
+            report["lag_max_ms"] = round(max(lag for _, lag in lags) * 1000, 1)
 
     async def run() -> None:
         import aiohttp
@@ -75,11 +92,14 @@ def _agents_main(zk: str, first: int, count: int, ready: Any, stop: Any) -> None
             for i in range(count)
         ]
         await asyncio.gather(*(a.start() for a in agents))
+        lag = asyncio.create_task(watch_lag()) if report is not None else None
         ready.set()
         while not stop.is_set():
             await asyncio.sleep(0.2)
         for agent in agents:
             agent._stopping = True
+        if lag is not None:
+            lag.cancel()
         await session.close()
         source.close()
 

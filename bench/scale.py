@@ -30,11 +30,21 @@ At each size (agents are added to reach it; frameworks run throughout) one JSON 
 - `loop_stall_max_ms`: the longest answer to GET `/health`, probed every 10 ms on its own
   connection while `/master/state` is served (the master answers /health at once, so a long
   answer is its event loop busy with something else); `get_state_loop_stall_max_ms` the same
-  while GET_STATE is served;
+  while GET_STATE is served; `idle_loop_stall_max_ms` the same over 3 s with neither served
+  (what the load alone costs: allocation runs, surges, the machine's other work);
+- `agents_unreachable`: agents the master marked unreachable (5 missed pings) so far;
+  `agent_process_lag_max_ms`: the longest event-loop lag of any emulated-agent process over its
+  last 30 s (a process lagging past the ping interval cannot answer pings in time);
 - `failover_s` (with `--failover`): SIGKILL of the leader → the standby elected and every agent
-  re-registered and every framework re-subscribed; `lost` counts tasks reported LOST, DROPPED,
-  GONE or UNKNOWN to the frameworks across it (nothing lost: 0). The killed master is restarted
-  as the new standby.
+  re-registered and every framework re-subscribed, split into `failover_elected_s` (→ the
+  standby serves as leader: the dead leader's ZooKeeper session must expire first, so this is
+  at least `--session-timeout`) and `failover_recovery_s` (the rest); `lost` counts tasks
+  that had run and were reported LOST, DROPPED, GONE, UNKNOWN or UNREACHABLE to the
+  frameworks across it (nothing lost: 0), `lost_before_start` those reported so before they
+  ever ran (launches in flight when the leader died, which Mesos reports as lost too). The
+  killed master is restarted as the new standby. A failover not complete within
+  `--failover-timeout` leaves `failover_s` null with `failover_agents_back` /
+  `failover_frameworks_back` saying how far it got, and the run goes on.
 
     .venv/bin/python bench/scale.py --sizes 1000 2000 5000 9000 --failover
     .venv/bin/python bench/scale.py --sizes 1000 --frameworks 20 --window 10   # a quick look
@@ -111,6 +121,7 @@ class BusyFramework:
         self.stream_id = ""
         self.base = masters[0]
         self.running: dict[str, dict[str, Any]] = {}  # task id -> agent id
+        self.started: set[str] = set()  # tasks seen RUNNING
         self.seq = 0
         self.subscribed = asyncio.Event()
         self.redirected = False
@@ -195,13 +206,18 @@ class BusyFramework:
             state = status["state"]
             task_id = status["task_id"]["value"]
             if state in LOST_STATES:
-                self.counters["lost"] += 1
-                key = f"lost_{state}_{status.get('reason', '')}"
+                # Lost after it ran (work lost), or lost before it started (a launch in flight
+                # when the leader died: Mesos reports those LOST/DROPPED, frameworks relaunch).
+                started = task_id in self.started
+                self.counters["lost" if started else "lost_before_start"] += 1
+                key = f"lost_{state}_{status.get('reason', '')}{'' if started else '_before_start'}"
                 self.counters[key] = self.counters.get(key, 0) + 1
             if state in TERMINAL:
                 self.running.pop(task_id, None)
+                self.started.discard(task_id)
             elif state == "TASK_RUNNING":
                 self.counters["running_updates"] += 1
+                self.started.add(task_id)
 
     def _fill(self, offer: dict[str, Any]) -> None:
         count = int(min(_scalar(offer, "cpus") // TASK_CPUS, _scalar(offer, "mem") // TASK_MEM))
@@ -256,7 +272,8 @@ def _frameworks_main(
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=count + 64), timeout=aiohttp.ClientTimeout(total=None)
         )
-        counters = {"launched": 0, "lost": 0, "disconnects": 0, "running_updates": 0}
+        counters = {"launched": 0, "lost": 0, "lost_before_start": 0, "disconnects": 0,
+                    "running_updates": 0}
         frameworks = [
             BusyFramework(list(masters), f"busy{first + i}", session, counters, duration)
             for i in range(count)
@@ -427,6 +444,7 @@ def main() -> None:
     stop = ctx.Event()
     manager = ctx.Manager()
     reports: list[Any] = []
+    agent_reports: list[Any] = []  # each agent process's event-loop lag
     frameworks_procs: list[Any] = []
     try:
         cluster.start()
@@ -442,10 +460,12 @@ def main() -> None:
                     count = min(per_proc, size - agents)
                     if count <= 0:
                         break
-                    ready = ctx.Event()
-                    proc = ctx.Process(target=_agents_main, args=(zk, agents, count, ready, stop), daemon=True)
+                    ready, lag_report = ctx.Event(), manager.dict()
+                    proc = ctx.Process(target=_agents_main, args=(zk, agents, count, ready, stop, lag_report),
+                                       daemon=True)
                     proc.start()
                     agent_procs.append((proc, ready))
+                    agent_reports.append(lag_report)
                     agents += count
             start = time.monotonic()
             until(lambda m=leader, n=size: metrics(m).get("master/slaves_active", 0) >= n,
@@ -477,7 +497,7 @@ def main() -> None:
             # Let the load reach its steady state at this size: the tasks launched together on
             # the new agents end over the next ~30 ± 10 s, and new ones replace them.
             time.sleep(args.settle if args.frameworks else 2.0)
-            row = measure(leader, size, args, registered_s, reports,
+            row = measure(leader, size, args, registered_s, reports, agent_reports,
                           profile=args.profile if size == max(args.sizes) else None)
             row["rss_kb_per_agent_alone"] = round(rss_per_agent_kb or 0.0, 1)
             if rss_per_agent_kb is not None and row["tasks"]:
@@ -504,7 +524,7 @@ def main() -> None:
 
 
 def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports: list[Any],
-            profile: str | None) -> dict[str, Any]:
+            agent_reports: list[Any], profile: str | None) -> dict[str, Any]:
     assert leader.proc is not None
     proc = psutil.Process(leader.proc.pid)
     spy = None
@@ -540,14 +560,20 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
             failures += 1
     overheads = [total for total, _ in samples] or [float("nan")]
     tasks = int(m.get("master/tasks_running", 0) + m.get("master/tasks_staging", 0))
+    with StallProbe(leader.url) as idle_probe:
+        time.sleep(3.0)  # the same probe with nothing asked of the master: the load's own stalls
     with StallProbe(leader.url) as probe:
         state_s, state_bytes = timed_get(leader.url, "GET", "/master/state")
     with StallProbe(leader.url) as get_state_probe:
         get_state_s, _ = timed_get(leader.url, "POST", "/api/v1", json.dumps({"type": "GET_STATE"}).encode())
-    active_after = metrics(leader).get("master/slaves_active", 0)
+    end_metrics = metrics(leader)
+    active_after = end_metrics.get("master/slaves_active", 0)
+    lags = [dict(r).get("lag_max_ms", 0.0) for r in agent_reports]
     return {
         "agents": size,
         "agents_active_at_end": int(active_after),
+        "agents_unreachable": int(end_metrics.get("master/slaves_unreachable", 0)),
+        "agent_process_lag_max_ms": max(lags) if lags else None,
         "frameworks": args.frameworks,
         "tasks": tasks,
         "master_cpu_pct": round(cpu, 1),
@@ -561,6 +587,7 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
         "get_state_ms": round(get_state_s * 1000, 1),
         "state_mb": round(state_bytes / 2**20, 1),
         "loop_stall_max_ms": round(probe.longest * 1000, 1),
+        "idle_loop_stall_max_ms": round(idle_probe.longest * 1000, 1),
         "get_state_loop_stall_max_ms": round(get_state_probe.longest * 1000, 1),
         "failover_s": None,
         "launches_per_s": round(launches_per_s, 1),
@@ -615,8 +642,10 @@ def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, r
     time.sleep(2.0)
     after = counters(reports)
     row["lost"] = after.get("lost", 0) - before.get("lost", 0)
+    row["lost_before_start"] = after.get("lost_before_start", 0) - before.get("lost_before_start", 0)
     row["lost_by_state"] = {k[5:]: v - before.get(k, 0) for k, v in after.items()
-                            if k.startswith("lost_") and v != before.get(k, 0)}
+                            if k.startswith("lost_") and k != "lost_before_start"
+                            and v != before.get(k, 0)}
     leader.start()  # the old leader comes back as the standby
     return new
 
