@@ -432,6 +432,7 @@ def main() -> None:
                         help="py-spy the leader for the window of the largest size into this SVG")
     args = parser.parse_args()
     _raise_fd_limit()
+    began = time.monotonic()
     # SIGTERM stops the benchmark like Ctrl-C: the `finally` below stops every process.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ctx = multiprocessing.get_context("spawn")
@@ -508,6 +509,7 @@ def main() -> None:
             if args.failover and (size == max(args.sizes) or not args.failover_at_max):
                 timeout = args.failover_timeout or max(120.0, size / 25)
                 leader = failover(cluster, leader, size, args.frameworks, reports, row, timeout)
+            row["elapsed_s"] = round(time.monotonic() - began)  # since the benchmark started
             print(json.dumps(row), flush=True)
     finally:
         stop.set()
@@ -528,11 +530,15 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
     assert leader.proc is not None
     proc = psutil.Process(leader.proc.pid)
     spy = None
+    py_spy = Path(sys.executable).parent / "py-spy"
+    if profile and not py_spy.exists():
+        print(f"--profile: no {py_spy} (pip install py-spy): not profiling", file=sys.stderr)
+        profile = None
     if profile:
         import subprocess
 
         spy = subprocess.Popen(
-            [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(proc.pid), "-o", profile,
+            [str(py_spy), "record", "-p", str(proc.pid), "-o", profile,
              "-d", str(int(args.window)), "--nonblocking"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
