@@ -99,3 +99,23 @@ async def test_linux_update_adds_and_removes_volumes(tmp_path: Path) -> None:
     finally:
         await c.destroy("c1")
     assert mount_points_under(sandbox) == []
+
+
+@ROOT_ONLY
+def test_sandbox_gc_never_deletes_through_a_mount(tmp_path: Path) -> None:
+    import subprocess
+
+    from mezzo.agent.sandbox_gc import _remove_all
+
+    volume, run = tmp_path / "vol", tmp_path / "run"
+    (run / "data").mkdir(parents=True)
+    volume.mkdir()
+    (volume / "precious").write_text("x")
+    subprocess.run(["mount", "--bind", str(volume), str(run / "data")], check=True)
+    try:
+        _remove_all([str(run)])
+        assert (volume / "precious").exists() and run.exists()
+    finally:
+        subprocess.run(["umount", "-l", str(run / "data")], check=False)
+    _remove_all([str(run)])
+    assert not run.exists() and (volume / "precious").exists()

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mezzo.agent.containerizer.isolators.filesystem import mount_points_under
 from mezzo.testing.agent_harness import MiniScheduler, Proc, command_task, start_agent
 from mezzo.testing.ha_cluster import HaCluster
 from mezzo.testing.processes import eventually
@@ -148,6 +150,9 @@ async def test_data_outlives_task_agent_restart_and_master_failover(
                 assert status == 202
                 killed = await reader.wait_state("read", "TASK_KILLED")
                 assert "TASK_FAILED" not in reader.states("read"), killed
+                # The container's end removes its mounts (nothing left under the agent's dir).
+                await eventually(lambda: not mount_points_under(tmp_path / "agent"), 30,
+                                 "the read-only bind mount to go with its container")
 
                 def destroyed() -> bool:
                     return operator_call(leader.url, body)[0] == 202
@@ -162,3 +167,6 @@ async def test_data_outlives_task_agent_restart_and_master_failover(
         finally:
             if agent is not None:
                 agent.kill()
+            # A container the agent could not end before it was killed keeps its mounts.
+            for point in mount_points_under(tmp_path):
+                subprocess.run(["umount", "-l", point], check=False)

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from mezzo.agent.containerizer import paths as layout
+from mezzo.agent.containerizer.isolators.filesystem import mount_points_under
 from mezzo.agent.gc import GcSchedule
 from mezzo.core.clock import Clock
 
@@ -131,6 +132,12 @@ def _disk_usage(path: str) -> float:
 
 def _remove_all(paths: list[str]) -> None:
     for path in paths:
+        # Never delete through a mount: a persistent volume bind-mounted in a sandbox whose
+        # container was not cleaned up (the agent was killed meanwhile) keeps its data.
+        mounted = mount_points_under(Path(path))
+        if mounted:
+            log.warning("gc: not removing %s: %s is mounted there", path, mounted[-1])
+            continue
         log.info("gc: removing %s", path)
         shutil.rmtree(path, ignore_errors=True)
 
