@@ -346,3 +346,16 @@ def test_decode_event() -> None:
     assert decode_event({"type": "LAUNCH_GROUP", "launch_group": group}) == LaunchGroup([task])
     assert decode_event({"type": "SHUTDOWN"}) == Shutdown()
     assert decode_event({"type": "HEARTBEAT"}) is None
+
+
+def test_a_group_reusing_a_running_task_id_cannot_take_that_task_down() -> None:
+    h = Harness()
+    h.subscribe()
+    first = running(h, command_task("a", "sleep 60"))
+    spawn = h.launch(command_task("a", "again"), command_task("b", "exit 1"))
+    assert [s.task_id for s in spawn.specs] == ["b"]  # the duplicate is ignored
+    pids = h.spawn_all(spawn)
+    actions = h.handle(TaskExited("b", exited(1)))
+    assert actions == [Signal(pids["b"], signal.SIGKILL)]
+    assert first["a"] not in [a.pid for a in actions]
+    assert h.states("a")[-1] == "TASK_RUNNING"

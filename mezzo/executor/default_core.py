@@ -286,15 +286,17 @@ class DefaultExecutorCore(ExecutorLinkCore):
         if self.shutting_down:
             self._log("ignoring LAUNCH_GROUP: the executor is shutting down")
             return
-        group = [(t.get("task_id") or {}).get("value") or "" for t in tasks]
+        group: list[str] = []  # the ids of this launch's tasks, shared by its runs
         runs: list[TaskRun] = []
-        for task, task_id in zip(tasks, group, strict=True):
-            if not task_id or task_id in self.runs:
+        for task in tasks:
+            task_id = (task.get("task_id") or {}).get("value") or ""
+            if not task_id or task_id in self.runs or task_id in group:
                 self._log(f"ignoring task {task_id!r} of LAUNCH_GROUP: no id, or already running")
                 continue
             sandbox = f"{self.config.sandbox}/{TASKS_DIRECTORY}/{task_id}"
             run = TaskRun(task, self._nested_container_id(), group, sandbox)
             self.runs[task_id] = run
+            group.append(task_id)
             runs.append(run)
         if not runs:
             return
