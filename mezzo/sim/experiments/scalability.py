@@ -79,7 +79,9 @@ def run_point(agents: int, frameworks: int, seed: int, cost: str, progress: Prog
     ]
     cluster.run(
         until=start + horizon,
-        stop=lambda: all(p.done_at is not None for p in probes),  # type: ignore[attr-defined]
+        # Checked after every event: the last probe (usually the last to finish) first.
+        stop=lambda: probes[-1].done_at is not None  # type: ignore[attr-defined]
+        and all(p.done_at is not None for p in probes),  # type: ignore[attr-defined]
         progress=lambda now: progress.update(now - start),
     )
     progress.update(horizon)
