@@ -66,6 +66,7 @@ async def recover(agent: Agent) -> None:
         if _kill_root(pid):
             log.info("killed executor container %s (pid %d) left by the previous agent",
                      container_id, pid)
+        agent.containerizer.cleanup_orphan(container_id)  # e.g. its volumes' mounts
         agent.checkpointer.remove_container(container_id)
     if cleanup:
         raise CleanupDone("--recover=cleanup: old executors killed")

@@ -202,6 +202,15 @@ class Containerizer:
                 continue
             self._start(state.container_id, child, state.config)
 
+    def cleanup_orphan(self, container_id: str) -> None:
+        """Release what isolators hold for a container of a previous agent that was killed
+        without being recovered (cgroups, a persistent volume's mounts); best effort."""
+        for isolator in reversed(self.isolators):
+            try:
+                isolator.cleanup(container_id)
+            except Exception as e:  # the others must still run
+                log.info("cleanup of orphan %s by %s: %s", container_id, isolator.name, e)
+
     # --- internals -------------------------------------------------------------------------
 
     def _get(self, container_id: str) -> _Container:
