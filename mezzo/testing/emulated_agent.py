@@ -35,12 +35,16 @@ from mezzo.api.internal import (
     AgentEventType,
     merge_status_updates,
 )
+from mezzo.api.recordio import RecordIODecoder
 from mezzo.core.clock import RealClock
 from mezzo.net.client import StreamRefused, open_stream, post_call
 from mezzo.resources import Resources
 from mezzo.testing.fake_executors import FakeExecutors
+from mezzo.testing.raw_http import RawClient
 
 log = logging.getLogger("mezzo.testing.emulated_agent")
+
+CALL_TIMEOUT = 10.0  # seconds for a call to the master (as `mezzo.net.client.post_call`)
 
 
 class EmulatedAgent:
@@ -70,8 +74,10 @@ class EmulatedAgent:
                                  status_update_retry_max=retry_seconds),
         )
         self.subscribed = asyncio.Event()
+        # With a session (tests that need its credentials) calls go through aiohttp; without,
+        # through the lighter client of `mezzo.testing.raw_http`.
         self._session = session
-        self._own_session = session is None
+        self._raw: RawClient | None = None
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
         self._inputs: deque[AgentInput] = deque()
@@ -112,10 +118,6 @@ class EmulatedAgent:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=8, force_close=False)
-            )
         self._runner = asyncio.create_task(self._run())
         await self.subscribed.wait()
 
@@ -126,8 +128,8 @@ class EmulatedAgent:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self._own_session and self._session is not None:
-            await self._session.close()
+        if self._raw is not None:
+            await self._raw.close()
 
     async def _run(self) -> None:
         retry = asyncio.create_task(self._retry_loop())
@@ -142,20 +144,47 @@ class EmulatedAgent:
         finally:
             retry.cancel()
 
+    def _client(self) -> RawClient:
+        """The raw client for the current master (a new one when the master changed)."""
+        url = self.master_url
+        if self._raw is None or self._raw.base_url != url:
+            self._raw = RawClient(url)
+        return self._raw
+
     async def _subscribe_and_listen(self) -> None:
-        assert self._session is not None
         body = encode(self.core.subscribe_call())
+        if self._session is None:
+            await self._listen_raw(body)
+            return
         stream = await open_stream(self._session, self.master_url + AGENT_API_PATH, body)
         try:
             async for record in stream.records():
-                event = decode(record, AgentEvent)
-                self.handle(event)
-                if event.type == AgentEventType.SUBSCRIBED:
-                    self.subscribed.set()
+                self._on_record(record)
         finally:
             stream.close()
             if self.core.registered:
                 self.handle(MasterDisconnected())
+
+    async def _listen_raw(self, body: bytes) -> None:
+        decoder = RecordIODecoder()
+
+        def on_data(data: bytes) -> None:
+            for record in decoder.feed(data):
+                self._on_record(record)
+
+        stream = await self._client().stream(AGENT_API_PATH, body, on_data)
+        try:
+            await stream.wait_closed()
+        finally:
+            stream.close()
+            if self.core.registered:
+                self.handle(MasterDisconnected())
+
+    def _on_record(self, record: bytes) -> None:
+        event = decode(record, AgentEvent)
+        self.handle(event)
+        if event.type == AgentEventType.SUBSCRIBED:
+            self.subscribed.set()
 
     async def _retry_loop(self) -> None:
         """The core's timers (update retries), looked at every second at most."""
@@ -184,6 +213,9 @@ class EmulatedAgent:
             self._sender = None
 
     async def _post_now(self, body: bytes) -> None:
-        assert self._session is not None
         with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
-            await post_call(self._session, self.master_url + AGENT_API_PATH, body)
+            if self._session is not None:
+                await post_call(self._session, self.master_url + AGENT_API_PATH, body)
+                return
+            async with asyncio.timeout(CALL_TIMEOUT):
+                await self._client().post(AGENT_API_PATH, body)
