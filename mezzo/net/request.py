@@ -133,8 +133,16 @@ async def _read_all(request: web.Request, max_bytes: int) -> bytes:
     arrive in one segment)."""
     chunks: list[bytes] = []
     size = 0
+    content = request.content
     try:
-        async for chunk in request.content.iter_any():
+        if content.is_eof():
+            # All of it arrived with the head (a small call, the common case): no need to
+            # iterate (and suspend) to collect it.
+            body = content.read_nowait()
+            if len(body) > max_bytes:
+                raise HTTPProblem(413, f"Request body exceeds {max_bytes} bytes")
+            return body
+        async for chunk in content.iter_any():
             size += len(chunk)
             if size > max_bytes:
                 raise HTTPProblem(413, f"Request body exceeds {max_bytes} bytes")

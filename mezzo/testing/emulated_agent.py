@@ -63,8 +63,8 @@ class EmulatedAgent:
         self.master_url = master_url.rstrip("/")
         self.finish = finish
         self.retry_seconds = retry_seconds
-        tag = id(self) & 0xFFFF
-        self._uuids = (((i << 64) | tag).to_bytes(16, "big") for i in itertools.count(1))
+        tag = (id(self) & 0xFFFF).to_bytes(8, "big")
+        self._uuids = (i.to_bytes(8, "big") + tag for i in itertools.count(1))
         self.executors = FakeExecutors(self)
         self.core = AgentCore(
             AgentInfo(hostname=hostname, port=5051, resources=Resources.parse(resources).to_wire()),

@@ -33,6 +33,10 @@ from mezzo.api.common import ExecutorID, FrameworkID, TaskID, TaskState, TaskSta
 from mezzo.api.internal import AgentCall
 from mezzo.resources import Resources
 
+# What a fake executor subscribes with: nothing unacknowledged (one shared value; the core only
+# reads it).
+_FIRST_SUBSCRIBE = exe.Subscribe()
+
 
 class FakeExecutorHost(Protocol):
     """What the fake executors need from the agent they belong to."""
@@ -76,7 +80,7 @@ class FakeExecutors:
         fake = self.executors[launch.container_id] = _FakeExecutor(launch)
         self.agent.later(ContainerLaunched(launch.container_id, next(self._pids)))
         self.agent.later(
-            ExecutorSubscribed(fake.framework_id, fake.executor_id, exe.Subscribe(), fake)
+            ExecutorSubscribed(fake.framework_id, fake.executor_id, _FIRST_SUBSCRIBE, fake)
         )
 
     def destroy_container(self, container_id: str) -> None:
