@@ -25,6 +25,7 @@ from mezzo.agent.events import (
     ExecutorUpdate,
     MasterDisconnected,
     RecoverCheckpoint,
+    TasksFetched,
 )
 from mezzo.agent.outbox import (
     AgentRecord,
@@ -266,8 +267,9 @@ def test_a_second_task_joins_a_running_executor_and_grows_its_container() -> Non
     second, _ = custom("t2")
     a.run(second, executor)
     effects = a.outbox.take()
-    assert names(effects) == ["send_executor:LAUNCH", "update_container"]
-    assert effects[1][2] == Resources.parse("cpus:2.5;mem:288")
+    # The container grows before the task reaches the executor (as Mesos's agent does).
+    assert names(effects) == ["update_container", "send_executor:LAUNCH"]
+    assert effects[0][2] == Resources.parse("cpus:2.5;mem:288")
 
 
 def test_launch_failure_fails_the_tasks() -> None:
@@ -744,8 +746,8 @@ def test_default_executor_runs_groups_and_takes_more_into_its_container() -> Non
     # A second group joins the running executor at once; its container grows.
     a.core.handle(default_group("g3"))
     effects = a.outbox.take()
-    assert names(effects) == ["send_executor:LAUNCH_GROUP", "update_container"]
-    assert effects[1][2] == Resources.parse("cpus:1.6;mem:224")
+    assert names(effects) == ["update_container", "send_executor:LAUNCH_GROUP"]
+    assert effects[0][2] == Resources.parse("cpus:1.6;mem:224")
     # KILL of a delivered task goes to the executor (it kills the rest of the group).
     a.master("KILL_TASK", kill_task={"framework_id": {"value": "fw-1"},
                                      "task_id": {"value": "g1"}})
@@ -773,6 +775,46 @@ def test_default_executor_task_killed_by_the_oom_killer_is_a_memory_limitation()
     a.update("g1", "TASK_FAILED", b"u" * 16, limitation=limit)
     [status] = updates_sent(a.outbox.take())
     assert status.reason == "REASON_CONTAINER_LIMITATION_MEMORY"
+
+
+def test_a_group_with_uris_is_delivered_once_they_are_fetched_into_its_tasks_sandboxes() -> None:
+    a = Agent()
+    event = default_group("g1", "g2")
+    tasks = event.run_task_group.task_group.tasks
+    tasks[0].command.uris = [URI(value="file:///srv/app.tgz")]
+    a.core.handle(event)
+    assert names(a.outbox.take()) == ["launch_container"]
+    a.core.handle(ContainerLaunched(a.container_id(), 10))
+    [fetch] = [e[1] for e in a.outbox.take() if e[0] == "fetch_task_uris"]
+    sandbox = a.executor().directory
+    assert fetch.fetches == (
+        (f"{sandbox}/tasks/g1", (URI(value="file:///srv/app.tgz"),)),
+        (f"{sandbox}/tasks/g2", ()),
+    )
+    a.subscribe("s")
+    assert names(a.outbox.take()) == ["send_executor:SUBSCRIBED"]  # not before the fetch
+    a.core.handle(TasksFetched(a.container_id(), fetch.key))
+    assert names(a.outbox.take()) == ["send_executor:LAUNCH_GROUP"]
+
+
+def test_a_failed_fetch_fails_the_group() -> None:
+    a = Agent()
+    event = default_group("g1", "g2")
+    event.run_task_group.task_group.tasks[1].command.uris = [URI(value="http://nowhere/x")]
+    a.core.handle(event)
+    a.core.handle(ContainerLaunched(a.container_id(), 10))
+    [fetch] = [e[1] for e in a.outbox.take() if e[0] == "fetch_task_uris"]
+    a.subscribe("s")
+    a.outbox.take()
+    a.core.handle(TasksFetched(a.container_id(), fetch.key, "Failed to fetch all URIs: 404"))
+    effects = a.outbox.take()
+    failed = updates_sent(effects)
+    assert [(s.task_id.value, s.state, s.reason) for s in failed] == [
+        ("g1", "TASK_FAILED", "REASON_CONTAINER_LAUNCH_FAILED"),
+        ("g2", "TASK_FAILED", "REASON_CONTAINER_LAUNCH_FAILED"),
+    ]
+    assert failed[0].message == "Failed to launch container: Failed to fetch all URIs: 404"
+    assert "send_executor:SHUTDOWN" in names(effects)  # nothing left for the executor
 
 
 def test_group_delivered_to_a_subscribed_executor() -> None:

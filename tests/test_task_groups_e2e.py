@@ -316,3 +316,32 @@ async def test_pymesos_launches_a_group(cluster: ProcessCluster) -> None:
     finally:
         driver.stop()
         driver.join()
+
+
+async def test_group_tasks_fetch_their_uris_into_their_own_sandboxes(
+    cluster: ProcessCluster, tmp_path: Path
+) -> None:
+    cluster.agent()
+    served = tmp_path / "app.txt"
+    served.write_text("payload\n")
+    async with MiniScheduler(cluster.master.url) as s:
+        fetching = command_task("reader", "cat app.txt")
+        fetching["command"]["uris"] = [{"value": f"file://{served}"}]
+        await s.launch_group([(default_executor_json("pod"), [
+            fetching, command_task("plain", "test ! -e app.txt"),
+        ])])
+        await s.wait_state("reader", "TASK_FINISHED")
+        await s.wait_state("plain", "TASK_FINISHED")  # the file is in reader's sandbox only
+        broken = command_task("broken", "true")
+        broken["command"]["uris"] = [{"value": f"file://{tmp_path}/missing.tgz"}]
+        offer = await s.wait_for(lambda: s.offers and s.offers.pop(0))
+        await s.launch_group([(default_executor_json("pod2"), [
+            broken, command_task("sibling", "sleep 60"),
+        ])], offer=offer)
+        for task in ("broken", "sibling"):
+            failed = await s.wait_state(task, "TASK_FAILED")
+            assert failed["reason"] == "REASON_CONTAINER_LAUNCH_FAILED"
+            assert "missing.tgz" in failed["message"]
+    [run] = sandboxes(tmp_path, "pod")
+    assert (run / "tasks" / "reader" / "app.txt").read_text() == "payload\n"
+    assert (run / "tasks" / "reader" / "stdout").read_text().endswith("payload\n")

@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import uuid as uuidlib
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -50,17 +51,19 @@ from mezzo.agent.events import (
     ContainerLaunched,
     ContainerLaunchFailed,
     MasterDisconnected,
+    TasksFetched,
 )
 from mezzo.agent.fetcher import Fetcher, FetchError
 from mezzo.agent.flags import AgentFlags
 from mezzo.agent.operations import ResourcesCheckpoint
-from mezzo.agent.outbox import CheckpointRecord, ContainerLaunch
+from mezzo.agent.outbox import CheckpointRecord, ContainerLaunch, TaskFetch
 from mezzo.agent.sandbox_gc import SandboxCollector
 from mezzo.agent.state import ExecutorPhase, Framework
 from mezzo.agent.updates import StatusUpdateManager
 from mezzo.api import executor as exe
 from mezzo.api.codec import encode
 from mezzo.api.common import (
+    URI,
     AgentID,
     AgentInfo,
     ContainerInfo,
@@ -379,6 +382,30 @@ class Agent:
         if board is not None:
             await board.drain_and_close()
         self.handle(ContainerExited(container_id, termination))
+
+    def fetch_task_uris(self, fetch: TaskFetch) -> None:
+        self.spawn(self._fetch_task_uris(fetch))
+
+    async def _fetch_task_uris(self, fetch: TaskFetch) -> None:
+        """A group's URIs into its tasks' sandboxes, off the event loop (the fetcher blocks)."""
+        user = launching.executor_user(fetch.framework, fetch.executor, None, self.flags.switch_user)
+        error = None
+        try:
+            for directory, uris in fetch.fetches:
+                await asyncio.to_thread(self._fetch_into_task_sandbox, Path(directory), uris, user)
+        except FetchError as e:
+            error = f"Failed to fetch all URIs for container '{fetch.container_id}': {e}"
+        except OSError as e:
+            error = f"Failed to prepare the task's sandbox: {e}"
+        self.handle(TasksFetched(fetch.container_id, fetch.key, error))
+
+    def _fetch_into_task_sandbox(self, sandbox: Path, uris: tuple[URI, ...], user: str | None) -> None:
+        sandbox.mkdir(parents=True, exist_ok=True)
+        self.fetcher.fetch(uris, sandbox, user)
+        if user and os.geteuid() == 0:  # the executor, running as `user`, writes there too
+            for path in (sandbox, layout.stdout_path(sandbox), layout.stderr_path(sandbox)):
+                if path.exists():
+                    shutil.chown(path, user)
 
     def destroy_container(self, container_id: str) -> None:
         self.spawn(self._destroy(container_id))

@@ -42,6 +42,7 @@ from mezzo.agent.events import (
     ExecutorUpdate,
     MasterDisconnected,
     RecoverCheckpoint,
+    TasksFetched,
 )
 from mezzo.agent.executors import ExecutorHandlers
 from mezzo.agent.outbox import AgentRecord, ContainerPidRecord
@@ -116,6 +117,8 @@ class AgentCore(ExecutorHandlers):
                 ex = self.containers.get(container_id)
                 if ex is not None:
                     self.executor_terminated(ex, termination)
+            case TasksFetched(container_id, key, error):
+                self.tasks_fetched(container_id, key, error)
             case RecoverCheckpoint(state):
                 self.recover(state)
         if self.recovering and self.recovery_deadline is not None:

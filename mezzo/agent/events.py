@@ -12,6 +12,7 @@ what it observes and hands them to the core, which answers with effects through 
   `ExecutorMessage`, and `ExecutorDisconnected` when an executor's stream ends;
 - the containerizer: `ContainerLaunched` / `ContainerLaunchFailed` (the answer to a
   `launch_container` effect) and `ContainerExited` (with the limitation that ended it, if any);
+  the fetcher: `TasksFetched` (the answer to a `fetch_task_uris` effect);
 - recovery: `RecoverCheckpoint` with the checkpoint tree the shell read from disk.
 
 Streams are opaque handles: the shell passes them in, the core stores them and names them in
@@ -99,6 +100,16 @@ class ContainerExited:
 
 
 @dataclass(frozen=True, slots=True)
+class TasksFetched:
+    """The `fetch_task_uris` effect of launch `key` (its first task's id) in container
+    `container_id` is done; `error` says why it failed, if it did."""
+
+    container_id: str
+    key: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RecoverCheckpoint:
     """Rebuild frameworks, executors, tasks and update streams from the checkpoint tree the
     shell read (`mezzo.agent.checkpoint.recover`); sent once, before anything else."""
@@ -116,5 +127,6 @@ AgentInput = (
     | ContainerLaunched
     | ContainerLaunchFailed
     | ContainerExited
+    | TasksFetched
     | RecoverCheckpoint
 )

@@ -16,7 +16,10 @@ A handler family of the agent core (`mezzo.agent.core.AgentCore`). What happens 
   REASON_EXECUTOR_REGISTRATION_TIMEOUT); an executor shut down while launching is destroyed.
   `ContainerLaunchFailed`: its tasks fail (REASON_CONTAINER_LAUNCH_FAILED).
 - Queued launches are delivered (LAUNCH / LAUNCH_GROUP) when the executor subscribes; the
-  tasks become *launched* (TASK_STAGING).
+  tasks become *launched* (TASK_STAGING). A group for the default executor whose tasks have
+  URIs waits until they are fetched into the tasks' own sandboxes (`fetch_task_uris` once the
+  executor's container runs, answered by `TasksFetched`); a failed fetch fails the group's
+  tasks (TASK_FAILED, REASON_CONTAINER_LAUNCH_FAILED).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from mezzo.agent.outbox import (
     ContainerLaunch,
     ContainerPidRecord,
     ExecutorRecord,
+    TaskFetch,
     TaskRecord,
 )
 from mezzo.agent.state import (
@@ -118,19 +122,79 @@ class LaunchHandlers(EndingHandlers):
             )
             return
         self.set_resources(ex, ex.resources + checked)
-        self.queue(fw, ex, tasks, group)
-        if ex.phase == ExecutorPhase.RUNNING and ex.stream is not None:
-            self.deliver_queued(fw, ex)
+        launch = self.queue(fw, ex, tasks, group)
         if ex.pid is not None:
             self.outbox.update_container(ex.container_id, ex.resources)
+            if launch.fetching:
+                self.fetch_group(fw, ex, launch)
+        if ex.phase == ExecutorPhase.RUNNING and ex.stream is not None:
+            self.deliver_queued(fw, ex)
 
-    def queue(self, fw: Framework, ex: Executor, tasks: list[TaskInfo], group: bool) -> None:
+    def queue(self, fw: Framework, ex: Executor, tasks: list[TaskInfo], group: bool) -> Launch:
         if ex.checkpoint:
             for t in tasks:
                 self.outbox.checkpoint(TaskRecord(fw.id.value, ex.id.value, ex.container_id, t))
-        ex.queued.append(Launch(list(tasks), group))
+        # The default executor's tasks are nested containers: their URIs are fetched into their
+        # own sandboxes before the group is delivered (once the executor's container runs).
+        fetching = (
+            group
+            and launching.is_default_executor(ex.info, ex.command)
+            and any(t.command is not None and t.command.uris for t in tasks)
+        )
+        launch = Launch(list(tasks), group, fetching=fetching)
+        ex.queued.append(launch)
         for t in tasks:
             self.task_index[t.task_id] = ex
+        return launch
+
+    def fetch_group(self, fw: Framework, ex: Executor, launch: Launch) -> None:
+        fetches = tuple(
+            (
+                layout.task_sandbox(ex.directory, t.task_id.value),
+                tuple(t.command.uris if t.command is not None else ()),
+            )
+            for t in launch.tasks
+        )
+        self.outbox.fetch_task_uris(
+            TaskFetch(
+                container_id=ex.container_id, key=launch.tasks[0].task_id.value,
+                framework=fw.info, executor=ex.info, fetches=fetches,
+            )
+        )
+
+    def tasks_fetched(self, container_id: str, key: str, error: str | None) -> None:
+        """A group's URIs are in its tasks' sandboxes: deliver it; or they could not be
+        fetched: its tasks fail (REASON_CONTAINER_LAUNCH_FAILED), as a nested container whose
+        fetch failed does in Mesos."""
+        ex = self.containers.get(container_id)
+        fw = self.frameworks.get(ex.framework_id.value) if ex is not None else None
+        if ex is None or fw is None:
+            return
+        launch = next(
+            (q for q in ex.queued if q.fetching and q.tasks[0].task_id.value == key), None
+        )
+        if launch is None:
+            return  # killed, or the executor ended, meanwhile
+        launch.fetching = False
+        if error is not None:
+            self.metrics["container_launch_errors"] += 1
+            self.fail_queued(fw, ex, launch, f"Failed to launch container: {error}")
+            return
+        if ex.phase == ExecutorPhase.RUNNING and ex.stream is not None:
+            self.deliver_queued(fw, ex)
+
+    def fail_queued(self, fw: Framework, ex: Executor, launch: Launch, message: str) -> None:
+        ex.queued.remove(launch)
+        for info in launch.tasks:
+            self.set_resources(ex, ex.resources - resources_of([info.resources]))
+            ex.launched[info.task_id] = new_task(info, fw.id, ex)
+            status = self.agent_status(
+                info.task_id, TaskState.TASK_FAILED, Reason.REASON_CONTAINER_LAUNCH_FAILED,
+                message, ex.id,
+            )
+            self.executor_status(fw, ex, status)
+        if not ex.has_live_work():
+            self.shutdown_executor(ex, None)
 
     def validate_launch(
         self, fw: Framework, tasks: list[TaskInfo], executor_info: ExecutorInfo, command: bool
@@ -213,6 +277,10 @@ class LaunchHandlers(EndingHandlers):
         if ex.phase == ExecutorPhase.TERMINATING:
             self.outbox.destroy_container(container_id)  # shut down while launching
             return
+        fw = self.frameworks.get(ex.framework_id.value)
+        for launch in ex.queued:
+            if launch.fetching and fw is not None:
+                self.fetch_group(fw, ex, launch)
         if ex.phase == ExecutorPhase.REGISTERING:
             when = self.monotonic() + self.options.executor_registration_timeout
             ex.registration_deadline = when
@@ -248,7 +316,10 @@ class LaunchHandlers(EndingHandlers):
     def deliver_queued(self, fw: Framework, ex: Executor) -> None:
         """Send queued launches to a subscribed executor; tasks become launched (STAGING)."""
         assert ex.stream is not None
+        waiting = [launch for launch in ex.queued if launch.fetching]
         for launch in ex.queued:
+            if launch.fetching:
+                continue  # its tasks' URIs are still being fetched
             for info in launch.tasks:
                 ex.launched[info.task_id] = new_task(info, fw.id, ex)
             if launch.group:
@@ -259,4 +330,4 @@ class LaunchHandlers(EndingHandlers):
             else:
                 event = exe.Event(type=exe.EventType.LAUNCH, launch=exe.Launch(task=launch.tasks[0]))
             self.outbox.send_executor(ex.stream, event)
-        ex.queued.clear()
+        ex.queued[:] = waiting

@@ -5,6 +5,8 @@ The core (`mezzo.agent.core`) never touches processes, files or sockets. It asks
 - `launch_container(ContainerLaunch)` / `destroy_container(id)` / `update_container(id, r)`,
   and `adopt_containers([(id, pid)])` after recovery (re-attach to live executors); the shell
   answers with `ContainerLaunched` / `ContainerLaunchFailed` / `ContainerExited` events;
+- `fetch_task_uris(TaskFetch)`: a task group's URIs into its tasks' sandboxes before the group
+  is delivered to the default executor; answered with `TasksFetched`;
 - `send_executor(stream, event)` / `close_executor(stream, reason)` on an executor's
   subscription stream (an opaque handle the shell passed in);
 - `send_master(call)`: an AgentCall to the leading master (dropped while disconnected: status
@@ -49,6 +51,20 @@ class ContainerLaunch:
     # CommandInfo.uris to fetch into the sandbox before the executor starts (mezzo.agent.fetcher);
     # a failed fetch is answered with ContainerLaunchFailed.
     uris: tuple[URI, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFetch:
+    """Fetch the CommandInfo.uris of a task group's tasks into their own sandboxes (the
+    default executor's nested containers, `<executor sandbox>/tasks/<task_id>`) before the
+    group is delivered; the shell answers with TasksFetched. `key` names the launch (its
+    first task's id); `framework` and `executor` decide the user the files are for."""
+
+    container_id: str
+    key: str
+    framework: FrameworkInfo
+    executor: ExecutorInfo
+    fetches: tuple[tuple[str, tuple[URI, ...]], ...]  # (task sandbox, its uris), in order
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -152,6 +168,9 @@ class AgentOutbox(Protocol):
     def adopt_containers(self, containers: list[tuple[str, int]]) -> None:
         """Re-attach to live containers (container id, root pid) left by a previous agent."""
 
+    def fetch_task_uris(self, fetch: TaskFetch) -> None:
+        """Fetch a task group's URIs into its tasks' sandboxes; answer with TasksFetched."""
+
     def send_executor(self, stream: Any, event: exe.Event) -> None:
         """Queue one event on an executor's subscription stream."""
 
@@ -191,6 +210,9 @@ class RecordingOutbox:
 
     def adopt_containers(self, containers: list[tuple[str, int]]) -> None:
         self.effects.append(("adopt_containers", containers))
+
+    def fetch_task_uris(self, fetch: TaskFetch) -> None:
+        self.effects.append(("fetch_task_uris", fetch))
 
     def send_executor(self, stream: Any, event: exe.Event) -> None:
         self.effects.append(("send_executor", stream, event))

@@ -68,10 +68,13 @@ def _no_resources() -> Resources:
 
 @dataclass
 class Launch:
-    """One launch from the master: a single task, or a task group (delivered together)."""
+    """One launch from the master: a single task, or a task group (delivered together).
+    `fetching`: a group for the default executor whose tasks' URIs are being fetched into
+    their sandboxes; it is delivered once they are."""
 
     tasks: list[TaskInfo]
     group: bool
+    fetching: bool = False
 
 
 @dataclass

@@ -28,8 +28,9 @@ from mezzo.agent.events import (
     ExecutorSubscribed,
     ExecutorUpdate,
     MasterDisconnected,
+    TasksFetched,
 )
-from mezzo.agent.outbox import CheckpointRecord, ContainerLaunch
+from mezzo.agent.outbox import CheckpointRecord, ContainerLaunch, TaskFetch
 from mezzo.api import executor as exe
 from mezzo.api.common import (
     AgentInfo,
@@ -91,6 +92,10 @@ class _Executors:
 
     def update_container(self, container_id: str, resources: Resources) -> None:
         pass
+
+    def fetch_task_uris(self, fetch: TaskFetch) -> None:
+        # nothing to fetch in a simulation: the group's URIs are "fetched" at once
+        self.agent.later(TasksFetched(fetch.container_id, fetch.key))
 
     def adopt_containers(self, containers: list[tuple[str, int]]) -> None:
         pass

@@ -26,8 +26,9 @@ from mezzo.agent.events import (
     ContainerLaunched,
     ExecutorSubscribed,
     ExecutorUpdate,
+    TasksFetched,
 )
-from mezzo.agent.outbox import CheckpointRecord, ContainerLaunch
+from mezzo.agent.outbox import CheckpointRecord, ContainerLaunch, TaskFetch
 from mezzo.api import executor as exe
 from mezzo.api.common import ExecutorID, FrameworkID, TaskID, TaskState, TaskStatus
 from mezzo.api.internal import AgentCall
@@ -89,6 +90,10 @@ class FakeExecutors:
 
     def update_container(self, container_id: str, resources: Resources) -> None:
         pass
+
+    def fetch_task_uris(self, fetch: TaskFetch) -> None:
+        # an emulated agent fetches nothing: the group's URIs are "fetched" at once
+        self.agent.later(TasksFetched(fetch.container_id, fetch.key))
 
     def adopt_containers(self, containers: list[tuple[str, int]]) -> None:
         pass  # an emulated agent does not recover

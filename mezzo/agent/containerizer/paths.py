@@ -12,7 +12,10 @@ them; directory names keep Mesos's spelling (``slaves``) because tools depend on
     │               ├── latest -> <container_id>             symlink to the newest run
     │               └── <container_id>/                      THE SANDBOX (cwd of the executor)
     │                   ├── stdout                           executor stdout (appended)
-    │                   └── stderr                           executor stderr (appended)
+    │                   ├── stderr                           executor stderr (appended)
+    │                   └── tasks/<task_id>/                 a default executor's task: its
+    │                       ├── stdout                       nested container's sandbox (its
+    │                       └── stderr                       cwd, MESOS_SANDBOX, fetched URIs)
     ├── meta/                                                checkpoints (agent recovery)
     │   ├── boot_id                                          host boot id at checkpoint time
     │   ├── resources/resources.info                         checkpointed resources (JSON list:
@@ -112,6 +115,13 @@ def stdout_path(sandbox: StrPath) -> Path:
 
 def stderr_path(sandbox: StrPath) -> Path:
     return Path(sandbox) / "stderr"
+
+
+def task_sandbox(executor_sandbox: StrPath, task_id: str) -> str:
+    """The sandbox of a task the default executor runs as a nested container:
+    ``<executor sandbox>/tasks/<task_id>`` (the executor, `mezzo/executor/default_core.py`,
+    uses the same layout; it cannot import this module)."""
+    return f"{executor_sandbox}/tasks/{task_id}"
 
 
 def create_sandbox(
