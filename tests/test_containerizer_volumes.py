@@ -119,3 +119,23 @@ def test_sandbox_gc_never_deletes_through_a_mount(tmp_path: Path) -> None:
         subprocess.run(["umount", "-l", str(run / "data")], check=False)
     _remove_all([str(run)])
     assert not run.exists() and (volume / "precious").exists()
+
+
+@ROOT_ONLY
+async def test_linux_volumes_are_seen_inside_a_pid_namespace(tmp_path: Path) -> None:
+    from mezzo.core.errors import ConfigError
+
+    try:
+        c = _create("filesystem/linux,namespaces/pid")
+    except ConfigError as e:
+        pytest.skip(str(e))
+    volume = tmp_path / "vol"
+    volume.mkdir()
+    (volume / "seed").write_text("from the host\n")
+    sandbox = tmp_path / "run"
+    await c.launch("c1", ContainerConfig(
+        sandbox=sandbox, shell="cat data/seed; echo $$; touch ro/x 2>/dev/null || echo ro",
+        volumes=(VolumeMount(str(volume), "data"), VolumeMount(str(volume), "ro", True))))
+    assert (await c.wait("c1")).exit_code == 0
+    assert (sandbox / "stdout").read_text() == "from the host\n1\nro\n"
+    assert mount_points_under(sandbox) == []

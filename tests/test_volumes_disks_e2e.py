@@ -1,7 +1,8 @@
-"""Volumes on PATH and MOUNT disks declared in the agent's `--resources` JSON (issue 14 §3), with
-a real master and agent: the operator creates a volume on each, a task writes into both, the
-data lands under the PATH root and on the MOUNT root; a MOUNT volume takes the whole disk.
-The MOUNT disk is a tmpfs mounted for the test (root only)."""
+"""Volumes with a real master and agent (issue 14 §3): on PATH and MOUNT disks declared in the
+agent's `--resources` JSON (the operator creates a volume on each, a task writes into both, the
+data lands under the PATH root and on the MOUNT root; a MOUNT volume takes the whole disk; the
+MOUNT disk is a tmpfs mounted for the test), and a shared volume two running tasks use at once
+(bind-mounted by filesystem/linux). Root only."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from typing import Any
 
 import pytest
 
+from mezzo.agent.containerizer.isolators.filesystem import mount_points_under
 from mezzo.testing.agent_harness import MiniScheduler, command_task, start_agent, start_master
 from mezzo.testing.processes import eventually
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")]
+              pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root")]
 
 
 def operator_call(url: str, body: dict[str, Any]) -> tuple[int, str]:
@@ -96,3 +98,47 @@ async def test_volumes_on_path_and_mount_disks(tmp_path: Path) -> None:
             agent.kill()
         master.kill()
         subprocess.run(["umount", "-l", str(mount_root)], check=False)
+
+
+async def test_a_shared_volume_used_by_two_running_tasks(tmp_path: Path) -> None:
+    """SHARED_RESOURCES: two tasks of one ACCEPT use one shared volume at the same time (each
+    waits for the other's file in it), then a third task created later still finds both."""
+    master = start_master(tmp_path)
+    agent = None
+    isolation = "filesystem/linux,posix/cpu,posix/mem"
+    try:
+        agent = start_agent(tmp_path, master.address, "--resources", "cpus:2;mem:512;disk(eng):100",
+                            "--isolation", isolation)
+        info = {"roles": ["eng"], "capabilities": [{"type": "MULTI_ROLE"},
+                                                   {"type": "SHARED_RESOURCES"}]}
+        shared = {"name": "disk", "type": "SCALAR", "scalar": {"value": 50},
+                  "reservations": [{"type": "STATIC", "role": "eng"}], "shared": {},
+                  "allocation_info": {"role": "eng"},
+                  "disk": {"persistence": {"id": "scratch"},
+                           "volume": {"container_path": "shared", "mode": "RW"}}}
+        async with MiniScheduler(master.url, name="sharer", framework_info=info) as s:
+            offer = await s.wait_for(lambda: s.offers and s.offers.pop(0))
+
+            def task(tid: str, mine: str, other: str) -> dict[str, Any]:
+                t = command_task(tid, f"echo {tid} > shared/{mine}; "
+                                      f"while [ ! -f shared/{other} ]; do sleep 0.1; done")
+                t["agent_id"] = offer["agent_id"]
+                t["resources"].append(shared)
+                return t
+
+            status, body = await s.call({"type": "ACCEPT", "accept": {
+                "offer_ids": [offer["id"]], "filters": {"refuse_seconds": 0.1},
+                "operations": [{"type": "CREATE", "create": {"volumes": [shared]}},
+                               {"type": "LAUNCH", "launch": {"task_infos": [
+                                   task("a", "a", "b"), task("b", "b", "a")]}}]}})
+            assert status == 202, body
+            await s.wait_state("a", "TASK_FINISHED", 60)
+            await s.wait_state("b", "TASK_FINISHED", 60)
+        volume_dir = tmp_path / "agent" / "volumes" / "roles" / "eng" / "scratch"
+        assert sorted(p.name for p in volume_dir.iterdir()) == ["a", "b"]
+    finally:
+        if agent is not None:
+            agent.kill()
+        master.kill()
+        for point in mount_points_under(tmp_path):
+            subprocess.run(["umount", "-l", point], check=False)

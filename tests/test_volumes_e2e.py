@@ -121,6 +121,9 @@ async def test_data_outlives_task_agent_restart_and_master_failover(
             # The agent restarts (SIGKILL), then the leading master dies (SIGKILL).
             agent.kill()
             agent = start_agent(tmp_path, cluster.zk, *agent_args)
+            # The restarted agent ends what the old one left running and unmounts its volumes.
+            await eventually(lambda: not mount_points_under(tmp_path / "agent"), 30,
+                             "no mount left by the killed agent's containers")
             leader.kill()
             leader = cluster.wait_leader(exclude=leader)
 

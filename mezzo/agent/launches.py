@@ -221,7 +221,15 @@ class LaunchHandlers(EndingHandlers):
         except ValidationError as e:
             return TaskState.TASK_ERROR, invalid, f"Invalid {'resources' if 'resource' in str(e) else 'task'}: {e}"
         available = self.total - self.used
-        if not available.contains(needed):
+        if needed.shared():
+            # A shared volume may be used by any number of tasks at once: it need only be
+            # one of this agent's resources.
+            total = self.total
+            fits = available.contains(needed.non_shared()) and all(
+                total.contains(Resources([item])) for item in needed.shared())
+        else:
+            fits = available.contains(needed)
+        if not fits:
             return (
                 TaskState.TASK_LOST,
                 Reason.REASON_RESOURCES_UNKNOWN,
