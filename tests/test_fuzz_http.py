@@ -7,6 +7,10 @@ of valid calls (`mezzo.testing.fuzz`), and check what issue 9 promises of bad in
 - neither process logs an unhandled exception, and afterwards a real task still launches and
   finishes.
 
+Everything runs twice (`cluster`'s params): on an open cluster, and on one with every
+authentication on (master realms, agent realms, executor tokens), where the seeds carry
+credentials that the fuzzer also mangles (a 401 is one more 4xx that must change nothing).
+
 Deterministic: each seed gives the same request sequence. `MEZZO_FUZZ_SEEDS` (comma-separated)
 and `MEZZO_FUZZ_REQUESTS` (per seed) widen a run by hand.
 """
@@ -14,6 +18,7 @@ and `MEZZO_FUZZ_REQUESTS` (per seed) widen a run by hand.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import time
@@ -25,6 +30,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from mezzo.security.authentication import basic_header
+from mezzo.security.executor_tokens import ExecutorTokens
 from mezzo.testing.agent_harness import MiniScheduler, Proc, command_task, start_agent, start_master
 from mezzo.testing.fuzz import Fuzzer, FuzzRequest, Outcome, Seed, send
 
@@ -37,17 +44,22 @@ REQUESTS_PER_SEED = int(os.environ.get("MEZZO_FUZZ_REQUESTS", "700"))
 UNHANDLED = ("Traceback", "Error handling request", "Unhandled exception")
 
 
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as reply:
+def get_json(url: str, headers: dict[str, str] | None = None) -> Any:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as reply:
         return json.load(reply)
 
 
-def post_json(url: str, body: Any) -> Any:
+def post_json(url: str, body: Any, headers: dict[str, str] | None = None) -> Any:
     request = urllib.request.Request(
-        url, json.dumps(body).encode(), {"Content-Type": "application/json", "Accept": "application/json"}
+        url, json.dumps(body).encode(),
+        {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
     )
     with urllib.request.urlopen(request, timeout=10) as reply:
         return json.load(reply)
+
+
+FUZZ_CREDENTIAL = {"Authorization": basic_header("fuzz", "fuzz-s3cret")}
+EXECUTOR_KEY = "the fuzzing cluster's executor token key"
 
 
 @dataclass
@@ -55,6 +67,10 @@ class Cluster:
     master: Proc
     agent: Proc
     agent_id: str
+    # The credentials of every request the tests make ({} on the open cluster), and the key
+    # executor tokens are signed with (None: executors are not authenticated).
+    headers: dict[str, str]
+    executor_key: str | None = None
 
     @property
     def master_address(self) -> tuple[str, int]:
@@ -67,20 +83,39 @@ class Cluster:
         return host, int(port)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    tmp = tmp_path_factory.mktemp("fuzz")
-    master = start_master(tmp)
-    agent = start_agent(tmp, master.address, "--resources", "cpus:4;mem:2048;disk:1024;ports:[31000-31100]")
+@pytest.fixture(scope="module", params=["open", "authenticated"])
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    tmp = tmp_path_factory.mktemp(f"fuzz-{request.param}")
+    master_args: list[str] = []
+    agent_args: list[str] = []
+    headers: dict[str, str] = {}
+    key: str | None = None
+    if request.param == "authenticated":
+        (tmp / "credentials").write_text("fuzz fuzz-s3cret\nagent ag3nt\n")
+        (tmp / "agent-credential").write_text("agent ag3nt\n")
+        (tmp / "executor-key").write_text(EXECUTOR_KEY)
+        master_args = ["--credentials", str(tmp / "credentials"),
+                       *(f"--{flag}=true" for flag in (
+                           "authenticate_http_frameworks", "authenticate_agents",
+                           "authenticate_http_readonly", "authenticate_http_readwrite"))]
+        agent_args = ["--credential", str(tmp / "agent-credential"),
+                      "--http_credentials", str(tmp / "credentials"),
+                      "--authenticate_http_readonly", "true", "--authenticate_http_readwrite", "true",
+                      "--jwt_secret_key", str(tmp / "executor-key"),
+                      "--authenticate_http_executors", "true"]
+        headers, key = FUZZ_CREDENTIAL, EXECUTOR_KEY
+    master = start_master(tmp, *master_args)
+    agent = start_agent(tmp, master.address, "--resources", "cpus:4;mem:2048;disk:1024;ports:[31000-31100]",
+                        *agent_args)
     try:
         deadline = time.monotonic() + 30
         while True:
-            slaves = get_json(master.url + "/state")["slaves"]
+            slaves = get_json(master.url + "/state", headers)["slaves"]
             if slaves:
                 break
             assert time.monotonic() < deadline, master.log()
             time.sleep(0.1)
-        yield Cluster(master, agent, slaves[0]["id"])
+        yield Cluster(master, agent, slaves[0]["id"], headers, key)
     finally:
         agent.kill()
         master.kill()
@@ -89,7 +124,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def projection(cluster: Cluster) -> dict[str, Any]:
     """What a refused call must leave untouched. Timestamps, offers, connection flags and
     fake agents (which come and go on their own timers) are left out."""
-    state = get_json(cluster.master.url + "/state")
+    state = get_json(cluster.master.url + "/state", cluster.headers)
     frameworks = {}
     tasks = {}
     for fw in state["frameworks"] + state["completed_frameworks"]:
@@ -97,8 +132,8 @@ def projection(cluster: Cluster) -> dict[str, Any]:
         for task in fw.get("tasks", []) + fw.get("unreachable_tasks", []) + fw.get("completed_tasks", []):
             tasks[task["id"]] = task["state"]
     agent = next((a for a in state["slaves"] if a["id"] == cluster.agent_id), None)
-    weights = post_json(cluster.master.url + "/api/v1", {"type": "GET_WEIGHTS"})
-    agent_state = get_json(cluster.agent.url + "/state")
+    weights = post_json(cluster.master.url + "/api/v1", {"type": "GET_WEIGHTS"}, cluster.headers)
+    agent_state = get_json(cluster.agent.url + "/state", cluster.headers)
     executors = {
         (fw["id"], ex["id"]): sorted((t["id"], t["state"]) for t in ex["tasks"])
         for fw in agent_state["frameworks"] for ex in fw["executors"]
@@ -139,12 +174,14 @@ class Live:
     task_id: str
     executor_id: str
     sandbox: str
+    container_id: str
 
 
 def seeds(live: Live, cluster: Cluster) -> tuple[list[Seed], list[Seed]]:
     """Valid calls for every endpoint: (master seeds, agent seeds)."""
     fw = {"value": live.framework_id}
-    stream = {"Mesos-Stream-Id": live.stream_id}
+    auth = cluster.headers
+    stream = {"Mesos-Stream-Id": live.stream_id, **auth}
     task = command_task("fuzz-launched", "true", cpus=0.01, mem=8,
                         kill_policy={"grace_period": {"nanoseconds": 1_000_000_000}},
                         labels={"labels": [{"key": "k", "value": "v"}]})
@@ -161,7 +198,7 @@ def seeds(live: Live, cluster: Cluster) -> tuple[list[Seed], list[Seed]]:
     master = [
         Seed("subscribe", sched, {"type": "SUBSCRIBE", "subscribe": {"framework_info": {
             "user": "fuzz", "name": "fuzz-new", "roles": ["fuzz"], "failover_timeout": 0,
-            "capabilities": [{"type": "MULTI_ROLE"}]}}}, streams=True),
+            "capabilities": [{"type": "MULTI_ROLE"}]}}}, headers=dict(auth), streams=True),
         call("accept", {"type": "ACCEPT", "accept": {
             "offer_ids": [{"value": live.offer_id}],
             "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}],
@@ -203,8 +240,9 @@ def seeds(live: Live, cluster: Cluster) -> tuple[list[Seed], list[Seed]]:
                                                             "resources": scalar}},
         {"type": "SET_QUOTA", "set_quota": {"quota_request": {"role": "fuzz", "guarantee": scalar}}},
     ]
-    master += [Seed(f"operator-{b['type'].lower()}", "/api/v1", b) for b in operator]
-    master.append(Seed("operator-subscribe", "/api/v1", {"type": "SUBSCRIBE"}, streams=True))
+    master += [Seed(f"operator-{b['type'].lower()}", "/api/v1", b, headers=dict(auth)) for b in operator]
+    master.append(Seed("operator-subscribe", "/api/v1", {"type": "SUBSCRIBE"}, headers=dict(auth),
+                       streams=True))
     fake = {"value": "fuzz-fake-agent"}
     agent_protocol = [
         Seed("agent-subscribe", "/api/v1/agent", {"type": "SUBSCRIBE", "subscribe": {"agent_info": {
@@ -259,13 +297,29 @@ def seeds(live: Live, cluster: Cluster) -> tuple[list[Seed], list[Seed]]:
         Seed("files-browse", "/files/browse", None, method="GET", query={"path": live.sandbox}),
         Seed("agent-state", "/state", None, method="GET", query={"jsonp": "cb"}),
     ]
+    if cluster.headers:
+        # The authenticated cluster: every seed carries what its realm asks for.
+        token = ExecutorTokens(cluster.executor_key.encode()).mint(  # type: ignore[union-attr]
+            live.framework_id, live.executor_id, live.container_id)
+        agent_credential = {"Authorization": basic_header("agent", "ag3nt")}
+
+        def credential(seed: Seed) -> Seed:
+            if seed.path == "/api/v1/agent":
+                header = agent_credential
+            elif seed.path == "/api/v1/executor":
+                header = {"Authorization": f"Bearer {token}"}
+            else:
+                header = cluster.headers
+            return dataclasses.replace(seed, headers={**seed.headers, **header})
+
+        master, agent = [credential(s) for s in master], [credential(s) for s in agent]
     return master, agent
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def live(cluster: Cluster) -> AsyncIterator[tuple[Live, MiniScheduler]]:
     """A framework with one long-running task: the ids the seeds use."""
-    async with MiniScheduler(cluster.master.url, name="fuzz") as sched:
+    async with MiniScheduler(cluster.master.url, name="fuzz", headers=cluster.headers) as sched:
         offer = await sched.wait_for(
             lambda: next((o for o in sched.offers if o["agent_id"]["value"] == cluster.agent_id), None)
         )
@@ -276,12 +330,12 @@ async def live(cluster: Cluster) -> AsyncIterator[tuple[Live, MiniScheduler]]:
             "offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]}})
         assert status == 202, body
         await sched.wait_state("fuzz-sleeper", "TASK_RUNNING")
-        agent_state = await asyncio.to_thread(get_json, cluster.agent.url + "/state")
+        agent_state = await asyncio.to_thread(get_json, cluster.agent.url + "/state", cluster.headers)
         executor = agent_state["frameworks"][0]["executors"][0]
         next_offer = await sched.wait_for(lambda: sched.offers and sched.offers[-1])
         assert sched.framework_id is not None and sched.stream_id is not None
         yield Live(sched.framework_id, sched.stream_id, cluster.agent_id, next_offer["id"]["value"],
-                   "fuzz-sleeper", executor["id"], executor["directory"]), sched
+                   "fuzz-sleeper", executor["id"], executor["directory"], executor["container"]), sched
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -329,7 +383,7 @@ async def test_mutated_requests_get_a_4xx_and_change_nothing(
             if marker in log:
                 failures.append(f"unhandled exception in {proc.log_path.name}:\n{log[log.index(marker) - 500:][:3000]}")
                 break
-    print(f"seed {seed}: statuses {sorted(statuses.items())}")
+    print(f"seed {seed} ({'authenticated' if cluster.headers else 'open'}): statuses {sorted(statuses.items())}")
     assert not failures, "\n".join(failures) + f"\nstatuses: {statuses}"
     assert sum(n for s, n in statuses.items() if 400 <= s < 500) > REQUESTS_PER_SEED // 2, statuses
 
@@ -343,7 +397,7 @@ async def test_a_real_task_still_runs_after_the_fuzzing(
     for offer in fuzzing.offers:
         await fuzzing.call({"type": "DECLINE", "decline": {
             "offer_ids": [offer["id"]], "filters": {"refuse_seconds": 600}}})
-    async with MiniScheduler(cluster.master.url, name="after-fuzz") as sched:
+    async with MiniScheduler(cluster.master.url, name="after-fuzz", headers=cluster.headers) as sched:
         offer = await sched.wait_for(
             lambda: next((o for o in sched.offers if o["agent_id"]["value"] == cluster.agent_id), None)
         )

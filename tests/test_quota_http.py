@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from mezzo.testing.emulated_agent import EmulatedAgent
 from tests.test_master_http import JSON, Running, running  # noqa: F401  (fixture)
 
@@ -45,3 +47,19 @@ async def test_quota_calls_and_endpoint(running: Running) -> None:  # noqa: F811
         assert code == 400 and "has no quota set" in text
     finally:
         await agent.stop()
+
+
+@pytest.mark.parametrize("call", [
+    {"type": "SET_QUOTA", "set_quota": ["not", "an", "object"]},
+    {"type": "SET_QUOTA", "set_quota": "x"},
+    {"type": "UPDATE_QUOTA", "update_quota": 7},
+    {"type": "UPDATE_QUOTA", "update_quota": {"quota_configs": "cpus"}},
+    {"type": "REMOVE_QUOTA", "remove_quota": [1]},
+    {"type": "SET_QUOTA", "set_quota": {"quota_request": {"role": "r", "guarantee": 7}}},
+])
+async def test_malformed_quota_payloads_are_400(running: Running, call: dict) -> None:  # noqa: F811
+    """Found by the fuzzer (authenticated variant): a payload of the wrong type was a 500."""
+    code, text, _ = await running.post("/api/v1", call, JSON)
+    assert code == 400, text
+    assert "\n" not in text.strip()
+    assert running.master.quota_config == {}

@@ -197,13 +197,16 @@ def _quota_roles(call: Any) -> list[str]:
     """The roles an UPDATE_QUOTA / SET_QUOTA / REMOVE_QUOTA names (malformed payloads name
     none here: the core refuses them with 400)."""
     t = type(call.type)
+    def payload(raw: Any) -> dict[str, Any]:
+        return raw if isinstance(raw, dict) else {}
+
     if call.type == t.UPDATE_QUOTA:
-        configs = (call.update_quota or {}).get("quota_configs")
+        configs = payload(call.update_quota).get("quota_configs")
         entries = configs if isinstance(configs, list) else []
     elif call.type == t.SET_QUOTA:
-        entries = [(call.set_quota or {}).get("quota_request")]
+        entries = [payload(call.set_quota).get("quota_request")]
     else:
-        entries = [call.remove_quota or {}]
+        entries = [payload(call.remove_quota)]
     return [e["role"] for e in entries if isinstance(e, dict) and isinstance(e.get("role"), str)]
 
 

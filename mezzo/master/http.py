@@ -597,7 +597,8 @@ class MasterServer:
             case t.SET_QUOTA:
                 self.master.set_quota(call.set_quota)
             case t.REMOVE_QUOTA:
-                self.master.remove_quota(str((call.remove_quota or {}).get("role") or ""))
+                payload = call.remove_quota if isinstance(call.remove_quota, dict) else {}
+                self.master.remove_quota(str(payload.get("role") or ""))
 
     # ------------------------------------------------------------------ read endpoints
 

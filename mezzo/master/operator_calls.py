@@ -72,11 +72,15 @@ class OperatorCalls(MasterBase):
         role's consumption unless `force`, then store all of them in one registry operation;
         the allocator applies them from the next cycle and outstanding offers of the changed
         roles are rescinded (so that a lowered limit is not exceeded by them)."""
-        raw = raw or {}
+        raw = _payload(raw, "update_quota")
         force = bool(raw.get("force"))
         configs: dict[str, StoredQuota] = {}
+        items = raw.get("quota_configs") or []
+        if not isinstance(items, list):
+            raise CallRefused(400, "Failed to validate master::Call: "
+                                   "'update_quota.quota_configs' must be a list")
         try:
-            for item in raw.get("quota_configs") or []:
+            for item in items:
                 role, stored = parse_config(item, self.options.roles)
                 configs[role] = stored
         except QuotaError as exc:
@@ -87,7 +91,7 @@ class OperatorCalls(MasterBase):
         """SET_QUOTA (pre-1.9): guarantees and limits both set to the requested guarantee;
         refused for a role that already has quota."""
         try:
-            role, stored, force = from_quota_request((raw or {}).get("quota_request"))
+            role, stored, force = from_quota_request(_payload(raw, "set_quota").get("quota_request"))
         except QuotaError as exc:
             raise CallRefused(400, str(exc)) from None
         if self.options.roles is not None and role not in self.options.roles:
@@ -173,3 +177,12 @@ class OperatorCalls(MasterBase):
         found.sort(key=first_time,
                    reverse=newest_first)
         return found[offset:] if limit < 0 else found[offset : offset + limit]
+
+
+def _payload(raw: object, name: str) -> Mapping[str, Any]:
+    """A call's payload as an object (a malformed one is refused with 400, never a 500)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise CallRefused(400, f"Failed to validate master::Call: '{name}' must be an object")
+    return raw

@@ -95,6 +95,9 @@ def from_quota_request(raw: object) -> tuple[str, StoredQuota, bool]:
         raise QuotaError(
             f"Failed to validate set quota request: QuotaInfo with invalid role: {problem}")
     resources = raw.get("guarantee") or []
+    if not isinstance(resources, list):
+        raise QuotaError("Failed to validate set quota request: 'guarantee' must be a list of "
+                         "resources")
     if not resources:
         raise QuotaError("Failed to validate set quota request: QuotaInfo with empty 'guarantee'")
     quantities: dict[str, Any] = {}

@@ -87,10 +87,10 @@ def start(argv: Sequence[str], log_path: Path, timeout: float = 20.0) -> Proc:
     return Proc(popen, box[0], log_path, lines)
 
 
-def start_master(tmp: Path) -> Proc:
+def start_master(tmp: Path, *extra: str) -> Proc:
     return start(
         ["master", "--ip", "127.0.0.1", "--port", "0", "--registry", "in_memory",
-         "--work_dir", str(tmp / "master"), "--allocation_interval", "100ms"],
+         "--work_dir", str(tmp / "master"), "--allocation_interval", "100ms", *extra],
         tmp / "master.log",
     )
 
@@ -137,8 +137,10 @@ class MiniScheduler:
     (acknowledging each), kill, send messages."""
 
     def __init__(self, master_url: str, *, checkpoint: bool = False, name: str = "test",
-                 auto_ack: bool = True, framework_info: dict[str, Any] | None = None) -> None:
+                 auto_ack: bool = True, framework_info: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         self.master_url = master_url
+        self.headers = headers or {}  # e.g. the Authorization of a secured master
         # Fields that replace the defaults of the FrameworkInfo sent (roles, principal...).
         self.framework_info = framework_info or {}
         self.checkpoint = checkpoint
@@ -158,7 +160,7 @@ class MiniScheduler:
         self._acks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> MiniScheduler:
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(headers=self.headers)
         body = {
             "type": "SUBSCRIBE",
             "subscribe": {"framework_info": {

@@ -59,8 +59,10 @@ class EmulatedAgent:
         finish: bool = False,
         retry_seconds: float = 10.0,
         session: aiohttp.ClientSession | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.master_url = master_url.rstrip("/")
+        self.headers = headers or {}  # sent on its own requests (e.g. a credential)
         self.finish = finish
         self.retry_seconds = retry_seconds
         tag = (id(self) & 0xFFFF).to_bytes(8, "big")
@@ -148,7 +150,7 @@ class EmulatedAgent:
         """The raw client for the current master (a new one when the master changed)."""
         url = self.master_url
         if self._raw is None or self._raw.base_url != url:
-            self._raw = RawClient(url)
+            self._raw = RawClient(url, self.headers)
         return self._raw
 
     async def _subscribe_and_listen(self) -> None:

@@ -266,7 +266,8 @@ class Fuzzer:
 
     def _header_request(self, seed: Seed) -> FuzzRequest:
         body = self._dumps(seed.body)
-        kind = self.rng.randrange(6)
+        # A seed that authenticates may also have its credentials mangled (-> 401).
+        kind = self.rng.randrange(7 if "Authorization" in seed.headers else 6)
         headers = {"Content-Type": JSON_TYPE, "Accept": JSON_TYPE, **seed.headers}
         method = seed.method
         if kind == 0:
@@ -286,9 +287,19 @@ class Fuzzer:
         elif kind == 4:
             name = "no-stream-id"
             headers.pop("Mesos-Stream-Id", None)
-        else:
+        elif kind == 5:
             name = "method"
             method = self.rng.choice(["GET", "PUT", "DELETE", "PATCH", "OPTIONS"])
+        else:
+            name = "authorization"
+            mangled = self.rng.choice([
+                None, "", "Basic", "Basic !!!not-base64", "Basic Zm9vOmJhcg==", "Bearer",
+                "Bearer not.a.jwt", "Bearer eyJhbGciOiJub25lIn0.eyJmaWQiOiJ4In0.",
+                "Negotiate abc", headers["Authorization"] + "x", "\u00e9" * 4])
+            if mangled is None:
+                headers.pop("Authorization", None)
+            else:
+                headers["Authorization"] = mangled
         return FuzzRequest(seed.name, name, method, seed.path, headers, body, streams=seed.streams, settles=seed.settles)
 
     # ------------------------------------------------------------------ framing
