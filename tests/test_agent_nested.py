@@ -382,3 +382,34 @@ async def test_a_restarted_agent_kills_the_nested_containers_it_forgot(cluster: 
         # The task's executor was recovered and goes on.
         status, text = await call(agent, {"type": "GET_CONTAINERS"})
         assert parent["value"] in text
+
+
+async def test_a_nested_container_shares_its_parents_cgroups(tmp_path: Path) -> None:
+    from mezzo.agent.containerizer import available_isolators
+
+    reasons = {k: v for k, v in available_isolators().items()
+               if k in ("cgroups/cpu", "cgroups/mem") and v}
+    if reasons:
+        pytest.skip(f"cgroups isolators unavailable here: {reasons}")
+    from mezzo.testing.agent_harness import remove_cgroups
+
+    root = f"mezzo-test-{uuid.uuid4().hex[:8]}"
+    cluster = ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096",
+                             "--isolation", "cgroups/cpu,cgroups/mem", cgroups_root=root)
+    try:
+        agent, parent, s = await running_task_container(cluster)
+        try:
+            status, text = await call(agent, {"type": "GET_CONTAINERS"})
+            executor_pid = json.loads(text)["get_containers"]["containers"][0][
+                "container_status"]["executor_pid"]
+            expected = Path(f"/proc/{executor_pid}/cgroup").read_text()
+            assert parent["value"] in expected
+            status, out = await session(agent, nested_id(parent),
+                                        {"shell": True, "value": "cat /proc/self/cgroup"})
+            assert status == 200
+            assert out["STDOUT"].decode() == expected
+        finally:
+            await s.__aexit__(None, None, None)
+    finally:
+        cluster.close()
+        remove_cgroups(root)

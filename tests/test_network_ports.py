@@ -129,3 +129,20 @@ async def test_a_task_listening_outside_its_ports_is_killed(
             pass
         await s.call({"type": "KILL", "kill": {"task_id": {"value": "good"}}})
         await s.wait_state("good", "TASK_KILLED")
+
+
+async def test_a_recovered_container_is_checked_once_its_ports_are_known() -> None:
+    from mezzo.agent.containerizer.records import ContainerState
+
+    iso = NetworkPortsIsolator(watch_interval=3600, enforce=True)
+    iso.recover([ContainerState("r", 12345)])  # after an agent restart: no config
+    future = iso.watch("r")
+    assert future is not None
+    iso.check({"r": {31000}})
+    assert not future.done()  # its allocation is not known yet
+    iso.update_ports("r", ((31000, 31000),))
+    iso.check({"r": {31000}})
+    assert not future.done()
+    iso.check({"r": {31000, 31001}})
+    assert future.result().message.endswith("[31001-31001]")
+    iso.cleanup("r")

@@ -431,6 +431,11 @@ class Agent:
     async def _adopt(self, containers: list[tuple[str, int]]) -> None:
         await self.containerizer.recover([ContainerState(cid, pid) for cid, pid in containers])
         for container_id, _pid in containers:
+            ex = self.core.containers.get(container_id)
+            if ex is not None:  # the isolators learn the recovered container's ports again
+                with contextlib.suppress(Exception):
+                    await self.containerizer.update(
+                        container_id, ports=tuple(ex.resources.ranges("ports")))
             self.spawn(self._watch(container_id))
 
     def send_executor(self, stream: Any, event: exe.Event) -> None:

@@ -47,7 +47,7 @@ _PROC_NET = ("/proc/net/tcp", "/proc/net/tcp6")
 
 @dataclass
 class _Container:
-    allocated: Ranges  # inclusive ranges of the ports it may listen on
+    allocated: Ranges | None  # inclusive ranges of the ports it may listen on; None: unknown
     pid: int | None = None
     root: str | None = None  # set for a nested container: whose allocation it uses
     future: asyncio.Future[Limitation] | None = None
@@ -146,8 +146,10 @@ class NetworkPortsIsolator(Isolator):
 
     def recover(self, states: Sequence[ContainerState]) -> None:
         for state in states:
+            # Unknown until the agent tells (update_ports): not checked before that.
             ports = state.config.ports if state.config is not None else None
-            self._containers[state.container_id] = _Container(tuple(ports or ()), state.pid)
+            self._containers[state.container_id] = _Container(
+                tuple(ports) if ports is not None else None, state.pid)
 
     def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo | None:
         root = self._root_of(config.parent)
@@ -180,7 +182,7 @@ class NetworkPortsIsolator(Isolator):
         c = self._containers.get(container_id)
         if c is not None and c.root is None:
             c.allocated = tuple(ports)
-            log.info("Updated ports to %s for container %s", format_ranges(c.allocated), container_id)
+            log.info("Updated ports to %s for container %s", format_ranges(tuple(ports)), container_id)
 
     def cleanup(self, container_id: str) -> None:
         c = self._containers.pop(container_id, None)
@@ -235,7 +237,7 @@ class NetworkPortsIsolator(Isolator):
         `NetworkPortsIsolatorProcess::check`)."""
         for name, ports in listeners.items():
             c = self._containers.get(name)
-            if c is None or c.root is not None:
+            if c is None or c.root is not None or c.allocated is None:
                 continue
             unallocated = frozenset(p for p in ports if not contains(c.allocated, p))
             if not unallocated or unallocated == c.reported:
