@@ -61,6 +61,7 @@ def main() -> None:
     ax.plot(*zip(*PAPER, strict=True), "s:", color="gray", label="Mesos paper, Fig. 10 (stated)")
     ax.axhline(OVERHEAD_GOAL_S, color="green", linewidth=0.8, linestyle="-.", label="goal: p50 ≤ 0.1 s")
     ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("agents")
     ax.set_ylabel("task launch overhead (s)")
     frameworks = sorted({r.get("frameworks", 0) for r in measured})
@@ -70,7 +71,12 @@ def main() -> None:
     ax.legend(fontsize=8)
     if failovers:
         ax = axes[0][1]
-        sizes = [r["agents"] for r in failovers]
+        # Several rows of one size (several runs) stand side by side.
+        seen: dict[int, int] = {}
+        sizes = []
+        for r in failovers:
+            k = seen[r["agents"]] = seen.get(r["agents"], -1) + 1
+            sizes.append(r["agents"] * 1.18**k)
         # Rows of older runs carry only the total: drawn whole, as the election part.
         elected = [_number(r.get("failover_elected_s", r.get("failover_s"))) for r in failovers]
         recovery = [_number(r.get("failover_recovery_s", 0.0)) for r in failovers]
