@@ -311,3 +311,20 @@ async def test_container_calls_acls_and_executor_tokens(
             assert status == 404, text
     finally:
         c.close()
+
+
+@pytest.mark.slow
+async def test_the_default_executor_sends_its_token(cluster: ProcessCluster) -> None:
+    """A task group's default executor authenticates with its token too (the agent requires
+    it here): both tasks finish, and the tasks do not inherit the token."""
+    from mezzo.testing.agent_harness import default_executor
+
+    agent = cluster.agent()
+    async with MiniScheduler(cluster.master.url) as s:
+        await s.launch_group([(default_executor("pod"), [
+            command_task("g1", 'printf "[%s]" "$MESOS_EXECUTOR_AUTHENTICATION_TOKEN" > seen'),
+            command_task("g2", "true"),
+        ])])
+        for task in ("g1", "g2"):
+            await s.wait_state(task, "TASK_FINISHED")
+        assert (await sandbox_of(agent, "pod") / "tasks" / "g1" / "seen").read_text() == "[]"
