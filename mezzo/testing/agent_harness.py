@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from mezzo.agent.containerizer.launcher import kill_session
 from mezzo.api.codec import decode, encode
 from mezzo.api.scheduler import Event
 from mezzo.net.client import OpenStream, open_stream, post_call
@@ -343,7 +344,8 @@ def pid_alive(pid: int) -> bool:
 
 def kill_leftovers(work_dir: Path) -> None:
     """Kill every container root recorded under an agent's work_dir (runtime pid files and
-    checkpointed forked.pid files), with its whole session."""
+    checkpointed forked.pid files), with its whole session, and any process working inside
+    the work_dir."""
     pids: set[int] = set()
     for pattern in ("containers/*/pid", "meta/slaves/*/frameworks/*/executors/*/runs/*/pids/forked.pid"):
         for path in work_dir.glob(pattern):
@@ -352,7 +354,17 @@ def kill_leftovers(work_dir: Path) -> None:
     for pid in pids:
         with contextlib.suppress(OSError):
             if os.getsid(pid) == pid:
-                os.killpg(pid, signal.SIGKILL)
+                # The session, not only the group: a command executor's task has a process
+                # group of its own inside its executor's session.
+                kill_session(pid, signal.SIGKILL)
+    # Whatever still works inside the work_dir (a task whose executor is already gone, so that
+    # its session can no longer be found from a pid file).
+    root = str(work_dir.resolve()) + os.sep
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if (os.readlink(f"/proc/{name}/cwd").removesuffix(" (deleted)") + os.sep).startswith(root):
+                    os.kill(int(name), signal.SIGKILL)
 
 
 def remove_cgroups(root: str) -> None:
