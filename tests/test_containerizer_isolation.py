@@ -182,7 +182,10 @@ async def test_cfs_quota_holds_a_busy_loop_to_half_a_core(
     # of its half core the loop gets depends on what else the machine runs, so the lower bound
     # only checks that the loop ran at all.
     assert 0.02 <= share <= 0.7, f"busy loop used {share:.2f} cores under a 0.5 cpu quota"
-    assert after.cpus_nr_throttled and after.cpus_nr_throttled > 0
+    if share >= 0.4:
+        # It reached its quota in some periods, so the kernel must have throttled it; on a
+        # loaded machine it may never get that far, and then nothing is throttled.
+        assert after.cpus_nr_throttled and after.cpus_nr_throttled > 0
 
 
 async def test_pids_limit_stops_forks(cgroups_root: str, tmp_path: Path) -> None:
