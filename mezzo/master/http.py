@@ -677,11 +677,12 @@ class MasterServer:
 
     async def slaves(self, request: web.Request) -> web.Response:
         wanted = request.query.get("slave_id")
-        state = views.state_json(self.master, self.flags)
+        executors = views.executor_resources(self.master)
         return self._json(request, {
-            "slaves": [legacy.slave_full_json(self.master, a) for a in self.master.agents.values()
+            "slaves": [legacy.slave_full_json(self.master, a, executors) for a in self.master.agents.values()
                        if wanted in (None, a.id)],
-            "recovered_slaves": [s for s in state["recovered_slaves"] if wanted in (None, s["id"])],
+            "recovered_slaves": [s for s in views.recovered_agents_json(self.master)
+                                 if wanted in (None, s["id"])],
         })
 
     async def state_summary(self, request: web.Request) -> web.Response:

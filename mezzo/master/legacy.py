@@ -41,14 +41,15 @@ def state_summary_json(master: MasterBase) -> dict[str, Any]:
             agents_of[fw.id].add(task.agent_id)
             frameworks_of[task.agent_id].add(fw.id)
     slaves = []
+    executors = views.executor_resources(master)
     for agent in master.agents.values():
-        entry = views.agent_json(master, agent)
+        entry = views.agent_json(master, agent, executors)
         entry.update({state: by_agent[agent.id][state] for state in SUMMARY_STATES})
         entry["framework_ids"] = sorted(frameworks_of[agent.id])
         slaves.append(entry)
     frameworks = []
     for fw in master.frameworks.values():
-        full = views.framework_json(master, fw)
+        full = views.framework_json(master, fw, with_tasks=False)
         entry = {key: full[key] for key in (
             "id", "name", "used_resources", "offered_resources", "capabilities", "hostname",
             "webui_url", "active", "connected", "recovered")}
@@ -103,9 +104,12 @@ def weights_json(weights: dict[str, float]) -> list[dict[str, Any]]:
     return [{"weight": weight, "role": role} for role, weight in sorted(weights.items())]
 
 
-def slave_full_json(master: MasterBase, agent: AgentRecord) -> dict[str, Any]:
-    """`/master/slaves` entry: the state entry plus the `*_full` v0 Resource arrays."""
-    entry = views.agent_json(master, agent)
+def slave_full_json(
+    master: MasterBase, agent: AgentRecord, executors: dict[str, list[Resources]] | None = None
+) -> dict[str, Any]:
+    """`/master/slaves` entry: the state entry plus the `*_full` v0 Resource arrays
+    (`executors`: `views.executor_resources(master)` when rendering many agents)."""
+    entry = views.agent_json(master, agent, executors)
     used = Resources()
     for task in agent.tasks.values():
         if not task.recovered:

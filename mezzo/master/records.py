@@ -70,6 +70,20 @@ def shared_resources(resources: Resources) -> Resources:
 
 
 # Kept as attributes (`data` is not kept at all: Mesos's master drops it from its tasks too).
+# The wire form (with allocation info) of recent shared task resources: views render each
+# shape once, not once per task. Callers get their own list of the shared records.
+_WIRE: dict[int, tuple[Resources, list[Any]]] = {}
+
+
+def _resources_wire(resources: Resources) -> list[Any]:
+    held = _WIRE.get(id(resources))
+    if held is None or held[0] is not resources:
+        if len(_WIRE) >= _MAX_SHAPES:
+            _WIRE.clear()
+        held = _WIRE[id(resources)] = (resources, resources.to_wire(with_allocation=True))
+    return list(held[1])
+
+
 _INFO_KEPT_APART = ("name", "task_id", "agent_id", "resources", "data")
 
 
@@ -154,8 +168,17 @@ class TaskRecord:
                "agent_id": {"value": self.agent_id}}
         head = msgspec.json.encode(ids)
         info = _INFO_DECODER.decode(head[:-1] + b"," + self._info + b"}" if self._info else head)
-        info.resources = self.resources.to_wire(with_allocation=True)
+        info.resources = _resources_wire(self.resources)
         return info
+
+    def info_fields(self) -> dict[str, Any]:
+        """The kept `TaskInfo` fields other than name, id, agent and resources, as JSON
+        builtins (what `to_builtins` of each gives), without building the `TaskInfo`."""
+        return msgspec.json.decode(b"{" + self._info + b"}") if self._info else {}
+
+    def status_dicts(self) -> list[dict[str, Any]]:
+        """The statuses as JSON builtins (what `to_builtins` of each gives), oldest first."""
+        return [msgspec.json.decode(s) for s in self._statuses]
 
     @property
     def statuses(self) -> list[TaskStatus]:

@@ -7,7 +7,6 @@ Pure functions of the core's state (and `now`); the HTTP shell encodes what they
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -28,8 +27,12 @@ BUILD_TIME = 1724371200
 BUILD_USER = "mezzo"
 
 
-def legacy_resources(resources: Resources) -> dict[str, Any]:
-    """`{"cpus":n,"gpus":n,"mem":n,"disk":n,"ports":"[31000-32000]",...}`."""
+def legacy_resources(resources: Resources, shared: bool = False) -> dict[str, Any]:
+    """`{"cpus":n,"gpus":n,"mem":n,"disk":n,"ports":"[31000-32000]",...}` (a new dict).
+    `shared`: the value is one many holders share (a task's), worth remembering."""
+    held = _LEGACY.get(id(resources)) if shared else None
+    if held is not None and held[0] is resources:
+        return dict(held[1])
     out: dict[str, Any] = {"cpus": 0.0, "gpus": 0.0, "mem": 0.0, "disk": 0.0}
     for name, amount in resources.quantities().items():
         out[name] = amount
@@ -37,7 +40,18 @@ def legacy_resources(resources: Resources) -> dict[str, Any]:
         ranges = resources.ranges(name)
         if ranges:
             out[name] = "[" + ", ".join(f"{b}-{e}" for b, e in ranges) + "]"
-    return out
+    if not shared:
+        return out
+    if len(_LEGACY) >= _MAX_LEGACY:
+        _LEGACY.clear()
+    _LEGACY[id(resources)] = (resources, out)  # the value holds it: its id stays its own
+    return dict(out)
+
+
+# `legacy_resources` of recent `Resources` values (immutable; the master's tasks share one per
+# shape, so `/master/state` renders each shape once rather than once per task).
+_LEGACY: dict[int, tuple[Resources, dict[str, Any]]] = {}
+_MAX_LEGACY = 4096
 
 
 def _attributes(agent_info: Any) -> dict[str, Any]:
@@ -53,29 +67,30 @@ def _attributes(agent_info: Any) -> dict[str, Any]:
 
 
 def _task_json(task: TaskRecord) -> dict[str, Any]:
-    info = task.info
+    # From the record's JSON builtins: no TaskInfo or TaskStatus is built for the view.
     out: dict[str, Any] = {
-        "id": info.task_id.value,
-        "name": info.name,
+        "id": task.task_id,
+        "name": task.name,
         "framework_id": task.framework_id,
         "executor_id": task.executor_id or "",
         "slave_id": task.agent_id,
         "state": str(task.state),
-        "resources": legacy_resources(task.resources),
+        "resources": legacy_resources(task.resources, shared=True),
         "role": task.role,
         "statuses": [
-            {"state": str(s.state), "timestamp": s.timestamp or 0.0}
-            | ({"healthy": s.healthy} if s.healthy is not None else {})
-            | ({"container_status": to_builtins(s.container_status)} if s.container_status else {})
-            for s in task.statuses
+            {"state": s["state"], "timestamp": s.get("timestamp") or 0.0}
+            | ({"healthy": s["healthy"]} if "healthy" in s else {})
+            | ({"container_status": s["container_status"]} if "container_status" in s else {})
+            for s in task.status_dicts()
         ],
     }
     if task.user:
         out["user"] = task.user
+    fields = task.info_fields()
     for name in ("labels", "discovery", "container", "health_check"):
-        value = getattr(info, name)
+        value = fields.get(name)
         if value is not None:
-            out[name] = to_builtins(value)
+            out[name] = value
     return out
 
 
@@ -157,26 +172,43 @@ def _used_resources(fw: FrameworkRecord) -> Resources:
     ))
 
 
+# JSON text of builtins for the streamed documents (msgspec: several times the standard
+# library's speed; non-ASCII text goes out as UTF-8 rather than \u escapes, both valid JSON).
+_json = msgspec.json.encode
+
+
 def _framework_pieces(master: MasterBase, fw: FrameworkRecord) -> Iterator[bytes]:
     """`framework_json` as JSON text, its task lists a task per piece."""
-    head = json.dumps(framework_json(master, fw, with_tasks=False)).encode()
+    head = _json(framework_json(master, fw, with_tasks=False))
     yield head[:-1]
     for key, tasks in _task_lists(fw):
         yield b',"' + key.encode() + b'":['
         for i, task in enumerate(tasks):
-            yield (b"," if i else b"") + json.dumps(_task_json(task)).encode()
+            yield (b"," if i else b"") + _json(_task_json(task))
         yield b"]"
     yield b"}"
 
 
-def agent_json(master: MasterBase, agent: AgentRecord) -> dict[str, Any]:
-    used = Resources()
-    for task in agent.tasks.values():
-        if not task.recovered:
-            used = used + task.resources
+def executor_resources(master: MasterBase) -> dict[str, list[Resources]]:
+    """Agent id -> the resources of the executors running there (one walk for all agents)."""
+    out: dict[str, list[Resources]] = {}
     for fw in master.frameworks.values():
-        for e in fw.executors.get(agent.id, {}).values():
-            used = used + e.resources
+        for agent_id, per_agent in fw.executors.items():
+            out.setdefault(agent_id, []).extend(e.resources for e in per_agent.values())
+    return out
+
+
+def agent_json(
+    master: MasterBase, agent: AgentRecord, executors: dict[str, list[Resources]] | None = None
+) -> dict[str, Any]:
+    """An agent's `/master/state` entry; `executors`: `executor_resources(master)`, when the
+    caller renders many agents (else it is computed for this one)."""
+    if executors is None:
+        executors = executor_resources(master)
+    used = sum_resources(itertools.chain(
+        (t.resources for t in agent.tasks.values() if not t.recovered),
+        executors.get(agent.id, ()),
+    ))
     reserved: dict[str, Any] = {}
     for item in agent.total:
         if item.reservations:
@@ -208,6 +240,14 @@ def master_pid(master: MasterBase) -> str:
     return master.info.pid or f"master@{master.info.hostname}:{master.info.port}"
 
 
+def recovered_agents_json(master: MasterBase) -> list[dict[str, Any]]:
+    """`recovered_slaves`: agents of the registry that have not re-registered yet."""
+    return [
+        {"id": aid, "hostname": getattr(i, "hostname", ""), "port": getattr(i, "port", 5051)}
+        for aid, i in master.recovered_agents.items()
+    ]
+
+
 def _state_document(
     master: MasterBase, flags: dict[str, str], agents: list[AgentRecord]
 ) -> dict[str, Any]:
@@ -231,10 +271,7 @@ def _state_document(
         "leader_info": to_builtins(info),
         "flags": flags,
         "slaves": [],
-        "recovered_slaves": [
-            {"id": aid, "hostname": getattr(i, "hostname", ""), "port": getattr(i, "port", 5051)}
-            for aid, i in master.recovered_agents.items()
-        ],
+        "recovered_slaves": recovered_agents_json(master),
         "frameworks": [],
         "completed_frameworks": [],
         "orphan_tasks": [],
@@ -245,7 +282,8 @@ def _state_document(
 def state_json(master: MasterBase, flags: dict[str, str]) -> dict[str, Any]:
     agents = list(master.agents.values())
     doc = _state_document(master, flags, agents)
-    doc["slaves"] = [agent_json(master, a) for a in agents]
+    executors = executor_resources(master)
+    doc["slaves"] = [agent_json(master, a, executors) for a in agents]
     doc["frameworks"] = [framework_json(master, f) for f in master.frameworks.values()]
     doc["completed_frameworks"] = [
         framework_json(master, f) for f in master.completed_frameworks.values()
@@ -265,8 +303,10 @@ def state_pieces(master: MasterBase, flags: dict[str, str]) -> Iterator[bytes]:
     as running in one framework's entry, as Mesos's own per-request snapshot can never show)."""
     agents = list(master.agents.values())
 
+    executors = executor_resources(master)
+
     def agent_pieces(master: MasterBase, agent: AgentRecord) -> Iterator[bytes]:
-        yield json.dumps(agent_json(master, agent)).encode()
+        yield _json(agent_json(master, agent, executors))
 
     entries: dict[str, tuple[Callable[[MasterBase, Any], Iterator[bytes]], list[Any]]] = {
         "slaves": (agent_pieces, agents),
@@ -276,10 +316,10 @@ def state_pieces(master: MasterBase, flags: dict[str, str]) -> Iterator[bytes]:
     doc = _state_document(master, flags, agents)
     separator = b"{"
     for key, value in doc.items():
-        yield separator + json.dumps(key).encode() + b":"
+        yield separator + _json(key) + b":"
         separator = b","
         if key not in entries:
-            yield json.dumps(value).encode()
+            yield _json(value)
             continue
         render, items = entries[key]
         yield b"["
@@ -463,16 +503,13 @@ def _framework_entry(master: MasterBase, fw: FrameworkRecord) -> op.FrameworkEnt
     return msgspec.structs.replace(
         framework_entry(fw),
         offers=[o.wire for o in (master.offers.get(i) for i in fw.offers) if o is not None],
-        allocated_resources=fw.used_resources().to_wire(with_allocation=True),
+        allocated_resources=_used_resources(fw).to_wire(with_allocation=True),
         offered_resources=_offered(master, fw.offers).to_wire(with_allocation=True),
     )
 
 
 def _agent_entry(master: MasterBase, a: AgentRecord) -> op.AgentEntry:
-    used = Resources()
-    for t in a.tasks.values():
-        if not t.recovered:
-            used = used + t.resources
+    used = sum_resources(t.resources for t in a.tasks.values() if not t.recovered)
     return op.AgentEntry(
         agent_info=a.info, active=a.active, deactivated=not a.active,
         version=a.version or __version__, pid=a.pid,
