@@ -16,10 +16,16 @@ Measured, after `gc.collect()`:
 - the RSS growth of the process per task (psutil), which includes allocator slack;
 - the operator GET_STATE and `/master/state` documents: total time to make all their pieces
   and the longest single piece (what one slice of the event loop must hold), at that size;
-- the time of one `/metrics/snapshot` (`views.metrics`), which runs in one piece on the loop.
+- the time of one `/metrics/snapshot` (`views.metrics`), which runs in one piece on the loop;
+- the time of a full garbage collection of the process (a pause of the master's loop when it
+  happens) and the number of objects the collector tracks.
+
+The process uses the master's garbage-collector settings (`mezzo.core.gc_tuning`).
 
     .venv/bin/python bench/master_memory.py --agents 1000 --tasks 20000
     .venv/bin/python bench/master_memory.py --agents 1000 --tasks 20000 --statuses STARTING,RUNNING
+    .venv/bin/python bench/master_memory.py --agents 1600 --tasks 100000 --rss \
+        --agent-resources "cpus:64;mem:131072;disk:100000;ports:[31000-32000]"   # 100,000 tasks
 
 Recorded in docs/benchmarks.md, "Scale (issue 12)".
 """
@@ -45,6 +51,7 @@ from mezzo.api import operator as op  # noqa: E402
 from mezzo.api.codec import decode, encode  # noqa: E402
 from mezzo.api.internal import AgentCall  # noqa: E402
 from mezzo.api.scheduler import decode_call  # noqa: E402
+from mezzo.core.gc_tuning import tune_for_daemon  # noqa: E402
 from mezzo.master import views  # noqa: E402
 from mezzo.testing.master_cluster import MasterCluster, framework_info  # noqa: E402
 
@@ -153,22 +160,25 @@ def clear_streams(cluster: MasterCluster) -> None:
     cluster.outbox.operations.clear()
 
 
-def piece_times(pieces: Any) -> tuple[float, float, int]:
-    """(total seconds, longest piece seconds, bytes) to make every piece."""
+def piece_times(pieces: Any) -> tuple[float, float, int, float]:
+    """(total seconds, longest piece seconds, bytes, CPU seconds) to make every piece."""
     longest = 0.0
     size = 0
+    cpu = time.process_time()
     start = last = time.perf_counter()
     for piece in pieces:
         now = time.perf_counter()
         longest = max(longest, now - last)
         size += len(piece)
         last = time.perf_counter()
-    return time.perf_counter() - start, longest, size
+    return time.perf_counter() - start, longest, size, time.process_time() - cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--agent-resources", default=AGENT_RESOURCES,
+                        help="each agent's resources (bigger agents: more tasks per agent)")
     parser.add_argument("--frameworks", type=int, default=200)
     parser.add_argument("--tasks", type=int, default=20_000)
     parser.add_argument("--statuses", default="RUNNING")
@@ -179,6 +189,7 @@ def main() -> None:
     statuses = [f"TASK_{s.strip().upper()}" for s in args.statuses.split(",")]
     load = os.getloadavg()
 
+    tune_for_daemon()  # the garbage-collector settings of `mezzo master`
     if not args.rss:
         tracemalloc.start()
     empty_traced, empty_rss = measured()
@@ -187,7 +198,7 @@ def main() -> None:
     cluster.schedulers = []  # type: ignore[attr-defined]
     codec = CodecAgentCalls(cluster)
     for i in range(args.agents):
-        agent = cluster.add_agent(AGENT_RESOURCES, hostname=f"agent{i}")
+        agent = cluster.add_agent(args.agent_resources, hostname=f"agent{i}")
         codec.install(agent)
         cluster.agents.append(agent)  # type: ignore[attr-defined]
     for i in range(args.frameworks):
@@ -204,11 +215,20 @@ def main() -> None:
     running = sum(len(fw.tasks) for fw in cluster.master.frameworks.values())
 
     master = cluster.master
-    get_state = piece_times(views.operator_pieces(master, op.CallType.GET_STATE))
+    if hasattr(views, "operator_pieces"):
+        get_state = piece_times(views.operator_pieces(master, op.CallType.GET_STATE))
+    else:  # code from before GET_STATE was streamed (for a "before" figure): one piece
+        def whole() -> Any:
+            yield encode(op.Response(type=op.CallType.GET_STATE, get_state=views.get_state(master)))
+
+        get_state = piece_times(whole())
     state = piece_times(views.state_pieces(master, {}))
     started = time.perf_counter()
     views.metrics(master, cluster.clock.now())
     metrics_ms = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    gc.collect()
+    gc_ms = (time.perf_counter() - started) * 1000
 
     row = {
         "agents": args.agents, "frameworks": args.frameworks, "tasks": running,
@@ -219,12 +239,16 @@ def main() -> None:
         "rss_kb_per_task": round((full_rss - base_rss) / max(1, running) / 1024, 3) if args.rss else None,
         "launch_cpu_ms_per_task": round(launch_cpu / max(1, tasks) * 1000, 3),
         "get_state_ms": round(get_state[0] * 1000, 1),
+        "get_state_cpu_ms": round(get_state[3] * 1000, 1),
         "get_state_longest_piece_ms": round(get_state[1] * 1000, 2),
         "get_state_mb": round(get_state[2] / 1e6, 2),
         "state_ms": round(state[0] * 1000, 1),
+        "state_cpu_ms": round(state[3] * 1000, 1),
         "state_longest_piece_ms": round(state[1] * 1000, 2),
         "state_mb": round(state[2] / 1e6, 2),
         "metrics_snapshot_ms": round(metrics_ms, 1),
+        "gc_full_ms": round(gc_ms, 1),
+        "gc_tracked_objects": len(gc.get_objects()),
         "load": [round(x, 2) for x in load],
     }
     print(json.dumps(row))
