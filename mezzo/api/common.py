@@ -564,6 +564,34 @@ class CheckType(StrEnum):
     TCP = "TCP"
 
 
+class HealthCheckHTTP(Message):
+    """HealthCheck.HTTPCheckInfo: `GET <path>` to `<scheme>://127.0.0.1:<port>`."""
+
+    port: int  # required in the proto
+    scheme: str | None = None
+    path: str | None = None
+    statuses: list[int] = []  # ignored by the built-in executors, as Mesos's
+    protocol: IPProtocol | None = None
+
+
+class HealthCheckTCP(Message):
+    port: int  # required in the proto
+    protocol: IPProtocol | None = None
+
+
+class CheckCommand(Message):
+    command: CommandInfo  # required in the proto
+
+
+class CheckHTTP(Message):
+    port: int  # required in the proto
+    path: str | None = None
+
+
+class CheckTCP(Message):
+    port: int  # required in the proto
+
+
 class HealthCheck(WithProtoDefaults):
     __proto_defaults__ = {
         "delay_seconds": 15.0,
@@ -580,17 +608,17 @@ class HealthCheck(WithProtoDefaults):
     consecutive_failures: int | None = None
     grace_period_seconds: float | None = None
     command: CommandInfo | None = None
-    http: dict[str, Any] | None = None
-    tcp: dict[str, Any] | None = None
+    http: HealthCheckHTTP | None = None
+    tcp: HealthCheckTCP | None = None
 
 
 class CheckInfo(WithProtoDefaults):
     __proto_defaults__ = {"delay_seconds": 15.0, "interval_seconds": 10.0, "timeout_seconds": 20.0}
 
     type: CheckType | None = None
-    command: dict[str, Any] | None = None
-    http: dict[str, Any] | None = None
-    tcp: dict[str, Any] | None = None
+    command: CheckCommand | None = None
+    http: CheckHTTP | None = None
+    tcp: CheckTCP | None = None
     delay_seconds: float | None = None
     interval_seconds: float | None = None
     timeout_seconds: float | None = None

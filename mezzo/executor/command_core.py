@@ -37,6 +37,7 @@ import _signal  # type: ignore[import-not-found]  # no stub; `signal` would impo
 import posix  # not `os`: its import (posixpath, stat, _collections_abc) costs ~1.5 ms
 
 if __package__:  # imported as mezzo.executor.command_core (tests, tools)
+    from . import checks_core as checks
     from . import command_events as ev
     from .link_core import (
         BACKOFF_INITIAL_SECONDS,
@@ -46,6 +47,7 @@ if __package__:  # imported as mezzo.executor.command_core (tests, tools)
         ExecutorLinkCore,
     )
 else:  # run by the agent as a script: this directory is sys.path[0] (see command.py)
+    import checks_core as checks  # type: ignore[import-not-found,no-redef]
     import command_events as ev  # type: ignore[import-not-found,no-redef]
     from link_core import (  # type: ignore[import-not-found,no-redef]
         BACKOFF_INITIAL_SECONDS,
@@ -158,6 +160,10 @@ class CommandExecutorCore(ExecutorLinkCore):
         self.killed_by_timeout = False
         self.max_completion_at: float | None = None
         self.exit_when_reaped = False
+        # Its check and health check (`checks_core`), from TASK_RUNNING until the kill or exit.
+        self.checks: checks.TaskChecks | None = None
+        self.last_status: Json | None = None  # the task's last update (checks derive theirs)
+        self.killed_by_health_check = False
 
     # ---------------------------------------------------------------- the interface
 
@@ -208,6 +214,9 @@ class CommandExecutorCore(ExecutorLinkCore):
                 self._fail_launch(f"Failed to launch command: {error}", now)
             case ev.ProcessExited(status):
                 self._on_process_exited(status, now)
+            case checks.ProbeDone(probe_id, result, error):
+                if self.checks is not None:
+                    self._on_check_reports(self.checks.probe_done(probe_id, result, error, now), now)
             case _:
                 raise TypeError(f"not a command executor event: {event!r}")
         if self.exit_code is None:
@@ -231,6 +240,7 @@ class CommandExecutorCore(ExecutorLinkCore):
                 self.max_completion_at,
                 None if waiting is None else waiting + ACK_WAIT_SECONDS,
                 *self._link_deadlines(),
+                *(self.checks.deadlines() if self.checks is not None else ()),
             )
             if t is not None
         ]
@@ -247,6 +257,11 @@ class CommandExecutorCore(ExecutorLinkCore):
             self._log("task exceeded its max completion time; killing it")
             self.killed_by_timeout = True
             self._kill(self._task_grace(None), now)
+        if self.checks is not None:
+            actions, reports = self.checks.tick(now)
+            for action in actions:
+                self._emit(action)
+            self._on_check_reports(reports, now)
         if self.exit_code is not None:
             return
         self._resend_due(now)
@@ -298,7 +313,7 @@ class CommandExecutorCore(ExecutorLinkCore):
             return  # a replayed LAUNCH of our own task: already running
         self.task = task
         self.task_id = task_id.get("value")
-        self._send_status(task_id, "TASK_STARTING")
+        self._update("TASK_STARTING")
         try:
             program, argv, env = command_line(task.get("command") or {})
         except ValueError as exc:
@@ -307,15 +322,16 @@ class CommandExecutorCore(ExecutorLinkCore):
         self._emit(ev.Spawn(program, argv, env))
 
     def _fail_launch(self, message: str, now: float) -> None:
-        self._send_status(self._task_id_info(), "TASK_FAILED", message=message)
+        self._update("TASK_FAILED", message)
         self.terminal_sent_at = now
 
     def _on_spawned(self, pid: int, now: float) -> None:
         self.pid = pid
-        self._send_status(self._task_id_info(), "TASK_RUNNING")
+        self._update("TASK_RUNNING")
         limit = duration_seconds((self.task or {}).get("max_completion_time"))
         if limit is not None:
             self.max_completion_at = now + limit
+        self._start_checks(now)
 
     def _on_process_exited(self, status: int, now: float) -> None:
         if self.pid is None:
@@ -325,19 +341,20 @@ class CommandExecutorCore(ExecutorLinkCore):
         self.pid = None
         self.kill_escalate_at = None
         self.max_completion_at = None
+        self._stop_checks()
         ok, message = describe_status(status)
-        task_id = self._task_id_info()
         if self.killed_by_timeout:
-            self._send_status(
-                task_id,
+            self._update(
                 "TASK_FAILED",
-                message="Task exceeded its max completion time",
-                reason="REASON_MAX_COMPLETION_TIME_REACHED",
+                "Task exceeded its max completion time",
+                "REASON_MAX_COMPLETION_TIME_REACHED",
             )
         elif self.kill_requested:
-            self._send_status(task_id, "TASK_KILLED", message=message)
+            # Killed for failing its health check: the update says so (as Mesos's executor).
+            healthy = False if self.killed_by_health_check else None
+            self._update("TASK_KILLED", message, healthy=healthy)
         else:
-            self._send_status(task_id, "TASK_FINISHED" if ok else "TASK_FAILED", message=message)
+            self._update("TASK_FINISHED" if ok else "TASK_FAILED", message)
         self.terminal_sent_at = now
         if self.exit_when_reaped:
             self._exit(0)
@@ -364,8 +381,9 @@ class CommandExecutorCore(ExecutorLinkCore):
             return
         self.kill_requested = True
         self.max_completion_at = None
+        self._stop_checks()
         if self.killing_capable and self.task is not None:
-            self._send_status(self._task_id_info(), "TASK_KILLING")
+            self._update("TASK_KILLING")
         self._signal(_signal.SIGTERM)
         self.kill_escalate_at = escalate_at
 
@@ -379,3 +397,65 @@ class CommandExecutorCore(ExecutorLinkCore):
             self._kill(min(self._task_grace(None), grace), now)
         elif self.terminal_sent_at is None or not self.unacked:
             self._exit(0)
+
+    # ---------------------------------------------------------------- checks
+
+    def _update(
+        self,
+        state: str,
+        message: str | None = None,
+        reason: str | None = None,
+        *,
+        healthy: bool | None = None,
+    ) -> None:
+        """An update of the task made from scratch: a task with a check carries the empty
+        result of its type (Mesos's `createTaskStatus`), not the last one."""
+        extra: Json = {}
+        kind = ((self.task or {}).get("check") or {}).get("type")
+        if kind in checks.KINDS:
+            extra["check_status"] = checks.empty_check_status(kind)
+        if healthy is not None:
+            extra["healthy"] = healthy
+        self.last_status = self._send_status(self._task_id_info(), state, message, reason, extra)
+
+    def _start_checks(self, now: float) -> None:
+        task = self.task or {}
+        if not isinstance(task.get("check"), dict) and not isinstance(task.get("health_check"), dict):
+            return
+        try:
+            env = command_line(task.get("command") or {})[2]
+        except ValueError:
+            env = {}
+        self.checks = checks.TaskChecks(task, now, env=env)
+        for problem in self.checks.problems:
+            self._log(f"task {self.task_id}: {problem}")
+
+    def _stop_checks(self) -> None:
+        if self.checks is not None:
+            for action in self.checks.stop():
+                self._emit(action)
+
+    def _on_check_reports(self, reports: list[object], now: float) -> None:
+        """Check and health check results worth an update (Mesos's `taskCheckUpdated`,
+        `taskHealthUpdated`): a copy of the last update with the news."""
+        for report in reports:
+            if self.last_status is None or self.pid is None or self.kill_requested:
+                return
+            match report:
+                case checks.CheckReport(check_status):
+                    self.last_status = self._send_derived(self.last_status, {
+                        "reason": "REASON_TASK_CHECK_STATUS_UPDATED",
+                        "check_status": check_status,
+                    })
+                case checks.HealthReport(healthy, failures, kill, detail):
+                    if not healthy:
+                        self._log(f"health check of task {self.task_id} failed {failures} "
+                                  f"times consecutively: {detail}")
+                    self.last_status = self._send_derived(self.last_status, {
+                        "reason": "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED",
+                        "healthy": healthy,
+                    })
+                    if kill:
+                        self._log(f"task {self.task_id} is unhealthy; killing it")
+                        self.killed_by_health_check = True
+                        self._kill(self._task_grace(None), now)

@@ -24,10 +24,14 @@ import sys
 import time
 
 if __package__:  # imported as mezzo.executor.command_executor (tests, tools)
+    from . import checks_core as checks
+    from . import checks_probe as probes
     from . import command_core as core
     from . import command_events as ev
     from . import command_wire as wire
 else:  # run by the agent as a script: this directory is sys.path[0] (see command.py)
+    import checks_core as checks
+    import checks_probe as probes
     import command_core as core
     import command_events as ev
     import command_wire as wire
@@ -137,6 +141,8 @@ class CommandExecutor:
         self.stream: wire.EventStream | None = None
         self.pidfd: int | None = None
         self.exit_code: int | None = None
+        # The task's checks' probes (commands in the task's environment and the sandbox).
+        self.probes = probes.ProbeRunner(self.env)
 
     def run(self) -> int:
         self.feed(ev.Tick())
@@ -148,14 +154,27 @@ class CommandExecutor:
                 timeout = min(timeout if timeout is not None else 1.0, _REAP_POLL_SECONDS)
             if self.stream is not None and self.stream.pending:
                 timeout = 0.0
+            if self.probes.needs_polling():  # pragma: no cover - Linux < 5.3
+                timeout = min(timeout if timeout is not None else 1.0, _REAP_POLL_SECONDS)
             poller = select.poll()
             if self.stream is not None:
                 poller.register(self.stream.fileno(), select.POLLIN)
             if self.pidfd is not None:
                 poller.register(self.pidfd, select.POLLIN)
-            ready = {fd for fd, _ in poller.poll(None if timeout is None else int(timeout * 1000) + 1)}
+            probe_fds = self.probes.poll_fds()
+            for fd, mask in probe_fds:
+                poller.register(fd, mask)
+            polled = dict(poller.poll(None if timeout is None else int(timeout * 1000) + 1))
+            ready = set(polled)
             if (self.pidfd is not None and self.pidfd in ready) or waiting_without_pidfd:
                 self.reap(block=not waiting_without_pidfd)
+            for fd, _mask in probe_fds:
+                if fd in polled:
+                    for done in self.probes.ready(fd, polled[fd]):
+                        self.feed(done)
+            if self.probes.needs_polling():  # pragma: no cover - Linux < 5.3
+                for done in self.probes.ready(-1, 0):
+                    self.feed(done)
             if self.stream is not None and (self.stream.pending or self.stream.fileno() in ready):
                 self.read_stream()
             deadline = self.machine.next_deadline()
@@ -164,6 +183,7 @@ class CommandExecutor:
         self.calls.close()
         if self.stream is not None:
             self.stream.close()
+        self.probes.close()
         return self.exit_code
 
     # ---------------------------------------------------------------- events in
@@ -231,6 +251,10 @@ class CommandExecutor:
                     posix.killpg(pid, sig)
                 except (ProcessLookupError, PermissionError):
                     pass
+            case checks.RunProbe(probe_id, spec):
+                return self.probes.start(probe_id, spec)
+            case checks.AbortProbe(probe_id):
+                self.probes.abort(probe_id)
             case ev.Debug(message):
                 debug(message)
             case ev.Log(message):

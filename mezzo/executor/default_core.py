@@ -35,9 +35,15 @@ task. Stream lost: without checkpointing, as a SHUTDOWN; with checkpointing, re-
 (listing launched tasks none of whose updates was acknowledged, and every unacknowledged update)
 until the recovery timeout, then kill every task and exit 1.
 
-Per-task checks and health checks (issue 16 §2) belong to `TaskRun`: start them in
-`_task_running`, stop them in `_task_ending`, add their timers to `TaskRun.deadlines` and
-run them from `_task_timers`; `_status_extra` is where `check_status` / `healthy` join updates.
+Checks and health checks (`checks_core`, one `TaskChecks` per task, Mesos's default executor
+with its checker library): they start when the task is RUNNING and stop when it is being killed
+or has ended; their probes run in the task's sandbox and environment. A check result that
+changed, or a health result worth reporting, is a copy of the task's last update with
+`check_status` (REASON_TASK_CHECK_STATUS_UPDATED) or `healthy`
+(REASON_TASK_HEALTH_CHECK_STATUS_UPDATED); updates made from scratch carry the empty result of
+the task's check type. A task that fails its health check `consecutive_failures` times is
+killed with its KillPolicy grace and ends TASK_KILLED with `healthy: false` (and, being
+killed, takes its group down).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from __future__ import annotations
 import _signal  # type: ignore[import-not-found]  # no stub; `signal` would import enum
 
 if __package__:  # imported as mezzo.executor.default_core (tests, tools)
+    from . import checks_core as checks
     from . import command_events as ev
     from . import default_events as dev
     from .command_core import (
@@ -57,6 +64,7 @@ if __package__:  # imported as mezzo.executor.default_core (tests, tools)
     )
     from .link_core import Config, ExecutorLinkCore
 else:  # run by the agent as a script: this directory is sys.path[0] (see default.py)
+    import checks_core as checks  # type: ignore[import-not-found,no-redef]
     import command_events as ev  # type: ignore[import-not-found,no-redef]
     import default_events as dev  # type: ignore[import-not-found,no-redef]
     from command_core import (  # type: ignore[import-not-found,no-redef]
@@ -87,12 +95,16 @@ class TaskRun:
 
     __slots__ = (
         "acknowledged",
+        "checks",
         "container_id",
+        "env",
         "escalate_at",
         "group",
+        "killed_by_health_check",
         "killed_by_timeout",
         "killing",
         "killing_group",
+        "last_status",
         "launch_error",
         "max_completion_at",
         "pid",
@@ -115,14 +127,19 @@ class TaskRun:
         self.killed_by_timeout = False
         self.escalate_at: float | None = None  # SIGKILL due
         self.max_completion_at: float | None = None
+        self.env: dict[str, str] = {}  # on top of the executor's (its checks' commands too)
+        self.checks: checks.TaskChecks | None = None  # from TASK_RUNNING until its kill/end
+        self.last_status: Json | None = None  # its last update (check updates derive theirs)
+        self.killed_by_health_check = False
 
     @property
     def task_id_info(self) -> Json:
         return {"value": self.task_id}
 
     def deadlines(self) -> list[float | None]:
-        """The task's timers (checks add theirs here)."""
-        return [self.escalate_at, self.max_completion_at]
+        """The task's timers: the kill's escalation, the completion limit, its checks."""
+        probes = self.checks.deadlines() if self.checks is not None else []
+        return [self.escalate_at, self.max_completion_at, *probes]
 
     def grace(self, kill_policy: object = None) -> float:
         """The kill grace period: `kill_policy`'s, else the task's KillPolicy, else 3 s."""
@@ -195,6 +212,8 @@ class DefaultExecutorCore(ExecutorLinkCore):
                 self._on_spawned(results, now)
             case dev.TaskExited(task_id, status):
                 self._on_task_exited(task_id, status, now)
+            case checks.ProbeDone(probe_id, result, error):
+                self._on_probe_done(probe_id, result, error, now)
             case _:
                 raise TypeError(f"not a default executor event: {event!r}")
         if self.exit_code is None:
@@ -248,6 +267,11 @@ class DefaultExecutorCore(ExecutorLinkCore):
             self._log(f"task {run.task_id} exceeded its max completion time; killing it")
             run.killed_by_timeout = True
             self._kill(run, 0.0, now)
+        if run.checks is not None:
+            actions, reports = run.checks.tick(now)
+            for action in actions:
+                self._emit(action)
+            self._on_check_reports(run, reports, now)
 
     # ---------------------------------------------------------------- subscription
 
@@ -311,6 +335,7 @@ class DefaultExecutorCore(ExecutorLinkCore):
                 run.launch_error = str(exc)
                 continue
             env.update(self._task_environment(run))
+            run.env = env
             specs.append(dev.TaskSpec(run.task_id, program, argv, env, run.sandbox))
         if any(run.launch_error is not None for run in runs):
             self._group_launch_failed(runs, now)  # all or none: start nothing
@@ -381,10 +406,18 @@ class DefaultExecutorCore(ExecutorLinkCore):
         limit = duration_seconds(run.task.get("max_completion_time"))
         if limit is not None and limit > 0:
             run.max_completion_at = now + limit
+        task = run.task
+        if isinstance(task.get("check"), dict) or isinstance(task.get("health_check"), dict):
+            run.checks = checks.TaskChecks(task, now, env=run.env, cwd=run.sandbox)
+            for problem in run.checks.problems:
+                self._log(f"task {run.task_id}: {problem}")
 
     def _task_ending(self, run: TaskRun) -> None:
         """The task is being killed or has ended: its checks stop."""
         run.max_completion_at = None
+        if run.checks is not None:
+            for action in run.checks.stop():
+                self._emit(action)
 
     # ---------------------------------------------------------------- killing
 
@@ -460,6 +493,41 @@ class DefaultExecutorCore(ExecutorLinkCore):
             state, reason = ("TASK_FINISHED" if ok else "TASK_FAILED"), None
         self._end(run, state, message, reason, now)
 
+    # ---------------------------------------------------------------- checks
+
+    def _on_probe_done(
+        self, probe_id: object, result: int | bool | None, error: str | None, now: float
+    ) -> None:
+        task_id = probe_id[0] if isinstance(probe_id, tuple) and probe_id else None
+        run = self.runs.get(task_id) if isinstance(task_id, str) else None
+        if run is not None and run.checks is not None:
+            self._on_check_reports(run, run.checks.probe_done(probe_id, result, error, now), now)
+
+    def _on_check_reports(self, run: TaskRun, reports: list[object], now: float) -> None:
+        """Check and health check results worth an update (Mesos's `taskCheckUpdated`,
+        `taskHealthUpdated`): a copy of the task's last update with the news."""
+        for report in reports:
+            if run.last_status is None or run.pid is None or run.killing:
+                return
+            match report:
+                case checks.CheckReport(check_status):
+                    run.last_status = self._send_derived(run.last_status, {
+                        "reason": "REASON_TASK_CHECK_STATUS_UPDATED",
+                        "check_status": check_status,
+                    })
+                case checks.HealthReport(healthy, failures, kill, detail):
+                    if not healthy:
+                        self._log(f"health check of task {run.task_id} failed {failures} "
+                                  f"times consecutively: {detail}")
+                    run.last_status = self._send_derived(run.last_status, {
+                        "reason": "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED",
+                        "healthy": healthy,
+                    })
+                    if kill:
+                        self._log(f"task {run.task_id} is unhealthy; killing it")
+                        run.killed_by_health_check = True
+                        self._kill(run, run.grace(), now)
+
     def _end(self, run: TaskRun, state: str, message: str, reason: str | None, now: float) -> None:
         """The terminal update of `run`; its group goes down if it failed or was killed."""
         self._task_ending(run)
@@ -486,10 +554,18 @@ class DefaultExecutorCore(ExecutorLinkCore):
     def _status(
         self, run: TaskRun, state: str, message: str | None = None, reason: str | None = None
     ) -> Json:
-        return self._send_status(run.task_id_info, state, message, reason, self._status_extra(run))
+        extra = self._status_extra(run)
+        if run.killed_by_health_check and state == "TASK_KILLED":
+            extra["healthy"] = False  # killed for failing its health check (as Mesos's)
+        run.last_status = self._send_status(run.task_id_info, state, message, reason, extra)
+        return run.last_status
 
     def _status_extra(self, run: TaskRun) -> Json:
-        """Fields every update of `run` carries: its nested container (checks add
-        `check_status`, health checks `healthy`)."""
-        return {"container_status": {"container_id": run.container_id}}
+        """Fields every update of `run` made from scratch carries: its nested container and,
+        with a check, the empty result of the check's type (Mesos's `createTaskStatus`)."""
+        extra: Json = {"container_status": {"container_id": run.container_id}}
+        kind = (run.task.get("check") or {}).get("type")
+        if kind in checks.KINDS:
+            extra["check_status"] = checks.empty_check_status(kind)
+        return extra
 

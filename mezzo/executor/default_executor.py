@@ -20,12 +20,16 @@ import sys
 import time
 
 if __package__:  # imported as mezzo.executor.default_executor (tests, tools)
+    from . import checks_core as checks
+    from . import checks_probe as probes
     from . import command_events as ev
     from . import command_executor as base
     from . import command_wire as wire
     from . import default_core as core
     from . import default_events as dev
 else:  # run by the agent as a script: this directory is sys.path[0] (see default.py)
+    import checks_core as checks
+    import checks_probe as probes
     import command_events as ev
     import command_executor as base
     import command_wire as wire
@@ -73,6 +77,8 @@ class DefaultExecutor:
         self.stream: wire.EventStream | None = None
         self.pidfds: dict[int, int] = {}  # pidfd -> pid
         self.exit_code: int | None = None
+        # The tasks' checks' probes (commands in each task's sandbox and environment).
+        self.probes = probes.ProbeRunner(self.env)
 
     def run(self) -> int:
         self.feed(ev.Tick())
@@ -85,14 +91,27 @@ class DefaultExecutor:
                 timeout = min(timeout if timeout is not None else 1.0, _REAP_POLL_SECONDS)
             if self.stream is not None and self.stream.pending:
                 timeout = 0.0
+            if self.probes.needs_polling():  # pragma: no cover - Linux < 5.3
+                timeout = min(timeout if timeout is not None else 1.0, _REAP_POLL_SECONDS)
             poller = select.poll()
             if self.stream is not None:
                 poller.register(self.stream.fileno(), select.POLLIN)
             for fd in self.pidfds:
                 poller.register(fd, select.POLLIN)
-            ready = {fd for fd, _ in poller.poll(None if timeout is None else int(timeout * 1000) + 1)}
+            probe_fds = self.probes.poll_fds()
+            for fd, mask in probe_fds:
+                poller.register(fd, mask)
+            polled = dict(poller.poll(None if timeout is None else int(timeout * 1000) + 1))
+            ready = set(polled)
             if without_pidfd or any(fd in ready for fd in self.pidfds):
                 self.reap()
+            for fd, _mask in probe_fds:
+                if fd in polled:
+                    for done in self.probes.ready(fd, polled[fd]):
+                        self.feed(done)
+            if self.probes.needs_polling():  # pragma: no cover - Linux < 5.3
+                for done in self.probes.ready(-1, 0):
+                    self.feed(done)
             if self.stream is not None and (self.stream.pending or self.stream.fileno() in ready):
                 self.read_stream()
             deadline = self.machine.next_deadline()
@@ -103,6 +122,7 @@ class DefaultExecutor:
             self.stream.close()
         for fd in self.pidfds:
             posix.close(fd)
+        self.probes.close()
         return self.exit_code
 
     # ---------------------------------------------------------------- events in
@@ -175,6 +195,10 @@ class DefaultExecutor:
                 return ev.UpdateAccepted(uuid) if code == 202 else ev.UpdateRefused(uuid, f"HTTP {code}")
             case dev.SpawnTasks(specs):
                 return dev.TasksSpawned([self.spawn(spec) for spec in specs])
+            case checks.RunProbe(probe_id, spec):
+                return self.probes.start(probe_id, spec)
+            case checks.AbortProbe(probe_id):
+                self.probes.abort(probe_id)
             case ev.Signal(pid, sig):
                 try:  # noqa: SIM105 - contextlib would cost an import at start-up
                     posix.killpg(pid, sig)

@@ -209,13 +209,29 @@ class ExecutorLinkCore:
             status["reason"] = reason
         if extra:
             status.update(extra)
+        self._queue(uuid, status)
+        return status
+
+    def _send_derived(self, previous: Json, changes: Json) -> Json:
+        """Send a copy of the update `previous` with `changes` merged in and a fresh uuid and
+        timestamp (Mesos's executors send check and health updates this way, so that they
+        keep what the previous update carried)."""
+        uuid = self._new_uuid()
+        status = dict(previous)
+        status.update(changes)
+        status["uuid"] = b64(uuid)
+        status["timestamp"] = self._wall_clock()
+        self._queue(uuid, status)
+        return status
+
+    def _queue(self, uuid: bytes, status: Json) -> None:
         self.unacked[uuid] = status
-        self._log(f"update {state} of {task_id.get('value')}", debug=True)
+        task_id = (status.get("task_id") or {}).get("value")
+        self._log(f"update {status.get('state')} of {task_id}", debug=True)
         if self.connected:  # else listed as unacknowledged on the next SUBSCRIBE
             self.unsent.append(uuid)
             if len(self.unsent) == 1 and self.resend_at is None:
                 self._post_next()
-        return status
 
     def _post_next(self) -> None:
         """POST the oldest update the agent has not taken (updates never overtake)."""

@@ -15,11 +15,15 @@ master's state (duplicate ids, the running executor, the offered resources) stay
 from __future__ import annotations
 
 from mezzo.api.common import (
+    CheckInfo,
     CheckType,
+    CommandInfo,
     ContainerType,
     ExecutorInfo,
     ExecutorType,
+    HealthCheck,
     TaskInfo,
+    VariableType,
 )
 from mezzo.master.container_validation import executor_container_problem
 from mezzo.resources import Resources
@@ -76,14 +80,116 @@ def launch_executor_problem(executor: ExecutorInfo) -> str | None:
 
 
 def task_problem(task: TaskInfo) -> str | None:
-    """Mesos's state-free checks of any task: kill policy and max completion time."""
+    """Mesos's state-free checks of any task: kill policy, max completion time, check and
+    health check (in Mesos's order)."""
     policy = task.kill_policy
     if policy is not None and policy.grace_period is not None and policy.grace_period.nanoseconds < 0:
         return "Task's 'kill_policy.grace_period' must be non-negative"
     limit = task.max_completion_time
     if limit is not None and limit.nanoseconds < 0:
         return "Task's `max_completion_time` must be non-negative"
+    if task.check is not None:
+        problem = check_problem(task.check)
+        if problem:
+            return f"Task uses invalid check: {problem}"
+    if task.health_check is not None:
+        problem = health_check_problem(task.health_check)
+        if problem:
+            return f"Task uses invalid health check: {problem}"
     return None
+
+
+def environment_problem(command: CommandInfo) -> str | None:
+    """Mesos's `validateEnvironment` of a CommandInfo's variables."""
+    for variable in command.environment.variables if command.environment else []:
+        name = variable.name
+        if variable.type == VariableType.SECRET:
+            if variable.secret is None:
+                return f"Environment variable '{name}' of type 'SECRET' must have a secret set"
+            if variable.value is not None:
+                return f"Environment variable '{name}' of type 'SECRET' must not have a value set"
+        elif variable.type == VariableType.UNKNOWN:
+            return "Environment variable of type 'UNKNOWN' is not allowed"
+        else:
+            if variable.value is None:
+                return f"Environment variable '{name}' of type 'VALUE' must have a value set"
+            if variable.secret is not None:
+                return f"Environment variable '{name}' of type 'VALUE' must not have a secret set"
+    return None
+
+
+def _command_problem(command: CommandInfo, what: str) -> str | None:
+    if command.value is None:
+        kind = "'shell command'" if command.shell is not False else "'executable path'"
+        return f"{what.capitalize()} must contain {kind}"
+    problem = environment_problem(command)
+    if problem:
+        return f"{what.capitalize()}'s `CommandInfo` is invalid: {problem}"
+    return None
+
+
+def _timing_problem(info: CheckInfo | HealthCheck) -> str | None:
+    fields = ["delay_seconds"]
+    if isinstance(info, HealthCheck):
+        fields.append("grace_period_seconds")
+    fields += ["interval_seconds", "timeout_seconds"]
+    for name in fields:
+        value = getattr(info, name)
+        if value is not None and value < 0.0:
+            return f"Expecting '{name}' to be non-negative"
+    return None
+
+
+def check_problem(check: CheckInfo) -> str | None:
+    """Mesos's `validateCheckInfo`."""
+    if check.type is None:
+        return "CheckInfo must specify 'type'"
+    if check.type == CheckType.COMMAND:
+        if check.command is None:
+            return "Expecting 'command' to be set for COMMAND check"
+        problem = _command_problem(check.command.command, "command check")
+        if problem:
+            return problem.replace("Command check's", "Check's")
+    elif check.type == CheckType.HTTP:
+        if check.http is None:
+            return "Expecting 'http' to be set for HTTP check"
+        path = check.http.path
+        if path is not None and not path.startswith("/"):
+            return f"The path '{path}' of HTTP check must start with '/'"
+    elif check.type == CheckType.TCP:
+        if check.tcp is None:
+            return "Expecting 'tcp' to be set for TCP check"
+    else:
+        return f"'{check.type}' is not a valid check type"
+    return _timing_problem(check)
+
+
+def health_check_problem(health: HealthCheck) -> str | None:
+    """Mesos's `validateHealthCheck` (a HealthCheck without `type`, the pre-1.2 form, is
+    refused, as Mesos does)."""
+    if health.type is None:
+        return "HealthCheck must specify 'type'"
+    if health.type == CheckType.COMMAND:
+        if health.command is None:
+            return "Expecting 'command' to be set for COMMAND health check"
+        problem = _command_problem(health.command, "command health check")
+        if problem:
+            return problem.replace("Command health check's", "Health check's")
+    elif health.type == CheckType.HTTP:
+        if health.http is None:
+            return "Expecting 'http' to be set for HTTP health check"
+        scheme = health.http.scheme
+        if scheme is not None and scheme not in ("http", "https"):
+            return f"Unsupported HTTP health check scheme: '{scheme}'"
+        path = health.http.path
+        if path is not None and not path.startswith("/"):
+            return f"The path '{path}' of HTTP health check must start with '/'"
+    elif health.type == CheckType.TCP:
+        if health.tcp is None:
+            return "Expecting 'tcp' to be set for TCP health check"
+    else:
+        return f"'{health.type}' is not a valid health check type"
+    return _timing_problem(health)
 
 
 def group_task_problem(task: TaskInfo) -> str | None:
