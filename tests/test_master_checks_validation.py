@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from mezzo.api.codec import decode
+from mezzo.api.codec import decode, to_builtins
 from mezzo.api.common import HealthCheck, TaskInfo
+from mezzo.executor.checks_core import RunProbe, TaskChecks
 from mezzo.master.launch_validation import task_problem
+from mezzo.scheduler import check, health_check
 from mezzo.testing.master_cluster import MasterCluster, task_info
 from tests.test_master_task_groups import default_executor
 
@@ -124,3 +126,23 @@ def test_an_invalid_health_check_is_task_error_for_launch_and_launch_group() -> 
         "Task 'g' is invalid: Task uses invalid health check: "
         "Expecting 'delay_seconds' to be non-negative")
     assert not agent.all_of("RUN_TASK_GROUP")
+
+
+def test_the_sdk_builds_valid_checks_the_executors_understand() -> None:
+    task = decode(json.dumps(BASE).encode(), TaskInfo)
+    task.health_check = health_check(http=8080, path="/h", interval=0.5, consecutive_failures=2)
+    task.check = check(command="test -f ready", delay=0)
+    assert task_problem(task) is None
+    wire = json.loads(json.dumps(to_builtins(task)))
+    assert wire["health_check"]["http"] == {"port": 8080, "path": "/h"}
+    assert wire["health_check"]["delay_seconds"] == 15.0  # Mesos's default
+    checks = TaskChecks(wire, 0.0)
+    actions, _ = checks.tick(0.0)
+    assert [a.spec.argv for a in actions if isinstance(a, RunProbe)] == [
+        ["/bin/sh", "-c", "test -f ready"]]
+    assert checks.consecutive_limit == 2
+    with pytest.raises(ValueError, match="exactly one"):
+        health_check(http=1, tcp=2)
+    assert task_problem(decode(json.dumps({**BASE, "health_check": to_builtins(
+        health_check(tcp=1, delay=-1))}).encode(), TaskInfo)) == (
+        "Task uses invalid health check: Expecting 'delay_seconds' to be non-negative")

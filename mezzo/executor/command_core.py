@@ -29,6 +29,14 @@ MESOS_RECOVERY_TIMEOUT, listing the task if none of its updates was acknowledged
 unacknowledged update (the agent replays them). Never subscribed: give up after
 FIRST_SUBSCRIBE_GIVE_UP_SECONDS (or the recovery timeout when checkpointing), killing the task,
 exit code 1.
+
+Checks and health checks (`checks_core.TaskChecks`, from TASK_RUNNING until the kill or the
+exit; docs/agent.md): their probes go out as `RunProbe` / `AbortProbe` and come back as
+`ProbeDone`; a changed check result or a health result worth reporting is sent as a copy of the
+task's last update (REASON_TASK_CHECK_STATUS_UPDATED with `check_status`,
+REASON_TASK_HEALTH_CHECK_STATUS_UPDATED with `healthy`). Past `consecutive_failures` the task
+is killed as by a KILL (its own grace) and ends TASK_KILLED with `healthy: false`. Updates made
+from scratch carry the empty `check_status` of the task's check type.
 """
 
 from __future__ import annotations

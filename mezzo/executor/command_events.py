@@ -8,12 +8,14 @@ all, to subscribe). From the agent's stream (`decode_event` turns a JSON event i
 `Subscribed`, `Launch`, `LaunchGroup`, `Kill`, `Acknowledged`, `Shutdown`, `AgentError`.
 Results of actions: `Connected` / `ConnectFailed` (of `Subscribe`), `Disconnected` (the stream
 ended), `UpdateAccepted` / `UpdateRefused` (of `PostUpdate`), `Spawned` / `SpawnFailed` (of
-`Spawn`), `ProcessExited` (the task's process ended; its wait status).
+`Spawn`), `ProcessExited` (the task's process ended; its wait status); and `ProbeDone` (a
+check's probe ended; `checks_core`).
 
 Actions
 -------
 `Subscribe(call)`, `PostUpdate(uuid, call)`, `Spawn(program, argv, env)`, `Signal(pid, signal)`
-(to the task's process group), `Log(message)`, `Exit(code)`. The loop performs them in order and
+(to the task's process group), `Log(message)`, `Exit(code)`; and `RunProbe` / `AbortProbe`
+(`checks_core`: a check's probe, run by `checks_probe.ProbeRunner`). The loop performs them in order and
 feeds each result back before the next one, so the order of updates holds.
 """
 

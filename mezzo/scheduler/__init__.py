@@ -11,6 +11,7 @@ Public API (see docs/sdk-scheduler.md):
 - `SchedulerOptions`; errors `SchedulerError`, `NotSubscribedError`, `CallRejectedError`.
 - Offer helpers: `take`, `fits`, `split`, `pick_ports`, `ports_of`, `shell_task`,
   `default_executor` (for `launch_group`), `new_task_id`, `as_resources`.
+- Task checks: `health_check` and `check` (for `TaskInfo.health_check` / `.check`).
 
 Imports nothing from `mezzo.master` or `mezzo.agent`.
 """
@@ -22,6 +23,7 @@ from mezzo.scheduler.calls import (
     unreserve_operation,
     volume,
 )
+from mezzo.scheduler.checks import check, health_check
 from mezzo.scheduler.client import (
     CallRejectedError,
     NotSubscribedError,
@@ -54,10 +56,12 @@ __all__ = [
     "SchedulerError",
     "SchedulerOptions",
     "as_resources",
+    "check",
     "create_operation",
     "default_executor",
     "destroy_operation",
     "fits",
+    "health_check",
     "new_task_id",
     "parse_master_address",
     "pick_ports",
