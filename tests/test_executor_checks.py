@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.server
 import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from mezzo.executor.testing import command_task
 from tests.test_executor_command_core import PID, Harness, exited
 from tests.test_executor_default_core import KILLING, grace
 from tests.test_executor_default_core import Harness as GroupHarness
+from tests.tls_ca import make_test_ca
 
 # ----------------------------------------------------------------------------- definitions
 
@@ -487,3 +489,38 @@ def test_default_executor_check_status_per_task() -> None:
     assert update["state"] == "TASK_RUNNING"
     assert update["reason"] == "REASON_TASK_CHECK_STATUS_UPDATED"
     assert update["check_status"] == {"type": "TCP", "tcp": {"succeeded": True}}
+
+
+def test_https_probe_does_not_verify_the_certificate(tmp_path: Any) -> None:
+    ca = make_test_ca(tmp_path / "ca")  # the probe does not know this CA: `curl -k`
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(ca.cert_file, ca.key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        spec = checks.ProbeSpec("HTTP", "", [], {}, None, "https", "127.0.0.1", port, "/moved")
+        assert drive(ProbeRunner({}), 1, spec) == checks.ProbeDone(1, 200, None)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_redirect_off_this_machine_is_not_followed() -> None:
+    class Away(_Handler):
+        def do_GET(self) -> None:
+            self.send_response(301)
+            self.send_header("Location", "http://example.com/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Away)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = drive(ProbeRunner({}), 1, http_spec(server.server_address[1], "/"))
+        assert done == checks.ProbeDone(1, 301, None)  # reported as is (healthy: 200-399)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -40,6 +40,8 @@ _USER_AGENT = "mezzo-health-check"
 _POLLOUT = select.POLLOUT
 _POLLIN = select.POLLIN
 _LOCAL_HOSTS = ("127.0.0.1", "::1", "[::1]", "localhost")
+# `ssl`'s "try again when the socket is ready" errors (named: `ssl` is imported only for HTTPS).
+_TLS_WANT = ("SSLWantReadError", "SSLWantWriteError")
 
 
 def _signal_name(sig: int) -> str:
@@ -153,6 +155,10 @@ class _Http:
                 sent = self.sock.send(self.out)
             except (BlockingIOError, InterruptedError):
                 return None
+            except OSError as exc:
+                if type(exc).__name__ in _TLS_WANT:
+                    return None
+                raise
             self.out = self.out[sent:]
             if self.out:
                 return None
@@ -165,7 +171,7 @@ class _Http:
             except (BlockingIOError, InterruptedError):
                 return None
             except OSError as exc:
-                if type(exc).__name__ in ("SSLWantReadError", "SSLWantWriteError"):
+                if type(exc).__name__ in _TLS_WANT:
                     return None
                 raise
             if not data:
