@@ -94,23 +94,25 @@ class AgentCore(ExecutorHandlers):
 
     def handle(self, event: AgentInput) -> None:
         """Apply one input. Raises CallRefused (nothing changed) for a refused executor call."""
+        # The cases of every task come first (a launch is RUN_TASK, ContainerLaunched,
+        # ExecutorSubscribed for a new executor, ExecutorUpdate, ACKNOWLEDGE).
         match event:
             case AgentEvent():
                 self.master_event(event)
+            case ExecutorUpdate(framework_id, executor_id, status, limitation):
+                self.executor_update(framework_id, executor_id, status, limitation)
+            case ContainerLaunched(container_id, pid):
+                self.container_launched(container_id, pid)
+            case ExecutorSubscribed(framework_id, executor_id, subscribe, stream):
+                self.executor_subscribed(framework_id, executor_id, subscribe, stream)
             case MasterDisconnected():
                 self.registered = False
                 self.updates.connected = False
                 log.info("disconnected from the master")
-            case ExecutorSubscribed(framework_id, executor_id, subscribe, stream):
-                self.executor_subscribed(framework_id, executor_id, subscribe, stream)
-            case ExecutorUpdate(framework_id, executor_id, status, limitation):
-                self.executor_update(framework_id, executor_id, status, limitation)
             case ExecutorMessage(framework_id, executor_id, data):
                 self.executor_message(framework_id, executor_id, data)
             case ExecutorDisconnected(framework_id, executor_id, stream):
                 self.executor_disconnected(framework_id, executor_id, stream)
-            case ContainerLaunched(container_id, pid):
-                self.container_launched(container_id, pid)
             case ContainerLaunchFailed(container_id, message):
                 self.container_launch_failed(container_id, message)
             case ContainerExited(container_id, termination):

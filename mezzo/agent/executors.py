@@ -19,6 +19,7 @@ event echoing the executor's uuid follows on the stream (also for a duplicate).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from mezzo.agent.base import CallRefused, log
@@ -75,7 +76,8 @@ class ExecutorHandlers(LaunchHandlers):
             self.outbox.close_executor(previous, "replaced by a new subscription")
         ex.registration_deadline = None
         ex.phase = ExecutorPhase.RUNNING
-        log.info("executor %s of framework %s subscribed", ex.id, fw.id)
+        if log.isEnabledFor(logging.INFO):  # one per task for command tasks: skip the arguments
+            log.info("executor %s of framework %s subscribed", ex.id, fw.id)
         self.outbox.send_executor(
             stream,
             exe.Event(
