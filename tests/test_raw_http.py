@@ -123,3 +123,27 @@ async def test_a_malformed_or_broken_response_is_a_connection_error() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_abort_releases_a_call_the_server_never_answers() -> None:
+    stop = asyncio.Event()
+
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await stop.wait()  # a stopped master: reads, never answers
+        writer.close()
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = RawClient(f"http://127.0.0.1:{port}")
+    try:
+        call = asyncio.create_task(client.post("/", b"x"))
+        await asyncio.sleep(0.2)
+        assert not call.done()
+        client.abort()
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(call, 5)
+    finally:
+        stop.set()
+        server.close()
+        await server.wait_closed()

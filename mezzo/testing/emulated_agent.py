@@ -150,6 +150,8 @@ class EmulatedAgent:
         """The raw client for the current master (a new one when the master changed)."""
         url = self.master_url
         if self._raw is None or self._raw.base_url != url:
+            if self._raw is not None:
+                self._raw.abort()  # a call stuck on the old master must not hold up the new
             self._raw = RawClient(url, self.headers)
         return self._raw
 

@@ -234,6 +234,10 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()  # without flushing: the peer may not be reading
+
 
 class RawStream:
     """An open streaming response (see `RawClient.stream`)."""
@@ -307,6 +311,11 @@ class RawClient:
             connection.close()
             raise
         return RawStream(connection, response.headers)
+
+    def abort(self) -> None:
+        """Drop the calls' connection now: a call waiting on it fails with ConnectionError."""
+        if self._caller is not None:
+            self._caller.abort()
 
     async def close(self) -> None:
         if self._caller is not None:
