@@ -202,3 +202,13 @@ def test_a_new_selector_gives_agents_new_signatures() -> None:
     zone = {"selector": {"pseudoattribute_type": "ZONE"}, "predicate": {"text_equals": {"value": "z2"}}}
     a.add_framework("zones", ["*"], now=0, policy=policy(constraints("*", [zone])))
     assert agents_of(a.allocate(1)) == {"y"}
+
+
+def test_the_same_constraints_compile_to_one_shared_value() -> None:
+    # Frameworks with the same constraints share them, so the allocator evaluates them once
+    # per agent signature; a different spec, or the same one of another role, is its own.
+    spec = lambda role, rack: constraints(role, [attr("rack", {"text_equals": {"value": rack}})])  # noqa: E731
+    a = compile_offer_constraints(spec("web", "r1"), ["web"])["web"]
+    assert compile_offer_constraints(spec("web", "r1"), ["web"])["web"] is a
+    assert compile_offer_constraints(spec("db", "r1"), ["db"])["db"] is a
+    assert compile_offer_constraints(spec("web", "r2"), ["web"])["web"] is not a

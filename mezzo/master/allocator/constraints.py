@@ -17,6 +17,7 @@ policy once per SUBSCRIBE/UPDATE_FRAMEWORK (bad input → `ConstraintError` with
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -134,6 +135,11 @@ def compile_offer_constraints(
                 f"Offer constraints specify `role_constraints` for a role '{role}'"
                 " not contained in the set of roles"
             )
+        key = _canonical(body)
+        shared = _COMPILED.get(key) if key is not None else None
+        if shared is not None:
+            compiled[role] = shared  # the same constraints as another framework's
+            continue
         groups = body.get("groups") if isinstance(body, Mapping) else None
         if not groups:
             raise ConstraintError(
@@ -158,8 +164,26 @@ def compile_offer_constraints(
                 raise ConstraintError(
                     f"A role {role} has an invalid 'AttributeConstraint': {exc}"
                 ) from None
-        compiled[role] = tuple(out)
+        compiled[role] = role_constraints = tuple(out)
+        if key is not None:
+            if len(_COMPILED) >= _COMPILED_MAX:
+                _COMPILED.clear()
+            _COMPILED[key] = role_constraints
     return compiled
+
+
+# Compiled role constraints by their canonical JSON: frameworks with the same constraints
+# share one compiled value, so the allocator evaluates them once per agent signature
+# (`HierarchicalAllocator`). Only valid ones are kept; bounded by clearing when full.
+_COMPILED: dict[str, RoleConstraints] = {}
+_COMPILED_MAX = 4096
+
+
+def _canonical(body: object) -> str | None:
+    try:
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
 
 
 def _bad() -> tuple[tuple[str, str], Predicate]:

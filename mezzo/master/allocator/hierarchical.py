@@ -71,19 +71,35 @@ def _without_refined(resources: Resources) -> Resources:
     return resources.filter(lambda k: len(k.reservations) <= 1)
 
 
-def _decide(verdicts: list[int], flag: int, constraints: RoleConstraints, traits: AgentTraits) -> bool:
-    """Evaluate offer constraints for the pair with bit `flag` and record the verdict in the
+class _Verdicts:
+    """Offer-constraint verdicts for the agents of one signature (their values of the
+    selectors in use): `decided` and `rejects` are bit masks over the (framework, role) bits;
+    `by_constraints` answers per compiled constraints (frameworks with the same constraints
+    share them: `constraints.compile_offer_constraints`)."""
+
+    __slots__ = ("by_constraints", "decided", "rejects")
+
+    def __init__(self) -> None:
+        self.decided = 0
+        self.rejects = 0
+        self.by_constraints: dict[RoleConstraints, bool] = {}
+
+
+def _decide(verdicts: _Verdicts, flag: int, constraints: RoleConstraints, traits: AgentTraits) -> bool:
+    """Decide offer constraints for the pair with bit `flag` and record the verdict in the
     entry of the agent's signature: `role_accepts` depends on nothing but the selected values,
     so every agent with the same signature gets the same answer."""
-    accepted = role_accepts(constraints, traits)
-    verdicts[0] |= flag
+    accepted = verdicts.by_constraints.get(constraints)
+    if accepted is None:
+        accepted = verdicts.by_constraints[constraints] = role_accepts(constraints, traits)
+    verdicts.decided |= flag
     if not accepted:
-        verdicts[1] |= flag
+        verdicts.rejects |= flag
     return accepted
 
 
 # The verdicts of an agent while no framework has offer constraints (never written).
-_NO_VERDICTS: list[int] = [0, 0]
+_NO_VERDICTS = _Verdicts()
 
 
 class _Framework:
@@ -148,7 +164,7 @@ class _Agent:
         self.valid_version = -1
         # Offer-constraint verdicts of the agents that look alike to the constraints (shared,
         # see `HierarchicalAllocator._verdicts_of`), valid for `verdicts_epoch`.
-        self.verdicts: list[int] = [0, 0]
+        self.verdicts = _NO_VERDICTS
         self.verdicts_epoch = -1
 
 
@@ -185,11 +201,11 @@ class HierarchicalAllocator(Allocator):
         self._quota = QuotaBook()
         # Offer-constraint verdicts per distinct agent signature (the agent's values of every
         # selector some framework's constraints use; agents share few): signature ->
-        # [pairs decided, pairs rejecting] as bit masks over the (framework, role) bits. A
+        # its `_Verdicts` (which (framework, role) pairs were decided, which reject). A
         # pair's verdicts are dropped when its policy changes or its bit is freed; a change
         # of the selectors in use starts a new epoch (new signatures).
         self._selectors: tuple[tuple[str, str], ...] = ()
-        self._verdicts: dict[tuple[object, ...], list[int]] = {}
+        self._verdicts: dict[tuple[object, ...], _Verdicts] = {}
         self._verdicts_epoch = 0
         self._runs = 0
         self._last_run_ms = 0.0
@@ -317,17 +333,17 @@ class HierarchicalAllocator(Allocator):
         if mask:
             keep = ~mask
             for entry in self._verdicts.values():
-                entry[0] &= keep
-                entry[1] &= keep
+                entry.decided &= keep
+                entry.rejects &= keep
 
-    def _verdicts_of(self, agent: _Agent) -> list[int]:
+    def _verdicts_of(self, agent: _Agent) -> _Verdicts:
         """The agent's entry of `_verdicts` (shared by agents with the same signature)."""
         if agent.verdicts_epoch != self._verdicts_epoch:
             traits = agent.traits
             signature = tuple([traits.select(selector) for selector in self._selectors])
             found = self._verdicts.get(signature)
             if found is None:
-                found = self._verdicts[signature] = [0, 0]
+                found = self._verdicts[signature] = _Verdicts()
             agent.verdicts = found
             agent.verdicts_epoch = self._verdicts_epoch
         return agent.verdicts
@@ -738,7 +754,7 @@ class HierarchicalAllocator(Allocator):
             whole = offer
             for framework_id in self._fsorters[role]:
                 bit = bits[framework_id]
-                if constrained and verdicts[1] >> bit & 1:
+                if constrained and verdicts.rejects >> bit & 1:
                     continue  # its offer constraints reject this agent (decided before)
                 policy = frameworks[framework_id].policy
                 offer, q_fw, ok_fw = whole, q, ok
@@ -774,7 +790,7 @@ class HierarchicalAllocator(Allocator):
                     constraints = policy.constraints.get(role)
                     if (
                         constraints is not None
-                        and not verdicts[0] >> bit & 1
+                        and not verdicts.decided >> bit & 1
                         and not _decide(verdicts, 1 << bit, constraints, agent.traits)
                     ):
                         continue
