@@ -5,6 +5,7 @@ commands. Small intervals (0.2 s) keep them quick; nothing is timed, every wait 
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from mezzo.testing.agent_harness import (
+    MEZZO,
     MiniScheduler,
     ProcessCluster,
     command_task,
@@ -63,6 +65,16 @@ async def test_a_healthy_http_server_is_reported_healthy(cluster: ProcessCluster
         # update is the first success.
         assert (first["state"], first["healthy"], first["source"]) == (
             "TASK_RUNNING", True, "SOURCE_EXECUTOR")
+        # `mezzo tasks` shows the last update's health, as Mesos's web UI does.
+        listing = subprocess.run(
+            [*MEZZO, "tasks", "--master", cluster.master.address],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert listing.returncode == 0, listing.stderr
+        cells = [[c.strip() for c in line.strip().strip("│").split("│")]
+                 for line in listing.stdout.splitlines() if "│" in line]
+        assert "HEALTH" in listing.stdout
+        assert [row[:4] for row in cells] == [["web", "web", "TASK_RUNNING", "healthy"]]
         await s.call({"type": "KILL", "kill": {"task_id": {"value": "web"}}})
         killed = await s.wait_state("web", "TASK_KILLED")
         assert "healthy" not in killed  # killed by the framework, not for its health

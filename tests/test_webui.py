@@ -101,6 +101,8 @@ def test_live_task_sandbox_and_charts(cluster: LocalCluster, page) -> None:  # t
         # Live: the already open page shows it running, without a reload, within 2 s.
         page.wait_for_selector(f'tr[data-task="{TASK_ID}"] .state.TASK_RUNNING', timeout=2_000)
         page.screenshot(path=str(ARTIFACTS / "tasks.png"), full_page=True)
+        # No health check: its health is "-" (Mesos's UI words).
+        assert page.inner_text(f'tr[data-task="{TASK_ID}"] td:nth-child(4)') == "-"
 
         page.fill("#task-search", "no-such-task")
         page.wait_for_selector("text=no tasks match")

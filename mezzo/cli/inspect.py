@@ -109,6 +109,15 @@ def agents(master: str, as_json: bool) -> None:
     _emit(rows, as_json, table)
 
 
+def _health(task: dict[str, Any]) -> str:
+    """The task's health as Mesos's web UI shows it: its last update's `healthy`."""
+    statuses = task.get("statuses") or []
+    healthy = statuses[-1].get("healthy") if statuses and isinstance(statuses[-1], dict) else None
+    if healthy is None:
+        return "-"
+    return "healthy" if healthy else "unhealthy"
+
+
 @click.command("tasks")
 @master_option
 @click.option("--all", "include_completed", is_flag=True, help="Include completed tasks.")
@@ -123,12 +132,13 @@ def tasks(master: str, include_completed: bool, framework_id: str | None, as_jso
         for t in all_tasks(state, include_completed)
         if framework_id is None or t.get("framework_id") == framework_id
     ]
-    table = _Table("ID", "NAME", "STATE", "FRAMEWORK", "AGENT", "CPUS", "MEM")
+    table = _Table("ID", "NAME", "STATE", "HEALTH", "FRAMEWORK", "AGENT", "CPUS", "MEM")
     for task in rows:
         table.add_row(
             task.get("id", ""),
             task.get("name", ""),
             task.get("state", ""),
+            _health(task),
             task.get("framework_id", ""),
             task.get("slave_id", ""),
             _res(task.get("resources"), "cpus"),

@@ -410,7 +410,7 @@ views.tasks = (main) => {
           <option value="all">all</option></select>
         <span class="muted" id="task-count"></span>
       </div>
-      <div class="panel"><table><thead><tr><th>ID</th><th>Name</th><th>State</th><th>Framework</th><th>Agent</th>
+      <div class="panel"><table><thead><tr><th>ID</th><th>Name</th><th>State</th><th>Health</th><th>Framework</th><th>Agent</th>
         <th class="num">CPUs</th><th class="num">Mem</th><th>Updated</th></tr></thead><tbody id="task-rows"></tbody></table></div>`;
     const search = document.getElementById("task-search"), state = document.getElementById("task-state");
     search.value = taskFilter.text; state.value = taskFilter.state;
@@ -437,11 +437,18 @@ views.tasks = (main) => {
     const ts = latest(x);
     return `<tr data-task="${esc(tid)}"><td class="mono"><a href="#/task/${encodeURIComponent(fid)}/${encodeURIComponent(tid)}">${esc(tid)}</a></td>
       <td>${esc(x.name)}</td><td><span class="state ${esc(x.state)}">${esc(x.state)}</span></td>
-      <td>${esc(frameworkLabel(fid))}</td><td class="mono">${esc(x.agent_id?.value)}</td>
+      <td>${esc(taskHealth(x))}</td><td>${esc(frameworkLabel(fid))}</td><td class="mono">${esc(x.agent_id?.value)}</td>
       <td class="num">${fmt("cpus", res.cpus || 0)}</td><td class="num">${fmt("mem", res.mem || 0)}</td>
       <td>${ts ? new Date(ts * 1000).toLocaleTimeString() : ""}</td></tr>`;
-  }).join("") || '<tr><td colspan="8" class="muted">no tasks match</td></tr>';
+  }).join("") || '<tr><td colspan="9" class="muted">no tasks match</td></tr>';
 };
+
+// A task's health as Mesos's web UI shows it: its last update's `healthy` (health checks).
+function taskHealth(task) {
+  const last = task.statuses?.length ? task.statuses[task.statuses.length - 1] : null;
+  if (last == null || last.healthy == null) return "-";
+  return last.healthy ? "healthy" : "unhealthy";
+}
 
 // ---- a task and its sandbox
 
