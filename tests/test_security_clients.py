@@ -110,3 +110,56 @@ def test_cli_against_a_secured_cluster(secured_cluster: str) -> None:
     wrong = mezzo("run", "--master", master, "--", "true",
                   env={"MEZZO_PRINCIPAL": "bob", "MEZZO_SECRET": "wrong"})
     assert wrong.returncode != 0
+
+
+@pytest.mark.slow
+def test_secured_mezzo_local_end_to_end(tmp_path: Path) -> None:
+    """docs/security.md's `mezzo local --credentials --credential --acls`: a task runs (its
+    executor authenticating with its token) and `mezzo run` prints its output (read from the
+    agent, whose endpoints want credentials too); without credentials the CLI gets 401."""
+    import signal
+    import threading
+
+    (tmp_path / "credentials").write_text(
+        json.dumps({"credentials": [{"principal": "ops", "secret": "0ps"},
+                                    {"principal": "agent", "secret": "ag3nt"}]}))
+    (tmp_path / "agent-credential").write_text("agent ag3nt\n")
+    (tmp_path / "acls.json").write_text(json.dumps({
+        "permissive": False,
+        "register_frameworks": [{"principals": {"type": "ANY"}, "roles": {"type": "ANY"}}],
+        "run_tasks": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}],
+        "register_agents": [{"principals": {"values": ["agent"]}, "agents": {"type": "ANY"}}],
+        "teardown_frameworks": [{"principals": {"values": ["ops"]}, "framework_principals": {"type": "ANY"}}],
+        "view_frameworks": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}],
+        "view_tasks": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}],
+        "view_executors": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}],
+        "access_sandboxes": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}],
+    }))
+    local = subprocess.Popen(
+        [processes.MEZZO, "local", "--agents", "1", "--port", "0", "--work_dir", str(tmp_path / "c"),
+         "--credentials", str(tmp_path / "credentials"),
+         "--credential", str(tmp_path / "agent-credential"), "--acls", str(tmp_path / "acls.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        assert local.stdout is not None
+        for line in local.stdout:
+            lines.append(line)
+            if line.startswith("master "):
+                found.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert found.wait(60), "".join(lines)
+        master = next(ln for ln in lines if ln.startswith("master ")).split("--master ")[1].rstrip(")\n")
+        refused = mezzo("run", "--master", master, "--", "true")
+        assert refused.returncode != 0 and "401" in refused.stderr
+        ran = mezzo("run", "--master", master, "--", "echo", "secured-output",
+                    env={"MEZZO_PRINCIPAL": "ops", "MEZZO_SECRET": "0ps"})
+        assert ran.returncode == 0, ran.stderr + "".join(lines)
+        assert "secured-output" in ran.stdout, ran.stderr
+    finally:
+        os.killpg(local.pid, signal.SIGTERM)
+        local.wait(60)

@@ -19,16 +19,20 @@ DEFAULT_AGENT_RESOURCES = "cpus:4;mem:4096;disk:8192"
 
 
 def _security_args(
-    credentials: str | None, credential: str | None, acls: str | None
+    credentials: str | None, credential: str | None, acls: str | None,
+    executor_key: str | None = None,
 ) -> tuple[list[str], list[str], dict[str, str]]:
-    """The master's and agents' security flags, and the header `mezzo local` itself sends."""
+    """The master's and agents' security flags, and the header `mezzo local` itself sends.
+    Secured, the agents authenticate their own endpoints against the same credentials and,
+    with `executor_key` (a key file), their executors with tokens."""
     from mezzo.core.errors import ConfigError
     from mezzo.security.authentication import basic_header
     from mezzo.security.credentials import load_credential
 
     master_args = ["--acls", acls] if acls else []
+    agent_args = ["--acls", acls] if acls else []
     if credentials is None and credential is None:
-        return master_args, [], {}
+        return master_args, agent_args, {}
     if credentials is None or credential is None:
         raise click.UsageError("--credentials and --credential go together")
     try:
@@ -38,7 +42,23 @@ def _security_args(
     master_args += ["--credentials", credentials, "--authenticate_http_frameworks", "true",
                     "--authenticate_agents", "true", "--authenticate_http_readonly", "true",
                     "--authenticate_http_readwrite", "true"]
-    return master_args, ["--credential", credential], {"Authorization": basic_header(own.principal, own.secret)}
+    agent_args += ["--credential", credential, "--http_credentials", credentials,
+                   "--authenticate_http_readonly", "true", "--authenticate_http_readwrite", "true"]
+    if executor_key is not None:
+        agent_args += ["--jwt_secret_key", executor_key, "--authenticate_http_executors", "true"]
+    return master_args, agent_args, {"Authorization": basic_header(own.principal, own.secret)}
+
+
+def _new_executor_key() -> str:
+    """A fresh executor token key in a private temporary file (removed by the caller)."""
+    import os
+    import secrets
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="mezzo-local-executor-key-")
+    with os.fdopen(fd, "w") as f:  # mkstemp: mode 0600
+        f.write(secrets.token_hex(32))
+    return path
 
 
 @click.command("local")
@@ -68,19 +88,35 @@ def _security_args(
 )
 @click.option("--verbose", is_flag=True, help="Show the master's and agents' logs here.")
 @click.option("--credentials", default=None,
-              help="Secure the cluster: the master's --credentials file, with every "
-                   "--authenticate_* flag on (docs/security.md); needs --credential.")
+              help="Secure the cluster: the master's --credentials file (and the agents' "
+                   "--http_credentials), with every --authenticate_* flag on and executor "
+                   "tokens (docs/security.md); needs --credential.")
 @click.option("--credential", default=None,
               help="The agents' --credential file (one principal in --credentials).")
-@click.option("--acls", default=None, help="The master's --acls (Mesos JSON ACLs, a file or inline).")
+@click.option("--acls", default=None,
+              help="The master's and agents' --acls (Mesos JSON ACLs, a file or inline).")
 def local(
     agents: int, work_dir: str | None, port: int, ip: str, agent_resources: str, verbose: bool,
     credentials: str | None = None, credential: str | None = None, acls: str | None = None,
 ) -> None:
     """Run a master and N agents on this machine until Ctrl-C."""
+    key = _new_executor_key() if credentials is not None and credential is not None else None
+    try:
+        master_args, agent_args, headers = _security_args(credentials, credential, acls, key)
+        _run_local(master_args, agent_args, headers, agents, work_dir, port, ip, agent_resources,
+                   verbose)
+    finally:
+        if key is not None:
+            import os
+
+            os.unlink(key)
+
+
+def _run_local(master_args: list[str], agent_args: list[str], headers: dict[str, str],
+               agents: int, work_dir: str | None, port: int, ip: str, agent_resources: str,
+               verbose: bool) -> None:
     from mezzo.testing.local_cluster import ClusterError, ClusterSpec, LocalCluster
 
-    master_args, agent_args, headers = _security_args(credentials, credential, acls)
     spec = ClusterSpec(
         master_args=master_args,
         agent_args=agent_args,
