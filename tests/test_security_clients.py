@@ -114,27 +114,23 @@ def test_cli_against_a_secured_cluster(secured_cluster: str) -> None:
 
 @pytest.mark.slow
 def test_secured_mezzo_local_end_to_end(tmp_path: Path) -> None:
-    """docs/security.md's `mezzo local --credentials --credential --acls`: a task runs (its
+    """docs/security.md's `mezzo local --credentials --credential --acls`, with the files as the
+    page shows them: a task runs (its
     executor authenticating with its token) and `mezzo run` prints its output (read from the
     agent, whose endpoints want credentials too); without credentials the CLI gets 401."""
     import signal
     import threading
 
-    (tmp_path / "credentials").write_text(
-        json.dumps({"credentials": [{"principal": "ops", "secret": "0ps"},
-                                    {"principal": "agent", "secret": "ag3nt"}]}))
-    (tmp_path / "agent-credential").write_text("agent ag3nt\n")
-    (tmp_path / "acls.json").write_text(json.dumps({
-        "permissive": False,
-        "register_frameworks": [{"principals": {"type": "ANY"}, "roles": {"type": "ANY"}}],
-        "run_tasks": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}],
-        "register_agents": [{"principals": {"values": ["agent"]}, "agents": {"type": "ANY"}}],
-        "teardown_frameworks": [{"principals": {"values": ["ops"]}, "framework_principals": {"type": "ANY"}}],
-        "view_frameworks": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}],
-        "view_tasks": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}],
-        "view_executors": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}],
-        "access_sandboxes": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}],
-    }))
+    # The files exactly as docs/security.md shows them.
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "security.md").read_text()
+    credentials = doc.split("cat > credentials <<'CREDS'\n", 1)[1].split("CREDS\n", 1)[0]
+    (tmp_path / "credentials").write_text(credentials)
+    (tmp_path / "agent-credential").write_text(
+        doc.split("echo '", 1)[1].split("' > agent-credential", 1)[0] + "\n")
+    acls = next(block.split("```", 1)[0] for block in doc.split("```json\n")[1:]
+                if '"permissive": false' in block)
+    json.loads(acls)
+    (tmp_path / "acls.json").write_text(acls)
     local = subprocess.Popen(
         [processes.MEZZO, "local", "--agents", "1", "--port", "0", "--work_dir", str(tmp_path / "c"),
          "--credentials", str(tmp_path / "credentials"),
@@ -157,7 +153,7 @@ def test_secured_mezzo_local_end_to_end(tmp_path: Path) -> None:
         refused = mezzo("run", "--master", master, "--", "true")
         assert refused.returncode != 0 and "401" in refused.stderr
         ran = mezzo("run", "--master", master, "--", "echo", "secured-output",
-                    env={"MEZZO_PRINCIPAL": "ops", "MEZZO_SECRET": "0ps"})
+                    env={"MEZZO_PRINCIPAL": "ops", "MEZZO_SECRET": "0ps-s3cret"})
         assert ran.returncode == 0, ran.stderr + "".join(lines)
         assert "secured-output" in ran.stdout, ran.stderr
     finally:
