@@ -46,6 +46,7 @@ from mezzo.api.common import (
     AgentInfo,
     CommandInfo,
     ContainerInfo,
+    ContainerStatus,
     DurationInfo,
     ExecutorID,
     ExecutorInfo,
@@ -835,3 +836,30 @@ def test_group_delivered_to_a_subscribed_executor() -> None:
     assert names(effects) == ["send_executor:SUBSCRIBED", "send_executor:LAUNCH_GROUP"]
     tasks = effects[1][2].launch_group.task_group.tasks
     assert [t.task_id.value for t in tasks] == ["g1", "g2"]
+
+
+# ---------------------------------------------------------------------------- queries
+
+
+def test_queries_the_shell_reads_instead_of_walking_the_state() -> None:
+    """What the operator API (nested containers), the shell's stop and GET_OPERATIONS ask."""
+    a = Agent()
+    a.core.handle(default_group("g1"))
+    cid = a.container_id()
+    sandbox = str(a.executor().sandbox)
+    assert a.core.live_container(cid) == (sandbox, None)  # launching: no pid yet
+    a.core.handle(ContainerLaunched(cid, 10))
+    a.subscribe("s")
+    status = TaskStatus(task_id=TaskID(value="g1"), state=TaskState.TASK_RUNNING, uuid=b"r" * 16,
+                        container_status=convert({"container_id": {
+                            "value": "c-g1", "parent": {"value": cid}}}, ContainerStatus))
+    a.core.handle(ExecutorUpdate(FW, EX, status))
+    assert a.core.live_container(cid) == (sandbox, 10)
+    assert a.core.live_container(f"{cid}.c-g1") == (f"{sandbox}/tasks/g1", 10)
+    assert a.core.live_container(f"{cid}.other") is None
+    assert a.core.live_container(f"{cid}.c-g1.deeper") is None  # nested: not the core's
+    assert a.core.live_executor_containers() == [(cid, 5.0, False)]
+    a.core.handle(ContainerExited(cid, Termination(0, None, "exited")))
+    assert a.core.live_container(cid) is None
+    assert a.core.live_executor_containers() == []
+    assert a.core.pending_operations() == []

@@ -58,7 +58,7 @@ from mezzo.agent.flags import AgentFlags
 from mezzo.agent.operations import ResourcesCheckpoint
 from mezzo.agent.outbox import CheckpointRecord, ContainerLaunch, TaskFetch
 from mezzo.agent.sandbox_gc import SandboxCollector
-from mezzo.agent.state import ExecutorPhase, Framework
+from mezzo.agent.state import Framework
 from mezzo.agent.updates import StatusUpdateManager
 from mezzo.api import executor as exe
 from mezzo.api.codec import encode
@@ -473,13 +473,9 @@ class Agent:
 
     async def _stop(self, forget: bool) -> None:
         """Wait (bounded) for the containers the core is ending, then stop."""
-        for fw in list(self.frameworks.values()):
-            for ex in list(fw.executors.values()):
-                if ex.phase == ExecutorPhase.TERMINATED:
-                    continue
-                grace = launching.shutdown_grace(ex.info, self.flags.executor_shutdown_grace_period)
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.containerizer.wait(ex.container_id), grace + 5)
+        for container_id, grace, _checkpointing in self.core.live_executor_containers():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.containerizer.wait(container_id), grace + 5)
         if forget:
             with contextlib.suppress(OSError):
                 layout.latest_agent_path(self.flags.work_dir).unlink()

@@ -45,7 +45,6 @@ from mezzo.agent.nested import (
     WaitResult,
     container_name,
 )
-from mezzo.agent.state import ExecutorPhase
 from mezzo.api import operator as op
 from mezzo.api.codec import encode
 from mezzo.api.common import ContainerID
@@ -89,19 +88,8 @@ class ContainerAPI:
         executor's (`<container id>`), or the container of a live task of the default
         executor (`<executor's container>.<task's container>`, as its status updates name it;
         the executor runs those tasks itself, in `<executor sandbox>/tasks/<task_id>`)."""
-        top, _, rest = name.partition(".")
-        if "." in rest:
-            return None
-        for fw in self.agent.frameworks.values():
-            for ex in fw.executors.values():
-                if ex.container_id != top or ex.phase == ExecutorPhase.TERMINATED:
-                    continue
-                if not rest:
-                    return Root(name, str(ex.sandbox), ex.pid)
-                for task in ex.launched.values():
-                    if any(_status_container(status) == name for status in task.statuses):
-                        return Root(name, f"{ex.sandbox}/tasks/{task.task_id.value}", ex.pid)
-        return None
+        live = self.agent.core.live_container(name)
+        return Root(name, live[0], live[1]) if live is not None else None
 
     def _anchor(self, name: str | None) -> str | None:
         """The nearest of `name` and its ancestors that the containerizer runs (a task of the
@@ -655,12 +643,6 @@ def _accept(request: web.Request, streaming: bool) -> str:
     if streaming and not _accepts(request.headers.get("Message-Accept"), JSON):
         raise HTTPProblem(406, f"Expecting 'Message-Accept' to allow {JSON}")
     return chosen
-
-
-def _status_container(status: Any) -> str | None:
-    """The container name a task status reports (`container_status.container_id`)."""
-    container = getattr(getattr(status, "container_status", None), "container_id", None)
-    return container_name(container) if container is not None else None
 
 
 def _cid_json(cid: ContainerID) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from mezzo.agent.events import (
     TasksFetched,
 )
 from mezzo.agent.executors import ExecutorHandlers
+from mezzo.agent.nested import container_name
 from mezzo.agent.outbox import AgentRecord, ContainerPidRecord
 from mezzo.agent.state import (
     Executor,
@@ -60,6 +61,7 @@ from mezzo.api.common import (
     FrameworkCapabilityType,
     FrameworkID,
     FrameworkInfo,
+    Operation,
     Reason,
     TaskID,
     TaskState,
@@ -307,6 +309,43 @@ class AgentCore(ExecutorHandlers):
         if self.recovery_deadline is not None:
             deadlines.append(self.recovery_deadline)
         return min(deadlines) if deadlines else None
+
+    # ================================================================= queries (change nothing)
+
+    def live_container(self, name: str) -> tuple[str, int | None] | None:
+        """(sandbox, root pid or None while launching) of a live container this core runs, by
+        its containerizer name: an executor's (`<container id>`), or the container of a live
+        task of the default executor (`<executor's container>.<task's container>`, as its
+        status updates name it; the executor runs it in `<executor sandbox>/tasks/<task_id>`).
+        None for any other name (nested and standalone containers are the operator API's)."""
+        top, _, rest = name.partition(".")
+        if "." in rest:
+            return None
+        ex = self.containers.get(top)
+        if ex is None or ex.phase == ExecutorPhase.TERMINATED:
+            return None
+        if not rest:
+            return str(ex.sandbox), ex.pid
+        for task in ex.launched.values():
+            for status in task.statuses:
+                cid = status.container_status.container_id if status.container_status else None
+                if cid is not None and container_name(cid) == name:
+                    return f"{ex.sandbox}/tasks/{task.task_id.value}", ex.pid
+        return None
+
+    def live_executor_containers(self) -> list[tuple[str, float, bool]]:
+        """(container id, shutdown grace, framework checkpoints) of every executor whose
+        container has not terminated: what the shell waits for or kills when it stops."""
+        return [
+            (ex.container_id, self.shutdown_grace(ex), fw.checkpoint)
+            for fw in self.frameworks.values()
+            for ex in fw.executors.values()
+            if ex.phase != ExecutorPhase.TERMINATED
+        ]
+
+    def pending_operations(self) -> list[Operation]:
+        """Operations applied here whose terminal status the master has not acknowledged."""
+        return list(self.operations.operations.values())
 
     # ================================================================= recovery
 

@@ -83,7 +83,7 @@ class ReadEndpoints:
         self.logging = LoggingLevel()
         self.extras = AgentOperatorExtras(
             self.resolve_path, self.logging,
-            lambda: list(self.agent.core.operations.operations.values()))
+            self.agent.core.pending_operations)
         self.containers = ContainerAPI(agent)
 
     def add_routes(self, app: web.Application) -> None:

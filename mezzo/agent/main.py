@@ -28,7 +28,6 @@ from mezzo.agent.flags import AgentFlags, discover_resources, parse_attributes
 from mezzo.agent.http import ReadEndpoints
 from mezzo.agent.master_link import MasterLink
 from mezzo.agent.recovery import CleanupDone, recover
-from mezzo.agent.state import ExecutorPhase
 from mezzo.api.common import AgentInfo
 from mezzo.core.errors import ConfigError
 from mezzo.core.gc_tuning import tune_for_daemon
@@ -105,13 +104,10 @@ class AgentRuntime:
         if self.link is not None:
             await self.link.stop()
         agent = self.agent
-        for fw in list(agent.frameworks.values()):
-            for ex in list(fw.executors.values()):
-                if ex.phase == ExecutorPhase.TERMINATED:
-                    continue
-                if kill_executors or not fw.checkpoint:
-                    with contextlib.suppress(Exception):
-                        await agent.containerizer.destroy(ex.container_id)
+        for container_id, _grace, checkpointing in agent.core.live_executor_containers():
+            if kill_executors or not checkpointing:
+                with contextlib.suppress(Exception):
+                    await agent.containerizer.destroy(container_id)
         await self.runner.cleanup()
         await agent.gc.stop()
 
