@@ -20,6 +20,7 @@ from mezzo.agent.events import (
     ContainerExited,
     ContainerLaunched,
     ContainerLaunchFailed,
+    ContainerLimited,
     ExecutorDisconnected,
     ExecutorSubscribed,
     ExecutorUpdate,
@@ -863,3 +864,33 @@ def test_queries_the_shell_reads_instead_of_walking_the_state() -> None:
     assert a.core.live_container(cid) is None
     assert a.core.live_executor_containers() == []
     assert a.core.pending_operations() == []
+
+
+def test_a_limited_container_is_destroyed_and_its_tasks_fail_with_the_limitation() -> None:
+    a = Agent()
+    running(a)
+    a.update("t1", "TASK_RUNNING", b"r" * 16)
+    a.outbox.take()
+    cid = a.container_id()
+    disk = Limitation("REASON_CONTAINER_LIMITATION_DISK", "Disk usage (2MB) exceeds quota (1MB)")
+    a.core.handle(ContainerLimited(cid, disk))
+    assert a.outbox.take() == [("destroy_container", cid)]
+    assert a.executor().phase == ExecutorPhase.RUNNING  # until the container has ended
+    # The containerizer's termination carries the limitation; the updates are the same
+    # whether it does or not (the core remembers what it was told).
+    for termination in (Termination(9, disk, disk.message), Termination(9, None, "killed")):
+        b = Agent()
+        running(b)
+        b.update("t1", "TASK_RUNNING", b"r" * 16)
+        b.master("ACKNOWLEDGE", acknowledge={"framework_id": {"value": "fw-1"},
+                                             "task_id": {"value": "t1"},
+                                             "uuid": base64.b64encode(b"r" * 16).decode()})
+        b.core.handle(ContainerLimited(b.container_id(), disk))
+        b.outbox.take()
+        b.core.handle(ContainerExited(b.container_id(), termination))
+        [status] = updates_sent(b.outbox.take())
+        assert (status.state, status.reason, status.message) == (
+            "TASK_FAILED", "REASON_CONTAINER_LIMITATION_DISK", disk.message)
+    # A container the core does not know (or no longer) is destroyed all the same.
+    a.core.handle(ContainerLimited("stranger", disk))
+    assert a.outbox.take() == [("destroy_container", "stranger")]

@@ -25,6 +25,7 @@ from mezzo.agent.containerizer import (
     IsolationOptions,
     Isolator,
     LaunchError,
+    Limitation,
     create_isolators,
     paths,
 )
@@ -308,3 +309,42 @@ async def test_failed_isolation_never_runs_the_command(tmp_path: Path) -> None:
     assert failing.cleaned == ["c"]
     assert not (tmp_path / "ran").exists()
     assert c.containers() == []
+
+
+class _LimitingIsolator(Isolator):
+    """Reports a limitation when the test says so (what a cgroup's OOM or a disk quota does)."""
+
+    name = "test/limiting"
+
+    def __init__(self) -> None:
+        self.watches: dict[str, asyncio.Future[Limitation]] = {}
+
+    def watch(self, container_id: str) -> asyncio.Future[Limitation] | None:
+        future = self.watches[container_id] = asyncio.get_running_loop().create_future()
+        return future
+
+
+async def test_a_limitation_with_a_listener_is_reported_and_the_owner_destroys(tmp_path: Path) -> None:
+    isolator = _LimitingIsolator()
+    c = Containerizer([isolator])
+    limit = Limitation("REASON_CONTAINER_LIMITATION_DISK", "Disk usage exceeds quota")
+    # Without a listener the containerizer kills a limited container itself.
+    alone = await c.launch("alone", ContainerConfig(sandbox=tmp_path, argv=["sleep", "30"]))
+    await until(lambda: "alone" in isolator.watches, what="alone watched")
+    isolator.watches["alone"].set_result(limit)
+    ended = await asyncio.wait_for(c.wait("alone"), 10)
+    assert ended.limitation == limit and not alive(alone)
+    # With one, it is told and the container runs on until its owner destroys it.
+    reported: list[Limitation] = []
+    pid = await c.launch("owned", ContainerConfig(sandbox=tmp_path, argv=["sleep", "30"]))
+    c.on_limitation("owned", reported.append)
+    await until(lambda: "owned" in isolator.watches, what="owned watched")
+    isolator.watches["owned"].set_result(limit)
+    await until(lambda: reported == [limit], what="limitation reported")
+    assert alive(pid) and c.containers() == ["owned"]
+    termination = await asyncio.wait_for(c.destroy("owned"), 10)
+    assert termination.limitation == limit
+    assert termination.message == "Disk usage exceeds quota"
+    assert not alive(pid)
+    with pytest.raises(NotFoundError):
+        c.on_limitation("owned", reported.append)

@@ -4,8 +4,9 @@
 
 - containers: `launch_container` creates the sandbox, builds the executor's environment and
   limits (`mezzo.agent.launch`) and starts it through the `Containerizer`; the outcome
-  (`ContainerLaunched` / `ContainerLaunchFailed`) and, later, the container's end
-  (`ContainerExited`, from a watcher task per container) go back to the core as events;
+  (`ContainerLaunched` / `ContainerLaunchFailed`), a limit it breaks (`ContainerLimited`: the
+  core has it destroyed) and, later, the container's end (`ContainerExited`, from a watcher
+  task per container) go back to the core as events;
 - checkpoints: each record goes to the `Checkpointer` (files under `<work_dir>/meta`);
 - executors: events are encoded onto their `RecordStream`s (the executor API passes the
   streams in); the master: calls go to the `MasterLink` (`send_call`);
@@ -50,6 +51,7 @@ from mezzo.agent.events import (
     ContainerExited,
     ContainerLaunched,
     ContainerLaunchFailed,
+    ContainerLimited,
     MasterDisconnected,
     TasksFetched,
 )
@@ -84,6 +86,7 @@ from mezzo.api.internal import (
     AgentRunTaskGroup,
 )
 from mezzo.core.clock import Clock, RealClock
+from mezzo.core.errors import NotFoundError
 from mezzo.net.stream import RecordStream
 from mezzo.resources import Resources
 from mezzo.security.executor_tokens import TOKEN_ENV
@@ -373,8 +376,16 @@ class Agent:
         except (LaunchError, OSError) as e:
             self.handle(ContainerLaunchFailed(launch.container_id, str(e)))
             return
+        self._report_limitations(launch.container_id)
         self.handle(ContainerLaunched(launch.container_id, pid))
         self.spawn(self._watch(launch.container_id))
+
+    def _report_limitations(self, container_id: str) -> None:
+        """A limit this container breaks goes to the core (ContainerLimited), which has it
+        destroyed; the containerizer does not kill it on its own."""
+        with contextlib.suppress(NotFoundError):  # it ended already: ContainerExited says so
+            self.containerizer.on_limitation(
+                container_id, lambda limitation: self.handle(ContainerLimited(container_id, limitation)))
 
     async def _watch(self, container_id: str) -> None:
         termination = await self.containerizer.wait(container_id)
@@ -431,6 +442,7 @@ class Agent:
     async def _adopt(self, containers: list[tuple[str, int]]) -> None:
         await self.containerizer.recover([ContainerState(cid, pid) for cid, pid in containers])
         for container_id, _pid in containers:
+            self._report_limitations(container_id)
             ex = self.core.containers.get(container_id)
             if ex is not None:  # the isolators learn the recovered container's ports again
                 with contextlib.suppress(Exception):

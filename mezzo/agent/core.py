@@ -36,6 +36,7 @@ from mezzo.agent.events import (
     ContainerExited,
     ContainerLaunched,
     ContainerLaunchFailed,
+    ContainerLimited,
     ExecutorDisconnected,
     ExecutorMessage,
     ExecutorSubscribed,
@@ -117,6 +118,8 @@ class AgentCore(ExecutorHandlers):
                 self.executor_disconnected(framework_id, executor_id, stream)
             case ContainerLaunchFailed(container_id, message):
                 self.container_launch_failed(container_id, message)
+            case ContainerLimited(container_id, limitation):
+                self.container_limited(container_id, limitation)
             case ContainerExited(container_id, termination):
                 ex = self.containers.get(container_id)
                 if ex is not None:

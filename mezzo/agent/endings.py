@@ -12,6 +12,7 @@ A handler family of the agent core (`mezzo.agent.core.AgentCore`). What happens 
   (`shutdown_deadline`, run by `tick`); at once if the executor has no stream.
 - Shutdown of a framework: its update streams are forgotten (the master forgot its tasks),
   undelivered launches dropped, every executor shut down.
+- Container limitation (an isolator saw a limit broken): the container is destroyed.
 - Container exit: the executor is TERMINATED, its live tasks get a terminal update (see
   `termination_status`), the master gets EXECUTOR_EXITED, and the executor is completed once
   its terminal updates are acknowledged.
@@ -20,7 +21,7 @@ A handler family of the agent core (`mezzo.agent.core.AgentCore`). What happens 
 from __future__ import annotations
 
 from mezzo.agent.base import AgentCoreBase, log
-from mezzo.agent.containerizer.records import Termination
+from mezzo.agent.containerizer.records import Limitation, Termination
 from mezzo.agent.launch import shutdown_grace
 from mezzo.agent.outbox import RemoveContainerRecord
 from mezzo.agent.state import (
@@ -149,6 +150,18 @@ class EndingHandlers(AgentCoreBase):
 
     # ----------------------------------------------------------------- exits
 
+    def container_limited(self, container_id: str, limitation: Limitation) -> None:
+        """A container broke a limit: destroy it (as Mesos does with a limited container);
+        its tasks end TASK_FAILED with the limitation's reason when it has exited (see
+        `termination_status`). A container the core does not know is destroyed too."""
+        ex = self.containers.get(container_id)
+        if ex is not None and ex.phase != ExecutorPhase.TERMINATED:
+            log.info("container %s of executor %s reached a limit: %s", container_id, ex.id,
+                     limitation.message)
+            if ex.limitation is None:
+                ex.limitation = limitation
+        self.outbox.destroy_container(container_id)
+
     def executor_terminated(self, ex: Executor, termination: Termination) -> None:
         fw = self.frameworks.get(ex.framework_id.value)
         if ex.phase == ExecutorPhase.TERMINATED or fw is None:
@@ -191,12 +204,13 @@ class EndingHandlers(AgentCoreBase):
     def termination_status(ex: Executor, termination: Termination) -> tuple[TaskState, Reason, str]:
         """The terminal state of the tasks an ended executor leaves: a limit breach wins, then
         why the agent ended it, else the executor failed."""
-        if termination.limitation is not None:
+        limitation = termination.limitation or ex.limitation
+        if limitation is not None:
             try:
-                reason = Reason(termination.limitation.reason)
+                reason = Reason(limitation.reason)
             except ValueError:
                 reason = Reason.REASON_CONTAINER_LIMITATION
-            return TaskState.TASK_FAILED, reason, termination.limitation.message
+            return TaskState.TASK_FAILED, reason, limitation.message
         if ex.pending_termination is not None:
             p = ex.pending_termination
             return p.state, p.reason, p.message

@@ -11,7 +11,9 @@ what it observes and hands them to the core, which answers with effects through 
 - the executor API (`mezzo.agent.executor_api`): `ExecutorSubscribed`, `ExecutorUpdate`,
   `ExecutorMessage`, and `ExecutorDisconnected` when an executor's stream ends;
 - the containerizer: `ContainerLaunched` / `ContainerLaunchFailed` (the answer to a
-  `launch_container` effect) and `ContainerExited` (with the limitation that ended it, if any);
+  `launch_container` effect), `ContainerLimited` (an isolator saw a limit broken: the core
+  has the container destroyed) and `ContainerExited` (with the limitation that ended it, if
+  any);
   the fetcher: `TasksFetched` (the answer to a `fetch_task_uris` effect);
 - recovery: `RecoverCheckpoint` with the checkpoint tree the shell read from disk.
 
@@ -92,6 +94,16 @@ class ContainerLaunchFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerLimited:
+    """An isolator reports that a running container broke a limit (memory, disk, ports...);
+    the container keeps running until the core has it destroyed (its ContainerExited follows,
+    with the same limitation)."""
+
+    container_id: str
+    limitation: Limitation
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerExited:
     """A container ended (exit, kill, destroy, or a limit breach: `termination.limitation`)."""
 
@@ -126,6 +138,7 @@ AgentInput = (
     | ExecutorDisconnected
     | ContainerLaunched
     | ContainerLaunchFailed
+    | ContainerLimited
     | ContainerExited
     | TasksFetched
     | RecoverCheckpoint

@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from mezzo.agent.containerizer.records import Limitation
 from mezzo.api.codec import encode
 from mezzo.api.common import (
     ExecutorID,
@@ -103,6 +104,9 @@ class Executor:
     resources: Resources = field(default_factory=_no_resources)
     # Set while recovering: the executor must re-subscribe or it is shut down.
     recovered: bool = False
+    # A limit its container broke (ContainerLimited): the container is being destroyed and its
+    # live tasks end TASK_FAILED with the limitation's reason.
+    limitation: Limitation | None = None
 
     @property
     def id(self) -> ExecutorID:

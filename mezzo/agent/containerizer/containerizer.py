@@ -5,6 +5,9 @@ Lifecycle of one container (one supervisor task each):
     launch:   prepare (isolators in order) -> spawn at the barrier -> isolate (in order)
               -> release -> RUNNING
     running:  wait for the root process to exit (pidfd) or an isolator's watch() Limitation
+    limited:  a container with a limitation listener (``on_limitation``: the agent's executor
+              containers, whose end the agent core decides) is reported to it and keeps
+              running until its owner destroys it; any other is killed at once
     ending:   a limitation or destroy() kills the container; once the root is gone the
               stragglers of its session are killed, limitations are polled one last time,
               isolators clean up in reverse order (cgroups kill their remaining members), and
@@ -23,7 +26,7 @@ import contextlib
 import logging
 import signal
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from mezzo.agent.containerizer.detect import IsolationOptions, create_isolators
@@ -72,6 +75,8 @@ class Containerizer:
         # Sessions of ended containers waiting for the next straggler scan, and its future.
         self._straggler_sessions: set[int] = set()
         self._straggler_scan: asyncio.Future[None] | None = None
+        # Who is told of a container's limitation (and destroys it), by container id.
+        self._limitation_listeners: dict[str, Callable[[Limitation], None]] = {}
 
     @classmethod
     def create(
@@ -185,6 +190,14 @@ class Containerizer:
         c = self._containers[container_id]
         return c.limitation or self._poll_limitations(container_id)
 
+    def on_limitation(self, container_id: str, listener: Callable[[Limitation], None]) -> None:
+        """Report the limitation of this running container (an isolator's watch() fired) to
+        `listener` instead of killing the container: its owner destroys it (Mesos's agent
+        destroys a limited executor container). Its termination still carries the limitation.
+        NotFoundError if the container is not running."""
+        self._get(container_id)
+        self._limitation_listeners[container_id] = listener
+
     async def recover(self, states: Iterable[ContainerState | tuple[str, int]]) -> None:
         """Re-attach to containers launched by a previous agent (see the module docstring)."""
         normalized = [s if isinstance(s, ContainerState) else ContainerState(*s) for s in states]
@@ -233,6 +246,7 @@ class Containerizer:
         error = "cancelled" if task.cancelled() else repr(task.exception())
         log.error("supervisor of container %s failed: %s", c.container_id, error)
         self._containers.pop(c.container_id, None)
+        self._limitation_listeners.pop(c.container_id, None)
         termination = Termination(None, c.limitation, f"Container supervision failed: {error}")
         self._remember(c.container_id, termination)
         c.termination.set_result(termination)
@@ -270,7 +284,15 @@ class Containerizer:
             if not exited.done():
                 c.limitation = _first_limitation(watches)
                 log.info("container %s limited: %s", c.container_id, c.limitation)
-                self._kill(c)
+                listener = self._limitation_listeners.get(c.container_id)
+                if listener is None or c.limitation is None:
+                    self._kill(c)
+                else:
+                    try:
+                        listener(c.limitation)  # the owner destroys it
+                    except Exception:
+                        log.exception("limitation listener of %s failed", c.container_id)
+                        self._kill(c)
                 await exited
         finally:
             loop.remove_reader(c.child.pidfd)
@@ -289,6 +311,7 @@ class Containerizer:
                 errors.append(f"{isolator.name} cleanup failed: {e}")
         termination = Termination(status, c.limitation, self._message(c, status, errors))
         self._containers.pop(c.container_id, None)
+        self._limitation_listeners.pop(c.container_id, None)
         self._remember(c.container_id, termination)
         c.termination.set_result(termination)
 
