@@ -80,6 +80,8 @@ def secured_files(tmp_path: Path) -> dict[str, str]:
         "access_sandboxes": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}],
         "view_flags": [{"principals": {"values": ["ops"]}, "flags": {"type": "ANY"}}],
         "get_endpoints": [{"principals": {"values": ["ops"]}, "paths": {"type": "ANY"}}],
+        **{view: [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}]
+           for view in ("view_frameworks", "view_executors", "view_tasks")},
     }
     (tmp_path / "acls.json").write_text(json.dumps(acls))
     return {"key": str(tmp_path / "key"), "credentials": str(tmp_path / "http-credentials"),
@@ -247,7 +249,16 @@ async def test_agent_endpoints_authentication_and_acls(
             for body in (list_files, read_file, {"type": "GET_FLAGS"}):
                 status, text, _ = await post(body, EVE)
                 assert status == 403 and "principal 'eve'" in text, text
-            assert (await get("/state", EVE))[0] == 200
+            # Views are filtered: eve sees no framework, ops sees t1's.
+            status, text, _ = await get("/state", EVE)
+            assert status == 200 and json.loads(text)["completed_frameworks"] == []
+            assert json.loads(text)["frameworks"] == []
+            status, text, _ = await get("/state", OPS)
+            assert status == 200 and "t1" in text
+            status, text, _ = await post({"type": "GET_FRAMEWORKS"}, EVE)
+            assert status == 200 and json.loads(text)["get_frameworks"]["completed_frameworks"] == []
+            status, text, _ = await post({"type": "GET_FRAMEWORKS"}, OPS)
+            assert status == 200 and json.loads(text)["get_frameworks"]["completed_frameworks"] != []
             # Authorised (ops): served.
             status, text, _ = await get("/files/read", OPS, path=stdout, offset="0")
             assert status == 200 and "secret-output" in json.loads(text)["data"]
@@ -268,6 +279,8 @@ async def test_container_calls_acls_and_executor_tokens(
         tmp_path: Path, secured_files: dict[str, str]) -> None:
     acls = json.loads(Path(secured_files["acls"]).read_text())
     acls["kill_nested_containers"] = [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}]
+    for view in ("view_frameworks", "view_executors", "view_tasks"):  # this test reads /state
+        acls[view] = [{"principals": {"type": "ANY"}, "users": {"type": "ANY"}}]
     acls["wait_nested_containers"] = [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}]
     Path(secured_files["acls"]).write_text(json.dumps(acls))
     c = ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096",

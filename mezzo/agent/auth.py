@@ -19,7 +19,8 @@ with `--authenticate_http_executors` the token is required on the executor API a
 
 Authorization (`--acls`, `--authorizer`): `access_sandboxes` on `/files/*`, LIST_FILES and
 READ_FILE (object: the sandbox's executor user, else its framework's user), `view_flags` on
-`/flags` and GET_FLAGS, `get_endpoints` on `/metrics/snapshot`, `/logging/toggle`,
+`/flags` and GET_FLAGS, `view_frameworks` / `view_executors` / `view_tasks` filtering
+`/state` and GET_STATE & co. (`viewer`), `get_endpoints` on `/metrics/snapshot`, `/logging/toggle`,
 `/files/debug`, `/containers`, and the container calls' ACLs (`require_container`:
 launch/kill/wait/remove nested or standalone containers, sessions, attach input/output; an
 executor token may touch only containers under its own), each a 403 with one line naming
@@ -184,6 +185,14 @@ class AgentSecurity:
         if self.authorizer is None:
             return True
         return self.authorizer.authorized(action, principal_of(request), obj)
+
+    def viewer(self, request: web.Request) -> Callable[[str, str | None], bool]:
+        """What the request's principal may view (view_frameworks, view_executors, view_tasks
+        filter the agent's `/state`, GET_STATE, GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS)."""
+        if self.authorizer is None:
+            return lambda action, user: True
+        authorizer, principal = self.authorizer, principal_of(request)
+        return lambda action, user: authorizer.authorized(action, principal, user)
 
     def require(self, request: web.Request, action: str, obj: str | None, what: str) -> None:
         """HTTPProblem 403 unless the request's principal may do `action` on `obj`."""

@@ -17,6 +17,7 @@ import os
 import pwd
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,14 @@ def resources_json(resources: Resources) -> dict[str, Any]:
     return out
 
 
+# May the requester view it? (ACL action, the object's user) -> bool; see mezzo.agent.auth.
+Viewer = Callable[[str, "str | None"], bool]
+
+
+def _everything(action: str, user: str | None) -> bool:
+    return True
+
+
 class ReadEndpoints:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
@@ -128,7 +137,9 @@ class ReadEndpoints:
 
     # --- state --------------------------------------------------------------------------
 
-    def state_json(self) -> dict[str, Any]:
+    def state_json(self, can: Viewer = _everything) -> dict[str, Any]:
+        """`/state`; frameworks, executors and tasks filtered by `can` (view_frameworks,
+        view_executors, view_tasks of the request's principal, `AgentSecurity.viewer`)."""
         a = self.agent
         used = a.used_resources()
         return {
@@ -151,41 +162,51 @@ class ReadEndpoints:
             "attributes": attributes_to_json(a.info.attributes),
             "master_hostname": _master_hostname(a.master_info),
             "flags": a.flags.to_wire(),
-            "frameworks": [self._framework_json(f) for f in a.frameworks.values()],
+            "frameworks": [self._framework_json(f, can) for f in a.frameworks.values()
+                           if can("view_frameworks", f.info.user or None)],
             "completed_frameworks": [
-                self._framework_json(f) for f in a.completed_frameworks
+                self._framework_json(f, can) for f in a.completed_frameworks
+                if can("view_frameworks", f.info.user or None)
             ],
         }
 
-    def _framework_json(self, fw: Framework) -> dict[str, Any]:
+    def _framework_json(self, fw: Framework, can: Viewer = _everything) -> dict[str, Any]:
         info = fw.info
+        user = info.user or None
         return {
             "id": fw.id.value, "name": info.name, "user": info.user,
             "failover_timeout": info.failover_timeout, "checkpoint": fw.checkpoint,
             "hostname": info.hostname or "", "principal": info.principal,
             "role": info.role or "*", "roles": info.roles or [info.role or "*"],
             "capabilities": [c.type for c in info.capabilities if c.type],
-            "executors": [self._executor_json(e) for e in fw.executors.values()],
-            "completed_executors": [self._executor_json(e) for e in fw.completed_executors],
+            "executors": [self._executor_json(e, user, can) for e in fw.executors.values()
+                          if can("view_executors", _executor_user(e, user))],
+            "completed_executors": [self._executor_json(e, user, can) for e in fw.completed_executors
+                                    if can("view_executors", _executor_user(e, user))],
         }
 
-    def _executor_json(self, ex: Executor) -> dict[str, Any]:
+    def _executor_json(self, ex: Executor, user: str | None = None,
+                       can: Viewer = _everything) -> dict[str, Any]:
+        def seen(task: Any) -> bool:
+            return can("view_tasks", getattr(task, "user", None) or user)
+
         return {
             "id": ex.id.value, "name": ex.info.name or "", "source": ex.info.source or "",
             "container": ex.container_id, "directory": str(ex.sandbox),
             "resources": resources_json(ex.resources),
             "type": "DEFAULT" if ex.command or ex.info.type == ExecutorType.DEFAULT else "CUSTOM",
             "labels": to_builtins(ex.info.labels.labels) if ex.info.labels else [],
-            "tasks": [_task_json(t) for t in ex.launched.values()],
+            "tasks": [_task_json(t) for t in ex.launched.values() if seen(t)],
             "queued_tasks": [
                 {"id": t.task_id.value, "name": t.name, "resources": _res(t.resources)}
-                for t in ex.queued_tasks()
+                for t in ex.queued_tasks() if seen(t)
             ],
-            "completed_tasks": [_task_json(t) for t in [*ex.terminated.values(), *ex.completed]],
+            "completed_tasks": [_task_json(t) for t in [*ex.terminated.values(), *ex.completed]
+                                if seen(t)],
         }
 
     async def state(self, request: web.Request) -> web.Response:
-        return _json(self.state_json(), request)
+        return _json(self.state_json(self.agent.security.viewer(request)), request)
 
     # --- metrics ------------------------------------------------------------------------
 
@@ -368,15 +389,16 @@ class ReadEndpoints:
             shown = call.get_containers or {}
             return _json({"type": "GET_CONTAINERS", "get_containers": self._get_containers(
                 bool(shown.get("show_nested")), bool(shown.get("show_standalone")))}, request)
-        result = self.operator_result(call.type)
+        result = self.operator_result(call.type, self.agent.security.viewer(request))
         if result is None:
             if call.type == op.CallType.UNKNOWN:
                 return text_response(501, "Received 'UNKNOWN' call")
             return text_response(501, f"Call {call.type} is not implemented by this agent")
         return _json({"type": str(call.type), call.type.lower(): result}, request)
 
-    def operator_result(self, type_: op.CallType) -> dict[str, Any] | None:
-        """The answer to one operator call, or None for a call this agent does not serve."""
+    def operator_result(self, type_: op.CallType, can: Viewer = _everything) -> dict[str, Any] | None:
+        """The answer to one operator call, or None for a call this agent does not serve;
+        GET_STATE, GET_FRAMEWORKS, GET_EXECUTORS and GET_TASKS show what `can` allows."""
         t = op.CallType
         match type_:
             case t.GET_HEALTH:
@@ -390,13 +412,13 @@ class ReadEndpoints:
                 return {"metrics": [{"name": k, "value": v}
                                     for k, v in self.metrics_json().items()]}
             case t.GET_STATE:
-                return self._get_state()
+                return self._get_state(can)
             case t.GET_FRAMEWORKS:
-                return self._get_frameworks()
+                return self._get_frameworks(can)
             case t.GET_EXECUTORS:
-                return self._get_executors()
+                return self._get_executors(can)
             case t.GET_TASKS:
-                return self._get_tasks()
+                return self._get_tasks(can)
             case t.GET_AGENT:
                 return {"agent_info": to_builtins(self.agent.info)}
             case t.GET_CONTAINERS:
@@ -404,44 +426,62 @@ class ReadEndpoints:
             case _:
                 return None
 
-    def _get_frameworks(self) -> dict[str, Any]:
+    def _viewed(self, can: Viewer) -> list[tuple[Framework, bool]]:
+        """Every framework (live ones first) with whether it is live, as `can` may view."""
         a = self.agent
+        return [(f, live) for fws, live in ((a.frameworks.values(), True), (a.completed_frameworks, False))
+                for f in fws if can("view_frameworks", f.info.user or None)]
+
+    def _get_frameworks(self, can: Viewer = _everything) -> dict[str, Any]:
+        viewed = self._viewed(can)
         return {
-            "frameworks": [{"framework_info": to_builtins(f.info)} for f in a.frameworks.values()],
+            "frameworks": [{"framework_info": to_builtins(f.info)} for f, live in viewed if live],
             "completed_frameworks": [
-                {"framework_info": to_builtins(f.info)} for f in a.completed_frameworks
+                {"framework_info": to_builtins(f.info)} for f, live in viewed if not live
             ],
         }
 
-    def _get_executors(self) -> dict[str, Any]:
-        a = self.agent
+    def _get_executors(self, can: Viewer = _everything) -> dict[str, Any]:
+        frameworks = [f for f, live in self._viewed(can) if live]
+
+        def shown(f: Framework, e: Executor) -> bool:
+            return can("view_executors", _executor_user(e, f.info.user or None))
+
         return {
             "executors": [
                 {"executor_info": to_builtins(e.info)}
-                for f in a.frameworks.values() for e in f.executors.values()
+                for f in frameworks for e in f.executors.values() if shown(f, e)
             ],
             "completed_executors": [
                 {"executor_info": to_builtins(e.info)}
-                for f in a.frameworks.values() for e in f.completed_executors
+                for f in frameworks for e in f.completed_executors if shown(f, e)
             ],
         }
 
-    def _get_tasks(self) -> dict[str, Any]:
-        a = self.agent
-        queued, launched, terminated, completed = [], [], [], []
-        for f in a.frameworks.values():
+    def _get_tasks(self, can: Viewer = _everything) -> dict[str, Any]:
+        queued: list[Any] = []
+        launched: list[Any] = []
+        terminated: list[Any] = []
+        completed: list[Any] = []
+        for f, live in self._viewed(can):
+            if not live:
+                continue
+            user = f.info.user or None
+
+            def seen(task: Any, user: str | None = user) -> bool:
+                return can("view_tasks", getattr(task, "user", None) or user)
+
             for e in f.executors.values():
-                queued.extend(to_builtins(t) for t in e.queued_tasks())
-                launched.extend(to_builtins(t) for t in e.launched.values())
-                terminated.extend(to_builtins(t) for t in e.terminated.values())
-                completed.extend(to_builtins(t) for t in e.completed)
+                queued.extend(to_builtins(t) for t in e.queued_tasks() if seen(t))
+                launched.extend(to_builtins(t) for t in e.launched.values() if seen(t))
+                terminated.extend(to_builtins(t) for t in e.terminated.values() if seen(t))
+                completed.extend(to_builtins(t) for t in e.completed if seen(t))
         return {"pending_tasks": [], "queued_tasks": queued, "launched_tasks": launched,
                 "terminated_tasks": terminated, "completed_tasks": completed}
 
-    def _get_state(self) -> dict[str, Any]:
-        return {"get_state": {"get_tasks": self._get_tasks(),
-                              "get_executors": self._get_executors(),
-                              "get_frameworks": self._get_frameworks()}}["get_state"]
+    def _get_state(self, can: Viewer = _everything) -> dict[str, Any]:
+        return {"get_tasks": self._get_tasks(can), "get_executors": self._get_executors(can),
+                "get_frameworks": self._get_frameworks(can)}
 
     def _get_containers(self, show_nested: bool = False,
                         show_standalone: bool = False) -> dict[str, Any]:
@@ -461,6 +501,12 @@ class ReadEndpoints:
         # Nested and standalone containers, when asked for (Mesos's show_nested/standalone).
         out.extend(self.containers.entries(show_nested, show_standalone))
         return {"containers": out}
+
+
+def _executor_user(ex: Executor, framework_user: str | None) -> str | None:
+    """Whose executor this is, for view_executors: its command's user, else its framework's."""
+    command = getattr(ex.info, "command", None)
+    return getattr(command, "user", None) or framework_user
 
 
 def _task_json(t: Task) -> dict[str, Any]:
