@@ -132,6 +132,13 @@ async def test_the_flooding_principal_gets_429_and_others_are_unaffected(
         accepted = [status for status, _ in bob_results if status == 202]
         assert len(refused) + len(accepted) == 10 and 1 <= len(accepted) <= 3, bob_results
         assert refused and set(refused) == {"Message REVIVE dropped: capacity(2) exceeded"}
+        # Mesos's per-principal counters: every call received, only the admitted processed.
+        status, text, _ = await m.request("GET", "/metrics/snapshot", ALICE)
+        assert status == 200, text
+        metrics = json.loads(text)
+        assert metrics["frameworks/bob/messages_received"] == 10
+        assert metrics["frameworks/bob/messages_processed"] == len(accepted)
+        assert metrics["frameworks/alice/messages_processed"] == 10
         bob_stream.close()
         alice_stream.close()
     finally:

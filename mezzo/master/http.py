@@ -178,6 +178,8 @@ class MasterServer:
             self.outbox.applied = master.registry_applied
         self.operator_api = OperatorApi(master, log_dir=self.flags.get("log_dir"))
         self.http_metrics = DaemonMetrics(http=True)
+        # principal -> [scheduler calls received, processed] (`frameworks/<principal>/...`).
+        self.principal_messages: dict[str, list[int]] = {}
         self.webui = WebUi(master, self.security.tls)
         self.app = self._build_app()
 
@@ -358,10 +360,15 @@ class MasterServer:
             return problem.response()
         if call.type == CallType.UNKNOWN:
             return text_response(501, "Received an unexpected UNKNOWN call")
+        principal = self._framework_principal(call)
+        if principal is not None:
+            self.principal_messages.setdefault(principal, [0, 0])[0] += 1
         if self.security.rate_limits is not None:
             refused = await self._throttle(request, call)
             if refused is not None:
                 return refused
+        if principal is not None:
+            self.principal_messages[principal][1] += 1
         stream_id = request.headers.get("Mesos-Stream-Id")
         if call.type == CallType.SUBSCRIBE:
             if stream_id is not None:
@@ -372,6 +379,13 @@ class MasterServer:
         except CallRefused as refused:
             return text_response(refused.status, refused.message)
         return web.Response(status=status)
+
+    def _framework_principal(self, call: Any) -> str | None:
+        """The principal of a registered framework's call (Mesos counts its messages)."""
+        if call.framework_id is None:
+            return None
+        framework = self.master.frameworks.get(call.framework_id.value)
+        return (framework.info.principal or None) if framework is not None else None
 
     async def _throttle(self, request: web.Request, call: Any) -> web.Response | None:
         """`--rate_limits` (`mezzo.security.rate_limits`): wait for the call's permit, or 429
@@ -727,7 +741,15 @@ class MasterServer:
         return self._json(request, {"flags": self.flags})
 
     def metrics_snapshot(self) -> dict[str, float]:
-        return master_metrics.snapshot(self.master, self.outbox, self.http_metrics, leading=self.leading)
+        values = master_metrics.snapshot(self.master, self.outbox, self.http_metrics, leading=self.leading)
+        # Mesos's per-principal counters, while a framework with that principal is registered:
+        # scheduler calls received, and processed (past --rate_limits' throttle).
+        principals = {f.info.principal for f in self.master.frameworks.values() if f.info.principal}
+        for principal in principals:
+            received, processed = self.principal_messages.get(principal, (0, 0))
+            values[f"frameworks/{principal}/messages_received"] = float(received)
+            values[f"frameworks/{principal}/messages_processed"] = float(processed)
+        return values
 
     async def metrics(self, request: web.Request) -> web.Response:
         return self._json(request, self.metrics_snapshot())
