@@ -260,7 +260,8 @@ class AgentCalls(MasterBase):
             task.agent_id = agent.id
             task.state = reported.state
             task.unreachable_time = None
-            task.statuses = list(reported.statuses) or task.statuses
+            if reported.statuses:
+                task.statuses = list(reported.statuses)
             task.status_update_state = reported.status_update_state
             task.status_update_uuid = reported.status_update_uuid
             task.recovered = is_terminal(reported.state)
