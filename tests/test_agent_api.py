@@ -30,6 +30,7 @@ from mezzo.api.common import (
 from mezzo.api.recordio import RecordIODecoder
 from mezzo.resources import Resources
 from mezzo.testing.agent_harness import free_port
+from mezzo.testing.processes import eventually
 
 FW = {"value": "fw-1"}
 EX = {"value": "ex-1"}
@@ -81,12 +82,8 @@ async def get(rt: AgentRuntime, endpoint: str, **params: str) -> tuple[int, str]
 
 
 async def wait_executor_started(rt: AgentRuntime) -> None:
-    for _ in range(200):
-        ex = rt.agent.frameworks["fw-1"].executors["ex-1"]
-        if ex.pid is not None:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("executor did not start")
+    await eventually(lambda: rt.agent.frameworks["fw-1"].executors["ex-1"].pid is not None,
+                     10, "the executor's container")
 
 
 def update(state: str, uuid: bytes | None = bytes(range(16)), **extra: object) -> dict:
@@ -161,10 +158,7 @@ async def test_subscribe_launch_update_acknowledged(runtime: AgentRuntime) -> No
 
         # The environment of spec §6.1.
         env_file = ex.sandbox / "env.txt"
-        for _ in range(100):
-            if env_file.exists() and env_file.stat().st_size:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: env_file.exists() and env_file.stat().st_size, 10, "env.txt")
         env = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
         assert env["MESOS_FRAMEWORK_ID"] == "fw-1" and env["MESOS_EXECUTOR_ID"] == "ex-1"
         assert env["MESOS_AGENT_ENDPOINT"] == f"127.0.0.1:{rt.port}"
@@ -224,10 +218,7 @@ async def test_files_api_serves_sandboxes_and_refuses_escapes(runtime: AgentRunt
     launch_custom(rt, "echo hello-sandbox; sleep 60")
     await wait_executor_started(rt)
     sandbox = rt.agent.frameworks["fw-1"].executors["ex-1"].sandbox
-    for _ in range(100):
-        if (sandbox / "stdout").read_text():
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: (sandbox / "stdout").read_text(), 10, "the task's output")
     status, text = await get(rt, "/files/browse", path=str(sandbox))
     assert status == 200
     assert {Path(e["path"]).name for e in json.loads(text)} >= {"stdout", "stderr"}
@@ -276,8 +267,4 @@ async def test_kill_of_a_queued_task(runtime: AgentRuntime) -> None:
     assert status.reason == "REASON_TASK_KILLED_DURING_LAUNCH"
     ex = rt.agent.frameworks["fw-1"].executors["ex-1"]
     # Nothing left to run: the executor is shut down.
-    for _ in range(200):
-        if ex.phase == ExecutorPhase.TERMINATED:
-            break
-        await asyncio.sleep(0.02)
-    assert ex.phase == ExecutorPhase.TERMINATED
+    await eventually(lambda: ex.phase == ExecutorPhase.TERMINATED, 10, "the executor's end")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from mezzo.testing.agent_harness import (
     free_port,
     pid_alive,
 )
+from mezzo.testing.processes import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +106,10 @@ async def test_kill_with_grace_escalates_to_sigkill(cluster: ProcessCluster) -> 
         )
         await s.launch([task])
         await s.wait_state("stubborn", "TASK_RUNNING")
-        await asyncio.sleep(0.3)
+        # The shell ignores SIGTERM once it says "ready" (TASK_RUNNING may come before).
+        await eventually(lambda: any(
+            "ready" in p.read_text() for p in (cluster.tmp / "agent").glob(
+                "slaves/*/frameworks/*/executors/stubborn/runs/*/stdout")), 15, "ready")
         status, _ = await s.call({"type": "KILL", "kill": {"task_id": {"value": "stubborn"}}})
         assert status == 202
         await s.wait_state("stubborn", "TASK_KILLED", timeout=15)
@@ -199,10 +204,8 @@ async def test_agent_restart_reattaches_live_executor(cluster: ProcessCluster) -
 
 
 async def _gone(pid: int) -> bool:
-    for _ in range(100):
-        if not pid_alive(pid):
-            return True
-        await asyncio.sleep(0.1)
+    with contextlib.suppress(TimeoutError):
+        return bool(await eventually(lambda: not pid_alive(pid), 10, f"pid {pid} gone"))
     return False
 
 

@@ -24,6 +24,7 @@ from mezzo.testing.agent_harness import (
     start_agent,
     start_master,
 )
+from mezzo.testing.processes import eventually
 
 WEEK = 7 * 24 * 3600.0
 
@@ -109,10 +110,7 @@ def sandbox_of(work_dir: Path, executor_id: str) -> Path:
 
 
 async def until_gone(path: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while path.exists():
-        assert time.monotonic() < deadline, f"{path} was not collected"
-        await asyncio.sleep(0.1)
+    await eventually(lambda: not path.exists(), timeout, f"{path} collected")
 
 
 GC_FAST = ["--gc_delay", "2secs", "--disk_watch_interval", "1secs", "--gc_disk_headroom", "0"]
@@ -132,7 +130,8 @@ async def test_finished_sandbox_is_collected_running_one_is_not(
             finished, running = sandbox_of(work_dir, "done"), sandbox_of(work_dir, "long")
             assert (finished / "stdout").read_text() == "bye\n"
             await until_gone(finished)
-            await asyncio.sleep(2.5)  # longer than gc_delay: the running one must stay
+            # A measurement window, on purpose: longer than gc_delay, the running one must stay.
+            await asyncio.sleep(2.5)
             assert (running / "stdout").exists()
     finally:
         agent.kill()
@@ -149,7 +148,9 @@ async def test_sandboxes_finished_before_a_restart_are_collected(
             await s.launch([command_task("done", "echo bye")])
             await s.wait_state("done", "TASK_FINISHED")
             finished = sandbox_of(tmp_path / "agent", "done")
-            await asyncio.sleep(1.0)  # the acknowledgement reaches the agent
+            # The acknowledgement reached the agent: the executor is completed (its meta gone).
+            await eventually(lambda: not any((tmp_path / "agent").glob(
+                "meta/slaves/*/frameworks/*/executors/done")), 10, "the executor completed")
             agent.kill()  # default gc_delay (a week): nothing was collected
             assert finished.exists()
             os.utime(finished, (time.time() - 60, time.time() - 60))  # finished a minute ago

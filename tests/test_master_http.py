@@ -15,6 +15,7 @@ from aiohttp import web
 from mezzo.master.flags import MasterFlags
 from mezzo.master.main import build_master, set_bound_port
 from mezzo.testing.emulated_agent import EmulatedAgent
+from mezzo.testing.processes import eventually
 
 SUBSCRIBE = {"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "u", "name": "f"}}}
 JSON = {"Content-Type": "application/json"}
@@ -165,10 +166,7 @@ async def test_calls_need_the_current_stream_id(running: Running) -> None:
     assert code == 202
     resp.close()
     # After the stream is gone the framework (failover_timeout 0) is removed: 400 unknown.
-    for _ in range(100):
-        if not running.master.frameworks:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: not running.master.frameworks, 10, "the framework's removal")
     code, _, _ = await running.post("/api/v1/scheduler", call, {**JSON, "Mesos-Stream-Id": stream_id})
     assert code == 400
 
@@ -310,6 +308,7 @@ async def test_a_just_elected_leader_holds_subscriptions_until_recovered() -> No
     r = Running(process, url, aiohttp.ClientSession())
     try:
         held = asyncio.ensure_future(open_subscription(r))
+        # A window for a refusal (503) to arrive: a hold has nothing to observe but its absence.
         await asyncio.sleep(0.3)
         assert not held.done()  # held, not refused: it arrived during recovery
         # Reads that are not API calls answer at once.

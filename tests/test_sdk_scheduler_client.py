@@ -275,6 +275,7 @@ async def test_explicit_acknowledgements(master: ScriptedMaster) -> None:
         await client.wait_subscribed(5)
         master.push(update_event(TaskState.TASK_RUNNING, reliable=True))
         await until(lambda: seen)
+        # A window for an implicit ACKNOWLEDGE to arrive (there must be none to wait for).
         await asyncio.sleep(0.1)
         assert master.calls == []
         await client.acknowledge(seen[0])
@@ -333,15 +334,19 @@ async def test_follows_a_redirect_to_the_leader(master: ScriptedMaster) -> None:
         await follower.close()
 
 
-async def test_a_new_leader_cuts_the_backoff_short(master: ScriptedMaster) -> None:
+async def test_a_new_leader_cuts_the_backoff_short(
+    master: ScriptedMaster, caplog: pytest.LogCaptureFixture
+) -> None:
     from mezzo.election.standalone import StandaloneDetector
 
     detector = StandaloneDetector("127.0.0.1:1")  # a leader that is gone
     slow = SchedulerOptions(backoff_initial=60.0, backoff_max=60.0, connect_timeout=2.0)
     client = SchedulerClient("zk://unused:2181/x", info(), Recorder(), slow, detector=detector)
+    caplog.set_level("INFO", logger="mezzo.scheduler.client")
     await client.start()
     try:
-        await asyncio.sleep(0.3)  # the first attempt failed; the client sleeps out 60 s...
+        # The first attempt failed; the client sleeps out 60 s...
+        await until(lambda: any("cannot subscribe at" in r.getMessage() for r in caplog.records))
         assert client.framework_id is None
         detector.appoint(master.url)  # ...unless a new leader is elected meanwhile
         await client.wait_subscribed(5)
