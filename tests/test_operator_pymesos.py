@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import threading
 import time
 
 import pytest
 
 pymesos = pytest.importorskip("pymesos")
 
+from mezzo.testing.processes import eventually  # noqa: E402
 from tests import test_master_pymesos  # noqa: E402
 from tests.test_master_pymesos import RecordingScheduler, framework_info, wait_for  # noqa: E402
 
@@ -63,11 +65,20 @@ async def next_of(op: RecordingOperator, kind: str, match=lambda _: True):  # ty
 async def test_pymesos_operator_driver_follows_the_cluster(master_url, start_agent) -> None:  # type: ignore[no-untyped-def]
     operator = RecordingOperator()
     watcher = pymesos.MesosOperatorMasterDriver(master_url, operator)
+    subscribed = threading.Event()
+    on_subscribed = watcher.on_subscribed
+
+    def mark_subscribed(info: object) -> None:
+        on_subscribed(info)
+        subscribed.set()
+
+    watcher.on_subscribed = mark_subscribed
     watcher.start()
     sched = RecordingScheduler(tasks_wanted=1)
     driver = pymesos.MesosSchedulerDriver(sched, framework_info(), master_url, use_addict=True)
     try:
-        await asyncio.sleep(0.5)  # let the operator stream subscribe first
+        # The operator stream subscribes first (its SUBSCRIBED came back).
+        await eventually(subscribed.is_set, DEADLINE, "the operator stream's SUBSCRIBED")
         agent = await start_agent()
         added = await next_of(operator, "agentAdded")
         assert added["agent_info"]["id"]["value"] == agent.agent_id

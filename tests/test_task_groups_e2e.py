@@ -150,7 +150,7 @@ async def test_a_second_group_joins_the_executor_and_kill_takes_one_group(
         assert status == 202
         await s.wait_state("b1", "TASK_KILLED")
         await s.wait_state("b2", "TASK_KILLED")
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # a window, on purpose: a wrong kill of a1/a2 would show in it
         assert s.states("a1")[-1] == s.states("a2")[-1] == "TASK_RUNNING"
         # The first group's end ends the executor, as Mesos's default executor ends.
         status, _ = await s.call({"type": "KILL", "kill": {"task_id": {"value": "a2"}}})
