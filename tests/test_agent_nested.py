@@ -413,3 +413,50 @@ async def test_a_nested_container_shares_its_parents_cgroups(tmp_path: Path) -> 
     finally:
         cluster.close()
         remove_cgroups(root)
+
+
+async def test_fuzz_findings_are_4xx_and_launch_nothing(cluster: ProcessCluster) -> None:
+    """What the fuzz test (tests/test_fuzz_http.py) found: a session or an output stream asked
+    over HTTP/1.0 (no chunked encoding to stream with) was a 500 after the session had been
+    launched; a terminal size beyond 65535 a 500 that left the container half-launched; an
+    ATTACH to a container the agent never ran a 500; an input stream that ended right after a
+    record's length prefix a 200."""
+    from mezzo.testing.fuzz import FuzzRequest, send
+
+    agent, parent, s = await running_task_container(cluster)
+    host, port = agent.address.split(":")
+    try:
+        cid = nested_id(parent, "http10")
+        body = json.dumps({"type": "LAUNCH_NESTED_CONTAINER_SESSION", "launch_nested_container_session": {
+            "container_id": cid, "command": {"value": "sleep 30"}}}).encode()
+        outcome = await send((host, int(port)), FuzzRequest(
+            "s", "http/1.0", "POST", "/api/v1", dict(STREAM_HEADERS), body, version="HTTP/1.0"))
+        assert outcome.status == 400 and b"HTTP/1.1" in outcome.body, outcome
+        status, text = await call(agent, {"type": "WAIT_NESTED_CONTAINER",
+                                          "wait_nested_container": {"container_id": cid}})
+        assert status == 404, text  # never launched
+
+        wide = nested_id(parent, "wide")
+        status, text = await call(agent, {"type": "LAUNCH_NESTED_CONTAINER", "launch_nested_container": {
+            "container_id": wide, "command": {"value": "cat"},
+            "container": {"type": "MESOS", "tty_info": {"window_size": {"rows": 70000, "columns": 80}}}}})
+        assert status == 400 and "65535" in text, text
+        status, text = await call(agent, {"type": "LAUNCH_NESTED_CONTAINER", "launch_nested_container": {
+            "container_id": wide, "command": {"value": "true"}}})
+        assert status == 200, text  # the id was left free
+
+        status, text = await call(agent, {"type": "ATTACH_CONTAINER_OUTPUT", "attach_container_output": {
+            "container_id": nested_id(parent, "never")}})
+        assert status == 404 and "cannot be found" in text, text
+
+        tty = nested_id(parent, "tty")
+        status, text = await call(agent, {"type": "LAUNCH_NESTED_CONTAINER", "launch_nested_container": {
+            "container_id": tty, "command": {"value": "cat"},
+            "container": {"type": "MESOS", "tty_info": {"window_size": {"rows": 24, "columns": 80}}}}})
+        assert status == 200, text
+        async with aiohttp.ClientSession() as sess, sess.post(
+                agent.url + "/api/v1", headers=INPUT_HEADERS,
+                data=first_input_record(tty) + stdin_record(b"x") + b"50\n") as r:
+            assert r.status == 400 and "truncated" in await r.text()
+    finally:
+        await s.__aexit__(None, None, None)

@@ -141,3 +141,17 @@ def test_wait_kill_remove_attach() -> None:
     assert tree.remove(cid("x", cid("gone")), "f", roots) is None
     with pytest.raises(CallRefused, match="Unknown container"):
         tree.remove(cid("never", PARENT), "f", roots)
+
+
+def test_attach_to_a_container_never_run_is_404_and_to_an_ended_one_500() -> None:
+    """Bad input (an id this agent never ran) is a 4xx; an ended container keeps Mesos's 500,
+    which the Mesos CLI reads as "the command already ended" (found by the fuzz test)."""
+    tree = ContainerTree("/w")
+    with pytest.raises(CallRefused) as e:
+        tree.attach_target(cid("never", PARENT), "f", roots)
+    assert (e.value.status, e.value.message) == (404, "Container exec-1.never cannot be found")
+    launch(tree, cid("s", PARENT), container_class=ContainerClass.DEBUG)
+    tree.terminated("exec-1.s", WaitResult(0, None))
+    with pytest.raises(CallRefused) as e:
+        tree.attach_target(cid("s", PARENT), "f", roots)
+    assert (e.value.status, e.value.message) == (500, "Unknown container exec-1.s")

@@ -36,6 +36,14 @@ def test_several_records_in_one_read_and_split_across_reads() -> None:
     assert decoder.buffered == 0
 
 
+def test_a_stream_that_ends_after_a_length_prefix_is_mid_record() -> None:
+    decoder = RecordIODecoder()
+    assert decoder.feed(b"1\na5\n") == [b"a"]
+    assert decoder.buffered == 0 and decoder.mid_record  # the 5 bytes never came
+    assert decoder.feed(b"hello") == [b"hello"]
+    assert not decoder.mid_record
+
+
 def test_payload_with_newlines_and_digits() -> None:
     decoder = RecordIODecoder()
     assert decoder.feed(encode_record(b"12\n34\n") + encode_record(b"\n")) == [b"12\n34\n", b"\n"]

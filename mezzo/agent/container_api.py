@@ -51,6 +51,7 @@ from mezzo.api.common import ContainerID
 from mezzo.api.recordio import RecordIODecoder, encode_record
 from mezzo.core.errors import CallRefused, DecodeError, NotFoundError, ValidationError
 from mezzo.net.http import JSON, HTTPProblem, json_response, text_response
+from mezzo.net.stream import streaming_problem
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,9 @@ class ContainerAPI:
         try:
             self._authorize(request, call)
             accept = _accept(request, streaming)
+            problem = streaming_problem(request) if streaming else None
+            if problem is not None:
+                return problem  # before anything is launched: the answer could not be a stream
             match call.type:
                 case _T.LAUNCH_CONTAINER | _T.LAUNCH_NESTED_CONTAINER:
                     launch = call.launch_container or call.launch_nested_container
@@ -201,6 +205,12 @@ class ContainerAPI:
             if board is not None:
                 board.close()
             raise CallRefused(400, f"Failed to launch container {plan.name}: {e}") from None
+        except BaseException:
+            # A failure not foreseen (or a cancelled request) leaves no LAUNCHING entry behind.
+            self.tree.launch_failed(plan.name)
+            if board is not None:
+                board.close()
+            raise
         if board is not None:
             board.started()
             self._switchboards[plan.name] = board
@@ -530,7 +540,7 @@ class _RecordReader:
             except ConnectionError:
                 return None  # the client went away: the end of its input
             if not chunk:
-                if self._decoder.buffered:
+                if self._decoder.mid_record:
                     raise CallRefused(400, "Received a truncated record")
                 return None
             try:

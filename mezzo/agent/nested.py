@@ -287,12 +287,16 @@ class ContainerTree:
 
     def attach_target(self, container_id: ContainerID, field_name: str, roots: RootLookup) -> Container:
         """The nested or standalone container an ATTACH call names. As Mesos (where the
-        containerizer's attach fails): 500 when it is unknown or has ended, 500 with Mesos's
-        message when it has no switchboard (no TTY and not a session: its output went to its
-        sandbox files). The Mesos CLI relies on both."""
+        containerizer's attach fails): 500 when it has ended, 500 with Mesos's message when it
+        has no switchboard (no TTY and not a session: its output went to its sandbox files).
+        The Mesos CLI relies on both (a 500 on input means "the command already ended").
+        A container this agent never ran is bad input: 404, as Mesos answers for an unknown
+        root container (Mesos's containerizer would fail it with a 500)."""
         entry = self.lookup(container_id, field_name)
         name = container_name(container_id)
-        if entry is None or entry.phase == Phase.TERMINATED:
+        if entry is None:
+            raise CallRefused(404, f"Container {name} cannot be found")
+        if entry.phase == Phase.TERMINATED:
             raise CallRefused(500, f"Unknown container {name}")
         if not entry.plan.switchboard:
             raise CallRefused(500, NO_SWITCHBOARD)
@@ -345,9 +349,11 @@ def _window(tty_info: dict[str, Any] | None) -> tuple[int, int] | None:
     if not isinstance(size, dict):
         return None
     rows, columns = size.get("rows"), size.get("columns")
-    if not isinstance(rows, int) or not isinstance(columns, int) or rows < 0 or columns < 0:
+    # A terminal's size is two unsigned shorts (struct winsize).
+    if not isinstance(rows, int) or not isinstance(columns, int) or not (
+            0 <= rows < 65536 and 0 <= columns < 65536):
         raise CallRefused(400, "Failed to validate agent::Call: 'tty_info.window_size' needs "
-                               "non-negative integer 'rows' and 'columns'")
+                               "integer 'rows' and 'columns' between 0 and 65535")
     return rows, columns
 
 

@@ -61,6 +61,12 @@ class RecordIODecoder:
         """Bytes received but not yet returned as a record."""
         return len(self._buffer)
 
+    @property
+    def mid_record(self) -> bool:
+        """Whether the stream stopped inside a record (or its length prefix): a stream that
+        ends now is truncated, even right after a prefix whose payload never came."""
+        return bool(self._buffer) or self._pending is not None
+
     def _check_prefix(self, prefix: bytes, *, complete: bool) -> int:
         # Fail as early as possible: a non-digit or an over-long prefix is wrong even before
         # its newline arrives.

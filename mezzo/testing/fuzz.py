@@ -15,7 +15,12 @@ mutated requests (`FuzzRequest`):
 - framing: bad chunk sizes, a body shorter than its Content-Length (cut short by the client),
   HTTP/1.0;
 - for `/files/*`: traversal paths, NUL bytes, over-long names, huge or negative offsets and
-  lengths.
+  lengths;
+- for streaming requests (a `Seed` with `records`: ATTACH_CONTAINER_INPUT, a chunked
+  `application/recordio` body of JSON records): one record mutated as above, RecordIO framing
+  broken (a length that is not a number, zero, longer than the record, huge; a missing
+  newline), the stream cut short mid-record, records reordered or dropped, the streaming
+  headers (`Message-Content-Type`, `Content-Type`) wrong or missing.
 
 Each request says whether the server may drop the connection instead of answering
 (`may_drop`: framing it cannot parse). `send` writes the bytes on a fresh loopback connection
@@ -62,6 +67,11 @@ class Seed:
     query: dict[str, str] | None = None  # GET endpoints: mutated instead of the body
     streams: bool = False  # a 200 is a stream that does not end
     settles: bool = False  # when accepted, its effects on state arrive later (a launch...)
+    # A streaming request: these JSON records, RecordIO-framed in a chunked body (`body` unused).
+    records: list[Any] | None = None
+
+
+RECORDIO_TYPE = "application/recordio"
 
 
 @dataclass
@@ -116,6 +126,8 @@ class Fuzzer:
         seed = self.rng.choice(self.seeds)
         if seed.query is not None:
             return self._query_request(seed)
+        if seed.records is not None:
+            return self._records_request(seed)
         roll = self.rng.random()
         if roll < 0.55:
             return self._json_request(seed)
@@ -375,6 +387,100 @@ class Fuzzer:
 
         qs = "&".join(f"{quote(k, safe='')}={quote(v, safe='', errors='surrogatepass')}" for k, v in query.items())
         return FuzzRequest(seed.name, name, "GET", f"{seed.path}?{qs}", dict(seed.headers), b"")
+
+    # ------------------------------------------------------------------ streaming requests
+
+    def _records_request(self, seed: Seed) -> FuzzRequest:
+        assert seed.records is not None
+        records = [self._dumps(r) for r in seed.records]
+        headers = {"Content-Type": RECORDIO_TYPE, "Message-Content-Type": JSON_TYPE,
+                   "Accept": JSON_TYPE, **seed.headers}
+        half_close = may_drop = False
+        roll = self.rng.random()
+        framed: bytes | None = None
+        if roll < 0.35:
+            name, mutate = self.rng.choice(self._json_mutations)
+            index = self.rng.randrange(len(seed.records))
+            body = copy.deepcopy(seed.records[index])
+            for _ in range(self.rng.choice((1, 1, 2))):
+                body = mutate(body)
+            records[index] = self._dumps(body)
+            name = f"record-{name}"
+        elif roll < 0.65:
+            kind = self.rng.randrange(8)
+            index = self.rng.randrange(len(records))
+            framed_records = [b"%d\n%b" % (len(r), r) for r in records]
+            record = records[index]
+            if kind == 0:
+                name, framed_records[index] = "rio-not-a-number", b"zz\n" + record
+            elif kind == 1:
+                name, framed_records[index] = "rio-zero", b"0\n" + record
+            elif kind == 2:
+                name, framed_records[index] = "rio-negative", b"-%d\n%b" % (len(record), record)
+            elif kind == 3:
+                name = "rio-huge"
+                framed_records[index] = self.rng.choice(
+                    [b"99999999999999999999999\n", b"17000000\n", b"%d\n" % 2**64]) + record
+            elif kind == 4:
+                name, framed_records[index] = "rio-no-newline", b"%d%b" % (len(record), record)
+            elif kind == 5:
+                name = "rio-longer"  # the length promises more than the stream holds
+                framed_records = framed_records[: index + 1]
+                framed_records[index] = b"%d\n%b" % (len(record) + self.rng.choice((1, 50)), record)
+            elif kind == 6:
+                name = "rio-cut-mid-record"
+                framed_records = framed_records[: index + 1]
+                framed_records[index] = framed_records[index][: self.rng.randrange(1, len(framed_records[index]))]
+            else:
+                name = "rio-shorter"  # a length shorter than the record: the rest is garbage
+                framed_records[index] = b"%d\n%b" % (max(1, len(record) - 3), record)
+            framed = b"".join(framed_records)
+        elif roll < 0.8:
+            kind = self.rng.randrange(4)
+            if kind == 0:
+                name, records = "rio-dropped-record", records[1:] if self.rng.random() < 0.5 else records[:1]
+            elif kind == 1:
+                name, records = "rio-reordered", list(reversed(records))
+            elif kind == 2:
+                name, records = "rio-empty", []
+            else:
+                name, records = "rio-repeated-first", [records[0]] * 2 + records[1:]
+        elif roll < 0.92:
+            kind = self.rng.randrange(5)
+            if kind == 0:
+                name = "rio-no-message-type"
+                headers.pop("Message-Content-Type")
+            elif kind == 1:
+                name = "rio-message-type"
+                headers["Message-Content-Type"] = self.rng.choice(
+                    ["application/x-protobuf", "text/plain", "", "application/recordio"])
+            elif kind == 2:
+                name = "rio-content-type"
+                headers["Content-Type"] = self.rng.choice([JSON_TYPE, "application/recordio; x=\u00e9", "text/plain"])
+            elif kind == 3:
+                name = "rio-accept"
+                headers["Accept"] = self.rng.choice(["text/html", "application/x-protobuf", "application/json;q=0"])
+            else:
+                name = "rio-method"
+                return FuzzRequest(seed.name, name, self.rng.choice(["GET", "PUT"]), seed.path, headers,
+                                   b"", streams=seed.streams, settles=seed.settles)
+        else:
+            name = "rio-cut-short"  # the client stops writing mid-stream and waits
+            half_close = may_drop = True
+            framed = b"".join(b"%d\n%b" % (len(r), r) for r in records)
+            framed = framed[: self.rng.randrange(1, len(framed))]
+        if framed is None:
+            framed = b"".join(b"%d\n%b" % (len(r), r) for r in records)
+        # Chunked, in pieces that split records anywhere (as a terminal's input arrives).
+        cuts = sorted(self.rng.sample(range(1, max(2, len(framed))), min(3, max(0, len(framed) - 1))))
+        pieces = [framed[a:b] for a, b in zip([0, *cuts], [*cuts, len(framed)], strict=True) if framed[a:b]]
+        raw = b"".join(b"%x\r\n%b\r\n" % (len(p), p) for p in pieces)
+        if not half_close:
+            raw += b"0\r\n\r\n"
+        headers["Transfer-Encoding"] = "chunked"
+        return FuzzRequest(seed.name, name, seed.method, seed.path, headers, framed, raw_body=raw,
+                           half_close=half_close, may_drop=may_drop, streams=seed.streams,
+                           settles=seed.settles)
 
     # ------------------------------------------------------------------ helpers
 
