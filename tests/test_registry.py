@@ -136,3 +136,32 @@ async def test_a_master_whose_registry_another_master_changed_exits_1(tmp_path) 
             await agent.stop()
         if not master.done():
             master.cancel()
+
+
+def test_a_batch_is_the_same_operations_in_fewer_commits(opener: tuple[str, Opener]) -> None:  # noqa: F811
+    """`apply_batch`: the same end state as applying one by one, operations on a key already
+    in the commit starting the next commit (their versions follow), at most MAX_BATCH each."""
+    from mezzo.master import registry
+
+    _, open_ = opener
+    store = open_()
+    commits: list[int] = []
+    commit = store.commit
+
+    def counting(ops: list) -> list:  # type: ignore[type-arg]
+        commits.append(len(ops))
+        return commit(ops)
+
+    store.commit = counting  # type: ignore[method-assign]
+    reg = Registrar(store)
+    reg.recover()
+    operations = [AdmitAgent(agent(n)) for n in range(registry.MAX_BATCH + 10)]
+    operations += [MarkUnreachable(agent(2), 100.0), MarkReachable(agent(2)), MarkGone("a3", 101.0)]
+    reg.apply_batch(operations)
+    # 266 admissions: 256 in one commit, 10 more with the first MarkUnreachable of a2... then a
+    # commit per operation on a key already in the current one.
+    assert len(commits) <= 5 and sum(1 for c in commits if c > 1) >= 2
+    state = Registrar(open_()).recover()
+    assert len(state.admitted) == registry.MAX_BATCH + 10 - 1 and "a3" not in state.admitted
+    assert "a2" in state.admitted and state.unreachable == {} and state.gone == {"a3": 101.0}
+    assert reg.fenced is None

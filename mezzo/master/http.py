@@ -77,7 +77,8 @@ SERVED_BY_ANY_MASTER = frozenset(
 class HttpOutbox:
     """Carries the core's effects out: streams are `RecordStream`s; registry operations go to
     one worker thread that applies them in order, off the event loop (a ZooKeeper write is a
-    network round trip), and each is reported to the core once applied (`applied`, set to
+    network round trip), those queued while a batch is written together as the next batch,
+    and each is reported to the core once applied (`applied`, set to
     `Master.registry_applied` by `MasterServer`)."""
 
     def __init__(self, registrar: Registrar) -> None:
@@ -87,7 +88,8 @@ class HttpOutbox:
         # the master gives up, as a Mesos master whose registrar fails aborts.
         self.failed: Callable[[str], None] = lambda reason: None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry")
-        self._last: asyncio.Future[None] | None = None
+        self._pending: list[RegistryOperation] = []  # queued while a batch is being written
+        self._running: asyncio.Future[None] | None = None  # the batch being written
         self._closed = False
         self.queued = 0  # operations handed to the worker and not yet applied (metrics)
 
@@ -112,32 +114,55 @@ class HttpOutbox:
             self.registrar.apply(operation)
             self.applied(operation)
             return
-        future = loop.run_in_executor(self._worker, self.registrar.apply, operation)
+        self._pending.append(operation)
         self.queued += 1
-        future.add_done_callback(lambda done: self._done(operation, done))
-        self._last = future
+        if self._running is None:
+            self._next_batch(loop)
 
-    def _done(self, operation: RegistryOperation, future: asyncio.Future[None]) -> None:
-        self.queued -= 1
+    def _next_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand everything queued to the worker as one batch (`Registrar.apply_batch`): what
+        arrives while it is written goes in the next one, so writes keep up with a surge of
+        registrations in a few store commits instead of one each."""
+        batch, self._pending = self._pending, []
+        future = loop.run_in_executor(self._worker, self.registrar.apply_batch, batch)
+        self._running = future
+        future.add_done_callback(lambda done: self._done(batch, done, loop))
+
+    def _done(self, batch: list[RegistryOperation], future: asyncio.Future[None],
+              loop: asyncio.AbstractEventLoop) -> None:
+        self._running = None
+        self.queued -= len(batch)
         if future.cancelled():
             return
         problem = future.exception()
         if problem is not None:
-            log.error("registry write %s failed: %r", type(operation).__name__, problem)
+            names = sorted({type(operation).__name__ for operation in batch})
+            log.error("registry write %s failed: %r", "/".join(names), problem)
             self.failed(f"registry write failed: {problem!r}")
-        elif self.registrar.fenced is None:  # fenced: another master owns it; we are leaving
-            self.applied(operation)
+            return
+        if self.registrar.fenced is None:  # fenced: another master owns it; we are leaving
+            for operation in batch:
+                self.applied(operation)
+        if self._pending and not self._closed:
+            self._next_batch(loop)
 
     async def flush(self) -> None:
         """Wait until every registry operation queued so far has been applied (or failed)."""
-        last = self._last
-        if last is not None and not last.done():
-            await asyncio.wait([last])
+        while self._running is not None:
+            await asyncio.wait([self._running])
 
     def close(self) -> None:
-        """Stop the worker (after the operations queued); later ones are applied inline."""
+        """Stop the worker (after the batch being written); the operations still queued, and
+        later ones, are applied inline."""
         self._closed = True
         self._worker.shutdown(wait=True)
+        pending, self._pending = self._pending, []
+        if pending:
+            self.registrar.apply_batch(pending)
+            self.queued -= len(pending)
+            if self.registrar.fenced is None:
+                for operation in pending:
+                    self.applied(operation)
 
     def send_operator(self, streams: list[RecordStream], event: op.Event) -> None:
         OperatorApi.send(streams, event)

@@ -116,6 +116,11 @@ class RegistryState:
     quotas: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
 
+# Registry operations committed together at most (a ZooKeeper multi must stay well under the
+# server's 1 MB request limit: an admitted agent's info is ~0.5-2 KB).
+MAX_BATCH = 256
+
+
 class Registrar:
     """Applies registry operations to a store and recovers the registry from it."""
 
@@ -188,18 +193,39 @@ class Registrar:
         return found
 
     def apply(self, op: RegistryOperation) -> None:
+        self.apply_batch([op])
+
+    def apply_batch(self, operations: list[RegistryOperation]) -> None:
+        """Apply `operations` in order, in as few store commits as they allow: consecutive
+        operations on different keys go in one commit (a single ZooKeeper multi: after a
+        thousand agents register at once, one round trip instead of a thousand), at most
+        `MAX_BATCH` of them; an operation on a key already in the commit starts the next one.
+        Each operation stays atomic (all its writes or none): a commit is all or nothing."""
         if self.fenced is not None:
             return  # another master owns the registry now; we are on our way out
         try:
-            self._apply(op)
+            group: list[StoreOp] = []
+            keys: set[str] = set()
+            count = 0
+            for operation in operations:
+                ops = self._store_ops(operation)
+                if group and (count >= MAX_BATCH or any(o.key in keys for o in ops)):
+                    self._commit(group, count)
+                    group, keys, count = [], set(), 0
+                    ops = self._store_ops(operation)  # with the versions just written
+                group.extend(ops)
+                keys.update(o.key for o in ops)
+                count += 1
+            if group:
+                self._commit(group, count)
         except VersionConflict as conflict:
             self.fenced = str(conflict)
             log.error("registry changed by another master (%s): giving up the registry", conflict)
             if self.on_conflict is not None:
                 self.on_conflict(f"registry changed by another master: {conflict}")
 
-    def _apply(self, op: RegistryOperation) -> None:
-        """One operation = one atomic commit: all its writes and deletes, or none."""
+    def _store_ops(self, op: RegistryOperation) -> list[StoreOp]:
+        """The writes and deletes of one operation (none if it changes nothing)."""
         ops: list[StoreOp] = []
         match op:
             case AdmitAgent(info=info) | MarkReachable(info=info):
@@ -221,14 +247,18 @@ class Registrar:
                 self._put(ops, WEIGHTS, encode(dict(sorted(weights.items()))))
             case UpdateQuota(quotas=quotas):
                 self._put(ops, QUOTAS, encode(dict(sorted(quotas.items()))))
+        return ops
+
+    def _commit(self, ops: list[StoreOp], operations: int) -> None:
+        """One atomic store commit of the writes of `operations` registry operations."""
         if not ops:
             return
         started = perf_counter()
-        self.queued_operations += 1
+        self.queued_operations += operations
         try:
             versions = self.store.commit(ops)
         finally:
-            self.queued_operations -= 1
+            self.queued_operations -= operations
         self.store_timer.observe(perf_counter() - started)
         for store_op, version in zip(ops, versions, strict=True):
             if version is None:
