@@ -13,7 +13,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -65,27 +64,13 @@ def start(argv: Sequence[str], log_path: Path, timeout: float = 20.0) -> Proc:
     popen = processes.spawn(
         [*MEZZO, *argv], log_path, stdout=subprocess.PIPE, text=True, cwd=log_path.parent
     )
-    box: list[str] = []
-    lines: list[str] = []
-
-    def read() -> None:
-        assert popen.stdout is not None
-        for line in popen.stdout:
-            lines.append(line)
-            if line.startswith("listening on ") and not box:
-                box.append(line.split()[-1].strip())
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while not box:
-        if popen.poll() is not None or time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                popen.kill()
-            raise RuntimeError(
-                f"{argv[0]} did not start (exit {popen.poll()}):\n{log_path.read_text()}"
-            )
-        time.sleep(0.02)
-    return Proc(popen, box[0], log_path, lines)
+    reader = processes.StdoutReader(popen)
+    url = reader.wait_url(timeout)
+    if url is None:
+        with contextlib.suppress(ProcessLookupError):
+            popen.kill()
+        raise RuntimeError(f"{argv[0]} did not start (exit {popen.poll()}):\n{log_path.read_text()}")
+    return Proc(popen, url, log_path, reader.lines)
 
 
 def start_master(tmp: Path, *extra: str) -> Proc:

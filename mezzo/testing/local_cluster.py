@@ -10,7 +10,8 @@ machine), waiting until every agent has registered, and stopping *everything* th
      inherited by executors and tasks unless a containerizer scrubs the environment).
 
 Blocking (subprocess + urllib) on purpose: the CLI and tests use it from plain code, asyncio
-code calls `start`/`stop` in a thread.
+code calls `start`/`stop` in a thread. Processes are started, read, polled and stopped with
+`mezzo.testing.processes`, as every other test harness does.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+
+from mezzo.testing.processes import StdoutReader, log_tail, spawn, stop_processes, wait_until
 
 MARKER = "MEZZO_LOCAL_CLUSTER"
 DEFAULT_AGENT_RESOURCES = "cpus:4;mem:4096;disk:8192"
@@ -90,18 +92,6 @@ class Node:
     proc: subprocess.Popen[bytes]
     url: str = ""
     log_path: Path | None = None
-
-
-def _set_parent_death_signal() -> None:
-    """In the child: die with SIGTERM if the launcher dies (Linux), so a SIGKILLed `mezzo local`
-    does not leave a master and agents behind."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 class LocalCluster:
@@ -192,56 +182,32 @@ class LocalCluster:
         env = dict(os.environ)
         env[MARKER] = self.marker
         log_path = self.work_dir / f"{name}.log" if self.spec.quiet else None
-        stderr = open(log_path, "ab") if log_path else None  # noqa: SIM115 - handed to the child
-        try:
-            proc = subprocess.Popen(
-                [*MEZZO_ARGV, *args],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,  # our Ctrl-C is ours to handle, not theirs
-                preexec_fn=_set_parent_death_signal,
-            )
-        finally:
-            if stderr is not None:
-                stderr.close()
+        # Each in its own session (our Ctrl-C is ours to handle, not theirs), dying with us so
+        # that a SIGKILLed `mezzo local` does not leave a master and agents behind.
+        proc = spawn([*MEZZO_ARGV, *args], log_path, stdout=subprocess.PIPE, env=env,
+                     die_with_parent=True)
         node = Node(name=name, argv=args, proc=proc, log_path=log_path)
         self._nodes.append(node)  # before waiting for it, so a failure still stops it
         node.url = self._read_url(node)
         return node
 
     def _read_url(self, node: Node) -> str:
-        """The first stdout line is `listening on http://IP:PORT`; then drain stdout in the
-        background so the child never blocks on a full pipe."""
-        assert node.proc.stdout is not None
-        box: list[bytes] = []
-        reader = threading.Thread(target=lambda: box.append(node.proc.stdout.readline()))  # type: ignore[union-attr]
-        reader.daemon = True
-        reader.start()
-        reader.join(self.spec.start_timeout)
-        line = box[0].decode(errors="replace").strip() if box else ""
-        if "listening on " not in line:
+        """The `listening on http://IP:PORT` line; stdout is drained in the background after
+        it, so the child never blocks on a full pipe."""
+        reader = StdoutReader(node.proc)
+        url = reader.wait_url(self.spec.start_timeout)
+        if url is None:
+            line = reader.lines[0].strip() if reader.lines else ""
             detail = self._tail(node)
             raise ClusterError(
                 f"{node.name} did not start (exit {node.proc.poll()}): {line or 'no output'}"
                 + (f"\n{detail}" if detail else "")
             )
-        threading.Thread(target=self._drain, args=(node,), daemon=True).start()
-        return line.split("listening on ", 1)[1].strip().rstrip("/")
-
-    @staticmethod
-    def _drain(node: Node) -> None:
-        assert node.proc.stdout is not None
-        with contextlib.suppress(OSError, ValueError):
-            for _ in node.proc.stdout:
-                pass
+        return url.rstrip("/")
 
     @staticmethod
     def _tail(node: Node, lines: int = 15) -> str:
-        if node.log_path is None or not node.log_path.exists():
-            return ""
-        return "\n".join(node.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(node.log_path, lines)
 
     # ------------------------------------------------------------------ queries
 
@@ -258,9 +224,10 @@ class LocalCluster:
             return json.loads(r.read())
 
     def wait_for_agents(self, count: int, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
         last_error = "no answer"
-        while time.monotonic() < deadline:
+
+        def ready() -> dict | None:
+            nonlocal last_error
             for node in self._nodes:
                 if node.proc.poll() is not None:
                     raise ClusterError(
@@ -268,14 +235,20 @@ class LocalCluster:
                     )
             try:
                 state = self.state()
-                active = [a for a in state.get("slaves", []) if a.get("active", True)]
-                if len(active) >= count:
-                    return state
-                last_error = f"{len(active)} of {count} agents registered"
             except (OSError, ValueError) as e:
                 last_error = str(e)
-            time.sleep(0.1)
-        raise ClusterError(f"cluster not ready after {timeout:.0f}s: {last_error}")
+                return None
+            active = [a for a in state.get("slaves", []) if a.get("active", True)]
+            if len(active) >= count:
+                return state
+            last_error = f"{len(active)} of {count} agents registered"
+            return None
+
+        try:
+            state: dict = wait_until(ready, timeout, f"{count} agents", interval=0.1)
+        except TimeoutError:
+            raise ClusterError(f"cluster not ready after {timeout:.0f}s: {last_error}") from None
+        return state
 
     # ------------------------------------------------------------------ stop
 
@@ -308,9 +281,8 @@ class LocalCluster:
             agents = [n for n in self._nodes if n.name != "master"]
             masters = [n for n in self._nodes if n.name == "master"]
             for group in (agents, masters):
-                for node in group:
-                    self._signal(node, signal.SIGTERM)
-                self._wait(group, self.spec.stop_grace)
+                stop_processes([n.proc for n in group], signal.SIGTERM, self.spec.stop_grace,
+                               group=True)
             self._remember_descendants()
             leftovers = list(self._descendants.values()) + self.marked_processes()
             for proc in leftovers:
@@ -319,23 +291,6 @@ class LocalCluster:
             psutil.wait_procs(leftovers, timeout=5)
             if self._own_dir:
                 shutil.rmtree(self.work_dir, ignore_errors=True)
-
-    @staticmethod
-    def _signal(node: Node, sig: int) -> None:
-        if node.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                node.proc.send_signal(sig)
-
-    @staticmethod
-    def _wait(nodes: list[Node], grace: float) -> None:
-        deadline = time.monotonic() + grace
-        for node in nodes:
-            try:
-                node.proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(node.proc.pid, signal.SIGKILL)
-                node.proc.wait()
 
     def __enter__(self) -> LocalCluster:
         return self.start()
