@@ -227,6 +227,18 @@ def _reserved(cpus: float) -> list[dict[str, Any]]:
                                "labels": {"labels": [{"key": "fuzz", "value": "1"}]}}]}]
 
 
+TODAYS_MASTER_CALLS = (
+    "accept-", "acknowledge-operation", "reconcile-operations", "operator-reserve", "operator-unreserve",
+    "operator-create_volumes", "operator-destroy_volumes", "operator-grow", "operator-shrink",
+    "operator-set_quota", "operator-update_quota", "operator-remove_quota", "operator-get_operations",
+    "master-quota",
+)
+TODAYS_AGENT_CALLS = (
+    "agent-launch-", "agent-wait-", "agent-kill-", "agent-remove-", "agent-attach-",
+    "agent-operator-launch-container",
+)
+
+
 def with_offer(body: Any, offer_id: str) -> Any:
     """`body` with the OFFER placeholder replaced by `offer_id`."""
     if isinstance(body, dict):
@@ -442,6 +454,11 @@ def seeds(live: Live, cluster: Cluster) -> tuple[list[Seed], list[Seed]]:
         Seed("files-browse", "/files/browse", None, method="GET", query={"path": live.sandbox}),
         Seed("agent-state", "/state", None, method="GET", query={"jsonp": "cb"}),
     ]
+    # Today's calls are drawn three times as often as the others.
+    master = [dataclasses.replace(s, weight=3) if s.name.startswith(TODAYS_MASTER_CALLS) else s
+              for s in master]
+    agent = [dataclasses.replace(s, weight=3) if s.name.startswith(TODAYS_AGENT_CALLS) else s
+             for s in agent]
     if cluster.headers:
         # The authenticated cluster: every seed carries what its realm asks for.
         token = ExecutorTokens(cluster.executor_key.encode()).mint(  # type: ignore[union-attr]

@@ -598,6 +598,10 @@ class MasterServer:
                 return self.operator_api.call(call)
         return json_response(encode(resp))
 
+    # Mesos's master::Call validation of GROW_VOLUME / SHRINK_VOLUME without an agent.
+    AGENT_DEFAULT_RESOURCES_ONLY = ("Failed to validate master::Call: Expecting 'agent_id' to be present;"
+                                    " only agent default resources are supported right now")
+
     def _volume_call(self, call: op.Call, principal: str | None) -> None:
         """CREATE_VOLUMES, DESTROY_VOLUMES, GROW_VOLUME, SHRINK_VOLUME (CallRefused)."""
         master = self.master
@@ -610,12 +614,12 @@ class MasterServer:
         elif call.grow_volume is not None:
             g = call.grow_volume
             if g.agent_id is None:
-                raise CallRefused(400, "Expecting 'agent_id' to be present")
+                raise CallRefused(400, self.AGENT_DEFAULT_RESOURCES_ONLY)
             master.grow_volume(g.agent_id.value, g.volume, g.addition, principal)
         elif call.shrink_volume is not None:
             s = call.shrink_volume
             if s.agent_id is None:
-                raise CallRefused(400, "Expecting 'agent_id' to be present")
+                raise CallRefused(400, self.AGENT_DEFAULT_RESOURCES_ONLY)
             master.shrink_volume(s.agent_id.value, s.volume, s.subtract, principal)
 
     def _operator_decision(self, call: op.Call) -> None:

@@ -69,6 +69,7 @@ class Seed:
     settles: bool = False  # when accepted, its effects on state arrive later (a launch...)
     # A streaming request: these JSON records, RecordIO-framed in a chunked body (`body` unused).
     records: list[Any] | None = None
+    weight: int = 1  # how often it is drawn, relative to the others
 
 
 RECORDIO_TYPE = "application/recordio"
@@ -123,7 +124,10 @@ class Fuzzer:
         ]
 
     def draw(self) -> FuzzRequest:
-        seed = self.rng.choice(self.seeds)
+        if any(s.weight != 1 for s in self.seeds):
+            seed = self.rng.choices(self.seeds, weights=[s.weight for s in self.seeds])[0]
+        else:
+            seed = self.rng.choice(self.seeds)
         if seed.query is not None:
             return self._query_request(seed)
         if seed.records is not None:
