@@ -106,7 +106,7 @@ async def test_a_task_failing_its_health_check_is_killed(cluster: ProcessCluster
 async def test_a_command_check_reports_its_exit_code(cluster: ProcessCluster) -> None:
     cluster.agent()
     # The check runs in the task's sandbox: it sees the file the task creates there.
-    task = command_task("job", "sleep 1; touch ready; sleep 60", check={
+    task = command_task("job", "sleep 2; touch ready; sleep 60", check={
         "type": "COMMAND", "command": {"command": {"value": "test -f ready"}}, **FAST,
     })
     async with MiniScheduler(cluster.master.url) as s:
@@ -138,7 +138,7 @@ async def test_a_task_group_with_health_checks(cluster: ProcessCluster) -> None:
     # Its health check command runs in its own sandbox (tasks/flaky) with its environment:
     # healthy while the file it made there exists, unhealthy once it is gone.
     flaky = command_task(
-        "flaky", "touch here; sleep 1.5; rm here; sleep 60",
+        "flaky", "touch here; sleep 3; rm here; sleep 60",
         health_check={
             "type": "COMMAND",
             "command": {"value": 'test -f here && test "$MESOS_SANDBOX" = "$PWD"'},
