@@ -118,8 +118,9 @@ def fixed_costs(agents: int = 2000) -> dict[str, tuple[float, int]]:
 
 def scale_shape(agents: int = 1000, frameworks: int = 200, samples: int = 10,
                 cost: str = "measured") -> dict:
-    """bench/scale.py's shape in the simulator: agents of 8 cpus, 200 frameworks filling every
-    offer with 1-cpu tasks and killing each after N(30 s, 10 s); after a settling period, a
+    """bench/scale.py's shape in the simulator: agents of 8 cpus (with its disk and ports), 200
+    frameworks filling every offer with 1-cpu tasks and killing each after N(30 s, 10 s); after
+    a settling period, a
     steady window in which test frameworks measure SUBSCRIBE sent -> TASK_RUNNING one after
     another. Reports what the benchmark reports: the launch overhead, the master's CPU % and
     launches per second over the window, and from them the master's CPU time per launch."""
@@ -129,7 +130,7 @@ def scale_shape(agents: int = 1000, frameworks: int = 200, samples: int = 10,
 
     cluster = SimCluster(seed=1, cost=cost)
     rng = random.Random(1)
-    cluster.add_agents(agents, "cpus:8;mem:16384;disk:100000", spread=10.0)
+    cluster.add_agents(agents, "cpus:8;mem:16384;disk:100000;ports:[31000-32000]", spread=10.0)
     load = [cluster.add_framework(ContinuousFramework(
         cluster.engine, f"l{i}", task=(1.0, 2048.0), duration=normal_duration(rng, 30.0, 10.0),
         kill=True)) for i in range(frameworks)]
