@@ -23,6 +23,7 @@ from mezzo.executor import checks_core as checks
 from mezzo.executor.checks_probe import ProbeRunner
 from mezzo.executor.command_events import (
     Connected,
+    Disconnected,
     Launch,
     PostUpdate,
     ProcessExited,
@@ -524,3 +525,26 @@ def test_a_redirect_off_this_machine_is_not_followed() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_default_executor_drops_health_results_while_disconnected() -> None:
+    h = GroupHarness(checkpoint=True)
+    h.subscribe()
+    web = command_task("web", "serve")
+    web["health_check"] = health("TCP", delay_seconds=1.0, interval_seconds=1.0,
+                                 grace_period_seconds=0.0, consecutive_failures=2)
+    pids = h.spawn_all(h.launch(web))
+    [run] = h.advance_to_deadline()
+    resubscribe = h.handle(Disconnected("agent restarting"))
+    assert any(isinstance(a, Subscribe) for a in resubscribe)
+    sent = len(h.updates)
+    actions = h.handle(checks.ProbeDone(run.probe_id, False, None))
+    assert Signal(pids["web"], 15) not in actions
+    assert len(h.updates) == sent and len(h.core.unacked) == 2  # STARTING, RUNNING only
+    # The count went on: once back, the next failure is the second in a row and kills.
+    h.handle(Connected())
+    h.clock.set(2.0)
+    [run] = [a for a in h.handle(Tick()) if isinstance(a, checks.RunProbe)]
+    actions = h.handle(checks.ProbeDone(run.probe_id, False, None))
+    assert Signal(pids["web"], 15) in actions
+    assert h.core.runs["web"].killed_by_health_check

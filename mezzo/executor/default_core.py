@@ -43,7 +43,8 @@ changed, or a health result worth reporting, is a copy of the task's last update
 (REASON_TASK_HEALTH_CHECK_STATUS_UPDATED); updates made from scratch carry the empty result of
 the task's check type. A task that fails its health check `consecutive_failures` times is
 killed with its KillPolicy grace and ends TASK_KILLED with `healthy: false` (and, being
-killed, takes its group down).
+killed, takes its group down). A health result that arrives while the agent is away (a
+checkpointing executor re-subscribing) is dropped, kill included, as in Mesos.
 """
 
 from __future__ import annotations
@@ -516,6 +517,11 @@ class DefaultExecutorCore(ExecutorLinkCore):
                         "check_status": check_status,
                     })
                 case checks.HealthReport(healthy, failures, kill, detail):
+                    if not self.connected:
+                        # As Mesos's default executor: a health result that arrives while the
+                        # agent is away is dropped, kill included (the count goes on).
+                        self._log(f"health of task {run.task_id} not reported: disconnected")
+                        continue
                     if not healthy:
                         self._log(f"health check of task {run.task_id} failed {failures} "
                                   f"times consecutively: {detail}")
