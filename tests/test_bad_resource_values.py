@@ -89,3 +89,19 @@ async def test_update_weights_refuses_weights_that_are_not_positive_and_finite(
         assert process.master.weights == {}
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("reservation_type", [None, "FROB"])
+def test_a_reservation_without_a_known_type_is_refused_as_mesos(reservation_type: str | None) -> None:
+    """Found by comparing with Mesos (common/resources.cpp `Resources::validate`): a
+    reservation whose type is missing, or an unknown name (dropped by the JSON decoding, as
+    stout drops it), was taken as DYNAMIC and reserved (202); Mesos refuses it."""
+    from mezzo.api.codec import convert
+
+    entry: dict[str, object] = {"role": "web"}
+    if reservation_type is not None:
+        entry["type"] = reservation_type
+    wire = convert({"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}, "reservations": [entry]},
+                   Resource)
+    with pytest.raises(ValidationError, match=r"'Resource\.ReservationInfo\.type' field must be set"):
+        Resources.from_wire([wire])

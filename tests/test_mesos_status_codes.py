@@ -88,6 +88,19 @@ async def test_operator_calls_answer_as_mesos(cluster: ProcessCluster) -> None:
         ({"type": "SHRINK_VOLUME", "shrink_volume": {"volume": VOLUME, "subtract": {"value": 1}}}, 400,
          mesos_missing_agent),
         ({"type": "UPDATE_QUOTA"}, 400, "Failed to validate master::Call: Expecting 'update_quota' to be present"),
+        ({"type": "REMOVE_QUOTA", "remove_quota": {"role": ["web"]}}, 400,
+         "Failed to validate master::Call: 'remove_quota.role' must be a string"),
+        ({"type": "REMOVE_QUOTA", "remove_quota": {"role": "web"}}, 400,
+         "Failed to remove quota: Role 'web' has no quota set"),
+        # A reservation without a (known) type: Resources::validate refuses it.
+        ({"type": "RESERVE_RESOURCES", "reserve_resources": {"agent_id": {"value": agent_id}, "resources": [
+            {**dynamic(1)[0], "reservations": [{"type": "FROB", "role": "web"}]}]}}, 400,
+         "'Resource.ReservationInfo.type' field must be set"),
+        # GROW_VOLUME of a volume of no size (the fuzz test's 500).
+        ({"type": "GROW_VOLUME", "grow_volume": {"agent_id": {"value": agent_id},
+                                                 "volume": {**VOLUME, "scalar": {"value": 0}},
+                                                 "addition": {**VOLUME, "disk": None}}}, 400,
+         "The size of 'GrowVolume.volume' field must be greater than zero"),
         # Operation validation: prefixed with the agent (RESERVE, CREATE...) or not (DESTROY).
         ({"type": "RESERVE_RESOURCES", "reserve_resources": {
             "agent_id": {"value": agent_id}, "resources": []}}, 400,

@@ -209,6 +209,26 @@ def test_grow_and_shrink() -> None:
     assert a.checkpointed == Resources.from_wire(wire(volume(size=50)))
 
 
+def test_growing_a_volume_of_no_size_is_refused() -> None:
+    """Found by the fuzz test: GROW_VOLUME whose volume has size 0 (dropped by Resources) was
+    a 500 (ValueError unpacking the volume); now 400, nothing changed, also from a framework."""
+    c, agent, s = setup()
+    c.master.create_volumes(agent.agent_id, wire(volume(size=64)), None)
+    a = c.master.agents[agent.agent_id]
+    before = a.checkpointed
+    add = {"name": "disk", "type": "SCALAR", "scalar": {"value": 16},
+           "reservations": [{"type": "STATIC", "role": "eng"}]}
+    with pytest.raises(CallRefused) as refused:
+        c.master.grow_volume(agent.agent_id, wire(volume(size=0))[0], wire(add)[0], None)
+    assert refused.value.status == 400
+    assert refused.value.message.endswith("The size of 'GrowVolume.volume' field must be greater than zero")
+    assert a.checkpointed == before
+    o = offer(c, s)
+    assert accept(s, o, {"type": "GROW_VOLUME", "id": {"value": "g0"}, "grow_volume": {
+        "volume": volume(size=0), "addition": add}}) == 202
+    assert a.checkpointed == before
+
+
 def test_volume_on_dynamically_reserved_disk_and_acls() -> None:
     from mezzo.security.authorizer import LocalAuthorizer
 

@@ -641,7 +641,11 @@ class MasterServer:
                 self.master.set_quota(call.set_quota)
             case t.REMOVE_QUOTA:
                 payload = call.remove_quota if isinstance(call.remove_quota, dict) else {}
-                self.master.remove_quota(str(payload.get("role") or ""))
+                role = payload.get("role")
+                if role is not None and not isinstance(role, str):
+                    raise CallRefused(400, "Failed to validate master::Call: "
+                                           "'remove_quota.role' must be a string")
+                self.master.remove_quota(role or "")
 
     # ------------------------------------------------------------------ read endpoints
 

@@ -230,6 +230,10 @@ class VolumeCalls(OperationCalls):
                 f"Invalid resource in the 'GrowVolume.addition' field: {exc}") from None
         if addition.scalar(addition_wire.name) <= 0 or addition_wire.scalar is None:
             raise OperationError("The size of 'GrowVolume.addition' field must be greater than zero")
+        if not volume:
+            # A volume of no size (Mesos's Resources drop it and would grow nothing into a
+            # volume): refused rather than half understood.
+            raise OperationError("The size of 'GrowVolume.volume' field must be greater than zero")
         if volume_wire.provider_id is not None:
             raise OperationError("Growing a volume from a resource provider is not supported")
         problem = vol.persistent_volume_problem(volume)

@@ -59,10 +59,14 @@ def reservations_from_wire(r: api.Resource, where: str) -> tuple[Reservation, ..
             role = _check_role(info.role, where)
             if role == DEFAULT_ROLE:
                 raise ValidationError(f"{where}: cannot reserve to role '*'")
-            # A missing type is read as DYNAMIC: operators and frameworks reserve dynamically.
-            rtype = STATIC if info.type == api.ReservationType.STATIC else DYNAMIC
+            # As Mesos's Resources::validate: the type must be set (an unknown name, which
+            # the JSON decoding drops as stout does, leaves it unset).
+            if info.type is None:
+                raise ValidationError(
+                    f"{where}: Invalid reservation: 'Resource.ReservationInfo.type' field must be set")
             if info.type == api.ReservationType.UNKNOWN:
                 raise ValidationError(f"{where}: reservation type UNKNOWN")
+            rtype = STATIC if info.type == api.ReservationType.STATIC else DYNAMIC
             if stack:
                 below = stack[-1]
                 if rtype == STATIC and below.type == DYNAMIC:
