@@ -77,3 +77,24 @@ def test_unallocated_reservations_count_as_consumption() -> None:
     # The reservation (already counted) and one unreserved agent fit; the second would not.
     assert held(offers, "team") == 8.0
     assert {o.agent_id for o in offers} >= {"r"}
+
+
+def test_the_quota_book_follows_the_names_quotas_name_as_they_change() -> None:
+    """Setting one role's quota costs what that quota names (an UPDATE_QUOTA of 5,000 roles
+    took seconds of the master's loop when every set re-read every quota); the names the book
+    charges stay exactly those some quota names."""
+    from mezzo.master.allocator.quota import QuotaBook
+
+    book = QuotaBook()
+    book.set("a", Quota(guarantees={"cpus": 1.0}, limits={"mem": 2.0}))
+    book.set("b", Quota(limits={"cpus": 3.0, "disk": 1.0}))
+    assert book._names == ("cpus", "disk", "mem")
+    book.set("a", Quota(limits={"gpus": 1.0}))
+    assert book._names == ("cpus", "disk", "gpus")
+    book.set("b", None)
+    assert book._names == ("gpus",)
+    book.set("a", Quota())
+    assert book._names == () and not book
+    for i in range(5000):
+        book.set(f"r{i}", Quota(guarantees={"cpus": 0.001}))
+    assert book._names == ("cpus",) and len(book.quotas) == 5000

@@ -40,6 +40,10 @@ def within(role: str, ancestor: str) -> bool:
     return role == ancestor or role.startswith(ancestor + "/")
 
 
+def _names_of(quota: Quota | None) -> set[str]:
+    return set() if quota is None else {*quota.guarantees, *quota.limits}
+
+
 class QuotaBook:
     """Configured quotas and, during a cycle, the consumption they are checked against."""
 
@@ -53,21 +57,34 @@ class QuotaBook:
         self._lineage: dict[str, list[str]] = {}  # role -> its quota'd ancestors-or-self
         # The resource names some quota names: the only ones `charge` has to follow.
         self._names: tuple[str, ...] = ()
+        self._name_counts: dict[str, int] = {}  # name -> how many quotas name it
         self._limit_checks: dict[str, tuple[tuple[Quantities, str, float], ...]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.quotas)
 
     def set(self, role: str, quota: Quota | None) -> None:
+        old = self.quotas.get(role)
         if quota is None or (not quota.guarantees and not quota.limits):
             self.quotas.pop(role, None)
+            quota = None
         else:
             self.quotas[role] = quota
         self._lineage.clear()
         self._limit_checks = {}
-        self._names = tuple(sorted({
-            name for q in self.quotas.values() for name in (*q.guarantees, *q.limits)
-        }))
+        # The names are counted per quota, so that setting one role's quota costs what that
+        # quota names, not what every quota names (an UPDATE_QUOTA of thousands of roles).
+        changed = False
+        for name in _names_of(old):
+            self._name_counts[name] -= 1
+            if not self._name_counts[name]:
+                del self._name_counts[name]
+                changed = True
+        for name in _names_of(quota):
+            changed = changed or name not in self._name_counts
+            self._name_counts[name] = self._name_counts.get(name, 0) + 1
+        if changed:
+            self._names = tuple(sorted(self._name_counts))
 
     def _quota_roles(self, role: str) -> list[str]:
         found = self._lineage.get(role)
