@@ -92,3 +92,14 @@ def test_set_quota_sets_guarantee_and_limit_and_remove_quota_removes_it() -> Non
     assert c.outbox.operations[-1] == UpdateQuota(quotas={})
     with pytest.raises(CallRefused, match="has no quota set"):
         c.master.remove_quota("team")
+
+
+@pytest.mark.parametrize("name", [["cpus"], {"a": 1}, None, 5, ""])
+def test_set_quota_with_a_resource_name_that_is_not_a_string_is_400(name: object) -> None:
+    """Found by the fuzz test: a list as a guarantee's `name` was a 500 (unhashable type)."""
+    c = MasterCluster()
+    with pytest.raises(CallRefused, match="needs a 'name' string") as refused:
+        c.master.set_quota({"quota_request": {"role": "team", "guarantee": [
+            {"name": name, "type": "SCALAR", "scalar": {"value": 3}}]}})
+    assert refused.value.status == 400
+    assert c.master.quota_config == {} and c.outbox.operations == []

@@ -229,6 +229,18 @@ def test_growing_a_volume_of_no_size_is_refused() -> None:
     assert a.checkpointed == before
 
 
+def test_a_framework_create_of_no_volumes_is_not_a_500() -> None:
+    """Found by the fuzz test: an ACCEPT whose CREATE had `volumes: null` was a 500 (the log
+    line read the first of no conversions), after the ACCEPT's earlier operations had been
+    applied. It changes nothing, as the operator's CREATE_VOLUMES of no volumes."""
+    c, agent, s = setup()
+    a = c.master.agents[agent.agent_id]
+    before = a.checkpointed
+    o = offer(c, s)
+    assert accept(s, o, {"type": "CREATE", "create": {"volumes": None}}) == 202
+    assert a.checkpointed == before
+
+
 def test_volume_on_dynamically_reserved_disk_and_acls() -> None:
     from mezzo.security.authorizer import LocalAuthorizer
 

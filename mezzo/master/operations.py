@@ -322,7 +322,8 @@ class OperationCalls(MasterBase):
             self.drop_operation(framework, operation, str(exc))
             return available
         log.info("applying %s operation for resources %s from framework %s to agent %s",
-                 operation.type, conversions[0].converted, framework.id, agent.id)
+                 operation.type, conversions[0].converted if conversions else "[]", framework.id,
+                 agent.id)
         for conversion in conversions:
             self.allocator.update_allocation(framework.id, agent.id, conversion.consumed,
                                              conversion.converted)

@@ -109,10 +109,13 @@ def from_quota_request(raw: object) -> tuple[str, StoredQuota, bool]:
             raise QuotaError("Failed to validate set quota request: "
                              "QuotaInfo must not contain any ReservationInfo")
         name = resource.get("name")
+        if not isinstance(name, str) or not name:
+            raise QuotaError("Failed to validate set quota request: "
+                             "each resource of 'guarantee' needs a 'name' string")
         if name in quantities:
             raise QuotaError("Failed to validate set quota request: "
                              f"QuotaInfo contains duplicate resource name '{name}'")
-        quantities[str(name)] = resource.get("scalar") or {}
+        quantities[name] = resource.get("scalar") or {}
     _, stored = parse_config({"role": role, "guarantees": quantities, "limits": quantities}, None)
     return role, stored, bool(raw.get("force"))
 
