@@ -131,7 +131,8 @@ async def test_without_implicit_acks_the_update_waits(
     try:
         fid = (await client.wait_subscribed(10)).value
         await until(lambda: sched.updates, what="first update")
-        await asyncio.sleep(1.2)  # the agent resends (retry 0.5 s): still the same update
+        # Unacknowledged, the agent resends it (retry 0.5 s): still the same update.
+        await until(lambda: len(sched.updates) >= 2, what="the update resent")
         assert {u.state for u in sched.updates} == {TaskState.TASK_RUNNING}
         await client.acknowledge(sched.updates[0])
         await until(lambda: TaskState.TASK_FINISHED in sched.states(), what="TASK_FINISHED")
