@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 
 from mezzo.agent.agent import VERSION
+from mezzo.testing.processes import eventually
 from tests import test_agent_api
 from tests.test_agent_api import launch_custom, post, wait_executor_started
 
@@ -32,10 +33,8 @@ async def test_agent_read_calls_answer_its_state(runtime) -> None:  # type: igno
     agent = rt.agent
     executor = agent.frameworks["fw-1"].executors["ex-1"]
     sandbox: Path = executor.sandbox
-    for _ in range(200):
-        if (sandbox / "stdout").exists() and (sandbox / "stdout").read_text():
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: (sandbox / "stdout").exists() and (sandbox / "stdout").read_text(),
+                     10, "the task's output")
 
     assert await call(rt, {"type": "GET_HEALTH"}) == {"type": "GET_HEALTH", "get_health": {"healthy": True}}
     flags = (await call(rt, {"type": "GET_FLAGS"}))["get_flags"]["flags"]

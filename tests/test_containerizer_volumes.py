@@ -4,7 +4,6 @@ outlives the container. Real processes; filesystem/linux needs root (skipped oth
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from mezzo.agent.containerizer import (
     VolumeMount,
 )
 from mezzo.agent.containerizer.isolators.filesystem import mount_points_under
+from mezzo.testing.processes import eventually
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="bind mounts need root")
 
@@ -72,10 +72,7 @@ async def test_linux_bind_mounts_and_enforces_read_only(tmp_path: Path) -> None:
     )
     await c.launch("c1", config)
     try:
-        for _ in range(200):
-            if (volume / "written").exists():
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: (volume / "written").exists(), 10, "the task's write")
         assert sorted(mount_points_under(sandbox)) == [str(sandbox / "deep/dir"), str(sandbox / "ro")]
         assert (sandbox / "stdout").read_text() == "seed\nrefused\n"
         assert (volume / "written").read_text() == "rw\n"

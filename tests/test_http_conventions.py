@@ -5,7 +5,6 @@ endpoint (master and agent), `/tasks` paging and order, the agent's pid by IP, t
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from mezzo.master.records import FrameworkRecord, TaskRecord
 from mezzo.resources import Resources
 from mezzo.testing.emulated_agent import EmulatedAgent
 from mezzo.testing.master_cluster import FakeStream, MasterCluster
+from mezzo.testing.processes import eventually
 from tests import test_agent_api, test_master_http
 from tests.test_master_http import JSON, Running
 from tests.test_operator_api import launch_running_task
@@ -131,10 +131,8 @@ async def test_agent_files_download_and_debug(runtime) -> None:  # type: ignore[
     test_agent_api.launch_custom(rt, "echo hello-download; sleep 60")
     await test_agent_api.wait_executor_started(rt)
     sandbox: Path = rt.agent.frameworks["fw-1"].executors["ex-1"].sandbox
-    for _ in range(200):
-        if (sandbox / "stdout").exists() and (sandbox / "stdout").read_text():
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: (sandbox / "stdout").exists() and (sandbox / "stdout").read_text(),
+                     10, "the task's output")
     async with aiohttp.ClientSession() as session:
         async with session.get(rt.url + "/files/download", params={"path": str(sandbox / "stdout")}) as got:
             assert got.status == 200 and await got.read() == b"hello-download\n"
