@@ -364,10 +364,10 @@ def _command_result(probe_id: object, status: int) -> "checks.ProbeDone":
 
 
 def _resolve() -> "Any":
-    """`command_executor.resolve` (execvp-style PATH lookup), imported when first needed:
+    """`executor_loop.resolve` (execvp-style PATH lookup), imported when first needed:
     that module imports this one."""
     if __package__:
-        from .command_executor import resolve
+        from .executor_loop import resolve
     else:
-        from command_executor import resolve
+        from executor_loop import resolve
     return resolve
