@@ -175,20 +175,9 @@ class CommandExecutorCore(ExecutorLinkCore):
 
     # ---------------------------------------------------------------- the interface
 
-    def handle(self, event: object, now: float) -> list[object]:
-        """Apply one event; return the actions to carry out, in order."""
-        if self.exit_code is not None:
-            return []  # exiting: nothing more happens
-        self._out = []
+    def _handle_task(self, event: object, now: float) -> None:
+        """Apply an event of the task's (`handle`, `ExecutorLinkCore`'s, applies the link's)."""
         match event:
-            case ev.Tick():
-                pass
-            case ev.Connected():
-                self._on_connected()
-            case ev.ConnectFailed(reason, jitter):
-                self._on_connect_failed(reason, jitter, now)
-            case ev.Disconnected(reason):
-                self._on_disconnected(reason, now)
             case ev.Subscribed(agent_id, killing_capable):
                 if agent_id is not None:
                     self.agent_id = agent_id
@@ -208,14 +197,6 @@ class CommandExecutorCore(ExecutorLinkCore):
             case ev.Acknowledged(acked_task, uuid):
                 if self.unacked.pop(uuid, None) is not None and acked_task == self.task_id:
                     self.task_acked = True
-            case ev.Shutdown():
-                self._on_shutdown(now)
-            case ev.AgentError(message):
-                self._log(f"agent error: {message}")
-            case ev.UpdateAccepted(uuid):
-                self._on_update_answer(uuid, True, "", now)
-            case ev.UpdateRefused(uuid, detail):
-                self._on_update_answer(uuid, False, detail, now)
             case ev.Spawned(pid):
                 self._on_spawned(pid, now)
             case ev.SpawnFailed(error):
@@ -227,10 +208,6 @@ class CommandExecutorCore(ExecutorLinkCore):
                     self._on_check_reports(self.checks.probe_done(probe_id, result, error, now), now)
             case _:
                 raise TypeError(f"not a command executor event: {event!r}")
-        if self.exit_code is None:
-            self._on_timers(now)
-        out, self._out = self._out, []
-        return out
 
     def next_deadline(self) -> float | None:
         """When the next timer is due (monotonic seconds), None if nothing is waiting."""
@@ -451,18 +428,13 @@ class CommandExecutorCore(ExecutorLinkCore):
                 return
             match report:
                 case checks.CheckReport(check_status):
-                    self.last_status = self._send_derived(self.last_status, {
-                        "reason": "REASON_TASK_CHECK_STATUS_UPDATED",
-                        "check_status": check_status,
-                    })
+                    self.last_status = self._send_check_update(self.last_status, check_status)
                 case checks.HealthReport(healthy, failures, kill, detail):
-                    if not healthy:
-                        self._log(f"health check of task {self.task_id} failed {failures} "
-                                  f"times consecutively: {detail}")
-                    self.last_status = self._send_derived(self.last_status, {
-                        "reason": "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED",
-                        "healthy": healthy,
-                    })
+                    # Sent while disconnected too (queued, listed on the next SUBSCRIBE):
+                    # unlike the default executor's, which drops it then (`default_core`).
+                    self.last_status = self._send_health_update(
+                        self.last_status, self.task_id, healthy, failures, detail
+                    )
                     if kill:
                         self._log(f"task {self.task_id} is unhealthy; killing it")
                         self.killed_by_health_check = True

@@ -173,20 +173,9 @@ class DefaultExecutorCore(ExecutorLinkCore):
 
     # ---------------------------------------------------------------- the interface
 
-    def handle(self, event: object, now: float) -> list[object]:
-        """Apply one event; return the actions to carry out, in order."""
-        if self.exit_code is not None:
-            return []  # exiting: nothing more happens
-        self._out = []
+    def _handle_task(self, event: object, now: float) -> None:
+        """Apply an event of the task's (`handle`, `ExecutorLinkCore`'s, applies the link's)."""
         match event:
-            case ev.Tick():
-                pass
-            case ev.Connected():
-                self._on_connected()
-            case ev.ConnectFailed(reason, jitter):
-                self._on_connect_failed(reason, jitter, now)
-            case ev.Disconnected(reason):
-                self._on_disconnected(reason, now)
             case dev.GroupSubscribed(agent_id, framework_info, container_id):
                 self._on_subscribed(agent_id, framework_info, container_id)
             case ev.LaunchGroup(tasks):
@@ -201,14 +190,6 @@ class DefaultExecutorCore(ExecutorLinkCore):
                     run = self.runs.get(task_id) if isinstance(task_id, str) else None
                     if run is not None:
                         run.acknowledged = True
-            case ev.Shutdown():
-                self._on_shutdown(now)
-            case ev.AgentError(message):
-                self._log(f"agent error: {message}")
-            case ev.UpdateAccepted(uuid):
-                self._on_update_answer(uuid, True, "", now)
-            case ev.UpdateRefused(uuid, detail):
-                self._on_update_answer(uuid, False, detail, now)
             case dev.TasksSpawned(results):
                 self._on_spawned(results, now)
             case dev.TaskExited(task_id, status):
@@ -217,10 +198,6 @@ class DefaultExecutorCore(ExecutorLinkCore):
                 self._on_probe_done(probe_id, result, error, now)
             case _:
                 raise TypeError(f"not a default executor event: {event!r}")
-        if self.exit_code is None:
-            self._on_timers(now)
-        out, self._out = self._out, []
-        return out
 
     def next_deadline(self) -> float | None:
         """When the next timer is due (monotonic seconds), None if nothing is waiting."""
@@ -512,23 +489,16 @@ class DefaultExecutorCore(ExecutorLinkCore):
                 return
             match report:
                 case checks.CheckReport(check_status):
-                    run.last_status = self._send_derived(run.last_status, {
-                        "reason": "REASON_TASK_CHECK_STATUS_UPDATED",
-                        "check_status": check_status,
-                    })
+                    run.last_status = self._send_check_update(run.last_status, check_status)
                 case checks.HealthReport(healthy, failures, kill, detail):
                     if not self.connected:
                         # As Mesos's default executor: a health result that arrives while the
                         # agent is away is dropped, kill included (the count goes on).
                         self._log(f"health of task {run.task_id} not reported: disconnected")
                         continue
-                    if not healthy:
-                        self._log(f"health check of task {run.task_id} failed {failures} "
-                                  f"times consecutively: {detail}")
-                    run.last_status = self._send_derived(run.last_status, {
-                        "reason": "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED",
-                        "healthy": healthy,
-                    })
+                    run.last_status = self._send_health_update(
+                        run.last_status, run.task_id, healthy, failures, detail
+                    )
                     if kill:
                         self._log(f"task {run.task_id} is unhealthy; killing it")
                         run.killed_by_health_check = True

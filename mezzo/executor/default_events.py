@@ -9,7 +9,7 @@ Events
 ------
 From the agent's stream (`decode_event`): `GroupSubscribed` (SUBSCRIBED with what the default
 executor needs: its container id and the framework's capabilities), `LaunchGroup` (the group's
-TaskInfos, `command_events.LaunchGroup`), `LaunchTask` (LAUNCH, which the default executor
+TaskInfos, `command_events.LaunchGroup`), `LaunchTask` (LAUNCH, `command_events.Launch`, which the default executor
 refuses). Results: `TasksSpawned` (of `SpawnTasks`), `TaskExited` (a task's process was reaped).
 
 Actions
@@ -48,7 +48,9 @@ __all__ = [
 
 class GroupSubscribed(_Record):
     """SUBSCRIBED: the agent's id, the framework's info (capabilities: TASK_KILLING_STATE,
-    PARTITION_AWARE) and the executor's ContainerID (the parent of its tasks' containers)."""
+    PARTITION_AWARE) and the executor's ContainerID (the parent of its tasks' containers).
+    Not `command_events.Subscribed`, which keeps only what a command task needs (the agent's
+    id and whether TASK_KILLING is allowed)."""
 
     __match_args__ = ("agent_id", "framework_info", "container_id")
     agent_id: Json | None
@@ -56,11 +58,9 @@ class GroupSubscribed(_Record):
     container_id: Json | None
 
 
-class LaunchTask(_Record):
-    """LAUNCH: not for the default executor (Mesos's shuts down when it gets one)."""
-
-    __match_args__ = ("task",)
-    task: Json
+# LAUNCH: not for the default executor (Mesos's shuts down when it gets one). The command
+# executor's event, decoded by `command_events.decode_event`.
+LaunchTask = ev.Launch
 
 
 class TaskExited(_Record):
@@ -112,7 +112,4 @@ def decode_event(event: Json) -> object | None:
             framework if isinstance(framework, dict) else {},
             container if isinstance(container, dict) else None,
         )
-    if kind == "LAUNCH":
-        task = (event.get("launch") or {}).get("task")
-        return LaunchTask(task) if isinstance(task, dict) else None
-    return ev.decode_event(event)
+    return ev.decode_event(event)  # LAUNCH (`LaunchTask`) and the link's events

@@ -5,8 +5,11 @@ subscription (SUBSCRIBE with backoff and jitter, re-subscription after a broken 
 checkpointing frameworks, the give-up deadline), and the update stream (every update kept until
 ACKNOWLEDGED, POSTed one at a time in order, an UPDATE the agent refuses resent every
 RESEND_SECONDS while the stream is up, the unacknowledged ones listed on the next SUBSCRIBE).
-A subclass owns its tasks: it dispatches events in its `handle`, calls the `_on_*` methods of
-this class for the link's events, and adds its own timers to `next_deadline`.
+A subclass owns its tasks: `handle` here applies the link's events (`Tick`, `Connected`,
+`ConnectFailed`, `UpdateAccepted`, `UpdateRefused`, `AgentError`) and hands the rest to the
+subclass's `_handle_task`; the subclass also says what a broken stream (`_on_disconnected`) and
+a SHUTDOWN (`_on_shutdown`) mean for its tasks, runs its timers in `_on_timers` (after every
+event) and adds them to its `next_deadline`.
 
 No I/O, no clock reads, no randomness (the same contract as `command_core`): `now`, uuids,
 wall-clock timestamps and jitter come in; actions (`command_events`) go out through `_emit`.
@@ -73,7 +76,9 @@ class Config:
 
 
 class ExecutorLinkCore:
-    """The subscription and the update stream of one executor (see the module docstring)."""
+    """The subscription and the update stream of one executor (see the module docstring).
+    The subclasses repeat this constructor's signature to add their tasks' state: a typed
+    forward to it, no logic of its own."""
 
     def __init__(
         self,
@@ -108,6 +113,55 @@ class ExecutorLinkCore:
         self.resend_at: float | None = None
         self.exit_code: int | None = None
         self._out: list[object] = []
+
+    # ---------------------------------------------------------------- the interface
+
+    def handle(self, event: object, now: float) -> list[object]:
+        """Apply one event; return the actions to carry out, in order."""
+        if self.exit_code is not None:
+            return []  # exiting: nothing more happens
+        self._out = []
+        match event:
+            case ev.Tick():
+                pass
+            case ev.Connected():
+                self._on_connected()
+            case ev.ConnectFailed(reason, jitter):
+                self._on_connect_failed(reason, jitter, now)
+            case ev.Disconnected(reason):
+                self._on_disconnected(reason, now)
+            case ev.Shutdown():
+                self._on_shutdown(now)
+            case ev.AgentError(message):
+                self._log(f"agent error: {message}")
+            case ev.UpdateAccepted(uuid):
+                self._on_update_answer(uuid, True, "", now)
+            case ev.UpdateRefused(uuid, detail):
+                self._on_update_answer(uuid, False, detail, now)
+            case _:
+                self._handle_task(event, now)
+        if self.exit_code is None:
+            self._on_timers(now)
+        out, self._out = self._out, []
+        return out
+
+    # The subclass's part (its tasks).
+
+    def _handle_task(self, event: object, now: float) -> None:
+        """Apply an event that is not the link's (raise TypeError for an unknown one)."""
+        raise TypeError(f"not an executor event: {event!r}")
+
+    def _on_disconnected(self, reason: str, now: float) -> None:
+        """The event stream ended (`_link_lost`, then the tasks' fate and re-subscription)."""
+        raise NotImplementedError
+
+    def _on_shutdown(self, now: float) -> None:
+        """SHUTDOWN: end every task and exit."""
+        raise NotImplementedError
+
+    def _on_timers(self, now: float) -> None:
+        """Run what is due (after every event)."""
+        raise NotImplementedError
 
     # ---------------------------------------------------------------- subscription
 
@@ -223,6 +277,26 @@ class ExecutorLinkCore:
         status["timestamp"] = self._wall_clock()
         self._queue(uuid, status)
         return status
+
+    def _send_check_update(self, previous: Json, check_status: Json) -> Json:
+        """The update for a check's news (Mesos's `taskCheckUpdated`): `previous` with it."""
+        return self._send_derived(previous, {
+            "reason": "REASON_TASK_CHECK_STATUS_UPDATED",
+            "check_status": check_status,
+        })
+
+    def _send_health_update(
+        self, previous: Json, task_id: object, healthy: bool, failures: int, detail: str
+    ) -> Json:
+        """The update for a health check's result (Mesos's `taskHealthUpdated`): `previous`
+        with it. Whether to send it and what an unhealthy task's kill does is the caller's."""
+        if not healthy:
+            self._log(f"health check of task {task_id} failed {failures} "
+                      f"times consecutively: {detail}")
+        return self._send_derived(previous, {
+            "reason": "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED",
+            "healthy": healthy,
+        })
 
     def _queue(self, uuid: bytes, status: Json) -> None:
         self.unacked[uuid] = status
