@@ -10,10 +10,10 @@ The agent must not import this module (the layer rule puts `mezzo.executor` abov
 `mezzo.agent`); it finds the file by path, e.g.
 ``os.path.join(os.path.dirname(mezzo.__file__), "executor", "command.py")``. ``-S -E`` skip
 site-packages and PYTHON* variables: the implementation (`command_executor.py`, the loop, with
-`command_core.py`, `link_core.py`, `command_events.py`, `command_wire.py` and the checks'
-`checks_core.py` and `checks_probe.py`, imported from this
-directory so their bytecode is cached) uses only built-in/extension modules (`_socket`, `_json`, `select`, `binascii`,
-`_signal`, `posix`, `time`; not even `os`), so the interpreter starts in ~10 ms instead of
+`executor_loop.py`, `command_core.py`, `link_core.py`, `command_events.py`, `command_wire.py`
+and the checks' `checks_core.py` and `checks_probe.py`, imported from this directory so their
+bytecode is cached) uses only built-in/extension modules (`_socket`, `_json`, `select`,
+`binascii`, `_signal`, `posix`, `time`; not even `os`), so the interpreter starts in ~10 ms instead of
 ~25 ms with `socket`/`json`/`subprocess` (measured with ``-X importtime``).
 Launch it like any executor (own session, cwd = sandbox, stdout/stderr = sandbox files).
 

@@ -9,8 +9,8 @@ Events
 ------
 From the agent's stream (`decode_event`): `GroupSubscribed` (SUBSCRIBED with what the default
 executor needs: its container id and the framework's capabilities), `LaunchGroup` (the group's
-TaskInfos, `command_events.LaunchGroup`), `LaunchTask` (LAUNCH, `command_events.Launch`, which the default executor
-refuses). Results: `TasksSpawned` (of `SpawnTasks`), `TaskExited` (a task's process was reaped).
+TaskInfos, `command_events.LaunchGroup`), `LaunchTask` (LAUNCH, `command_events.Launch`, which
+the default executor refuses). Results: `TasksSpawned` (of `SpawnTasks`), `TaskExited` (a task's process was reaped).
 
 Actions
 -------
