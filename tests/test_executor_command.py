@@ -375,15 +375,18 @@ async def test_report_startup_and_launch_latency(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- lean start-up
 
 
-def test_start_up_imports_only_lean_builtin_modules(tmp_path: Path) -> None:
-    """Guards the start-up budget: no json/socket/re/enum/subprocess, nothing from mezzo."""
+@pytest.mark.parametrize("script, loop", [("command.py", "command_executor"),
+                                          ("default.py", "default_executor")])
+def test_start_up_imports_only_lean_builtin_modules(tmp_path: Path, script: str, loop: str) -> None:
+    """Guards the start-up budget of both built-in executors (one shared loop shell): no
+    json/socket/re/enum/subprocess, nothing from mezzo."""
     env = {
         "MESOS_AGENT_ENDPOINT": "127.0.0.1:1",  # nothing listens: it retries until killed
         "MESOS_FRAMEWORK_ID": "f",
         "MESOS_EXECUTOR_ID": "e",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-S", "-E", "-X", "importtime", str(COMMAND_PY)],
+        [sys.executable, "-S", "-E", "-X", "importtime", str(COMMAND_PY.with_name(script))],
         env=env,
         cwd=tmp_path,
         stderr=subprocess.PIPE,
@@ -399,7 +402,7 @@ def test_start_up_imports_only_lean_builtin_modules(tmp_path: Path) -> None:
         for line in err.decode().splitlines()
         if line.startswith("import time:") and "imported package" not in line
     }
-    assert "command_executor" in imported
+    assert {loop, "executor_loop"} <= imported
     heavy = {"json", "socket", "re", "enum", "subprocess", "encodings.idna", "threading"}
     assert not imported & heavy
     assert not any(name.startswith("mezzo") for name in imported)
