@@ -40,6 +40,9 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiohttp.client_exceptions import ClientPayloadError
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
 
 from mezzo.core.errors import JSONSyntaxError, ValidationError
 from mezzo.net.http import JSON, MAX_BODY_BYTES, PROTOBUF, HTTPProblem, accepts_json
@@ -85,6 +88,26 @@ def _quiet_framing_errors() -> None:
     server_log = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, _FramingErrorsAsOneLine) for f in server_log.filters):
         server_log.addFilter(_FramingErrorsAsOneLine())
+    _one_line_parser_answers()
+
+
+def _one_line_parser_answers() -> None:
+    """aiohttp answers what its parser refuses itself (400, before any handler), with the
+    parser's message as the body: several lines (the offending bytes and a caret under them).
+    Bad input gets one line everywhere, so that message is folded onto one line. aiohttp has
+    no hook for it: its `RequestHandler.handle_error` is wrapped, once per process."""
+    original = RequestHandler.handle_error
+    if getattr(original, "_mezzo_one_line", False):
+        return
+
+    def handle_error(self: RequestHandler, request: BaseRequest, status: int = 500,
+                     exc: BaseException | None = None, message: str | None = None) -> StreamResponse:
+        if message and 400 <= status < 500:
+            message = _one_line(message)
+        return original(self, request, status, exc, message)
+
+    handle_error._mezzo_one_line = True  # type: ignore[attr-defined]
+    RequestHandler.handle_error = handle_error  # type: ignore[method-assign]
 
 
 def _media_type(value: str) -> str:
