@@ -40,12 +40,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
-    c = ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096",
-                cgroups_root=f"mezzo-test-{uuid.uuid4().hex[:8]}")
-    try:
+    with ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096",
+                        cgroups_root=f"mezzo-test-{uuid.uuid4().hex[:8]}") as c:
         yield c
-    finally:
-        c.close()
 
 
 async def agent_call(agent: Proc, body: dict) -> dict:

@@ -33,11 +33,8 @@ INPUT_HEADERS = {"Content-Type": "application/recordio", "Message-Content-Type":
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
-    c = ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096;ports:[31000-31100]")
-    try:
+    with ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096;ports:[31000-31100]") as c:
         yield c
-    finally:
-        c.close()
 
 
 async def call(agent: Proc, body: dict[str, Any], accept: str = "application/json") -> tuple[int, str]:

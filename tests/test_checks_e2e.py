@@ -29,11 +29,8 @@ FAST = {"delay_seconds": 0.0, "interval_seconds": 0.2, "timeout_seconds": 5.0}
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
-    c = ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096;disk:1000")
-    try:
+    with ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096;disk:1000") as c:
         yield c
-    finally:
-        c.close()
 
 
 def http_server(port: int) -> str:

@@ -26,11 +26,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
-    c = ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096")
-    try:
+    with ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096") as c:
         yield c
-    finally:
-        c.close()
 
 
 async def start_task(cluster: ProcessCluster) -> MiniScheduler:

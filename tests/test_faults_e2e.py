@@ -27,11 +27,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
-    c = ProcessCluster(tmp_path, "--resources", "cpus:1;mem:256", "--recover", "reconnect")
-    try:
+    with ProcessCluster(tmp_path, "--resources", "cpus:1;mem:256", "--recover", "reconnect") as c:
         yield c
-    finally:
-        c.close()
 
 
 async def test_launch_lost_with_the_agents_stream_gets_task_lost(cluster: ProcessCluster) -> None:

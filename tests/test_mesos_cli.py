@@ -51,14 +51,11 @@ RUN = (
 
 @pytest.fixture
 def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProcessCluster]:
-    c = ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096")
-    config = tmp_path / "mesos-cli.toml"
-    config.write_text(f'[master]\n  address = "{c.master.address}"\n')
-    monkeypatch.setenv("MESOS_CLI_CONFIG", str(config))
-    try:
+    with ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096") as c:
+        config = tmp_path / "mesos-cli.toml"
+        config.write_text(f'[master]\n  address = "{c.master.address}"\n')
+        monkeypatch.setenv("MESOS_CLI_CONFIG", str(config))
         yield c
-    finally:
-        c.close()
 
 
 def mesos(cluster: ProcessCluster, *args: str) -> list[str]:

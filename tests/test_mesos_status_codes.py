@@ -36,11 +36,8 @@ def post(url: str, body: Any, headers: dict[str, str] | None = None) -> tuple[in
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
-    c = ProcessCluster(tmp_path, "--resources", "cpus:2;mem:1024;disk:512;disk(web):256")
-    try:
+    with ProcessCluster(tmp_path, "--resources", "cpus:2;mem:1024;disk:512;disk(web):256") as c:
         yield c
-    finally:
-        c.close()
 
 
 def dynamic(cpus: float) -> list[dict[str, Any]]:

@@ -91,13 +91,10 @@ def ports() -> tuple[int, int, int]:
 @pytest.fixture
 def cluster(tmp_path: Path, ports: tuple[int, int, int]) -> Iterator[ProcessCluster]:
     good, given, _ = ports
-    c = ProcessCluster(tmp_path, "--resources", f"cpus:4;mem:4096;ports:[{good}-{good},{given}-{given}]",
-                       "--isolation", "posix/cpu,posix/mem,network/ports",
-                       "--enforce_container_ports=true", "--container_ports_watch_interval=200ms")
-    try:
+    with ProcessCluster(tmp_path, "--resources", f"cpus:4;mem:4096;ports:[{good}-{good},{given}-{given}]",
+                        "--isolation", "posix/cpu,posix/mem,network/ports",
+                        "--enforce_container_ports=true", "--container_ports_watch_interval=200ms") as c:
         yield c
-    finally:
-        c.close()
 
 
 def with_port(task: dict, port: int) -> dict:

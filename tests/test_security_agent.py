@@ -90,13 +90,10 @@ def secured_files(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def cluster(tmp_path: Path, secured_files: dict[str, str]) -> Iterator[ProcessCluster]:
-    c = ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096",
-                       "--jwt_secret_key", secured_files["key"],
-                       "--authenticate_http_executors", "true")
-    try:
+    with ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096",
+                        "--jwt_secret_key", secured_files["key"],
+                        "--authenticate_http_executors", "true") as c:
         yield c
-    finally:
-        c.close()
 
 
 def custom_executor_task(task_id: str, executor_id: str, shell: str) -> dict[str, Any]:

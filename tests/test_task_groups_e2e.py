@@ -40,11 +40,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
-    c = ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096;disk:1000")
-    try:
+    with ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096;disk:1000") as c:
         yield c
-    finally:
-        c.close()
 
 
 def sandboxes(tmp_path: Path, executor_id: str) -> list[Path]:

@@ -9,29 +9,23 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mezzo.agent.containerizer.isolators.filesystem import mount_points_under
-from mezzo.testing.agent_harness import MiniScheduler, command_task, start_agent, start_master
+from mezzo.testing.agent_harness import (
+    MiniScheduler,
+    command_task,
+    operator_call,
+    start_agent,
+    start_master,
+)
 from mezzo.testing.processes import eventually
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root")]
-
-
-def operator_call(url: str, body: dict[str, Any]) -> tuple[int, str]:
-    request = urllib.request.Request(url + "/api/v1", data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def disk(size: float, source: dict[str, Any], vid: str | None = None, path: str = "") -> dict[str, Any]:

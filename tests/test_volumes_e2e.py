@@ -11,14 +11,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mezzo.agent.containerizer.isolators.filesystem import mount_points_under
-from mezzo.testing.agent_harness import MiniScheduler, Proc, command_task, start_agent
+from mezzo.testing.agent_harness import (
+    MiniScheduler,
+    Proc,
+    command_task,
+    operator_call,
+    start_agent,
+)
 from mezzo.testing.ha_cluster import HaCluster
 from mezzo.testing.processes import eventually
 from mezzo.testing.pytest_zookeeper import ZkChroot
@@ -42,17 +47,6 @@ def volume(vid: str = "db", size: float = 64, *, reserved: bool = True, path: st
     if allocated:
         r["allocation_info"] = {"role": "eng"}
     return r
-
-
-def operator_call(url: str, body: dict[str, Any]) -> tuple[int, str]:
-    request = urllib.request.Request(url + "/api/v1", data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def has_volume(offer: dict[str, Any], vid: str = "db") -> bool:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,10 +93,24 @@ def start_agent(tmp: Path, master: str, *extra: str, port: int = 0, name: str = 
     )
 
 
+def operator_call(url: str, body: dict[str, Any], timeout: float = 10) -> tuple[int, str]:
+    """POST one v1 operator call (JSON) to `url` + /api/v1 (blocking): (status, body text),
+    an HTTP error's included."""
+    request = urllib.request.Request(url + "/api/v1", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
 class ProcessCluster:
     """A `mezzo master` and `mezzo agent`s under `tmp`, every agent started with `agent_args`
     (and its own `--cgroups_root` if `cgroups_root` is given); `close()` stops them all and
-    removes what they left (executors in their own sessions, cgroups)."""
+    removes what they left (executors in their own sessions, cgroups). A context manager:
+    a test's fixture is ``with ProcessCluster(tmp_path, ...) as c: yield c``."""
 
     def __init__(self, tmp: Path, *agent_args: str, cgroups_root: str | None = None) -> None:
         self.tmp = tmp
@@ -116,6 +133,12 @@ class ProcessCluster:
         self.master.kill()
         if self.cgroups_root is not None:
             remove_cgroups(self.cgroups_root)
+
+    def __enter__(self) -> ProcessCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class MiniScheduler:
