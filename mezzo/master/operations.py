@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import TypeVar
 
 import msgspec
 
@@ -99,9 +100,20 @@ class OperationError(Exception):
         self.status = status
 
 
+R = TypeVar("R")
+
+
 def describe_agent(agent: AgentRecord) -> str:
     """Mesos's `stringify(*slave)`."""
     return f"{agent.id} at {agent.pid} ({agent.hostname})"
+
+
+def validated(check: Callable[[], R], where: str) -> R:
+    """Run a validation; its OperationError gains `where` (Mesos's `; on agent ...`)."""
+    try:
+        return check()
+    except OperationError as exc:
+        raise OperationError(exc.message + where) from None
 
 
 def _json(resource: object) -> str:
@@ -246,10 +258,9 @@ class OperationCalls(MasterBase):
             case OfferOperationType.RESERVE:
                 if operation.reserve is None:
                     raise OperationError("Expecting 'reserve' to be present")
-                try:
-                    resources, source = self.validate_reserve(operation.reserve, principal, framework)
-                except OperationError as exc:
-                    raise OperationError(exc.message + where) from None
+                reserve = operation.reserve
+                resources, source = validated(
+                    lambda: self.validate_reserve(reserve, principal, framework), where)
                 denied = self.authorize_operation(principal, operation, resources)
                 if denied:
                     raise OperationError(denied, 403)
@@ -257,10 +268,8 @@ class OperationCalls(MasterBase):
             case OfferOperationType.UNRESERVE:
                 if operation.unreserve is None:
                     raise OperationError("Expecting 'unreserve' to be present")
-                try:
-                    resources = self.validate_unreserve(operation.unreserve)
-                except OperationError as exc:
-                    raise OperationError(exc.message + where) from None
+                unreserve = operation.unreserve
+                resources = validated(lambda: self.validate_unreserve(unreserve), where)
                 denied = self.authorize_operation(principal, operation, resources)
                 if denied:
                     raise OperationError(denied, 403)

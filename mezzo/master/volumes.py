@@ -19,7 +19,6 @@ Differences from Mesos: GROW_VOLUME and SHRINK_VOLUME are applied speculatively 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
 
 from mezzo.api.common import (
     Create,
@@ -33,7 +32,7 @@ from mezzo.api.common import (
     ShrinkVolume,
 )
 from mezzo.core.errors import ValidationError
-from mezzo.master.operations import OperationCalls, OperationError, describe_agent
+from mezzo.master.operations import OperationCalls, OperationError, describe_agent, validated
 from mezzo.master.records import AgentRecord, FrameworkRecord, has_capability
 from mezzo.resources import ResourceItem, Resources
 from mezzo.resources import volumes as vol
@@ -42,7 +41,6 @@ from mezzo.resources.disk import MOUNT, as_disk_key
 from mezzo.resources.wire import items_from_wire
 
 _T = OfferOperationType
-R = TypeVar("R")
 
 
 def _resources(resources: list[Resource]) -> Resources:
@@ -92,7 +90,7 @@ class VolumeCalls(OperationCalls):
                 create = operation.create
                 if create is None:
                     raise OperationError("Expecting 'create' to be present")
-                volumes = _validated(
+                volumes = validated(
                     lambda: self.validate_create(create.volumes, agent, principal, framework),
                     where)
                 self._authorize_volumes("create_volumes", "CREATE_VOLUME", principal, volumes,
@@ -102,7 +100,7 @@ class VolumeCalls(OperationCalls):
                 destroy = operation.destroy
                 if destroy is None:
                     raise OperationError("Expecting 'destroy' to be present")
-                volumes = _validated(lambda: self.validate_destroy(destroy.volumes, agent), where)
+                volumes = validated(lambda: self.validate_destroy(destroy.volumes, agent), where)
                 self._authorize_volumes("destroy_volumes", "DESTROY_VOLUME", principal, volumes,
                                         _creator)
                 if framework is not None:
@@ -112,7 +110,7 @@ class VolumeCalls(OperationCalls):
                 grow = operation.grow_volume
                 if grow is None:
                     raise OperationError("Expecting 'grow_volume' to be present")
-                volume, addition = _validated(
+                volume, addition = validated(
                     lambda: self.validate_grow(grow.volume, grow.addition, agent), where)
                 self._authorize_volumes("resize_volumes", "RESIZE_VOLUME", principal, volume,
                                         _role)
@@ -121,7 +119,7 @@ class VolumeCalls(OperationCalls):
                 shrink = operation.shrink_volume
                 if shrink is None:
                     raise OperationError("Expecting 'shrink_volume' to be present")
-                volume, subtract = _validated(
+                volume, subtract = validated(
                     lambda: self.validate_shrink(shrink.volume, shrink.subtract, agent), where)
                 self._authorize_volumes("resize_volumes", "RESIZE_VOLUME", principal, volume,
                                         _role)
@@ -218,16 +216,8 @@ class VolumeCalls(OperationCalls):
         self, volume_wire: Resource, addition_wire: Resource, agent: AgentRecord
     ) -> tuple[Resources, Resources]:
         """Mesos's `validate(GrowVolume)`."""
-        try:
-            volume = Resources.from_wire([volume_wire])
-        except ValidationError as exc:
-            raise OperationError(
-                f"Invalid resource in the 'GrowVolume.volume' field: {exc}") from None
-        try:
-            addition = Resources.from_wire([addition_wire])
-        except ValidationError as exc:
-            raise OperationError(
-                f"Invalid resource in the 'GrowVolume.addition' field: {exc}") from None
+        volume = _field_resource(volume_wire, "GrowVolume.volume")
+        addition = _field_resource(addition_wire, "GrowVolume.addition")
         if addition.scalar(addition_wire.name) <= 0 or addition_wire.scalar is None:
             raise OperationError("The size of 'GrowVolume.addition' field must be greater than zero")
         if not volume:
@@ -255,11 +245,7 @@ class VolumeCalls(OperationCalls):
         self, volume_wire: Resource, subtract: Scalar, agent: AgentRecord
     ) -> tuple[Resources, int]:
         """Mesos's `validate(ShrinkVolume)`; the volume and the amount in thousandths."""
-        try:
-            volume = Resources.from_wire([volume_wire])
-        except ValidationError as exc:
-            raise OperationError(
-                f"Invalid resource in the 'ShrinkVolume.volume' field: {exc}") from None
+        volume = _field_resource(volume_wire, "ShrinkVolume.volume")
         try:
             amount = vol.scalar_fixed(subtract.value) if subtract.value > 0 else 0
         except ValidationError:
@@ -331,12 +317,12 @@ class VolumeCalls(OperationCalls):
             agent_id, principal)
 
 
-def _validated(check: Callable[[], R], where: str) -> R:
-    """Run a validation; its OperationError gains `where` (Mesos's `; on agent ...`)."""
+def _field_resource(wire: Resource, field: str) -> Resources:
+    """The one resource of an operation's `field`, parsed (Mesos's wording if invalid)."""
     try:
-        return check()
-    except OperationError as exc:
-        raise OperationError(exc.message + where) from None
+        return Resources.from_wire([wire])
+    except ValidationError as exc:
+        raise OperationError(f"Invalid resource in the '{field}' field: {exc}") from None
 
 
 def _role(item: ResourceItem) -> str | None:
