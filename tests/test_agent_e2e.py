@@ -26,9 +26,9 @@ from mezzo.testing import agent_pymesos_executor
 from mezzo.testing.agent_harness import (
     MEZZO,
     MiniScheduler,
-    Proc,
     ProcessCluster,
     command_task,
+    executor_pids,
     free_port,
     pid_alive,
 )
@@ -43,22 +43,6 @@ def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
     with ProcessCluster(tmp_path, "--resources", "cpus:4;mem:4096",
                         cgroups_root=f"mezzo-test-{uuid.uuid4().hex[:8]}") as c:
         yield c
-
-
-async def agent_call(agent: Proc, body: dict) -> dict:
-    async with aiohttp.ClientSession() as s, s.post(
-        agent.url + "/api/v1", json=body, headers={"Accept": "application/json"}
-    ) as r:
-        assert r.status == 200, await r.text()
-        return await r.json()
-
-
-async def executor_pids(agent: Proc) -> dict[str, int]:
-    out = await agent_call(agent, {"type": "GET_CONTAINERS"})
-    return {
-        c["executor_id"]["value"]: c["container_status"]["executor_pid"]
-        for c in out["get_containers"]["containers"]
-    }
 
 
 def need_cgroups(*controllers: str) -> None:

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from mezzo.api.common import FrameworkInfo, Offer, TaskStatus
@@ -27,9 +26,9 @@ from mezzo.scheduler import (
 from mezzo.testing.agent_harness import (
     MEZZO,
     MiniScheduler,
-    Proc,
     ProcessCluster,
     command_task,
+    executor_pids,
     free_port,
     pid_alive,
 )
@@ -47,20 +46,6 @@ def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
 def sandboxes(tmp_path: Path, executor_id: str) -> list[Path]:
     runs = tmp_path.glob(f"agent/slaves/*/frameworks/*/executors/{executor_id}/runs/*")
     return sorted(run for run in runs if run.name != "latest")
-
-
-async def executor_pids(agent: Proc) -> dict[str, int]:
-    async with aiohttp.ClientSession() as session, session.post(
-        agent.url + "/api/v1", json={"type": "GET_CONTAINERS"},
-        headers={"Accept": "application/json"},
-    ) as r:
-        assert r.status == 200, await r.text()
-        out = await r.json()
-    return {
-        c["executor_id"]["value"]: c["container_status"]["executor_pid"]
-        for c in out["get_containers"]["containers"]
-        if "executor_pid" in c.get("container_status", {})
-    }
 
 
 def parent_of(update: dict[str, Any]) -> str:

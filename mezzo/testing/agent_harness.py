@@ -106,6 +106,26 @@ def operator_call(url: str, body: dict[str, Any], timeout: float = 10) -> tuple[
         return e.code, e.read().decode()
 
 
+async def agent_call(agent: Proc, body: dict[str, Any]) -> dict[str, Any]:
+    """POST one v1 operator call to `agent`; its JSON answer (asserts a 200)."""
+    async with aiohttp.ClientSession() as s, s.post(
+        agent.url + "/api/v1", json=body, headers={"Accept": "application/json"}
+    ) as r:
+        assert r.status == 200, await r.text()
+        answer: dict[str, Any] = await r.json()
+        return answer
+
+
+async def executor_pids(agent: Proc) -> dict[str, int]:
+    """The pid of every executor `agent` runs, by executor id (GET_CONTAINERS)."""
+    out = await agent_call(agent, {"type": "GET_CONTAINERS"})
+    return {
+        c["executor_id"]["value"]: c["container_status"]["executor_pid"]
+        for c in out["get_containers"]["containers"]
+        if "executor_pid" in c.get("container_status", {})
+    }
+
+
 class ProcessCluster:
     """A `mezzo master` and `mezzo agent`s under `tmp`, every agent started with `agent_args`
     (and its own `--cgroups_root` if `cgroups_root` is given); `close()` stops them all and
