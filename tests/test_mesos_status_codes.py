@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from mezzo.testing.agent_harness import MiniScheduler, ProcessCluster, command_task
+from mezzo.testing.processes import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -147,6 +148,9 @@ async def test_container_calls_answer_as_mesos(cluster: ProcessCluster) -> None:
         # A session on a parent that is no longer running: the same BadRequest.
         await sched.call({"type": "KILL", "kill": {"task_id": {"value": "t"}, "agent_id": update["agent_id"]}})
         await sched.wait_state("t", "TASK_KILLED")
+        # TASK_KILLED may arrive before the executor's container has ended: wait for that.
+        await eventually(lambda: name not in post(url, {"type": "GET_CONTAINERS"})[1],
+                         30, "the executor's container to end")
         got = post(url, {"type": "LAUNCH_NESTED_CONTAINER_SESSION", "launch_nested_container_session": {
             "container_id": {"value": "late", "parent": parent}, "command": {"value": "true"}}}, STREAM)
         assert got == (400, f"Parent container {name} does not exist"), got
