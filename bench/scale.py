@@ -632,7 +632,10 @@ def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, r
     seen: dict[str, float] = {}
 
     def back() -> bool:
-        m = metrics(new)
+        try:
+            m = metrics(new)
+        except ValueError:  # not JSON: the new leader answers 503 while it recovers
+            return False
         seen["agents"] = m.get("master/slaves_active", 0)
         seen["frameworks"] = m.get("master/frameworks_active", 0)
         return seen["agents"] >= size and seen["frameworks"] >= frameworks
