@@ -16,7 +16,12 @@ Measured, after `gc.collect()`:
 - the RSS growth of the process per task (psutil), which includes allocator slack;
 - the operator GET_STATE and `/master/state` documents: total time to make all their pieces
   and the longest single piece (what one slice of the event loop must hold), at that size;
-- the time of one `/metrics/snapshot` (`views.metrics`), which runs in one piece on the loop;
+- the CPU time of one `/metrics/snapshot` (`mezzo.master.metrics.snapshot`, which runs in one
+  piece on the loop; median of `--snapshots`), and of its parts: the core's gauges
+  (`views.metrics`, with the allocator's), the allocator's `statistics()` alone and the
+  per-framework keys (`framework_metrics`); `--metrics-only` measures just these (no
+  tracemalloc, no state documents), with `--offers` first making an allocation run so that
+  the free resources sit in outstanding offers, as in a busy master;
 - the time of a full garbage collection of the process (a pause of the master's loop when it
   happens) and the number of objects the collector tracks.
 
@@ -26,6 +31,7 @@ The process uses the master's garbage-collector settings (`mezzo.core.gc_tuning`
     .venv/bin/python bench/master_memory.py --agents 1000 --tasks 20000 --statuses STARTING,RUNNING
     .venv/bin/python bench/master_memory.py --agents 1600 --tasks 100000 --rss \
         --agent-resources "cpus:64;mem:131072;disk:100000;ports:[31000-32000]"   # 100,000 tasks
+    .venv/bin/python bench/master_memory.py --agents 9000 --tasks 23000 --metrics-only --offers
 
 Recorded in docs/benchmarks.md, "Scale (issue 12)".
 """
@@ -33,6 +39,7 @@ Recorded in docs/benchmarks.md, "Scale (issue 12)".
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import os
@@ -52,6 +59,8 @@ from mezzo.api.codec import decode, encode  # noqa: E402
 from mezzo.api.internal import AgentCall  # noqa: E402
 from mezzo.api.scheduler import decode_call  # noqa: E402
 from mezzo.core.gc_tuning import tune_for_daemon  # noqa: E402
+from mezzo.core.metrics import DaemonMetrics  # noqa: E402
+from mezzo.master import metrics as master_metrics  # noqa: E402
 from mezzo.master import views  # noqa: E402
 from mezzo.testing.master_cluster import MasterCluster, framework_info  # noqa: E402
 
@@ -174,6 +183,31 @@ def piece_times(pieces: Any) -> tuple[float, float, int, float]:
     return time.perf_counter() - start, longest, size, time.process_time() - cpu
 
 
+def snapshot_cpu_ms(cluster: MasterCluster, repeat: int) -> dict[str, float]:
+    """Median CPU milliseconds of one `/metrics/snapshot` and of its parts."""
+    master = cluster.master
+    http = DaemonMetrics()
+    parts: dict[str, Any] = {
+        "metrics_snapshot_cpu_ms": lambda: master_metrics.snapshot(master, None, http, leading=True),
+        "metrics_gauges_cpu_ms": lambda: views.metrics(master, cluster.clock.now()),
+        "metrics_allocator_cpu_ms": lambda: master.allocator.statistics(),
+        "metrics_frameworks_cpu_ms": lambda: master_metrics.framework_metrics(master),
+    }
+
+    async def measure() -> dict[str, float]:  # the snapshot reads its loop's queues
+        out = {}
+        for key, part in parts.items():
+            times = []
+            for _ in range(repeat):
+                started = time.process_time()
+                part()
+                times.append(time.process_time() - started)
+            out[key] = round(sorted(times)[len(times) // 2] * 1000, 2)
+        return out
+
+    return asyncio.run(measure())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=1000)
@@ -185,7 +219,14 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--rss", action="store_true",
                         help="measure RSS only, without tracemalloc (whose own records inflate RSS)")
+    parser.add_argument("--metrics-only", action="store_true",
+                        help="measure only /metrics/snapshot (no tracemalloc, no state documents)")
+    parser.add_argument("--offers", action="store_true",
+                        help="make an allocation run after the launches: free resources offered")
+    parser.add_argument("--snapshots", type=int, default=5, help="snapshots measured (median)")
     args = parser.parse_args()
+    if args.metrics_only:
+        args.rss = True
     statuses = [f"TASK_{s.strip().upper()}" for s in args.statuses.split(",")]
     load = os.getloadavg()
 
@@ -215,6 +256,15 @@ def main() -> None:
     running = sum(len(fw.tasks) for fw in cluster.master.frameworks.values())
 
     master = cluster.master
+    if args.offers:
+        cluster.allocate()
+        clear_streams(cluster)
+    snapshot = snapshot_cpu_ms(cluster, args.snapshots)
+    if args.metrics_only:
+        print(json.dumps({"agents": args.agents, "frameworks": args.frameworks, "tasks": running,
+                          "outstanding_offers": len(master.offers), **snapshot,
+                          "load": [round(x, 2) for x in load]}))
+        return
     if hasattr(views, "operator_pieces"):
         get_state = piece_times(views.operator_pieces(master, op.CallType.GET_STATE))
     else:  # code from before GET_STATE was streamed (for a "before" figure): one piece
@@ -223,9 +273,6 @@ def main() -> None:
 
         get_state = piece_times(whole())
     state = piece_times(views.state_pieces(master, {}))
-    started = time.perf_counter()
-    views.metrics(master, cluster.clock.now())
-    metrics_ms = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
     gc.collect()
     gc_ms = (time.perf_counter() - started) * 1000
@@ -246,7 +293,7 @@ def main() -> None:
         "state_cpu_ms": round(state[3] * 1000, 1),
         "state_longest_piece_ms": round(state[1] * 1000, 2),
         "state_mb": round(state[2] / 1e6, 2),
-        "metrics_snapshot_ms": round(metrics_ms, 1),
+        **snapshot,
         "gc_full_ms": round(gc_ms, 1),
         "gc_tracked_objects": len(gc.get_objects()),
         "load": [round(x, 2) for x in load],

@@ -35,6 +35,7 @@ from mezzo.core.ids import IdSource
 from mezzo.core.metrics import DaemonMetrics
 from mezzo.master.allocator import Allocator
 from mezzo.master.events import DEFAULT_MAX_SUBSCRIBERS, OperatorEvents
+from mezzo.master.gauges import TalliedDict
 from mezzo.master.leadership import Phase
 from mezzo.master.outbox import Outbox
 from mezzo.master.quota import to_quota
@@ -168,8 +169,8 @@ class MasterBase:
         # SUBSCRIBED sent) or when the agent's stream ends first.
         self.registering: dict[str, RegisteringAgent] = {}
         # Enter on agent SUBSCRIBE (registration or re-registration); leave when marked
-        # unreachable or gone.
-        self.agents: dict[str, AgentRecord] = {}
+        # unreachable or gone. Sums their totals as they come and go (`mezzo.master.gauges`).
+        self.agents: TalliedDict[AgentRecord] = TalliedDict(lambda agent: agent.total)
         # Admitted in the registry but not (yet) re-registered with this master; leave on
         # re-registration or when --agent_reregister_timeout expires (-> unreachable).
         self.recovered_agents: dict[str, object] = {}
@@ -194,8 +195,8 @@ class MasterBase:
 
         # -- offers ----------------------------------------------------------------------
         # Enter at allocation; leave on ACCEPT/DECLINE, rescind, or when their framework or
-        # agent goes.
-        self.offers: dict[str, OfferRecord] = {}
+        # agent goes. Sums their resources as they come and go.
+        self.offers: TalliedDict[OfferRecord] = TalliedDict(lambda offer: offer.resources)
 
         # -- leadership (`mezzo.master.leadership`: STANDBY → RECOVERING → LEADING → FENCED) --
         # Changed only by `elected`, `recover` and `fence`.

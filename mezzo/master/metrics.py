@@ -31,6 +31,7 @@ from mezzo.api.common import TaskState, is_terminal
 from mezzo.core.metrics import DaemonMetrics, prometheus_text, system_metrics
 from mezzo.master import views
 from mezzo.master.base import MasterBase
+from mezzo.master.gauges import task_counts
 
 ACTIVE_STATES = [s for s in TaskState if not is_terminal(s) and s != TaskState.TASK_UNKNOWN]
 
@@ -51,12 +52,9 @@ def framework_metrics(master: MasterBase) -> dict[str, float]:
             out[prefix + key] = float(value)
         for role in fw.roles:
             out[f"{prefix}roles/{role}/suppressed"] = 1.0 if role in fw.suppressed_roles else 0.0
-        active = dict.fromkeys(ACTIVE_STATES, 0)
-        for task in fw.tasks.values():
-            if task.state in active:
-                active[task.state] += 1
-        for state, count in active.items():
-            out[f"{prefix}tasks/active/{state.lower()}"] = float(count)
+        states, _ = task_counts(fw.tasks)
+        for state in ACTIVE_STATES:
+            out[f"{prefix}tasks/active/{state.lower()}"] = float(states.get(state, 0))
     return out
 
 

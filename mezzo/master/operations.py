@@ -443,7 +443,9 @@ class OperationCalls(MasterBase):
         """Speculatively apply to the master's view of the agent, record the operation
         OPERATION_PENDING and send it to the agent (Mesos's `Master::_apply`)."""
         plain = [c.unallocated() for c in conversions]
+        before = agent.total
         agent.total = conv.apply(agent.total, plain)
+        self.agents.remeasure(agent.id, agent, before)
         agent.checkpointed = conv.checkpointed_after(agent.checkpointed, plain)
         uuid = self.ids.uuid_bytes()
         stripped = self._stripped_info(operation, plain)

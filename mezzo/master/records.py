@@ -32,6 +32,7 @@ from mezzo.api.common import (
     TimeInfo,
 )
 from mezzo.api.internal import AgentSubscribe
+from mezzo.master.gauges import TaskIndex
 from mezzo.master.registry import AdmitAgent, MarkReachable
 from mezzo.resources import Resources
 
@@ -99,16 +100,17 @@ class TaskRecord:
     """
 
     __slots__ = (
+        "_index",
         "_info",
+        "_recovered",
+        "_state",
         "_statuses",
         "agent_id",
         "executor_id",
         "framework_id",
         "name",
-        "recovered",
         "resources",
         "role",
-        "state",
         "status_update_state",
         "status_update_uuid",
         "task_id",
@@ -141,14 +143,16 @@ class TaskRecord:
         self.executor_id = executor_id
         self.role = role
         self.resources = shared_resources(resources)
-        self.state = state
+        # The framework's `TaskIndex` this task is in (told of state changes), if any.
+        self._index: TaskIndex | None = None
+        self._state = state
         # State and uuid of the last reliable update forwarded to the scheduler (spec §5.4).
         self.status_update_state = status_update_state
         self.status_update_uuid = status_update_uuid
         self.user = user
         self.unreachable_time = unreachable_time
         # True once the resources went back to the allocator (latest state terminal).
-        self.recovered = recovered
+        self._recovered = recovered
         # When the update awaiting acknowledgement was forwarded (status update round trip).
         self.update_sent_at = update_sent_at
         rest = msgspec.to_builtins(info)
@@ -159,6 +163,27 @@ class TaskRecord:
         self._statuses: list[bytes] = []
         for status in statuses or ():
             self.add_status(status)
+
+    @property
+    def state(self) -> TaskState:
+        return self._state
+
+    @state.setter
+    def state(self, state: TaskState) -> None:
+        if self._index is not None:
+            self._index.moved(self, state, self._recovered)
+        self._state = state
+
+    @property
+    def recovered(self) -> bool:
+        """True once the resources went back to the allocator (latest state terminal)."""
+        return self._recovered
+
+    @recovered.setter
+    def recovered(self, recovered: bool) -> None:
+        if self._index is not None:
+            self._index.moved(self, self._state, recovered)
+        self._recovered = recovered
 
     @property
     def info(self) -> TaskInfo:
@@ -296,8 +321,9 @@ class FrameworkRecord:
     next_heartbeat: float = 0.0
     suppressed_roles: set[str] = field(default_factory=set)
     offer_constraints: dict[str, Any] | None = None
-    # task id -> record, for tasks that are not yet completed (including unreachable ones).
-    tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    # task id -> record, for tasks that are not yet completed (including unreachable ones);
+    # a `TaskIndex` counting them per state and summing their resources (`mezzo.master.gauges`).
+    tasks: dict[str, TaskRecord] = field(default_factory=TaskIndex)
     # Tasks on unreachable agents (PARTITION_AWARE frameworks), may come back.
     unreachable_tasks: dict[str, TaskRecord] = field(default_factory=dict)
     completed_tasks: deque[TaskRecord] = field(default_factory=deque)

@@ -37,14 +37,16 @@ class AgentFilters:
 
     def __init__(self) -> None:
         self.groups: list[_Group] = []
-        self.mask = 0  # union of all group masks (some may have expired)
+        # The union of all group masks (some may have expired); the groups' masks are
+        # disjoint (a pair's new filter replaces its old one), so its bits are the pairs.
+        self.mask = 0
 
     def __bool__(self) -> bool:
         return self.mask != 0
 
     def count(self) -> int:
         """Number of (framework, role) pairs with a filter here (expired ones included)."""
-        return sum(group.mask.bit_count() for group in self.groups)
+        return self.mask.bit_count()
 
     def install(self, bit: int, refused: Resources, expiry: float) -> None:
         """Filter `refused` for the pair owning `bit` until `expiry` (replacing its filter)."""

@@ -909,22 +909,30 @@ class HierarchicalAllocator(Allocator):
                 for name, value in entry.allocated.items():
                     allocated[name] = allocated.get(name, 0.0) + value
         role_of_bit = {bit: role for role, bits in self._bits.items() for bit in bits.values()}
-        filters_by_role: dict[str, int] = {}
+        # An agent's filtered pairs are the bits of its filters' `mask` (the groups' masks are
+        # disjoint): agents filtered alike are counted together, one pass over the agents
+        # (a snapshot at 9,000 agents walked every group of every agent, twice).
+        masks: dict[int, int] = {}
         for agent in self._agents.values():
-            for group in agent.filters.groups:
-                mask = group.mask
-                while mask:
-                    low = mask & -mask
-                    filtered_role = role_of_bit.get(low.bit_length() - 1)
-                    if filtered_role is not None:
-                        filters_by_role[filtered_role] = filters_by_role.get(filtered_role, 0) + 1
-                    mask ^= low
+            mask = agent.filters.mask
+            if mask:
+                masks[mask] = masks.get(mask, 0) + 1
+        filters_by_role: dict[str, int] = {}
+        offer_filters = 0
+        for mask, agents in masks.items():
+            offer_filters += mask.bit_count() * agents
+            while mask:
+                low = mask & -mask
+                filtered_role = role_of_bit.get(low.bit_length() - 1)
+                if filtered_role is not None:
+                    filters_by_role[filtered_role] = filters_by_role.get(filtered_role, 0) + agents
+                mask ^= low
         return AllocatorStatistics(
             allocation_runs=self._runs,
             last_allocation_run_ms=self._last_run_ms,
             agents=len(self._agents),
             frameworks=sum(1 for fw in self._frameworks.values() if fw.added),
-            offer_filters=sum(agent.filters.count() for agent in self._agents.values()),
+            offer_filters=offer_filters,
             total=dict(self._totals.quantities),
             allocated=allocated,
             roles=roles,
