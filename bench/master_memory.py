@@ -14,8 +14,9 @@ Measured, after `gc.collect()`:
 - `tracemalloc` bytes per agent (agents registered, no task) and per task (the rest), and the
   top allocation sites per task (`--top`);
 - the RSS growth of the process per task (psutil), which includes allocator slack;
-- the operator GET_STATE and `/master/state` documents: total time to make all their pieces
-  and the longest single piece (what one slice of the event loop must hold), at that size;
+- the operator GET_STATE and `/master/state` documents and the event stream's SUBSCRIBED:
+  total time to make all their pieces and the longest single piece (what one slice of the
+  event loop must hold), at that size;
 - the CPU time of one `/metrics/snapshot` (`mezzo.master.metrics.snapshot`, which runs in one
   piece on the loop; median of `--snapshots`), and of its parts: the core's gauges
   (`views.metrics`, with the allocator's), the allocator's `statistics()` alone and the
@@ -273,6 +274,8 @@ def main() -> None:
 
         get_state = piece_times(whole())
     state = piece_times(views.state_pieces(master, {}))
+    subscribed = (piece_times(views.subscribed_pieces(master, 15.0))
+                  if hasattr(views, "subscribed_pieces") else None)
     started = time.perf_counter()
     gc.collect()
     gc_ms = (time.perf_counter() - started) * 1000
@@ -293,6 +296,10 @@ def main() -> None:
         "state_cpu_ms": round(state[3] * 1000, 1),
         "state_longest_piece_ms": round(state[1] * 1000, 2),
         "state_mb": round(state[2] / 1e6, 2),
+        # The operator event stream's SUBSCRIBED (made in slices by the shell since issue 12;
+        # before, in one piece: GET_STATE's total).
+        "subscribed_cpu_ms": round(subscribed[3] * 1000, 1) if subscribed else None,
+        "subscribed_longest_piece_ms": round(subscribed[1] * 1000, 2) if subscribed else None,
         **snapshot,
         "gc_full_ms": round(gc_ms, 1),
         "gc_tracked_objects": len(gc.get_objects()),

@@ -249,3 +249,79 @@ async def test_a_stuck_subscriber_is_disconnected_and_the_others_keep_up(caplog)
     finally:
         stuck.close()
         await runner.cleanup()
+
+
+# ---------------------------------------------------------------------------- SUBSCRIBED in slices
+
+
+def test_subscribed_pieces_are_the_encoded_event() -> None:
+    from mezzo.master import views
+    from tests.test_master_state_stream import _busy_cluster
+
+    master = _busy_cluster().master  # type: ignore[attr-defined]
+    expected = encode(op.Event(type=op.EventType.SUBSCRIBED, subscribed=op.Subscribed(
+        get_state=views.get_state(master), heartbeat_interval_seconds=master.events.heartbeat_interval)))
+    assert b"".join(views.subscribed_pieces(master, master.events.heartbeat_interval)) == expected
+    empty = MasterCluster().master
+    assert b"".join(views.subscribed_pieces(empty, 2.5)) == encode(op.Event(
+        type=op.EventType.SUBSCRIBED,
+        subscribed=op.Subscribed(get_state=views.get_state(empty), heartbeat_interval_seconds=2.5)))
+
+
+def test_events_sent_while_subscribed_is_made_follow_it() -> None:
+    from mezzo.master.operator_api import _SubscribedFirst
+
+    class Stream:
+        def __init__(self) -> None:
+            self.records: list[bytes | str] = []
+
+        def send(self, payload: bytes) -> bool:
+            self.records.append(payload)
+            return True
+
+        def close(self, reason: str) -> None:
+            self.records.append(reason)
+
+    stream = Stream()
+    handle = _SubscribedFirst(stream)  # type: ignore[arg-type]
+    handle.send(b"heartbeat")
+    handle.close("closed by the master")
+    assert stream.records == []
+    handle.release(b"subscribed")
+    assert stream.records == [b"subscribed", b"heartbeat", "closed by the master"]
+    handle.send(b"after")
+    assert stream.records[-1] == b"after"
+
+
+async def test_subscribed_is_made_in_slices_and_equals_the_state() -> None:
+    from mezzo.master import views
+
+    process, runner, url = await _serve()
+    process.server.operator_api.slice_seconds = 0.0  # every piece in its own slice
+    agents = [EmulatedAgent(url, hostname=f"a{i}") for i in range(4)]
+    try:
+        for agent in agents:
+            await agent.start()
+        async with aiohttp.ClientSession() as session:
+            resp, buf = await _subscribe(session, url)
+            while b"\n" not in buf:
+                buf += await asyncio.wait_for(resp.content.readany(), 10)
+            head, _, rest = bytes(buf).partition(b"\n")
+            while len(rest) < int(head):
+                rest += await asyncio.wait_for(resp.content.readany(), 10)
+            expected = encode(op.Event(type=op.EventType.SUBSCRIBED, subscribed=op.Subscribed(
+                get_state=views.get_state(process.master), heartbeat_interval_seconds=15.0)))
+            assert rest[: int(head)] == expected
+            assert len(json.loads(expected)["subscribed"]["get_state"]["get_agents"]["agents"]) == 4
+            # The live events come after it.
+            more = EmulatedAgent(url, hostname="a4")
+            agents.append(more)
+            await more.start()
+            buf = bytearray(rest[int(head):])
+            [added] = await _records(resp, buf, 1)
+            assert added["type"] == "AGENT_ADDED"
+            resp.close()
+    finally:
+        for agent in agents:
+            await agent.stop()
+        await runner.cleanup()

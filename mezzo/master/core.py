@@ -155,12 +155,14 @@ class Master(FrameworkCalls, OfferCalls, TaskCalls, AgentCalls, OperatorCalls, V
     # ------------------------------------------------------------------ operator events
 
     def operator_subscribe(self, stream: object, view: Any = None,
-                           viewer: Viewer | None = None) -> None:
+                           viewer: Viewer | None = None, *, send_state: bool = True) -> None:
         """An operator SUBSCRIBE: SUBSCRIBED with the state, then the live events. With a
         `viewer` (the authorizer bound to the subscriber's principal), both are filtered:
-        `view` is the master as that principal may view it (what GET_STATE shows it)."""
-        self.events.subscribe(stream, views.get_state(self if view is None else view),
-                              self.now(), viewer)
+        `view` is the master as that principal may view it (what GET_STATE shows it).
+        `send_state=False`: the caller sends SUBSCRIBED itself, before any other event reaches
+        the stream (the HTTP shell makes it in slices: `views.subscribed_pieces`)."""
+        state = views.get_state(self if view is None else view) if send_state else None
+        self.events.subscribe(stream, state, self.now(), viewer)
 
     def operator_unsubscribed(self, stream: object) -> None:
         """An operator event stream ended (the client went away, or it fell behind)."""

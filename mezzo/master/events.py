@@ -91,10 +91,11 @@ class OperatorEvents:
         """True while anyone subscribes (the hooks build nothing otherwise)."""
         return bool(self.subscribers)
 
-    def subscribe(self, stream: Any, state: op.GetState, now: float,
+    def subscribe(self, stream: Any, state: op.GetState | None, now: float,
                   viewer: Viewer | None = None) -> None:
         """A new subscriber: SUBSCRIBED (with the state it may view) first, then the live
-        events it may view (all of them without a `viewer`)."""
+        events it may view (all of them without a `viewer`). Without a `state`, the caller
+        sends SUBSCRIBED ahead of the events (`Master.operator_subscribe`)."""
         while len(self.subscribers) >= self.max_subscribers:
             oldest = next(iter(self.subscribers))
             log.info("reached the maximum number of operator event stream subscribers (%d): "
@@ -104,8 +105,9 @@ class OperatorEvents:
         self.subscribers[stream] = now + self.heartbeat_interval
         if viewer is not None:
             self.viewers[stream] = viewer
-        subscribed = op.Subscribed(get_state=state, heartbeat_interval_seconds=self.heartbeat_interval)
-        self.outbox.send_operator([stream], op.Event(type=op.EventType.SUBSCRIBED, subscribed=subscribed))
+        if state is not None:
+            subscribed = op.Subscribed(get_state=state, heartbeat_interval_seconds=self.heartbeat_interval)
+            self.outbox.send_operator([stream], op.Event(type=op.EventType.SUBSCRIBED, subscribed=subscribed))
 
     def unsubscribe(self, stream: Any) -> None:
         """The stream ended (client gone, overflow, shutdown); unknown streams are ignored."""

@@ -204,7 +204,8 @@ class MasterServer:
         self.outbox = master.outbox if isinstance(master.outbox, HttpOutbox) else None
         if self.outbox is not None:
             self.outbox.applied = master.registry_applied
-        self.operator_api = OperatorApi(master, log_dir=self.flags.get("log_dir"))
+        self.operator_api = OperatorApi(master, log_dir=self.flags.get("log_dir"),
+                                        slice_seconds=STATE_SLICE_SECONDS)
         self.http_metrics = DaemonMetrics(http=True)
         # principal -> [scheduler calls received, processed] (`frameworks/<principal>/...`).
         self.principal_messages: dict[str, list[int]] = {}

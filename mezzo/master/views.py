@@ -657,15 +657,29 @@ def operator_pieces(master: MasterBase, call_type: op.CallType) -> Iterator[byte
     key = call_type.value.lower()
     yield b'{"type":"' + call_type.value.encode() + b'","' + key.encode() + b'":'
     if call_type == op.CallType.GET_STATE:
-        parts = [("get_tasks", _tasks_fields), ("get_executors", _executors_fields),
-                 ("get_frameworks", _frameworks_fields), ("get_agents", _agents_fields)]
-        for i, (name, fields) in enumerate(parts):
-            yield (b"{" if i == 0 else b",") + b'"' + name.encode() + b'":'
-            yield from _object_pieces(fields(master))
-        yield b"}"
+        yield from _get_state_pieces(master)
     else:
         yield from _object_pieces(_FIELDS[call_type](master))
     yield b"}"
+
+
+def _get_state_pieces(master: MasterBase) -> Iterator[bytes]:
+    parts = [("get_tasks", _tasks_fields), ("get_executors", _executors_fields),
+             ("get_frameworks", _frameworks_fields), ("get_agents", _agents_fields)]
+    for i, (name, fields) in enumerate(parts):
+        yield (b"{" if i == 0 else b",") + b'"' + name.encode() + b'":'
+        yield from _object_pieces(fields(master))
+    yield b"}"
+
+
+def subscribed_pieces(master: MasterBase, heartbeat_interval: float) -> Iterator[bytes]:
+    """The operator event stream's first event, SUBSCRIBED (the state as GET_STATE gives it),
+    in pieces as `operator_pieces` makes GET_STATE's: joined, the bytes of
+    `encode(Event(type=SUBSCRIBED, subscribed=Subscribed(get_state=get_state(master),
+    heartbeat_interval_seconds=heartbeat_interval)))` when nothing changes in between."""
+    yield b'{"type":"SUBSCRIBED","subscribed":{"get_state":'
+    yield from _get_state_pieces(master)
+    yield b',"heartbeat_interval_seconds":' + msgspec.json.encode(float(heartbeat_interval)) + b"}}"
 
 
 def get_roles(master: MasterBase) -> op.GetRoles:
