@@ -6,7 +6,7 @@ Everything real on loopback, nothing simulated:
   processes (a leader and a standby, `mezzo.testing.ha_cluster`), registry in ZooKeeper;
 - emulated agents in several processes (`bench/failover.py`'s agent processes:
   `mezzo.testing.ha_cluster.FollowingEmulatedAgent`, the real master <-> agent protocol over real
-  TCP, one stream connection per agent identity, no-op executors, following the leader through
+  TCP, one socket per agent identity, no-op executors, following the leader through
   ZooKeeper), each `cpus:8;mem:16384;disk:100000;ports:[31000-32000]`;
 - 200 frameworks in one process (raw aiohttp v1 clients, below), each launching `cpus:1;mem:2048`
   tasks on every offer and killing each after a duration drawn from N(30 s, 10 s) (at least 1 s):
@@ -49,9 +49,10 @@ At each size (agents are added to reach it; frameworks run throughout) one JSON 
     .venv/bin/python bench/scale.py --sizes 1000 2000 5000 9000 --failover
     .venv/bin/python bench/scale.py --sizes 1000 --frameworks 20 --window 10   # a quick look
 
-Per-process open files are capped at 20,000 here: the master holds two connections per agent
-(its event stream and its kept-alive call connection), so ~9,900 agents is the ceiling (see
-docs/benchmarks.md, "Scale"). Recorded in docs/benchmarks.md, "Scale (issue 12)".
+Per-process open files are capped at 20,000 here: the master holds one connection per agent
+(its socket, which carries events and calls; two before issue 11), so ~19,700 agents is the
+ceiling (`master_fds` in each row; docs/benchmarks.md, "Agent transport (issue 11)").
+Recorded in docs/benchmarks.md, "Scale (issue 12)".
 """
 
 from __future__ import annotations

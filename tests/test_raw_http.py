@@ -147,3 +147,64 @@ async def test_abort_releases_a_call_the_server_never_answers() -> None:
         stop.set()
         server.close()
         await server.wait_closed()
+
+
+@pytest.fixture
+async def ws_server() -> AsyncIterator[str]:
+    """Echoes every message reversed; `ping` makes it ping, `bye` makes it close, `refuse` in
+    the query string refuses the handshake."""
+
+    async def socket(request: web.Request) -> web.StreamResponse:
+        if "refuse" in request.query:
+            return web.Response(status=503, text="recovering\n")
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            data = message.data if isinstance(message.data, bytes) else message.data.encode()
+            if data == b"ping":
+                await ws.ping(b"are you there")
+            elif data == b"bye":
+                await ws.close(message=b"bye")
+                break
+            await ws.send_bytes(data[::-1])
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", socket)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_socket_carries_masked_messages_of_every_length_both_ways(ws_server: str) -> None:
+    got: list[bytes] = []
+    client = RawClient(ws_server)
+    socket = await client.socket("/ws", b"first", got.append)
+    # Every header length (7-bit, 16-bit, 64-bit) and a length that is not a multiple of 4.
+    sent = [b"first", b"", b"x", b"abcde", b"y" * 125, b"z" * 126, bytes(range(256)) * 300]
+    for message in sent[1:]:
+        socket.send(message)
+    socket.send(b"ping")  # the server pings: answered without the consumer seeing it
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(got) < len(sent) + 1:
+        assert asyncio.get_running_loop().time() < deadline, got
+        await asyncio.sleep(0.01)
+    assert got == [m[::-1] for m in sent] + [b"gnip"]
+    socket.send(b"bye")  # the server closes: the socket ends normally
+    await asyncio.wait_for(socket.wait_closed(), 10)
+    with pytest.raises(ConnectionError):
+        socket.send(b"after")
+    await client.close()
+
+
+async def test_a_refused_handshake_raises_with_the_status_and_text(ws_server: str) -> None:
+    client = RawClient(ws_server)
+    with pytest.raises(StreamRefused) as refused:
+        await client.socket("/ws?refuse=1", b"first", lambda message: None)
+    assert (refused.value.status, refused.value.message) == (503, "recovering")

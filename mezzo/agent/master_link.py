@@ -1,9 +1,12 @@
 """The agent's connection to the leading master (mezzo.api.internal protocol).
 
-Owns: finding the leader (a `mezzo.election` Detector: `host:port` or `zk://`), the SUBSCRIBE
-stream (registration and re-registration, retried with backoff after failures and after the
-stream breaks), reading AgentEvents, noticing a silent master (no record for several ping
-intervals) and a leader change, and sending AgentCalls in order over a keep-alive session.
+Owns: finding the leader (a `mezzo.election` Detector: `host:port` or `zk://`), the agent's
+one connection to it, a message socket (`ws(s)://master/api/v1/agent`, whose first message is
+the SUBSCRIBE call: registration and re-registration, retried with backoff after failures and
+after the socket breaks), reading AgentEvents from it, noticing a silent master (no message for
+several ping intervals) and a leader change, and sending AgentCalls up the same socket, in
+order. A call the master refuses comes back as an ERROR event naming it
+(`AgentError.refused_call`): logged, as a POST's 4xx was, and not handed to the agent.
 
 Backoff follows Mesos's agent: the first retry comes after a random delay of at most
 `--registration_backoff_factor`, doubling up to one minute. What to subscribe with and what to
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket as _socket
 import time
 from collections.abc import Awaitable, Callable
 
@@ -24,6 +28,7 @@ from mezzo.api.codec import decode, encode
 from mezzo.api.internal import (
     AGENT_API_PATH,
     AgentCall,
+    AgentCallType,
     AgentEvent,
     AgentEventType,
     merge_status_updates,
@@ -31,7 +36,7 @@ from mezzo.api.internal import (
 from mezzo.core.backoff import Backoff
 from mezzo.core.errors import DecodeError
 from mezzo.election import Detector, LeaderInfo
-from mezzo.net.client import StreamRefused, open_stream, post_call
+from mezzo.net.client import StreamRefused, open_socket, socket_url
 from mezzo.security.tls import TlsConfig, client_ssl
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,7 @@ class MasterLink:
         self._on_disconnected = on_disconnected
         self._backoff = Backoff(backoff_factor, max(REGISTRATION_BACKOFF_MAX, backoff_factor))
         self._session: aiohttp.ClientSession | None = None
+        self._socket: aiohttp.ClientWebSocketResponse | None = None  # while subscribed
         self._calls: asyncio.Queue[AgentCall] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self.master_url: str | None = None  # http://host:port of the connected master
@@ -99,7 +105,7 @@ class MasterLink:
         updates are retried by the status update manager, the rest is best-effort)."""
         self._calls.put_nowait(call)
 
-    # --- the stream -------------------------------------------------------------------------
+    # --- the socket -------------------------------------------------------------------------
 
     async def _subscribe_loop(self) -> None:
         leader: LeaderInfo | None = await self._detector.detect()
@@ -113,6 +119,8 @@ class MasterLink:
             except (aiohttp.ClientError, OSError, TimeoutError) as e:
                 log.info("cannot reach master %s: %s", address, e)
             except StreamRefused as e:
+                log.warning("master %s refused the subscription: %s", address, e)
+            except _Refused as e:
                 log.warning("master %s refused the subscription: %s", address, e)
             except DecodeError as e:
                 log.warning("bad event from master %s: %s", address, e)
@@ -140,29 +148,41 @@ class MasterLink:
     async def _subscribe_once(self, address: str, leader: LeaderInfo) -> None:
         assert self._session is not None
         scheme = "https" if self._tls.enabled else leader.scheme
-        url = f"{scheme}://{address}{AGENT_API_PATH}"
-        stream = await open_stream(self._session, url, self._subscribe_body())
-        watch = asyncio.create_task(self._watch(stream, leader))
+        base = f"{scheme}://{address}"
+        socket = await open_socket(self._session, socket_url(base, AGENT_API_PATH),
+                                   self._subscribe_body())
+        watch = asyncio.create_task(self._watch(socket, leader))
         try:
             self._last_heard = time.monotonic()
-            async for record in stream.records():
+            async for message in socket:
+                if message.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                    break  # closed, closing or broken
                 self._last_heard = time.monotonic()
-                event = decode(record, AgentEvent)
+                event = decode(message.data, AgentEvent)
                 if event.type == AgentEventType.SUBSCRIBED and event.subscribed is not None:
+                    self._socket = socket
                     self.connected = True
-                    self.master_url = f"{scheme}://{address}"
+                    self.master_url = base
                     self.ping_interval = event.subscribed.ping_interval_seconds
                     self._backoff.reset()
+                elif event.type == AgentEventType.ERROR and event.error is not None \
+                        and event.error.refused_call is not None:
+                    error = event.error
+                    if error.refused_call == AgentCallType.SUBSCRIBE:
+                        raise _Refused(f"HTTP {error.status}: {error.message}")
+                    log.warning("master answered %s to %s: %s", error.status, error.refused_call,
+                                error.message[:200])
+                    continue
                 result = self._on_event(event)
                 if result is not None:
                     await result
         finally:
+            self._socket = None
             watch.cancel()
-            stream.close()
+            await socket.close()
 
-    async def _watch(self, stream: object, leader: LeaderInfo) -> None:
-        """Close the stream when the leader changes or the master falls silent."""
-        close = getattr(stream, "close")  # noqa: B009 - OpenStream.close
+    async def _watch(self, socket: aiohttp.ClientWebSocketResponse, leader: LeaderInfo) -> None:
+        """Close the socket when the leader changes or the master falls silent."""
         changed = asyncio.ensure_future(self._detector.detect(leader))
         try:
             while not changed.done():
@@ -171,7 +191,7 @@ class MasterLink:
                 if self.connected and silent > self.ping_interval * SILENT_PING_INTERVALS:
                     log.warning("master silent for %.0f s; reconnecting", silent)
                     break
-            close()
+            await _abort(socket)
         finally:
             changed.cancel()
 
@@ -186,14 +206,25 @@ class MasterLink:
                 await self._send(call)
 
     async def _send(self, call: AgentCall) -> None:
-        if not self.connected or self.master_url is None or self._session is None:
+        socket = self._socket
+        if not self.connected or socket is None or socket.closed:
             return
         try:
-            status, body = await post_call(
-                self._session, self.master_url + AGENT_API_PATH, encode(call)
-            )
+            await socket.send_bytes(encode(call))
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
             log.info("call %s to master failed: %s", call.type, e)
-            return
-        if status >= 400:
-            log.warning("master answered %s to %s: %s", status, call.type, body[:200])
+
+
+class _Refused(Exception):
+    """The master refused the SUBSCRIBE that opened the socket (an ERROR naming it)."""
+
+
+async def _abort(socket: aiohttp.ClientWebSocketResponse) -> None:
+    """End the socket at once: a silent or former master may never answer a close handshake,
+    so the connection is shut down under the reader, which then sees it end."""
+    raw = socket.get_extra_info("socket")
+    if raw is None:
+        await socket.close()
+        return
+    with contextlib.suppress(OSError):
+        raw.shutdown(_socket.SHUT_RDWR)

@@ -1,18 +1,32 @@
 """The master <-> agent protocol: mezzo's own, in the style of the v1 APIs.
 
-Mesos uses internal libprocess messages here (spec §14); mezzo uses the same mechanism as the
-public APIs so one streaming implementation serves all of them:
+Mesos uses internal libprocess messages here (spec §14), which travel on a persistent
+connection; mezzo sends the same v1-style JSON records on one WebSocket per agent:
 
-- The agent opens `POST /api/v1/agent` with an `AgentCall` of type SUBSCRIBE. A fresh agent
-  sends its AgentInfo without an id (registration); an agent that already has an id sends it
-  together with the frameworks, executors and tasks it runs (re-registration, after a master
-  failover or an agent restart). The master answers with a 200 RecordIO stream of `AgentEvent`s,
-  the first being SUBSCRIBED (carrying the agent id), or a single ERROR/SHUTDOWN then close.
-- Everything else the agent says is a separate POST of an `AgentCall` carrying `agent_id`,
-  answered 202 (400 for malformed calls; 403 when that agent is not subscribed).
-- Health: the master sends PING on the stream every `agent_ping_timeout`; the agent answers with
-  a PONG call. `max_agent_ping_timeouts` pings without a PONG make the agent unreachable. A
-  broken stream makes it disconnected at once.
+- The agent opens a WebSocket to `/api/v1/agent` (`GET` with `Upgrade: websocket`; `wss://`
+  with TLS; its credential on the handshake). What would refuse a call before it is read
+  refuses the handshake with the same status: 503 while the master recovers, 307/503 from a
+  master that does not lead, 401 without a valid credential, 403 without `register_agents`.
+- Its first message is an `AgentCall` of type SUBSCRIBE. A fresh agent sends its AgentInfo
+  without an id (registration); an agent that already has an id sends it together with the
+  frameworks, executors and tasks it runs (re-registration, after a master failover or an
+  agent restart). The master's `AgentEvent`s then come down the socket, one JSON document per
+  binary frame, the first being SUBSCRIBED (carrying the agent id), or a single ERROR/SHUTDOWN
+  then the close.
+- Everything else the agent says is an `AgentCall` carrying `agent_id`, one per frame, up the
+  same socket, handled in the order sent. A call the master refuses (what a POST would have
+  answered 400 or 403) gets an ERROR event with `refused_call` and `status` set; the socket
+  stays open. A SUBSCRIBE the master refuses before the core sees it (not JSON, not a
+  SUBSCRIBE) gets the same ERROR naming SUBSCRIBE, then the close.
+- Health: the master sends PING every `agent_ping_timeout`; the agent answers with a PONG call.
+  `max_agent_ping_timeouts` pings without a PONG make the agent unreachable. A socket that
+  closes or breaks makes the agent disconnected at once.
+
+The earlier transport is still served for older agents and tools: SUBSCRIBE as `POST
+/api/v1/agent` answered with a 200 RecordIO stream of the same events, and each other call a
+separate POST answered 202 (400 for malformed calls; 403 when that agent is not subscribed).
+The socket costs the master one connection per agent instead of two and about a third of the
+CPU per call (docs/benchmarks.md, "Agent transport (issue 11)").
 
 Status updates flow agent -> master as STATUS_UPDATE calls (with the 16-byte uuid of the
 executor's update and the task's latest state; a busy agent sends many in one call, in order,
@@ -240,6 +254,11 @@ class AgentShutdown(Message):
 
 class AgentError(Message):
     message: str
+    # Set when the error refuses one call that came on the agent's socket (where there is no
+    # HTTP answer to carry it): which call, and the status a POST of it would have got. The
+    # socket stays open; the agent logs the refusal, as it logs a POST's 4xx.
+    refused_call: AgentCallType | None = None
+    status: int | None = None
 
 
 class AgentApplyOperation(Message):

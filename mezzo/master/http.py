@@ -7,7 +7,8 @@ core's effects out (`HttpOutbox`: events onto `RecordStream`s, registry operatio
 core requests an allocation, one callback at the time the core says that run is due (at once,
 or at the end of the coalescing window since the last run; every request until then joins it).
 
-Routes (spec §1.1): `/api/v1/scheduler`, `/api/v1/agent` (internal), `/api/v1[/...]`
+Routes (spec §1.1): `/api/v1/scheduler`, `/api/v1/agent` (internal: the agent's socket, or
+the older SUBSCRIBE stream and POSTed calls), `/api/v1[/...]`
 (operator), `/version`, `/health`, `/redirect`, `/state`, `/state.json`, `/frameworks`,
 `/slaves`, `/tasks`, `/flags`, `/teardown`, each also under `/master`, and `/metrics/snapshot`.
 """
@@ -19,6 +20,7 @@ import contextlib
 import itertools
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -29,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from mezzo.api import operator as op
 from mezzo.api.codec import decode, encode, to_builtins
 from mezzo.api.common import FrameworkID
-from mezzo.api.internal import AgentCall, AgentCallType, AgentEvent
+from mezzo.api.internal import AgentCall, AgentCallType, AgentError, AgentEvent, AgentEventType
 from mezzo.api.scheduler import CallType, Error, Event, EventType, decode_call
 from mezzo.core.metrics import DaemonMetrics
 from mezzo.master import legacy, views
@@ -42,7 +44,13 @@ from mezzo.master.quota import quota_status
 from mezzo.master.registry import Registrar, RegistryOperation
 from mezzo.master.webui import WebUi
 from mezzo.net.http import JSON, MAX_BODY_BYTES, HTTPProblem, json_response, text_response
-from mezzo.net.http_metrics import http_metrics_middleware
+from mezzo.net.http_metrics import http_metrics_middleware, socket_message_observer
+from mezzo.net.message_socket import (
+    MessageSocket,
+    SocketSubscriber,
+    is_socket_request,
+    serve_socket,
+)
 from mezzo.net.request import decode_body, new_app, read_body, read_form, require_json_accept
 from mezzo.net.stream import RecordStream, Subscriber, serve_subscription
 from mezzo.security.authentication import principal_of
@@ -467,6 +475,8 @@ class MasterServer:
     # ------------------------------------------------------------------ agent protocol
 
     async def agent(self, request: web.Request) -> web.StreamResponse:
+        if is_socket_request(request):
+            return await self._agent_socket(request)
         try:
             body = await read_body(request, max_bytes=self.max_body_bytes)
         except HTTPProblem as problem:
@@ -503,6 +513,45 @@ class MasterServer:
         except CallRefused as refused:
             return text_response(refused.status, refused.message)
         return web.Response(status=202)
+
+    async def _agent_socket(self, request: web.Request) -> web.StreamResponse:
+        """The agent's one connection (`mezzo.api.internal`): a WebSocket whose first message
+        is the SUBSCRIBE call; the agent's events go down it, its calls come up it. What a
+        POST would have been refused with before the call is read (503 while recovering,
+        401, 403 `register_agents`) refuses the handshake; a refused call gets an ERROR
+        event naming it (`AgentError.refused_call`) and the socket stays open."""
+        if not await self._wait_recovered():
+            return text_response(503, NOT_RECOVERED)
+        try:
+            self.security.authorization.require(principal_of(request), "register_agents", None,
+                                                "register agents")
+        except HTTPProblem as problem:
+            return problem.response()
+        observe = socket_message_observer(self.http_metrics, request)
+
+        def register(socket: MessageSocket, first: bytes) -> SocketSubscriber:
+            try:
+                call = decode_body(first, _decode_agent_call, "agent call")
+                if call.type != AgentCallType.SUBSCRIBE or call.subscribe is None:
+                    raise HTTPProblem(400, "Expecting the first message to be a SUBSCRIBE call "
+                                           "with 'subscribe' present")
+            except HTTPProblem as problem:
+                _refuse_call(socket, AgentCallType.SUBSCRIBE, problem.status, problem.message)
+                socket.close("subscription refused")
+                return SocketSubscriber()
+            subscribe = call.subscribe
+            if subscribe.pid is None and request.remote:
+                port = subscribe.agent_info.port or 5051  # reached where it connected from
+                subscribe.pid = f"slave(1)@{request.remote}:{port}"
+            agent_id = self.master.agent_subscribe(subscribe, socket).agent_id
+            if agent_id is None:
+                return SocketSubscriber()  # refused: the socket carries the reason and closes
+            calls = _AgentSocketCalls(self.master, agent_id, socket, observe)
+            return SocketSubscriber(
+                on_message=calls.received,
+                ended=lambda _: self.master.agent_disconnected(agent_id, socket))
+
+        return await serve_socket(request, register)
 
     # ------------------------------------------------------------------ operator API
 
@@ -815,6 +864,42 @@ class MasterServer:
 
 def _decode_agent_call(body: bytes) -> AgentCall:
     return decode(body, AgentCall)
+
+
+def _refuse_call(socket: MessageSocket, call_type: AgentCallType, status: int, message: str) -> None:
+    socket.send(encode(AgentEvent(type=AgentEventType.ERROR, error=AgentError(
+        message=message, refused_call=call_type, status=status))))
+
+
+class _AgentSocketCalls:
+    """The calls that come up one agent's socket after its SUBSCRIBE: each decoded and handed
+    to the core as a POSTed call would be, in the order they came; a refusal goes back as an
+    ERROR event naming the call. Calls must be the socket's agent's own."""
+
+    __slots__ = ("agent_id", "master", "observe", "socket")
+
+    def __init__(self, master: Master, agent_id: str, socket: MessageSocket,
+                 observe: Callable[[float], None] | None) -> None:
+        self.master, self.agent_id, self.socket, self.observe = master, agent_id, socket, observe
+
+    def received(self, payload: bytes) -> None:
+        started = time.perf_counter()
+        call_type = AgentCallType.UNKNOWN
+        try:
+            call = decode_body(payload, _decode_agent_call, "agent call")
+            call_type = call.type
+            if call_type == AgentCallType.SUBSCRIBE:
+                raise CallRefused(400, "Already subscribed on this socket")
+            if call.agent_id is None or call.agent_id.value != self.agent_id:
+                raise CallRefused(403, f"Agent {self.agent_id} cannot make calls for agent "
+                                       f"{call.agent_id.value if call.agent_id else '(none)'}")
+            self.master.agent_call(call)
+        except HTTPProblem as problem:
+            _refuse_call(self.socket, call_type, problem.status, problem.message)
+        except CallRefused as refused:
+            _refuse_call(self.socket, call_type, refused.status, refused.message)
+        if self.observe is not None:
+            self.observe(time.perf_counter() - started)
 
 
 def _unused() -> tuple[Any, ...]:

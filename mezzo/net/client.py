@@ -1,4 +1,5 @@
-"""Client side of the v1 streaming APIs: open a SUBSCRIBE stream and iterate its records.
+"""Client side of the v1 streaming APIs: open a SUBSCRIBE stream and iterate its records, or
+open a message socket (`mezzo.net.message_socket`, the agent's connection to its master).
 
 Used by the agent (to the master), the scheduler and executor SDKs and the tests. Records are
 yielded as raw JSON bytes; callers decode them with `mezzo.api.codec` into their event type.
@@ -80,3 +81,34 @@ async def post_call(
         timeout=aiohttp.ClientTimeout(total=timeout),
     ) as response:
         return response.status, await response.read()
+
+
+def socket_url(base_url: str, path: str) -> str:
+    """`http(s)://host:port` + path as the `ws(s)://` URL of a message socket."""
+    scheme, sep, rest = base_url.partition("://")
+    return f"{'wss' if scheme == 'https' else 'ws'}{sep}{rest.rstrip('/')}{path}"
+
+
+async def open_socket(
+    session: aiohttp.ClientSession,
+    url: str,
+    first: bytes,
+    headers: Mapping[str, str] | None = None,
+) -> aiohttp.ClientWebSocketResponse:
+    """Open a message socket at `url` (ws:// or wss://) and send `first` (the subscribing
+    call) on it; StreamRefused when the server refuses the handshake (its status and, as far
+    as aiohttp keeps it, why). The session's headers (credentials) and TLS apply."""
+    try:
+        socket = await session.ws_connect(
+            url, headers=headers, autoping=True, heartbeat=None, compress=0,
+            max_msg_size=64 * 1024 * 1024, timeout=aiohttp.ClientWSTimeout(ws_close=10.0),
+        )
+    except aiohttp.WSServerHandshakeError as exc:
+        location = exc.headers.get("Location") if exc.headers else None
+        raise StreamRefused(exc.status, exc.message, location) from None
+    try:
+        await socket.send_bytes(first)
+    except BaseException:
+        await socket.close()
+        raise
+    return socket

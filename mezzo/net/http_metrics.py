@@ -1,10 +1,12 @@
 """HTTP request latency per endpoint, for the daemons' `/metrics` (Prometheus histogram
 `mezzo_http_request_duration_seconds{endpoint, method}`) and the number of requests being
-handled (the master's `master/event_queue_http_requests`)."""
+handled (the master's `master/event_queue_http_requests`). A message received on a socket
+(`mezzo.net.message_socket`) is timed like a request, under the method `WS`."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -29,7 +31,8 @@ def http_metrics_middleware(metrics: DaemonMetrics) -> Any:
         streaming = False
         try:
             response = await handler(request)
-            streaming = not isinstance(response, web.Response) and response.chunked
+            streaming = not isinstance(response, web.Response) and (
+                response.chunked or isinstance(response, web.WebSocketResponse))
             return response
         finally:
             metrics.http_in_flight -= 1
@@ -41,3 +44,13 @@ def http_metrics_middleware(metrics: DaemonMetrics) -> Any:
                 child.observe(time.perf_counter() - started)
 
     return timed
+
+
+def socket_message_observer(metrics: DaemonMetrics, request: web.Request) -> Callable[[float], None] | None:
+    """What records the handling time of one message received on the socket `request`
+    opened (its endpoint, method `WS`); None without the HTTP histogram."""
+    if metrics.http_seconds is None:
+        return None
+    info = request.match_info.route.resource
+    endpoint = info.canonical if info is not None else "unmatched"
+    return metrics.http_seconds.labels(endpoint, "WS").observe

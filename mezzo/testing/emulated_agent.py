@@ -8,10 +8,12 @@ its executor subscribes at once, and each task it is given reports TASK_RUNNING 
 `finish=True`, TASK_FINISHED) straight away; KILL answers TASK_KILLED; a command executor
 exits once its task is terminal, as the real one does.
 Updates are retried every `retry_seconds` until the master relays the scheduler's
-acknowledgement. The transport: SUBSCRIBE (`POST /api/v1/agent`) with re-registration after
-the stream breaks, and calls posted one at a time in order, what queued meanwhile merged into
-one call (status updates into one STATUS_UPDATE), as a real agent's sender does. Used by tests, `bench/launch.py` and the
-failover benchmark.
+acknowledgement. The transport is a real agent's (`mezzo.agent.master_link`): one message
+socket to `/api/v1/agent` whose first message is the SUBSCRIBE, re-opened (re-registering)
+after it breaks; events come down it, and calls go up it in order, what queued in the same
+turn of the event loop merged into one call (status updates into one STATUS_UPDATE), as a real
+agent's sender does. Used by tests, `bench/launch.py`, `bench/pong.py` and the failover and
+scale benchmarks.
 """
 
 from __future__ import annotations
@@ -35,16 +37,13 @@ from mezzo.api.internal import (
     AgentEventType,
     merge_status_updates,
 )
-from mezzo.api.recordio import RecordIODecoder
 from mezzo.core.clock import RealClock
-from mezzo.net.client import StreamRefused, open_stream, post_call
+from mezzo.net.client import StreamRefused, open_socket, socket_url
 from mezzo.resources import Resources
 from mezzo.testing.fake_executors import FakeExecutors
-from mezzo.testing.raw_http import RawClient
+from mezzo.testing.raw_http import RawClient, RawSocket
 
 log = logging.getLogger("mezzo.testing.emulated_agent")
-
-CALL_TIMEOUT = 10.0  # seconds for a call to the master (as `mezzo.net.client.post_call`)
 
 
 class EmulatedAgent:
@@ -84,7 +83,11 @@ class EmulatedAgent:
         self._stopping = False
         self._inputs: deque[AgentInput] = deque()
         self._outgoing: list[AgentCall] = []
+        self._flushing = False  # a flush of `_outgoing` is scheduled
+        # The open socket: raw, or aiohttp's (with a session) and its sender task.
+        self._socket: RawSocket | aiohttp.ClientWebSocketResponse | None = None
         self._sender: asyncio.Task[None] | None = None
+        self._pending_bodies: deque[bytes] = deque()
 
     @property
     def info(self) -> AgentInfo:
@@ -157,35 +160,36 @@ class EmulatedAgent:
 
     async def _subscribe_and_listen(self) -> None:
         body = encode(self.core.subscribe_call())
-        if self._session is None:
-            await self._listen_raw(body)
-            return
-        stream = await open_stream(self._session, self.master_url + AGENT_API_PATH, body)
         try:
-            async for record in stream.records():
-                self._on_record(record)
+            if self._session is None:
+                raw = await self._client().socket(AGENT_API_PATH, body, self._on_record)
+                self._socket = raw
+                try:
+                    await raw.wait_closed()
+                finally:
+                    raw.close()
+                return
+            socket = await open_socket(self._session, socket_url(self.master_url, AGENT_API_PATH), body)
+            self._socket = socket
+            try:
+                async for message in socket:
+                    if message.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                        break
+                    self._on_record(message.data)
+            finally:
+                await socket.close()
         finally:
-            stream.close()
-            if self.core.registered:
-                self.handle(MasterDisconnected())
-
-    async def _listen_raw(self, body: bytes) -> None:
-        decoder = RecordIODecoder()
-
-        def on_data(data: bytes) -> None:
-            for record in decoder.feed(data):
-                self._on_record(record)
-
-        stream = await self._client().stream(AGENT_API_PATH, body, on_data)
-        try:
-            await stream.wait_closed()
-        finally:
-            stream.close()
+            self._socket = None
             if self.core.registered:
                 self.handle(MasterDisconnected())
 
     def _on_record(self, record: bytes) -> None:
         event = decode(record, AgentEvent)
+        if event.type == AgentEventType.ERROR and event.error is not None \
+                and event.error.refused_call is not None:
+            log.info("agent %s: master refused %s (%s): %s", self.agent_id,
+                     event.error.refused_call, event.error.status, event.error.message)
+            return  # a refused call, as a POST's 4xx: not the core's
         self.handle(event)
         if event.type == AgentEventType.SUBSCRIBED:
             self.subscribed.set()
@@ -200,26 +204,38 @@ class EmulatedAgent:
     # ------------------------------------------------------------------ calls to the master
 
     def post(self, call: AgentCall) -> None:
-        # One call in flight at a time, and what queues meanwhile goes out together (status
-        # updates merged into one STATUS_UPDATE call), as a real agent's sender does
-        # (`mezzo.agent.master_link.MasterLink._send_loop`).
+        # In order, and what queues in the same turn of the event loop goes out together
+        # (status updates merged into one STATUS_UPDATE call), as a real agent's sender does
+        # (`mezzo.agent.master_link.MasterLink._send_loop`). Dropped without a socket: the
+        # core retries what must arrive.
         self._outgoing.append(call)
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flushing = False
+        calls, self._outgoing = self._outgoing, []
+        socket = self._socket
+        if socket is None:
+            return
+        bodies = [encode(call) for call in merge_status_updates(calls)]
+        if isinstance(socket, RawSocket):
+            with contextlib.suppress(ConnectionError):
+                for body in bodies:
+                    socket.send(body)
+            return
+        self._pending_bodies.extend(bodies)
         if self._sender is None:
             self._sender = asyncio.get_running_loop().create_task(self._send_loop())
 
     async def _send_loop(self) -> None:
         try:
-            while self._outgoing:
-                calls, self._outgoing = self._outgoing, []
-                for call in merge_status_updates(calls):
-                    await self._post_now(encode(call))
+            while self._pending_bodies:
+                body = self._pending_bodies.popleft()
+                socket = self._socket  # the current one: a call is never sent to a former master
+                if isinstance(socket, aiohttp.ClientWebSocketResponse):
+                    with contextlib.suppress(aiohttp.ClientError, ConnectionError):
+                        await socket.send_bytes(body)
         finally:
             self._sender = None
-
-    async def _post_now(self, body: bytes) -> None:
-        with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
-            if self._session is not None:
-                await post_call(self._session, self.master_url + AGENT_API_PATH, body)
-                return
-            async with asyncio.timeout(CALL_TIMEOUT):
-                await self._client().post(AGENT_API_PATH, body)

@@ -14,6 +14,12 @@ the master <-> agent protocol needs and nothing more:
   response is a chunked stream; each piece of body is handed to `on_data` as it arrives (the
   caller frames RecordIO). Anything but 200 raises `StreamRefused` with the response text and
   `Location`, as `mezzo.net.client.open_stream` does.
+- `RawClient.socket(path, first, on_message)`: a WebSocket (`mezzo.net.message_socket`, the
+  agent's connection to its master) on a connection of its own: the handshake, then `first`
+  as its first message; each message from the server is handed to `on_message`, and
+  `RawSocket.send` writes one message (a masked binary frame) at once, without awaiting.
+  A refused handshake raises `StreamRefused` as `stream` does. Pings are answered; a close
+  frame is answered and ends the socket.
 
 A malformed response or a connection that closes mid-response raises ConnectionError (an
 OSError). Plain `http://host:port` URLs only; extra headers (credentials) are the callers'.
@@ -22,7 +28,12 @@ OSError). Plain `http://host:port` URLs only; extra headers (credentials) are th
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import os
+import random
+import struct
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
@@ -30,7 +41,8 @@ from mezzo.net.client import StreamRefused
 
 MAX_HEAD = 64 * 1024  # response head bytes before the response is judged malformed
 
-_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILER, _UNTIL_CLOSE, _IDLE = range(8)
+_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILER, _UNTIL_CLOSE, _IDLE, _FRAMES = range(9)
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class _Response:
@@ -56,6 +68,11 @@ class _Connection(asyncio.Protocol):
         self._body = bytearray()
         # Streaming: body pieces go to `_on_data` instead of `_body`.
         self._on_data: Callable[[bytes], None] | None = None
+        # A WebSocket handshake: the Sec-WebSocket-Accept expected; then each message from the
+        # server goes to `_on_data`, fragments gathered in `_fragments`.
+        self._upgrade: str | None = None
+        self._fragments = bytearray()
+        self._fragmented = False
         self._head: asyncio.Future[_Response] | None = None
         self._done: asyncio.Future[tuple[int, bytes]] | None = None
 
@@ -99,6 +116,9 @@ class _Connection(asyncio.Protocol):
         buffer += data
         while buffer:
             state = self._state
+            if state == _FRAMES:
+                self._frames()
+                return
             if state == _CHUNK_DATA:
                 n = min(len(buffer), self._remaining)
                 self._emit(bytes(buffer[:n]))
@@ -161,6 +181,17 @@ class _Connection(asyncio.Protocol):
         if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
             raise ConnectionError(f"malformed status line {lines[0][:80]!r}")
         status = int(parts[1])
+        if status == 101 and self._upgrade is not None:  # the WebSocket handshake answered
+            headers101 = dict(
+                (name.strip().lower(), value.strip())
+                for name, _, value in (line.partition(":") for line in lines[1:]))
+            if headers101.get("sec-websocket-accept") != self._upgrade:
+                raise ConnectionError("bad Sec-WebSocket-Accept in the handshake")
+            self._response = _Response(101, headers101)
+            self._state = _FRAMES
+            if self._head is not None and not self._head.done():
+                self._head.set_result(self._response)
+            return
         if 100 <= status < 200:
             return  # an interim response: the real one follows
         headers: dict[str, str] = {}
@@ -215,6 +246,69 @@ class _Connection(asyncio.Protocol):
                 waiter.exception()  # retrieved: a caller that stopped waiting is not an error
         self._state = _IDLE if self._state == _IDLE else -1
 
+    def _frames(self) -> None:
+        """Parse the server's WebSocket frames (never masked) in the buffer."""
+        buffer = self._buffer
+        while len(buffer) >= 2:
+            first, second = buffer[0], buffer[1]
+            length, start = second & 0x7F, 2
+            if length == 126:
+                if len(buffer) < 4:
+                    return
+                length, start = struct.unpack_from("!H", buffer, 2)[0], 4
+            elif length == 127:
+                if len(buffer) < 10:
+                    return
+                length, start = struct.unpack_from("!Q", buffer, 2)[0], 10
+            if second & 0x80:
+                raise ConnectionError("masked frame from the server")
+            if len(buffer) < start + length:
+                return
+            payload = bytes(buffer[start : start + length])
+            del buffer[: start + length]
+            opcode = first & 0x0F
+            if opcode in (0x1, 0x2, 0x0):  # text, binary, continuation
+                if first & 0x80 and not self._fragmented:
+                    self._emit_message(payload)
+                else:
+                    self._fragments += payload
+                    self._fragmented = not first & 0x80
+                    if not self._fragmented:
+                        message, self._fragments = bytes(self._fragments), bytearray()
+                        self._emit_message(message)
+            elif opcode == 0x8:  # close: answer it and end
+                self.send_frame(0x8, payload[:2])
+                self._state = _IDLE
+                if self._done is not None and not self._done.done():
+                    self._done.set_result((101, payload[2:]))
+                self.close()
+                return
+            elif opcode == 0x9:  # ping
+                self.send_frame(0xA, payload)
+            # 0xA (pong) and unknown opcodes: nothing to do
+
+    def _emit_message(self, message: bytes) -> None:
+        if self._on_data is not None:
+            self._on_data(message)
+
+    def send_frame(self, opcode: int, payload: bytes) -> None:
+        """Write one masked frame (clients must mask: RFC 6455 §5.3)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionError("connection closed")
+        n = len(payload)
+        if n < 126:
+            head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+        elif n < 65536:
+            head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+        else:
+            head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+        key = random.getrandbits(32).to_bytes(4, "big")
+        if n:  # XOR with the key repeated, as one big integer: a few µs for a call
+            mask = int.from_bytes((key * (n // 4 + 1))[:n], "big")
+            payload = (int.from_bytes(payload, "big") ^ mask).to_bytes(n, "big")
+        transport.write(head + key + payload)
+
     # --- results ----------------------------------------------------------------------------
 
     async def head(self) -> _Response:
@@ -252,6 +346,29 @@ class RawStream:
         await self._connection.done()
 
     def close(self) -> None:
+        self._connection.close()
+
+
+class RawSocket:
+    """An open WebSocket (see `RawClient.socket`)."""
+
+    def __init__(self, connection: _Connection, headers: Mapping[str, str]) -> None:
+        self._connection = connection
+        self.headers = headers
+
+    def send(self, message: bytes) -> None:
+        """Write one binary message now; ConnectionError if the connection is closed."""
+        self._connection.send_frame(0x2, message)
+
+    async def wait_closed(self) -> None:
+        """Until the socket ends: returns when the server closes it, raises ConnectionError
+        when the connection breaks and whatever the `on_message` callback raised."""
+        await self._connection.done()
+
+    def close(self) -> None:
+        """End the socket (a close frame, then the connection) without waiting."""
+        with contextlib.suppress(ConnectionError):
+            self._connection.send_frame(0x8, struct.pack("!H", 1000))
         self._connection.close()
 
 
@@ -311,6 +428,33 @@ class RawClient:
             connection.close()
             raise
         return RawStream(connection, response.headers)
+
+    async def socket(
+        self, path: str, first: bytes, on_message: Callable[[bytes], None]
+    ) -> RawSocket:
+        """Open a WebSocket at `path` on a connection of its own and send `first` on it; each
+        message from the server goes to `on_message`. StreamRefused for any answer but 101."""
+        connection = await self._connect()
+        key = base64.b64encode(os.urandom(16))
+        connection._upgrade = base64.b64encode(hashlib.sha1(key + _WS_GUID).digest()).decode()
+        head = (
+            f"GET {path} HTTP/1.1\r\n{self._headers}Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key.decode()}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode("latin-1")
+        try:
+            connection.request(head, b"", on_message)
+            response = await connection.head()
+            if response.status != 101:
+                _, text = await connection.done()
+                raise StreamRefused(
+                    response.status, text.decode("utf-8", "replace").strip(),
+                    response.headers.get("location"),
+                )
+            connection.send_frame(0x2, first)
+        except BaseException:
+            connection.close()
+            raise
+        return RawSocket(connection, response.headers)
 
     def abort(self) -> None:
         """Drop the calls' connection now: a call waiting on it fails with ConnectionError."""
