@@ -8,6 +8,8 @@ server's CPU time (user + sys, read in the server) is divided by the messages it
 
 - `post`: one POST per message on a kept-alive connection, answered 202 (today's calls);
 - `ws`: one WebSocket per client (`web.WebSocketResponse`), one message each;
+- `socket`: the same through mezzo's own server side (`mezzo.net.message_socket.serve_socket`,
+  as the master serves agents);
 - `stream`: one long chunked POST per client whose body is RecordIO, one record each.
 
     .venv/bin/python bench/agent_transport.py --connections 300 --interval 0.1 --seconds 10
@@ -40,6 +42,7 @@ from mezzo.api.internal import AgentCall, AgentCallType, AgentPong  # noqa: E402
 from mezzo.api.recordio import RecordIODecoder, encode_record  # noqa: E402
 from mezzo.core.metrics import DaemonMetrics  # noqa: E402
 from mezzo.net.http_metrics import http_metrics_middleware  # noqa: E402
+from mezzo.net.message_socket import MessageSocket, SocketSubscriber, serve_socket  # noqa: E402
 from mezzo.net.request import new_app, read_body  # noqa: E402
 
 BODY = encode(AgentCall(type=AgentCallType.PONG, agent_id=AgentID(value="a" * 36 + "-S1"),
@@ -69,6 +72,17 @@ def serve(port_file: str) -> None:
                 count[0] += 1
         return socket_
 
+    async def message_socket(request: web.Request) -> web.StreamResponse:
+        def register(socket: MessageSocket, first: bytes) -> SocketSubscriber:
+            def received(payload: bytes) -> None:
+                decode(payload, AgentCall)
+                count[0] += 1
+
+            received(first)
+            return SocketSubscriber(on_message=received)
+
+        return await serve_socket(request, register)
+
     async def stream(request: web.Request) -> web.Response:
         decoder = RecordIODecoder()
         async for chunk in request.content.iter_any():
@@ -84,6 +98,7 @@ def serve(port_file: str) -> None:
     app = new_app(middlewares=[http_metrics_middleware(DaemonMetrics(http=True)), passthrough, passthrough])
     app.router.add_post("/post", post)
     app.router.add_get("/ws", ws)
+    app.router.add_get("/socket", message_socket)
     app.router.add_post("/stream", stream)
     app.router.add_get("/cpu", cpu)
     sock = socket.socket()
@@ -102,8 +117,9 @@ async def client_post(url: str, interval: float, stop: asyncio.Event) -> None:
     await client.close()
 
 
-async def client_ws(session: aiohttp.ClientSession, url: str, interval: float, stop: asyncio.Event) -> None:
-    async with session.ws_connect(url + "/ws", autoping=True) as socket_:
+async def client_ws(session: aiohttp.ClientSession, url: str, interval: float, stop: asyncio.Event,
+                    path: str = "/ws") -> None:
+    async with session.ws_connect(url + path, autoping=True) as socket_:
         await asyncio.sleep(random.random() * interval)
         while not stop.is_set():
             await socket_.send_bytes(BODY)
@@ -136,8 +152,9 @@ async def measure(args: argparse.Namespace, transport: str, url: str, port: int)
 
         if transport == "post":
             tasks = [client_post(url, args.interval, stop) for _ in range(args.connections)]
-        elif transport == "ws":
-            tasks = [client_ws(session, url, args.interval, stop) for _ in range(args.connections)]
+        elif transport in ("ws", "socket"):
+            tasks = [client_ws(session, url, args.interval, stop, "/" + transport)
+                     for _ in range(args.connections)]
         else:
             tasks = [client_stream("127.0.0.1", port, args.interval, stop) for _ in range(args.connections)]
         running = [asyncio.create_task(t) for t in tasks]
@@ -180,7 +197,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=300)
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between a client's messages")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--transports", default="post,ws,stream")
+    parser.add_argument("--transports", default="post,ws,socket,stream")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
