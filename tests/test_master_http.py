@@ -14,6 +14,7 @@ from aiohttp import web
 
 from mezzo.master.flags import MasterFlags
 from mezzo.master.main import build_master, set_bound_port
+from mezzo.net.fastpath import FastPathRunner
 from mezzo.testing.emulated_agent import EmulatedAgent
 from mezzo.testing.processes import eventually
 
@@ -62,7 +63,8 @@ async def running() -> AsyncIterator[Running]:
 
 async def serve_on_loopback(process, flags: MasterFlags) -> tuple[web.AppRunner, str]:
     """Serve the master's HTTP shell on 127.0.0.1, port 0; returns the runner and base URL."""
-    runner = web.AppRunner(process.server.app)
+    # The master's own runner (`mezzo.master.main`): plain scheduler calls take the fast path.
+    runner = FastPathRunner(process.server.app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

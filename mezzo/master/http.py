@@ -21,7 +21,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -43,22 +43,32 @@ from mezzo.master.operator_api import OperatorApi
 from mezzo.master.quota import quota_status
 from mezzo.master.registry import Registrar, RegistryOperation
 from mezzo.master.webui import WebUi
-from mezzo.net.http import JSON, MAX_BODY_BYTES, HTTPProblem, json_response, text_response
-from mezzo.net.http_metrics import http_metrics_middleware, socket_message_observer
+from mezzo.net.fastpath import FastRoute, add_fast_route
+from mezzo.net.http import JSON, MAX_BODY_BYTES, HTTPProblem, Reply, json_response, text_response
+from mezzo.net.http_metrics import HttpTimings, http_metrics_middleware, socket_message_observer
 from mezzo.net.message_socket import (
     MessageSocket,
     SocketSubscriber,
     is_socket_request,
     serve_socket,
 )
-from mezzo.net.request import decode_body, new_app, read_body, read_form, require_json_accept
+from mezzo.net.request import (
+    check_json_accept,
+    decode_body,
+    media_type,
+    new_app,
+    read_body,
+    read_form,
+    require_json_accept,
+)
 from mezzo.net.stream import RecordStream, Subscriber, serve_subscription
-from mezzo.security.authentication import principal_of
+from mezzo.security.authentication import SCHEDULER_REALM, principal_of
 from mezzo.security.rate_limits import RateLimited
 
 log = logging.getLogger("mezzo.master.http")
 
 NOT_RECOVERED = "Master has not finished recovery"
+SUBSCRIBE_WITH_STREAM_ID = "Subscribe calls should not include the 'Mesos-Stream-Id' header"
 RECOVERY_HOLD = 10.0  # seconds a just-elected leader holds API calls while it recovers
 # Longest the event loop serves /master/state without a break (see `state`). Short: a request
 # waiting meanwhile needs several loop iterations (read, parse, its handler's steps, the
@@ -215,6 +225,12 @@ class MasterServer:
         self.operator_api = OperatorApi(master, log_dir=self.flags.get("log_dir"),
                                         slice_seconds=STATE_SLICE_SECONDS)
         self.http_metrics = DaemonMetrics(http=True)
+        self.http_timings = HttpTimings(self.http_metrics)
+        authenticator = self.security.authenticator
+        self._authenticating_frameworks = authenticator is not None and SCHEDULER_REALM in authenticator.realms
+        # Plain scheduler calls answered from the connection's protocol (`_fast_accepts`); off,
+        # every call goes through aiohttp's handler chain (tests compare the two).
+        self.fast_path = True
         # principal -> [scheduler calls received, processed] (`frameworks/<principal>/...`).
         self.principal_messages: dict[str, list[int]] = {}
         self.webui = WebUi(master, self.security.tls)
@@ -224,11 +240,13 @@ class MasterServer:
 
     def _build_app(self) -> web.Application:
         app = new_app(client_max_size=self.max_body_bytes,
-                      middlewares=[http_metrics_middleware(self.http_metrics),
+                      middlewares=[http_metrics_middleware(self.http_metrics, self.http_timings),
                                    *self.security.middlewares(), self._leader_gate])
         r = app.router
+        fast_scheduler = FastRoute(self._fast_accepts, self._fast_scheduler, self.http_timings)
         for prefix in ("", "/master"):
             r.add_route("*", prefix + "/api/v1/scheduler", self.scheduler)
+            add_fast_route(app, prefix + "/api/v1/scheduler", fast_scheduler)
             r.add_route("*", prefix + "/api/v1/agent", self.agent)
             r.add_route("*", prefix + "/api/v1", self.operator)
             r.add_route("*", prefix + "/api/v1/{tail:.*}", self.operator)
@@ -379,6 +397,8 @@ class MasterServer:
     # ------------------------------------------------------------------ scheduler API
 
     async def scheduler(self, request: web.Request) -> web.StreamResponse:
+        """The scheduler API through aiohttp's handler chain. Plain calls of a leading master
+        take the fast path instead (`_fast_scheduler`); both answer through the same checks."""
         try:
             body = await read_body(request, max_bytes=self.max_body_bytes)
         except HTTPProblem as problem:
@@ -386,20 +406,10 @@ class MasterServer:
         if not await self._wait_recovered():
             return text_response(503, NOT_RECOVERED)
         try:
-            call = decode_body(body, decode_call, "scheduler::Call")
-            if call.type in (CallType.SUBSCRIBE, CallType.RECONCILE_OPERATIONS):
-                require_json_accept(request)  # the calls answered with a body
-            if call.type == CallType.SUBSCRIBE and call.subscribe is not None:
-                check_subscribe_principal(principal_of(request), call.subscribe.framework_info)
-            elif call.framework_id is not None:
-                check_call_principal(principal_of(request), self.master.frameworks.get(call.framework_id.value))
+            call = self._checked_call(body, request.headers, principal_of(request))
         except HTTPProblem as problem:
             return problem.response()
-        if call.type == CallType.UNKNOWN:
-            return text_response(501, "Received an unexpected UNKNOWN call")
-        principal = self._framework_principal(call)
-        if principal is not None:
-            self.principal_messages.setdefault(principal, [0, 0])[0] += 1
+        principal = self._count_received(call)
         if self.security.rate_limits is not None:
             refused = await self._throttle(request, call)
             if refused is not None:
@@ -409,13 +419,63 @@ class MasterServer:
         stream_id = request.headers.get("Mesos-Stream-Id")
         if call.type == CallType.SUBSCRIBE:
             if stream_id is not None:
-                return text_response(400, "Subscribe calls should not include the 'Mesos-Stream-Id' header")
+                return text_response(400, SUBSCRIBE_WITH_STREAM_ID)
             return await self._subscribe(request, call)
+        return self._handle_call(call, stream_id).response()
+
+    def _fast_accepts(self, headers: Mapping[str, str]) -> bool:
+        """Which scheduler calls the fast path may answer (`mezzo.net.fastpath`): those that
+        would go straight through `scheduler`'s awaits, that is a leading master with no
+        `--rate_limits`, no authentication of frameworks, a JSON body, and a
+        `Mesos-Stream-Id` (a SUBSCRIBE has none: it opens a stream), within the size limit."""
+        return (self.fast_path and self.master.phase is Phase.LEADING
+                and self.security.rate_limits is None and not self._authenticating_frameworks
+                and "Mesos-Stream-Id" in headers
+                and int(headers["Content-Length"]) <= self.max_body_bytes
+                and media_type(headers.get("Content-Type", "")) == JSON)
+
+    def _fast_scheduler(self, headers: Mapping[str, str], body: bytes) -> Reply:
+        """`scheduler`, for a request `_fast_accepts` took: the same steps, none of which
+        waits."""
         try:
-            status = self.master.scheduler_call(call, stream_id)
+            call = self._checked_call(body, headers, None)
+        except HTTPProblem as problem:
+            return problem.reply()
+        principal = self._count_received(call)
+        if principal is not None:
+            self.principal_messages[principal][1] += 1
+        if call.type == CallType.SUBSCRIBE:
+            return Reply(400, SUBSCRIBE_WITH_STREAM_ID)
+        return self._handle_call(call, headers.get("Mesos-Stream-Id"))
+
+    def _checked_call(self, body: bytes, headers: Mapping[str, str], principal: str | None) -> Any:
+        """The decoded call, checked (HTTPProblem otherwise): Accept for the calls answered
+        with a body, the framework's principal, and a known type."""
+        call = decode_body(body, decode_call, "scheduler::Call")
+        if call.type in (CallType.SUBSCRIBE, CallType.RECONCILE_OPERATIONS):
+            check_json_accept(headers.get("Accept"))
+        if call.type == CallType.SUBSCRIBE and call.subscribe is not None:
+            check_subscribe_principal(principal, call.subscribe.framework_info)
+        elif call.framework_id is not None:
+            check_call_principal(principal, self.master.frameworks.get(call.framework_id.value))
+        if call.type == CallType.UNKNOWN:
+            raise HTTPProblem(501, "Received an unexpected UNKNOWN call")
+        return call
+
+    def _count_received(self, call: Any) -> str | None:
+        """Count the call against its framework's principal (`messages_received`); returns
+        the principal, whose `messages_processed` the caller counts once it is let through."""
+        principal = self._framework_principal(call)
+        if principal is not None:
+            self.principal_messages.setdefault(principal, [0, 0])[0] += 1
+        return principal
+
+    def _handle_call(self, call: Any, stream_id: str | None) -> Reply:
+        """A checked non-SUBSCRIBE call, to the core."""
+        try:
+            return Reply(self.master.scheduler_call(call, stream_id))
         except CallRefused as refused:
-            return text_response(refused.status, refused.message)
-        return web.Response(status=status)
+            return Reply(refused.status, refused.message)
 
     def _framework_principal(self, call: Any) -> str | None:
         """The principal of a registered framework's call (Mesos counts its messages)."""

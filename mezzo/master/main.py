@@ -49,6 +49,7 @@ from mezzo.master.http import HttpOutbox, MasterServer
 from mezzo.master.leadership import Leadership, Phase
 from mezzo.master.operator_api import MASTER_LOG_FILE
 from mezzo.master.registry import Registrar
+from mezzo.net.fastpath import FastPathRunner
 from mezzo.store.base import Store
 from mezzo.store.factory import open_store
 
@@ -254,7 +255,7 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int
         # Standalone: the only master leads at once; recover before serving anything.
         process.contender.contend()
         await _lead(process)
-    runner = web.AppRunner(process.server.app, access_log=None)
+    runner = FastPathRunner(process.server.app, access_log=None)
     await runner.setup()
     tls = flags.security.tls
     site = web.SockSite(runner, sock, ssl_context=tls.server_context() if tls.enabled else None)

@@ -1,10 +1,16 @@
 """Responses and header rules shared by every v1 endpoint (spec §2.1, §2.3).
 
 `HTTPProblem` is a request that cannot be served; its `response()` is the one-line plain-text
-answer. Reading and decoding a call body is `mezzo.net.request`'s.
+answer. `Reply` is an answer with at most one line of text, as both ways of answering a request
+send it: aiohttp's handler chain (`Reply.response()`) and the fast path of `mezzo.net.fastpath`
+(which writes the same bytes itself). Reading and decoding a call body is
+`mezzo.net.request`'s.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -26,6 +32,23 @@ class HTTPProblem(Exception):
 
     def response(self) -> web.Response:
         return text_response(self.status, self.message, self.headers)
+
+    def reply(self) -> Reply:
+        return Reply(self.status, self.message, self.headers)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A status, with one line of text/plain (`message`) or no body at all (None)."""
+
+    status: int
+    message: str | None = None
+    headers: Mapping[str, str] | None = None
+
+    def response(self) -> web.Response:
+        if self.message is None:
+            return web.Response(status=self.status, headers=self.headers)
+        return text_response(self.status, self.message, dict(self.headers) if self.headers else None)
 
 
 def text_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:

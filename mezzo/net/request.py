@@ -50,7 +50,8 @@ from mezzo.net.routing import ignore_trailing_slash
 
 T = TypeVar("T")
 
-__all__ = ["decode_body", "new_app", "read_body", "read_call", "read_form", "require_json_accept"]
+__all__ = ["check_json_accept", "decode_body", "media_type", "new_app", "read_body", "read_call", "read_form",
+           "require_json_accept"]
 
 # Content codings we inflate; `identity` means none.
 _INFLATE_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
@@ -110,7 +111,8 @@ def _one_line_parser_answers() -> None:
     RequestHandler.handle_error = handle_error  # type: ignore[method-assign]
 
 
-def _media_type(value: str) -> str:
+def media_type(value: str) -> str:
+    """`application/json; charset=utf-8` -> `application/json`."""
     return value.split(";", 1)[0].strip().lower()
 
 
@@ -135,7 +137,7 @@ async def read_body(request: web.Request, *, max_bytes: int = MAX_BODY_BYTES) ->
     content_type = request.headers.get("Content-Type")
     if not content_type:
         raise HTTPProblem(400, "Expecting 'Content-Type' to be present")
-    media = _media_type(content_type)
+    media = media_type(content_type)
     if media == PROTOBUF:
         raise HTTPProblem(415, f"Content-Type '{PROTOBUF}' is not supported; use '{JSON}'")
     if media != JSON:
@@ -231,7 +233,12 @@ def decode_body(body: bytes, decode: Callable[[bytes], T], what: str) -> T:
 
 def require_json_accept(request: web.Request) -> None:
     """Step 7: 406 unless the client accepts a JSON response."""
-    if not accepts_json(request.headers.get("Accept")):
+    check_json_accept(request.headers.get("Accept"))
+
+
+def check_json_accept(accept: str | None) -> None:
+    """Step 7 on the `Accept` header's value."""
+    if not accepts_json(accept):
         raise HTTPProblem(406, f"Expecting 'Accept' to allow '{JSON}'")
 
 
