@@ -112,30 +112,34 @@ class _FastPathHandler(RequestHandler):
     def data_received(self, data: bytes) -> None:
         waiter = self._waiter
         if waiter is None or waiter.done() or self._messages or self._logging_enabled:
-            # aiohttp is serving a request on this connection (or has not started): the
-            # next answers are its, in order.
+            # aiohttp is serving a request on this connection (or has not started, or this
+            # is a nested call from within the pass below): the next answers are its, in
+            # order.
             super().data_received(data)
             return
-        # Parse as aiohttp does, but do not wake its request loop for what is answered here.
+        # Parse as aiohttp does, but without waking its request loop, for the whole pass:
+        # reading a body can resume the parser (`StreamReader.read_nowait`), which re-enters
+        # here and must only queue what it parses, for this loop to answer in order.
         self._waiter = None
         try:
             super().data_received(data)
+            messages = self._messages
+            while messages and not self._paused and self.transport is not None:
+                message, payload = messages[0]
+                route = _fast_route(self.fast_routes, message, payload)
+                if route is None:
+                    break
+                assert isinstance(message, RawRequestMessage)
+                messages.popleft()
+                if self._parser is not None:
+                    self._parser.message_consumed()
+                self._answer(route, message, payload)
         finally:
             self._waiter = waiter
-        messages = self._messages
-        while messages and not self._paused and self.transport is not None:
-            message, payload = messages[0]
-            route = _fast_route(self.fast_routes, message, payload)
-            if route is None:
-                break
-            assert isinstance(message, RawRequestMessage)
-            messages.popleft()
-            if self._parser is not None:
-                self._parser.message_consumed()
-            self._answer(route, message, payload)
-        if messages:
-            if not waiter.done():
-                waiter.set_result(None)
+        if self._force_close or self._close:
+            waiter.cancel()  # what `force_close()` / `close()` do to the waiter it did not see
+        elif self._messages:
+            waiter.set_result(None)  # the rest is aiohttp's
         elif self._buffer_paused:
             self._resume_reading_if_drained()
 
