@@ -56,9 +56,18 @@ LATENCY = 0.00024
 # `bench/launch.py rate` (shell time per request : per record about 8 : 1); the scale from
 # the real master's CPU time per task in that benchmark on an idle machine (0.172-0.181 ms
 # per task with 1.2 requests and 3 records per task). Added to every job that is a client
-# request and to every event a job emits.
+# request and to every event a job emits. `REQUEST_OVERHEAD` is now the agents' requests only
+# (aiohttp's handler chain); a framework's call costs `SCHEDULER_REQUEST_OVERHEAD`.
 REQUEST_OVERHEAD = 80e-6
 RECORD_OVERHEAD = 9.5e-6
+# A scheduler call (ACCEPT, ACKNOWLEDGE, DECLINE...: POST /api/v1/scheduler on a keep-alive
+# connection, answered 202) is answered by the master's fast path (mezzo.net.fastpath) since
+# issue 11: the real master's CPU per call in `bench/scheduler_calls.py` (16 frameworks posting
+# RECONCILE in a loop) less what decoding and handling that call costs the core (3.5 µs):
+# 45-49 µs per call under load 3-5, against 79-89 µs through aiohttp's chain interleaved with
+# it (docs/benchmarks.md, "Scheduler calls"). Most of what is left is the kernel's loopback
+# send and receive and the event loop's poll, not Python.
+SCHEDULER_REQUEST_OVERHEAD = 45e-6
 
 
 class Endpoint(Protocol):
@@ -363,7 +372,12 @@ class MasterNode:
     def _shell_seconds(self, kind: str) -> float:
         """The HTTP shell's share of a job: one request (for client calls), one record per
         event emitted."""
-        request = REQUEST_OVERHEAD if kind.startswith(("scheduler.", "agent.")) else 0.0
+        if kind.startswith("scheduler.") and kind != "scheduler.SUBSCRIBE":
+            request = SCHEDULER_REQUEST_OVERHEAD
+        elif kind.startswith(("scheduler.", "agent.")):  # a SUBSCRIBE opens its stream in aiohttp
+            request = REQUEST_OVERHEAD
+        else:
+            request = 0.0
         return request + RECORD_OVERHEAD * len(self.outbox.effects)
 
     def _run_job(self, kind: str, fn: Callable[[], int]) -> float:
