@@ -4,8 +4,8 @@ A real `mezzo master` process; `--frameworks` frameworks subscribe (`bench/raw_s
 and each then posts one call after another on its own keep-alive connection, the next as soon
 as the 202 is back, as a pymesos scheduler does (one call at a time per driver). The requests
 are the bytes pymesos's `http.client` sends (Host, Accept-Encoding: identity, Content-Length,
-Content-Type, Mesos-Stream-Id), written on a raw socket: the client must cost the shared CPUs
-as little as possible, since the master is what is measured.
+Content-Type, Mesos-Stream-Id), written on a raw socket from `--clients` processes: the
+clients must cost the shared CPUs as little as possible, since the master is what is measured.
 
 The call (`--call`) is one the master accepts with 202 and really handles, but that emits no
 event, so that the figure is the cost of a request and not of stream records as well:
@@ -23,7 +23,7 @@ over the window, and what the same call costs the decoder and the master core al
 in this process on an in-process `Master` with a subscribed framework); the difference is the
 HTTP shell's cost per request (aiohttp, middlewares, the handler, the 202 and its write).
 
-    .venv/bin/python bench/scheduler_calls.py --frameworks 16 --seconds 10
+    .venv/bin/python bench/scheduler_calls.py --frameworks 16 --clients 2 --seconds 10
     MEZZO_BENCH_PROFILE=/tmp/master.prof .venv/bin/python bench/scheduler_calls.py  # cProfile
 
 Results are recorded in docs/benchmarks.md ("Scheduler calls: the HTTP shell's cost").
@@ -34,11 +34,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -71,13 +73,15 @@ def request_bytes(host: str, body: bytes, stream_id: str) -> bytes:
 
 
 class Poster:
-    """One framework's keep-alive connection, posting its call in a loop."""
+    """One framework's keep-alive connection, posting its call in a loop; `done[slot]` counts
+    the calls answered (shared with the measuring process when posting from another one)."""
 
-    def __init__(self, request: bytes) -> None:
+    def __init__(self, request: bytes, done: Any, slot: int) -> None:
         self.request = request
-        self.done = 0
+        self.done = done
+        self.slot = slot
 
-    async def run(self, host: str, port: int, stop: asyncio.Event) -> None:
+    async def run(self, host: str, port: int, stop: Any) -> None:
         reader, writer = await asyncio.open_connection(host, port)
         try:
             while not stop.is_set():
@@ -91,7 +95,7 @@ class Poster:
                 body = await reader.readexactly(length) if length else b""
                 if status != 202:
                     raise SystemExit(f"the master answered {status}: {body[:200]!r}")
-                self.done += 1
+                self.done[self.slot] += 1
         finally:
             writer.close()
 
@@ -112,37 +116,64 @@ def core_us(kind: str, budget: float = 1.0) -> float:
     return statistics.median(samples) * 1e6
 
 
+def _client_main(host: str, port: int, requests: list[tuple[int, bytes]], done: Any, stop: Any) -> None:
+    """A client process: its share of the frameworks' connections."""
+
+    async def run() -> None:
+        flag = asyncio.Event()
+
+        async def watch() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            flag.set()
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.gather(*(Poster(raw, done, slot).run(host, port, flag) for slot, raw in requests))
+        await watcher
+
+    asyncio.run(run())
+
+
 async def measure(args: argparse.Namespace) -> dict:
     proc, url = start_master(["--allocation_interval", "1secs"])
     host, port = url.removeprefix("http://").rsplit(":", 1)
     schedulers: list[RawScheduler] = []
     try:
-        posters = []
+        requests = []
         for i in range(args.frameworks):
             sched = RawScheduler(url, f"calls-{i}")
             await sched.subscribe()
             schedulers.append(sched)
             assert sched.framework_id is not None
-            posters.append(Poster(request_bytes(f"{host}:{port}", call_body(args.call, sched.framework_id),
-                                                sched.stream_id)))
-        stop = asyncio.Event()
-        tasks = [asyncio.create_task(p.run(host, int(port), stop)) for p in posters]
+            requests.append((i, request_bytes(f"{host}:{port}", call_body(args.call, sched.framework_id),
+                                              sched.stream_id)))
+        done = multiprocessing.Array("q", args.frameworks, lock=False)
+        stop = multiprocessing.Event()
+        clients = [multiprocessing.Process(target=_client_main, daemon=True,
+                                           args=(host, int(port), requests[k::args.clients], done, stop))
+                   for k in range(args.clients)]
+        for client in clients:
+            client.start()
         await asyncio.sleep(args.warmup)
         master = psutil.Process(proc.pid)
-        me = psutil.Process()
-        cpu0, mine0, done0, t0 = _cpu(master), _cpu(me), sum(p.done for p in posters), time.perf_counter()
+        them = [psutil.Process(c.pid) for c in clients]
+        cpu0, theirs0, done0, t0 = _cpu(master), sum(map(_cpu, them)), sum(done), time.perf_counter()
         await asyncio.sleep(args.seconds)
-        cpu1, mine1, done1, t1 = _cpu(master), _cpu(me), sum(p.done for p in posters), time.perf_counter()
+        cpu1, theirs1, done1, t1 = _cpu(master), sum(map(_cpu, them)), sum(done), time.perf_counter()
         stop.set()
-        await asyncio.gather(*tasks, return_exceptions=False)
-        requests = done1 - done0
-        per_request = (cpu1 - cpu0) / max(requests, 1) * 1e6
+        for client in clients:
+            await asyncio.to_thread(client.join, 10)
+            if client.exitcode != 0:
+                raise SystemExit(f"a client process failed (exit status {client.exitcode})")
+        answered = done1 - done0
+        per_request = (cpu1 - cpu0) / max(answered, 1) * 1e6
         return {
-            "call": args.call, "frameworks": args.frameworks, "seconds": round(t1 - t0, 2),
-            "requests": requests, "requests_per_second": round(requests / (t1 - t0)),
+            "call": args.call, "frameworks": args.frameworks, "clients": args.clients,
+            "seconds": round(t1 - t0, 2),
+            "requests": answered, "requests_per_second": round(answered / (t1 - t0)),
             "master_cpu_us_per_request": round(per_request, 1),
             "master_cpu_share": round((cpu1 - cpu0) / (t1 - t0), 2),
-            "client_cpu_us_per_request": round((mine1 - mine0) / max(requests, 1) * 1e6, 1),
+            "client_cpu_us_per_request": round((theirs1 - theirs0) / max(answered, 1) * 1e6, 1),
             "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         }
     finally:
@@ -161,6 +192,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--call", choices=sorted(CALLS), default="reconcile")
     parser.add_argument("--frameworks", type=int, default=16)
+    parser.add_argument("--clients", type=int, default=1, help="processes posting the calls")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     args = parser.parse_args()
