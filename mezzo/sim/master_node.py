@@ -64,10 +64,11 @@ RECORD_OVERHEAD = 9.5e-6
 # connection, answered 202) is answered by the master's fast path (mezzo.net.fastpath) since
 # issue 11: the real master's CPU per call in `bench/scheduler_calls.py` (16 frameworks posting
 # RECONCILE in a loop) less what decoding and handling that call costs the core (3.5 µs):
-# 45-49 µs per call under load 3-5, against 79-89 µs through aiohttp's chain interleaved with
-# it (docs/benchmarks.md, "Scheduler calls"). Most of what is left is the kernel's loopback
-# send and receive and the event loop's poll, not Python.
-SCHEDULER_REQUEST_OVERHEAD = 45e-6
+# 43 µs per call (mean of twelve runs, 37-49, load 1-6), against 78 µs (64-89) through
+# aiohttp's chain in runs interleaved with them, which agrees with `REQUEST_OVERHEAD`'s 80
+# (docs/benchmarks.md, "Scheduler calls"). Most of what is left is the kernel's loopback send
+# and receive and the event loop's poll, not Python.
+SCHEDULER_REQUEST_OVERHEAD = 43e-6
 
 
 class Endpoint(Protocol):
