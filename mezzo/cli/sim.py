@@ -122,3 +122,12 @@ def calibrate() -> None:
     click.echo("master core service time per job kind (median µs, samples):")
     for kind, (median, count) in calibration.fixed_costs().items():
         click.echo(f"  {kind:<24} {median:>8.1f}  {count:>7,}")
+    costs = calibration.launch_costs()
+    click.echo(f"master CPU per launch by job kind, scalability shape, {costs['agents']:,} agents "
+               f"({costs['launches_per_s']} launches/s): jobs, core µs, shell µs, total µs")
+    for kind, c in costs["kinds"].items():
+        click.echo(f"  {kind:<24} {c['per_launch']:>6.2f} {c['core_us']:>8.1f} {c['shell_us']:>8.1f} "
+                   f"{c['total_us']:>8.1f}")
+    click.echo(f"  {'sum':<24} {'':>6} {sum(c['core_us'] for c in costs['kinds'].values()):>8.1f} "
+               f"{sum(c['shell_us'] for c in costs['kinds'].values()):>8.1f} "
+               f"{sum(c['total_us'] for c in costs['kinds'].values()):>8.1f}")

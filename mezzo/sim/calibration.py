@@ -10,6 +10,9 @@
   of N(30 s, 10 s) on every offer; test frameworks measure SUBSCRIBE sent -> TASK_RUNNING.
 - `fixed_costs`: median measured service time per job kind from a measured run (the source of
   `master_node.FIXED_COSTS`).
+- `launch_costs`: where the master's CPU goes per launch in the scalability shape: per job
+  kind, jobs per launch and the core's and the shell's time per launch (docs/evaluation.md,
+  "Where the master's CPU goes per launch").
 
 `mezzo sim calibrate` prints them next to the benchmarks' figures (docs/benchmarks.md); the
 comparison is in docs/evaluation.md. Failover is calibrated with the failover experiment's
@@ -114,6 +117,41 @@ def fixed_costs(agents: int = 2000) -> dict[str, tuple[float, int]]:
     cluster.run_for(60.0)
     return {kind: (round(1e6 * statistics.median(s.samples), 1), len(s.samples))
             for kind, s in sorted(cluster.master.stats.items()) if s.samples}
+
+
+def launch_costs(agents: int = 2000, warmup: float = 60.0, window: float = 30.0) -> dict:
+    """The scalability experiment's shape (agents of one task, 200 frameworks, N(30 s, 10 s))
+    with measured costs: over a steady window after `warmup`, per job kind, how many jobs a
+    launch causes and their core (measured: decode, core, encode) and shell (calibrated
+    overheads) time per launch, in µs."""
+    import random
+
+    from mezzo.sim.frameworks import ContinuousFramework, normal_duration
+
+    cluster = SimCluster(seed=1, cost="measured", keep_samples=True)
+    rng = random.Random(1)
+    cluster.add_agents(agents, "cpus:1;mem:1024", spread=10.0)
+    load = [cluster.add_framework(ContinuousFramework(
+        cluster.engine, f"l{i}", task=(1.0, 1024.0), duration=normal_duration(rng, 30.0, 10.0)))
+        for i in range(200)]
+    cluster.run_for(warmup)
+    stats = cluster.master.stats
+    before = {kind: (s.count, s.seconds, sum(s.samples)) for kind, s in stats.items()}
+    launched0 = sum(f.launched for f in load)  # type: ignore[attr-defined]
+    cluster.run_for(window)
+    launches = max(sum(f.launched for f in load) - launched0, 1)  # type: ignore[attr-defined]
+    out: dict[str, dict[str, float]] = {}
+    for kind, stat in sorted(stats.items()):
+        count0, seconds0, core0 = before.get(kind, (0, 0.0, 0.0))
+        if stat.count == count0:
+            continue  # none in the window (subscriptions, recovery)
+        core = sum(stat.samples) - core0
+        total = stat.seconds - seconds0
+        out[kind] = {"per_launch": round((stat.count - count0) / launches, 2),
+                     "core_us": round(1e6 * core / launches, 1),
+                     "shell_us": round(1e6 * (total - core) / launches, 1),
+                     "total_us": round(1e6 * total / launches, 1)}
+    return {"agents": agents, "launches_per_s": round(launches / window, 1), "kinds": out}
 
 
 def scale_shape(agents: int = 1000, frameworks: int = 200, samples: int = 10,

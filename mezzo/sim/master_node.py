@@ -56,8 +56,9 @@ LATENCY = 0.00024
 # `bench/launch.py rate` (shell time per request : per record about 8 : 1); the scale from
 # the real master's CPU time per task in that benchmark on an idle machine (0.172-0.181 ms
 # per task with 1.2 requests and 3 records per task). Added to every job that is a client
-# request and to every event a job emits. `REQUEST_OVERHEAD` is now the agents' requests only
-# (aiohttp's handler chain); a framework's call costs `SCHEDULER_REQUEST_OVERHEAD`.
+# request and to every event a job emits. `REQUEST_OVERHEAD` is now what opens a subscription
+# only (aiohttp's handler chain: a framework's SUBSCRIBE, an agent's socket handshake); a
+# framework's call costs `SCHEDULER_REQUEST_OVERHEAD`, an agent's `AGENT_MESSAGE_OVERHEAD`.
 REQUEST_OVERHEAD = 80e-6
 RECORD_OVERHEAD = 9.5e-6
 # A scheduler call (ACCEPT, ACKNOWLEDGE, DECLINE...: POST /api/v1/scheduler on a keep-alive
@@ -69,6 +70,17 @@ RECORD_OVERHEAD = 9.5e-6
 # (docs/benchmarks.md, "Scheduler calls"). Most of what is left is the kernel's loopback send
 # and receive and the event loop's poll, not Python.
 SCHEDULER_REQUEST_OVERHEAD = 43e-6
+# What one message received on an agent's socket costs the shell beyond the decode and the core
+# (`mezzo.net.message_socket`: the kernel's read, the event loop waking the socket's reader,
+# aiohttp's frame parser; no request parsing, middlewares or answer). Agents' calls (`agent.*`
+# jobs) pay this instead of REQUEST_OVERHEAD; an agent's SUBSCRIBE, which opens its socket with
+# an HTTP handshake, pays both. Measured with `bench/agent_transport.py` (docs/benchmarks.md,
+# "Agent transport (issue 11)"): the same server, middlewares and decode receiving PONG-sized
+# calls from 300 connections cost 151.6 µs of CPU per POST answered 202 and 51.8 µs per
+# WebSocket message on an idle machine (0.34 of a POST; 0.34 again at load 4 through mezzo's
+# own `serve_socket`, 0.30 at 600 connections and twice the rate); scaled to the calibrated
+# POST above, 0.34 x 80 µs.
+AGENT_MESSAGE_OVERHEAD = 27e-6
 
 
 class Endpoint(Protocol):
@@ -371,15 +383,19 @@ class MasterNode:
         self.engine.after(seconds, self._served, kind)
 
     def _shell_seconds(self, kind: str) -> float:
-        """The HTTP shell's share of a job: one request (for client calls), one record per
-        event emitted."""
-        if kind.startswith("scheduler.") and kind != "scheduler.SUBSCRIBE":
-            request = SCHEDULER_REQUEST_OVERHEAD
-        elif kind.startswith(("scheduler.", "agent.")):  # a SUBSCRIBE opens its stream in aiohttp
-            request = REQUEST_OVERHEAD
+        """The HTTP shell's share of a job: one request for a scheduler call (the fast
+        path's; a SUBSCRIBE opens its stream through aiohttp's chain), one socket message for
+        an agent's call (and the handshake's request for its SUBSCRIBE), one record per event
+        emitted."""
+        if kind == "scheduler.SUBSCRIBE":
+            received = REQUEST_OVERHEAD
+        elif kind.startswith("scheduler."):
+            received = SCHEDULER_REQUEST_OVERHEAD
+        elif kind.startswith("agent."):
+            received = AGENT_MESSAGE_OVERHEAD + (REQUEST_OVERHEAD if kind == "agent.SUBSCRIBE" else 0.0)
         else:
-            request = 0.0
-        return request + RECORD_OVERHEAD * len(self.outbox.effects)
+            received = 0.0
+        return received + RECORD_OVERHEAD * len(self.outbox.effects)
 
     def _run_job(self, kind: str, fn: Callable[[], int]) -> float:
         seconds = self.cost.serve(kind, fn)
