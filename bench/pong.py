@@ -10,6 +10,13 @@ the rate, and how many agents it marked unreachable (none, unless it fell behind
 
     .venv/bin/python bench/pong.py --agents 500 --ping 1secs --seconds 20
 
+With `--calls N` each agent also sends N PONG calls a second of its own (unasked: the master
+takes them as it takes any PONG), and with a long `--ping` those calls are nearly all the
+master hears: the master's CPU per call received on an agent's socket (what the simulator's
+`AGENT_MESSAGE_OVERHEAD` models, plus a PONG's few µs in the core).
+
+    .venv/bin/python bench/pong.py --agents 300 --ping 60secs --calls 10 --seconds 15
+
 Recorded in docs/benchmarks.md, "Scale (issue 12)".
 """
 
@@ -19,6 +26,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -32,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import psutil  # noqa: E402
 
-from mezzo.api.internal import AgentCall, AgentCallType  # noqa: E402
+from mezzo.api.internal import AgentCall, AgentCallType, AgentPong  # noqa: E402
 from mezzo.testing.emulated_agent import EmulatedAgent  # noqa: E402
 
 PONGS = [0]
@@ -43,6 +51,15 @@ class CountingAgent(EmulatedAgent):
         if call.type == AgentCallType.PONG:
             PONGS[0] += 1
         super().post(call)
+
+
+async def send_calls(agent: EmulatedAgent, per_second: float) -> None:
+    """`per_second` PONG calls a second from `agent`, at a random phase."""
+    await asyncio.sleep(random.random() / per_second)
+    while True:
+        agent.post(AgentCall(type=AgentCallType.PONG, agent_id=agent.core.info.id,
+                             pong=AgentPong(ping_id=0)))
+        await asyncio.sleep(1.0 / per_second)
 
 
 async def metrics(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
@@ -72,13 +89,15 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         url = f"http://127.0.0.1:{Path(port_file).read_text().strip()}"
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
-            agents = [CountingAgent(url, hostname=f"a{i}", session=session)
+            agents = [CountingAgent(url, hostname=f"a{i}")  # the raw client: light on the CPU
                       for i in range(args.agents)]
             for agent in agents:
                 await agent.start()
             while (await metrics(session, url)).get("master/slaves_active", 0) < args.agents:
                 await asyncio.sleep(0.2)
             await asyncio.sleep(2.0)
+            flood = [asyncio.create_task(send_calls(agent, args.calls)) for agent in agents
+                     if args.calls > 0]
             proc = psutil.Process(master.pid)
             pongs0 = PONGS[0]
             cpu0 = sum(proc.cpu_times()[:2])
@@ -88,11 +107,13 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             t1 = time.monotonic()
             pongs = PONGS[0] - pongs0
             after = await metrics(session, url)
+            for task in flood:
+                task.cancel()
             for agent in agents:
                 await agent.stop()
         unreachable = after.get("master/slaves_unreachable", 0)
         return {
-            "agents": args.agents, "ping": args.ping, "seconds": round(t1 - t0, 1),
+            "agents": args.agents, "ping": args.ping, "calls": args.calls, "seconds": round(t1 - t0, 1),
             "pongs": pongs, "pongs_per_s": round(pongs / (t1 - t0), 1),
             "master_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
             "master_cpu_us_per_pong": round(1e6 * (cpu1 - cpu0) / pongs, 1) if pongs else None,
@@ -108,6 +129,8 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=500)
     parser.add_argument("--ping", default="1secs", help="the master's --agent_ping_timeout")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--calls", type=float, default=0.0,
+                        help="PONG calls a second each agent sends unasked (see the docstring)")
     parser.add_argument("--profile", default=None, help="run the master under cProfile, stats to this file")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))))

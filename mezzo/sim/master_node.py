@@ -74,13 +74,14 @@ SCHEDULER_REQUEST_OVERHEAD = 43e-6
 # (`mezzo.net.message_socket`: the kernel's read, the event loop waking the socket's reader,
 # aiohttp's frame parser; no request parsing, middlewares or answer). Agents' calls (`agent.*`
 # jobs) pay this instead of REQUEST_OVERHEAD; an agent's SUBSCRIBE, which opens its socket with
-# an HTTP handshake, pays both. Measured with `bench/agent_transport.py` (docs/benchmarks.md,
-# "Agent transport (issue 11)"): the same server, middlewares and decode receiving PONG-sized
-# calls from 300 connections cost 151.6 µs of CPU per POST answered 202 and 51.8 µs per
-# WebSocket message on an idle machine (0.34 of a POST; 0.34 again at load 4 through mezzo's
-# own `serve_socket`, 0.30 at 600 connections and twice the rate); scaled to the calibrated
-# POST above, 0.34 x 80 µs.
-AGENT_MESSAGE_OVERHEAD = 27e-6
+# an HTTP handshake, pays both. Measured on the real master (`bench/pong.py --agents 300 --ping
+# 60secs --calls 10`: 300 agents each sending 10 PONG calls a second, ~2,970 a second, one per
+# read): 30.5-57.2 µs of master CPU per call over five runs, median 33.4, less ~3 µs for the
+# PONG's decode and core: 30 µs. The same calls POSTed to the master before issue 11 cost
+# 109-140 µs in runs interleaved with them, and `bench/agent_transport.py` puts a socket
+# message at 0.30-0.35 of a POST in one server (0.34 x 80 µs = 27): docs/benchmarks.md,
+# "Agent transport (issue 11)".
+AGENT_MESSAGE_OVERHEAD = 30e-6
 
 
 class Endpoint(Protocol):
