@@ -32,6 +32,11 @@ At each size (agents are added to reach it; frameworks run throughout) one JSON 
   answer is its event loop busy with something else); `get_state_loop_stall_max_ms` the same
   while GET_STATE is served; `idle_loop_stall_max_ms` the same over 3 s with neither served
   (what the load alone costs: allocation runs, surges, the machine's other work);
+- `state_master_cpu_ms` / `get_state_master_cpu_ms`: the leader's CPU time while
+  `/master/state` / GET_STATE was served (its whole process, so the request plus whatever
+  else it did meanwhile): on a shared machine the wall time minus this is waiting for a CPU;
+- `metrics_snapshot_ms`: the median of five GET `/metrics/snapshot`, and the longest
+  `/health` answer while they are served (`metrics_snapshot_loop_stall_max_ms`);
 - `agents_unreachable`: agents the master marked unreachable (5 missed pings) so far;
   `agent_process_lag_max_ms`: the longest event-loop lag of any emulated-agent process over its
   last 30 s (a process lagging past the ping interval cannot answer pings in time);
@@ -45,6 +50,13 @@ At each size (agents are added to reach it; frameworks run throughout) one JSON 
   killed master is restarted as the new standby. A failover not complete within
   `--failover-timeout` leaves `failover_s` null with `failover_agents_back` /
   `failover_frameworks_back` saying how far it got, and the run goes on.
+
+With `--pin` the masters run on the first CPU and everything else the benchmark starts
+(ZooKeeper, the agent and framework processes, this driver and its probes) on the others, so
+that on a small machine the master's figures are not its wait for a CPU the load generators
+hold; each row says so in `pinned` (null without). With `--failover` the row also says where
+the frameworks' re-subscription time went (`fw_*`: from the kill to the SUBSCRIBE that
+succeeded, its answer, the first OFFERS after it, the attempts before it by answer).
 
     .venv/bin/python bench/scale.py --sizes 1000 2000 5000 9000 --failover
     .venv/bin/python bench/scale.py --sizes 1000 --frameworks 20 --window 10   # a quick look
@@ -128,16 +140,36 @@ class BusyFramework:
         self.redirected = False
         self.rng = random.Random(name)
         self.duration = duration
+        # Re-subscription timings (time.monotonic(), comparable across processes): when the
+        # last stream ended, when the SUBSCRIBE that succeeded was sent, when its SUBSCRIBED
+        # and the first OFFERS after it arrived, and how many attempts it took.
+        self.ended_at: float | None = None
+        self.sent_at = 0.0
+        self.attempts = 0
+        self.first_offers_due = False
+        self.resubscriptions: list[dict[str, float]] = []
 
     async def run(self) -> None:
         import aiohttp
 
         while True:
             self.redirected = False
-            with contextlib.suppress(aiohttp.ClientError, OSError, ValueError, TimeoutError):
+            outcome = "ended"
+            try:
                 await self._subscribe_and_read()
+            except OSError as exc:  # a 307, a 503, a refused connection
+                text = str(exc)
+                outcome = ("redirected" if text == "redirected" else
+                           "http_" + text.rsplit(" ", 1)[-1] if text.startswith("SUBSCRIBE answered")
+                           else "refused")
+            except (aiohttp.ClientError, ValueError, TimeoutError) as exc:
+                outcome = type(exc).__name__
             if self.subscribed.is_set():
                 self.counters["disconnects"] += 1
+                self.ended_at = time.monotonic()
+            elif self.ended_at is not None:
+                key = f"subscribe_attempts_{outcome}"
+                self.counters[key] = self.counters.get(key, 0) + 1
             self.subscribed.clear()
             await asyncio.sleep(self.rng.uniform(0.05, 0.3))
             if not self.redirected:  # try the next master; after a 307, the one it named
@@ -148,6 +180,8 @@ class BusyFramework:
         call: dict[str, Any] = {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}
         if self.framework_id is not None:
             info["id"] = call["framework_id"] = self.framework_id
+        self.sent_at = time.monotonic()
+        self.attempts += 1
         async with self.session.post(
             self.base + "/api/v1/scheduler", data=json.dumps(call),
             headers={"Content-Type": "application/json", "Accept": "application/json"},
@@ -196,7 +230,17 @@ class BusyFramework:
         if kind == "SUBSCRIBED":
             self.framework_id = event["subscribed"]["framework_id"]
             self.subscribed.set()
+            if self.ended_at is not None:
+                now = time.monotonic()
+                self.resubscriptions.append({"ended": self.ended_at, "sent": self.sent_at,
+                                             "subscribed": now, "attempts": self.attempts})
+                self.first_offers_due = True
+            self.attempts = 0
         elif kind == "OFFERS":
+            if self.first_offers_due:
+                self.first_offers_due = False
+                self.resubscriptions[-1]["offers"] = time.monotonic()
+                self.resubscriptions[-1]["offer_count"] = len(event["offers"]["offers"])
             for offer in event["offers"]["offers"]:
                 self._fill(offer)
         elif kind == "UPDATE":
@@ -256,6 +300,7 @@ class BusyFramework:
         if not self.subscribed.is_set():  # retry once we are back
             asyncio.get_running_loop().call_later(1.0, self._kill, task_id)
             return
+        self.counters["kills"] += 1
         self._call({"type": "KILL", "kill": {"task_id": {"value": task_id}, "agent_id": agent_id}})
 
 
@@ -274,7 +319,19 @@ def _frameworks_main(
             connector=aiohttp.TCPConnector(limit=count + 64), timeout=aiohttp.ClientTimeout(total=None)
         )
         counters = {"launched": 0, "lost": 0, "lost_before_start": 0, "disconnects": 0,
-                    "running_updates": 0}
+                    "running_updates": 0, "kills": 0}
+        lags: list[tuple[float, float]] = []  # (when, lag) of the process's loop, > 0.2 s
+
+        async def watch_lag() -> None:
+            while True:
+                start = time.monotonic()
+                await asyncio.sleep(0.1)
+                lag = time.monotonic() - start - 0.1
+                if lag > 0.2:
+                    lags.append((time.monotonic(), round(lag, 3)))
+                    del lags[:-200]
+
+        watcher = asyncio.create_task(watch_lag())
         frameworks = [
             BusyFramework(list(masters), f"busy{first + i}", session, counters, duration)
             for i in range(count)
@@ -286,6 +343,9 @@ def _frameworks_main(
             await asyncio.sleep(0.5)
             report.update(counters)
             report["subscribed"] = sum(1 for f in frameworks if f.subscribed.is_set())
+            report["resubscriptions"] = [r for f in frameworks for r in f.resubscriptions]
+            report["lags"] = list(lags)
+        watcher.cancel()
         for r in runners:
             r.cancel()
         await session.close()
@@ -431,8 +491,19 @@ def main() -> None:
                         help="seconds to wait for everything back (default: max(120, agents / 25))")
     parser.add_argument("--profile", default=None,
                         help="py-spy the leader for the window of the largest size into this SVG")
+    parser.add_argument("--profile-failover", default=None, metavar="DIR",
+                        help="py-spy the standby master and each framework process from the kill "
+                             "for --profile-seconds, into DIR (collapsed stacks, *.txt)")
+    parser.add_argument("--profile-seconds", type=float, default=40.0)
+    parser.add_argument("--pin", action="store_true",
+                        help="the masters on the first CPU, everything else the benchmark starts "
+                             "(ZooKeeper, agents, frameworks, this driver) on the others")
     args = parser.parse_args()
     _raise_fd_limit()
+    pinned = pin_plan() if args.pin else None
+    if pinned is not None:
+        # Before anything is started: ZooKeeper and the agent and framework processes inherit it.
+        os.sched_setaffinity(0, pinned["others_cpus"])
     began = time.monotonic()
     # SIGTERM stops the benchmark like Ctrl-C: the `finally` below stops every process.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -450,6 +521,9 @@ def main() -> None:
     frameworks_procs: list[Any] = []
     try:
         cluster.start()
+        if pinned is not None:
+            for master in cluster.masters:
+                pin_process(master, pinned["master_cpus"])
         leader = cluster.wait_leader(60)
         rss_base = rss_mb_of(leader)
         rss_per_agent_kb: float | None = None
@@ -509,7 +583,19 @@ def main() -> None:
                     ((row["master_rss_mb"] - rss_base) * 1024 - rss_per_agent_kb * size) / row["tasks"], 2)
             if args.failover and (size == max(args.sizes) or not args.failover_at_max):
                 timeout = args.failover_timeout or max(120.0, size / 25)
+                spies = []
+                if args.profile_failover:
+                    standby = next(m for m in cluster.masters if m is not leader and m.alive)
+                    targets = [("standby", standby.proc.pid if standby.proc else 0)] + [
+                        (f"frameworks{i}", p.pid) for i, p in enumerate(frameworks_procs)]
+                    spies = start_spies(targets, Path(args.profile_failover), args.profile_seconds)
                 leader = failover(cluster, leader, size, args.frameworks, reports, row, timeout)
+                for spy in spies:
+                    spy.wait(args.profile_seconds + 60)
+                if pinned is not None:  # the killed master, restarted as the standby
+                    for master in cluster.masters:
+                        pin_process(master, pinned["master_cpus"])
+            row["pinned"] = pinned
             row["elapsed_s"] = round(time.monotonic() - began)  # since the benchmark started
             print(json.dumps(row), flush=True)
     finally:
@@ -569,10 +655,23 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
     tasks = int(m.get("master/tasks_running", 0) + m.get("master/tasks_staging", 0))
     with StallProbe(leader.url) as idle_probe:
         time.sleep(3.0)  # the same probe with nothing asked of the master: the load's own stalls
+    def cpu_s() -> float:  # the leader's CPU time so far (its own work during a request)
+        times = proc.cpu_times()
+        return float(times.user + times.system)
+
     with StallProbe(leader.url) as probe:
+        before_cpu = cpu_s()
         state_s, state_bytes = timed_get(leader.url, "GET", "/master/state")
+        state_cpu_s = cpu_s() - before_cpu
     with StallProbe(leader.url) as get_state_probe:
+        before_cpu = cpu_s()
         get_state_s, _ = timed_get(leader.url, "POST", "/api/v1", json.dumps({"type": "GET_STATE"}).encode())
+        get_state_cpu_s = cpu_s() - before_cpu
+    snapshot_s = []
+    with StallProbe(leader.url) as snapshot_probe:
+        for _ in range(5):
+            snapshot_s.append(timed_get(leader.url, "GET", "/metrics/snapshot")[0])
+            time.sleep(0.2)
     end_metrics = metrics(leader)
     active_after = end_metrics.get("master/slaves_active", 0)
     lags = [dict(r).get("lag_max_ms", 0.0) for r in agent_reports]
@@ -592,16 +691,63 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
         "allocation_cycle_ms": round(statistics.median(cycles), 1) if cycles else None,
         "state_ms": round(state_s * 1000, 1),
         "get_state_ms": round(get_state_s * 1000, 1),
+        "state_master_cpu_ms": round(state_cpu_s * 1000, 1),
+        "get_state_master_cpu_ms": round(get_state_cpu_s * 1000, 1),
         "state_mb": round(state_bytes / 2**20, 1),
         "loop_stall_max_ms": round(probe.longest * 1000, 1),
         "idle_loop_stall_max_ms": round(idle_probe.longest * 1000, 1),
         "get_state_loop_stall_max_ms": round(get_state_probe.longest * 1000, 1),
+        "metrics_snapshot_ms": round(statistics.median(snapshot_s) * 1000, 1),
+        "metrics_snapshot_loop_stall_max_ms": round(snapshot_probe.longest * 1000, 1),
         "failover_s": None,
         "launches_per_s": round(launches_per_s, 1),
         "registered_s": round(registered_s, 1),
         "master_fds": fds,
         "machine_load": round(os.getloadavg()[0], 1),
     }
+
+
+def py_spy() -> str | None:
+    import shutil
+
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else os.environ.get("PY_SPY") or shutil.which("py-spy")
+
+
+def start_spies(targets: list[tuple[str, int]], out: Path, seconds: float) -> list[Any]:
+    """py-spy record (collapsed stacks, 100 Hz) of each (name, pid) for `seconds`."""
+    import subprocess
+
+    spy = py_spy()
+    if spy is None:
+        print("--profile-failover: no py-spy (beside python, $PY_SPY or on PATH)", file=sys.stderr)
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen([spy, "record", "-p", str(pid), "-o", str(out / f"{name}.txt"),
+                              "-f", "raw", "-d", str(int(seconds)), "--nonblocking"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for name, pid in targets if pid]
+
+
+def pin_plan() -> dict[str, list[int]]:
+    """`--pin`: the first CPU this process may use for the masters, the rest for the others."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit(f"--pin needs at least 2 CPUs, this process may use {cpus}")
+    return {"master_cpus": cpus[:1], "others_cpus": cpus[1:]}
+
+
+def pin_process(master: HaMaster, cpus: list[int]) -> None:
+    """Every thread of the master's process (and of any child) onto `cpus`; threads it makes
+    later inherit it."""
+    if master.proc is None or master.proc.poll() is not None:
+        return
+    root = psutil.Process(master.proc.pid)
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            for thread in proc.threads():
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(thread.id, cpus)
 
 
 def rss_mb_of(master: HaMaster) -> float:
@@ -613,8 +759,23 @@ def counters(reports: list[Any]) -> dict[str, int]:
     total: dict[str, int] = {}
     for report in reports:
         for key, value in dict(report).items():
-            total[key] = total.get(key, 0) + value
+            if isinstance(value, (int, float)):
+                total[key] = total.get(key, 0) + value
     return total
+
+
+def resubscriptions(reports: list[Any], since: float) -> list[dict[str, float]]:
+    """The frameworks' re-subscriptions after `since` (time.monotonic() of the kill)."""
+    return [r for report in reports for r in dict(report).get("resubscriptions", [])
+            if r["ended"] >= since]
+
+
+def spread(values: list[float]) -> dict[str, float] | None:
+    """p50 / p90 / max, rounded (None without values)."""
+    if not values:
+        return None
+    return {"p50": round(percentile(values, 0.5), 2), "p90": round(percentile(values, 0.9), 2),
+            "max": round(max(values), 2)}
 
 
 def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, reports: list[Any],
@@ -661,6 +822,22 @@ def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, r
     row["failover_frameworks_back"] = int(seen.get("frameworks", 0))
     time.sleep(2.0)
     after = counters(reports)
+    # Where the frameworks' time went: from the kill to their SUBSCRIBE that succeeded (the
+    # attempts before it, by answer), from it to SUBSCRIBED (the new leader's handling), and
+    # to the first OFFERS after it.
+    resubs = resubscriptions(reports, start)
+    row["fw_resubscribed_after_kill_s"] = spread([r["subscribed"] - start for r in resubs])
+    row["fw_subscribe_sent_after_kill_s"] = spread([r["sent"] - start for r in resubs])
+    row["fw_subscribe_answer_s"] = spread([r["subscribed"] - r["sent"] for r in resubs])
+    row["fw_first_offers_after_subscribed_s"] = spread(
+        [r["offers"] - r["subscribed"] for r in resubs if "offers" in r])
+    row["fw_first_offers_count"] = spread([r["offer_count"] for r in resubs if "offer_count" in r])
+    lags = [lag for report in reports for when, lag in dict(report).get("lags", []) if when >= start]
+    row["fw_process_lag_max_s"] = max(lags) if lags else 0.0
+    row["fw_kills_sent"] = after.get("kills", 0) - before.get("kills", 0)
+    row["fw_subscribe_attempts"] = {k.removeprefix("subscribe_attempts_"): v - before.get(k, 0)
+                                    for k, v in after.items() if k.startswith("subscribe_attempts_")
+                                    and v != before.get(k, 0)}
     row["lost"] = after.get("lost", 0) - before.get("lost", 0)
     row["lost_before_start"] = after.get("lost_before_start", 0) - before.get("lost_before_start", 0)
     row["lost_by_state"] = {k[5:]: v - before.get(k, 0) for k, v in after.items()
