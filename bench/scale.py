@@ -297,8 +297,12 @@ class BusyFramework:
         agent_id = self.running.get(task_id)
         if agent_id is None:
             return
-        if not self.subscribed.is_set():  # retry once we are back
-            asyncio.get_running_loop().call_later(1.0, self._kill, task_id)
+        if not self.subscribed.is_set():
+            # Retry once we are back, spread over 5 s: after a failover every kill that came
+            # due meanwhile would otherwise go out in the same second, a burst of POSTs that
+            # held this process's loop for seconds and delayed the SUBSCRIBE of the other
+            # frameworks sharing it (docs/benchmarks.md, "frameworks after a failover").
+            asyncio.get_running_loop().call_later(1.0 + self.rng.uniform(0.0, 5.0), self._kill, task_id)
             return
         self.counters["kills"] += 1
         self._call({"type": "KILL", "kill": {"task_id": {"value": task_id}, "agent_id": agent_id}})
