@@ -6,6 +6,8 @@ as the 202 is back, as a pymesos scheduler does (one call at a time per driver).
 are the bytes pymesos's `http.client` sends (Host, Accept-Encoding: identity, Content-Length,
 Content-Type, Mesos-Stream-Id), written on a raw socket from `--clients` processes: the
 clients must cost the shared CPUs as little as possible, since the master is what is measured.
+`http.client` writes a request's head and body apart (two `send()`s); `--split` does too, else
+each request is one write.
 
 The call (`--call`) is one the master accepts with 202 and really handles, but that emits no
 event, so that the figure is the cost of a request and not of stream records as well:
@@ -76,8 +78,11 @@ class Poster:
     """One framework's keep-alive connection, posting its call in a loop; `done[slot]` counts
     the calls answered (shared with the measuring process when posting from another one)."""
 
-    def __init__(self, request: bytes, done: Any, slot: int) -> None:
-        self.request = request
+    def __init__(self, request: bytes, done: Any, slot: int, split: bool) -> None:
+        # http.client (pymesos) writes the head, then the body: with asyncio's TCP_NODELAY,
+        # two segments, which the master may read apart.
+        head, _, body = request.partition(b"\r\n\r\n")
+        self.writes = [head + b"\r\n\r\n", body] if split else [request]
         self.done = done
         self.slot = slot
 
@@ -85,7 +90,8 @@ class Poster:
         reader, writer = await asyncio.open_connection(host, port)
         try:
             while not stop.is_set():
-                writer.write(self.request)
+                for chunk in self.writes:
+                    writer.write(chunk)
                 head = await reader.readuntil(b"\r\n\r\n")
                 status = int(head[9:12])
                 length = 0
@@ -116,7 +122,8 @@ def core_us(kind: str, budget: float = 1.0) -> float:
     return statistics.median(samples) * 1e6
 
 
-def _client_main(host: str, port: int, requests: list[tuple[int, bytes]], done: Any, stop: Any) -> None:
+def _client_main(host: str, port: int, requests: list[tuple[int, bytes]], done: Any, stop: Any,
+                 split: bool) -> None:
     """A client process: its share of the frameworks' connections."""
 
     async def run() -> None:
@@ -128,7 +135,7 @@ def _client_main(host: str, port: int, requests: list[tuple[int, bytes]], done: 
             flag.set()
 
         watcher = asyncio.create_task(watch())
-        await asyncio.gather(*(Poster(raw, done, slot).run(host, port, flag) for slot, raw in requests))
+        await asyncio.gather(*(Poster(raw, done, slot, split).run(host, port, flag) for slot, raw in requests))
         await watcher
 
     asyncio.run(run())
@@ -150,7 +157,8 @@ async def measure(args: argparse.Namespace) -> dict:
         done = multiprocessing.Array("q", args.frameworks, lock=False)
         stop = multiprocessing.Event()
         clients = [multiprocessing.Process(target=_client_main, daemon=True,
-                                           args=(host, int(port), requests[k::args.clients], done, stop))
+                                           args=(host, int(port), requests[k::args.clients], done, stop,
+                                                 args.split))
                    for k in range(args.clients)]
         for client in clients:
             client.start()
@@ -168,7 +176,7 @@ async def measure(args: argparse.Namespace) -> dict:
         answered = done1 - done0
         per_request = (cpu1 - cpu0) / max(answered, 1) * 1e6
         return {
-            "call": args.call, "frameworks": args.frameworks, "clients": args.clients,
+            "call": args.call, "frameworks": args.frameworks, "clients": args.clients, "split": args.split,
             "seconds": round(t1 - t0, 2),
             "requests": answered, "requests_per_second": round(answered / (t1 - t0)),
             "master_cpu_us_per_request": round(per_request, 1),
@@ -193,6 +201,8 @@ def main() -> None:
     parser.add_argument("--call", choices=sorted(CALLS), default="reconcile")
     parser.add_argument("--frameworks", type=int, default=16)
     parser.add_argument("--clients", type=int, default=1, help="processes posting the calls")
+    parser.add_argument("--split", action="store_true",
+                        help="write each request's head and body apart, as http.client (pymesos) does")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     args = parser.parse_args()

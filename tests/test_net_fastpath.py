@@ -6,6 +6,7 @@ counters the same way and reach the per-endpoint histogram once each."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 from collections.abc import AsyncIterator
@@ -47,10 +48,17 @@ async def master() -> AsyncIterator[Master]:
     await runner.cleanup()
 
 
-async def exchange(m: Master, raw: bytes) -> bytes:
-    """Send `raw` on a new connection and return the whole answer (head and body)."""
+async def exchange(m: Master, raw: bytes, *, split: bool = False) -> bytes:
+    """Send `raw` on a new connection and return the whole answer (head and body); `split`:
+    the head, then the body a moment later, as Python's http.client (pymesos) writes them."""
     reader, writer = await asyncio.open_connection(m.host, m.port)
     try:
+        if split:
+            head, _, body = raw.partition(b"\r\n\r\n")
+            writer.write(head + b"\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.02)
+            raw = body
         writer.write(raw)
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         found = re.search(rb"\r\nContent-Length: (\d+)\r\n", head)
@@ -161,15 +169,16 @@ async def test_fast_and_slow_answers_are_the_same_bytes(master: Master) -> None:
         ("empty body", request(m, b"", stream_id=sid), False),
         ("Connection: close", request(m, call("REVIVE"), stream_id=sid, headers={"Connection": "close"}), False),
     ]
-    for what, raw, fast in cases:
+    for (what, raw, fast), split in itertools.product(cases, (False, True)):
+        what += ", head and body apart" if split else ""
         before = counters(m)
         answered = m.answered
         m.server.fast_path = True
-        on = await exchange(m, raw)
+        on = await exchange(m, raw, split=split)
         assert m.answered == answered + (1 if fast else 0), what
         middle = counters(m)
         m.server.fast_path = False
-        off = await exchange(m, raw)
+        off = await exchange(m, raw, split=split)
         assert m.answered == answered + (1 if fast else 0), what
         after = counters(m)
         assert without_date(on) == without_date(off), what
@@ -221,6 +230,24 @@ async def test_keep_alive_connection_pipelined_calls_are_answered_in_order(maste
     await session.close()
 
 
+async def test_a_head_whose_body_never_comes_is_dropped_with_its_connection(master: Master) -> None:
+    """The fast path waits for the body of a head that came alone; if the client goes away
+    instead, nothing is answered or counted, and the next connection is served."""
+    m = master
+    fid, sid, resp, session = await subscribe(m)
+    raw = request(m, json.dumps({"type": "REVIVE", "framework_id": fid}).encode(), stream_id=sid)
+    _, writer = await asyncio.open_connection(m.host, m.port)
+    writer.write(raw[: raw.index(b"\r\n\r\n") + 4] + b'{"type"')
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.close()
+    answered = m.answered
+    assert (await exchange(m, raw)).startswith(b"HTTP/1.1 202 ")
+    assert m.answered == answered + 1
+    resp.close()
+    await session.close()
+
+
 @pytest.mark.parametrize("reply", [
     Reply(202), Reply(200), Reply(400, "Failed to validate scheduler::Call: no"),
     Reply(429, "Message dropped", {"Retry-After": "1"}), Reply(405, "Expecting 'POST'", {"Allow": "POST"}),
@@ -249,3 +276,43 @@ async def test_render_is_what_aiohttp_writes(reply: Reply) -> None:
     finally:
         await runner.cleanup()
     assert without_date(render(reply)) == without_date(head + body)
+
+
+async def test_pymesos_calls_take_the_fast_path(master: Master) -> None:
+    """An unmodified pymesos driver's calls (its http.client on one keep-alive connection)
+    are plain: answered by the fast path (but the first on its connection), and accepted."""
+    pymesos = pytest.importorskip("pymesos")
+
+    class Quiet(pymesos.Scheduler):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.registered_as: str | None = None
+
+        def registered(self, driver, framework_id, master_info):  # type: ignore[no-untyped-def]
+            self.registered_as = framework_id["value"]
+
+    sched = Quiet()
+    driver = pymesos.MesosSchedulerDriver(sched, {"user": "u", "name": "pymesos-fast"},
+                                          f"{m_host(master)}", use_addict=True)
+    await asyncio.to_thread(driver.start)  # it asks this loop's master for /version
+    try:
+        deadline = asyncio.get_running_loop().time() + 20
+        while sched.registered_as is None:
+            assert asyncio.get_running_loop().time() < deadline, "pymesos did not register"
+            await asyncio.sleep(0.02)
+        # The first request of a connection is aiohttp's (its request loop has not started).
+        await asyncio.to_thread(driver.suppressOffers)
+        before = master.answered
+        for _ in range(3):
+            await asyncio.to_thread(driver.suppressOffers)
+            await asyncio.to_thread(driver.reviveOffers)
+        await asyncio.to_thread(driver.reconcileTasks, [])
+        assert master.answered == before + 7
+        framework = master.process.master.frameworks[sched.registered_as]
+        assert framework.counters["calls/revive"] == 3 and framework.counters["calls/reconcile"] == 1
+    finally:
+        await asyncio.to_thread(driver.stop)  # sends TEARDOWN to this loop's master: not on it
+        await asyncio.to_thread(driver.join)
+
+
+def m_host(m: Master) -> str:
+    return f"{m.host}:{m.port}"

@@ -15,8 +15,10 @@ Only the plain case takes it; anything else goes through aiohttp as before, unch
 - the connection is idle (aiohttp's request loop waits for the next request and has none
   queued), so answers keep the order of the requests;
 - `POST` on exactly a registered path (no query, no trailing `/`), HTTP/1.1 keep-alive, no
-  `Expect`, `Upgrade`, `Transfer-Encoding` or `Content-Encoding`, a `Content-Length` above 0,
-  the whole body already received;
+  `Expect`, `Upgrade`, `Transfer-Encoding` or `Content-Encoding`, a `Content-Length` above 0;
+  the body is awaited if it comes in a later segment than the head (Python's `http.client`,
+  pymesos's, writes them apart), up to 64 KiB (aiohttp's read buffer), larger ones are
+  aiohttp's;
 - the route's own `accepts(headers)` (the master's: it leads, `--rate_limits` is off, the call
   carries a `Mesos-Stream-Id`...), and no access log configured;
 - the transport is not paused for writing (a client that does not read its answers gets
@@ -108,10 +110,14 @@ class _FastPathHandler(RequestHandler):
     """aiohttp's connection protocol, answering plain requests on fast routes itself."""
 
     fast_routes: dict[str, FastRoute]
+    # The first request queued is a fast route's whose body has not all arrived: aiohttp's
+    # request loop is not woken for it (the next `data_received` completes it).
+    _holding = False
 
     def data_received(self, data: bytes) -> None:
         waiter = self._waiter
-        if waiter is None or waiter.done() or self._messages or self._logging_enabled:
+        if waiter is None or waiter.done() or self._logging_enabled \
+                or (self._messages and not self._holding):
             # aiohttp is serving a request on this connection (or has not started, or this
             # is a nested call from within the pass below): the next answers are its, in
             # order.
@@ -121,13 +127,21 @@ class _FastPathHandler(RequestHandler):
         # reading a body can resume the parser (`StreamReader.read_nowait`), which re-enters
         # here and must only queue what it parses, for this loop to answer in order.
         self._waiter = None
+        self._holding = False
         try:
             super().data_received(data)
             messages = self._messages
             while messages and not self._paused and self.transport is not None:
                 message, payload = messages[0]
-                route = _fast_route(self.fast_routes, message, payload)
+                route = _fast_route(self.fast_routes, message)
                 if route is None:
+                    break
+                if not payload.is_eof():
+                    # The head came alone (Python's http.client, pymesos's, sends the body
+                    # in a second write): wait for the body before deciding, unless it is
+                    # more than the payload buffers before pausing the transport.
+                    assert isinstance(message, RawRequestMessage)
+                    self._holding = int(message.headers["Content-Length"]) <= self._read_bufsize
                     break
                 assert isinstance(message, RawRequestMessage)
                 messages.popleft()
@@ -138,9 +152,9 @@ class _FastPathHandler(RequestHandler):
             self._waiter = waiter
         if self._force_close or self._close:
             waiter.cancel()  # what `force_close()` / `close()` do to the waiter it did not see
-        elif self._messages:
+        elif self._messages and not self._holding:
             waiter.set_result(None)  # the rest is aiohttp's
-        elif self._buffer_paused:
+        elif not self._messages and self._buffer_paused:
             self._resume_reading_if_drained()
 
     def _answer(self, route: FastRoute, message: RawRequestMessage, payload: StreamReader) -> None:
@@ -171,7 +185,7 @@ class _FastPathHandler(RequestHandler):
             self._keepalive_handle = loop.call_at(close_time, self._process_keepalive)
 
 
-def _fast_route(routes: dict[str, FastRoute], message: Any, payload: StreamReader) -> FastRoute | None:
+def _fast_route(routes: dict[str, FastRoute], message: Any) -> FastRoute | None:
     route = routes.get(message.path) if isinstance(message, RawRequestMessage) else None
     if route is None or message.method != "POST" or message.version != HttpVersion11 \
             or message.should_close or message.upgrade or message.chunked:
@@ -180,7 +194,7 @@ def _fast_route(routes: dict[str, FastRoute], message: Any, payload: StreamReade
     if "Content-Encoding" in headers or "Expect" in headers or "Transfer-Encoding" in headers:
         return None
     length = headers.get("Content-Length")
-    if length is None or int(length) == 0 or not payload.is_eof():
+    if length is None or int(length) == 0:
         return None
     return route if route.accepts(headers) else None
 
