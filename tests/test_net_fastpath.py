@@ -316,3 +316,44 @@ async def test_pymesos_calls_take_the_fast_path(master: Master) -> None:
 
 def m_host(m: Master) -> str:
     return f"{m.host}:{m.port}"
+
+
+async def test_authenticated_frameworks_fast_and_slow_answer_the_same(tmp_path) -> None:
+    """With `--authenticate_http_frameworks`: right Basic credentials take the fast path
+    (the principal bound as aiohttp's chain binds it), anything else is the authentication
+    middleware's 401; the same bytes either way."""
+    from tests.test_security_authentication import ALICE, BOB, WRONG, start_master
+
+    process, runner, url = await start_master(tmp_path, {"authenticate_http_frameworks": "true"})
+    m = Master(process, runner, url)
+    try:
+        async with aiohttp.ClientSession() as session:
+            body = json.loads(json.dumps(SUBSCRIBE))
+            body["subscribe"]["framework_info"]["principal"] = "alice"
+            resp = await session.post(url + "/api/v1/scheduler", data=json.dumps(body),
+                                      headers={"Content-Type": "application/json", **ALICE})
+            assert resp.status == 200
+            sid = resp.headers["Mesos-Stream-Id"]
+            while not process.master.frameworks:
+                await asyncio.sleep(0.01)
+            fid = {"value": next(iter(process.master.frameworks))}
+            revive = json.dumps({"type": "REVIVE", "framework_id": fid}).encode()
+            cases = [
+                ("alice", request(m, revive, stream_id=sid, headers=ALICE), True),
+                ("bob for alice's framework", request(m, revive, stream_id=sid, headers=BOB), True),
+                ("wrong secret", request(m, revive, stream_id=sid, headers=WRONG), False),
+                ("no credentials", request(m, revive, stream_id=sid), False),
+                ("a Bearer token", request(m, revive, stream_id=sid, headers={"Authorization": "Bearer x"}), False),
+            ]
+            for what, raw, fast in cases:
+                answered = m.answered
+                process.server.fast_path = True
+                on = await exchange(m, raw)
+                assert m.answered == answered + (1 if fast else 0), what
+                process.server.fast_path = False
+                off = await exchange(m, raw)
+                assert without_date(on) == without_date(off), what
+            assert process.server.principal_messages["alice"] == [2, 2]  # only alice's REVIVEs count
+            resp.close()
+    finally:
+        await runner.cleanup()

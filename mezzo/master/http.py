@@ -231,6 +231,8 @@ class MasterServer:
         # Plain scheduler calls answered from the connection's protocol (`_fast_accepts`); off,
         # every call goes through aiohttp's handler chain (tests compare the two).
         self.fast_path = True
+        # `Authorization` headers already proven, and their principal (see `_fast_principal`).
+        self._proven: dict[str, str] = {}
         # principal -> [scheduler calls received, processed] (`frameworks/<principal>/...`).
         self.principal_messages: dict[str, list[int]] = {}
         self.webui = WebUi(master, self.security.tls)
@@ -425,20 +427,44 @@ class MasterServer:
 
     def _fast_accepts(self, headers: Mapping[str, str]) -> bool:
         """Which scheduler calls the fast path may answer (`mezzo.net.fastpath`): those that
-        would go straight through `scheduler`'s awaits, that is a leading master with no
-        `--rate_limits`, no authentication of frameworks, a JSON body, and a
-        `Mesos-Stream-Id` (a SUBSCRIBE has none: it opens a stream), within the size limit."""
+        would go straight through `scheduler`'s awaits and the authentication middleware,
+        that is a leading master with no `--rate_limits`, frameworks not authenticated or
+        this one's Basic credentials right, a JSON body, and a `Mesos-Stream-Id` (a
+        SUBSCRIBE has none: it opens a stream), within the size limit."""
         return (self.fast_path and self.master.phase is Phase.LEADING
-                and self.security.rate_limits is None and not self._authenticating_frameworks
+                and self.security.rate_limits is None
+                and (not self._authenticating_frameworks or self._fast_principal(headers) is not None)
                 and "Mesos-Stream-Id" in headers
                 and int(headers["Content-Length"]) <= self.max_body_bytes
                 and media_type(headers.get("Content-Type", "")) == JSON)
 
+    def _fast_principal(self, headers: Mapping[str, str]) -> str | None:
+        """The principal a request's Basic credentials prove (None: not proven, the
+        authentication middleware answers). A header proven once is remembered (the
+        credentials are read once, at start-up): a framework sends the same one with every
+        call. Executor tokens (Bearer) are the middleware's."""
+        header = headers.get("Authorization")
+        if header is None:
+            return None
+        principal = self._proven.get(header)
+        if principal is None:
+            authenticator = self.security.authenticator
+            if authenticator is None or authenticator.tokens is not None:
+                return None
+            principal = authenticator.authenticate(header)
+            if principal is None:
+                return None
+            if len(self._proven) >= 1024:
+                self._proven.clear()
+            self._proven[header] = principal
+        return principal
+
     def _fast_scheduler(self, headers: Mapping[str, str], body: bytes) -> Reply:
         """`scheduler`, for a request `_fast_accepts` took: the same steps, none of which
         waits."""
+        principal = self._fast_principal(headers) if self._authenticating_frameworks else None
         try:
-            call = self._checked_call(body, headers, None)
+            call = self._checked_call(body, headers, principal)
         except HTTPProblem as problem:
             return problem.reply()
         principal = self._count_received(call)
