@@ -17,6 +17,7 @@ from mezzo.cli.main import cli
 from mezzo.frameworks.common import CommonOptions
 from mezzo.frameworks.service import ServiceFramework
 from mezzo.testing.local_cluster import MEZZO_ARGV
+from mezzo.testing.processes import is_live
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +66,7 @@ async def test_local_starts_agents_and_stops_everything(sig: int, tmp_path) -> N
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    alive = [p for p in descendants if is_live(p)]
     assert alive == []
     assert (tmp_path / "agent-1").is_dir() and (tmp_path / "master").is_dir()
 

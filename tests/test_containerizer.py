@@ -30,7 +30,7 @@ from mezzo.agent.containerizer import (
     paths,
 )
 from mezzo.core.errors import ConfigError, NotFoundError, ValidationError
-from mezzo.testing.processes import eventually
+from mezzo.testing.processes import eventually, is_live
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,10 +40,7 @@ async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = 
 
 
 def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+    return is_live(pid)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from mezzo.agent.containerizer import (
 from mezzo.agent.launch import DEFAULT_COMMAND_EXECUTOR, DEFAULT_EXECUTOR
 from mezzo.core.errors import ConfigError
 from mezzo.executor.testing import FakeAgent, command_task
-from mezzo.testing.processes import eventually
+from mezzo.testing.processes import eventually, is_live
 
 
 async def until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -40,10 +40,7 @@ async def until(predicate: Callable[[], Any], timeout: float = 10.0, what: str =
 
 
 def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+    return is_live(pid)
 
 
 def fork_servers(c: Containerizer) -> list[int]:

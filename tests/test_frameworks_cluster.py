@@ -16,6 +16,7 @@ from mezzo.frameworks.gang import GangFramework
 from mezzo.frameworks.iterative import IterativeFramework
 from mezzo.frameworks.service import ServiceFramework
 from mezzo.testing.local_cluster import ClusterSpec, LocalCluster
+from mezzo.testing.processes import is_live
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +42,7 @@ def _no_tasks_left(cluster: LocalCluster) -> bool:
     return not [
         p
         for p in children
-        if p.is_running() and p.status() != psutil.STATUS_ZOMBIE and not _is_fork_server(p)
+        if is_live(p) and not _is_fork_server(p)
     ]
 
 

@@ -12,6 +12,7 @@ servers) and `local_cluster` (`mezzo local`) differ only in what they start:
   `listening on URL` line;
 - `wait_until` / `eventually` (async): poll a condition with a deadline (never a bare sleep);
 - `stop_process` / `stop_processes`: a signal, a grace period, then SIGKILL, and always reaped;
+- `is_live`: a process that runs and is not a zombie (one that exits while asked counts as gone);
 - `log_tail`: the end of a log, for failure messages.
 """
 
@@ -29,6 +30,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+import psutil
 
 MEZZO = str(Path(sys.executable).parent / "mezzo")
 
@@ -157,6 +160,16 @@ class StdoutReader:
                 return self.url
             time.sleep(0.02)
         return self.url
+
+
+def is_live(process: psutil.Process | int) -> bool:
+    """Whether the process still runs and is not a zombie. A process may exit between any two
+    reads of /proc, so every psutil error counts as gone rather than failing the caller."""
+    try:
+        proc = process if isinstance(process, psutil.Process) else psutil.Process(process)
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def stop_process(
