@@ -43,7 +43,9 @@ At each size (agents are added to reach it; frameworks run throughout) one JSON 
 - `failover_s` (with `--failover`): SIGKILL of the leader → the standby elected and every agent
   re-registered and every framework re-subscribed, split into `failover_elected_s` (→ the
   standby serves as leader: the dead leader's ZooKeeper session must expire first, so this is
-  at least `--session-timeout`) and `failover_recovery_s` (the rest); `lost` counts tasks
+  at least `--session-timeout`) and `failover_recovery_s` (the rest);
+  `failover_agents_back_s` / `failover_frameworks_back_s`: from the kill until every agent /
+  every framework was first seen back (to the poll's resolution); `lost` counts tasks
   that had run and were reported LOST, DROPPED, GONE, UNKNOWN or UNREACHABLE to the
   frameworks across it (nothing lost: 0), `lost_before_start` those reported so before they
   ever ran (launches in flight when the leader died, which Mesos reports as lost too). The
@@ -804,6 +806,11 @@ def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, r
             return False
         seen["agents"] = m.get("master/slaves_active", 0)
         seen["frameworks"] = m.get("master/frameworks_active", 0)
+        # When each side was first seen whole (to the poll's resolution): the agents'
+        # re-registration is the master's work, the frameworks' also their processes'.
+        for side, whole in (("agents", size), ("frameworks", frameworks)):
+            if seen[side] >= whole and f"failover_{side}_back_s" not in row:
+                row[f"failover_{side}_back_s"] = round(time.monotonic() - start, 2)
         return seen["agents"] >= size and seen["frameworks"] >= frameworks
 
     # Poll /metrics/snapshot at most ~10 % of the time: it walks every agent and task (about
