@@ -65,11 +65,14 @@ def _with_allocation(key: ResourceKey, role: str | None) -> ResourceKey:
 class Resources:
     """An immutable multiset of resources. Build with `parse`, `from_wire` or from items."""
 
-    __slots__ = ("_items", "_q", "_shared")
+    __slots__ = ("_items", "_plain", "_q", "_shared")
 
     _items: dict[ResourceKey, values.Value]
     _shared: SharedCounts | None
     _q: dict[str, float] | None
+    # `unallocate()`'s result, kept once computed: the master memoizes task resources per
+    # shape, so every finished task of a shape recovers the same object (a hot path).
+    _plain: Resources | None
 
     def __init__(self, items: Iterable[ResourceItem] = ()) -> None:
         merged: dict[ResourceKey, values.Value] = {}
@@ -86,6 +89,7 @@ class Resources:
         self._items = merged
         self._shared = shared or None
         self._q = None
+        self._plain = None
 
     @classmethod
     def _new(cls, items: dict[ResourceKey, values.Value], shared: SharedCounts | None) -> Resources:
@@ -94,6 +98,7 @@ class Resources:
         r._items = items
         r._shared = shared or None
         r._q = None
+        r._plain = None
         return r
 
     # ------------------------------------------------------------------ construction
@@ -371,6 +376,9 @@ class Resources:
         return self.filter(lambda k: k.disk is not None and b'"persistence"' in k.disk)
 
     def scalars(self) -> Resources:
+        # Usually everything is scalar: then the same object (and its cached quantities).
+        if not self._shared and all(k[1] == _SCALAR for k in self._items):
+            return self
         return self.filter(lambda k: k.kind == _SCALAR)
 
     def named(self, *names: str) -> Resources:
@@ -403,11 +411,27 @@ class Resources:
 
     def unallocate(self) -> Resources:
         """The same resources with allocation info removed."""
-        if all(k.allocation_role is None for k in self._items) and not self._shared:
-            return self
-        return self._map_keys(
-            lambda k: k if k.allocation_role is None else _with_allocation(k, None)
-        )
+        plain = self._plain
+        if plain is not None:
+            return plain
+        if all(k[3] is None for k in self._items) and not self._shared:
+            return self  # not kept: a reference to itself would make a cycle only GC frees
+        plain = self._map_keys(lambda k: k if k[3] is None else _with_allocation(k, None))
+        self._plain = plain
+        return plain
+
+    def sole_allocation_role(self) -> str | None:
+        """The allocation role every resource carries when they all carry the same one and
+        none is shared (the common shape of a task's resources); otherwise None."""
+        if self._shared:
+            return None
+        role = None
+        for k in self._items:
+            r = k[3]
+            if r is None or (role is not None and r != role):
+                return None
+            role = r
+        return role
 
     def allocations(self) -> dict[str, Resources]:
         """Allocated resources grouped by allocation role (unallocated ones are left out)."""

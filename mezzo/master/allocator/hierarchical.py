@@ -596,7 +596,22 @@ class HierarchicalAllocator(Allocator):
         fw = self._frameworks.get(framework_id)
         if agent is None or fw is None or not resources:
             return  # the agent or framework is gone: its resources were released then
-        for role, part in self._recovered_parts(agent, framework_id, resources).items():
+        # The common case (a finished task): everything allocated to one role the framework
+        # holds it in, nothing shared — what `_recovered_parts` would find, without the split.
+        role = resources.sole_allocation_role()
+        if role is not None:
+            held = agent.allocated.get((framework_id, role))
+            if held is not None:
+                plain = resources.unallocate()
+                if held.contains(plain):
+                    parts = {role: plain}
+                else:
+                    parts = self._recovered_parts(agent, framework_id, resources)
+            else:
+                parts = self._recovered_parts(agent, framework_id, resources)
+        else:
+            parts = self._recovered_parts(agent, framework_id, resources)
+        for role, part in parts.items():
             self._release(agent, fw, role, part)
             bits = self._bits.get(role)
             if refuse_seconds is not None and refuse_seconds > 0 and bits and fw.id in bits:

@@ -5,10 +5,16 @@ weight; resources named in `excluded` (--fair_sharing_excluded_resource_names) d
 Clients are ordered by share, then by the number of allocations they currently hold, then by
 name — the same order as Apache Mesos's DRF sorter, so equal clients are served predictably.
 
-Shares are maintained incrementally: charging or crediting one client recomputes that client's
-share alone and moves its key within a `SortedList` (O(log n)). Only a change of the pool (an
-agent added or removed) or of weights makes every share stale; then the order is rebuilt once,
-lazily, on the next ordering request — never per agent of an allocation cycle.
+Shares are maintained incrementally and lazily, as Apache Mesos's DRFSorter does with its
+`dirty` flag: charging or crediting a client only updates its allocation and marks it dirty; the
+next ordering request recomputes the share of each dirty client alone and moves its key within a
+`SortedList` (O(log n)) — once, however often the client was charged and credited in between
+(a master charges and credits a framework several times per task between allocation runs).
+Only a change of the pool (an agent added or removed) makes every share stale; then the order is
+rebuilt once, lazily, on the next ordering request — never per agent of an allocation cycle.
+
+Invariant: an active client's `key` is the key it has in `_order`; for a dirty client that key
+(and `share`) may be stale until the next ordering request.
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ class DRFSorter(Sorter):
         # 1/total per counted resource, valid for `_seen_version` of the pool.
         self._inverse: dict[str, float] = {}
         self._seen_version = -1
+        # Clients charged, credited or reweighted since their key was last computed.
+        self._dirty: dict[str, _Client] = {}
 
     # -- share arithmetic --------------------------------------------------------------------
     def _refresh_inverse(self) -> bool:
@@ -90,23 +98,22 @@ class DRFSorter(Sorter):
             if client.active:
                 keys.append(client.key)
         self._order = SortedList(keys)
+        self._dirty.clear()
 
     def _ensure_fresh(self) -> None:
         if self._refresh_inverse():
-            self._rebuild()
-
-    def _reposition(self, client: _Client) -> None:
-        if self._refresh_inverse():
-            # The pool changed under us: one rebuild covers this client too.
-            self._rebuild()
-            return
-        new_share = self._compute_share(client)
-        new_key = (new_share, client.count, client.name)
-        if client.active and new_key != client.key:
-            self._order.remove(client.key)
-            self._order.add(new_key)
-        client.share = new_share
-        client.key = new_key
+            self._rebuild()  # covers the dirty clients too
+        elif self._dirty:
+            order = self._order
+            for client in self._dirty.values():
+                new_share = self._compute_share(client)
+                new_key = (new_share, client.count, client.name)
+                if client.active and new_key != client.key:
+                    order.remove(client.key)
+                    order.add(new_key)
+                client.share = new_share
+                client.key = new_key
+            self._dirty.clear()
 
     def _get(self, client: str) -> _Client:
         try:
@@ -127,6 +134,7 @@ class DRFSorter(Sorter):
 
     def remove(self, client: str) -> None:
         record = self._clients.pop(client)
+        self._dirty.pop(client, None)
         if record.active:
             self._order.remove(record.key)
 
@@ -147,7 +155,7 @@ class DRFSorter(Sorter):
             raise ValueError(f"weight must be positive, not {weight}")
         record = self._get(client)
         record.weight = weight
-        self._reposition(record)
+        self._dirty[client] = record
 
     def __contains__(self, client: object) -> bool:
         return client in self._clients
@@ -160,14 +168,14 @@ class DRFSorter(Sorter):
         record = self._get(client)
         add_quantities(record.allocation, quantities)
         record.count += 1
-        self._reposition(record)
+        self._dirty[client] = record
 
     def unallocated(self, client: str, quantities: Mapping[str, float]) -> None:
         record = self._get(client)
         subtract_quantities(record.allocation, quantities)
         if record.count > 0:
             record.count -= 1
-        self._reposition(record)
+        self._dirty[client] = record
 
     def allocation(self, client: str) -> Quantities:
         return dict(self._get(client).allocation)
@@ -188,6 +196,6 @@ class DRFSorter(Sorter):
 
     def walk_order(self) -> Iterator[str]:
         # Lazy: an allocation cycle usually reads only the first few clients.
-        if self._seen_version != self.totals.version:
+        if self._dirty or self._seen_version != self.totals.version:
             self._ensure_fresh()
         return map(_NAME, self._order)
