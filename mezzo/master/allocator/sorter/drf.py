@@ -187,8 +187,7 @@ class DRFSorter(Sorter):
     # -- ordering ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[str]:
         self._ensure_fresh()
-        for key in self._order:
-            yield key[2]
+        return map(_NAME, self._order)
 
     def sort(self) -> list[str]:
         self._ensure_fresh()
