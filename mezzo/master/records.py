@@ -102,6 +102,7 @@ class TaskRecord:
     __slots__ = (
         "_index",
         "_info",
+        "_latest_uuid",
         "_recovered",
         "_state",
         "_statuses",
@@ -161,6 +162,9 @@ class TaskRecord:
         # `{...}` without its braces (b"" when nothing else is set), spliced into `info`.
         self._info: bytes = msgspec.json.encode(rest)[1:-1]
         self._statuses: list[bytes] = []
+        # The uuid of the last status kept: each status update asks for it (a retried update
+        # is kept once), and decoding the last status for it cost more than keeping it.
+        self._latest_uuid: bytes | None = None
         for status in statuses or ():
             self.add_status(status)
 
@@ -213,6 +217,7 @@ class TaskRecord:
     @statuses.setter
     def statuses(self, statuses: list[TaskStatus]) -> None:
         self._statuses = []
+        self._latest_uuid = None
         for status in statuses:
             self.add_status(status)
 
@@ -221,9 +226,14 @@ class TaskRecord:
         if status.data is not None:
             status = msgspec.structs.replace(status, data=None)
         self._statuses.append(msgspec.json.encode(status))
+        self._latest_uuid = status.uuid
 
     def status_count(self) -> int:
         return len(self._statuses)
+
+    def latest_uuid(self) -> bytes | None:
+        """The uuid of the latest status (None when there is none or it has no uuid)."""
+        return self._latest_uuid
 
     def latest_status(self) -> TaskStatus | None:
         return _STATUS_DECODER.decode(self._statuses[-1]) if self._statuses else None
