@@ -65,7 +65,7 @@ def _with_allocation(key: ResourceKey, role: str | None) -> ResourceKey:
 class Resources:
     """An immutable multiset of resources. Build with `parse`, `from_wire` or from items."""
 
-    __slots__ = ("_items", "_plain", "_q", "_shared", "_tagged")
+    __slots__ = ("_items", "_plain", "_q", "_shared")
 
     _items: dict[ResourceKey, values.Value]
     _shared: SharedCounts | None
@@ -73,9 +73,6 @@ class Resources:
     # `unallocate()`'s result, kept once computed: the master memoizes task resources per
     # shape, so every finished task of a shape recovers the same object (a hot path).
     _plain: Resources | None
-    # The last `allocate(role)` result and its role: an agent's free resources are usually
-    # one of few objects (its total, or a finished task's), offered again and again.
-    _tagged: tuple[str, Resources] | None
 
     def __init__(self, items: Iterable[ResourceItem] = ()) -> None:
         merged: dict[ResourceKey, values.Value] = {}
@@ -93,7 +90,6 @@ class Resources:
         self._shared = shared or None
         self._q = None
         self._plain = None
-        self._tagged = None
 
     @classmethod
     def _new(cls, items: dict[ResourceKey, values.Value], shared: SharedCounts | None) -> Resources:
@@ -103,7 +99,6 @@ class Resources:
         r._shared = shared or None
         r._q = None
         r._plain = None
-        r._tagged = None
         return r
 
     # ------------------------------------------------------------------ construction
@@ -410,12 +405,10 @@ class Resources:
 
     def allocate(self, role: str) -> Resources:
         """The same resources with `allocation_info.role = role` on every one."""
-        tagged = self._tagged
-        if tagged is not None and tagged[0] == role:
-            return tagged[1]
-        result = self._map_keys(lambda k: k if k[3] == role else _with_allocation(k, role))
-        self._tagged = (role, result)
-        return result
+        # Not memoized like `unallocate`: a result kept alive by a long-lived agent's free
+        # resources outlives the young GC generations, and with the collector on the extra
+        # promotions cost more full collections than the re-keying saves (measured).
+        return self._map_keys(lambda k: k if k[3] == role else _with_allocation(k, role))
 
     def unallocate(self) -> Resources:
         """The same resources with allocation info removed."""
