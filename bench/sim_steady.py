@@ -15,11 +15,9 @@ import argparse
 import cProfile
 import gc
 import pstats
-import random
 
 from mezzo.core.gc_tuning import tune_for_daemon
-from mezzo.sim.cluster import SimCluster
-from mezzo.sim.frameworks import ContinuousFramework, normal_duration
+from mezzo.sim.calibration import scalability_cluster
 
 
 def main() -> None:
@@ -31,20 +29,7 @@ def main() -> None:
     args = parser.parse_args()
 
     tune_for_daemon()
-    cluster = SimCluster(seed=1, cost="measured")
-    rng = random.Random(1)
-    cluster.add_agents(args.agents, "cpus:1;mem:1024", spread=10.0)
-    load = [
-        cluster.add_framework(
-            ContinuousFramework(
-                cluster.engine,
-                f"l{i}",
-                task=(1.0, 1024.0),
-                duration=normal_duration(rng, 30.0, 10.0),
-            )
-        )
-        for i in range(args.frameworks)
-    ]
+    cluster, load = scalability_cluster(args.agents, args.frameworks)
     cluster.run_for(60.0)
     master = cluster.master
     if not args.gc:

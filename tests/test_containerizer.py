@@ -39,10 +39,6 @@ async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = 
     return await eventually(predicate, timeout, what)
 
 
-def alive(pid: int) -> bool:
-    return is_live(pid)
-
-
 @pytest.fixture
 async def posix() -> Containerizer:
     c = Containerizer.create(IsolationOptions(isolation="posix/cpu,posix/mem"))
@@ -102,7 +98,7 @@ async def test_destroy_kills_the_whole_process_tree(posix: Containerizer, tmp_pa
     members = [p.pid for p in psutil.process_iter() if _sid(p.pid) == pid]
     assert len(members) >= 4
     await posix.destroy("tree")
-    await until(lambda: not any(alive(m) for m in members), what="tree to die")
+    await until(lambda: not any(is_live(m) for m in members), what="tree to die")
 
 
 async def test_stragglers_die_with_containers_that_end_together(
@@ -117,7 +113,7 @@ async def test_stragglers_die_with_containers_that_end_together(
     terminations = await asyncio.gather(*(posix.wait(f"s{i}") for i in range(3)))
     assert [t.exit_code for t in terminations] == [0, 0, 0]
     stragglers = [int((s / "straggler").read_text()) for s in sandboxes]
-    await until(lambda: not any(alive(p) for p in stragglers), what="stragglers to die")
+    await until(lambda: not any(is_live(p) for p in stragglers), what="stragglers to die")
 
 
 async def test_destroy_with_grace_sends_sigterm_first(posix: Containerizer, tmp_path: Path) -> None:
@@ -216,7 +212,7 @@ async def test_recover_reattaches_to_a_live_container(tmp_path: Path) -> None:
     isolation = "posix/cpu,posix/mem"
     pid = await launch_in_dying_agent(isolation, "mezzo", tmp_path)
     try:
-        assert alive(pid) and psutil.Process(pid).ppid() != os.getpid()
+        assert is_live(pid) and psutil.Process(pid).ppid() != os.getpid()
         c = Containerizer.create(IsolationOptions(isolation=isolation))
         await c.recover([("survivor", pid), ("vanished", 2**22 + 7)])
         assert c.containers() == ["survivor"]
@@ -224,9 +220,9 @@ async def test_recover_reattaches_to_a_live_container(tmp_path: Path) -> None:
         assert (await c.usage("survivor")).processes == 1
         termination = await c.destroy("survivor")
         assert termination.status is None  # not our child: exit status unknown
-        await until(lambda: not alive(pid), what="recovered process to die")
+        await until(lambda: not is_live(pid), what="recovered process to die")
     finally:
-        if alive(pid):
+        if is_live(pid):
             os.kill(pid, 9)
 
 
@@ -330,7 +326,7 @@ async def test_a_limitation_with_a_listener_is_reported_and_the_owner_destroys(t
     await until(lambda: "alone" in isolator.watches, what="alone watched")
     isolator.watches["alone"].set_result(limit)
     ended = await asyncio.wait_for(c.wait("alone"), 10)
-    assert ended.limitation == limit and not alive(alone)
+    assert ended.limitation == limit and not is_live(alone)
     # With one, it is told and the container runs on until its owner destroys it.
     reported: list[Limitation] = []
     pid = await c.launch("owned", ContainerConfig(sandbox=tmp_path, argv=["sleep", "30"]))
@@ -338,10 +334,10 @@ async def test_a_limitation_with_a_listener_is_reported_and_the_owner_destroys(t
     await until(lambda: "owned" in isolator.watches, what="owned watched")
     isolator.watches["owned"].set_result(limit)
     await until(lambda: reported == [limit], what="limitation reported")
-    assert alive(pid) and c.containers() == ["owned"]
+    assert is_live(pid) and c.containers() == ["owned"]
     termination = await asyncio.wait_for(c.destroy("owned"), 10)
     assert termination.limitation == limit
     assert termination.message == "Disk usage exceeds quota"
-    assert not alive(pid)
+    assert not is_live(pid)
     with pytest.raises(NotFoundError):
         c.on_limitation("owned", reported.append)

@@ -39,10 +39,6 @@ async def until(predicate: Callable[[], Any], timeout: float = 10.0, what: str =
     return await eventually(predicate, timeout, what)
 
 
-def alive(pid: int) -> bool:
-    return is_live(pid)
-
-
 def fork_servers(c: Containerizer) -> list[int]:
     return [s._proc.pid for s in c.launcher._fork_servers.values() if s._proc is not None]
 
@@ -115,7 +111,7 @@ async def test_exit_statuses_come_back_through_the_server(
         await agent.wait_for(lambda: "TASK_RUNNING" in agent.states(), what="RUNNING")
         termination = await containerizer.destroy("killed")
         assert termination.signal == signal.SIGKILL
-        assert not alive(pid)
+        assert not is_live(pid)
 
 
 async def test_rlimits_and_the_barrier_apply_to_a_forked_executor(tmp_path: Path) -> None:
@@ -196,8 +192,8 @@ async def test_a_dead_server_is_replaced_and_executors_outlive_it(
         await first.wait_for(lambda: "TASK_RUNNING" in first.states(), what="RUNNING")
         [server] = fork_servers(containerizer)
         os.kill(server, signal.SIGKILL)
-        await until(lambda: not alive(server), what="the server's death")
-        assert alive(pid)  # the executor does not depend on its server
+        await until(lambda: not is_live(server), what="the server's death")
+        assert is_live(pid)  # the executor does not depend on its server
         async with FakeAgent(launch_on_subscribe=[command_task("t2", "true")]) as second:
             await containerizer.launch("b", executor_config(second, tmp_path / "b"))
             assert (await containerizer.wait("b")).status == 0  # forked by a new server
@@ -216,10 +212,10 @@ async def test_closing_the_launcher_stops_the_server_not_the_executors(tmp_path:
         await agent.wait_for(lambda: "TASK_RUNNING" in agent.states(), what="RUNNING")
         [server] = fork_servers(c)
         c.launcher.close()
-        await until(lambda: not alive(server), what="the server to exit")
-        assert alive(pid)
+        await until(lambda: not is_live(server), what="the server to exit")
+        assert is_live(pid)
         agent.kill("t1")
-        await until(lambda: not alive(pid), what="the executor to exit")
+        await until(lambda: not is_live(pid), what="the executor to exit")
         assert agent.states()[-1] == "TASK_KILLED"
         await c.wait("a")
 

@@ -30,7 +30,8 @@ from mezzo.agent.containerizer.isolators.cgroupfs import (
 from mezzo.agent.launch import DEFAULT_COMMAND_EXECUTOR
 from mezzo.core.errors import ConfigError
 from mezzo.executor.testing import FakeAgent, command_task
-from tests.test_containerizer import alive, launch_in_dying_agent, until
+from mezzo.testing.processes import is_live
+from tests.test_containerizer import launch_in_dying_agent, until
 
 pytestmark = pytest.mark.cgroups
 _counter = itertools.count()
@@ -231,7 +232,7 @@ async def test_cgroup_cleanup_kills_processes_that_left_the_session(
     await until(lambda: bool(escapees()), what="a process outside the session")
     members = [*escapees(), pid]
     await c.destroy("escapee")
-    await until(lambda: not any(alive(m) for m in members), what="escapee to die")
+    await until(lambda: not any(is_live(m) for m in members), what="escapee to die")
     assert not cgroup_dir("pids", cgroups_root, "escapee").exists()
 
 
@@ -254,7 +255,7 @@ async def test_pid_namespace_makes_the_command_pid_1(cgroups_root: str, tmp_path
     )
     tree = [host_pid, *(p.pid for p in psutil.Process(host_pid).children(recursive=True))]
     await c.destroy("ns2")
-    await until(lambda: not any(alive(p) for p in tree), what="namespace to die")
+    await until(lambda: not any(is_live(p) for p in tree), what="namespace to die")
 
 
 async def test_recover_readopts_cgroups_of_a_live_container(
@@ -270,10 +271,10 @@ async def test_recover_readopts_cgroups_of_a_live_container(
         assert stats.mem_limit_bytes == 64 * 1024 * 1024
         assert stats.cpus_user_time_secs is not None
         await c.destroy("survivor")
-        await until(lambda: not alive(pid), what="recovered process to die")
+        await until(lambda: not is_live(pid), what="recovered process to die")
         assert not cgroup_dir("memory", cgroups_root, "survivor").exists()
     finally:
-        if alive(pid):
+        if is_live(pid):
             os.kill(pid, 9)
 
 
@@ -284,10 +285,10 @@ async def test_recover_cleans_up_orphans_when_asked(cgroups_root: str, tmp_path:
     try:
         c = await make(isolation, cgroups_root, cleanup_orphans=True)
         await c.recover([])
-        await until(lambda: not alive(pid), what="orphan to be killed")
+        await until(lambda: not is_live(pid), what="orphan to be killed")
         assert not cgroup_dir("pids", cgroups_root, "survivor").exists()
     finally:
-        if alive(pid):
+        if is_live(pid):
             os.kill(pid, 9)
 
 

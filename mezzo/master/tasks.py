@@ -69,7 +69,7 @@ class TaskCalls(MasterBase):
         if status.uuid is not None:
             task.status_update_state = status.state
             task.status_update_uuid = status.uuid
-        if status.uuid is None or not task.status_count() or task.latest_uuid() != status.uuid:
+        if status.uuid is None or task.latest_uuid() != status.uuid:
             task.add_status(status)  # (a retried update is kept once)
         self.update_task_state(task, update.latest_state or status.state)
         if self.send(framework, Event(type=EventType.UPDATE, update=Update(status=status))) and status.uuid:

@@ -101,19 +101,30 @@ def launch_rate(agents: int = 100, per_accept: int = 10, seconds: float = 10.0,
             "master_cpu_ms_per_task": round(1000 * (master.busy_seconds - busy0) / tasks, 3)}
 
 
-def fixed_costs(agents: int = 2000) -> dict[str, tuple[float, int]]:
-    """Median measured service time (µs) and sample count per job kind, from a measured run
-    of the scalability shape."""
+def scalability_cluster(
+    agents: int, frameworks: int = 200, *, keep_samples: bool = False
+) -> tuple[SimCluster, list[SimFramework]]:
+    """The scalability experiment's shape with measured costs, not yet run: `agents` of one
+    1-cpu task each, `frameworks` launching tasks of N(30 s, 10 s) on every offer."""
     import random
 
     from mezzo.sim.frameworks import ContinuousFramework, normal_duration
 
-    cluster = SimCluster(seed=1, cost="measured", keep_samples=True)
+    cluster = SimCluster(seed=1, cost="measured", keep_samples=keep_samples)
     rng = random.Random(1)
     cluster.add_agents(agents, "cpus:1;mem:1024", spread=10.0)
-    for i in range(200):
-        cluster.add_framework(ContinuousFramework(cluster.engine, f"l{i}", task=(1.0, 1024.0),
-                                                  duration=normal_duration(rng, 30.0, 10.0)))
+    load = [
+        cluster.add_framework(ContinuousFramework(
+            cluster.engine, f"l{i}", task=(1.0, 1024.0), duration=normal_duration(rng, 30.0, 10.0)))
+        for i in range(frameworks)
+    ]
+    return cluster, load
+
+
+def fixed_costs(agents: int = 2000) -> dict[str, tuple[float, int]]:
+    """Median measured service time (µs) and sample count per job kind, from a measured run
+    of the scalability shape."""
+    cluster, _ = scalability_cluster(agents, keep_samples=True)
     cluster.run_for(60.0)
     return {kind: (round(1e6 * statistics.median(s.samples), 1), len(s.samples))
             for kind, s in sorted(cluster.master.stats.items()) if s.samples}
@@ -124,16 +135,7 @@ def launch_costs(agents: int = 2000, warmup: float = 60.0, window: float = 30.0)
     with measured costs: over a steady window after `warmup`, per job kind, how many jobs a
     launch causes and their core (measured: decode, core, encode) and shell (calibrated
     overheads) time per launch, in µs."""
-    import random
-
-    from mezzo.sim.frameworks import ContinuousFramework, normal_duration
-
-    cluster = SimCluster(seed=1, cost="measured", keep_samples=True)
-    rng = random.Random(1)
-    cluster.add_agents(agents, "cpus:1;mem:1024", spread=10.0)
-    load = [cluster.add_framework(ContinuousFramework(
-        cluster.engine, f"l{i}", task=(1.0, 1024.0), duration=normal_duration(rng, 30.0, 10.0)))
-        for i in range(200)]
+    cluster, load = scalability_cluster(agents, keep_samples=True)
     cluster.run_for(warmup)
     stats = cluster.master.stats
     before = {kind: (s.count, s.seconds, sum(s.samples)) for kind, s in stats.items()}

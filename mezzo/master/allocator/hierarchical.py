@@ -596,20 +596,8 @@ class HierarchicalAllocator(Allocator):
         fw = self._frameworks.get(framework_id)
         if agent is None or fw is None or not resources:
             return  # the agent or framework is gone: its resources were released then
-        # The common case (a finished task): everything allocated to one role the framework
-        # holds it in, nothing shared — what `_recovered_parts` would find, without the split.
-        role = resources.sole_allocation_role()
-        if role is not None:
-            held = agent.allocated.get((framework_id, role))
-            if held is not None:
-                plain = resources.unallocate()
-                if held.contains(plain):
-                    parts = {role: plain}
-                else:
-                    parts = self._recovered_parts(agent, framework_id, resources)
-            else:
-                parts = self._recovered_parts(agent, framework_id, resources)
-        else:
+        parts = self._sole_role_part(agent, framework_id, resources)
+        if parts is None:
             parts = self._recovered_parts(agent, framework_id, resources)
         for role, part in parts.items():
             self._release(agent, fw, role, part)
@@ -617,6 +605,19 @@ class HierarchicalAllocator(Allocator):
             if refuse_seconds is not None and refuse_seconds > 0 and bits and fw.id in bits:
                 agent.filters.install(bits[fw.id], part, now + refuse_seconds)
                 agent.valid_version = -1
+
+    def _sole_role_part(
+        self, agent: _Agent, framework_id: str, resources: Resources
+    ) -> dict[str, Resources] | None:
+        """The common case of `_recovered_parts` (a finished task) without the split: every
+        resource allocated to one role in which the framework holds them all, nothing shared.
+        None when the resources are not of that shape."""
+        role = resources.sole_allocation_role()
+        if role is None:
+            return None
+        held = agent.allocated.get((framework_id, role))
+        plain = resources.unallocate()
+        return {role: plain} if held is not None and held.contains(plain) else None
 
     def _recovered_parts(
         self, agent: _Agent, framework_id: str, resources: Resources
