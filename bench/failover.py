@@ -59,7 +59,10 @@ def _agents_main(zk: str, first: int, count: int, ready: Any, stop: Any, report:
     """One agent process: `count` emulated agents sharing one detector and one HTTP pool.
     With `report` (a dict proxy), the process's own event-loop lag goes there: `lag_max_ms`,
     the longest lag of a 100 ms sleep over the last 30 s, so that a run can tell a master that
-    misses pings from an agent process too busy to answer them."""
+    misses pings from an agent process too busy to answer them; `subscribed` (how many of its
+    agents are subscribed now), `subscribed_at` (the first and last of their latest
+    SUBSCRIBEDs, time.monotonic()) and `leader_changed_at` (when its ZooKeeper detector last
+    saw the leader change) time a failover on the agents' side."""
     _raise_fd_limit()
 
     async def watch_lag() -> None:
@@ -96,6 +99,15 @@ def _agents_main(zk: str, first: int, count: int, ready: Any, stop: Any, report:
         ready.set()
         while not stop.is_set():
             await asyncio.sleep(0.2)
+            if report is not None:
+                # When the process's agents were last (re)subscribed, and when its detector
+                # last saw the leader change: the clients' own clocks, so a failover's
+                # figures do not depend on how often the benchmark polls the master.
+                times = [a.subscribed_at for a in agents
+                         if a.subscribed.is_set() and a.subscribed_at is not None]
+                report["subscribed"] = len(times)
+                report["subscribed_at"] = (min(times), max(times)) if times else None
+                report["leader_changed_at"] = source.changed_at
         for agent in agents:
             agent._stopping = True
         if lag is not None:

@@ -45,7 +45,12 @@ At each size (agents are added to reach it; frameworks run throughout) one JSON 
   standby serves as leader: the dead leader's ZooKeeper session must expire first, so this is
   at least `--session-timeout`) and `failover_recovery_s` (the rest);
   `failover_agents_back_s` / `failover_frameworks_back_s`: from the kill until every agent /
-  every framework was first seen back (to the poll's resolution); `lost` counts tasks
+  every framework was first seen back in the leader's `/metrics/snapshot` (to the poll's
+  resolution, which is coarse under load: the poll sleeps 9x what a snapshot took);
+  `failover_agents_back_exact_s` / `failover_frameworks_back_exact_s` the same on the clients'
+  own clocks (the last agent's / framework's SUBSCRIBED from the new leader), and
+  `failover_leader_named_s` when the agents' ZooKeeper detectors first named the new leader;
+  when the exact figures exist, `failover_s` is the later of them; `lost` counts tasks
   that had run and were reported LOST, DROPPED, GONE, UNKNOWN or UNREACHABLE to the
   frameworks across it (nothing lost: 0), `lost_before_start` those reported so before they
   ever ran (launches in flight when the leader died, which Mesos reports as lost too). The
@@ -81,6 +86,7 @@ import os
 import queue
 import random
 import resource
+import shutil
 import signal
 import statistics
 import sys
@@ -235,7 +241,8 @@ class BusyFramework:
             if self.ended_at is not None:
                 now = time.monotonic()
                 self.resubscriptions.append({"ended": self.ended_at, "sent": self.sent_at,
-                                             "subscribed": now, "attempts": self.attempts})
+                                             "subscribed": now, "attempts": self.attempts,
+                                             "framework": self.framework_id["value"]})
                 self.first_offers_due = True
             self.attempts = 0
         elif kind == "OFFERS":
@@ -476,6 +483,11 @@ def percentile(samples: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--log-level", default="WARNING",
+                        help="--logging_level of the masters (INFO logs each phase change and "
+                             "agent/framework (re)registration: a failover's timeline)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work directory (the masters' logs; removed otherwise) and print its path")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 5000, 9000])
     parser.add_argument("--frameworks", type=int, default=200)
     parser.add_argument("--agent-processes", type=int, default=6)
@@ -518,7 +530,7 @@ def main() -> None:
     zk_server = start_server(work / "zk")
     zk = f"zk://127.0.0.1:{zk_server.client_port}/mezzo"
     cluster = HaCluster(zk, count=2, work_dir=work, session_timeout=args.session_timeout,
-                        extra=["--allocation_interval", "1secs", "--logging_level", "WARNING"])
+                        extra=["--allocation_interval", "1secs", "--logging_level", args.log_level])
     agent_procs: list[Any] = []
     stop = ctx.Event()
     manager = ctx.Manager()
@@ -595,7 +607,8 @@ def main() -> None:
                     targets = [("standby", standby.proc.pid if standby.proc else 0)] + [
                         (f"frameworks{i}", p.pid) for i, p in enumerate(frameworks_procs)]
                     spies = start_spies(targets, Path(args.profile_failover), args.profile_seconds)
-                leader = failover(cluster, leader, size, args.frameworks, reports, row, timeout)
+                leader = failover(cluster, leader, size, args.frameworks, reports, agent_reports, row,
+                                      timeout)
                 for spy in spies:
                     spy.wait(args.profile_seconds + 60)
                 if pinned is not None:  # the killed master, restarted as the standby
@@ -616,6 +629,10 @@ def main() -> None:
         cluster.close()
         zk_server.stop()
         manager.shutdown()
+        if args.keep:
+            print(f"work directory (the masters' logs): {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports: list[Any],
@@ -784,8 +801,31 @@ def spread(values: list[float]) -> dict[str, float] | None:
             "max": round(max(values), 2)}
 
 
+def clients_back(agent_reports: list[Any], reports: list[Any], start: float, agents: int,
+                 frameworks: int) -> dict[str, float | None]:
+    """A failover that began at `start` (time.monotonic() of the kill) as the clients saw it:
+    when the agent processes' ZooKeeper detectors named the new leader
+    (`failover_leader_named_s`, the first of them), and when the last agent and the last
+    framework got SUBSCRIBED from it (`failover_*_back_exact_s`; None while any is not back)."""
+    agent_sides = [dict(r) for r in agent_reports]
+    named = [r["leader_changed_at"] for r in agent_sides
+             if r.get("leader_changed_at") is not None and r["leader_changed_at"] >= start]
+    spans = [r.get("subscribed_at") for r in agent_sides]
+    agents_whole = (sum(r.get("subscribed", 0) for r in agent_sides) >= agents
+                    and all(s is not None and s[0] >= start for s in spans))
+    resubs = resubscriptions(reports, start)
+    return {
+        "failover_leader_named_s": round(min(named) - start, 2) if named else None,
+        "failover_agents_back_exact_s":
+            round(max(s[1] for s in spans if s is not None) - start, 2) if agents_whole else None,
+        "failover_frameworks_back_exact_s":
+            round(max(r["subscribed"] for r in resubs) - start, 2)
+            if len({r["framework"] for r in resubs}) >= frameworks else None,
+    }
+
+
 def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, reports: list[Any],
-             row: dict[str, Any], timeout: float) -> HaMaster:
+             agent_reports: list[Any], row: dict[str, Any], timeout: float) -> HaMaster:
     """SIGKILL the leader; time until the standby leads (`failover_elected_s`: the leader's
     ZooKeeper session must expire first, so at least the session timeout) and until every agent
     has re-registered and every framework re-subscribed (`failover_s`). Tasks the frameworks
@@ -831,8 +871,17 @@ def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, r
         time.sleep(min(max(0.1, 9 * (now - asked)), 5.0, max(0.0, deadline - now)))
     row["failover_agents_back"] = int(seen.get("agents", 0))
     row["failover_frameworks_back"] = int(seen.get("frameworks", 0))
-    time.sleep(2.0)
+    time.sleep(2.0)  # the client processes report every 0.2 s; the counters settle
     after = counters(reports)
+    # The same moments on the clients' own clocks (the poll above sleeps up to 9x the time
+    # /metrics/snapshot took, so its figures can be seconds late under load).
+    exact = clients_back(agent_reports, reports, start, size, frameworks)
+    row.update(exact)
+    if all(exact.get(k) is not None for k in ("failover_agents_back_exact_s",
+                                                 "failover_frameworks_back_exact_s")):
+        row["failover_s"] = max(exact["failover_agents_back_exact_s"],
+                                exact["failover_frameworks_back_exact_s"])
+        row["failover_recovery_s"] = round(row["failover_s"] - row["failover_elected_s"], 2)
     # Where the frameworks' time went: from the kill to their SUBSCRIBE that succeeded (the
     # attempts before it, by answer), from it to SUBSCRIBED (the new leader's handling), and
     # to the first OFFERS after it.

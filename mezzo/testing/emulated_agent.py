@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections import deque
 
 import aiohttp
@@ -75,6 +76,9 @@ class EmulatedAgent:
                                  status_update_retry_max=retry_seconds),
         )
         self.subscribed = asyncio.Event()
+        # time.monotonic() of the last SUBSCRIBED (system-wide on Linux, so a benchmark can
+        # compare it with its own clock across processes).
+        self.subscribed_at: float | None = None
         # With a session (tests that need its credentials) calls go through aiohttp; without,
         # through the lighter client of `mezzo.testing.raw_http`.
         self._session = session
@@ -192,6 +196,7 @@ class EmulatedAgent:
             return  # a refused call, as a POST's 4xx: not the core's
         self.handle(event)
         if event.type == AgentEventType.SUBSCRIBED:
+            self.subscribed_at = time.monotonic()
             self.subscribed.set()
 
     async def _retry_loop(self) -> None:

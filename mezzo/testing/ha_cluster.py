@@ -24,6 +24,7 @@ import random
 import signal
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -202,6 +203,7 @@ class LeaderSource:
 
         self.detector = ZooKeeperDetector(zk, session_timeout=session_timeout)
         self._changed = asyncio.Event()
+        self.changed_at: float | None = None  # time.monotonic() of the last leader change
 
     def start(self) -> None:
         self.detector.on_change(self._on_change, loop=asyncio.get_running_loop())
@@ -211,6 +213,7 @@ class LeaderSource:
         self.detector.close()
 
     def _on_change(self, leader: object) -> None:
+        self.changed_at = time.monotonic()
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
