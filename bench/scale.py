@@ -801,6 +801,15 @@ def spread(values: list[float]) -> dict[str, float] | None:
             "max": round(max(values), 2)}
 
 
+def listen_overflows() -> int:
+    """The kernel's TcpExt ListenOverflows counter (machine-wide, since boot)."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split(), values.split(), strict=True))["ListenOverflows"])
+    return 0
+
+
 def clients_back(agent_reports: list[Any], reports: list[Any], start: float, agents: int,
                  frameworks: int) -> dict[str, float | None]:
     """A failover that began at `start` (time.monotonic() of the kill) as the clients saw it:
@@ -833,6 +842,7 @@ def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, r
     `timeout`, the row says how much was (`failover_agents_back`, `failover_frameworks_back`)
     and `failover_s` stays null: the run goes on to the next size."""
     before = counters(reports)
+    overflows = listen_overflows()
     start = time.monotonic()
     leader.kill()
     new = cluster.wait_leader(120, exclude=leader)
@@ -872,6 +882,9 @@ def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, r
     row["failover_agents_back"] = int(seen.get("agents", 0))
     row["failover_frameworks_back"] = int(seen.get("frameworks", 0))
     time.sleep(2.0)  # the client processes report every 0.2 s; the counters settle
+    # Connections the kernel turned away with a full accept queue (machine-wide): each costs
+    # its client a SYN retransmission, 1 s, then 3 s, 7 s... later.
+    row["failover_listen_overflows"] = listen_overflows() - overflows
     after = counters(reports)
     # The same moments on the clients' own clocks (the poll above sleeps up to 9x the time
     # /metrics/snapshot took, so its figures can be seconds late under load).
