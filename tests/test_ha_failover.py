@@ -217,6 +217,10 @@ async def test_leader_kill_keeps_frameworks_agents_and_tasks(
         except TimeoutError:
             raise AssertionError(f"before {before}\nafter {last}") from None
         recovered_after = time.monotonic() - killed_at
+        # The standby kept a copy of the registry: it recovered from it, not by reading the
+        # registry whole (mezzo.master.registry, "A warm standby").
+        recovered = [line for line in new.log_tail(400).splitlines() if "recovered the registry" in line]
+        assert recovered and "from this standby's copy" in recovered[-1], recovered
         # The scheduler re-subscribed (same id) and keeps getting offers from the new leader.
         assert client.framework_id == FrameworkID(value=fid)
         assert "reregistered" in sched.events or sched.events.count("registered") == 2

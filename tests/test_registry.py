@@ -8,6 +8,7 @@ import pytest
 from mezzo.api.common import AgentID, AgentInfo
 from mezzo.master.registry import (
     ADMITTED,
+    JOURNAL,
     UNREACHABLE,
     AdmitAgent,
     MarkGone,
@@ -74,10 +75,11 @@ def test_each_operation_is_one_commit_without_needless_deletes() -> None:
     reg.apply(AdmitAgent(agent(1)))  # nothing unreachable to delete: no Remove sent
     reg.apply(MarkUnreachable(agent(1), 1.0))
     reg.apply(MarkReachable(agent(1)))
+    # Each commit also rewrites the journal (the keys it changed), in the same commit.
     assert commits == [
-        [("Put", ADMITTED + "a1")],
-        [("Put", UNREACHABLE + "a1"), ("Remove", ADMITTED + "a1")],
-        [("Put", ADMITTED + "a1"), ("Remove", UNREACHABLE + "a1")],
+        [("Put", ADMITTED + "a1"), ("Put", JOURNAL)],
+        [("Put", UNREACHABLE + "a1"), ("Remove", ADMITTED + "a1"), ("Put", JOURNAL)],
+        [("Put", ADMITTED + "a1"), ("Remove", UNREACHABLE + "a1"), ("Put", JOURNAL)],
     ]
 
 
@@ -165,3 +167,81 @@ def test_a_batch_is_the_same_operations_in_fewer_commits(opener: tuple[str, Open
     assert len(state.admitted) == registry.MAX_BATCH + 10 - 1 and "a3" not in state.admitted
     assert "a2" in state.admitted and state.unreachable == {} and state.gone == {"a3": 101.0}
     assert reg.fenced is None
+
+
+def test_a_standby_copy_follows_the_leader_a_read_or_two_at_a_time(opener: tuple[str, Opener]) -> None:  # noqa: F811
+    """A warm standby: one whole read, then `refresh()` re-reads only what the commits since
+    changed (admissions, removals, weights); once elected its `recover()` is exactly what a
+    whole read would give, without one, and its writes carry the right versions."""
+    from mezzo.master.registry import UpdateWeights
+
+    _, open_ = opener
+    leader = Registrar(open_())
+    leader.recover()
+    leader.apply_batch([AdmitAgent(agent(n)) for n in range(20)])
+    standby_store = open_()
+    reads: list[str] = []
+    get_many = standby_store.get_many
+
+    def counting(keys: list[str]) -> list:  # type: ignore[type-arg]
+        reads.extend(keys)
+        return get_many(keys)
+
+    standby_store.get_many = counting  # type: ignore[method-assign]
+    standby = Registrar(standby_store)
+    standby.refresh()
+    assert standby.full_reads == 1 and standby.warm
+    standby.refresh()  # nothing committed since: no key read
+    reads.clear()
+    standby.refresh()
+    assert reads == []
+    leader.apply(MarkUnreachable(agent(3), 7.0))
+    leader.apply(RemoveAgent("a4"))
+    leader.apply(UpdateWeights({"web": 2.0}))
+    standby.refresh()
+    assert sorted(reads) == sorted([ADMITTED + "a3", UNREACHABLE + "a3", ADMITTED + "a4", "weights"])
+    leader.apply(MarkGone("a5", 9.0))  # the leader's last write before it dies
+    reads.clear()
+    state = standby.recover()
+    assert standby.full_reads == 1 and len(reads) == 2  # a5's keys only (gone, admitted)
+    assert state == Registrar(open_()).recover()
+    assert set(state.admitted) == {f"a{n}" for n in range(20)} - {"a3", "a4", "a5"}
+    assert state.unreachable["a3"][1] == 7.0 and state.gone == {"a5": 9.0}
+    assert state.weights == {"web": 2.0}
+    # The new leader's writes are conditional on the versions its copy holds: no conflict.
+    standby.apply(MarkReachable(agent(3)))
+    standby.apply(AdmitAgent(agent(30)))
+    assert standby.fenced is None
+    assert set(Registrar(open_()).recover().admitted) == set(state.admitted) | {"a3", "a30"}
+    # And the old leader, back from the dead, is refused at once (the journal's version).
+    conflicts: list[str] = []
+    leader.on_conflict = conflicts.append
+    leader.apply(AdmitAgent(agent(99)))
+    assert leader.fenced and len(conflicts) == 1
+
+
+def test_a_standby_too_far_behind_reads_the_registry_whole(opener: tuple[str, Opener]) -> None:  # noqa: F811
+    """Past what the journal remembers (JOURNAL_MAX_KEYS), or on a registry without a
+    journal (written by an older master), the copy is not trusted: a whole read instead."""
+    from mezzo.master import registry
+
+    _, open_ = opener
+    store = open_()
+    store.put(ADMITTED + "old", b'{"hostname": "old", "id": {"value": "old"}}')  # no journal
+    standby = Registrar(open_())
+    standby.refresh()
+    assert standby.full_reads == 1 and not standby.warm
+    leader = Registrar(open_())
+    assert set(leader.recover().admitted) == {"old"}
+    standby.refresh()  # still no journal: the copy stays untrusted, no whole read yet
+    assert standby.full_reads == 1 and not standby.warm
+    leader.apply(AdmitAgent(agent(1)))  # the first commit with a journal
+    standby.refresh()  # the journal began: one whole read now, trusted from then on
+    assert standby.full_reads == 2 and standby.warm
+    for n in range(registry.JOURNAL_MAX_KEYS + 5):  # one key each: more than it remembers
+        leader.apply(AdmitAgent(agent(100 + n)))
+    standby.refresh()  # too far behind, and a whole read was just made: not now
+    assert standby.full_reads == 2 and not standby.warm
+    state = standby.recover()
+    assert standby.full_reads == 3 and state == Registrar(open_()).recover()
+    assert len(state.admitted) == registry.JOURNAL_MAX_KEYS + 7
