@@ -220,11 +220,15 @@ def test_a_standby_copy_follows_the_leader_a_read_or_two_at_a_time(opener: tuple
     assert leader.fenced and len(conflicts) == 1
 
 
-def test_a_standby_too_far_behind_reads_the_registry_whole(opener: tuple[str, Opener]) -> None:  # noqa: F811
+def test_a_standby_too_far_behind_reads_the_registry_whole(
+    opener: tuple[str, Opener], monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
     """Past what the journal remembers (JOURNAL_MAX_KEYS), or on a registry without a
-    journal (written by an older master), the copy is not trusted: a whole read instead."""
+    journal (written by an older master), the copy is not trusted: a whole read instead,
+    which a standby makes only so often (FULL_READ_MIN_SECONDS, here longer than the test)."""
     from mezzo.master import registry
 
+    monkeypatch.setattr(registry, "FULL_READ_MIN_SECONDS", 3600.0)
     _, open_ = opener
     store = open_()
     store.put(ADMITTED + "old", b'{"hostname": "old", "id": {"value": "old"}}')  # no journal
