@@ -50,7 +50,10 @@ At each size (agents are added to reach it; frameworks run throughout) one JSON 
   `failover_agents_back_exact_s` / `failover_frameworks_back_exact_s` the same on the clients'
   own clocks (the last agent's / framework's SUBSCRIBED from the new leader), and
   `failover_leader_named_s` when the agents' ZooKeeper detectors first named the new leader;
-  when the exact figures exist, `failover_s` is the later of them; `lost` counts tasks
+  when the exact figures exist, `failover_s` is the later of them;
+  `failover_new_leader_cpu_s` the new leader's CPU time from the kill until the poll saw
+  everything back (its own work, against the wall time); `failover_listen_overflows` the
+  connections the kernel refused with the accept queue full meanwhile; `lost` counts tasks
   that had run and were reported LOST, DROPPED, GONE, UNKNOWN or UNREACHABLE to the
   frameworks across it (nothing lost: 0), `lost_before_start` those reported so before they
   ever ran (launches in flight when the leader died, which Mesos reports as lost too). The
@@ -843,6 +846,9 @@ def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, r
     and `failover_s` stays null: the run goes on to the next size."""
     before = counters(reports)
     overflows = listen_overflows()
+    standbys = [psutil.Process(m.proc.pid) for m in cluster.masters
+                if m is not leader and m.alive and m.proc is not None]
+    standby_cpu = {p.pid: sum(p.cpu_times()[:2]) for p in standbys}
     start = time.monotonic()
     leader.kill()
     new = cluster.wait_leader(120, exclude=leader)
@@ -871,6 +877,11 @@ def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, r
     while True:
         asked = time.monotonic()
         if back():
+            # The new leader's own CPU over the failover: how much of it was its work, and
+            # how much waiting for the clients (on this machine, for a CPU they share).
+            assert new.proc is not None
+            row["failover_new_leader_cpu_s"] = round(
+                sum(psutil.Process(new.proc.pid).cpu_times()[:2]) - standby_cpu.get(new.proc.pid, 0.0), 2)
             row["failover_s"] = round(time.monotonic() - start, 2)
             row["failover_recovery_s"] = round(row["failover_s"] - row["failover_elected_s"], 2)
             break
