@@ -814,7 +814,7 @@ def listen_overflows() -> int:
 
 
 def clients_back(agent_reports: list[Any], reports: list[Any], start: float, agents: int,
-                 frameworks: int) -> dict[str, float | None]:
+                 frameworks: int) -> dict[str, Any]:
     """A failover that began at `start` (time.monotonic() of the kill) as the clients saw it:
     when the agent processes' ZooKeeper detectors named the new leader
     (`failover_leader_named_s`, the first of them), and when the last agent and the last
@@ -828,6 +828,12 @@ def clients_back(agent_reports: list[Any], reports: list[Any], start: float, age
     resubs = resubscriptions(reports, start)
     return {
         "failover_leader_named_s": round(min(named) - start, 2) if named else None,
+        # Per agent process: when its detector named the new leader, and its first and last
+        # agent were back (a process short of CPU shows here, not in the master's figures).
+        "failover_agent_procs": [
+            [round(r["leader_changed_at"] - start, 2) if r.get("leader_changed_at") else None,
+             *([round(t - start, 2) for t in r["subscribed_at"]] if r.get("subscribed_at") else [])]
+            for r in agent_sides],
         "failover_agents_back_exact_s":
             round(max(s[1] for s in spans if s is not None) - start, 2) if agents_whole else None,
         "failover_frameworks_back_exact_s":
