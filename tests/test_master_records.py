@@ -4,6 +4,7 @@ comes back as it went in, and tasks of one resource shape share one `Resources`.
 from __future__ import annotations
 
 import msgspec
+import pytest
 
 from mezzo.api.codec import convert
 from mezzo.api.common import TaskID, TaskInfo, TaskState, TaskStatus
@@ -78,3 +79,20 @@ def test_sum_resources_is_the_plain_sum() -> None:
     expected = functools.reduce(operator.add, items, Resources())
     assert sum_resources(items) == expected
     assert sum_resources([]) == Resources()
+
+
+def test_resources_from_wire_is_remembered_per_shape_and_still_validates() -> None:
+    """Re-registering agents report thousands of tasks of a few shapes: one conversion each."""
+    from mezzo.api.common import Resource
+    from mezzo.core.errors import ValidationError
+    from mezzo.master.records import resources_from_wire
+
+    first = Resources.parse("cpus:1;mem:2048").to_wire()
+    again = Resources.parse("cpus:1;mem:2048").to_wire()
+    assert resources_from_wire(first) is resources_from_wire(again)
+    assert resources_from_wire(first) == Resources.parse("cpus:1;mem:2048")
+    assert resources_from_wire(Resources.parse("cpus:2").to_wire()) == Resources.parse("cpus:2")
+    bad = [convert({"name": "cpus", "type": "SCALAR", "scalar": {"value": -1}}, Resource)]
+    for _ in range(2):  # refused each time, never remembered as valid
+        with pytest.raises(ValidationError):
+            resources_from_wire(bad)

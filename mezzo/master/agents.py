@@ -38,6 +38,7 @@ from mezzo.master.records import (
     RegisteringAgent,
     TaskRecord,
     framework_roles,
+    resources_from_wire,
 )
 from mezzo.master.registry import (
     AdmitAgent,
@@ -78,7 +79,7 @@ class AgentCalls(MasterBase):
             # The static resources with the checkpointed (dynamically reserved, persistent)
             # ones carved out: what a restarted agent or a new master must agree on.
             total = apply_checkpointed(
-                Resources.from_wire(info.resources), Resources.from_wire(sub.checkpointed_resources)
+                resources_from_wire(info.resources), resources_from_wire(sub.checkpointed_resources)
             )
         except ValidationError as exc:  # invalid resources: refuse with the reason
             return self._refuse_agent(stream, f"Invalid agent resources: {exc}")
@@ -179,7 +180,7 @@ class AgentCalls(MasterBase):
         )
         if reregistered:
             agent.reregistered_time = now
-        agent.checkpointed = Resources.from_wire(sub.checkpointed_resources)
+        agent.checkpointed = resources_from_wire(sub.checkpointed_resources)
         self.agents[agent_id] = agent
         self.agent_operations_rebuilt(agent, existing if reregistered else None, sub)
         self.events.agent_added(agent)
@@ -225,7 +226,7 @@ class AgentCalls(MasterBase):
             if framework is None:
                 continue
             role = framework.roles[0] if framework.roles else "*"
-            resources = Resources.from_wire(executor.executor_info.resources).unallocate().allocate(role)
+            resources = resources_from_wire(executor.executor_info.resources).unallocate().allocate(role)
             framework.executors.setdefault(agent.id, {})[executor.executor_info.executor_id.value] = (
                 ExecutorRecord(info=executor.executor_info, resources=resources)
             )
@@ -236,7 +237,7 @@ class AgentCalls(MasterBase):
                 continue
             task_id = reported.task_id.value
             task = framework.tasks.get(task_id) or framework.unreachable_tasks.pop(task_id, None)
-            resources = Resources.from_wire(reported.resources)
+            resources = resources_from_wire(reported.resources)
             roles = list(resources.allocations())
             role = roles[0] if roles else (framework.roles[0] if framework.roles else "*")
             resources = resources.unallocate().allocate(role)

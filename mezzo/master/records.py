@@ -70,6 +70,25 @@ def shared_resources(resources: Resources) -> Resources:
     return resources
 
 
+def resources_from_wire(wire: list[Any]) -> Resources:
+    """`Resources.from_wire`, remembered by the wire form's JSON. A re-registering agent
+    reports every task it runs, and after a failover thousands of agents report tens of
+    thousands of tasks of a few shapes: converting and validating each one again was a third
+    of a re-registration's cost. Invalid resources raise as `from_wire` does (and are not
+    remembered)."""
+    key = msgspec.json.encode(wire)
+    held = _FROM_WIRE.get(key)
+    if held is None:
+        held = Resources.from_wire(wire)
+        if len(_FROM_WIRE) >= _MAX_SHAPES:
+            _FROM_WIRE.clear()
+        _FROM_WIRE[key] = held
+    return held
+
+
+_FROM_WIRE: dict[bytes, Resources] = {}
+
+
 # Kept as attributes (`data` is not kept at all: Mesos's master drops it from its tasks too).
 # The wire form (with allocation info) of recent shared task resources: views render each
 # shape once, not once per task. Callers get their own list of the shared records.

@@ -1,0 +1,107 @@
+"""Agent re-registration after a failover, in process: the master core's CPU per agent.
+
+A master core (`mezzo.testing.master_cluster.MasterCluster`, the real `Master` and allocator on
+a FakeClock, no sockets) gets `--agents` agents of `cpus:8;mem:16384;disk:100000;
+ports:[31000-32000]` (bench/scale.py's emulated agents), 200 frameworks and `--tasks` running
+tasks of `cpus:1;mem:2048` (bench/master_memory.py's launch, through the JSON codec). Then a
+second master recovers the same registry, as a newly elected leader does, and every agent
+re-registers with it: its SUBSCRIBE (agent info, frameworks, tasks with their latest status,
+as JSON bytes) decoded and handed to `agent_subscribe`, as the master's socket handler does.
+Printed: the CPU time per re-registration (decode + core), with `--profile` a cProfile of it.
+What it leaves out is the HTTP shell: the WebSocket handshake and the socket's reads.
+
+    .venv/bin/python bench/reregister.py --agents 9000 --tasks 27000
+    .venv/bin/python bench/reregister.py --agents 9000 --tasks 27000 --profile
+
+Recorded in docs/benchmarks.md, "Failover timed on the clients' clocks, and a warm standby".
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.master_memory import CodecAgentCalls, clear_streams, launch  # noqa: E402
+from mezzo.api.codec import decode, encode  # noqa: E402
+from mezzo.api.common import AgentID, FrameworkID, FrameworkInfo, TaskID, TaskState  # noqa: E402
+from mezzo.api.internal import AgentCall, AgentCallType, AgentSubscribe, AgentTask  # noqa: E402
+from mezzo.core.gc_tuning import tune_for_daemon  # noqa: E402
+from mezzo.testing.master_cluster import FakeStream, MasterCluster, framework_info  # noqa: E402
+
+
+def subscribe_bodies(cluster: MasterCluster) -> list[bytes]:
+    """Each agent's re-registering SUBSCRIBE, as JSON, from what the first master knows."""
+    master = cluster.master
+    on_agent: dict[str, list[tuple[FrameworkInfo, AgentTask]]] = {}
+    for fw in master.frameworks.values():
+        for task in fw.tasks.values():
+            status = task.latest_status()
+            on_agent.setdefault(task.agent_id, []).append((fw.info, AgentTask(
+                task_id=TaskID(value=task.task_id), framework_id=FrameworkID(value=fw.id),
+                name=task.name, state=TaskState.TASK_RUNNING, resources=task.resources.to_wire(),
+                statuses=[status] if status else [],
+            )))
+    bodies = []
+    for agent in cluster.agents:  # type: ignore[attr-defined]
+        agent.info.id = AgentID(value=agent.agent_id)
+        reported = on_agent.get(agent.agent_id, [])
+        frameworks = {info.id.value: info for info, _ in reported if info.id is not None}
+        sub = AgentSubscribe(agent_info=agent.info, frameworks=list(frameworks.values()),
+                             tasks=[t for _, t in reported], version="1.11.0",
+                             pid="slave(1)@127.0.0.1:5051")
+        bodies.append(encode(AgentCall(type=AgentCallType.SUBSCRIBE, subscribe=sub)))
+    return bodies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=9000)
+    parser.add_argument("--tasks", type=int, default=27000)
+    parser.add_argument("--profile", action="store_true", help="cProfile the re-registrations")
+    args = parser.parse_args()
+    tune_for_daemon()  # the garbage-collector settings of `mezzo master`
+    first = MasterCluster()
+    first.agents = []  # type: ignore[attr-defined]
+    first.schedulers = []  # type: ignore[attr-defined]
+    codec = CodecAgentCalls(first)
+    for i in range(args.agents):
+        agent = first.add_agent("cpus:8;mem:16384;disk:100000;ports:[31000-32000]", hostname=f"agent{i}")
+        codec.install(agent)
+        first.agents.append(agent)  # type: ignore[attr-defined]
+    for i in range(200):
+        first.schedulers.append(first.add_scheduler(framework_info(f"fw{i}")))  # type: ignore[attr-defined]
+    clear_streams(first)
+    tasks = launch(first, args.tasks, ["TASK_RUNNING"])
+    bodies = subscribe_bodies(first)
+    second = MasterCluster(store=first.store)  # a new leader: recovers the same registry
+
+    def reregister() -> None:
+        for body in bodies:
+            call = decode(body, AgentCall)
+            assert call.subscribe is not None
+            second.master.agent_subscribe(call.subscribe, FakeStream())
+
+    profile = cProfile.Profile() if args.profile else None
+    started = time.process_time()
+    if profile is not None:
+        profile.runcall(reregister)
+    else:
+        reregister()
+    cpu = time.process_time() - started
+    assert len(second.master.agents) == args.agents
+    print(f"{args.agents} agents, {tasks} tasks (SUBSCRIBE {sum(map(len, bodies)) / len(bodies):.0f} "
+          f"bytes on average): re-registered in {cpu:.2f} s of CPU, {cpu / args.agents * 1e6:.0f} µs "
+          f"each{' (profiled)' if profile else ''}")
+    if profile is not None:
+        pstats.Stats(profile).sort_stats("tottime").print_stats(20)
+
+
+if __name__ == "__main__":
+    main()
