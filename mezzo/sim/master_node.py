@@ -10,8 +10,15 @@ served one at a time in arrival order. Serving a job means:
    as the HTTP shell does; events the core emits are JSON-encoded too), and the CPU time that
    took is measured (`time.thread_time`, the `measured` cost model) or looked up in a fixed,
    calibrated table (the `fixed` model: same seed, same output);
-3. the server is busy for that service time; at its end every effect the core produced
-   (events on framework and agent streams) leaves, reaching its client `latency` later.
+3. the server is busy for that service time.
+
+Jobs are grouped in *loop turns*, as the real master's event loop runs them: a turn is the
+jobs waiting when it starts (what one `select()` hands the loop); those arriving meanwhile wait
+for the next. What a turn's jobs emitted is written at its end, one write per distinct client
+(the real shell coalesces each agent socket's and each framework stream's records of one loop
+turn into one `send()`: `mezzo.net.message_socket`, `mezzo.net.stream`), which costs the shell
+a per-write and a per-record term (`SOCKET_WRITE_OVERHEAD`, `STREAM_WRITE_OVERHEAD`,
+`RECORD_OVERHEAD`); then the effects leave, reaching their clients `latency` later.
 
 So a saturated master delays everyone, and the time a framework waits is what mezzo's own
 code costs. Timers follow the HTTP shell (`mezzo/master/http.py`): a timer job runs `tick()`
@@ -60,7 +67,20 @@ LATENCY = 0.00024
 # only (aiohttp's handler chain: a framework's SUBSCRIBE, an agent's socket handshake); a
 # framework's call costs `SCHEDULER_REQUEST_OVERHEAD`, an agent's `AGENT_MESSAGE_OVERHEAD`.
 REQUEST_OVERHEAD = 80e-6
-RECORD_OVERHEAD = 9.5e-6
+# Writing: the shell sends what one agent socket (or one framework stream) was given in one loop
+# turn in one write, so a turn costs SOCKET_WRITE_OVERHEAD (or STREAM_WRITE_OVERHEAD) per
+# distinct client written plus RECORD_OVERHEAD per record. Measured with the real classes on
+# loopback, a reader process taking the bytes (`bench/writes.py --seconds 4 --repeat 3
+# --records 40 --clients 100 --rate 100`, 2026-12-06 01:24, load 0.8-1.9: per write 11.1 µs
+# on a socket, 14.3 µs on a stream, whose writer is a task woken per write; per record 2.3 and
+# 3.4 µs; runs with 10 records a turn at 200 and 50 turns a second gave 10-17 µs and 10-23 µs
+# per write, the spread of this measurement): docs/evaluation.md, "Calibration". Until
+# 2026-12-06 a record cost a flat 9.5 µs, fitted to `bench/launch.py rate`, where one
+# framework's records go out many per write; in `bench/scale.py`'s shape nearly every record
+# is a write of its own (docs/evaluation.md).
+SOCKET_WRITE_OVERHEAD = 11e-6
+STREAM_WRITE_OVERHEAD = 14e-6
+RECORD_OVERHEAD = 3e-6
 # A scheduler call (ACCEPT, ACKNOWLEDGE, DECLINE...: POST /api/v1/scheduler on a keep-alive
 # connection, answered 202) is answered by the master's fast path (mezzo.net.fastpath) since
 # issue 11: the real master's CPU per call in `bench/scheduler_calls.py` (16 frameworks posting
@@ -95,12 +115,13 @@ class Endpoint(Protocol):
 class Link:
     """One subscription stream: the handle the master core stores and hands back."""
 
-    __slots__ = ("closed", "owner", "stream_id")
+    __slots__ = ("closed", "owner", "socket", "stream_id")
 
     def __init__(self, owner: Endpoint) -> None:
         self.owner = owner
         self.closed = False
         self.stream_id: str | None = None  # a framework's Mesos-Stream-Id
+        self.socket = False  # an agent's message socket (else a framework's record stream)
 
     def deliver(self, event: Any) -> None:
         if not self.closed:
@@ -202,6 +223,7 @@ class _SimOutbox:
     def send_agent(self, stream: Link, event: AgentEvent) -> None:
         if self.codec:
             encode(event)
+        stream.socket = True
         self.effects.append((stream, event))
 
     def close_agent(self, stream: Link) -> None:
@@ -266,6 +288,11 @@ class MasterNode:
         self.keep_samples = keep_samples
         self.refused = 0
         self._next_tick_delay = 1.0
+        # The loop turn being served: its jobs not yet served, and after each served job its
+        # kind and how many effects the turn had emitted by its end (to charge each write to
+        # the kind of job that first wrote to that client in the turn).
+        self._turn_left = 0
+        self._turn_marks: list[tuple[str, int]] = []
         self._recover()
         self._timer = engine.soon(self._timer_due)
 
@@ -378,25 +405,26 @@ class MasterNode:
             self._serve()
 
     def _serve(self) -> None:
+        if self._turn_left == 0:  # a new loop turn: the jobs waiting now
+            self._turn_left = len(self._queue)
         kind, job, args = self._queue.popleft()  # type: ignore[misc]
+        self._turn_left -= 1
         self._busy = True
         seconds = self._run_job(kind, lambda: job(*args))
         self.engine.after(seconds, self._served, kind)
 
     def _shell_seconds(self, kind: str) -> float:
-        """The HTTP shell's share of a job: one request for a scheduler call (the fast
-        path's; a SUBSCRIBE opens its stream through aiohttp's chain), one socket message for
-        an agent's call (and the handshake's request for its SUBSCRIBE), one record per event
-        emitted."""
+        """The HTTP shell's share of a job as received: one request for a scheduler call (the
+        fast path's; a SUBSCRIBE opens its stream through aiohttp's chain), one socket message
+        for an agent's call (and the handshake's request for its SUBSCRIBE). What it emits is
+        charged when the turn's writes go out (`_write_seconds`)."""
         if kind == "scheduler.SUBSCRIBE":
-            received = REQUEST_OVERHEAD
-        elif kind.startswith("scheduler."):
-            received = SCHEDULER_REQUEST_OVERHEAD
-        elif kind.startswith("agent."):
-            received = AGENT_MESSAGE_OVERHEAD + (REQUEST_OVERHEAD if kind == "agent.SUBSCRIBE" else 0.0)
-        else:
-            received = 0.0
-        return received + RECORD_OVERHEAD * len(self.outbox.effects)
+            return REQUEST_OVERHEAD
+        if kind.startswith("scheduler."):
+            return SCHEDULER_REQUEST_OVERHEAD
+        if kind.startswith("agent."):
+            return AGENT_MESSAGE_OVERHEAD + (REQUEST_OVERHEAD if kind == "agent.SUBSCRIBE" else 0.0)
+        return 0.0
 
     def _run_job(self, kind: str, fn: Callable[[], int]) -> float:
         seconds = self.cost.serve(kind, fn)
@@ -411,7 +439,52 @@ class MasterNode:
         stat.seconds += seconds
         return seconds
 
+    def _write_seconds(self) -> float:
+        """What writing the turn's effects costs the shell: per distinct client a write (a
+        socket's or a stream's), per record a record; each write charged to the kind of the
+        turn's first job that wrote to that client, each record to the job that emitted it."""
+        marks, self._turn_marks = self._turn_marks, []
+        effects = self.outbox.effects
+        if not self.shell_overhead or not effects:
+            return 0.0
+        written: set[Link] = set()
+        charged: dict[str, float] = defaultdict(float)
+        i = 0
+        for kind, end in marks:
+            while i < end:
+                link = effects[i][0]
+                if link not in written:
+                    written.add(link)
+                    charged[kind] += SOCKET_WRITE_OVERHEAD if link.socket else STREAM_WRITE_OVERHEAD
+                charged[kind] += RECORD_OVERHEAD
+                i += 1
+        stats = self.stats
+        for kind, seconds in charged.items():
+            stats[kind].seconds += seconds
+        total = sum(charged.values())
+        self.busy_seconds += total
+        return total
+
     def _served(self, kind: str) -> None:
+        if not self.alive:
+            return
+        self._turn_marks.append((kind, len(self.outbox.effects)))
+        if kind == "tick":
+            self._timer = self.engine.after(self._next_tick_delay, self._timer_due)
+        elif kind == "allocate" and self._reschedule_allocation:
+            self._reschedule_allocation = False
+            self._wake()
+        if self._turn_left > 0:
+            self._serve()  # the turn's next job; its writes wait for the turn's end
+            return
+        seconds = self._write_seconds()
+        if seconds > 0.0:
+            self.engine.after(seconds, self._flushed)
+        else:
+            self._flushed()
+
+    def _flushed(self) -> None:
+        """The turn's writes are out: its effects leave, and the next turn starts."""
         if not self.alive:
             return
         outbox = self.outbox
@@ -423,11 +496,6 @@ class MasterNode:
             at(latency, link.deliver, event)
         for link in closing:
             at(latency, link.close)
-        if kind == "tick":
-            self._timer = at(self._next_tick_delay, self._timer_due)
-        elif kind == "allocate" and self._reschedule_allocation:
-            self._reschedule_allocation = False
-            self._wake()
         if self._queue:
             self._serve()
         else:
@@ -443,6 +511,8 @@ class MasterNode:
         """The master process dies: queued work and unsent effects are lost."""
         self.alive = False
         self._queue.clear()
+        self._turn_left = 0
+        self._turn_marks.clear()
         self.outbox.effects.clear()
         self.outbox.closing.clear()
         self._timer.cancel()
