@@ -11,7 +11,15 @@ from mezzo.api.common import TaskState
 from mezzo.sim.cluster import SimCluster
 from mezzo.sim.engine import Engine
 from mezzo.sim.frameworks import ContinuousFramework, ProbeFramework, normal_duration
-from mezzo.sim.master_node import FixedCost, MeasuredCost
+from mezzo.sim.master_node import (
+    RECORD_OVERHEAD,
+    SOCKET_WRITE_OVERHEAD,
+    STREAM_WRITE_OVERHEAD,
+    FixedCost,
+    Link,
+    MasterNode,
+    MeasuredCost,
+)
 
 
 def test_engine_runs_events_in_time_then_schedule_order() -> None:
@@ -121,3 +129,67 @@ def test_agents_reregister_with_their_tasks_after_a_master_failover(agent: str) 
     cluster.run_for(20.0)
     assert sum(f.finished for f in frameworks) > finished
     assert TaskState.TASK_RUNNING  # the enum the agents speak
+
+
+class _Sink:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.received: list[tuple[float, object]] = []
+
+    def receive(self, event: object) -> None:
+        self.received.append((self.engine.now, event))
+
+    def stream_closed(self, link: object) -> None:
+        pass
+
+
+def test_a_loop_turn_writes_once_per_client_and_sends_at_its_end() -> None:
+    """The jobs waiting when a turn starts are one loop turn; what they emit goes out at its
+    end, one write per distinct client (a socket's or a stream's cost) plus a record cost per
+    record; a job arriving later is the next turn and pays its own writes."""
+    engine = Engine()
+    node = MasterNode(engine, cost=FixedCost({"job": (0.01, 0.0)}), codec=False)
+    engine.run(until=engine.now + 1.5)  # recovery and the first ticks: nothing to write
+    busy0, t0 = node.busy_seconds, engine.now
+    agent, framework = _Sink(engine), _Sink(engine)
+    to_agent, to_framework = Link(agent), Link(framework)
+
+    def job() -> int:
+        node.outbox.send_agent(to_agent, "a1")  # type: ignore[arg-type]
+        node.outbox.send_agent(to_agent, "a2")  # type: ignore[arg-type]
+        node.outbox.send_framework(to_framework, "f")  # type: ignore[arg-type]
+        return 0
+
+    engine.at(t0, node._arrive, "job", job, ())
+    engine.at(t0, node._arrive, "job", job, ())
+    engine.run(until=t0 + 0.1)
+    one_turn = SOCKET_WRITE_OVERHEAD + STREAM_WRITE_OVERHEAD + 6 * RECORD_OVERHEAD
+    assert node.busy_seconds - busy0 == pytest.approx(0.02 + one_turn)
+    assert node.stats["job"].seconds == pytest.approx(0.02 + one_turn)
+    end = t0 + 0.02 + one_turn + node.latency
+    assert [when for when, _ in agent.received] == pytest.approx([end] * 4)
+    assert [event for _, event in agent.received] == ["a1", "a2", "a1", "a2"]
+    assert framework.received == [(pytest.approx(end), "f"), (pytest.approx(end), "f")]
+
+    engine.at(engine.now, node._arrive, "job", job, ())
+    engine.run(until=engine.now + 0.1)
+    second_turn = SOCKET_WRITE_OVERHEAD + STREAM_WRITE_OVERHEAD + 3 * RECORD_OVERHEAD
+    assert node.busy_seconds - busy0 == pytest.approx(0.03 + one_turn + second_turn)
+
+
+def test_without_the_shell_overhead_writes_cost_nothing() -> None:
+    engine = Engine()
+    node = MasterNode(engine, cost=FixedCost({"job": (0.01, 0.0)}), codec=False, shell_overhead=False)
+    sink = _Sink(engine)
+    link = Link(sink)
+
+    def job() -> int:
+        node.outbox.send_agent(link, "a")  # type: ignore[arg-type]
+        return 0
+
+    engine.run(until=engine.now + 1.5)
+    busy0 = node.busy_seconds
+    engine.at(engine.now, node._arrive, "job", job, ())
+    engine.run(until=engine.now + 0.1)
+    assert node.busy_seconds - busy0 == pytest.approx(0.01)
+    assert len(sink.received) == 1

@@ -402,9 +402,14 @@ class MasterNode:
             return
         self._queue.append((kind, job, args))  # type: ignore[arg-type]
         if not self._busy:
-            self._serve()
+            # An idle master's loop wakes with everything that arrived at this instant.
+            self._busy = True
+            self.engine.soon(self._serve)
 
     def _serve(self) -> None:
+        if not self.alive or not self._queue:
+            self._busy = False
+            return
         if self._turn_left == 0:  # a new loop turn: the jobs waiting now
             self._turn_left = len(self._queue)
         kind, job, args = self._queue.popleft()  # type: ignore[misc]
