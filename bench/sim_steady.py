@@ -45,6 +45,10 @@ def main() -> None:
     launched = sum(f.launched for f in load) - launched0
     print("launches", launched)
     print("master ms/launch", round(1000 * (master.busy_seconds - busy0) / launched, 3))
+    cost = master.cost
+    if args.gc and hasattr(cost, "gc_seconds"):  # collections inside master jobs, whole and charged
+        print("gc in master jobs s", round(cost.gc_seconds, 3), "charged s", round(cost.gc_charged, 3),
+              "share", round(cost.gc_share, 3))
     if profiler is not None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
 

@@ -193,3 +193,26 @@ def test_without_the_shell_overhead_writes_cost_nothing() -> None:
     engine.run(until=engine.now + 0.1)
     assert node.busy_seconds - busy0 == pytest.approx(0.01)
     assert len(sink.received) == 1
+
+
+def test_measured_cost_charges_its_share_of_a_collection_inside_a_job() -> None:
+    import gc
+
+    cost = MeasuredCost()
+    cost.gc_share = 0.25
+    held = [[] for _ in range(50_000)]  # something for the collection to walk
+    cost.serve("tick", lambda: gc.collect() and 0)
+    assert cost.gc_seconds > 0.0
+    assert cost.gc_charged == pytest.approx(0.25 * cost.gc_seconds)
+    assert held
+
+
+def test_the_master_holds_a_part_of_the_simulators_heap() -> None:
+    from mezzo.sim.heap import master_objects, master_share
+
+    cluster = SimCluster(seed=1, cost="measured")
+    cluster.add_agents(20, "cpus:1;mem:1024")
+    cluster.run_for(2.0)
+    assert master_objects(cluster.master.master) > 100
+    assert 0.0 < master_share(cluster.master.master) < 1.0
+    assert 0.0 < cluster.master.cost.gc_share < 1.0  # type: ignore[attr-defined]
