@@ -70,6 +70,8 @@ def run_point(agents: int, frameworks: int, seed: int, cost: str, progress: Prog
     master = cluster.master
     busy0, t0 = master.busy_seconds, engine.now
     launched0 = sum(f.launched for f in load)
+    kinds0 = {kind: (stat.count, stat.seconds) for kind, stat in master.stats.items()}
+    gc0 = (getattr(master.cost, "gc_seconds", 0.0), getattr(master.cost, "gc_charged", 0.0))
     probes = [
         cluster.add_framework(
             ProbeFramework(engine, f"probe{k}", length=PROBE_LENGTH, resources=TASK),
@@ -90,6 +92,17 @@ def run_point(agents: int, frameworks: int, seed: int, cost: str, progress: Prog
     running = sum(a.running_tasks for a in cluster.agents)
     launches = (sum(f.launched for f in load) - launched0) / window
     busy = (master.busy_seconds - busy0) / window
+    launched = max(launches * window, 1.0)
+    # Where the master's time went over the window: per job kind, jobs and µs per launch
+    # (the core's measured time plus the shell's, writes included).
+    kinds = {}
+    for kind, stat in sorted(master.stats.items()):
+        count0, seconds0 = kinds0.get(kind, (0, 0.0))
+        if stat.count > count0:
+            kinds[kind] = {"per_launch": round((stat.count - count0) / launched, 2),
+                           "us_per_launch": round(1e6 * (stat.seconds - seconds0) / launched, 1)}
+    gc_whole = getattr(master.cost, "gc_seconds", 0.0) - gc0[0]
+    gc_charged = getattr(master.cost, "gc_charged", 0.0) - gc0[1]
     return {
         "agents": agents,
         "frameworks": frameworks,
@@ -102,6 +115,10 @@ def run_point(agents: int, frameworks: int, seed: int, cost: str, progress: Prog
         "busy_agents_pct": round(100.0 * running / agents, 1),
         "tasks_per_s": round(agents / 30.0, 1),
         "master_jobs": master.jobs,
+        "kinds": kinds,
+        "gc_in_master_jobs_us_per_launch": round(1e6 * gc_whole / launched, 1),
+        "gc_charged_us_per_launch": round(1e6 * gc_charged / launched, 1),
+        "gc_share": round(getattr(master.cost, "gc_share", 1.0), 3),
     }
 
 
