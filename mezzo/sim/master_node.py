@@ -64,8 +64,9 @@ LATENCY = 0.00024
 # `bench/launch.py rate` (shell time per request : per record about 8 : 1); the scale from
 # the real master's CPU time per task in that benchmark on an idle machine (0.172-0.181 ms
 # per task with 1.2 requests and 3 records per task). Added to every job that is a client
-# request and to every event a job emits. `REQUEST_OVERHEAD` is now what opens a subscription
-# only (aiohttp's handler chain: a framework's SUBSCRIBE, an agent's socket handshake); a
+# request and to every event a job emits. The per-record part is now measured on its own
+# (the write constants below), and `REQUEST_OVERHEAD` is what opens a subscription only
+# (aiohttp's handler chain: a framework's SUBSCRIBE, an agent's socket handshake); a
 # framework's call costs `SCHEDULER_REQUEST_OVERHEAD`, an agent's `AGENT_MESSAGE_OVERHEAD`.
 REQUEST_OVERHEAD = 80e-6
 # Writing: the shell sends what one agent socket (or one framework stream) was given in one loop
