@@ -94,6 +94,7 @@ def _busy_cluster() -> object:
         for event in sched.all_of("UPDATE"):
             sched.acknowledge(event.update.status)  # a terminal task completes once acknowledged
     cluster.master.mark_unreachable(cluster.master.agents[agents[2].agent_id])
+    cluster.scripted_agents = agents  # type: ignore[attr-defined]
     return cluster
 
 
@@ -166,3 +167,112 @@ def test_state_pieces_with_tasks_make_the_state_document() -> None:
     tasks = sum(len(fw["tasks"]) + len(fw["completed_tasks"]) + len(fw["unreachable_tasks"])
                 for fw in document["frameworks"])
     assert tasks >= 6 and len(pieces) > tasks  # a task per piece
+
+
+# ------------------------------------------------------- task entries encoded from the record
+
+
+def _rich_tasks() -> list[object]:
+    """Task records with every field a task entry copies: labels, discovery, container,
+    health and other checks, a kill policy, limits, data, non-ASCII and escaped text, an
+    executor, statuses with health, container status, data, labels and timestamps of every
+    form, a reliable update pending, a user, no resources."""
+    from mezzo.api.codec import decode
+    from mezzo.api.common import TaskInfo, TaskState, TaskStatus
+    from mezzo.master.records import TaskRecord
+    from mezzo.resources import Resources
+
+    def info(task_id: str, **extra: object) -> TaskInfo:
+        return decode(json.dumps({"name": "näme \"q\" \\ \u2603", "task_id": {"value": task_id},
+                                  "agent_id": {"value": "a1"}, **extra}), TaskInfo)
+
+    def status(task_id: str, state: str, **extra: object) -> TaskStatus:
+        return decode(json.dumps({"task_id": {"value": task_id}, "state": state, **extra}), TaskStatus)
+
+    rich = {
+        "command": {"shell": True, "value": "echo \u00e9 </script>"},
+        "labels": {"labels": [{"key": "k", "value": "v\u2028"}]},
+        "discovery": {"visibility": "FRAMEWORK", "name": "svc", "ports": {"ports": [{"number": 80}]}},
+        "container": {"type": "MESOS", "hostname": "h", "network_infos": [{"name": "n"}]},
+        "health_check": {"type": "TCP", "tcp": {"port": 8080}},
+        "check": {"type": "HTTP", "http": {"port": 80, "path": "/ok"}},
+        "kill_policy": {"grace_period": {"nanoseconds": 5000000000}},
+        "limits": {"cpus": {"value": 2.5}},
+        "data": "ZGF0YQ==",
+    }
+    cpus = Resources.parse("cpus:0.5;mem:64;ports:[31000-31001]").allocate("web")
+    tasks = [
+        TaskRecord(info("plain", command={"value": "sleep 1"}), "fw", "a1", None, "*",
+                   Resources.parse("cpus:1;mem:32").allocate("*"),
+                   statuses=[status("plain", "TASK_RUNNING", timestamp=1733456789.123456,
+                                    uuid="AAECAw==", source="SOURCE_EXECUTOR")]),
+        TaskRecord(info("rich", **rich), "fw", "a1", "exec-1", "web", cpus,
+                   state=TaskState.TASK_RUNNING,
+                   statuses=[
+                       status("rich", "TASK_STARTING", timestamp=5.0, data="eA==", message="ü\n"),
+                       status("rich", "TASK_RUNNING", timestamp=1e-7, healthy=True,
+                              container_status={"executor_pid": 42,
+                                                "network_infos": [{"name": "n"}]},
+                              labels={"labels": [{"key": "a"}]}, check_status={"type": "HTTP"}),
+                       status("rich", "TASK_RUNNING", healthy=False, uuid="/w=="),
+                   ],
+                   status_update_state=TaskState.TASK_RUNNING, status_update_uuid=b"\xff\x00",
+                   user="ünix"),
+        TaskRecord(info("bare"), "fw", "a1", "", "*", Resources(), user=""),
+    ]
+    tasks[2].state = TaskState.TASK_LOST
+    return tasks
+
+
+def test_task_entries_are_the_bytes_of_the_reference_shapes() -> None:
+    import msgspec
+
+    from mezzo.api.codec import encode
+    from mezzo.api.common import FrameworkID
+
+    fid = FrameworkID(value="fw")
+    for task in _rich_tasks():
+        assert views._task_json_bytes(task) == msgspec.json.encode(views._task_json(task))  # type: ignore[arg-type]
+        item = (fid, task)
+        assert views._task_wire_bytes(item) == encode(views._task_wire(item))  # type: ignore[arg-type]
+
+
+def test_joined_pieces_are_the_bytes_of_the_whole_documents() -> None:
+    import msgspec
+
+    from mezzo.api import operator as op
+    from mezzo.api.codec import encode
+
+    master = _busy_cluster().master  # type: ignore[attr-defined]
+    flags = {"port": "0"}
+    assert b"".join(views.state_pieces(master, flags)) == msgspec.json.encode(views.state_json(master, flags))
+    answer = op.Response(type=op.CallType.GET_STATE, get_state=views.get_state(master))
+    assert b"".join(views.operator_pieces(master, op.CallType.GET_STATE)) == encode(answer)
+
+
+def test_a_task_changing_state_shows_in_the_next_documents() -> None:
+    """Nothing of a task's entry is kept between documents: a new state and status show in
+    the next `/master/state` and GET_STATE."""
+    from mezzo.api import operator as op
+
+    cluster = _busy_cluster()
+    master = cluster.master  # type: ignore[attr-defined]
+    fw = next(f for f in master.frameworks.values() if f.tasks)
+    task = next(t for t in fw.tasks.values() if t.state == "TASK_RUNNING")
+
+    def entries() -> tuple[dict[str, object], dict[str, object]]:
+        state = json.loads(b"".join(views.state_pieces(master, {})))
+        legacy = next(t for f in state["frameworks"] for t in f["tasks"] if t["id"] == task.task_id)
+        answer = json.loads(b"".join(views.operator_pieces(master, op.CallType.GET_STATE)))
+        wire = next(t for t in answer["get_state"]["get_tasks"]["tasks"]
+                    if t["task_id"]["value"] == task.task_id)
+        return legacy, wire
+
+    legacy, wire = entries()
+    assert legacy["state"] == wire["state"] == "TASK_RUNNING"
+    agent = next(a for a in cluster.scripted_agents if a.agent_id == task.agent_id)  # type: ignore[attr-defined]
+    agent.update(task.task_id, "TASK_KILLING", framework_id=fw.id)
+    legacy, wire = entries()
+    assert legacy["state"] == wire["state"] == "TASK_KILLING"
+    assert [s["state"] for s in legacy["statuses"]][-1] == "TASK_KILLING"  # type: ignore[index]
+    assert [s["state"] for s in wire["statuses"]][-1] == "TASK_KILLING"  # type: ignore[index]

@@ -224,6 +224,16 @@ class TaskRecord:
         builtins (what `to_builtins` of each gives), without building the `TaskInfo`."""
         return msgspec.json.decode(b"{" + self._info + b"}") if self._info else {}
 
+    def info_json(self) -> bytes:
+        """The kept `TaskInfo` fields (see `info_fields`) as JSON object members without the
+        braces (b"" when none): what views splice or decode without building a `TaskInfo`."""
+        return self._info
+
+    def status_json(self) -> list[bytes]:
+        """The statuses as the JSON of each `TaskStatus` (without `data`), oldest first. The
+        record's own list: read it, do not change it."""
+        return self._statuses
+
     def status_dicts(self) -> list[dict[str, Any]]:
         """The statuses as JSON builtins (what `to_builtins` of each gives), oldest first."""
         return [msgspec.json.decode(s) for s in self._statuses]

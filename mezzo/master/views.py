@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
+from msgspec import UNSET, Raw, UnsetType
 
 from mezzo import __version__
 from mezzo.api import operator as op
@@ -179,6 +180,99 @@ def _used_resources(fw: FrameworkRecord) -> Resources:
 _json = msgspec.json.encode
 
 
+# The streamed documents encode a task from its record's JSON straight into msgspec Structs
+# shaped as the entry (the shared parts, a resource shape's JSON, spliced in as `Raw`): no
+# per-task dicts or wire records, and nothing kept per task between documents (issue 12: the
+# master's memory per task). `_task_json` / `TaskRecord.to_wire` stay the reference shapes;
+# tests/test_master_state_stream.py checks the bytes are the same.
+
+
+class _LegacyStatus(msgspec.Struct, kw_only=True):
+    """A `/master/state` task's status, decoded from the record's `TaskStatus` JSON (the
+    other fields skipped) and encoded as `_task_json` shapes it."""
+
+    state: str
+    timestamp: float = 0.0
+    healthy: bool | UnsetType = UNSET
+    container_status: Raw | UnsetType = UNSET
+
+
+class _InfoExtras(msgspec.Struct):
+    """The kept `TaskInfo` fields a task entry copies (`TaskRecord.info_json`), as JSON."""
+
+    labels: Raw | UnsetType = UNSET
+    discovery: Raw | UnsetType = UNSET
+    container: Raw | UnsetType = UNSET
+    health_check: Raw | UnsetType = UNSET
+    check: Raw | UnsetType = UNSET
+    kill_policy: Raw | UnsetType = UNSET
+    limits: Raw | UnsetType = UNSET
+
+
+class _LegacyTask(msgspec.Struct, kw_only=True):
+    """`_task_json`'s entry, field for field."""
+
+    id: str
+    name: str
+    framework_id: str
+    executor_id: str
+    slave_id: str
+    state: str
+    resources: Raw
+    role: str
+    statuses: list[_LegacyStatus]
+    user: str | UnsetType = UNSET
+    labels: Raw | UnsetType = UNSET
+    discovery: Raw | UnsetType = UNSET
+    container: Raw | UnsetType = UNSET
+    health_check: Raw | UnsetType = UNSET
+
+
+_LEGACY_STATUSES = msgspec.json.Decoder(list[_LegacyStatus])
+_INFO_EXTRAS = msgspec.json.Decoder(_InfoExtras)
+_NO_EXTRAS = _InfoExtras()
+
+
+def _info_extras(task: TaskRecord) -> _InfoExtras:
+    info = task.info_json()
+    return _INFO_EXTRAS.decode(b"{" + info + b"}") if info else _NO_EXTRAS
+
+
+def _legacy_resources_raw(resources: Resources) -> Raw:
+    """`legacy_resources(resources)` as JSON, kept per shared value (as `_LEGACY` keeps it)."""
+    held = _LEGACY_RAW.get(id(resources))
+    if held is None or held[0] is not resources:
+        if len(_LEGACY_RAW) >= _MAX_LEGACY:
+            _LEGACY_RAW.clear()
+        held = _LEGACY_RAW[id(resources)] = (resources, Raw(_json(legacy_resources(resources))))
+    return held[1]
+
+
+_LEGACY_RAW: dict[int, tuple[Resources, Raw]] = {}
+
+
+def _task_json_bytes(task: TaskRecord) -> bytes:
+    """`_json(_task_json(task))`, made without the dicts."""
+    statuses = task.status_json()
+    extras = _info_extras(task)
+    return _json(_LegacyTask(
+        id=task.task_id,
+        name=task.name,
+        framework_id=task.framework_id,
+        executor_id=task.executor_id or "",
+        slave_id=task.agent_id,
+        state=task.state.value,
+        resources=_legacy_resources_raw(task.resources),
+        role=task.role,
+        statuses=_LEGACY_STATUSES.decode(b"[" + b",".join(statuses) + b"]") if statuses else [],
+        user=task.user or UNSET,
+        labels=extras.labels,
+        discovery=extras.discovery,
+        container=extras.container,
+        health_check=extras.health_check,
+    ))
+
+
 def _framework_pieces(master: MasterBase, fw: FrameworkRecord) -> Iterator[bytes]:
     """`framework_json` as JSON text, its task lists a task per piece."""
     head = _json(framework_json(master, fw, with_tasks=False))
@@ -186,7 +280,7 @@ def _framework_pieces(master: MasterBase, fw: FrameworkRecord) -> Iterator[bytes
     for key, tasks in _task_lists(fw):
         yield b',"' + key.encode() + b'":['
         for i, task in enumerate(tasks):
-            yield (b"," if i else b"") + _json(_task_json(task))
+            yield (b"," if i else b"") + _task_json_bytes(task)
         yield b"]"
     yield b"}"
 
@@ -527,9 +621,11 @@ def _agent_entry(master: MasterBase, a: AgentRecord) -> op.AgentEntry:
 
 
 # The operator API's big answers, described once as lists of fields (wire name, the sources of
-# its entries, the wire entry of one source) so that they can be built whole (`get_state` & co.)
-# or encoded entry by entry (`operator_pieces`). Sources are listed when the field is reached.
-_Field = tuple[str, Callable[[], list[Any]], Callable[[Any], Any]]
+# its entries, the wire entry of one source, and optionally a faster way to the JSON of that
+# entry) so that they can be built whole (`get_state` & co.) or encoded entry by entry
+# (`operator_pieces`). Sources are listed when the field is reached (the tasks, a framework's
+# when its turn comes: listing 100,000 at once held the loop for one long piece).
+_Field = tuple[str, Callable[[], Iterable[Any]], Callable[[Any], Any], Callable[[Any], bytes] | None]
 
 
 def _same(item: Any) -> Any:
@@ -540,15 +636,83 @@ def _task_wire(item: tuple[FrameworkID, TaskRecord]) -> Task:
     return item[1].to_wire(item[0])
 
 
-def _tasks_of(frameworks: list[FrameworkRecord], kind: str) -> Callable[[], list[Any]]:
-    def sources() -> list[tuple[FrameworkID, TaskRecord]]:
-        out: list[tuple[FrameworkID, TaskRecord]] = []
+class _Value(msgspec.Struct):
+    value: str
+
+
+class _TaskWire(msgspec.Struct, kw_only=True):
+    """`Task` (the operator API's shape) field for field, its nested records as JSON."""
+
+    name: str
+    task_id: _Value
+    framework_id: FrameworkID
+    executor_id: _Value | UnsetType = UNSET
+    agent_id: _Value
+    state: TaskState
+    resources: Raw | UnsetType = UNSET
+    statuses: Raw | UnsetType = UNSET
+    status_update_state: TaskState | UnsetType = UNSET
+    status_update_uuid: bytes | UnsetType = UNSET
+    labels: Raw | UnsetType = UNSET
+    discovery: Raw | UnsetType = UNSET
+    container: Raw | UnsetType = UNSET
+    health_check: Raw | UnsetType = UNSET
+    check: Raw | UnsetType = UNSET
+    kill_policy: Raw | UnsetType = UNSET
+    user: str | UnsetType = UNSET
+    limits: Raw | UnsetType = UNSET
+
+
+def _wire_resources_raw(resources: Resources) -> Raw | UnsetType:
+    """A task's resources as `Task.resources` encodes them (with their allocation role), kept
+    per shared value; UNSET when there are none (the field is left out)."""
+    held = _WIRE_RAW.get(id(resources))
+    if held is None or held[0] is not resources:
+        if len(_WIRE_RAW) >= _MAX_LEGACY:
+            _WIRE_RAW.clear()
+        wire = resources.to_wire(with_allocation=True)
+        held = _WIRE_RAW[id(resources)] = (resources, Raw(encode(wire)) if wire else UNSET)
+    return held[1]
+
+
+_WIRE_RAW: dict[int, tuple[Resources, Raw | UnsetType]] = {}
+
+
+def _task_wire_bytes(item: tuple[FrameworkID, TaskRecord]) -> bytes:
+    """`encode(_task_wire(item))`, made without decoding the record's JSON into records."""
+    fid, task = item
+    statuses = task.status_json()
+    extras = _info_extras(task)
+    return encode(_TaskWire(
+        name=task.name,
+        task_id=_Value(task.task_id),
+        framework_id=fid,
+        executor_id=_Value(task.executor_id) if task.executor_id else UNSET,
+        agent_id=_Value(task.agent_id),
+        state=task.state,
+        resources=_wire_resources_raw(task.resources),
+        statuses=Raw(b"[" + b",".join(statuses) + b"]") if statuses else UNSET,
+        status_update_state=UNSET if task.status_update_state is None else task.status_update_state,
+        status_update_uuid=UNSET if task.status_update_uuid is None else task.status_update_uuid,
+        labels=extras.labels,
+        discovery=extras.discovery,
+        container=extras.container,
+        health_check=extras.health_check,
+        check=extras.check,
+        kill_policy=extras.kill_policy,
+        user=UNSET if task.user is None else task.user,
+        limits=extras.limits,
+    ))
+
+
+def _tasks_of(frameworks: list[FrameworkRecord], kind: str) -> Callable[[], Iterator[Any]]:
+    def sources() -> Iterator[tuple[FrameworkID, TaskRecord]]:
         for fw in frameworks:
-            fid = FrameworkID(value=fw.id)
             records = fw.tasks.values() if kind == "tasks" else (
                 fw.unreachable_tasks.values() if kind == "unreachable" else fw.completed_tasks)
-            out.extend((fid, t) for t in list(records))
-        return out
+            if records:
+                fid = FrameworkID(value=fw.id)
+                yield from [(fid, t) for t in records]
 
     return sources
 
@@ -556,9 +720,9 @@ def _tasks_of(frameworks: list[FrameworkRecord], kind: str) -> Callable[[], list
 def _tasks_fields(master: MasterBase) -> list[_Field]:
     frameworks = [*master.frameworks.values(), *master.completed_frameworks.values()]
     return [
-        ("tasks", _tasks_of(frameworks, "tasks"), _task_wire),
-        ("unreachable_tasks", _tasks_of(frameworks, "unreachable"), _task_wire),
-        ("completed_tasks", _tasks_of(frameworks, "completed"), _task_wire),
+        ("tasks", _tasks_of(frameworks, "tasks"), _task_wire, _task_wire_bytes),
+        ("unreachable_tasks", _tasks_of(frameworks, "unreachable"), _task_wire, _task_wire_bytes),
+        ("completed_tasks", _tasks_of(frameworks, "completed"), _task_wire, _task_wire_bytes),
     ]
 
 
@@ -572,7 +736,7 @@ def _executors_fields(master: MasterBase) -> list[_Field]:
             for agent_id, per_agent in list(fw.executors.items()) for e in list(per_agent.values())
         ]
 
-    return [("executors", sources, _same)]
+    return [("executors", sources, _same, None)]
 
 
 def _frameworks_fields(master: MasterBase) -> list[_Field]:
@@ -580,8 +744,8 @@ def _frameworks_fields(master: MasterBase) -> list[_Field]:
         return _framework_entry(master, fw)
 
     return [
-        ("frameworks", lambda: list(master.frameworks.values()), render),
-        ("completed_frameworks", lambda: list(master.completed_frameworks.values()), render),
+        ("frameworks", lambda: list(master.frameworks.values()), render, None),
+        ("completed_frameworks", lambda: list(master.completed_frameworks.values()), render, None),
     ]
 
 
@@ -590,13 +754,13 @@ def _agents_fields(master: MasterBase) -> list[_Field]:
         return _agent_entry(master, a)
 
     return [
-        ("agents", lambda: list(master.agents.values()), render),
-        ("recovered_agents", lambda: list(master.recovered_agents.values()), _same),
+        ("agents", lambda: list(master.agents.values()), render, None),
+        ("recovered_agents", lambda: list(master.recovered_agents.values()), _same, None),
     ]
 
 
 def _built(fields: list[_Field]) -> dict[str, list[Any]]:
-    return {name: [render(item) for item in sources()] for name, sources, render in fields}
+    return {name: [render(item) for item in sources()] for name, sources, render, _ in fields}
 
 
 def get_frameworks(master: MasterBase) -> op.GetFrameworks:
@@ -634,16 +798,26 @@ def _object_pieces(fields: list[_Field]) -> Iterator[bytes]:
     leaves out a field at its default."""
     yield b"{"
     first = True
-    for name, sources, render in fields:
-        items = sources()
-        if not items:
+    for name, sources, render, encoded in fields:
+        items = iter(sources())
+        item = next(items, _NONE)
+        if item is _NONE:
             continue
         yield (b'"' if first else b',"') + name.encode() + b'":['
         first = False
-        for i, item in enumerate(items):
-            yield (b"," if i else b"") + encode(render(item))
+        to_json = encoded or _encoding(render)
+        yield to_json(item)
+        for item in items:
+            yield b"," + to_json(item)
         yield b"]"
     yield b"}"
+
+
+_NONE = object()
+
+
+def _encoding(render: Callable[[Any], Any]) -> Callable[[Any], bytes]:
+    return lambda item: encode(render(item))
 
 
 def operator_pieces(master: MasterBase, call_type: op.CallType) -> Iterator[bytes]:
