@@ -276,3 +276,38 @@ def test_a_task_changing_state_shows_in_the_next_documents() -> None:
     assert legacy["state"] == wire["state"] == "TASK_KILLING"
     assert [s["state"] for s in legacy["statuses"]][-1] == "TASK_KILLING"  # type: ignore[index]
     assert [s["state"] for s in wire["statuses"]][-1] == "TASK_KILLING"  # type: ignore[index]
+
+
+def test_agent_entries_follow_their_agent() -> None:
+    """What the streamed documents keep of an agent (its total's JSON, the JSON of each mix of
+    task shapes in use) follows the agent: a new total (a reservation), a task that ends and an
+    agent that goes show in the next documents, byte for byte as the whole documents."""
+    import msgspec
+
+    from mezzo.api import operator as op
+    from mezzo.api.codec import encode
+    from mezzo.resources import Resources
+
+    cluster = _busy_cluster()
+    master = cluster.master  # type: ignore[attr-defined]
+
+    def same() -> dict[str, object]:
+        joined = b"".join(views.state_pieces(master, {}))
+        assert joined == msgspec.json.encode(views.state_json(master, {}))
+        answer = op.Response(type=op.CallType.GET_STATE, get_state=views.get_state(master))
+        assert b"".join(views.operator_pieces(master, op.CallType.GET_STATE)) == encode(answer)
+        return {a["id"]: a for a in json.loads(joined)["slaves"]}
+
+    before = same()
+    agent = next(a for a in master.agents.values() if a.tasks)
+    agent.total = Resources.parse("cpus:2;mem:512;cpus(web):1;disk(web):10")
+    used = before[agent.id]["used_resources"]
+    task = next(iter(agent.tasks.values()))
+    scripted = next(a for a in cluster.scripted_agents if a.agent_id == agent.id)  # type: ignore[attr-defined]
+    scripted.update(task.task_id, "TASK_FINISHED", framework_id=task.framework_id)
+    after = same()
+    assert after[agent.id]["resources"]["cpus"] == 3.0  # type: ignore[index]
+    assert after[agent.id]["reserved_resources"] == {"web": {"cpus": 1.0, "gpus": 0.0, "mem": 0.0, "disk": 10.0}}
+    assert after[agent.id]["used_resources"]["cpus"] < used["cpus"]  # type: ignore[index]
+    master.agents.pop(agent.id)
+    assert agent.id not in same()

@@ -301,15 +301,21 @@ def agent_json(
     caller renders many agents (else it is computed for this one)."""
     if executors is None:
         executors = executor_resources(master)
-    used = sum_resources(itertools.chain(
+    used = sum_resources(_agent_used(agent, executors))
+    resources, reserved, unreserved = _agent_json_resources(agent.total)
+    return _agent_dict(master, agent, resources=resources, used_resources=legacy_resources(used),
+                       reserved_resources=reserved, unreserved_resources=unreserved)
+
+
+def _agent_used(agent: AgentRecord, executors: dict[str, list[Resources]]) -> Iterator[Resources]:
+    return itertools.chain(
         (t.resources for t in agent.tasks.values() if not t.recovered),
         executors.get(agent.id, ()),
-    ))
-    reserved: dict[str, Any] = {}
-    for item in agent.total:
-        if item.reservations:
-            reserved.setdefault(item.role, Resources())
-            reserved[item.role] = reserved[item.role] + Resources([item])
+    )
+
+
+def _agent_dict(master: MasterBase, agent: AgentRecord, **resources: Any) -> dict[str, Any]:
+    """`agent_json`'s entry around its resources (dicts, or their JSON as `Raw`)."""
     out: dict[str, Any] = {
         "id": agent.id,
         "hostname": agent.hostname,
@@ -317,11 +323,11 @@ def agent_json(
         "attributes": _attributes(agent.info),
         "pid": agent.pid,
         "registered_time": agent.registered_time,
-        "resources": legacy_resources(agent.total),
-        "used_resources": legacy_resources(used),
+        "resources": resources["resources"],
+        "used_resources": resources["used_resources"],
         "offered_resources": legacy_resources(_offered(master, agent.offers)),
-        "reserved_resources": {r: legacy_resources(v) for r, v in reserved.items()},
-        "unreserved_resources": legacy_resources(agent.total.unreserved()),
+        "reserved_resources": resources["reserved_resources"],
+        "unreserved_resources": resources["unreserved_resources"],
         "active": agent.active,
         "deactivated": not agent.active,
         "version": agent.version or __version__,
@@ -330,6 +336,96 @@ def agent_json(
     if agent.reregistered_time is not None:
         out["reregistered_time"] = agent.reregistered_time
     return out
+
+
+class _AgentTotal(msgspec.Struct):
+    """The JSON of what an agent entry shows of its total resources (which change only when
+    the agent's `total` is replaced: `Resources` is immutable), kept per agent id."""
+
+    total: Resources
+    resources: Raw
+    reserved_resources: Raw
+    unreserved_resources: Raw
+    wire: Raw | UnsetType
+
+
+def _agent_total(agent: AgentRecord) -> _AgentTotal:
+    held = _AGENT_TOTALS.get(agent.id)
+    total = agent.total
+    if held is None or held.total is not total:
+        legacy = _agent_json_resources(total)
+        wire = total.to_wire()
+        held = _AgentTotal(total, *(Raw(_json(v)) for v in legacy), Raw(encode(wire)) if wire else UNSET)
+        if len(_AGENT_TOTALS) >= _MAX_AGENT_TOTALS:
+            _AGENT_TOTALS.clear()
+        _AGENT_TOTALS[agent.id] = held
+    return held
+
+
+def _agent_json_resources(total: Resources) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """`resources`, `reserved_resources` and `unreserved_resources` of an agent's entry."""
+    reserved: dict[str, Any] = {}
+    for item in total:
+        if item.reservations:
+            reserved.setdefault(item.role, Resources())
+            reserved[item.role] = reserved[item.role] + Resources([item])
+    return (legacy_resources(total), {r: legacy_resources(v) for r, v in reserved.items()},
+            legacy_resources(total.unreserved()))
+
+
+# Agent id -> `_AgentTotal`; bounded (cleared when full) so that agents removed leave no trace
+# beyond it. ~0.5 KB per agent.
+_AGENT_TOTALS: dict[str, _AgentTotal] = {}
+_MAX_AGENT_TOTALS = 100_000
+
+
+def _used_key(items: Iterable[Resources]) -> tuple[tuple[Resources, int], ...]:
+    """The distinct values of `items` (by identity) and their counts, in first-seen order:
+    `sum_resources` of equal keys is the same sum, made in the same order."""
+    by_id: dict[int, list[Any]] = {}
+    for r in items:
+        entry = by_id.get(id(r))
+        if entry is None:
+            by_id[id(r)] = [r, 1]
+        else:
+            entry[1] += 1
+    return tuple((r, n) for r, n in by_id.values())
+
+
+def _sum_raw(items: Iterable[Resources], wire: bool) -> Raw | UnsetType:
+    """The JSON of `sum_resources(items)` as `legacy_resources` (or, `wire`, as
+    `to_wire(with_allocation=True)`; UNSET if empty) renders it, kept per multiset of
+    (shared) values: many agents run the same mix of task shapes."""
+    key = _used_key(items)
+    ids = (wire, *((id(r), n) for r, n in key))
+    held = _SUMS.get(ids)
+    if held is None or any(a is not b for (a, _), (b, _) in zip(held[0], key, strict=True)):
+        total = sum_resources(r for r, n in key for _ in range(n))
+        if wire:
+            entries = total.to_wire(with_allocation=True)
+            raw: Raw | UnsetType = Raw(encode(entries)) if entries else UNSET
+        else:
+            raw = Raw(_json(legacy_resources(total)))
+        if len(_SUMS) >= _MAX_LEGACY:
+            _SUMS.clear()
+        held = _SUMS[ids] = (key, raw)  # the key holds the values: their ids stay their own
+    return held[1]
+
+
+_SUMS: dict[tuple[Any, ...], tuple[tuple[tuple[Resources, int], ...], Raw | UnsetType]] = {}
+
+
+def _agent_bytes(master: MasterBase, agent: AgentRecord, executors: dict[str, list[Resources]]) -> bytes:
+    """`_json(agent_json(master, agent, executors))`, its resources' JSON kept (`_agent_total`,
+    `_sum_raw`)."""
+    total = _agent_total(agent)
+    return _json(_agent_dict(
+        master, agent,
+        resources=total.resources,
+        used_resources=_sum_raw(_agent_used(agent, executors), wire=False),
+        reserved_resources=total.reserved_resources,
+        unreserved_resources=total.unreserved_resources,
+    ))
 
 
 def master_pid(master: MasterBase) -> str:
@@ -402,7 +498,7 @@ def state_pieces(master: MasterBase, flags: dict[str, str]) -> Iterator[bytes]:
     executors = executor_resources(master)
 
     def agent_pieces(master: MasterBase, agent: AgentRecord) -> Iterator[bytes]:
-        yield _json(agent_json(master, agent, executors))
+        yield _agent_bytes(master, agent, executors)
 
     entries: dict[str, tuple[Callable[[MasterBase, Any], Iterator[bytes]], list[Any]]] = {
         "slaves": (agent_pieces, agents),
@@ -609,15 +705,28 @@ def _framework_entry(master: MasterBase, fw: FrameworkRecord) -> op.FrameworkEnt
 
 def _agent_entry(master: MasterBase, a: AgentRecord) -> op.AgentEntry:
     used = sum_resources(t.resources for t in a.tasks.values() if not t.recovered)
+    return _agent_entry_around(master, a, a.total.to_wire(), used.to_wire(with_allocation=True))
+
+
+def _agent_entry_around(master: MasterBase, a: AgentRecord, total: Any, allocated: Any) -> op.AgentEntry:
+    """`_agent_entry` with its total and allocated resources given (wire lists, or their JSON
+    as `Raw`, or UNSET for none: what `_agent_entry_bytes` splices in)."""
     return op.AgentEntry(
         agent_info=a.info, active=a.active, deactivated=not a.active,
         version=a.version or __version__, pid=a.pid,
         registered_time=time_info(a.registered_time),
         reregistered_time=time_info(a.reregistered_time),
-        total_resources=a.total.to_wire(),
-        allocated_resources=used.to_wire(with_allocation=True),
+        total_resources=total,
+        allocated_resources=allocated,
         offered_resources=_offered(master, a.offers).to_wire(with_allocation=True),
     )
+
+
+def _agent_entry_bytes(master: MasterBase, a: AgentRecord) -> bytes:
+    """`encode(_agent_entry(master, a))`, its resources' JSON kept (`_agent_total`,
+    `_sum_raw`)."""
+    allocated = _sum_raw((t.resources for t in a.tasks.values() if not t.recovered), wire=True)
+    return encode(_agent_entry_around(master, a, _agent_total(a).wire, allocated))
 
 
 # The operator API's big answers, described once as lists of fields (wire name, the sources of
@@ -754,7 +863,8 @@ def _agents_fields(master: MasterBase) -> list[_Field]:
         return _agent_entry(master, a)
 
     return [
-        ("agents", lambda: list(master.agents.values()), render, None),
+        ("agents", lambda: list(master.agents.values()), render,
+         lambda a: _agent_entry_bytes(master, a)),
         ("recovered_agents", lambda: list(master.recovered_agents.values()), _same, None),
     ]
 
