@@ -16,7 +16,8 @@ Measured, after `gc.collect()`:
 - the RSS growth of the process per task (psutil), which includes allocator slack;
 - the operator GET_STATE and `/master/state` documents and the event stream's SUBSCRIBED:
   total time to make all their pieces and the longest single piece (what one slice of the
-  event loop must hold), at that size;
+  event loop must hold), at that size; then GET_STATE and `/master/state` once more
+  (`*_again_*`: the steady cost, with what the views keep between documents already made);
 - the CPU time of one `/metrics/snapshot` (`mezzo.master.metrics.snapshot`, which runs in one
   piece on the loop; median of `--snapshots`), and of its parts: the core's gauges
   (`views.metrics`, with the allocator's), the allocator's `statistics()` alone and the
@@ -276,6 +277,10 @@ def main() -> None:
     state = piece_times(views.state_pieces(master, {}))
     subscribed = (piece_times(views.subscribed_pieces(master, 15.0))
                   if hasattr(views, "subscribed_pieces") else None)
+    # The same documents again: what a master serving them repeatedly pays (the views keep the
+    # JSON of each agent's total and of each mix of task shapes from one document to the next).
+    get_state_again = piece_times(views.operator_pieces(master, op.CallType.GET_STATE))
+    state_again = piece_times(views.state_pieces(master, {}))
     started = time.perf_counter()
     gc.collect()
     gc_ms = (time.perf_counter() - started) * 1000
@@ -296,6 +301,10 @@ def main() -> None:
         "state_cpu_ms": round(state[3] * 1000, 1),
         "state_longest_piece_ms": round(state[1] * 1000, 2),
         "state_mb": round(state[2] / 1e6, 2),
+        "get_state_again_cpu_ms": round(get_state_again[3] * 1000, 1),
+        "get_state_again_longest_piece_ms": round(get_state_again[1] * 1000, 2),
+        "state_again_cpu_ms": round(state_again[3] * 1000, 1),
+        "state_again_longest_piece_ms": round(state_again[1] * 1000, 2),
         # The operator event stream's SUBSCRIBED (made in slices by the shell since issue 12;
         # before, in one piece: GET_STATE's total).
         "subscribed_cpu_ms": round(subscribed[3] * 1000, 1) if subscribed else None,

@@ -7,6 +7,7 @@ Pure functions of the core's state (and `now`); the HTTP shell encodes what they
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -183,11 +184,12 @@ _json = msgspec.json.encode
 # The streamed documents encode a task from its record's JSON straight into msgspec Structs
 # shaped as the entry (the shared parts, a resource shape's JSON, spliced in as `Raw`): no
 # per-task dicts or wire records, and nothing kept per task between documents (issue 12: the
-# master's memory per task). `_task_json` / `TaskRecord.to_wire` stay the reference shapes;
+# master's memory per task). The Structs hold no cycles: `gc=False`, so that the hundreds of
+# thousands made per document do not count towards (and bring on) garbage collections. `_task_json` / `TaskRecord.to_wire` stay the reference shapes;
 # tests/test_master_state_stream.py checks the bytes are the same.
 
 
-class _LegacyStatus(msgspec.Struct, kw_only=True):
+class _LegacyStatus(msgspec.Struct, kw_only=True, gc=False):
     """A `/master/state` task's status, decoded from the record's `TaskStatus` JSON (the
     other fields skipped) and encoded as `_task_json` shapes it."""
 
@@ -197,7 +199,7 @@ class _LegacyStatus(msgspec.Struct, kw_only=True):
     container_status: Raw | UnsetType = UNSET
 
 
-class _InfoExtras(msgspec.Struct):
+class _InfoExtras(msgspec.Struct, gc=False):
     """The kept `TaskInfo` fields a task entry copies (`TaskRecord.info_json`), as JSON."""
 
     labels: Raw | UnsetType = UNSET
@@ -209,7 +211,7 @@ class _InfoExtras(msgspec.Struct):
     limits: Raw | UnsetType = UNSET
 
 
-class _LegacyTask(msgspec.Struct):
+class _LegacyTask(msgspec.Struct, gc=False):
     """`_task_json`'s entry, field for field (made with positional arguments: faster)."""
 
     id: str
@@ -344,7 +346,7 @@ def _agent_dict(master: MasterBase, agent: AgentRecord, **resources: Any) -> dic
     return out
 
 
-class _AgentTotal(msgspec.Struct):
+class _AgentTotal(msgspec.Struct, gc=False):  # no cycles: not one more object for the collector
     """The JSON of what an agent entry shows of its total resources (which change only when
     the agent's `total` is replaced: `Resources` is immutable), kept per agent id."""
 
@@ -388,15 +390,12 @@ _MAX_AGENT_TOTALS = 100_000
 
 def _used_key(items: Iterable[Resources]) -> tuple[tuple[Resources, int], ...]:
     """The distinct values of `items` (by identity) and their counts, in first-seen order:
-    `sum_resources` of equal keys is the same sum, made in the same order."""
-    by_id: dict[int, list[Any]] = {}
-    for r in items:
-        entry = by_id.get(id(r))
-        if entry is None:
-            by_id[id(r)] = [r, 1]
-        else:
-            entry[1] += 1
-    return tuple((r, n) for r, n in by_id.values())
+    `sum_resources` of equal keys is the same sum, made in the same order. (Counted by C
+    loops: `Counter` of the ids, `dict(zip())` for the values.)"""
+    values = list(items)
+    counts = Counter(map(id, values))
+    by_id = dict(zip(map(id, values), values, strict=True))
+    return tuple((by_id[i], n) for i, n in counts.items())
 
 
 def _sum_raw(items: Iterable[Resources], wire: bool) -> Raw | UnsetType:
@@ -752,11 +751,11 @@ def _task_wire(item: tuple[FrameworkID, TaskRecord]) -> Task:
     return item[1].to_wire(item[0])
 
 
-class _Value(msgspec.Struct):
+class _Value(msgspec.Struct, gc=False):
     value: str
 
 
-class _TaskWire(msgspec.Struct):
+class _TaskWire(msgspec.Struct, gc=False):
     """`Task` (the operator API's shape) field for field, its nested records as JSON; every
     field given, positionally (faster), UNSET for one left out."""
 
