@@ -37,6 +37,10 @@ At each size (agents are added to reach it; frameworks run throughout) one JSON 
   else it did meanwhile): on a shared machine the wall time minus this is waiting for a CPU;
 - `metrics_snapshot_ms`: the median of five GET `/metrics/snapshot`, and the longest
   `/health` answer while they are served (`metrics_snapshot_loop_stall_max_ms`);
+- `fw_calls_per_s`, `fw_cpu_pct`, `fw_cpu_us_per_call`: the busy frameworks' calls (ACCEPT,
+  DECLINE, KILL, ACKNOWLEDGE) per second over the window, their processes' CPU (100 = one
+  core; psutil user + system) and that CPU per call: what the load generators cost the machine
+  the master shares;
 - `agents_unreachable`: agents the master marked unreachable (5 missed pings) so far;
   `agent_process_lag_max_ms`: the longest event-loop lag of any emulated-agent process over its
   last 30 s (a process lagging past the ping interval cannot answer pings in time);
@@ -223,6 +227,7 @@ class BusyFramework:
 
     def _call(self, call: dict[str, Any]) -> None:
         call["framework_id"] = self.framework_id
+        self.counters["calls"] += 1
         asyncio.get_running_loop().create_task(self._post(call))
 
     async def _post(self, call: dict[str, Any]) -> None:
@@ -335,7 +340,7 @@ def _frameworks_main(
             connector=aiohttp.TCPConnector(limit=count + 64), timeout=aiohttp.ClientTimeout(total=None)
         )
         counters = {"launched": 0, "lost": 0, "lost_before_start": 0, "disconnects": 0,
-                    "running_updates": 0, "kills": 0}
+                    "running_updates": 0, "kills": 0, "calls": 0}
         lags: list[tuple[float, float]] = []  # (when, lag) of the process's loop, > 0.2 s
 
         async def watch_lag() -> None:
@@ -595,6 +600,7 @@ def main() -> None:
             # the new agents end over the next ~30 ± 10 s, and new ones replace them.
             time.sleep(args.settle if args.frameworks else 2.0)
             row = measure(leader, size, args, registered_s, reports, agent_reports,
+                          [p.pid for p in frameworks_procs],
                           profile=args.profile if size == max(args.sizes) else None)
             row["rss_kb_per_agent_alone"] = round(rss_per_agent_kb or 0.0, 1)
             if rss_per_agent_kb is not None and row["tasks"]:
@@ -639,7 +645,7 @@ def main() -> None:
 
 
 def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports: list[Any],
-            agent_reports: list[Any], profile: str | None) -> dict[str, Any]:
+            agent_reports: list[Any], fw_pids: list[int], profile: str | None) -> dict[str, Any]:
     assert leader.proc is not None
     proc = psutil.Process(leader.proc.pid)
     spy = None
@@ -656,7 +662,10 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
     proc.cpu_percent(None)
-    launched_before, window_start = counters(reports).get("launched", 0), time.monotonic()
+    fw_procs = [psutil.Process(pid) for pid in fw_pids]
+    fw_cpu_before = fw_cpu_s(fw_procs)
+    before = counters(reports)
+    launched_before, window_start = before.get("launched", 0), time.monotonic()
     cycles: list[float] = []
     end = time.monotonic() + args.window
     while time.monotonic() < end:
@@ -664,7 +673,10 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
         cycles.append(m.get("allocator/mesos/allocation_run_ms", 0.0))
         time.sleep(5.0)  # a snapshot walks every agent and framework: not too often
     cpu = proc.cpu_percent(None)
-    launches_per_s = (counters(reports).get("launched", 0) - launched_before) / (time.monotonic() - window_start)
+    fw_cpu = fw_cpu_s(fw_procs) - fw_cpu_before
+    after, elapsed = counters(reports), time.monotonic() - window_start
+    launches_per_s = (after.get("launched", 0) - launched_before) / elapsed
+    fw_calls = after.get("calls", 0) - before.get("calls", 0)
     rss_mb = proc.memory_info().rss / 2**20
     fds = proc.num_fds()
     if spy is not None:
@@ -727,10 +739,23 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
         "metrics_snapshot_loop_stall_max_ms": round(snapshot_probe.longest * 1000, 1),
         "failover_s": None,
         "launches_per_s": round(launches_per_s, 1),
+        "fw_calls_per_s": round(fw_calls / elapsed, 1),
+        "fw_cpu_pct": round(100 * fw_cpu / elapsed, 1),
+        "fw_cpu_us_per_call": round(1e6 * fw_cpu / fw_calls, 1) if fw_calls else None,
         "registered_s": round(registered_s, 1),
         "master_fds": fds,
         "machine_load": round(os.getloadavg()[0], 1),
     }
+
+
+def fw_cpu_s(procs: list[psutil.Process]) -> float:
+    """The framework processes' CPU time so far (user + system, seconds)."""
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def py_spy() -> str | None:
