@@ -8,7 +8,8 @@ Everything real on loopback, nothing simulated:
   `mezzo.testing.ha_cluster.FollowingEmulatedAgent`, the real master <-> agent protocol over real
   TCP, one socket per agent identity, no-op executors, following the leader through
   ZooKeeper), each `cpus:8;mem:16384;disk:100000;ports:[31000-32000]`;
-- 200 frameworks in one process (raw aiohttp v1 clients, below), each launching `cpus:1;mem:2048`
+- 200 frameworks in `--framework-processes` processes (raw v1 clients on
+  `mezzo.testing.raw_http`, below), each launching `cpus:1;mem:2048`
   tasks on every offer and killing each after a duration drawn from N(30 s, 10 s) (at least 1 s):
   the paper's §6.5 load, with the emulated agent's TASK_KILLED as the task's end;
 - in this process, the measurements (probes on their own connections, `mezzo.cli.session`
@@ -100,18 +101,22 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import msgspec  # noqa: E402
 import psutil  # noqa: E402
 
 from bench.failover import _agents_main  # noqa: E402
 from mezzo.cli.http1 import Connection  # noqa: E402
 from mezzo.cli.session import SchedulerSession  # noqa: E402
+from mezzo.net.client import StreamRefused  # noqa: E402
 from mezzo.testing.ha_cluster import HaCluster, HaMaster, until  # noqa: E402
+from mezzo.testing.raw_http import RawClient  # noqa: E402
 from mezzo.testing.zookeeper import start_server  # noqa: E402
 
 TASK_CPUS, TASK_MEM = 1.0, 2048.0  # 8 per agent use it whole: no leftovers to offer
@@ -135,18 +140,85 @@ def _scalar(offer: dict[str, Any], name: str) -> float:
 # ------------------------------------------------------------------------------ frameworks
 
 
-class BusyFramework:
-    """A v1 framework on raw aiohttp that fills every offer with tasks and kills each after
-    its drawn duration; re-subscribes (same id) to whichever master leads after a failover."""
+SCHEDULER = "/api/v1/scheduler"
 
-    def __init__(self, masters: list[str], name: str, session: Any, counters: dict[str, int],
-                 duration: tuple[float, float] = (30.0, 10.0)) -> None:
+
+class CallSender:
+    """One subscription's calls to its master: queued encoded, sent in the order they were made
+    over at most `connections` keep-alive `RawClient`s carrying the subscription's
+    `Mesos-Stream-Id`, one request at a time on each (the master's fast path answers a
+    connection with one request pending; pipelined ones would take its slower aiohttp path).
+    With one connection the master sees the calls in order; with more, a burst (an OFFERS
+    event of thousands of offers after a failover, each answered by an ACCEPT) is not held to
+    one round trip per call, and a later call may overtake one in flight. A connection is
+    opened when a call finds the others busy. Answers are read and dropped, as before.
+
+    Calls may be queued before `start` (the stream's first events arrive with its head, before
+    its headers are handed back); after `stop` (the subscription ended: its master died or
+    closed it) the queue is dropped and new calls are ignored: each would have failed against
+    the dead master, and one sent to the next master with this stream id would be refused."""
+
+    def __init__(self, base: str, connections: int) -> None:
+        self.base = base
+        self.connections = connections
+        self._queue: deque[bytes] = deque()
+        self._idle: list[asyncio.Future[None]] = []  # workers waiting for a call, the warmest last
+        self._workers: list[asyncio.Task[None]] = []
+        self._stopped = False
+
+    def put(self, body: bytes) -> None:
+        if self._stopped:
+            return
+        self._queue.append(body)
+        if self._idle:
+            waiter = self._idle.pop()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def start(self, stream_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        headers = {"Mesos-Stream-Id": stream_id}
+        self._workers = [loop.create_task(self._work(RawClient(self.base, headers)))
+                         for _ in range(self.connections)]
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._queue.clear()
+        for waiter in self._idle:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._idle.clear()
+
+    async def _work(self, client: RawClient) -> None:
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        try:
+            while not self._stopped:
+                if not queue:
+                    waiter = loop.create_future()
+                    self._idle.append(waiter)
+                    await waiter
+                    continue
+                with contextlib.suppress(OSError):  # refused, reset: the master died
+                    await client.post(SCHEDULER, queue.popleft())
+        finally:
+            client.abort()
+
+
+class BusyFramework:
+    """A v1 framework on a raw HTTP/1.1 client (`mezzo.testing.raw_http`, the emulated agents'
+    transport: about a third of aiohttp's CPU per call) that fills every offer with tasks and
+    kills each after its drawn duration; re-subscribes (same id) to whichever master leads
+    after a failover."""
+
+    def __init__(self, masters: list[str], name: str, counters: dict[str, int],
+                 duration: tuple[float, float] = (30.0, 10.0), connections: int = 4) -> None:
         self.masters = masters
         self.name = name
-        self.session = session
         self.counters = counters
+        self.connections = connections
         self.framework_id: dict[str, str] | None = None
-        self.stream_id = ""
+        self.sender: CallSender | None = None  # the current subscription's
         self.base = masters[0]
         self.running: dict[str, dict[str, Any]] = {}  # task id -> agent id
         self.started: set[str] = set()  # tasks seen RUNNING
@@ -165,20 +237,21 @@ class BusyFramework:
         self.resubscriptions: list[dict[str, float]] = []
 
     async def run(self) -> None:
-        import aiohttp
-
         while True:
             self.redirected = False
             outcome = "ended"
             try:
                 await self._subscribe_and_read()
-            except OSError as exc:  # a 307, a 503, a refused connection
-                text = str(exc)
-                outcome = ("redirected" if text == "redirected" else
-                           "http_" + text.rsplit(" ", 1)[-1] if text.startswith("SUBSCRIBE answered")
-                           else "refused")
-            except (aiohttp.ClientError, ValueError, TimeoutError) as exc:
+            except StreamRefused as exc:  # a 307 (followed below), a 503 while it recovers
+                outcome = "redirected" if self.redirected else f"http_{exc.status}"
+            except ConnectionRefusedError:
+                outcome = "refused"
+            except (OSError, ValueError) as exc:  # the stream broke; a malformed record
                 outcome = type(exc).__name__
+            finally:
+                if self.sender is not None:
+                    self.sender.stop()
+                    self.sender = None
             if self.subscribed.is_set():
                 self.counters["disconnects"] += 1
                 self.ended_at = time.monotonic()
@@ -197,49 +270,45 @@ class BusyFramework:
             info["id"] = call["framework_id"] = self.framework_id
         self.sent_at = time.monotonic()
         self.attempts += 1
-        async with self.session.post(
-            self.base + "/api/v1/scheduler", data=json.dumps(call),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-            allow_redirects=False,
-        ) as resp:
-            if resp.status in (307, 302) and "Location" in resp.headers:
-                location = resp.headers["Location"]
-                self.base = "http:" + location.rsplit("/api/v1/scheduler", 1)[0]
+        # The calls made on this subscription's events: queued from its first event on (they
+        # arrive with the response's head), sent once its Mesos-Stream-Id is known.
+        sender = self.sender = CallSender(self.base, self.connections)
+        buffer = bytearray()
+
+        def on_data(data: bytes) -> None:  # RecordIO: "<length>\n<JSON>"
+            buffer.extend(data)
+            start = 0
+            while True:
+                newline = buffer.find(b"\n", start)
+                if newline < 0:
+                    break
+                end = newline + 1 + int(buffer[start:newline])
+                if len(buffer) < end:
+                    break
+                self._on_event(msgspec.json.decode(buffer[newline + 1 : end]))
+                start = end
+            del buffer[:start]
+
+        try:
+            stream = await RawClient(self.base).stream(SCHEDULER, msgspec.json.encode(call), on_data)
+        except StreamRefused as exc:
+            if exc.status in (307, 302) and exc.location:
+                self.base = "http:" + exc.location.rsplit(SCHEDULER, 1)[0]
                 if self.base not in self.masters:
                     self.masters.append(self.base)
                 self.redirected = True
-                raise OSError("redirected")
-            if resp.status != 200:
-                raise OSError(f"SUBSCRIBE answered {resp.status}")
-            self.stream_id = resp.headers.get("Mesos-Stream-Id", "")
-            buffer = b""
-            async for chunk in resp.content.iter_any():
-                buffer += chunk
-                while True:
-                    newline = buffer.find(b"\n")
-                    if newline < 0:
-                        break
-                    end = newline + 1 + int(buffer[:newline])
-                    if len(buffer) < end:
-                        break
-                    self._on_event(json.loads(buffer[newline + 1 : end]))
-                    buffer = buffer[end:]
+            raise
+        try:
+            sender.start(stream.headers.get("mesos-stream-id", ""))
+            await stream.wait_closed()
+        finally:
+            stream.close()
 
     def _call(self, call: dict[str, Any]) -> None:
         call["framework_id"] = self.framework_id
         self.counters["calls"] += 1
-        asyncio.get_running_loop().create_task(self._post(call))
-
-    async def _post(self, call: dict[str, Any]) -> None:
-        import aiohttp
-
-        # RuntimeError: the session closed under a call in flight when the benchmark stops.
-        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError, RuntimeError):
-            async with self.session.post(
-                self.base + "/api/v1/scheduler", data=json.dumps(call),
-                headers={"Content-Type": "application/json", "Mesos-Stream-Id": self.stream_id},
-            ) as resp:
-                await resp.read()
+        if self.sender is not None:
+            self.sender.put(msgspec.json.encode(call))
 
     def _on_event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
@@ -327,18 +396,12 @@ class BusyFramework:
 
 def _frameworks_main(
     masters: list[str], first: int, count: int, ready: Any, stop: Any, report: Any,
-    duration: tuple[float, float],
+    duration: tuple[float, float], connections: int,
 ) -> None:
     """A framework process: `count` busy frameworks; `report` (a dict proxy) gets counters."""
     _raise_fd_limit()
 
     async def run() -> None:
-        import aiohttp
-
-        # Streams take one connection each; calls share at most 64 kept-alive ones per process.
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=count + 64), timeout=aiohttp.ClientTimeout(total=None)
-        )
         counters = {"launched": 0, "lost": 0, "lost_before_start": 0, "disconnects": 0,
                     "running_updates": 0, "kills": 0, "calls": 0}
         lags: list[tuple[float, float]] = []  # (when, lag) of the process's loop, > 0.2 s
@@ -354,7 +417,7 @@ def _frameworks_main(
 
         watcher = asyncio.create_task(watch_lag())
         frameworks = [
-            BusyFramework(list(masters), f"busy{first + i}", session, counters, duration)
+            BusyFramework(list(masters), f"busy{first + i}", counters, duration, connections)
             for i in range(count)
         ]
         runners = [asyncio.create_task(f.run()) for f in frameworks]
@@ -369,7 +432,6 @@ def _frameworks_main(
         watcher.cancel()
         for r in runners:
             r.cancel()
-        await session.close()
 
     asyncio.run(run())
 
@@ -500,6 +562,9 @@ def main() -> None:
     parser.add_argument("--frameworks", type=int, default=200)
     parser.add_argument("--agent-processes", type=int, default=6)
     parser.add_argument("--framework-processes", type=int, default=4)
+    parser.add_argument("--fw-connections", type=int, default=4,
+                        help="connections each busy framework sends its calls on, at most "
+                             "(one: strictly in order)")
     parser.add_argument("--task-mean", type=float, default=30.0, help="task duration mean (s)")
     parser.add_argument("--task-sd", type=float, default=10.0, help="task duration sd (s)")
     parser.add_argument("--probe-timeout", type=float, default=60.0,
@@ -586,7 +651,7 @@ def main() -> None:
                         target=_frameworks_main,
                         args=([m.url for m in cluster.masters], first,
                               min(per_proc, args.frameworks - first), ready, stop, report,
-                              (args.task_mean, args.task_sd)),
+                              (args.task_mean, args.task_sd), args.fw_connections),
                         daemon=True,
                     )
                     proc.start()
