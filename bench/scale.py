@@ -212,7 +212,7 @@ class BusyFramework:
     after a failover."""
 
     def __init__(self, masters: list[str], name: str, counters: dict[str, int],
-                 duration: tuple[float, float] = (30.0, 10.0), connections: int = 4) -> None:
+                 duration: tuple[float, float] = (30.0, 10.0), connections: int = 1) -> None:
         self.masters = masters
         self.name = name
         self.counters = counters
@@ -562,9 +562,9 @@ def main() -> None:
     parser.add_argument("--frameworks", type=int, default=200)
     parser.add_argument("--agent-processes", type=int, default=6)
     parser.add_argument("--framework-processes", type=int, default=4)
-    parser.add_argument("--fw-connections", type=int, default=4,
+    parser.add_argument("--fw-connections", type=int, default=1,
                         help="connections each busy framework sends its calls on, at most "
-                             "(one: strictly in order)")
+                             "(one: strictly in order, as a real scheduler's one connection)")
     parser.add_argument("--task-mean", type=float, default=30.0, help="task duration mean (s)")
     parser.add_argument("--task-sd", type=float, default=10.0, help="task duration sd (s)")
     parser.add_argument("--probe-timeout", type=float, default=60.0,
