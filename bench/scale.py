@@ -581,7 +581,8 @@ def main() -> None:
     parser.add_argument("--failover-timeout", type=float, default=None,
                         help="seconds to wait for everything back (default: max(120, agents / 25))")
     parser.add_argument("--profile", default=None,
-                        help="py-spy the leader for the window of the largest size into this SVG")
+                        help="py-spy the leader for the window of the largest size into this SVG "
+                             "(a .txt path: collapsed stacks)")
     parser.add_argument("--profile-failover", default=None, metavar="DIR",
                         help="py-spy the standby master and each framework process from the kill "
                              "for --profile-seconds, into DIR (collapsed stacks, *.txt)")
@@ -723,6 +724,7 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
 
         spy = subprocess.Popen(
             [str(py_spy), "record", "-p", str(proc.pid), "-o", profile,
+             *(["-f", "raw"] if profile.endswith(".txt") else []),  # collapsed stacks
              "-d", str(int(args.window)), "--nonblocking"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
