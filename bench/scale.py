@@ -17,7 +17,8 @@ Everything real on loopback, nothing simulated:
 
 At each size (agents are added to reach it; frameworks run throughout) one JSON line:
 
-- `master_cpu_pct`, `master_rss_mb`: the leader's CPU (100 = one core) over a steady window of
+- `master_cpu_pct` (split into `master_user_pct` and `master_system_pct`), `master_rss_mb`: the
+  leader's CPU (100 = one core) over a steady window of
   `--window` seconds, and its RSS at the end of it (psutil);
 - `launch_overhead_p50_s` / `_p99_s`: a test framework subscribes, launches one task on its first
   fitting offer, and the sample is SUBSCRIBE sent → TASK_RUNNING received (the paper's "time
@@ -729,6 +730,7 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
     proc.cpu_percent(None)
+    times_before = proc.cpu_times()
     fw_procs = [psutil.Process(pid) for pid in fw_pids]
     fw_cpu_before = fw_cpu_s(fw_procs)
     before = counters(reports)
@@ -740,8 +742,13 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
         cycles.append(m.get("allocator/mesos/allocation_run_ms", 0.0))
         time.sleep(5.0)  # a snapshot walks every agent and framework: not too often
     cpu = proc.cpu_percent(None)
+    times_after = proc.cpu_times()
     fw_cpu = fw_cpu_s(fw_procs) - fw_cpu_before
     after, elapsed = counters(reports), time.monotonic() - window_start
+    # The master's CPU split: the kernel's share is mostly loopback TCP (a send() does the
+    # receiver's side too), the part a simulator must model as per-write cost.
+    master_system_pct = 100 * (times_after.system - times_before.system) / elapsed
+    master_user_pct = 100 * (times_after.user - times_before.user) / elapsed
     launches_per_s = (after.get("launched", 0) - launched_before) / elapsed
     fw_calls = after.get("calls", 0) - before.get("calls", 0)
     rss_mb = proc.memory_info().rss / 2**20
@@ -788,6 +795,8 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
         "frameworks": args.frameworks,
         "tasks": tasks,
         "master_cpu_pct": round(cpu, 1),
+        "master_user_pct": round(master_user_pct, 1),
+        "master_system_pct": round(master_system_pct, 1),
         "master_rss_mb": round(rss_mb, 1),
         "launch_overhead_p50_s": round(statistics.median(overheads), 3),
         "launch_overhead_p99_s": round(percentile(overheads, 0.99), 3),
