@@ -554,6 +554,9 @@ def percentile(samples: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cprofile", metavar="DIR",
+                        help="run the masters under cProfile, on over each steady window only "
+                             "(mezzo.testing.profiled; DIR/master.<pid>.prof, read with pstats)")
     parser.add_argument("--log-level", default="WARNING",
                         help="--logging_level of the masters (INFO logs each phase change and "
                              "agent/framework (re)registration: a failover's timeline)")
@@ -605,7 +608,9 @@ def main() -> None:
     zk_server = start_server(work / "zk")
     zk = f"zk://127.0.0.1:{zk_server.client_port}/mezzo"
     cluster = HaCluster(zk, count=2, work_dir=work, session_timeout=args.session_timeout,
-                        extra=["--allocation_interval", "1secs", "--logging_level", args.log_level])
+                        extra=["--allocation_interval", "1secs", "--logging_level", args.log_level],
+                        launcher=[sys.executable, "-m", "mezzo.testing.profiled", args.cprofile]
+                        if args.cprofile else None)
     agent_procs: list[Any] = []
     stop = ctx.Event()
     manager = ctx.Manager()
@@ -729,6 +734,8 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
              "-d", str(int(args.window)), "--nonblocking"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
+    if args.cprofile:
+        os.kill(proc.pid, signal.SIGUSR1)  # mezzo.testing.profiled: the window only
     proc.cpu_percent(None)
     times_before = proc.cpu_times()
     fw_procs = [psutil.Process(pid) for pid in fw_pids]
@@ -743,6 +750,8 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
         time.sleep(5.0)  # a snapshot walks every agent and framework: not too often
     cpu = proc.cpu_percent(None)
     times_after = proc.cpu_times()
+    if args.cprofile:
+        os.kill(proc.pid, signal.SIGUSR2)  # writes DIR/master.<pid>.prof
     fw_cpu = fw_cpu_s(fw_procs) - fw_cpu_before
     after, elapsed = counters(reports), time.monotonic() - window_start
     # The master's CPU split: the kernel's share is mostly loopback TCP (a send() does the

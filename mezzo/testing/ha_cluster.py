@@ -71,6 +71,8 @@ class HaMaster:
     zk: str
     work_dir: Path
     extra: list[str] = field(default_factory=list)
+    # What runs `mezzo` (e.g. under a profiler: `mezzo.testing.profiled`).
+    launcher: list[str] = field(default_factory=lambda: [processes.MEZZO])
     proc: subprocess.Popen[bytes] | None = None
     port: int | None = None
 
@@ -90,7 +92,7 @@ class HaMaster:
         port_file = self.work_dir / f"{self.name}.port"
         port_file.unlink(missing_ok=True)
         self.proc = processes.spawn(
-            [processes.MEZZO, "master", "--ip", "127.0.0.1", "--port", "0",
+            [*self.launcher, "master", "--ip", "127.0.0.1", "--port", "0",
              "--port_file", str(port_file), "--zk", self.zk,
              "--work_dir", str(self.work_dir / self.name), *self.extra],
             self.log_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -154,12 +156,14 @@ class HaCluster:
         work_dir: Path | None = None,
         session_timeout: str = "2secs",
         extra: list[str] | None = None,
+        launcher: list[str] | None = None,
     ) -> None:
         self.zk = zk
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="mezzo-ha-"))
         flags = ["--zk_session_timeout", session_timeout, "--quorum", str(count // 2 + 1),
                  "--allocation_interval", "100ms", "--logging_level", "INFO", *(extra or [])]
-        self.masters = [HaMaster(f"m{i}", zk, self.work_dir, flags) for i in range(count)]
+        self.masters = [HaMaster(f"m{i}", zk, self.work_dir, flags, launcher or [processes.MEZZO])
+                        for i in range(count)]
 
     def start(self) -> None:
         for master in self.masters:
