@@ -113,8 +113,10 @@ import msgspec  # noqa: E402
 import psutil  # noqa: E402
 
 from bench.failover import _agents_main  # noqa: E402
+from mezzo.api.recordio import RecordIODecoder  # noqa: E402
 from mezzo.cli.http1 import Connection  # noqa: E402
 from mezzo.cli.session import SchedulerSession  # noqa: E402
+from mezzo.core.errors import DecodeError  # noqa: E402
 from mezzo.net.client import StreamRefused  # noqa: E402
 from mezzo.testing.ha_cluster import HaCluster, HaMaster, until  # noqa: E402
 from mezzo.testing.raw_http import RawClient  # noqa: E402
@@ -247,7 +249,7 @@ class BusyFramework:
                 outcome = "redirected" if self.redirected else f"http_{exc.status}"
             except ConnectionRefusedError:
                 outcome = "refused"
-            except (OSError, ValueError) as exc:  # the stream broke; a malformed record
+            except (OSError, ValueError, DecodeError) as exc:  # the stream broke; a malformed record
                 outcome = type(exc).__name__
             finally:
                 if self.sender is not None:
@@ -274,21 +276,11 @@ class BusyFramework:
         # The calls made on this subscription's events: queued from its first event on (they
         # arrive with the response's head), sent once its Mesos-Stream-Id is known.
         sender = self.sender = CallSender(self.base, self.connections)
-        buffer = bytearray()
+        records = RecordIODecoder()
 
-        def on_data(data: bytes) -> None:  # RecordIO: "<length>\n<JSON>"
-            buffer.extend(data)
-            start = 0
-            while True:
-                newline = buffer.find(b"\n", start)
-                if newline < 0:
-                    break
-                end = newline + 1 + int(buffer[start:newline])
-                if len(buffer) < end:
-                    break
-                self._on_event(msgspec.json.decode(buffer[newline + 1 : end]))
-                start = end
-            del buffer[:start]
+        def on_data(data: bytes) -> None:
+            for record in records.feed(data):
+                self._on_event(msgspec.json.decode(record))
 
         try:
             stream = await RawClient(self.base).stream(SCHEDULER, msgspec.json.encode(call), on_data)

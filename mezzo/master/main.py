@@ -202,7 +202,7 @@ async def _lead(process: MasterProcess) -> None:
     master = process.master
     master.elected()
     started = time.monotonic()
-    was_warm, full_reads = process.registrar.warm, process.registrar.full_reads
+    full_reads = process.registrar.full_reads
     # Off the loop: reading a ZooKeeper registry whole is one round trip per key (a warm
     # standby's copy usually needs one read: mezzo.master.registry, "A warm standby").
     state = await asyncio.to_thread(process.registrar.recover)
@@ -212,8 +212,7 @@ async def _lead(process: MasterProcess) -> None:
         "%d gone agents) in %.0f ms, %s",
         term, len(state.admitted), len(state.unreachable), len(state.gone),
         (time.monotonic() - started) * 1000,
-        "read whole" if process.registrar.full_reads > full_reads
-        else "from this standby's copy" if was_warm else "from this standby's copy (caught up)",
+        "read whole" if process.registrar.full_reads > full_reads else "from this standby's copy",
     )
 
 

@@ -32,16 +32,17 @@ in kazoo, so ~1.1 s for 9,000 agents, spent after the election while every agent
 waits (and, with the GIL, while the master's loop can hardly accept their connections). So a
 standby keeps a copy: it reads the registry once, then every second `refresh()` reads only the
 `journal` key, which every commit rewrites in the same atomic commit, and re-reads the keys
-the commits since its copy changed (the journal keeps the latest commits' keys, up to
-`JOURNAL_MAX_KEYS`; a standby that fell further behind, as while thousands of agents first
-register, reads everything again, spending at most `FULL_READ_SHARE` of its time so). Once elected, `recover()` brings the copy up to date the same way, which
-after a leader's death is usually one read. The copy is exact: the journal is read before the
-keys it names, a key is re-read after each commit that changed it, and any gap means a full
-read. A registry without a journal may be written by a master older than the journal (a
-rolling upgrade), which does not keep it: a copy taken then is never trusted, and the whole
-registry is read again once the journal appears (a newer leader's first commit) and at the
-election. The journal's version is
-also one more compare-and-swap in every commit, so a second writer is caught at once.
+the commits since its copy changed. The journal keeps the latest commits' keys, up to
+`JOURNAL_MAX_KEYS`; a standby that fell further behind (as while thousands of agents first
+register) reads everything again, spending at most `FULL_READ_SHARE` of its time so. Once
+elected, `recover()` brings the copy up to date the same way, which after a leader's death
+is usually one read. The copy is exact: the journal is read before the keys it names, a key
+is re-read after each commit that changed it, and any gap means a full read. A registry
+without a journal may be written by a master older than the journal (a rolling upgrade),
+which does not keep it: a copy taken then is never trusted, and the whole registry is read
+again once the journal appears (a newer leader's first commit) and at the election. The
+journal's version is also one more compare-and-swap in every commit, so a second writer is
+caught at once.
 """
 
 from __future__ import annotations
@@ -238,9 +239,9 @@ class Registrar:
         entry = self.store.get(JOURNAL) if self._warm else None
         changed = None
         if entry is not None:
+            if entry.version == self._versions.get(JOURNAL):
+                return  # nothing committed since (every commit rewrites the journal)
             journal = decode(entry.value, _Journal)
-            if entry.version == self._versions.get(JOURNAL) and journal.seq == self._journal.seq:
-                return  # nothing committed since
             changed = journal.after(self._journal.seq)
         if entry is None or changed is None:
             self._warm = False
@@ -381,7 +382,7 @@ class Registrar:
         finally:
             self.queued_operations -= operations
         self.store_timer.observe(perf_counter() - started)
-        for store_op, version in zip(ops, versions, strict=False):
+        for store_op, version in zip(ops, versions[:-1], strict=True):
             if version is None:
                 self._cache(store_op.key, None)
             elif isinstance(store_op, Put):

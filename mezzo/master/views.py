@@ -185,8 +185,9 @@ _json = msgspec.json.encode
 # shaped as the entry (the shared parts, a resource shape's JSON, spliced in as `Raw`): no
 # per-task dicts or wire records, and nothing kept per task between documents (issue 12: the
 # master's memory per task). The Structs hold no cycles: `gc=False`, so that the hundreds of
-# thousands made per document do not count towards (and bring on) garbage collections. `_task_json` / `TaskRecord.to_wire` stay the reference shapes;
-# tests/test_master_state_stream.py checks the bytes are the same.
+# thousands made per document do not count towards (and bring on) garbage collections.
+# `_task_json` / `TaskRecord.to_wire` stay the reference shapes; tests/test_master_state_stream.py
+# checks the bytes are the same.
 
 
 class _LegacyStatus(msgspec.Struct, kw_only=True, gc=False):
@@ -258,14 +259,28 @@ def _legacy_statuses(task: TaskRecord) -> list[_LegacyStatus]:
     return [_LEGACY_STATUS.decode(s) for s in statuses]
 
 
+def _kept_per_value(
+    kept: dict[int, tuple[Resources, Any]], resources: Resources, render: Callable[[Resources], Any]
+) -> Any:
+    """`render(resources)`, kept in `kept` per shared (immutable) value: the master's tasks
+    share one `Resources` per shape, so a document renders each shape once. The entry holds
+    the value, so its id stays its own while kept."""
+    held = kept.get(id(resources))
+    if held is None or held[0] is not resources:
+        if len(kept) >= _MAX_LEGACY:
+            kept.clear()
+        held = kept[id(resources)] = (resources, render(resources))
+    return held[1]
+
+
 def _legacy_resources_raw(resources: Resources) -> Raw:
     """`legacy_resources(resources)` as JSON, kept per shared value (as `_LEGACY` keeps it)."""
-    held = _LEGACY_RAW.get(id(resources))
-    if held is None or held[0] is not resources:
-        if len(_LEGACY_RAW) >= _MAX_LEGACY:
-            _LEGACY_RAW.clear()
-        held = _LEGACY_RAW[id(resources)] = (resources, Raw(_json(legacy_resources(resources))))
-    return held[1]
+    raw: Raw = _kept_per_value(_LEGACY_RAW, resources, _legacy_raw)
+    return raw
+
+
+def _legacy_raw(resources: Resources) -> Raw:
+    return Raw(_json(legacy_resources(resources)))
 
 
 _LEGACY_RAW: dict[int, tuple[Resources, Raw]] = {}
@@ -782,13 +797,13 @@ class _TaskWire(msgspec.Struct, gc=False):
 def _wire_resources_raw(resources: Resources) -> Raw | UnsetType:
     """A task's resources as `Task.resources` encodes them (with their allocation role), kept
     per shared value; UNSET when there are none (the field is left out)."""
-    held = _WIRE_RAW.get(id(resources))
-    if held is None or held[0] is not resources:
-        if len(_WIRE_RAW) >= _MAX_LEGACY:
-            _WIRE_RAW.clear()
-        wire = resources.to_wire(with_allocation=True)
-        held = _WIRE_RAW[id(resources)] = (resources, Raw(encode(wire)) if wire else UNSET)
-    return held[1]
+    raw: Raw | UnsetType = _kept_per_value(_WIRE_RAW, resources, _wire_raw)
+    return raw
+
+
+def _wire_raw(resources: Resources) -> Raw | UnsetType:
+    wire = resources.to_wire(with_allocation=True)
+    return Raw(encode(wire)) if wire else UNSET
 
 
 _WIRE_RAW: dict[int, tuple[Resources, Raw | UnsetType]] = {}
