@@ -25,7 +25,10 @@ Measured, after `gc.collect()`:
   tracemalloc, no state documents), with `--offers` first making an allocation run so that
   the free resources sit in outstanding offers, as in a busy master;
 - the time of a full garbage collection of the process (a pause of the master's loop when it
-  happens) and the number of objects the collector tracks.
+  happens) and the number of objects the collector tracks; then the same once the test
+  clients (the scripted agents and schedulers, ~12 tracked objects per agent that a real
+  master does not have; it has its connections instead) are dropped (`gc_master_*`), and
+  `--gc-types N` lists the N most numerous tracked types at that point.
 
 The process uses the master's garbage-collector settings (`mezzo.core.gc_tuning`).
 
@@ -226,6 +229,8 @@ def main() -> None:
     parser.add_argument("--offers", action="store_true",
                         help="make an allocation run after the launches: free resources offered")
     parser.add_argument("--snapshots", type=int, default=5, help="snapshots measured (median)")
+    parser.add_argument("--gc-types", type=int, default=0,
+                        help="list the N most numerous types the collector tracks (master only)")
     args = parser.parse_args()
     if args.metrics_only:
         args.rss = True
@@ -284,6 +289,22 @@ def main() -> None:
     started = time.perf_counter()
     gc.collect()
     gc_ms = (time.perf_counter() - started) * 1000
+    gc_objects = len(gc.get_objects())
+    # Without the test clients: what the master itself makes the collector walk.
+    cluster.agents = []  # type: ignore[attr-defined]
+    cluster.schedulers = []  # type: ignore[attr-defined]
+    gc.collect()
+    started = time.perf_counter()
+    gc.collect()
+    gc_master_ms = (time.perf_counter() - started) * 1000
+    tracked = gc.get_objects()
+    gc_master_objects = len(tracked)
+    types: dict[str, int] = {}
+    if args.gc_types:
+        for obj in tracked:
+            name = f"{type(obj).__module__}.{type(obj).__qualname__}"
+            types[name] = types.get(name, 0) + 1
+    del tracked
 
     row = {
         "agents": args.agents, "frameworks": args.frameworks, "tasks": running,
@@ -311,10 +332,14 @@ def main() -> None:
         "subscribed_longest_piece_ms": round(subscribed[1] * 1000, 2) if subscribed else None,
         **snapshot,
         "gc_full_ms": round(gc_ms, 1),
-        "gc_tracked_objects": len(gc.get_objects()),
+        "gc_tracked_objects": gc_objects,
+        "gc_master_ms": round(gc_master_ms, 1),
+        "gc_master_objects": gc_master_objects,
         "load": [round(x, 2) for x in load],
     }
     print(json.dumps(row))
+    for name, count in sorted(types.items(), key=lambda item: -item[1])[: args.gc_types]:
+        print(f"  {count:8d}  {name}")
     if snapshot_before is None or snapshot_after is None:
         return
     print(f"\ntop allocation sites, bytes per task (of {running} tasks; tracemalloc):")

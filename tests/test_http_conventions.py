@@ -64,7 +64,7 @@ def _add_tasks(r: Running, count: int) -> list[str]:
     ids = []
     for i in range(count):
         tid = f"t{i:03d}"
-        task = TaskRecord(info=TaskInfo(name=tid, task_id=TaskID(value=tid), agent_id={"value": "A"}),  # type: ignore[arg-type]
+        task = TaskRecord.create(info=TaskInfo(name=tid, task_id=TaskID(value=tid), agent_id={"value": "A"}),  # type: ignore[arg-type]
                           framework_id="F1", agent_id="A", executor_id=None, role="*", resources=Resources())
         task.statuses = [
             TaskStatus(task_id=TaskID(value=tid), state=TaskState.TASK_RUNNING, source=Source.SOURCE_EXECUTOR,
@@ -74,7 +74,7 @@ def _add_tasks(r: Running, count: int) -> list[str]:
         ]
         fw.tasks[tid] = task
         ids.append(tid)
-    staging = TaskRecord(info=TaskInfo(name="new", task_id=TaskID(value="new"), agent_id={"value": "A"}),  # type: ignore[arg-type]
+    staging = TaskRecord.create(info=TaskInfo(name="new", task_id=TaskID(value="new"), agent_id={"value": "A"}),  # type: ignore[arg-type]
                          framework_id="F1", agent_id="A", executor_id=None, role="*", resources=Resources())
     fw.tasks["new"] = staging
     return ids

@@ -22,7 +22,7 @@ INFO = {
 
 
 def record(info: dict[str, object] | None = None, resources: str = "cpus:1;mem:64") -> TaskRecord:
-    return TaskRecord(
+    return TaskRecord.create(
         info=convert(info or INFO, TaskInfo), framework_id="F", agent_id="A-S1",
         executor_id=None, role="*", resources=Resources.parse(resources).allocate("*"),
     )
@@ -96,3 +96,32 @@ def test_resources_from_wire_is_remembered_per_shape_and_still_validates() -> No
     for _ in range(2):  # refused each time, never remembered as valid
         with pytest.raises(ValidationError):
             resources_from_wire(bad)
+
+
+def test_records_are_not_tracked_by_the_collector_and_close_no_cycle() -> None:
+    """Issue 12: a full collection must not walk every task. A record is untracked
+    (`gc=False`), and sound only because nothing it holds leads back to it: a framework's
+    `TaskIndex` dropped with tasks in it is freed by reference counting alone."""
+    import gc
+    import weakref
+
+    from mezzo.master.gauges import TaskIndex
+
+    task = record()
+    task.add_status(TaskStatus(task_id=TaskID(value="t-1"), state=TaskState.TASK_RUNNING))
+    index = TaskIndex()
+    index["t-1"] = task
+    task.state = TaskState.TASK_RUNNING  # told to the index through its weak reference
+    assert index.states[TaskState.TASK_RUNNING] == 1 and index.states[TaskState.TASK_STAGING] == 0
+    assert not gc.is_tracked(task)
+    gc.collect()
+    assert not gc.is_tracked(task.status_json())
+    alive = weakref.ref(index)
+    gc.disable()
+    try:
+        del index
+        assert alive() is None  # no cycle held it: freed without a collection
+    finally:
+        gc.enable()
+    task.state = TaskState.TASK_FINISHED  # its index is gone: nothing to tell
+    assert task.state == TaskState.TASK_FINISHED

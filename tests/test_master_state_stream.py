@@ -202,11 +202,11 @@ def _rich_tasks() -> list[object]:
     }
     cpus = Resources.parse("cpus:0.5;mem:64;ports:[31000-31001]").allocate("web")
     tasks = [
-        TaskRecord(info("plain", command={"value": "sleep 1"}), "fw", "a1", None, "*",
+        TaskRecord.create(info("plain", command={"value": "sleep 1"}), "fw", "a1", None, "*",
                    Resources.parse("cpus:1;mem:32").allocate("*"),
                    statuses=[status("plain", "TASK_RUNNING", timestamp=1733456789.123456,
                                     uuid="AAECAw==", source="SOURCE_EXECUTOR")]),
-        TaskRecord(info("rich", **rich), "fw", "a1", "exec-1", "web", cpus,
+        TaskRecord.create(info("rich", **rich), "fw", "a1", "exec-1", "web", cpus,
                    state=TaskState.TASK_RUNNING,
                    statuses=[
                        status("rich", "TASK_STARTING", timestamp=5.0, data="eA==", message="ü\n"),
@@ -218,7 +218,7 @@ def _rich_tasks() -> list[object]:
                    ],
                    status_update_state=TaskState.TASK_RUNNING, status_update_uuid=b"\xff\x00",
                    user="ünix"),
-        TaskRecord(info("bare"), "fw", "a1", "", "*", Resources(), user=""),
+        TaskRecord.create(info("bare"), "fw", "a1", "", "*", Resources(), user=""),
     ]
     tasks[2].state = TaskState.TASK_LOST
     return tasks

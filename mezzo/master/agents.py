@@ -39,6 +39,7 @@ from mezzo.master.records import (
     TaskRecord,
     framework_roles,
     resources_from_wire,
+    share_agent_info,
 )
 from mezzo.master.registry import (
     AdmitAgent,
@@ -150,7 +151,7 @@ class AgentCalls(MasterBase):
     def _register_agent(self, pending: RegisteringAgent) -> None:
         sub, stream, total = pending.sub, pending.stream, pending.total
         reregistered, previously_unreachable = pending.reregistered, pending.previously_unreachable
-        info = sub.agent_info
+        info = share_agent_info(sub.agent_info)
         assert info.id is not None
         agent_id = info.id.value
         now = self.now()
@@ -174,7 +175,7 @@ class AgentCalls(MasterBase):
             registered_time=now,
             stream=stream,
             version=sub.version,
-            capabilities=list(sub.capabilities),
+            capabilities=tuple(sub.capabilities),
             pid=sub.pid or f"slave(1)@{info.hostname}:{info.port or 5051}",
             next_ping=now + self.options.agent_ping_timeout,
         )
@@ -246,7 +247,7 @@ class AgentCalls(MasterBase):
             if task is None:
                 from mezzo.api.common import TaskInfo
 
-                task = TaskRecord(
+                task = TaskRecord.create(
                     info=TaskInfo(
                         name=reported.name, task_id=reported.task_id,
                         agent_id=AgentID(value=agent.id), resources=reported.resources,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from mezzo.api.common import (
@@ -389,9 +389,9 @@ class MasterBase:
         framework = self.frameworks.get(offer.framework_id)
         agent = self.agents.get(offer.agent_id)
         if agent is not None:
-            agent.offers.discard(offer.id)
+            agent.offers.pop(offer.id, None)
         if framework is not None:
-            framework.offers.discard(offer.id)
+            framework.offers.pop(offer.id, None)
             if rescind:
                 framework.counters["offers/rescinded"] += 1
                 self.send(
@@ -404,7 +404,7 @@ class MasterBase:
         if reallocate:
             self.request_allocation()
 
-    def rescind_offers(self, offer_ids: set[str] | list[str]) -> None:
+    def rescind_offers(self, offer_ids: Iterable[str]) -> None:
         for offer_id in list(offer_ids):
             offer = self.offers.get(offer_id)
             if offer is not None:

@@ -18,6 +18,7 @@ walk after each step of many scenarios).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
@@ -86,10 +87,13 @@ class TalliedDict(dict[str, V], Generic[V]):
 class TaskIndex(dict[str, Any]):
     """A framework's tasks by id, with `states` (state -> count) and `allocated` (the tally of
     the resources of the tasks not yet recovered). Holds `TaskRecord`s; a record sits in one
-    index at a time (its `_index`)."""
+    index at a time (its `_index`: this index's weak reference `ref`, so that records, which
+    the garbage collector does not track, never close a cycle with their index)."""
 
     def __init__(self, tasks: Iterable[tuple[str, Any]] = ()) -> None:
         super().__init__()
+        # One weak reference shared by every record in the index.
+        self.ref = weakref.ref(self)
         self.states: dict[TaskState, int] = {}
         self.allocated = ScalarTally()
         for key, task in tasks:
@@ -108,13 +112,13 @@ class TaskIndex(dict[str, Any]):
             self.allocated.add(task.resources, -1 if recovered else 1)
 
     def _enter(self, task: Any) -> None:
-        task._index = self
+        task._index = self.ref
         self.states[task._state] = self.states.get(task._state, 0) + 1
         if not task._recovered:
             self.allocated.add(task.resources)
 
     def _leave(self, task: Any) -> None:
-        if task._index is self:
+        if task._index is self.ref:
             task._index = None
         self.states[task._state] -= 1
         if not task._recovered:
@@ -150,7 +154,7 @@ class TaskIndex(dict[str, Any]):
 
     def clear(self) -> None:
         for task in dict.values(self):
-            if task._index is self:
+            if task._index is self.ref:
                 task._index = None
         dict.clear(self)
         self.states = {}

@@ -219,8 +219,8 @@ class OfferCalls(MasterBase):
             created_at=now,
         )
         self.offers[offer_id] = record
-        framework.offers.add(offer_id)
-        agent.offers.add(offer_id)
+        framework.offers[offer_id] = None
+        agent.offers[offer_id] = None
         return record
 
     def expire_offers(self, now: float) -> None:
@@ -292,8 +292,8 @@ class OfferCalls(MasterBase):
             available = available + offer.resources
         for offer in offers:
             self.offers.pop(offer.id, None)
-            framework.offers.discard(offer.id)
-            agent.offers.discard(offer.id)
+            framework.offers.pop(offer.id, None)
+            agent.offers.pop(offer.id, None)
         # Shared volumes offered: every task of the call may use them, however many copies
         # were offered (Mesos's `remainingSharedResources`); CREATE/DESTROY change them.
         shared = available.shared()
@@ -655,7 +655,7 @@ class OfferCalls(MasterBase):
         task: TaskInfo,
         resources: Resources,
     ) -> TaskRecord:
-        record = TaskRecord(
+        record = TaskRecord.create(
             info=task,
             framework_id=framework.id,
             agent_id=agent.id,

@@ -89,6 +89,32 @@ def resources_from_wire(wire: list[Any]) -> Resources:
 _FROM_WIRE: dict[bytes, Resources] = {}
 
 
+def share_agent_info(info: AgentInfo) -> AgentInfo:
+    """`info`, its `resources` and `attributes` lists replaced by equal ones shared with the
+    agents that reported the same (kept per JSON, bounded as `shared_resources`).
+
+    Issue 12: an agent's wire resources were 12 objects the garbage collector tracks (the
+    list, each `Resource`, its empty `reservations` list, the ports' `Ranges` and their list),
+    walked by every full collection, for each of thousands of agents of a few shapes. The
+    shared lists are never changed in place (the master replaces an agent's info whole)."""
+    info.resources = _shared_list(info.resources)
+    info.attributes = _shared_list(info.attributes)
+    return info
+
+
+def _shared_list(items: list[Any]) -> list[Any]:
+    key = msgspec.json.encode(items)
+    held = _AGENT_LISTS.get(key)
+    if held is None:
+        if len(_AGENT_LISTS) >= _MAX_SHAPES:
+            _AGENT_LISTS.clear()
+        held = _AGENT_LISTS[key] = items
+    return held
+
+
+_AGENT_LISTS: dict[bytes, list[Any]] = {}
+
+
 # Kept as attributes (`data` is not kept at all: Mesos's master drops it from its tasks too).
 # The wire form (with allocation info) of recent shared task resources: views render each
 # shape once, not once per task. Callers get their own list of the shared records.
@@ -107,40 +133,56 @@ def _resources_wire(resources: Resources) -> list[Any]:
 _INFO_KEPT_APART = ("name", "task_id", "agent_id", "resources", "data")
 
 
-class TaskRecord:
+class TaskRecord(msgspec.Struct, kw_only=True, gc=False, eq=False):
     """A task the master knows: launched (STAGING) until its terminal update is acknowledged.
 
     Compact, since a master holds every running task (issue 12: ≤ 2 KB each): the ids, state
     and times are plain attributes; the resources are shared per shape (`shared_resources`);
     the `TaskInfo` is kept as the JSON of its fields other than name, id, agent and resources
     (typically just the command) and rebuilt by `info` when a view asks; the statuses are kept
-    as JSON (without `data`) and decoded by `statuses` / `latest_status()`. Add a status with
-    `add_status`: `statuses` returns a new list each time.
+    as a tuple of JSON (without `data`) and decoded by `statuses` / `latest_status()`. Add a
+    status with `add_status`: `statuses` returns a new list each time. Make one with `create`.
+
+    Not tracked by the garbage collector (`gc=False`; issue 12: a full collection at 100,000
+    tasks walked 200,000 task objects, a record and its list of statuses, in a loop pause of
+    250 ms at 9,000 agents). Sound because a record can never be part of a reference cycle:
+    it holds only strings, numbers, bytes, enums, a tuple of bytes, a shared `Resources`
+    (which holds no records) and a *weak* reference to its framework's `TaskIndex` (a strong
+    one made a cycle record -> index -> record). Anything added here must keep it so: an
+    untracked object in a cycle makes the whole cycle uncollectable.
     """
 
-    __slots__ = (
-        "_index",
-        "_info",
-        "_latest_uuid",
-        "_recovered",
-        "_state",
-        "_statuses",
-        "agent_id",
-        "executor_id",
-        "framework_id",
-        "name",
-        "resources",
-        "role",
-        "status_update_state",
-        "status_update_uuid",
-        "task_id",
-        "unreachable_time",
-        "update_sent_at",
-        "user",
-    )
+    task_id: str
+    name: str
+    framework_id: str
+    agent_id: str
+    executor_id: str | None
+    role: str
+    resources: Resources  # shared per shape, tagged with `role`
+    # `weakref.ref` to the framework's `TaskIndex` this task is in (told of state changes).
+    _index: Any = None
+    _state: TaskState = TaskState.TASK_STAGING
+    # State and uuid of the last reliable update forwarded to the scheduler (spec §5.4).
+    status_update_state: TaskState | None = None
+    status_update_uuid: bytes | None = None
+    user: str | None = None
+    unreachable_time: float | None = None
+    # True once the resources went back to the allocator (latest state terminal).
+    _recovered: bool = False
+    # When the update awaiting acknowledgement was forwarded (status update round trip).
+    update_sent_at: float | None = None
+    # The info's other fields: `{...}` without its braces (b"" when nothing else is set),
+    # spliced into `info`.
+    _info: bytes = b""
+    # A tuple (not a list): the collector untracks a tuple of bytes, never a list.
+    _statuses: tuple[bytes, ...] = ()
+    # The uuid of the last status kept: each status update asks for it (a retried update
+    # is kept once), and decoding the last status for it cost more than keeping it.
+    _latest_uuid: bytes | None = None
 
-    def __init__(
-        self,
+    @classmethod
+    def create(
+        cls,
         info: TaskInfo,
         framework_id: str,
         agent_id: str,
@@ -155,37 +197,32 @@ class TaskRecord:
         unreachable_time: float | None = None,
         recovered: bool = False,
         update_sent_at: float | None = None,
-    ) -> None:
-        self.task_id: str = info.task_id.value
-        self.name: str = self.task_id if info.name == self.task_id else info.name
-        self.framework_id = framework_id
-        self.agent_id = agent_id
-        self.executor_id = executor_id
-        self.role = role
-        self.resources = shared_resources(resources)
-        # The framework's `TaskIndex` this task is in (told of state changes), if any.
-        self._index: TaskIndex | None = None
-        self._state = state
-        # State and uuid of the last reliable update forwarded to the scheduler (spec §5.4).
-        self.status_update_state = status_update_state
-        self.status_update_uuid = status_update_uuid
-        self.user = user
-        self.unreachable_time = unreachable_time
-        # True once the resources went back to the allocator (latest state terminal).
-        self._recovered = recovered
-        # When the update awaiting acknowledgement was forwarded (status update round trip).
-        self.update_sent_at = update_sent_at
+    ) -> TaskRecord:
+        """The record of the task `info` (its `data` is not kept: Mesos's master drops it too)."""
+        task_id = info.task_id.value
         rest = msgspec.to_builtins(info)
         for key in _INFO_KEPT_APART:
             rest.pop(key, None)
-        # `{...}` without its braces (b"" when nothing else is set), spliced into `info`.
-        self._info: bytes = msgspec.json.encode(rest)[1:-1]
-        self._statuses: list[bytes] = []
-        # The uuid of the last status kept: each status update asks for it (a retried update
-        # is kept once), and decoding the last status for it cost more than keeping it.
-        self._latest_uuid: bytes | None = None
+        record = cls(
+            task_id=task_id,
+            name=task_id if info.name == task_id else info.name,
+            framework_id=framework_id,
+            agent_id=agent_id,
+            executor_id=executor_id,
+            role=role,
+            resources=shared_resources(resources),
+            _state=state,
+            status_update_state=status_update_state,
+            status_update_uuid=status_update_uuid,
+            user=user,
+            unreachable_time=unreachable_time,
+            _recovered=recovered,
+            update_sent_at=update_sent_at,
+            _info=msgspec.json.encode(rest)[1:-1],
+        )
         for status in statuses or ():
-            self.add_status(status)
+            record.add_status(status)
+        return record
 
     @property
     def state(self) -> TaskState:
@@ -193,8 +230,9 @@ class TaskRecord:
 
     @state.setter
     def state(self, state: TaskState) -> None:
-        if self._index is not None:
-            self._index.moved(self, state, self._recovered)
+        index = self._index() if self._index is not None else None
+        if index is not None:
+            index.moved(self, state, self._recovered)
         self._state = state
 
     @property
@@ -204,8 +242,9 @@ class TaskRecord:
 
     @recovered.setter
     def recovered(self, recovered: bool) -> None:
-        if self._index is not None:
-            self._index.moved(self, self._state, recovered)
+        index = self._index() if self._index is not None else None
+        if index is not None:
+            index.moved(self, self._state, recovered)
         self._recovered = recovered
 
     @property
@@ -229,9 +268,8 @@ class TaskRecord:
         braces (b"" when none): what views splice or decode without building a `TaskInfo`."""
         return self._info
 
-    def status_json(self) -> list[bytes]:
-        """The statuses as the JSON of each `TaskStatus` (without `data`), oldest first. The
-        record's own list: read it, do not change it."""
+    def status_json(self) -> tuple[bytes, ...]:
+        """The statuses as the JSON of each `TaskStatus` (without `data`), oldest first."""
         return self._statuses
 
     def status_dicts(self) -> list[dict[str, Any]]:
@@ -245,7 +283,7 @@ class TaskRecord:
 
     @statuses.setter
     def statuses(self, statuses: list[TaskStatus]) -> None:
-        self._statuses = []
+        self._statuses = ()
         self._latest_uuid = None
         for status in statuses:
             self.add_status(status)
@@ -254,7 +292,7 @@ class TaskRecord:
         """Keep `status` (without its `data`, as Mesos's master keeps them)."""
         if status.data is not None:
             status = msgspec.structs.replace(status, data=None)
-        self._statuses.append(msgspec.json.encode(status))
+        self._statuses = (*self._statuses, msgspec.json.encode(status))
         self._latest_uuid = status.uuid
 
     def status_count(self) -> int:
@@ -366,7 +404,8 @@ class FrameworkRecord:
     # Tasks on unreachable agents (PARTITION_AWARE frameworks), may come back.
     unreachable_tasks: dict[str, TaskRecord] = field(default_factory=dict)
     completed_tasks: deque[TaskRecord] = field(default_factory=deque)
-    offers: set[str] = field(default_factory=set)
+    # The ids of its outstanding offers (see `AgentRecord.offers`).
+    offers: dict[str, None] = field(default_factory=dict)
     # agent id -> executor id -> record
     executors: dict[str, dict[str, ExecutorRecord]] = field(default_factory=dict)
     # Mesos's per-framework counters (`master/frameworks/<name>/<id>/<key>`): calls,
@@ -414,11 +453,16 @@ class AgentRecord:
     active: bool = True
     reregistered_time: float | None = None
     version: str | None = None
-    capabilities: list[str] = field(default_factory=list)
+    # A tuple: the garbage collector untracks a tuple of strings, never a list (issue 12:
+    # every tracked object per agent is walked by each full collection, 9,000 agents).
+    capabilities: tuple[str, ...] = ()
     pid: str | None = None
-    # (framework id, task id) -> task record
+    # (framework id, task id) -> task record (untracked by the collector: its keys are
+    # tuples of strings and its records are not tracked).
     tasks: dict[tuple[str, str], TaskRecord] = field(default_factory=dict)
-    offers: set[str] = field(default_factory=set)
+    # The ids of its outstanding offers, as a dict used as an ordered set: a dict of strings
+    # is never tracked by the collector, a set always is.
+    offers: dict[str, None] = field(default_factory=dict)
     # Operation uuid -> the operations applied here and not yet acknowledged terminal.
     operations: dict[bytes, OperationRecord] = field(default_factory=dict)
     # The dynamically reserved and persistent resources (unallocated), as the agent

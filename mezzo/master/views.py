@@ -98,7 +98,7 @@ def _task_json(task: TaskRecord) -> dict[str, Any]:
     return out
 
 
-def _offered(master: MasterBase, offer_ids: set[str]) -> Resources:
+def _offered(master: MasterBase, offer_ids: Iterable[str]) -> Resources:
     total = Resources()
     for offer_id in offer_ids:
         offer = master.offers.get(offer_id)

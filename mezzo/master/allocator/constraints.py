@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 # A predicate on a selected value: None (absent), NON_TEXT (present, not text) or the text.
 NON_TEXT = object()
 Predicate = Callable[[object], bool]
@@ -34,15 +36,18 @@ class ConstraintError(ValueError):
     """Offer constraints that Mesos would refuse (message as Mesos words it)."""
 
 
-@dataclass(frozen=True, slots=True)
-class AgentTraits:
+class AgentTraits(msgspec.Struct, frozen=True, gc=False):
     """An agent as the offer constraints see it: attributes (name -> text, or NON_TEXT for a
-    scalar/ranges/set attribute) and the pseudo-attributes."""
+    scalar/ranges/set attribute) and the pseudo-attributes.
+
+    One per agent, so not tracked by the garbage collector (`gc=False`; issue 12: every
+    tracked object per agent is walked by each full collection). Sound: it holds strings and
+    a dict of strings, never anything that could lead back to it."""
 
     hostname: str | None = None
     region: str | None = None
     zone: str | None = None
-    attributes: Mapping[str, object] = field(default_factory=dict)
+    attributes: Mapping[str, object] = msgspec.field(default_factory=dict)
 
     def select(self, selector: tuple[str, str]) -> object:
         kind, name = selector

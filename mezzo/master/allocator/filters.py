@@ -10,36 +10,38 @@ lets a 50,000-agent cluster with every framework declining everything stay cheap
 A filter applies when the resources about to be offered are contained in `refused` (Mesos's
 semantics): if more becomes available on the agent, the framework sees the agent again.
 Expired groups are dropped lazily, when the agent is next looked at.
+
+Neither the filters nor their groups are tracked by the garbage collector (`gc=False`, and the
+groups in a tuple, which the collector untracks, rather than a list, which it never does):
+every agent has its filters, and each tracked object per agent is walked by every full
+collection (issue 12: 9,000 agents). Sound because they cannot be part of a reference cycle:
+they hold numbers, `Resources` (which hold no filters) and their own groups.
 """
 
 from __future__ import annotations
 
+import msgspec
+
 from mezzo.resources import Resources
 
 
-class _Group:
-    __slots__ = ("expiry", "mask", "refused")
-
-    def __init__(self, expiry: float, refused: Resources, mask: int) -> None:
-        self.expiry = expiry
-        self.refused = refused
-        self.mask = mask
+class _Group(msgspec.Struct, gc=False):
+    expiry: float
+    refused: Resources
+    mask: int
 
 
 def _same(a: Resources, b: Resources) -> bool:
     return a is b or a == b
 
 
-class AgentFilters:
+class AgentFilters(msgspec.Struct, gc=False):
     """The refuse filters installed on one agent."""
 
-    __slots__ = ("groups", "mask")
-
-    def __init__(self) -> None:
-        self.groups: list[_Group] = []
-        # The union of all group masks (some may have expired); the groups' masks are
-        # disjoint (a pair's new filter replaces its old one), so its bits are the pairs.
-        self.mask = 0
+    groups: tuple[_Group, ...] = ()
+    # The union of all group masks (some may have expired); the groups' masks are
+    # disjoint (a pair's new filter replaces its old one), so its bits are the pairs.
+    mask: int = 0
 
     def __bool__(self) -> bool:
         return self.mask != 0
@@ -62,7 +64,7 @@ class AgentFilters:
                 group.mask |= flag
                 break
         else:
-            self.groups.append(_Group(expiry, refused, flag))
+            self.groups = (*self.groups, _Group(expiry, refused, flag))
         self.mask |= flag
 
     def clear(self, bits: int) -> None:
@@ -75,7 +77,7 @@ class AgentFilters:
             group.mask &= keep
             if group.mask:
                 groups.append(group)
-        self.groups = groups
+        self.groups = tuple(groups)
         self.mask &= keep
 
     def valid(self, available: Resources, now: float) -> tuple[int, float]:
@@ -95,7 +97,7 @@ class AgentFilters:
             if _same(group.refused, available) or group.refused.contains(available):
                 mask |= group.mask
         if len(live) != len(self.groups):
-            self.groups = live
+            self.groups = tuple(live)
             self.mask = union
         return mask, until
 
