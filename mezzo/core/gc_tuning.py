@@ -9,6 +9,13 @@ CPUs (docs/benchmarks.md). Raising the young threshold
 makes each collection do more useful work per pass; freezing what exists after start-up takes
 the imported modules and flag objects out of every later collection. Cycles are still
 collected, so memory stays bounded.
+
+Nothing is frozen later on (e.g. the state after each full collection): a frozen object that
+later becomes part of cyclic garbage is never freed, and a closed agent connection leaves ~46
+such objects (its exception, traceback and frames, transport, request; docs/benchmarks.md,
+"Garbage-collector pauses"). The length of a full collection, the longest pause, is kept down
+instead by keeping the master's per-agent and per-task records out of the collector's sight
+(`gc=False` records where no cycle is possible).
 """
 
 from __future__ import annotations
