@@ -42,7 +42,9 @@ At each size (agents are added to reach it; frameworks run throughout) one JSON 
 - `fw_calls_per_s`, `fw_cpu_pct`, `fw_cpu_us_per_call`: the busy frameworks' calls (ACCEPT,
   DECLINE, KILL, ACKNOWLEDGE) per second over the window, their processes' CPU (100 = one
   core; psutil user + system) and that CPU per call: what the load generators cost the machine
-  the master shares;
+  the master shares; `agent_cpu_pct` and `agent_cpu_us_per_launch` the same for the
+  emulated agents' processes (per launch of the window: each launch is also a kill, two
+  updates and their acknowledgements on the agent's side);
 - `agents_unreachable`: agents the master marked unreachable (5 missed pings) so far;
   `agent_process_lag_max_ms`: the longest event-loop lag of any emulated-agent process over its
   last 30 s (a process lagging past the ping interval cannot answer pings in time);
@@ -580,9 +582,12 @@ def main() -> None:
                         help="py-spy the leader for the window of the largest size into this SVG "
                              "(a .txt path: collapsed stacks)")
     parser.add_argument("--profile-failover", default=None, metavar="DIR",
-                        help="py-spy the standby master and each framework process from the kill "
+                        help="py-spy the standby master and each framework and agent process from the kill "
                              "for --profile-seconds, into DIR (collapsed stacks, *.txt)")
     parser.add_argument("--profile-seconds", type=float, default=40.0)
+    parser.add_argument("--profile-window", default=None, metavar="DIR",
+                        help="py-spy the leader and each agent and framework process over the "
+                             "steady window of the largest size, into DIR (collapsed stacks)")
     parser.add_argument("--pin", action="store_true",
                         help="the masters on the first CPU, everything else the benchmark starts "
                              "(ZooKeeper, agents, frameworks, this driver) on the others")
@@ -664,7 +669,7 @@ def main() -> None:
             # the new agents end over the next ~30 ± 10 s, and new ones replace them.
             time.sleep(args.settle if args.frameworks else 2.0)
             row = measure(leader, size, args, registered_s, reports, agent_reports,
-                          [p.pid for p in frameworks_procs],
+                          [p.pid for p in frameworks_procs], [p.pid for p, _ in agent_procs],
                           profile=args.profile if size == max(args.sizes) else None)
             row["rss_kb_per_agent_alone"] = round(rss_per_agent_kb or 0.0, 1)
             if rss_per_agent_kb is not None and row["tasks"]:
@@ -678,7 +683,8 @@ def main() -> None:
                 if args.profile_failover:
                     standby = next(m for m in cluster.masters if m is not leader and m.alive)
                     targets = [("standby", standby.proc.pid if standby.proc else 0)] + [
-                        (f"frameworks{i}", p.pid) for i, p in enumerate(frameworks_procs)]
+                        (f"frameworks{i}", p.pid) for i, p in enumerate(frameworks_procs)] + [
+                        (f"agents{i}", p.pid) for i, (p, _) in enumerate(agent_procs)]
                     spies = start_spies(targets, Path(args.profile_failover), args.profile_seconds)
                 leader = failover(cluster, leader, size, args.frameworks, reports, agent_reports, row,
                                       timeout)
@@ -709,7 +715,8 @@ def main() -> None:
 
 
 def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports: list[Any],
-            agent_reports: list[Any], fw_pids: list[int], profile: str | None) -> dict[str, Any]:
+            agent_reports: list[Any], fw_pids: list[int], agent_pids: list[int],
+            profile: str | None) -> dict[str, Any]:
     assert leader.proc is not None
     proc = psutil.Process(leader.proc.pid)
     spy = None
@@ -726,12 +733,20 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
              "-d", str(int(args.window)), "--nonblocking"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
+    window_spies = []
+    if args.profile_window and size == max(args.sizes):
+        window_spies = start_spies(
+            [("leader", proc.pid)] + [(f"agents{i}", pid) for i, pid in enumerate(agent_pids)]
+            + [(f"frameworks{i}", pid) for i, pid in enumerate(fw_pids)],
+            Path(args.profile_window), args.window)
     if args.cprofile:
         os.kill(proc.pid, signal.SIGUSR1)  # mezzo.testing.profiled: the window only
     proc.cpu_percent(None)
     times_before = proc.cpu_times()
     fw_procs = [psutil.Process(pid) for pid in fw_pids]
-    fw_cpu_before = fw_cpu_s(fw_procs)
+    fw_cpu_before = procs_cpu_s(fw_procs)
+    agent_procs = [psutil.Process(pid) for pid in agent_pids]
+    agent_cpu_before = procs_cpu_s(agent_procs)
     before = counters(reports)
     launched_before, window_start = before.get("launched", 0), time.monotonic()
     cycles: list[float] = []
@@ -744,7 +759,8 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
     times_after = proc.cpu_times()
     if args.cprofile:
         os.kill(proc.pid, signal.SIGUSR2)  # writes DIR/master.<pid>.prof
-    fw_cpu = fw_cpu_s(fw_procs) - fw_cpu_before
+    fw_cpu = procs_cpu_s(fw_procs) - fw_cpu_before
+    agent_cpu = procs_cpu_s(agent_procs) - agent_cpu_before
     after, elapsed = counters(reports), time.monotonic() - window_start
     # The master's CPU split: the kernel's share is mostly loopback TCP (a send() does the
     # receiver's side too), the part a simulator must model as per-write cost.
@@ -754,8 +770,9 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
     fw_calls = after.get("calls", 0) - before.get("calls", 0)
     rss_mb = proc.memory_info().rss / 2**20
     fds = proc.num_fds()
-    if spy is not None:
-        spy.wait(120)
+    for spy_ in [spy, *window_spies]:
+        if spy_ is not None:
+            spy_.wait(120)
     m = metrics(leader)
     samples, failures = [], 0
     for _ in range(args.samples):
@@ -819,14 +836,17 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
         "fw_calls_per_s": round(fw_calls / elapsed, 1),
         "fw_cpu_pct": round(100 * fw_cpu / elapsed, 1),
         "fw_cpu_us_per_call": round(1e6 * fw_cpu / fw_calls, 1) if fw_calls else None,
+        "agent_cpu_pct": round(100 * agent_cpu / elapsed, 1),
+        "agent_cpu_us_per_launch": round(1e6 * agent_cpu / (launches_per_s * elapsed), 1)
+        if launches_per_s else None,
         "registered_s": round(registered_s, 1),
         "master_fds": fds,
         "machine_load": round(os.getloadavg()[0], 1),
     }
 
 
-def fw_cpu_s(procs: list[psutil.Process]) -> float:
-    """The framework processes' CPU time so far (user + system, seconds)."""
+def procs_cpu_s(procs: list[psutil.Process]) -> float:
+    """These processes' CPU time so far (user + system, seconds)."""
     total = 0.0
     for proc in procs:
         with contextlib.suppress(psutil.Error):
