@@ -550,7 +550,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cprofile", metavar="DIR",
                         help="run the masters under cProfile, on over each steady window only "
-                             "(mezzo.testing.profiled; DIR/master.<pid>.prof, read with pstats)")
+                             "(mezzo.testing.profiled; DIR/master.<pid>.prof, read with pstats) "
+                             "and, with --failover, the standby from the kill until all are back "
+                             "(DIR/failover.<pid>.prof)")
     parser.add_argument("--log-level", default="WARNING",
                         help="--logging_level of the masters (INFO logs each phase change and "
                              "agent/framework (re)registration: a failover's timeline)")
@@ -687,7 +689,7 @@ def main() -> None:
                         (f"agents{i}", p.pid) for i, (p, _) in enumerate(agent_procs)]
                     spies = start_spies(targets, Path(args.profile_failover), args.profile_seconds)
                 leader = failover(cluster, leader, size, args.frameworks, reports, agent_reports, row,
-                                      timeout)
+                                  timeout, Path(args.cprofile) if args.cprofile else None)
                 for spy in spies:
                     spy.wait(args.profile_seconds + 60)
                 if pinned is not None:  # the killed master, restarted as the standby
@@ -965,18 +967,24 @@ def clients_back(agent_reports: list[Any], reports: list[Any], start: float, age
 
 
 def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, reports: list[Any],
-             agent_reports: list[Any], row: dict[str, Any], timeout: float) -> HaMaster:
+             agent_reports: list[Any], row: dict[str, Any], timeout: float,
+             cprofile: Path | None = None) -> HaMaster:
     """SIGKILL the leader; time until the standby leads (`failover_elected_s`: the leader's
     ZooKeeper session must expire first, so at least the session timeout) and until every agent
     has re-registered and every framework re-subscribed (`failover_s`). Tasks the frameworks
     heard as lost across it: `lost` (0: nothing lost). If not everything is back within
     `timeout`, the row says how much was (`failover_agents_back`, `failover_frameworks_back`)
-    and `failover_s` stays null: the run goes on to the next size."""
+    and `failover_s` stays null: the run goes on to the next size. With `cprofile` (the masters
+    run under `mezzo.testing.profiled`), the standby is profiled from the kill until everything
+    is back, into `cprofile/failover.<pid>.prof`."""
     before = counters(reports)
     overflows = listen_overflows()
     standbys = [psutil.Process(m.proc.pid) for m in cluster.masters
                 if m is not leader and m.alive and m.proc is not None]
     standby_cpu = {p.pid: sum(p.cpu_times()[:2]) for p in standbys}
+    if cprofile is not None:
+        for standby in standbys:
+            os.kill(standby.pid, signal.SIGUSR1)
     start = time.monotonic()
     leader.kill()
     new = cluster.wait_leader(120, exclude=leader)
@@ -1018,6 +1026,14 @@ def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, r
             print(f"failover at {size} agents: not everything back within {timeout:.0f} s", file=sys.stderr)
             break
         time.sleep(min(max(0.1, 9 * (now - asked)), 5.0, max(0.0, deadline - now)))
+    if cprofile is not None:
+        for standby in standbys:
+            os.kill(standby.pid, signal.SIGUSR2)
+            dumped = cprofile / f"master.{standby.pid}.prof"
+            with contextlib.suppress(TimeoutError):
+                until(dumped.exists, 30, "the standby's profile")
+                time.sleep(0.5)  # written in one go by dump_stats, but let it finish
+                dumped.rename(cprofile / f"failover.{standby.pid}.prof")
     row["failover_agents_back"] = int(seen.get("agents", 0))
     row["failover_frameworks_back"] = int(seen.get("frameworks", 0))
     time.sleep(2.0)  # the client processes report every 0.2 s; the counters settle

@@ -37,6 +37,7 @@ from mezzo.master.records import (
     FrameworkRecord,
     RegisteringAgent,
     TaskRecord,
+    allocated_from_wire,
     framework_roles,
     resources_from_wire,
     share_agent_info,
@@ -226,8 +227,9 @@ class AgentCalls(MasterBase):
             framework = self._framework_for(executor.framework_id.value, infos, now)
             if framework is None:
                 continue
-            role = framework.roles[0] if framework.roles else "*"
-            resources = resources_from_wire(executor.executor_info.resources).unallocate().allocate(role)
+            _, resources = allocated_from_wire(executor.executor_info.resources,
+                                               framework.roles[0] if framework.roles else "*",
+                                               reported_role=False)
             framework.executors.setdefault(agent.id, {})[executor.executor_info.executor_id.value] = (
                 ExecutorRecord(info=executor.executor_info, resources=resources)
             )
@@ -238,10 +240,8 @@ class AgentCalls(MasterBase):
                 continue
             task_id = reported.task_id.value
             task = framework.tasks.get(task_id) or framework.unreachable_tasks.pop(task_id, None)
-            resources = resources_from_wire(reported.resources)
-            roles = list(resources.allocations())
-            role = roles[0] if roles else (framework.roles[0] if framework.roles else "*")
-            resources = resources.unallocate().allocate(role)
+            role, resources = allocated_from_wire(
+                reported.resources, framework.roles[0] if framework.roles else "*")
             added = task is None
             previous_state = None if task is None else task.state
             if task is None:
