@@ -25,6 +25,9 @@ At each size (agents are added to reach it; frameworks run throughout) one JSON 
   beyond the task's 10 s": the emulated agent starts the task at once, so RUNNING marks the start
   of those 10 s; a real FINISHED would add one agent → master → scheduler hop), `--samples`
   test frameworks one after the other;
+- `launches_per_s` over the window, against `launches_per_s_needed`, the churn of the tasks
+  running if each lasted the drawn ~`--task-mean` seconds: below it, something (the emulated
+  agents' or the frameworks' processes, or the master) did not keep up and tasks lived longer;
 - `allocation_cycle_ms`: p50 of the master's `allocator/mesos/allocation_run_ms` (the last
   allocation run's duration), sampled every 5 s of the window;
 - `state_ms`: GET `/master/state` (whole body read, not parsed), with `tasks` tasks running;
@@ -835,6 +838,9 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
         "metrics_snapshot_loop_stall_max_ms": round(snapshot_probe.longest * 1000, 1),
         "failover_s": None,
         "launches_per_s": round(launches_per_s, 1),
+        # The paper's churn for the tasks running: each ends after ~--task-mean seconds and is
+        # replaced. Below it, the load generators (or the master) could not keep up.
+        "launches_per_s_needed": round(tasks / args.task_mean, 1) if args.task_mean else None,
         "fw_calls_per_s": round(fw_calls / elapsed, 1),
         "fw_cpu_pct": round(100 * fw_cpu / elapsed, 1),
         "fw_cpu_us_per_call": round(1e6 * fw_cpu / fw_calls, 1) if fw_calls else None,
