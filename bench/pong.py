@@ -17,6 +17,11 @@ master hears: the master's CPU per call received on an agent's socket (what the 
 
     .venv/bin/python bench/pong.py --agents 300 --ping 60secs --calls 10 --seconds 15
 
+`loop_turns_per_pong` is the master's event-loop iterations per call over the window (its
+`_run_once` counted), `wakeups_per_pong` how many of them woke from sleep (the main thread's
+voluntary context switches, psutil): with a bare turn's cost (`bench/writes.py --turns`) it splits the CPU per
+call into the turns the calls took and the rest (docs/evaluation.md, "Calibration").
+
 Recorded in docs/benchmarks.md, "Scale (issue 12)".
 """
 
@@ -67,11 +72,43 @@ async def metrics(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
         return dict(await resp.json())
 
 
+# The master's entry point, counting its event loop's iterations (`_run_once` calls: a Python
+# call per turn, ~0.1 µs, inside what is measured) into a file a thread rewrites every 50 ms,
+# so that the CPU per call can be split into the turns it took and the rest.
+_RUNNER = """
+import asyncio.base_events, threading, time
+_count = [0]
+_run_once = asyncio.base_events.BaseEventLoop._run_once
+def _counted(self):
+    _count[0] += 1
+    _run_once(self)
+asyncio.base_events.BaseEventLoop._run_once = _counted
+def _dump():
+    while True:
+        with open({turns_file!r} + ".tmp", "w") as f:
+            f.write(str(_count[0]))
+        import os
+        os.replace({turns_file!r} + ".tmp", {turns_file!r})
+        time.sleep(0.05)
+threading.Thread(target=_dump, daemon=True).start()
+from mezzo.cli.main import main
+main()
+"""
+
+
+def _turns(path: Path) -> int:
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return 0
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
     work = tempfile.mkdtemp(prefix="mezzo-pong-")
     port_file = os.path.join(work, "port")
     runner = Path(work) / "mezzo_master.py"
-    runner.write_text("from mezzo.cli.main import main\nmain()\n")
+    turns_file = Path(work) / "loop_turns"
+    runner.write_text(_RUNNER.format(turns_file=str(turns_file)))
     master = subprocess.Popen(
         [sys.executable, *(["-m", "cProfile", "-o", args.profile] if args.profile else []),
          str(runner), "master",
@@ -101,9 +138,15 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             proc = psutil.Process(master.pid)
             pongs0 = PONGS[0]
             cpu0 = sum(proc.cpu_times()[:2])
+            turns0 = _turns(turns_file)
+            # The main thread's voluntary context switches: each is the loop going to sleep in
+            # `select()` (its one blocking call), so the count is how often it woke up.
+            wakes0 = proc.num_ctx_switches().voluntary
             t0 = time.monotonic()
             await asyncio.sleep(args.seconds)
             cpu1 = sum(proc.cpu_times()[:2])
+            turns1 = _turns(turns_file)
+            wakes1 = proc.num_ctx_switches().voluntary
             t1 = time.monotonic()
             pongs = PONGS[0] - pongs0
             after = await metrics(session, url)
@@ -117,6 +160,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "pongs": pongs, "pongs_per_s": round(pongs / (t1 - t0), 1),
             "master_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
             "master_cpu_us_per_pong": round(1e6 * (cpu1 - cpu0) / pongs, 1) if pongs else None,
+            "loop_turns_per_pong": round((turns1 - turns0) / pongs, 2) if pongs else None,
+            "wakeups_per_pong": round((wakes1 - wakes0) / pongs, 2) if pongs else None,
             "unreachable": unreachable, "load": [round(x, 2) for x in os.getloadavg()],
         }
     finally:

@@ -4,6 +4,7 @@ simulated agent's protocol, and determinism (same seed, same output)."""
 from __future__ import annotations
 
 import random
+from itertools import pairwise
 
 import pytest
 
@@ -12,13 +13,16 @@ from mezzo.sim.cluster import SimCluster
 from mezzo.sim.engine import Engine
 from mezzo.sim.frameworks import ContinuousFramework, ProbeFramework, normal_duration
 from mezzo.sim.master_node import (
+    LOOP_TURN_OVERHEAD,
     RECORD_OVERHEAD,
     SOCKET_WRITE_OVERHEAD,
     STREAM_WRITE_OVERHEAD,
+    WAKE_COSTS,
     FixedCost,
     Link,
     MasterNode,
     MeasuredCost,
+    wake_seconds,
 )
 
 
@@ -146,11 +150,14 @@ class _Sink:
 def test_a_loop_turn_writes_once_per_client_and_sends_at_its_end() -> None:
     """The jobs waiting when a turn starts are one loop turn; what they emit goes out at its
     end, one write per distinct client (a socket's or a stream's cost) plus a record cost per
-    record; a job arriving later is the next turn and pays its own writes."""
+    record, from a turn of its own when nothing else waits (the shell's flush callbacks run in
+    the loop's next turn); a job arriving later is the next turn and pays its own writes. A
+    turn that wakes the sleeping loop costs a wake-up for how long it slept."""
     engine = Engine()
     node = MasterNode(engine, cost=FixedCost({"job": (0.01, 0.0)}), codec=False)
     engine.run(until=engine.now + 1.5)  # recovery and the first ticks: nothing to write
-    busy0, t0 = node.busy_seconds, engine.now
+    busy0, t0, wakes0, turns0 = node.busy_seconds, engine.now, node.wakes, node.turns
+    slept = t0 - node._idle_since  # type: ignore[operator]
     agent, framework = _Sink(engine), _Sink(engine)
     to_agent, to_framework = Link(agent), Link(framework)
 
@@ -164,17 +171,31 @@ def test_a_loop_turn_writes_once_per_client_and_sends_at_its_end() -> None:
     engine.at(t0, node._arrive, "job", job, ())
     engine.run(until=t0 + 0.1)
     one_turn = SOCKET_WRITE_OVERHEAD + STREAM_WRITE_OVERHEAD + 6 * RECORD_OVERHEAD
-    assert node.busy_seconds - busy0 == pytest.approx(0.02 + one_turn)
+    loop = wake_seconds(slept) + LOOP_TURN_OVERHEAD  # the wake-up, then the writes' own turn
+    assert (node.wakes - wakes0, node.turns - turns0) == (1, 2)
+    assert node.busy_seconds - busy0 == pytest.approx(0.02 + one_turn + loop)
     assert node.stats["job"].seconds == pytest.approx(0.02 + one_turn)
-    end = t0 + 0.02 + one_turn + node.latency
+    end = t0 + 0.02 + one_turn + loop + node.latency
     assert [when for when, _ in agent.received] == pytest.approx([end] * 4)
     assert [event for _, event in agent.received] == ["a1", "a2", "a1", "a2"]
     assert framework.received == [(pytest.approx(end), "f"), (pytest.approx(end), "f")]
 
+    slept = engine.now - node._idle_since  # type: ignore[operator]
     engine.at(engine.now, node._arrive, "job", job, ())
     engine.run(until=engine.now + 0.1)
     second_turn = SOCKET_WRITE_OVERHEAD + STREAM_WRITE_OVERHEAD + 3 * RECORD_OVERHEAD
-    assert node.busy_seconds - busy0 == pytest.approx(0.03 + one_turn + second_turn)
+    loop += wake_seconds(slept) + LOOP_TURN_OVERHEAD
+    assert node.busy_seconds - busy0 == pytest.approx(0.03 + one_turn + second_turn + loop)
+
+
+def test_a_wake_up_costs_more_the_longer_the_loop_slept() -> None:
+    """`wake_seconds` follows the measured points (`WAKE_COSTS`), held at both ends."""
+    (first, cheapest), *_, (last, dearest) = WAKE_COSTS
+    assert wake_seconds(first / 10) == cheapest
+    assert wake_seconds(last * 10) == dearest
+    for (x0, y0), (x1, y1) in pairwise(WAKE_COSTS):
+        assert wake_seconds(x0) == pytest.approx(y0)
+        assert min(y0, y1) <= wake_seconds((x0 * x1) ** 0.5) <= max(y0, y1)
 
 
 def test_without_the_shell_overhead_writes_cost_nothing() -> None:

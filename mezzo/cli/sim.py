@@ -119,6 +119,11 @@ def calibrate() -> None:
                f"(max {shape['launch_overhead_p99_s'] * 1000:.1f} ms), master CPU "
                f"{shape['master_cpu_pct']}% at {shape['launches_per_s']} launches/s = "
                f"{shape['master_cpu_ms_per_launch']} ms per launch")
+    failover = calibration.failover_shape()
+    click.echo(f"bench/scale.py --failover shape, 1,000 agents, 2 s session (+{calibration.ELECTION_DELAY} s "
+               f"election, {calibration.DETECT_DELAY} s detection): agents back "
+               f"{failover['agents_back_s']} s, frameworks back {failover['frameworks_back_s']} s, "
+               f"all back {failover['all_back_s']} s")
     click.echo("master core service time per job kind (median µs, samples):")
     for kind, (median, count) in calibration.fixed_costs().items():
         click.echo(f"  {kind:<24} {median:>8.1f}  {count:>7,}")

@@ -31,16 +31,18 @@ one run per coalescing window).
 from __future__ import annotations
 
 import gc
+import math
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Protocol
 
 from mezzo.api.codec import decode, encode
 from mezzo.api.common import MasterInfo
 from mezzo.api.internal import AgentCall, AgentEvent, AgentSubscribe
-from mezzo.api.scheduler import Call, Event
+from mezzo.api.scheduler import Call, Event, decode_call
 from mezzo.core.ids import IdSource
 from mezzo.master.allocator import AllocatorOptions, create_allocator
 from mezzo.master.base import MasterOptions
@@ -102,8 +104,50 @@ SCHEDULER_REQUEST_OVERHEAD = 43e-6
 # PONG's decode and core: 30 µs. The same calls POSTed to the master before issue 11 cost
 # 109-140 µs in runs interleaved with them, and `bench/agent_transport.py` puts a socket
 # message at 0.30-0.35 of a POST in one server (0.34 x 80 µs = 27): docs/benchmarks.md,
-# "Agent transport (issue 11)".
+# "Agent transport (issue 11)". Re-measured at 1,000 agents with the master's loop turns and
+# wake-ups counted (`bench/pong.py --agents 1000 --ping 60secs --calls 3 --seconds 15`,
+# 2026-12-06 03:32, load 3.5: 41.4 µs a call, 0.31 loop turns and 0.13 wake-ups a call, the
+# emulated agents' calls arriving in bursts ~2.5 ms apart): less the PONG's core (3 µs), its
+# wake-ups (0.13 x ~65 µs, `WAKE_COSTS`) and turns (0.18 x 2.1 µs), 29.5 µs; at 300 agents
+# (`--agents 300 --calls 10`) 32.0 - 3 - 5.2 - 0.2 = 23.6 µs. The simulator charges wake-ups and
+# turns on their own (below), so this constant is the message's cost net of them.
 AGENT_MESSAGE_OVERHEAD = 30e-6
+# The event loop's own cost per turn, beyond the handles it runs (docs/evaluation.md, "The event
+# loop's turns and wake-ups"). A turn that follows another at once (`select()` polled without
+# sleeping, `_run_once`'s bookkeeping) costs LOOP_TURN_OVERHEAD: a callback re-queued with
+# `call_soon`, 1,200 connections open (`bench/writes.py --clients 600 --readers 6 --pin
+# --turns-only`, 2026-12-06 03:23-03:31, load 1.3-5.6: 2.1-2.2 µs in every run). A turn that
+# wakes the loop from `select()` after it slept costs far more (the system call that sleeps, the
+# wake-up, and Python resuming on caches other processes have used) and more the longer it
+# slept: WAKE_COSTS, (seconds slept, seconds of CPU per wake), measured with a client process
+# sending a byte on a TCP connection at a fixed rate to a loop with 1,200 connections open
+# (`bench/writes.py --clients 600 --readers 6 --pin --seconds 3 --repeat 3 --wakes 300 1000 2000
+# 4000 8000 16000`, 03:31-03:35, load 3.0-6.0, medians of three: 87, 46, 38, 38, 26, 24 µs;
+# each includes the byte's read, ~3-5 µs, which the per-message constants also contain) and,
+# for 10 ms, a timer re-arming itself 100 times a second (`--turns --rate 100`, 03:14, load
+# 3.0-5.3: 113 µs). The real master in `bench/scale.py`'s shape wakes ~1,000 times a second,
+# 2.8-4.2 times a launch (its main thread's voluntary context switches, psutil).
+LOOP_TURN_OVERHEAD = 2.1e-6
+WAKE_COSTS: tuple[tuple[float, float], ...] = (
+    (1 / 16000, 24e-6), (1 / 8000, 26e-6), (1 / 4000, 38e-6), (1 / 2000, 38e-6),
+    (1 / 1000, 46e-6), (1 / 300, 87e-6), (1 / 100, 113e-6),
+)
+
+
+def wake_seconds(slept: float) -> float:
+    """What waking the loop costs after it slept `slept` seconds: `WAKE_COSTS` interpolated
+    linearly in log(slept), held at its ends; no sleep at all (a message arriving the instant
+    the loop ran out of work: `select()` finds it ready) is a plain turn."""
+    points = WAKE_COSTS
+    if slept <= 0.0:
+        return LOOP_TURN_OVERHEAD
+    if slept <= points[0][0]:
+        return points[0][1]
+    for (x0, y0), (x1, y1) in pairwise(points):
+        if slept <= x1:
+            f = (math.log(slept) - math.log(x0)) / (math.log(x1) - math.log(x0))
+            return y0 + f * (y1 - y0)
+    return points[-1][1]
 
 # How often (virtual seconds) the measured cost model's share of garbage collection is
 # re-measured: the master's share of the heap's tracked objects (`mezzo.sim.heap`; 0.22-0.24
@@ -318,10 +362,14 @@ class MasterNode:
         self.alive = True
         self._queue: deque[tuple[str, Callable[[], int]]] = deque()
         self._busy = False
+        # When the loop last went to sleep in `select()` (None while it is running turns).
+        self._idle_since: float | None = engine.now
         self._allocation_timer: Timer | None = None
         self._reschedule_allocation = False
         self.busy_seconds = 0.0
         self.jobs = 0
+        self.turns = 0  # event-loop turns the real master would have taken
+        self.wakes = 0  # of which woke the loop from sleep
         self.stats: dict[str, KindStats] = defaultdict(KindStats)
         self.keep_samples = keep_samples
         self.refused = 0
@@ -380,12 +428,13 @@ class MasterNode:
     # ------------------------------------------------------------------ jobs
 
     def _subscribe_job(self, body: Any, link: Link) -> int:
-        call = decode(body, Call) if self.codec else body
+        call = decode_call(body) if self.codec else body
         link.stream_id = self.master.subscribe(call, link).stream_id
         return 0
 
     def _call_job(self, body: Any, stream_id: str | None) -> int:
-        call = decode(body, Call) if self.codec else body
+        # Decoded and checked as the HTTP shell does (`mezzo.api.scheduler.decode_call`).
+        call = decode_call(body) if self.codec else body
         try:
             self.master.scheduler_call(call, stream_id)
         except CallRefused:
@@ -459,15 +508,38 @@ class MasterNode:
 
     def _serve(self) -> None:
         if not self.alive or not self._queue:
-            self._busy = False
+            self._sleep()
             return
+        turn = 0.0
         if self._turn_left == 0:  # a new loop turn: the jobs waiting now
             self._turn_left = len(self._queue)
+            turn = self._turn_seconds()
         kind, job, args = self._queue.popleft()  # type: ignore[misc]
         self._turn_left -= 1
         self._busy = True
         seconds = self._run_job(kind, lambda: job(*args))
-        self.engine.after(seconds, self._served, kind)
+        self.engine.after(turn + seconds, self._served, kind)
+
+    def _turn_seconds(self) -> float:
+        """One turn of the real master's event loop, beyond the handles it runs: a turn that
+        wakes the loop from `select()` after it slept costs `wake_seconds(slept)` (kind
+        `loop.wake`), a turn that follows another at once (`select()` polled without sleeping)
+        `LOOP_TURN_OVERHEAD` (kind `loop.turn`)."""
+        self.turns += 1
+        slept = 0.0 if self._idle_since is None else self.engine.now - self._idle_since
+        self._idle_since = None
+        if slept > 0.0:
+            self.wakes += 1
+            kind, seconds = "loop.wake", wake_seconds(slept)
+        else:
+            kind, seconds = "loop.turn", LOOP_TURN_OVERHEAD
+        if not self.shell_overhead:
+            return 0.0
+        stat = self.stats[kind]
+        stat.count += 1
+        stat.seconds += seconds
+        self.busy_seconds += seconds
+        return seconds
 
     def _shell_seconds(self, kind: str) -> float:
         """The HTTP shell's share of a job as received: one request for a scheduler call (the
@@ -534,6 +606,12 @@ class MasterNode:
             self._serve()  # the turn's next job; its writes wait for the turn's end
             return
         seconds = self._write_seconds()
+        if self.outbox.effects and not self._queue:
+            # The real shell writes a turn's records from callbacks it queues for the loop's
+            # next turn (the socket's `call_soon` flush, the stream's writer task): with
+            # nothing else waiting, that next turn runs for the writes alone. (With messages
+            # waiting, it is the turn that serves them: counted when it starts.)
+            seconds += self._turn_seconds()
         if seconds > 0.0:
             self.engine.after(seconds, self._flushed)
         else:
@@ -555,7 +633,12 @@ class MasterNode:
         if self._queue:
             self._serve()
         else:
-            self._busy = False
+            self._sleep()
+
+    def _sleep(self) -> None:
+        """Nothing to do: the loop blocks in `select()` until the next message or timer."""
+        self._busy = False
+        self._idle_since = self.engine.now
 
     @property
     def queue_length(self) -> int:
