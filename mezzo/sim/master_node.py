@@ -396,8 +396,17 @@ class MasterNode:
         self.engine.after(self._gc_share_every, self._measure_gc_share)
 
     def _recover(self) -> None:
-        state = self.registrar.recover()
-        self._run_job("recover", lambda: self.master.recover(state) or 0)
+        """The new leader recovers the registry before it serves anything (a warm standby
+        from its copy: the records read back and the core rebuilt from them, both measured);
+        what arrives meanwhile waits."""
+        def job() -> int:
+            self.master.recover(self.registrar.recover())
+            return 0
+
+        seconds = self._run_job("recover", job)
+        self._busy = True
+        self._idle_since = None
+        self.engine.after(seconds, self._flushed)
 
     # ------------------------------------------------------------------ client API
 
