@@ -31,7 +31,7 @@ stream's writer task), so a lone record costs a write and a loop turn.
 
 `--wakes RATE ...` measures only what waking the sleeping loop costs, against the gap it slept:
 a client process sends a byte RATE times a second on a TCP connection the server ignores
-(a timer cannot wake the loop more often than every millisecond: `select()`'s resolution),
+(a timer cannot set a sleep shorter than a millisecond, the resolution of `select()`'s timeout),
 `wake_us` the server's CPU per loop turn at each rate (docs/evaluation.md, "The event loop's
 wake-ups"):
 
@@ -106,7 +106,8 @@ async def run_wakes(args: argparse.Namespace, rate: float) -> tuple[float, float
     """`wake` mode: a client process (`poke`, on the other CPUs with `--pin`) sends a byte
     `rate` times a second on a TCP connection whose protocol does nothing with it, while every
     other client's connection stays open and registered: each byte wakes the sleeping loop, at
-    any gap (a timer cannot: `select()`'s timeout has a resolution of a millisecond). Returns
+    any gap (a timer cannot set a sleep shorter than a millisecond: `select()`'s timeout's
+    resolution). Returns
     the CPU per loop turn, loop turns per byte and the bytes received."""
     loop = asyncio.get_running_loop()
     received = [0]
