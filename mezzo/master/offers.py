@@ -27,6 +27,7 @@ from mezzo.api.common import (
     OfferID,
     OfferOperation,
     OfferOperationType,
+    Parameter,
     Reason,
     Resource,
     TaskInfo,
@@ -111,7 +112,10 @@ def volume_problem(wire: list[Resource], resources: Resources, who: str) -> None
 # The wire resources of recent offer shapes: agents alike, or left alike by the tasks on
 # them, are offered the same resources, whose records are made once (a fresh framework at
 # 9,000 free agents gets 9,000 offers in one allocation run, and making each offer's records
-# was a third of that run). Offers share the records (read-only: views and events encode them).
+# was a third of that run). Offers share the list of records (read-only: views and events
+# encode them), as they share the empty lists of executor ids and URL query: every list an
+# outstanding offer held of its own was one more object for each full garbage collection to
+# walk (issue 12: thousands of outstanding offers at 9,000 agents).
 _OFFER_WIRE: dict[tuple[object, bool, bool], list[Resource]] = {}
 _MAX_OFFER_WIRE = 4096
 
@@ -126,7 +130,11 @@ def _offer_wire(resources: Resources, refinement: bool, multi: bool) -> list[Res
         if len(_OFFER_WIRE) >= _MAX_OFFER_WIRE:
             _OFFER_WIRE.clear()
         wire = _OFFER_WIRE[key] = resources.to_wire(refinement=refinement, with_allocation=multi)
-    return list(wire)
+    return wire
+
+
+_NO_EXECUTOR_IDS: list[ExecutorID] = []  # shared by offers (never changed)
+_NO_QUERY: list[Parameter] = []  # likewise
 
 
 class OfferCalls(MasterBase):
@@ -200,11 +208,12 @@ class OfferCalls(MasterBase):
                 scheme=self.options.agent_scheme,
                 address=Address(hostname=agent.hostname, port=agent.info.port or 5051),
                 path="/slave(1)",
+                query=_NO_QUERY,
             ),
             domain=agent.info.domain,
             resources=_offer_wire(resources, framework.refinement, multi),
             attributes=agent.info.attributes,
-            executor_ids=[ExecutorID(value=e) for e in executors] if executors else [],
+            executor_ids=[ExecutorID(value=e) for e in executors] if executors else _NO_EXECUTOR_IDS,
             allocation_info=AllocationInfo(role=role) if multi else None,
         )
         timeout = self.options.offer_timeout

@@ -503,8 +503,11 @@ class AgentRecord:
         return self.info.hostname
 
 
-@dataclass(slots=True, eq=False)
-class OfferRecord:
+class OfferRecord(msgspec.Struct, kw_only=True, gc=False, eq=False):
+    """An outstanding offer. Not tracked by the garbage collector (`gc=False`, as a
+    `TaskRecord`): sound because it holds ids, times, a `Resources` and its wire `Offer`, none
+    of which can lead back to it."""
+
     id: str
     framework_id: str
     agent_id: str
