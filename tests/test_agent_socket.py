@@ -34,7 +34,7 @@ from mezzo.master.flags import MasterFlags
 from mezzo.master.leadership import Phase
 from mezzo.master.main import build_master
 from mezzo.net.client import StreamRefused, open_socket, socket_url
-from mezzo.net.message_socket import MessageSocket
+from mezzo.net.message_socket import BaseMessageSocket
 from mezzo.testing.emulated_agent import EmulatedAgent
 from mezzo.testing.processes import eventually as _eventually
 from tests.test_master_http import serve_on_loopback
@@ -123,7 +123,7 @@ async def test_the_real_link_registers_and_calls_go_up_the_socket(master: Master
         await eventually(lambda: link.link.connected)
         assert link.agent_id is not None
         agent = master.core.agents[link.agent_id]
-        assert isinstance(agent.stream, MessageSocket)  # one socket, not a stream + POSTs
+        assert isinstance(agent.stream, BaseMessageSocket)  # one socket, not a stream + POSTs
         before = ws_count(master)
         link.link.send(AgentCall(type=AgentCallType.PONG, agent_id=AgentID(value=link.agent_id),
                                  pong=AgentPong(ping_id=0)))
@@ -152,7 +152,7 @@ async def test_emulated_agents_launch_over_the_socket(master: Master) -> None:
         try:
             for agent in agents:
                 record = master.core.agents[agent.agent_id]
-                assert isinstance(record.stream, MessageSocket) and record.connected
+                assert isinstance(record.stream, BaseMessageSocket) and record.connected
                 before = ws_count(master)
                 master.core.outbox.send_agent(record.stream, AgentEvent(type=AgentEventType.PING))
                 await eventually(lambda before=before: ws_count(master) > before)

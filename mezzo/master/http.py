@@ -43,11 +43,12 @@ from mezzo.master.operator_api import OperatorApi
 from mezzo.master.quota import quota_status
 from mezzo.master.registry import Registrar, RegistryOperation
 from mezzo.master.webui import WebUi
-from mezzo.net.fastpath import FastRoute, add_fast_route
+from mezzo.net.fastpath import FastRoute, SocketRoute, add_fast_route, add_socket_route
 from mezzo.net.http import JSON, MAX_BODY_BYTES, HTTPProblem, Reply, json_response, text_response
 from mezzo.net.http_metrics import HttpTimings, http_metrics_middleware, socket_message_observer
 from mezzo.net.message_socket import (
-    MessageSocket,
+    BaseMessageSocket,
+    Register,
     SocketSubscriber,
     is_socket_request,
     serve_socket,
@@ -246,10 +247,12 @@ class MasterServer:
                                    *self.security.middlewares(), self._leader_gate])
         r = app.router
         fast_scheduler = FastRoute(self._fast_accepts, self._fast_scheduler, self.http_timings)
+        fast_agent = SocketRoute(self._fast_agent_accepts, self._fast_agent_open, self.http_timings)
         for prefix in ("", "/master"):
             r.add_route("*", prefix + "/api/v1/scheduler", self.scheduler)
             add_fast_route(app, prefix + "/api/v1/scheduler", fast_scheduler)
             r.add_route("*", prefix + "/api/v1/agent", self.agent)
+            add_socket_route(app, prefix + "/api/v1/agent", fast_agent)
             r.add_route("*", prefix + "/api/v1", self.operator)
             r.add_route("*", prefix + "/api/v1/{tail:.*}", self.operator)
             r.add_get(prefix + "/health", self.health)
@@ -605,7 +608,9 @@ class MasterServer:
         is the SUBSCRIBE call; the agent's events go down it, its calls come up it. What a
         POST would have been refused with before the call is read (503 while recovering,
         401, 403 `register_agents`) refuses the handshake; a refused call gets an ERROR
-        event naming it (`AgentError.refused_call`) and the socket stays open."""
+        event naming it (`AgentError.refused_call`) and the socket stays open. A plain
+        handshake to a leading master takes the fast path instead (`_fast_agent_accepts`):
+        the same socket, read by its own protocol."""
         if not await self._wait_recovered():
             return text_response(503, NOT_RECOVERED)
         try:
@@ -614,8 +619,24 @@ class MasterServer:
         except HTTPProblem as problem:
             return problem.response()
         observe = socket_message_observer(self.http_metrics, request)
+        return await serve_socket(request, self._agent_register(request.remote, observe))
 
-        def register(socket: MessageSocket, first: bytes) -> SocketSubscriber:
+    def _fast_agent_accepts(self, headers: Mapping[str, str]) -> bool:
+        """Which agent handshakes the fast path may take (`mezzo.net.fastpath`): those that
+        `_agent_socket` would accept at once, that is a leading master with neither
+        authentication nor authorization configured."""
+        return (self.fast_path and self.master.phase is Phase.LEADING
+                and self.security.authenticator is None
+                and not self.security.authorization.enabled)
+
+    def _fast_agent_open(self, headers: Mapping[str, str], remote: str | None,
+                         observe: Callable[[float], None] | None) -> Register:
+        return self._agent_register(remote, observe)
+
+    def _agent_register(self, remote: str | None, observe: Callable[[float], None] | None) -> Register:
+        """What an agent socket's first message goes to, whichever way it was opened."""
+
+        def register(socket: BaseMessageSocket, first: bytes) -> SocketSubscriber:
             try:
                 call = decode_body(first, _decode_agent_call, "agent call")
                 if call.type != AgentCallType.SUBSCRIBE or call.subscribe is None:
@@ -626,18 +647,16 @@ class MasterServer:
                 socket.close("subscription refused")
                 return SocketSubscriber()
             subscribe = call.subscribe
-            if subscribe.pid is None and request.remote:
+            if subscribe.pid is None and remote:
                 port = subscribe.agent_info.port or 5051  # reached where it connected from
-                subscribe.pid = f"slave(1)@{request.remote}:{port}"
+                subscribe.pid = f"slave(1)@{remote}:{port}"
             agent_id = self.master.agent_subscribe(subscribe, socket).agent_id
             if agent_id is None:
                 return SocketSubscriber()  # refused: the socket carries the reason and closes
             calls = _AgentSocketCalls(self.master, agent_id, socket, observe)
-            return SocketSubscriber(
-                on_message=calls.received,
-                ended=lambda _: self.master.agent_disconnected(agent_id, socket))
+            return SocketSubscriber(on_message=calls.received, ended=calls.ended)
 
-        return await serve_socket(request, register)
+        return register
 
     # ------------------------------------------------------------------ operator API
 
@@ -952,7 +971,7 @@ def _decode_agent_call(body: bytes) -> AgentCall:
     return decode(body, AgentCall)
 
 
-def _refuse_call(socket: MessageSocket, call_type: AgentCallType, status: int, message: str) -> None:
+def _refuse_call(socket: BaseMessageSocket, call_type: AgentCallType, status: int, message: str) -> None:
     socket.send(encode(AgentEvent(type=AgentEventType.ERROR, error=AgentError(
         message=message, refused_call=call_type, status=status))))
 
@@ -964,7 +983,7 @@ class _AgentSocketCalls:
 
     __slots__ = ("agent_id", "master", "observe", "socket")
 
-    def __init__(self, master: Master, agent_id: str, socket: MessageSocket,
+    def __init__(self, master: Master, agent_id: str, socket: BaseMessageSocket,
                  observe: Callable[[float], None] | None) -> None:
         self.master, self.agent_id, self.socket, self.observe = master, agent_id, socket, observe
 
@@ -986,6 +1005,9 @@ class _AgentSocketCalls:
             _refuse_call(self.socket, call_type, refused.status, refused.message)
         if self.observe is not None:
             self.observe(time.perf_counter() - started)
+
+    def ended(self, reason: str) -> None:
+        self.master.agent_disconnected(self.agent_id, self.socket)
 
 
 def _unused() -> tuple[Any, ...]:

@@ -25,6 +25,18 @@ Only the plain case takes it; anything else goes through aiohttp as before, unch
   aiohttp's flow control).
 Every request either way is timed into the same per-endpoint histogram (`HttpTimings`).
 
+A path may also register a *socket* route (`add_socket_route`): a plain WebSocket handshake
+on it (`GET`, HTTP/1.1, `Upgrade: websocket`, `Connection: upgrade`, a valid
+`Sec-WebSocket-Key`, version 13, no subprotocol asked, the route's `accepts(headers)` yes) is
+answered `101 Switching Protocols` here, with the headers aiohttp writes, and the transport is
+handed to a `mezzo.net.message_socket.FrameSocket`, which reads the frames itself: aiohttp's
+handler is detached as if the connection had been lost (its request loop ends, its keep-alive
+timer is cancelled, the server forgets it). A connected agent then costs its master one
+protocol object and its transport, not a request, two tasks and a dozen suspended coroutines
+(issue 12: each is walked by every full garbage collection), and a message one
+`data_received`, not aiohttp's reader and a coroutine resumption. Any other handshake on the
+path (authentication configured, a master not leading...) is aiohttp's, as before.
+
 Install: `add_fast_route(app, path, route)` while building the application, and serve it with
 `FastPathRunner` instead of `web.AppRunner` (an application served by a plain `AppRunner`
 answers everything through aiohttp, which the tests use to compare the two).
@@ -33,6 +45,9 @@ answers everything through aiohttp, which the tests use to compare the two).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -50,8 +65,15 @@ from aiohttp.web_server import Server
 
 from mezzo.net.http import Reply
 from mezzo.net.http_metrics import HttpTimings
+from mezzo.net.message_socket import (
+    FIRST_MESSAGE_SECONDS,
+    MAX_BUFFERED_BYTES,
+    FrameSocket,
+    Register,
+)
 
-__all__ = ["FastPathRunner", "FastRoute", "add_fast_route", "render"]
+__all__ = ["FastPathRunner", "FastRoute", "SocketRoute", "add_fast_route", "add_socket_route",
+           "render"]
 
 log = logging.getLogger("aiohttp.server")  # where aiohttp logs a handler's exception
 
@@ -67,7 +89,22 @@ class FastRoute:
     timings: HttpTimings | None = None
 
 
+@dataclass(frozen=True)
+class SocketRoute:
+    """A registered path's fast WebSocket. `accepts` sees the handshake's headers only and
+    must have no effect (False: aiohttp serves it); `open(headers, remote, observe)` gives
+    what the socket's first message goes to (`serve_socket`'s `register`), `remote` being the
+    client's address and `observe` what times each message (None without the histogram)."""
+
+    accepts: Callable[[Mapping[str, str]], bool]
+    open: Callable[[Mapping[str, str], str | None, Callable[[float], None] | None], Register]
+    timings: HttpTimings | None = None
+    first_message_seconds: float = FIRST_MESSAGE_SECONDS
+    max_buffered: int = MAX_BUFFERED_BYTES
+
+
 _ROUTES = web.AppKey("mezzo_fast_routes", dict)
+_SOCKET_ROUTES = web.AppKey("mezzo_socket_routes", dict)
 
 
 def add_fast_route(app: web.Application, path: str, route: FastRoute) -> None:
@@ -79,37 +116,59 @@ def add_fast_route(app: web.Application, path: str, route: FastRoute) -> None:
     routes[path] = route
 
 
+def add_socket_route(app: web.Application, path: str, route: SocketRoute) -> None:
+    """Also take a plain WebSocket handshake on `GET path` with `route` (module docstring)."""
+    routes = app.get(_SOCKET_ROUTES)
+    if routes is None:
+        routes = app[_SOCKET_ROUTES] = {}
+    routes[path] = route
+
+
 class FastPathRunner(web.AppRunner):
     """`web.AppRunner` whose connections take the fast routes of the application."""
 
     async def _make_server(self) -> Server:
         server = await super()._make_server()
-        routes: dict[str, FastRoute] | None = self.app.get(_ROUTES)
-        if not routes:
+        routes: dict[str, FastRoute] = self.app.get(_ROUTES) or {}
+        socket_routes: dict[str, SocketRoute] = self.app.get(_SOCKET_ROUTES) or {}
+        if not routes and not socket_routes:
             return server
-        return _FastServer(routes, server)
+        return _FastServer(routes, socket_routes, server)
 
 
 class _FastServer(Server):
-    """aiohttp's `Server` (the protocol factory), making `_FastPathHandler`s."""
+    """aiohttp's `Server` (the protocol factory), making `_FastPathHandler`s; it also keeps
+    the fast sockets open, to end them when it shuts down (aiohttp forgot their
+    connections)."""
 
-    def __init__(self, routes: dict[str, FastRoute], plain: Server) -> None:
+    def __init__(self, routes: dict[str, FastRoute], socket_routes: dict[str, SocketRoute],
+                 plain: Server) -> None:
         super().__init__(plain.request_handler, request_factory=plain.request_factory,
                          handler_cancellation=plain.handler_cancellation,
                          loop=plain._loop, **plain._kwargs)
         self.routes = routes
+        self.socket_routes = socket_routes
         self.answered = 0  # requests answered by the fast path
+        self.sockets: set[FrameSocket] = set()
+        self.forget = self.sockets.discard  # one bound method for every socket's callback
 
     def __call__(self) -> RequestHandler:
         handler = _FastPathHandler(self, loop=self._loop, **self._kwargs)
         handler.fast_routes = self.routes
+        handler.socket_routes = self.socket_routes
         return handler
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        for socket in list(self.sockets):
+            socket.end_now("server shutting down")
+        await super().shutdown(timeout)
 
 
 class _FastPathHandler(RequestHandler):
     """aiohttp's connection protocol, answering plain requests on fast routes itself."""
 
     fast_routes: dict[str, FastRoute]
+    socket_routes: dict[str, SocketRoute]
     # The first request queued is a fast route's whose body has not all arrived: aiohttp's
     # request loop is not woken for it (the next `data_received` completes it).
     _holding = False
@@ -133,6 +192,12 @@ class _FastPathHandler(RequestHandler):
             messages = self._messages
             while messages and not self._paused and self.transport is not None:
                 message, payload = messages[0]
+                socket_route = _socket_route(self.socket_routes, message)
+                if socket_route is not None:
+                    assert isinstance(message, RawRequestMessage)
+                    messages.popleft()
+                    self._upgrade(socket_route, message)
+                    break  # the connection is no longer aiohttp's
                 route = _fast_route(self.fast_routes, message)
                 if route is None:
                     break
@@ -156,6 +221,46 @@ class _FastPathHandler(RequestHandler):
             waiter.set_result(None)  # the rest is aiohttp's
         elif not self._messages and self._buffer_paused:
             self._resume_reading_if_drained()
+
+    def _upgrade(self, route: SocketRoute, message: RawRequestMessage) -> None:
+        """Answer the handshake, detach aiohttp's handler from the connection and hand the
+        transport to a `FrameSocket`."""
+        started = time.perf_counter()
+        server = self._manager
+        assert isinstance(server, _FastServer)
+        server.requests_count += 1
+        server.answered += 1
+        transport = self.transport
+        assert isinstance(transport, asyncio.Transport)
+        headers = message.headers
+        observe = None
+        if route.timings is not None and route.timings.metrics.http_seconds is not None:
+            observe = route.timings.metrics.http_seconds.labels(message.path, "WS").observe
+        try:
+            peer = transport.get_extra_info("peername")
+            remote = peer[0] if isinstance(peer, tuple) else None
+            register = route.open(headers, remote, observe)
+        except Exception:  # a bug: answered as aiohttp answers a handler's exception
+            log.exception("Error handling request from %s", _peer(transport))
+            transport.write(_internal_error())
+            self.force_close()
+            return
+        transport.write(_switching(headers["Sec-WebSocket-Key"]))
+        tail, self._message_tail = self._message_tail, b""
+        # aiohttp's handler lets go of the connection as if it had been lost, but leaves the
+        # transport open: its request loop ends (its waiter is cancelled when the pass in
+        # `data_received` finishes), its keep-alive timer is cancelled, the server forgets it.
+        self.transport = None
+        RequestHandler.connection_lost(self, None)
+        socket = FrameSocket(transport, register, first_message_seconds=route.first_message_seconds,
+                             max_buffered=route.max_buffered)
+        server.sockets.add(socket)
+        socket.closed.add_done_callback(server.forget)
+        transport.set_protocol(socket)
+        if route.timings is not None:
+            route.timings.observe(message.path, "GET", time.perf_counter() - started)
+        if tail:
+            socket.data_received(tail)
 
     def _answer(self, route: FastRoute, message: RawRequestMessage, payload: StreamReader) -> None:
         started = time.perf_counter()
@@ -197,6 +302,39 @@ def _fast_route(routes: dict[str, FastRoute], message: Any) -> FastRoute | None:
     if length is None or int(length) == 0:
         return None
     return route if route.accepts(headers) else None
+
+
+def _socket_route(routes: dict[str, SocketRoute], message: Any) -> SocketRoute | None:
+    route = routes.get(message.path) if routes and isinstance(message, RawRequestMessage) else None
+    if route is None or message.method != "GET" or message.version != HttpVersion11 \
+            or not message.upgrade:
+        return None
+    headers = message.headers
+    if headers.get("Upgrade", "").lower().strip() != "websocket" \
+            or "upgrade" not in headers.get("Connection", "").lower() \
+            or headers.get("Sec-WebSocket-Version") != "13" \
+            or "Sec-WebSocket-Protocol" in headers or "Content-Length" in headers \
+            or "Transfer-Encoding" in headers:
+        return None
+    key = headers.get("Sec-WebSocket-Key", "")
+    try:
+        if len(base64.b64decode(key)) != 16:
+            return None
+    except (binascii.Error, ValueError):
+        return None
+    return route if route.accepts(headers) else None
+
+
+# RFC 6455 section 1.3: the accept value is SHA-1 of the key and this GUID, in base64.
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def _switching(key: str) -> bytes:
+    """What aiohttp writes for a `WebSocketResponse` (compress off, no subprotocol)."""
+    accept = base64.b64encode(hashlib.sha1(key.encode() + _WS_GUID).digest()).decode()
+    return (f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept}\r\nDate: {rfc822_formatted_time()}\r\n"
+            f"Server: {SERVER_SOFTWARE}\r\n\r\n").encode()
 
 
 def _peer(transport: asyncio.BaseTransport | None) -> Any:

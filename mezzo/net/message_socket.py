@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp._websocket.helpers import websocket_mask  # unmasks in place (C when built)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,9 @@ FIRST_MESSAGE_SECONDS = 30.0
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # Bytes written and not yet taken by a peer, past which it is judged to have stopped reading.
 MAX_BUFFERED_BYTES = 64 * 1024 * 1024
+# How long our close frame may wait for the client's before the connection is dropped.
+CLOSE_SECONDS = 5.0
+OVERFLOW = "overflow: the client stopped reading"
 _DATA = (WSMsgType.BINARY, WSMsgType.TEXT)
 _HEADER1 = struct.Struct("!BB").pack
 _HEADER2 = struct.Struct("!BBH").pack
@@ -56,28 +60,94 @@ def is_socket_request(request: web.BaseRequest) -> bool:
     return request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket"
 
 
-class MessageSocket:
-    """One open message socket (see the module docstring)."""
+def _frame_header(opcode_byte: int, n: int) -> bytes:
+    """A server frame's header (unmasked, FIN set): 2-10 bytes."""
+    if n < 126:
+        return _HEADER1(opcode_byte, n)
+    if n < 65536:
+        return _HEADER2(opcode_byte, 126, n)
+    return _HEADER3(opcode_byte, 127, n)
+
+
+class BaseMessageSocket:
+    """What an owner sees of a message socket, whichever server reads it: `send()`, `close()`,
+    `closed`, `is_closed` (see the module docstring). The outgoing side is shared here; the
+    two servers (`MessageSocket` in aiohttp's handler, `FrameSocket` on its own protocol)
+    differ in how they read, close and reach their transport."""
+
+    __slots__ = ("_closing_reason", "_max_buffered", "_opened", "_pending", "closed")
+
+    def __init__(self, max_buffered: int) -> None:
+        self._pending: list[bytes] = []  # frames sent since the last flush
+        self._opened = False
+        self._max_buffered = max_buffered
+        self._closing_reason: str | None = None  # set by close(): the server ends it
+        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    @property
+    def is_closed(self) -> bool:
+        return self.closed.done()
+
+    def _transport(self) -> asyncio.Transport | None:
+        raise NotImplementedError
+
+    def _finish(self, reason: str) -> None:
+        raise NotImplementedError
+
+    def close(self, reason: str = "closed by server") -> None:
+        raise NotImplementedError
+
+    def send(self, payload: bytes) -> bool:
+        """Queue one message (encoded JSON); False once the socket has ended or is closing.
+
+        Frames are written by a callback at the end of this turn of the event loop, all
+        those sent meanwhile in one write: no writer task to wake per message (one per
+        socket was ~15 µs a message), and a burst to one agent is one system call. A server's
+        frames are unmasked, a 2-10 byte header and the payload, so they are made here rather
+        than by aiohttp's writer (whose coroutine needs a task)."""
+        if self.closed.done() or self._closing_reason is not None:
+            return False
+        pending = self._pending
+        pending.append(_frame_header(0x82, len(payload)) + payload)
+        if len(pending) == 1 and self._opened:
+            asyncio.get_running_loop().call_soon(self._flush)
+        return True
+
+    def _flush(self) -> None:
+        frames, self._pending = self._pending, []
+        if not frames or self.closed.done():
+            return
+        transport = self._transport()
+        if transport is None or transport.is_closing():
+            self._finish("client disconnected")
+            return
+        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        # A peer that stopped reading: what it has not taken stays in the transport's buffer;
+        # past the cap the socket is closed rather than the server's memory grown without bound.
+        if transport.get_write_buffer_size() > self._max_buffered:
+            self._finish(OVERFLOW)
+
+
+class MessageSocket(BaseMessageSocket):
+    """One open message socket served in aiohttp's handler (see the module docstring):
+    aiohttp reads the frames and writes the control frames (pongs, the close)."""
+
+    __slots__ = ("_closing", "_request", "_ws")
 
     def __init__(self, request: web.Request, *, max_buffered: int = MAX_BUFFERED_BYTES) -> None:
+        super().__init__(max_buffered)
         self._request = request
         # No compression (CPU, and the messages are small); text frames arrive as bytes.
         self._ws = web.WebSocketResponse(autoping=True, compress=False, decode_text=False,
                                          max_msg_size=MAX_MESSAGE_BYTES)
-        self._pending: list[bytes] = []  # frames sent since the last flush
-        self._opened = False
-        self._max_buffered = max_buffered
         self._closing: asyncio.Task[None] | None = None
-        self._closing_reason: str | None = None  # set by close(): the server ends it
-        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     @property
     def response(self) -> web.WebSocketResponse:
         return self._ws
 
-    @property
-    def is_closed(self) -> bool:
-        return self.closed.done()
+    def _transport(self) -> asyncio.Transport | None:
+        return self._request.transport
 
     async def open(self) -> bool:
         """Answer the handshake; False if the client went away (the socket has then ended)."""
@@ -90,44 +160,6 @@ class MessageSocket:
         if self._pending:
             self._flush()
         return True
-
-    def send(self, payload: bytes) -> bool:
-        """Queue one message (encoded JSON); False once the socket has ended or is closing.
-
-        Frames are written by a callback at the end of this turn of the event loop, all
-        those sent meanwhile in one write: no writer task to wake per message (one per
-        socket was ~15 µs a message), and a burst to one agent is one system call. A server's
-        frames are unmasked, a 2-10 byte header and the payload, so they are made here rather
-        than by aiohttp's writer (whose coroutine needs a task); aiohttp still writes the
-        control frames (pongs, the close)."""
-        if self.closed.done() or self._closing_reason is not None:
-            return False
-        n = len(payload)
-        if n < 126:
-            header = _HEADER1(0x82, n)
-        elif n < 65536:
-            header = _HEADER2(0x82, 126, n)
-        else:
-            header = _HEADER3(0x82, 127, n)
-        pending = self._pending
-        pending.append(header + payload)
-        if len(pending) == 1 and self._opened:
-            asyncio.get_running_loop().call_soon(self._flush)
-        return True
-
-    def _flush(self) -> None:
-        frames, self._pending = self._pending, []
-        if not frames or self.closed.done():
-            return
-        transport = self._request.transport
-        if transport is None or transport.is_closing():
-            self._finish("client disconnected")
-            return
-        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
-        # A peer that stopped reading: what it has not taken stays in the transport's buffer;
-        # past the cap the socket is closed rather than the server's memory grown without bound.
-        if transport.get_write_buffer_size() > self._max_buffered:
-            self._finish("overflow: the client stopped reading")
 
     def close(self, reason: str = "closed by server") -> None:
         """Send what is queued, then close the socket (`reason` in the close frame)."""
@@ -167,7 +199,7 @@ class MessageSocket:
     def _finish(self, reason: str) -> None:
         if not self.closed.done():
             self.closed.set_result(reason)
-        if reason.startswith("overflow") or reason == "client disconnected":
+        if reason == OVERFLOW or reason == "client disconnected":
             transport = self._request.transport
             if transport is not None:
                 transport.close()
@@ -195,9 +227,26 @@ class SocketSubscriber:
     ended: Callable[[str], None] | None = None
 
 
+# What a server hands a socket's first message to (see `serve_socket`).
+Register = Callable[[BaseMessageSocket, bytes], SocketSubscriber]
+
+
+class _Ended:
+    """`closed`'s done callback calling the owner's `ended` with the reason (one object, not a
+    closure's three: it lives as long as the socket)."""
+
+    __slots__ = ("ended",)
+
+    def __init__(self, ended: Callable[[str], None]) -> None:
+        self.ended = ended
+
+    def __call__(self, closed: asyncio.Future[str]) -> None:
+        self.ended(closed.result())
+
+
 async def serve_socket(
     request: web.Request,
-    register: Callable[[MessageSocket, bytes], SocketSubscriber],
+    register: Register,
     *,
     first_message_seconds: float = FIRST_MESSAGE_SECONDS,
 ) -> web.StreamResponse:
@@ -212,9 +261,8 @@ async def serve_socket(
             socket.close("no subscription")
             return socket.response
         subscriber = register(socket, first)
-        ended = subscriber.ended
-        if ended is not None:
-            socket.closed.add_done_callback(lambda closed: ended(closed.result()))
+        if subscriber.ended is not None:
+            socket.closed.add_done_callback(_Ended(subscriber.ended))
         on_message = subscriber.on_message
         if on_message is None:
             return socket.response  # refused: `end` sends the reason and the close frame
@@ -227,3 +275,207 @@ async def serve_socket(
         return socket.response
     finally:
         await socket.end()
+
+
+# RFC 6455 close codes a client may send (1004-1006 and 1015 are reserved, never sent).
+def _valid_close_code(code: int) -> bool:
+    return (1000 <= code <= 1011 and code not in (1004, 1005, 1006)) or 3000 <= code <= 4999
+
+
+_PROTOCOL_ERROR = 1002
+_MESSAGE_TOO_BIG = 1009
+
+
+class FrameSocket(BaseMessageSocket, asyncio.Protocol):
+    """A message socket that is its connection's protocol: after the handshake was answered
+    (`mezzo.net.fastpath`), the transport is handed to it and it reads the client's frames
+    itself, no task and no coroutine per connection, each message handed on from
+    `data_received`. What `serve_socket` does is done here too: the first message (within
+    `first_message_seconds`) goes to `register`, the later ones to its `on_message`.
+
+    RFC 6455, server side: client frames must be masked; binary and text messages, fragmented
+    or not; pings answered; the client's close frame answered with its code; messages above
+    `max_message` closed with 1009; unmasked frames, reserved bits, unknown opcodes, bad
+    control frames and continuations out of place closed with 1002. No extensions, no
+    subprotocol (the handshake offers none)."""
+
+    __slots__ = ("_buffer", "_fragments", "_max_message", "_on_message", "_register",
+                 "_timer", "_transport_")
+
+    def __init__(self, transport: asyncio.Transport, register: Register, *,
+                 first_message_seconds: float = FIRST_MESSAGE_SECONDS,
+                 max_message: int = MAX_MESSAGE_BYTES,
+                 max_buffered: int = MAX_BUFFERED_BYTES) -> None:
+        super().__init__(max_buffered)
+        self._opened = True
+        self._transport_: asyncio.Transport | None = transport
+        self._buffer = bytearray()
+        self._fragments: list[bytes] | None = None  # a fragmented message's frames so far
+        self._max_message = max_message
+        self._register: Register | None = register
+        self._on_message: Callable[[bytes], None] | None = None
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            first_message_seconds, self.close, "no subscription")
+
+    def _transport(self) -> asyncio.Transport | None:
+        return self._transport_
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        end = len(buffer)
+        at = 0
+        while end - at >= 2 and self._transport_ is not None:
+            first, second = buffer[at], buffer[at + 1]
+            length = second & 0x7F
+            head = at + 2
+            if length == 126:
+                if end - at < 4:
+                    break
+                length = int.from_bytes(buffer[head:head + 2], "big")
+                head += 2
+            elif length == 127:
+                if end - at < 10:
+                    break
+                length = int.from_bytes(buffer[head:head + 8], "big")
+                head += 8
+            opcode = first & 0x0F
+            if first & 0x70 or not second & 0x80:
+                self._fail(_PROTOCOL_ERROR, "reserved bits set" if first & 0x70 else "unmasked frame")
+                return
+            if opcode >= 8:
+                if opcode > 10 or length > 125 or not first & 0x80:
+                    self._fail(_PROTOCOL_ERROR, "bad control frame")
+                    return
+            elif opcode > 2:
+                self._fail(_PROTOCOL_ERROR, f"unknown opcode {opcode}")
+                return
+            elif length + sum(map(len, self._fragments or ())) > self._max_message:
+                self._fail(_MESSAGE_TOO_BIG, "message too big")
+                return
+            if end - head < 4 + length:
+                break
+            mask = bytes(buffer[head:head + 4])
+            payload = buffer[head + 4:head + 4 + length]
+            at = head + 4 + length
+            if length:
+                websocket_mask(mask, payload)
+            self._frame(first & 0x80, opcode, payload)
+        if at:
+            del buffer[:at]
+
+    def _frame(self, fin: int, opcode: int, payload: bytearray) -> None:
+        if opcode == 1 or opcode == 2:
+            if self._fragments is not None:
+                self._fail(_PROTOCOL_ERROR, "a new message inside a fragmented one")
+            elif fin:
+                self._message(bytes(payload))
+            else:
+                self._fragments = [bytes(payload)]
+        elif opcode == 0:
+            fragments = self._fragments
+            if fragments is None:
+                self._fail(_PROTOCOL_ERROR, "continuation frame outside a message")
+                return
+            fragments.append(bytes(payload))
+            if fin:
+                self._fragments = None
+                self._message(b"".join(fragments))
+        elif opcode == 9:  # ping
+            if self._closing_reason is None and self._transport_ is not None:
+                self._transport_.write(_frame_header(0x8A, len(payload)) + payload)
+        elif opcode == 8:
+            self._client_closed(bytes(payload))
+        # opcode 10, a pong: nothing to do
+
+    def _message(self, message: bytes) -> None:
+        on_message = self._on_message
+        if on_message is not None:
+            on_message(message)
+            return
+        register = self._register
+        if register is None:
+            return  # refused or closing: the socket is going
+        self._register = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        subscriber = register(self, message)
+        if subscriber.ended is not None:
+            self.closed.add_done_callback(_Ended(subscriber.ended))
+        if subscriber.on_message is None:
+            self.close("subscription refused")  # if `register` did not already
+        elif not self.closed.done() and self._closing_reason is None:
+            self._on_message = subscriber.on_message
+
+    def _client_closed(self, payload: bytes) -> None:
+        """The client's close frame: an answer to ours, or its own close, echoed."""
+        if self._closing_reason is not None:
+            self._finish(self._closing_reason)
+            return
+        if len(payload) == 1 or (len(payload) >= 2
+                                 and not _valid_close_code(int.from_bytes(payload[:2], "big"))):
+            self._fail(_PROTOCOL_ERROR, "bad close frame")
+            return
+        transport = self._transport_
+        if transport is not None:
+            transport.write(_frame_header(0x88, min(len(payload), 2)) + payload[:2])
+        self._finish("client disconnected")
+
+    def _fail(self, code: int, why: str) -> None:
+        """A protocol error: close with `code`, drop the connection (the client's doing)."""
+        log.info("message socket from %s: %s, closing with %d", self._peer(), why, code)
+        transport = self._transport_
+        if transport is not None and self._closing_reason is None:
+            transport.write(_frame_header(0x88, 2) + code.to_bytes(2, "big"))
+        self._finish("client disconnected")
+
+    def _peer(self) -> object:
+        transport = self._transport_
+        return transport.get_extra_info("peername") if transport is not None else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish(self._closing_reason or "client disconnected")
+
+    # ------------------------------------------------------------------ the owner's side
+
+    def close(self, reason: str = "closed by server") -> None:
+        """Send what is queued and our close frame (1000, `reason`), then wait up to
+        `CLOSE_SECONDS` for the client's close frame before dropping the connection."""
+        if self.closed.done() or self._closing_reason is not None:
+            return
+        self._flush()
+        if self.closed.done():
+            return  # the client stopped reading or went away
+        self._closing_reason = reason
+        self._on_message = self._register = None
+        transport = self._transport_
+        assert transport is not None
+        body = (1000).to_bytes(2, "big") + reason.encode()[:120]
+        transport.write(_frame_header(0x88, len(body)) + body)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(CLOSE_SECONDS, self._finish, reason, True)
+
+    def end_now(self, reason: str) -> None:
+        """End it now (the server is shutting down): what was written goes (a close frame
+        under way too), no waiting for the client's close frame."""
+        self._finish(self._closing_reason or reason)
+
+    def _finish(self, reason: str, abort: bool = False) -> None:
+        if not self.closed.done():
+            self.closed.set_result(reason)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        # Nothing more is read or handed on; the owner's objects are let go.
+        self._on_message = self._register = None
+        self._fragments = None
+        transport, self._transport_ = self._transport_, None
+        if transport is not None:
+            if abort or reason == OVERFLOW:
+                transport.abort()  # what it has not taken would never go: drop it
+            else:
+                transport.close()
