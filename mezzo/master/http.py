@@ -654,7 +654,7 @@ class MasterServer:
             if agent_id is None:
                 return SocketSubscriber()  # refused: the socket carries the reason and closes
             calls = _AgentSocketCalls(self.master, agent_id, socket, observe)
-            return SocketSubscriber(on_message=calls.received, ended=calls.ended)
+            return SocketSubscriber(on_message=calls, ended=calls.ended)
 
         return register
 
@@ -1005,6 +1005,8 @@ class _AgentSocketCalls:
             _refuse_call(self.socket, call_type, refused.status, refused.message)
         if self.observe is not None:
             self.observe(time.perf_counter() - started)
+
+    __call__ = received  # the socket's `on_message` (no bound method kept per agent)
 
     def ended(self, reason: str) -> None:
         self.master.agent_disconnected(self.agent_id, self.socket)

@@ -150,7 +150,8 @@ class _FastServer(Server):
         self.socket_routes = socket_routes
         self.answered = 0  # requests answered by the fast path
         self.sockets: set[FrameSocket] = set()
-        self.forget = self.sockets.discard  # one bound method for every socket's callback
+        # The histogram's `observe` per (path, WS): one for all the path's sockets.
+        self.observers: dict[str, Callable[[float], None] | None] = {}
 
     def __call__(self) -> RequestHandler:
         handler = _FastPathHandler(self, loop=self._loop, **self._kwargs)
@@ -233,9 +234,12 @@ class _FastPathHandler(RequestHandler):
         transport = self.transport
         assert isinstance(transport, asyncio.Transport)
         headers = message.headers
-        observe = None
-        if route.timings is not None and route.timings.metrics.http_seconds is not None:
-            observe = route.timings.metrics.http_seconds.labels(message.path, "WS").observe
+        try:
+            observe = server.observers[message.path]
+        except KeyError:
+            histogram = route.timings.metrics.http_seconds if route.timings is not None else None
+            observe = server.observers[message.path] = (
+                histogram.labels(message.path, "WS").observe if histogram is not None else None)
         try:
             peer = transport.get_extra_info("peername")
             remote = peer[0] if isinstance(peer, tuple) else None
@@ -253,9 +257,7 @@ class _FastPathHandler(RequestHandler):
         self.transport = None
         RequestHandler.connection_lost(self, None)
         socket = FrameSocket(transport, register, first_message_seconds=route.first_message_seconds,
-                             max_buffered=route.max_buffered)
-        server.sockets.add(socket)
-        socket.closed.add_done_callback(server.forget)
+                             max_buffered=route.max_buffered, registry=server.sockets)
         transport.set_protocol(socket)
         if route.timings is not None:
             route.timings.observe(message.path, "GET", time.perf_counter() - started)

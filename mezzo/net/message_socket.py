@@ -75,18 +75,40 @@ class BaseMessageSocket:
     two servers (`MessageSocket` in aiohttp's handler, `FrameSocket` on its own protocol)
     differ in how they read, close and reach their transport."""
 
-    __slots__ = ("_closing_reason", "_max_buffered", "_opened", "_pending", "closed")
+    __slots__ = ("_closed", "_closing_reason", "_max_buffered", "_opened", "_pending", "_reason")
 
     def __init__(self, max_buffered: int) -> None:
-        self._pending: list[bytes] = []  # frames sent since the last flush
+        # Frames sent since the last flush (None: none; a list per idle socket would be one
+        # more object for every full garbage collection to walk, issue 12).
+        self._pending: list[bytes] | None = None
         self._opened = False
         self._max_buffered = max_buffered
         self._closing_reason: str | None = None  # set by close(): the server ends it
-        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._reason: str | None = None  # why it ended, once it has
+        self._closed: asyncio.Future[str] | None = None  # made when first asked for
+
+    @property
+    def closed(self) -> asyncio.Future[str]:
+        """Completes, with the reason, once the socket has ended however it ended."""
+        closed = self._closed
+        if closed is None:
+            closed = self._closed = asyncio.get_running_loop().create_future()
+            if self._reason is not None:
+                closed.set_result(self._reason)
+        return closed
 
     @property
     def is_closed(self) -> bool:
-        return self.closed.done()
+        return self._reason is not None
+
+    def _ended(self, reason: str) -> bool:
+        """Record the end (the first reason stays); False if it had already ended."""
+        if self._reason is not None:
+            return False
+        self._reason = reason
+        if self._closed is not None:
+            self._closed.set_result(reason)
+        return True
 
     def _transport(self) -> asyncio.Transport | None:
         raise NotImplementedError
@@ -105,17 +127,21 @@ class BaseMessageSocket:
         socket was ~15 µs a message), and a burst to one agent is one system call. A server's
         frames are unmasked, a 2-10 byte header and the payload, so they are made here rather
         than by aiohttp's writer (whose coroutine needs a task)."""
-        if self.closed.done() or self._closing_reason is not None:
+        if self._reason is not None or self._closing_reason is not None:
             return False
+        frame = _frame_header(0x82, len(payload)) + payload
         pending = self._pending
-        pending.append(_frame_header(0x82, len(payload)) + payload)
-        if len(pending) == 1 and self._opened:
+        if pending is not None:
+            pending.append(frame)
+            return True
+        self._pending = [frame]
+        if self._opened:
             asyncio.get_running_loop().call_soon(self._flush)
         return True
 
     def _flush(self) -> None:
-        frames, self._pending = self._pending, []
-        if not frames or self.closed.done():
+        frames, self._pending = self._pending, None
+        if not frames or self._reason is not None:
             return
         transport = self._transport()
         if transport is None or transport.is_closing():
@@ -163,7 +189,7 @@ class MessageSocket(BaseMessageSocket):
 
     def close(self, reason: str = "closed by server") -> None:
         """Send what is queued, then close the socket (`reason` in the close frame)."""
-        if self.closed.done() or self._closing_reason is not None:
+        if self._reason is not None or self._closing_reason is not None:
             return
         self._closing_reason = reason
         if not self._opened:
@@ -197,8 +223,7 @@ class MessageSocket(BaseMessageSocket):
         return None
 
     def _finish(self, reason: str) -> None:
-        if not self.closed.done():
-            self.closed.set_result(reason)
+        self._ended(reason)
         if reason == OVERFLOW or reason == "client disconnected":
             transport = self._request.transport
             if transport is not None:
@@ -299,14 +324,23 @@ class FrameSocket(BaseMessageSocket, asyncio.Protocol):
     control frames and continuations out of place closed with 1002. No extensions, no
     subprotocol (the handshake offers none)."""
 
-    __slots__ = ("_buffer", "_fragments", "_max_message", "_on_message", "_register",
-                 "_timer", "_transport_")
+    __slots__ = ("_buffer", "_ended_callback", "_fragments", "_max_message", "_on_message",
+                 "_register", "_registry", "_timer", "_transport_")
 
     def __init__(self, transport: asyncio.Transport, register: Register, *,
                  first_message_seconds: float = FIRST_MESSAGE_SECONDS,
                  max_message: int = MAX_MESSAGE_BYTES,
-                 max_buffered: int = MAX_BUFFERED_BYTES) -> None:
+                 max_buffered: int = MAX_BUFFERED_BYTES,
+                 registry: set[FrameSocket] | None = None) -> None:
+        """`registry`: a set of the open sockets (the server's, to end them when it shuts
+        down), which this one joins and leaves when it ends."""
         super().__init__(max_buffered)
+        # The owner's `ended`, called (soon) when the socket ends: kept here rather than as a
+        # done callback of `closed`, which would cost a future, a context and a tuple.
+        self._ended_callback: Callable[[str], None] | None = None
+        self._registry = registry
+        if registry is not None:
+            registry.add(self)
         self._opened = True
         self._transport_: asyncio.Transport | None = transport
         self._buffer = bytearray()
@@ -404,10 +438,13 @@ class FrameSocket(BaseMessageSocket, asyncio.Protocol):
             self._timer = None
         subscriber = register(self, message)
         if subscriber.ended is not None:
-            self.closed.add_done_callback(_Ended(subscriber.ended))
+            if self._reason is None:
+                self._ended_callback = subscriber.ended
+            else:
+                asyncio.get_running_loop().call_soon(subscriber.ended, self._reason)
         if subscriber.on_message is None:
             self.close("subscription refused")  # if `register` did not already
-        elif not self.closed.done() and self._closing_reason is None:
+        elif self._reason is None and self._closing_reason is None:
             self._on_message = subscriber.on_message
 
     def _client_closed(self, payload: bytes) -> None:
@@ -444,10 +481,10 @@ class FrameSocket(BaseMessageSocket, asyncio.Protocol):
     def close(self, reason: str = "closed by server") -> None:
         """Send what is queued and our close frame (1000, `reason`), then wait up to
         `CLOSE_SECONDS` for the client's close frame before dropping the connection."""
-        if self.closed.done() or self._closing_reason is not None:
+        if self._reason is not None or self._closing_reason is not None:
             return
         self._flush()
-        if self.closed.done():
+        if self._reason is not None:
             return  # the client stopped reading or went away
         self._closing_reason = reason
         self._on_message = self._register = None
@@ -465,8 +502,12 @@ class FrameSocket(BaseMessageSocket, asyncio.Protocol):
         self._finish(self._closing_reason or reason)
 
     def _finish(self, reason: str, abort: bool = False) -> None:
-        if not self.closed.done():
-            self.closed.set_result(reason)
+        if self._ended(reason):
+            ended, self._ended_callback = self._ended_callback, None
+            if ended is not None:
+                asyncio.get_running_loop().call_soon(ended, reason)
+            if self._registry is not None:
+                self._registry.discard(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
