@@ -34,7 +34,7 @@ from mezzo.master.flags import MasterFlags
 from mezzo.master.leadership import Phase
 from mezzo.master.main import build_master
 from mezzo.net.client import StreamRefused, open_socket, socket_url
-from mezzo.net.message_socket import BaseMessageSocket
+from mezzo.net.message_socket import BaseMessageSocket, FrameSocket, MessageSocket
 from mezzo.testing.emulated_agent import EmulatedAgent
 from mezzo.testing.processes import eventually as _eventually
 from tests.test_master_http import serve_on_loopback
@@ -115,8 +115,12 @@ class Link:
         self.disconnects += 1
 
 
-async def test_the_real_link_registers_and_calls_go_up_the_socket(master: Master,
+@pytest.mark.parametrize("fast", [True, False])
+async def test_the_real_link_registers_and_calls_go_up_the_socket(master: Master, fast: bool,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Whether the master reads the socket itself (its fast path: mezzo.net.fastpath) or
+    aiohttp's handler does (fast path off), the agent sees the same."""
+    master.process.server.fast_path = fast
     link = Link(StandaloneDetector(master.address))
     link.link.start()
     try:
@@ -124,6 +128,7 @@ async def test_the_real_link_registers_and_calls_go_up_the_socket(master: Master
         assert link.agent_id is not None
         agent = master.core.agents[link.agent_id]
         assert isinstance(agent.stream, BaseMessageSocket)  # one socket, not a stream + POSTs
+        assert isinstance(agent.stream, FrameSocket if fast else MessageSocket)
         before = ws_count(master)
         link.link.send(AgentCall(type=AgentCallType.PONG, agent_id=AgentID(value=link.agent_id),
                                  pong=AgentPong(ping_id=0)))

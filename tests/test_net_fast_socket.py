@@ -353,3 +353,17 @@ async def test_shutdown_ends_open_sockets() -> None:
     await eventually(lambda: s.echo.ended == ["server shutting down"])
     assert await raw.eof()
     raw.close()
+
+
+async def test_frames_in_the_handshake_segment_are_read(server: Server) -> None:
+    """A client that does not wait for the 101: its first frames came with the request."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    raw = Raw(reader, writer)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write((f"GET /socket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+                 + raw.frame(0x2, b"subscribe") + raw.frame(0x2, b"early"))
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+    assert await raw.read() == (0x82, b"early")
+    assert server.fast == 1
+    raw.close()

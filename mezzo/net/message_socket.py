@@ -20,10 +20,17 @@ pings are answered (aiohttp's autoping) but never sent: whoever owns the socket 
 liveness (the master's PING events), and a per-socket heartbeat timer would cost what the
 shared check exists to avoid.
 
-`serve_socket` is the one way a handler serves such a socket: the handshake, the first
+`serve_socket` is the way an aiohttp handler serves such a socket: the handshake, the first
 message (which must come within `FIRST_MESSAGE_SECONDS`) handed to `register`, which decides
 whether the socket is accepted and what handles each later message, and the owner's `ended`
 callback, attached before anything is sent, run once when the socket ends.
+
+`FrameSocket` is the other way: the same socket as its connection's own `asyncio.Protocol`,
+once `mezzo.net.fastpath` has answered the handshake. It reads the frames itself (RFC 6455,
+server side) and does what `serve_socket` does from `data_received`, so an open socket is one
+object and its transport, not a request, two tasks and a dozen suspended coroutines that every
+full garbage collection walks (issue 12), and a message costs no coroutine resumption. Both
+share their sending side (`BaseMessageSocket`), and an owner sees no difference.
 """
 
 from __future__ import annotations
