@@ -35,7 +35,9 @@ timer is cancelled, the server forgets it). A connected agent then costs its mas
 protocol object and its transport, not a request, two tasks and a dozen suspended coroutines
 (issue 12: each is walked by every full garbage collection), and a message one
 `data_received`, not aiohttp's reader and a coroutine resumption. Any other handshake on the
-path (authentication configured, a master not leading...) is aiohttp's, as before.
+path (authentication configured, a master not leading...) is aiohttp's, as before. The
+handshake is timed into the histogram under `GET` (aiohttp's middleware leaves a socket's
+out), each message under `WS` as `socket_message_observer` does.
 
 Install: `add_fast_route(app, path, route)` while building the application, and serve it with
 `FastPathRunner` instead of `web.AppRunner` (an application served by a plain `AppRunner`
