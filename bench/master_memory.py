@@ -45,7 +45,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
+import itertools
 import json
 import os
 import sys
@@ -86,6 +88,9 @@ def scalar(offer: Any, name: str) -> float:
     return sum(r.scalar.value for r in offer.resources if r.name == name and r.scalar is not None)
 
 
+_TASK_SEQ = itertools.count(1)  # task ids stay unique over several launches
+
+
 def launch(cluster: MasterCluster, tasks: int, statuses: list[str]) -> int:
     """Launch up to `tasks` tasks through ACCEPT calls (JSON in, as over HTTP); the agent
     reports `statuses` for each, the framework acknowledges them, one offer at a time (as the
@@ -94,7 +99,6 @@ def launch(cluster: MasterCluster, tasks: int, statuses: list[str]) -> int:
     master = cluster.master
     agents = {a.agent_id: a for a in cluster.agents}  # type: ignore[attr-defined]
     launched = 0
-    seq = 0
     while launched < tasks:
         before = launched
         cluster.allocate()
@@ -107,7 +111,7 @@ def launch(cluster: MasterCluster, tasks: int, statuses: list[str]) -> int:
                 count = min(count, tasks - launched)
                 infos = []
                 for _ in range(count):
-                    seq += 1
+                    seq = next(_TASK_SEQ)
                     task_id = f"{sched.info.name}-{seq}"
                     infos.append({
                         "name": task_id, "task_id": {"value": task_id},
@@ -146,6 +150,48 @@ def launch(cluster: MasterCluster, tasks: int, statuses: list[str]) -> int:
         if launched == before:
             break  # the cluster is full
     return launched
+
+
+def end_all(cluster: MasterCluster) -> int:
+    """Kill every running task (the agent reports TASK_KILLED, as bench/scale.py's emulated
+    agents do; the updates are acknowledged); returns how many ended."""
+    master = cluster.master
+    agents = {a.agent_id: a for a in cluster.agents}  # type: ignore[attr-defined]
+    ended = 0
+    for sched in cluster.schedulers:  # type: ignore[attr-defined]
+        fw = master.frameworks[sched.framework_id]
+        for task in list(fw.tasks.values()):
+            agents[task.agent_id].update(task.task_id, "TASK_KILLED", framework_id=fw.id)
+            ended += 1
+        for event in sched.all_of("UPDATE"):
+            s = event.update.status
+            ack = {"type": "ACKNOWLEDGE", "framework_id": {"value": sched.framework_id},
+                   "acknowledge": {"agent_id": {"value": s.agent_id.value},
+                                   "task_id": {"value": s.task_id.value},
+                                   "uuid": encode(s.uuid).decode().strip('"')}}
+            master.scheduler_call(decode_call(json.dumps(ack).encode()), sched.stream_id)
+        clear_streams(cluster)
+    return ended
+
+
+def make_completed(cluster: MasterCluster, per_framework: int, statuses: list[str]) -> int:
+    """Fill the cluster with tasks and kill them all, until every framework keeps
+    `per_framework` completed tasks (Mesos keeps up to `--max_completed_tasks_per_framework`,
+    1,000 by default, in its documents; the master is told to keep `per_framework` meanwhile).
+    Returns the tasks ended."""
+    master = cluster.master
+    options = master.options
+    master.options = dataclasses.replace(options, max_completed_tasks_per_framework=per_framework)
+    ended = 0
+    try:
+        while any(len(fw.completed_tasks) < per_framework for fw in master.frameworks.values()):
+            launched = launch(cluster, 10**9, statuses)
+            ended += end_all(cluster)
+            if not launched:
+                break
+    finally:
+        master.options = options
+    return ended
 
 
 class CodecAgentCalls:
@@ -231,6 +277,10 @@ def main() -> None:
     parser.add_argument("--frameworks", type=int, default=200)
     parser.add_argument("--tasks", type=int, default=20_000)
     parser.add_argument("--statuses", default="RUNNING")
+    parser.add_argument("--completed", type=int, default=0,
+                        help="completed tasks kept per framework (launched and killed before the "
+                             "--tasks running ones; Mesos keeps up to 1,000): in the documents and "
+                             "in the memory per task, as bench/scale.py counts it")
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--rss", action="store_true",
                         help="measure RSS only, without tracemalloc (whose own records inflate RSS)")
@@ -265,12 +315,15 @@ def main() -> None:
     base_traced, base_rss = measured()
     snapshot_before = tracemalloc.take_snapshot() if not args.rss else None
     started = time.process_time()
+    ended = make_completed(cluster, args.completed, statuses) if args.completed else 0
     tasks = launch(cluster, args.tasks, statuses)
     launch_cpu = time.process_time() - started
+    tasks += ended
     clear_streams(cluster)
     full_traced, full_rss = measured()
     snapshot_after = tracemalloc.take_snapshot() if not args.rss else None
     running = sum(len(fw.tasks) for fw in cluster.master.frameworks.values())
+    completed = sum(len(fw.completed_tasks) for fw in cluster.master.frameworks.values())
 
     master = cluster.master
     if args.offers:
@@ -320,11 +373,16 @@ def main() -> None:
 
     row = {
         "agents": args.agents, "frameworks": args.frameworks, "tasks": running,
-        "statuses": args.statuses, "outstanding_offers": len(master.offers),
+        "completed_tasks": completed, "statuses": args.statuses,
+        "outstanding_offers": len(master.offers),
         "traced_kb_per_agent": None if args.rss else round((base_traced - empty_traced) / args.agents / 1024, 2),
         "traced_kb_per_task": None if args.rss else round((full_traced - base_traced) / max(1, running) / 1024, 3),
         "rss_kb_per_agent": round((base_rss - empty_rss) / args.agents / 1024, 2) if args.rss else None,
+        # Per running task, the completed ones kept counted against them (as bench/scale.py
+        # counts it), and per task kept (running or completed).
         "rss_kb_per_task": round((full_rss - base_rss) / max(1, running) / 1024, 3) if args.rss else None,
+        "rss_kb_per_kept_task": (round((full_rss - base_rss) / max(1, running + completed) / 1024, 3)
+                                 if args.rss else None),
         "launch_cpu_ms_per_task": round(launch_cpu / max(1, tasks) * 1000, 3),
         "get_state_ms": round(get_state[0] * 1000, 1),
         "get_state_cpu_ms": round(get_state[3] * 1000, 1),

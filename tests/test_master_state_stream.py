@@ -43,6 +43,7 @@ async def test_streamed_state_equals_the_document(
     running: Running, monkeypatch: pytest.MonkeyPatch, slice_seconds: float  # noqa: F811
 ) -> None:
     monkeypatch.setattr(master_http, "STATE_SLICE_SECONDS", slice_seconds)  # 0: one write a piece
+    monkeypatch.setattr(master_http, "STATE_SLICE_MAX_SECONDS", slice_seconds)
     agents = await _agents(running, 5)
     try:
         served = json.loads(await _text(running, "/master/state"))
@@ -140,6 +141,7 @@ async def test_streamed_get_state_over_http(
     from mezzo.api.codec import encode
 
     monkeypatch.setattr(master_http, "STATE_SLICE_SECONDS", slice_seconds)
+    monkeypatch.setattr(master_http, "STATE_SLICE_MAX_SECONDS", slice_seconds)
     agents = await _agents(running, 4)
     try:
         for call_type in ("GET_STATE", "GET_AGENTS", "GET_TASKS"):
@@ -311,3 +313,40 @@ def test_agent_entries_follow_their_agent() -> None:
     assert after[agent.id]["used_resources"]["cpus"] < used["cpus"]  # type: ignore[index]
     master.agents.pop(agent.id)
     assert agent.id not in same()
+
+
+# ---------------------------------------------------------------------------- the loop's share
+
+
+async def test_a_slice_lasts_as_long_as_the_other_work_before_it() -> None:
+    """`Slices`: at least the minimum, as long as the work the pause let run, at most the
+    maximum; and where the time went is counted."""
+    import asyncio
+
+    from mezzo.master.slices import Slices
+
+    now = [0.0]
+    slices = Slices(lambda: now[0], minimum=0.01, maximum=0.025)
+    now[0] = 0.0099
+    assert not slices.due()
+    now[0] = 0.01
+    assert slices.due()
+    for other, expected in ((0.0, 0.01), (0.015, 0.015), (0.2, 0.025)):
+        def work(other: float = other) -> None:  # what the loop runs during the pause
+            now[0] += other
+        asyncio.get_running_loop().call_soon(work)
+        await slices.pause()
+        start = now[0]
+        now[0] = start + expected - 1e-6
+        assert not slices.due()
+        now[0] = start + expected
+        assert slices.due()
+
+    async def write(data: bytes) -> None:  # a write that waits 0.5 s for the client
+        now[0] += 0.5
+
+    await slices.write(write, b"x" * 10)
+    slices.finish()
+    assert slices.slices == 4 and slices.bytes == 10
+    assert abs(slices.other - 0.215) < 1e-9 and abs(slices.writing - 0.5) < 1e-9
+    assert abs(slices.making - (now[0] - 0.215 - 0.5)) < 1e-9

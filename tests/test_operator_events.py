@@ -298,6 +298,7 @@ async def test_subscribed_is_made_in_slices_and_equals_the_state() -> None:
 
     process, runner, url = await _serve()
     process.server.operator_api.slice_seconds = 0.0  # every piece in its own slice
+    process.server.operator_api.max_slice_seconds = 0.0
     agents = [EmulatedAgent(url, hostname=f"a{i}") for i in range(4)]
     try:
         for agent in agents:

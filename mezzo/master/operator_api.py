@@ -11,8 +11,8 @@ The event stream (`POST /api/v1 {"type":"SUBSCRIBE"}`) is transport only: the su
 RecordIO response, hands the stream to the core, and carries the core's operator events out
 (`OperatorApi.send`, called by the master's `HttpOutbox`): each event is encoded once for
 all subscribers. The first event, SUBSCRIBED, holds the whole state (~0.8 s to make at
-100,000 tasks): it is made here in slices of `slice_seconds`, with the loop free between them,
-as GET_STATE is (`views.subscribed_pieces`); the events the core sends the new subscriber
+100,000 tasks): it is made here in slices (`mezzo.master.slices`), with the loop free between
+them, as GET_STATE is (`views.subscribed_pieces`); the events the core sends the new subscriber
 meanwhile wait behind it (`_SubscribedFirst`).
 
 A subscriber has a bounded queue (`max_queued` records). The stream's writer drains it as
@@ -34,6 +34,7 @@ from aiohttp import web
 from mezzo.api import operator as op
 from mezzo.api.codec import convert, encode
 from mezzo.master import views
+from mezzo.master.slices import MAXIMUM_SLICE, MINIMUM_SLICE, Slices
 from mezzo.net.files import VirtualFiles
 from mezzo.net.http import HTTPProblem, json_response, text_response
 from mezzo.net.logging_level import LoggingLevel
@@ -94,10 +95,12 @@ class OperatorApi:
     """The operator calls and endpoints of this module, for one master."""
 
     def __init__(self, master: Any, *, log_dir: str | None = None,
-                 max_queued: int = DEFAULT_MAX_QUEUED, slice_seconds: float = 0.01) -> None:
+                 max_queued: int = DEFAULT_MAX_QUEUED, slice_seconds: float = MINIMUM_SLICE,
+                 max_slice_seconds: float = MAXIMUM_SLICE) -> None:
         self.master = master
         self.max_queued = max_queued
         self.slice_seconds = slice_seconds
+        self.max_slice_seconds = max_slice_seconds
         self._making: set[asyncio.Task[None]] = set()  # SUBSCRIBED events being made
         self.files = VirtualFiles()
         if log_dir:
@@ -180,14 +183,17 @@ class OperatorApi:
         return await serve_subscription(request, register, max_queued=self.max_queued)
 
     async def _send_subscribed(self, handle: _SubscribedFirst, view: Any) -> None:
-        """Make SUBSCRIBED a slice at a time, yielding to the loop between slices, then send
-        it and what waited behind it."""
+        """Make SUBSCRIBED a slice at a time (`mezzo.master.slices`), yielding to the loop
+        between slices, then send it and what waited behind it."""
         loop = asyncio.get_running_loop()
+        slices = Slices(loop.time, minimum=self.slice_seconds, maximum=self.max_slice_seconds)
         pieces: list[bytes] = []
-        slice_end = loop.time() + self.slice_seconds
         for piece in views.subscribed_pieces(view, self.master.events.heartbeat_interval):
             pieces.append(piece)
-            if loop.time() >= slice_end:
-                await asyncio.sleep(0)
-                slice_end = loop.time() + self.slice_seconds
-        handle.release(b"".join(pieces))
+            if slices.due():
+                await slices.pause()
+        slices.finish()
+        first = b"".join(pieces)
+        slices.bytes = len(first)
+        slices.served("operator SUBSCRIBED")
+        handle.release(first)
