@@ -239,6 +239,38 @@ def test_task_entries_are_the_bytes_of_the_reference_shapes() -> None:
         assert views._task_wire_bytes(item) == encode(views._task_wire(item))  # type: ignore[arg-type]
 
 
+def test_completed_task_entries_are_the_bytes_of_the_reference_shapes() -> None:
+    """A completed task is kept as what the documents show of it (`views.completed_task`):
+    its entries are the bytes its record's would be, its statuses and ids those of the
+    record, and tasks of one resource shape hold the same JSON of it."""
+    import msgspec
+
+    from mezzo.api.codec import encode
+    from mezzo.api.common import FrameworkID
+    from mezzo.master.completed import CompletedTask
+
+    fid = FrameworkID(value="fw")
+    records = _rich_tasks()
+    for record in records:
+        task = views.completed_task(record)  # type: ignore[arg-type]
+        assert isinstance(task, CompletedTask)
+        reference = views._task_json(record)  # type: ignore[arg-type]
+        assert views._completed_json_bytes(task) == msgspec.json.encode(reference)
+        assert views._task_json(task) == reference
+        wire = record.to_wire(fid)  # type: ignore[attr-defined]
+        assert task.wire_entry() == encode(wire) == views._completed_wire_bytes((fid, task))
+        assert views._completed_wire((fid, task)) == wire
+        assert task.statuses == record.statuses  # type: ignore[attr-defined]
+        assert task.first_status() == record.first_status()  # type: ignore[attr-defined]
+        assert task.latest_status() == record.latest_status()  # type: ignore[attr-defined]
+        for name in ("task_id", "framework_id", "agent_id", "state", "user"):
+            assert getattr(task, name) == getattr(record, name)
+    assert views.completed_task(records[2]).wire_resources == b""  # type: ignore[arg-type]  # none
+    twin = _rich_tasks()[1]
+    assert (views.completed_task(twin).wire_resources  # type: ignore[arg-type]
+            is views.completed_task(records[1]).wire_resources)  # type: ignore[arg-type]
+
+
 def test_joined_pieces_are_the_bytes_of_the_whole_documents() -> None:
     import msgspec
 

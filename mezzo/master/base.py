@@ -50,6 +50,7 @@ from mezzo.master.records import (
 )
 from mezzo.master.registry import RegistryState, UpdateWeights
 from mezzo.master.timers import DeadlineQueue
+from mezzo.master.views import completed_task
 
 log = logging.getLogger("mezzo.master")
 
@@ -442,6 +443,9 @@ class MasterBase:
         if framework.tasks.get(task.task_id) is task:
             del framework.tasks[task.task_id]
         framework.unreachable_tasks.pop(task.task_id, None)
-        framework.completed_tasks.append(task)
+        if self.options.max_completed_tasks_per_framework <= 0:
+            return
+        # Kept as what the documents show of it (`mezzo.master.completed`), not as the record.
+        framework.completed_tasks.append(completed_task(task))
         while len(framework.completed_tasks) > self.options.max_completed_tasks_per_framework:
             framework.completed_tasks.popleft()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mezzo.api import operator as op
 from mezzo.core.errors import CallRefused
 from mezzo.master.base import MasterBase
+from mezzo.master.completed import CompletedTask
 from mezzo.master.quota import (
     QuotaError,
     StoredQuota,
@@ -157,20 +158,20 @@ class OperatorCalls(MasterBase):
         limit: int = 100,
         offset: int = 0,
         newest_first: bool = True,
-    ) -> list[TaskRecord]:
+    ) -> list[TaskRecord | CompletedTask]:
         """`/master/tasks`: live, unreachable and completed tasks of live and completed
         frameworks, one page of them. As Mesos (its TaskComparator): ordered by the time of
         their *first* status, tasks without a status first when ascending; a negative limit
         (Mesos's -1) means no limit."""
         if offset < 0:
             raise CallRefused(400, "'offset' must not be negative")
-        found: list[TaskRecord] = []
+        found: list[TaskRecord | CompletedTask] = []
         for framework in [*self.frameworks.values(), *self.completed_frameworks.values()]:
             if framework_id and framework.id != framework_id:
                 continue
-            tasks = [*framework.tasks.values(), *framework.unreachable_tasks.values(), *framework.completed_tasks]
+            tasks: list[TaskRecord | CompletedTask] = [*framework.tasks.values(), *framework.unreachable_tasks.values(), *framework.completed_tasks]
             found.extend(t for t in tasks if not task_id or t.task_id == task_id)
-        def first_time(t: TaskRecord) -> tuple[int, float]:
+        def first_time(t: TaskRecord | CompletedTask) -> tuple[int, float]:
             first = t.first_status()
             return (0, 0.0) if first is None else (1, first.timestamp or 0.0)
 

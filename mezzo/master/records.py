@@ -32,6 +32,7 @@ from mezzo.api.common import (
     TimeInfo,
 )
 from mezzo.api.internal import AgentSubscribe
+from mezzo.master.completed import CompletedTask
 from mezzo.master.gauges import TaskIndex
 from mezzo.master.registry import AdmitAgent, MarkReachable
 from mezzo.resources import Resources
@@ -425,7 +426,8 @@ class FrameworkRecord:
     tasks: dict[str, TaskRecord] = field(default_factory=TaskIndex)
     # Tasks on unreachable agents (PARTITION_AWARE frameworks), may come back.
     unreachable_tasks: dict[str, TaskRecord] = field(default_factory=dict)
-    completed_tasks: deque[TaskRecord] = field(default_factory=deque)
+    # Ended tasks, as the documents show them (`mezzo.master.completed`).
+    completed_tasks: deque[CompletedTask] = field(default_factory=deque)
     # The ids of its outstanding offers (see `AgentRecord.offers`).
     offers: dict[str, None] = field(default_factory=dict)
     # agent id -> executor id -> record

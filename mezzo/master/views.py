@@ -9,22 +9,25 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
 from mezzo import __version__
 from mezzo.api import operator as op
-from mezzo.api.codec import encode, to_builtins
+from mezzo.api.codec import decode, encode, to_builtins
 from mezzo.api.common import AgentID, FrameworkID, Task, TaskState
 from mezzo.master.allocator import AllocatorStatistics
-from mezzo.master.base import MasterBase
+from mezzo.master.completed import CompletedTask
 from mezzo.master.events import framework_entry
 from mezzo.master.gauges import task_counts
 from mezzo.master.records import AgentRecord, FrameworkRecord, TaskRecord, time_info
 from mezzo.resources import Resources
 from mezzo.resources.tally import ScalarTally
+
+if TYPE_CHECKING:  # the core keeps its completed tasks as `completed_task` makes them
+    from mezzo.master.base import MasterBase
 
 BUILD_DATE = "2024-08-23 00:00:00"
 BUILD_TIME = 1724371200
@@ -70,8 +73,11 @@ def _attributes(agent_info: Any) -> dict[str, Any]:
     return out
 
 
-def _task_json(task: TaskRecord) -> dict[str, Any]:
+def _task_json(task: TaskRecord | CompletedTask) -> dict[str, Any]:
     # From the record's JSON builtins: no TaskInfo or TaskStatus is built for the view.
+    if isinstance(task, CompletedTask):  # kept as the entry's parts (`completed_task`)
+        entry: dict[str, Any] = msgspec.json.decode(_completed_json_bytes(task))
+        return entry
     out: dict[str, Any] = {
         "id": task.task_id,
         "name": task.name,
@@ -162,7 +168,7 @@ def framework_json(master: MasterBase, fw: FrameworkRecord, with_tasks: bool = T
     return out
 
 
-def _task_lists(fw: FrameworkRecord) -> list[tuple[str, list[TaskRecord]]]:
+def _task_lists(fw: FrameworkRecord) -> list[tuple[str, list[Any]]]:
     return [("tasks", list(fw.tasks.values())),
             ("unreachable_tasks", list(fw.unreachable_tasks.values())),
             ("completed_tasks", list(fw.completed_tasks))]
@@ -296,14 +302,78 @@ def _task_json_bytes(task: TaskRecord) -> bytes:
     ))
 
 
+class _LegacyCompleted(msgspec.Struct, gc=False):
+    """`_LegacyTask` field for field, its statuses already JSON (a `CompletedTask`'s)."""
+
+    id: str
+    name: str
+    framework_id: str
+    executor_id: str
+    slave_id: str
+    state: TaskState
+    resources: Raw
+    role: str
+    statuses: Raw
+    user: str | UnsetType = UNSET
+    labels: Raw | UnsetType = UNSET
+    discovery: Raw | UnsetType = UNSET
+    container: Raw | UnsetType = UNSET
+    health_check: Raw | UnsetType = UNSET
+
+
+def _completed_json_bytes(task: CompletedTask) -> bytes:
+    """`_task_json_bytes` of the record `task` was made from."""
+    extras = task.extras
+    return _json(_LegacyCompleted(
+        task.task_id, task.name, task.framework_id, task.executor_id or "", task.agent_id,
+        task.state, _legacy_resources_raw(task.resources), task.role, Raw(task.legacy_statuses),
+        task.user or UNSET, extras.labels, extras.discovery, extras.container, extras.health_check,
+    ))
+
+
+def completed_task(task: TaskRecord) -> CompletedTask:
+    """The record of a task that ended, as its framework keeps it from now on
+    (`mezzo.master.completed`): what the documents show of it, rendered once."""
+    wire = _task_wire_bytes((FrameworkID(value=task.framework_id), task))
+    resources = _wire_resources_bytes(task.resources)
+    head, tail = wire, b""
+    if resources:
+        # The first `"resources":[` is the field's: the fields before it are strings and
+        # objects of strings, in which a quote is escaped.
+        key = b'"resources":' + resources
+        at = wire.find(key) + len(b'"resources":')
+        head, tail = wire[:at], wire[at + len(resources):]
+    return CompletedTask(
+        task.task_id, task.name, task.framework_id, task.executor_id, task.agent_id, task.state,
+        task.user, task.role, task.resources, _info_extras(task),
+        _json(_legacy_statuses(task)), head, resources, tail,
+    )
+
+
+def _wire_resources_bytes(resources: Resources) -> bytes:
+    """`_wire_resources_raw` as bytes (b"" for none), one object per shared value: the
+    completed tasks of a shape hold the same one."""
+    kept: bytes = _kept_per_value(_WIRE_BYTES, resources, _wire_bytes)
+    return kept
+
+
+def _wire_bytes(resources: Resources) -> bytes:
+    raw = _wire_raw(resources)
+    return b"" if isinstance(raw, UnsetType) else bytes(raw)
+
+
+_WIRE_BYTES: dict[int, tuple[Resources, bytes]] = {}
+
+
 def _framework_pieces(master: MasterBase, fw: FrameworkRecord) -> Iterator[bytes]:
     """`framework_json` as JSON text, its task lists a task per piece."""
     head = _json(framework_json(master, fw, with_tasks=False))
     yield head[:-1]
     for key, tasks in _task_lists(fw):
         yield b',"' + key.encode() + b'":['
+        to_json = _completed_json_bytes if key == "completed_tasks" else _task_json_bytes
         for i, task in enumerate(tasks):
-            yield (b"," if i else b"") + _task_json_bytes(task)
+            yield (b"," if i else b"") + to_json(task)
         yield b"]"
     yield b"}"
 
@@ -766,6 +836,14 @@ def _task_wire(item: tuple[FrameworkID, TaskRecord]) -> Task:
     return item[1].to_wire(item[0])
 
 
+def _completed_wire(item: tuple[FrameworkID, CompletedTask]) -> Task:
+    return decode(item[1].wire_entry(), Task)
+
+
+def _completed_wire_bytes(item: tuple[FrameworkID, CompletedTask]) -> bytes:
+    return item[1].wire_entry()
+
+
 class _Value(msgspec.Struct, gc=False):
     value: str
 
@@ -830,9 +908,9 @@ def _task_wire_bytes(item: tuple[FrameworkID, TaskRecord]) -> bytes:
 
 
 def _tasks_of(frameworks: list[FrameworkRecord], kind: str) -> Callable[[], Iterator[Any]]:
-    def sources() -> Iterator[tuple[FrameworkID, TaskRecord]]:
+    def sources() -> Iterator[tuple[FrameworkID, Any]]:
         for fw in frameworks:
-            records = fw.tasks.values() if kind == "tasks" else (
+            records: Iterable[Any] = fw.tasks.values() if kind == "tasks" else (
                 fw.unreachable_tasks.values() if kind == "unreachable" else fw.completed_tasks)
             if records:
                 fid = FrameworkID(value=fw.id)
@@ -846,7 +924,7 @@ def _tasks_fields(master: MasterBase) -> list[_Field]:
     return [
         ("tasks", _tasks_of(frameworks, "tasks"), _task_wire, _task_wire_bytes),
         ("unreachable_tasks", _tasks_of(frameworks, "unreachable"), _task_wire, _task_wire_bytes),
-        ("completed_tasks", _tasks_of(frameworks, "completed"), _task_wire, _task_wire_bytes),
+        ("completed_tasks", _tasks_of(frameworks, "completed"), _completed_wire, _completed_wire_bytes),
     ]
 
 
