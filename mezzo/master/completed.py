@@ -8,16 +8,17 @@ show of it, rendered once when it completes (`views.completed_task`):
 - its operator API `Task` entry as JSON, in three parts around its resources, the middle one
   the JSON of its shared resource shape (one `bytes` for all the tasks of a shape): a document
   joins the parts instead of encoding the task;
-- for its `/master/state` entry, its statuses already in that entry's shape (`state` and
-  `timestamp`...), so the entry is encoded from this object without decoding a status;
+- for its `/master/state` entry, which shows its statuses in another shape, the fields of that
+  entry (the entry's statuses are decoded from the kept JSON as a document is made);
 - the few attributes the other readers use (ids, state, user: `/master/state-summary`, the
   authorization filters, `/master/tasks`).
 
 At 9,000 agents a document held 200,000 completed tasks (200 frameworks) beside 72,000 running
-ones; each cost ~2.5 µs per document to render, and is now a join (GET_STATE) or an encode of
-kept parts (`/master/state`). The object is about as big as the record it replaces (issue 12:
-≤ 2 KB per task, the completed ones counted against the running), and it is not tracked by the
-garbage collector (it holds only strings, bytes, an enum and shared immutable values: no cycle
+ones; each cost ~2.5 µs per document to render, and is now a join (GET_STATE) or a decode of
+its statuses and an encode (`/master/state`). The object is no bigger than the record it
+replaces (issue 12: ≤ 2 KB per task, the completed ones counted against the running: a
+`/master/state` entry kept beside the `Task` one would add ~0.2 KB), and it is not tracked by
+the garbage collector (it holds only strings, bytes, an enum and shared immutable values: no cycle
 can go through it).
 """
 
@@ -46,8 +47,6 @@ class CompletedTask(msgspec.Struct, frozen=True, gc=False):
     # The kept `TaskInfo` fields a `/master/state` entry copies (`views._InfoExtras`, shared
     # per distinct info).
     extras: Any
-    # The `/master/state` entry's `statuses` list, as JSON.
-    legacy_statuses: bytes
     # The operator API `Task` entry: wire_head + wire_resources + wire_tail.
     wire_head: bytes
     wire_resources: bytes  # shared per resource shape

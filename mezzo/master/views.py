@@ -302,32 +302,29 @@ def _task_json_bytes(task: TaskRecord) -> bytes:
     ))
 
 
-class _LegacyCompleted(msgspec.Struct, gc=False):
-    """`_LegacyTask` field for field, its statuses already JSON (a `CompletedTask`'s)."""
+class _WireStatuses(msgspec.Struct, gc=False):
+    """The statuses of a `Task`'s JSON, decoded as a `/master/state` entry shows them."""
 
-    id: str
-    name: str
-    framework_id: str
-    executor_id: str
-    slave_id: str
-    state: TaskState
-    resources: Raw
-    role: str
-    statuses: Raw
-    user: str | UnsetType = UNSET
-    labels: Raw | UnsetType = UNSET
-    discovery: Raw | UnsetType = UNSET
-    container: Raw | UnsetType = UNSET
-    health_check: Raw | UnsetType = UNSET
+    statuses: list[_LegacyStatus] = []
+
+
+_WIRE_STATUSES = msgspec.json.Decoder(_WireStatuses)
 
 
 def _completed_json_bytes(task: CompletedTask) -> bytes:
-    """`_task_json_bytes` of the record `task` was made from."""
+    """`_task_json_bytes` of the record `task` was made from: its statuses are decoded from
+    its `Task` entry, which holds the record's status JSON as it was."""
+    tail = task.wire_tail
+    if task.wire_resources:  # the statuses follow the resources: decode the fields after them
+        fields = b"{" + tail[1:] if len(tail) > 1 else b"{}"
+    else:
+        fields = task.wire_head
     extras = task.extras
-    return _json(_LegacyCompleted(
+    return _json(_LegacyTask(
         task.task_id, task.name, task.framework_id, task.executor_id or "", task.agent_id,
-        task.state, _legacy_resources_raw(task.resources), task.role, Raw(task.legacy_statuses),
-        task.user or UNSET, extras.labels, extras.discovery, extras.container, extras.health_check,
+        task.state, _legacy_resources_raw(task.resources), task.role,
+        _WIRE_STATUSES.decode(fields).statuses, task.user or UNSET,
+        extras.labels, extras.discovery, extras.container, extras.health_check,
     ))
 
 
@@ -345,8 +342,7 @@ def completed_task(task: TaskRecord) -> CompletedTask:
         head, tail = wire[:at], wire[at + len(resources):]
     return CompletedTask(
         task.task_id, task.name, task.framework_id, task.executor_id, task.agent_id, task.state,
-        task.user, task.role, task.resources, _info_extras(task),
-        _json(_legacy_statuses(task)), head, resources, tail,
+        task.user, task.role, task.resources, _info_extras(task), head, resources, tail,
     )
 
 
