@@ -40,6 +40,9 @@ At each size (agents are added to reach it; frameworks run throughout) one JSON 
 - `state_master_cpu_ms` / `get_state_master_cpu_ms`: the leader's CPU time while
   `/master/state` / GET_STATE was served (its whole process, so the request plus whatever
   else it did meanwhile): on a shared machine the wall time minus this is waiting for a CPU;
+  `state_client_cpu_ms` / `get_state_client_cpu_ms`: this driver's CPU time reading the answer
+  (its thread's: on the loaded CPU with the load generators, the client's share of that CPU
+  bounds how fast it reads);
 - `metrics_snapshot_ms`: the median of five GET `/metrics/snapshot`, and the longest
   `/health` answer while they are served (`metrics_snapshot_loop_stall_max_ms`);
 - `fw_calls_per_s`, `fw_cpu_pct`, `fw_cpu_us_per_call`: the busy frameworks' calls (ACCEPT,
@@ -474,15 +477,23 @@ class StallProbe:
 
 
 def timed_get(base: str, method: str, path: str, body: bytes | None = None) -> tuple[float, int]:
+    elapsed, size, _ = timed_request(base, method, path, body)
+    return elapsed, size
+
+
+def timed_request(base: str, method: str, path: str, body: bytes | None = None) -> tuple[float, int, float]:
+    """(wall seconds, body bytes, this client's CPU seconds reading it)."""
     conn = Connection(base, timeout=120)
     try:
         headers = {"Content-Type": "application/json", "Accept": "application/json"} if body else {}
         start = time.perf_counter()
+        cpu = time.thread_time()
         response = conn.request(method, path, body, headers)
         elapsed = time.perf_counter() - start
+        cpu = time.thread_time() - cpu
         if response.status != 200:
             raise RuntimeError(f"{method} {path}: HTTP {response.status}")
-        return elapsed, len(response.body)
+        return elapsed, len(response.body), cpu
     finally:
         conn.close()
 
@@ -796,11 +807,12 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
 
     with StallProbe(leader.url) as probe:
         before_cpu = cpu_s()
-        state_s, state_bytes = timed_get(leader.url, "GET", "/master/state")
+        state_s, state_bytes, state_client_s = timed_request(leader.url, "GET", "/master/state")
         state_cpu_s = cpu_s() - before_cpu
     with StallProbe(leader.url) as get_state_probe:
         before_cpu = cpu_s()
-        get_state_s, _ = timed_get(leader.url, "POST", "/api/v1", json.dumps({"type": "GET_STATE"}).encode())
+        get_state_s, _, get_state_client_s = timed_request(
+            leader.url, "POST", "/api/v1", json.dumps({"type": "GET_STATE"}).encode())
         get_state_cpu_s = cpu_s() - before_cpu
     snapshot_s = []
     with StallProbe(leader.url) as snapshot_probe:
@@ -830,6 +842,8 @@ def measure(leader: HaMaster, size: int, args: Any, registered_s: float, reports
         "get_state_ms": round(get_state_s * 1000, 1),
         "state_master_cpu_ms": round(state_cpu_s * 1000, 1),
         "get_state_master_cpu_ms": round(get_state_cpu_s * 1000, 1),
+        "state_client_cpu_ms": round(state_client_s * 1000, 1),
+        "get_state_client_cpu_ms": round(get_state_client_s * 1000, 1),
         "state_mb": round(state_bytes / 2**20, 1),
         "loop_stall_max_ms": round(probe.longest * 1000, 1),
         "idle_loop_stall_max_ms": round(idle_probe.longest * 1000, 1),
