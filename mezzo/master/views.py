@@ -7,6 +7,7 @@ Pure functions of the core's state (and `now`); the HTTP shell encodes what they
 from __future__ import annotations
 
 import itertools
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -474,6 +475,11 @@ def _used_key(items: Iterable[Resources]) -> tuple[tuple[Resources, int], ...]:
     `sum_resources` of equal keys is the same sum, made in the same order. (Counted by C
     loops: `Counter` of the ids, `dict(zip())` for the values.)"""
     values = list(items)
+    if not values:
+        return ()
+    first = values[0]
+    if all(map(operator.is_, values, itertools.repeat(first))):  # a C loop
+        return ((first, len(values)),)  # the common case: an agent's tasks all of one shape
     counts = Counter(map(id, values))
     by_id = dict(zip(map(id, values), values, strict=True))
     return tuple((by_id[i], n) for i, n in counts.items())
