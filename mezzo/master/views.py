@@ -638,15 +638,8 @@ def sum_resources(items: Iterable[Resources]) -> Resources:
     """The sum of `items`, each distinct value added once and multiplied: the master's tasks
     share their `Resources` per shape (`mezzo.master.records.shared_resources`), so summing
     100,000 tasks costs a few additions per shape instead of 100,000 (`/metrics/snapshot`)."""
-    by_id: dict[int, list[Any]] = {}  # id -> [resources, count]; holds them while counting
-    for r in items:
-        entry = by_id.get(id(r))
-        if entry is None:
-            by_id[id(r)] = [r, 1]
-        else:
-            entry[1] += 1
     by_shape: dict[Any, list[Any]] = {}  # equal values held apart (agents' totals) merge here
-    for r, n in by_id.values():
+    for r, n in _used_key(items):  # counted by identity in C loops
         shape = r.shape()
         key = shape if shape is not None else ("id", id(r))
         entry = by_shape.get(key)
