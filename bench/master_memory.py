@@ -8,7 +8,11 @@ ACCEPT calls and reported by the agents, and acknowledged by the frameworks. Eve
 through the JSON codec as it does over HTTP (`json` bytes → `decode_call` / `decode`), so each
 task's strings and records are its own, as in a real master. `--statuses` sets the updates each
 task reports before the measurement: `RUNNING` (bench/scale.py's emulated agents) or
-`STARTING,RUNNING` (the command executor).
+`STARTING,RUNNING` (the command executor). `--completed N` first fills the cluster and kills
+every task, as many times as it takes for each framework to keep N completed tasks (the real
+documents list up to `--max_completed_tasks_per_framework`, 1,000, per framework), then
+launches the `--tasks` running ones; `rss_kb_per_task` counts the completed tasks against the
+running ones, as bench/scale.py does, `rss_kb_per_kept_task` against both.
 
 Measured, after `gc.collect()`:
 - `tracemalloc` bytes per agent (agents registered, no task) and per task (the rest), and the
@@ -37,6 +41,8 @@ The process uses the master's garbage-collector settings (`mezzo.core.gc_tuning`
     .venv/bin/python bench/master_memory.py --agents 1600 --tasks 100000 --rss \
         --agent-resources "cpus:64;mem:131072;disk:100000;ports:[31000-32000]"   # 100,000 tasks
     .venv/bin/python bench/master_memory.py --agents 9000 --tasks 23000 --metrics-only --offers
+    .venv/bin/python bench/master_memory.py --agents 9000 --tasks 72000 --completed 1000 --rss \
+        --agent-resources "cpus:16;mem:32768;disk:100000;ports:[31000-32000]"   # bench/scale.py's shape
 
 Recorded in docs/benchmarks.md, "Scale (issue 12)".
 """
