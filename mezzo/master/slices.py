@@ -29,7 +29,8 @@ MINIMUM_SLICE = 0.01
 # With the slice as long as the other work before it, a request arriving meanwhile waits about
 # two slices and two turns of other work: 4 x 25 ms at worst.
 MAXIMUM_SLICE = 0.025
-# Documents at least this big, or this slow, get a log line of where their time went.
+# Documents at least this big (DEBUG), or this slow (INFO), get a log line of where their time
+# went.
 LOGGED_BYTES = 4 << 20
 LOGGED_SECONDS = 0.5
 
@@ -86,10 +87,11 @@ class Slices:
         self._mark = now
 
     def served(self, what: str) -> None:
-        """Log where a big or slow document's time went."""
+        """Log where a big or slow document's time went (INFO when slow, else DEBUG)."""
         total = self._clock() - self.started
         if self.bytes < LOGGED_BYTES and total < LOGGED_SECONDS:
             return
-        log.info("%s: %.1f MB in %.2f s: making it %.2f s in %d slices, other work %.2f s, "
-                 "waiting for the client %.2f s", what, self.bytes / 1e6, total, self.making,
-                 self.slices, self.other, self.writing)
+        log.log(logging.INFO if total >= LOGGED_SECONDS else logging.DEBUG,
+                "%s: %.1f MB in %.2f s: making it %.2f s in %d slices, other work %.2f s, "
+                "waiting for the client %.2f s", what, self.bytes / 1e6, total, self.making,
+                self.slices, self.other, self.writing)
