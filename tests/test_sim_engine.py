@@ -237,3 +237,37 @@ def test_the_master_holds_a_part_of_the_simulators_heap() -> None:
     assert master_objects(cluster.master.master) > 100
     assert 0.0 < master_share(cluster.master.master) < 1.0
     assert 0.0 < cluster.master.cost.gc_share < 1.0  # type: ignore[attr-defined]
+
+
+def test_a_core_factor_scales_the_cores_charge_and_keeps_a_run_deterministic(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`CORE_SLOWDOWN` (docs/evaluation.md, "The core's CPU in the real process") multiplies
+    the core's tabled or measured time, not the shell's; the fixed model stays deterministic."""
+    from mezzo.sim import master_node
+
+    assert FixedCost(core_factor=2.0).serve("tick", lambda: 0) == 2 * FixedCost(core_factor=1.0).serve(
+        "tick", lambda: 0)
+    table = {"tick": (0.01, 0.0)}
+    assert FixedCost(table).serve("tick", lambda: 0) == 0.01  # a table given is charged as it is
+    monkeypatch.setattr(master_node, "CORE_SLOWDOWN", 1.5)
+    assert FixedCost().core_factor == 1.5 and MeasuredCost().core_factor == 1.5
+    a, fa = _busy_cluster(11)
+    b, fb = _busy_cluster(11)
+    assert [f.finished for f in fa] == [f.finished for f in fb]
+    assert a.master.busy_seconds == b.master.busy_seconds
+
+
+def test_core_times_count_the_cores_calls_in_the_simulator() -> None:
+    """`mezzo.sim.coretime`: the timers the real master runs under (`bench/coretime.py`), here
+    around the simulated master's core, and gone again afterwards."""
+    from mezzo.master.core import Master
+    from mezzo.sim.coretime import simulated
+
+    before = Master.scheduler_call
+    out = simulated(agents=20, frameworks=4, settle=5.0, window=5.0)
+    assert Master.scheduler_call is before
+    functions = out["functions"]
+    assert out["launches"] > 0
+    assert functions["Master.scheduler_call.ACCEPT"]["calls"] > 0
+    assert functions["Master.agent_call.STATUS_UPDATE"]["us_per_call"] > 0
+    assert functions["Master.scheduler_call.ACCEPT"]["outbox_us_per_call"] > 0

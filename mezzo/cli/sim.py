@@ -59,14 +59,21 @@ class _RichProgress:
 @click.option("--cost", type=click.Choice(["measured", "fixed"]), default=None,
               help="Master service time: the CPU time its code took (measured) or a "
                    "calibrated table (fixed: same seed, same output). Default: per experiment.")
+@click.option("--core-factor", type=float, default=None,
+              help="Charge the master core's CPU times this factor (default: "
+                   "mezzo.sim.master_node.CORE_SLOWDOWN; docs/evaluation.md).")
 @click.option("--no-plot", is_flag=True, help="Skip the PNG.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no table.")
-def run(name: str, scale: str, seed: int, out: str, cost: str | None, no_plot: bool,
-        quiet: bool) -> None:
+def run(name: str, scale: str, seed: int, out: str, cost: str | None, core_factor: float | None,
+        no_plot: bool, quiet: bool) -> None:
     """Run experiment NAME (or `all`): see `mezzo sim list`."""
     from mezzo.core.gc_tuning import tune_for_daemon
+    from mezzo.sim import master_node
     from mezzo.sim.experiments import EXPERIMENTS, load
     from mezzo.sim.report import NoProgress, write
+
+    if core_factor is not None:
+        master_node.CORE_SLOWDOWN = core_factor
 
     names = list(EXPERIMENTS) if name == "all" else [name]
     for n in names:
@@ -98,13 +105,20 @@ def run(name: str, scale: str, seed: int, out: str, cost: str | None, no_plot: b
 
 
 @sim.command("calibrate")
-def calibrate() -> None:
+@click.option("--core-factor", type=float, default=None,
+              help="Charge the master core's measured CPU times this factor (default: "
+                   "mezzo.sim.master_node.CORE_SLOWDOWN; docs/evaluation.md, \"The core's CPU "
+                   "in the real process\").")
+def calibrate(core_factor: float | None) -> None:
     """Print the simulator's figures for the shapes bench/launch.py measures, and the
     measured per-message master costs behind the fixed cost model."""
     from mezzo.core.gc_tuning import tune_for_daemon
-    from mezzo.sim import calibration
+    from mezzo.sim import calibration, master_node
 
     tune_for_daemon()
+    if core_factor is not None:
+        master_node.CORE_SLOWDOWN = core_factor
+        click.echo(f"the core's measured CPU charged x{core_factor}")
     latency = calibration.launch_latency()
     click.echo(f"launch latency (bench/launch.py latency): p50 {latency['p50_ms']} ms, "
                f"p99 {latency['p99_ms']} ms over {latency['launches']} launches")
