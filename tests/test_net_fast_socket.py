@@ -81,7 +81,7 @@ class Server:
         return getattr(self.runner.server, "answered", 0)
 
 
-async def serve(fast: bool, **route: float) -> Server:
+async def serve(fast: bool, **route: Any) -> Server:
     echo = Echo()
     app = web.Application()
 
@@ -100,9 +100,12 @@ async def serve(fast: bool, **route: float) -> Server:
     return Server(echo, runner, port)
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[Server]:
-    s = await serve(True, first_message_seconds=5.0, max_buffered=1024 * 1024)
+@pytest.fixture(params=[True, False], ids=["own-transport", "asyncio-transport"])
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[Server]:
+    """The fast socket on its own transport (a plain TCP connection's) and on asyncio's (a
+    TLS connection's)."""
+    s = await serve(True, first_message_seconds=5.0, max_buffered=1024 * 1024,
+                    own_transport=request.param)
     yield s
     await s.runner.cleanup()
 
