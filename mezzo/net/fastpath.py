@@ -28,13 +28,15 @@ Every request either way is timed into the same per-endpoint histogram (`HttpTim
 A path may also register a *socket* route (`add_socket_route`): a plain WebSocket handshake
 on it (`GET`, HTTP/1.1, `Upgrade: websocket`, `Connection: upgrade`, a valid
 `Sec-WebSocket-Key`, version 13, no subprotocol asked, the route's `accepts(headers)` yes) is
-answered `101 Switching Protocols` here, with the headers aiohttp writes, and the transport is
-handed to a `mezzo.net.message_socket.FrameSocket`, which reads the frames itself: aiohttp's
+answered `101 Switching Protocols` here, with the headers aiohttp writes, and the connection
+goes to a `mezzo.net.message_socket.FrameSocket`, which reads the frames itself: aiohttp's
 handler is detached as if the connection had been lost (its request loop ends, its keep-alive
-timer is cancelled, the server forgets it). A connected agent then costs its master one
-protocol object and its transport, not a request, two tasks and a dozen suspended coroutines
-(issue 12: each is walked by every full garbage collection), and a message one
-`data_received`, not aiohttp's reader and a coroutine resumption. Any other handshake on the
+timer is cancelled, the server forgets it). A plain TCP connection is then carried by a
+`_SocketTransport` on a duplicate of its socket (asyncio's transport aborted on the original
+descriptor), a TLS one by asyncio's transport, handed over (`set_protocol`). A connected agent
+then costs its master a protocol object and a light transport, not a request, two tasks and a
+dozen suspended coroutines (issue 12: each is walked by every full garbage collection), and a
+message one `data_received`, not aiohttp's reader and a coroutine resumption. Any other handshake on the
 path (authentication configured, a master not leading...) is aiohttp's, as before. The
 handshake is timed into the histogram under `GET` (aiohttp's middleware leaves a socket's
 out), each message under `WS` as `socket_message_observer` does.
@@ -170,6 +172,7 @@ class _FastServer(Server):
     async def shutdown(self, timeout: float | None = None) -> None:
         for socket in list(self.sockets):
             socket.end_now("server shutting down")
+        await asyncio.sleep(0)  # their transports' closing callbacks run (the sockets close)
         await super().shutdown(timeout)
 
 
