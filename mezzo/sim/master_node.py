@@ -110,8 +110,12 @@ SCHEDULER_REQUEST_OVERHEAD = 43e-6
 # emulated agents' calls arriving in bursts ~2.5 ms apart): less the PONG's core (3 µs), its
 # wake-ups (0.13 x ~65 µs, `WAKE_COSTS`) and turns (0.18 x 2.1 µs), 29.5 µs; at 300 agents
 # (`--agents 300 --calls 10`) 32.0 - 3 - 5.2 - 0.2 = 23.6 µs. The simulator charges wake-ups and
-# turns on their own (below), so this constant is the message's cost net of them.
-AGENT_MESSAGE_OVERHEAD = 30e-6
+# turns on their own (below), so this constant is the message's cost net of them. Since the
+# agents' sockets moved to the fast path (frames read by a plain protocol, no coroutine per
+# connection; issue 12), the same command gives 25.0 µs a call twice (2026-12-06 05:08, load
+# 0.2, 0.20-0.21 turns and 0.19-0.20 wake-ups a call, ~1.6 ms apart): less the core (3 µs)
+# and the wake-ups (0.195 x ~62 µs), 10 µs (was 29.5 on aiohttp's sockets).
+AGENT_MESSAGE_OVERHEAD = 10e-6
 # The event loop's own cost per turn, beyond the handles it runs (docs/evaluation.md, "The event
 # loop's turns and wake-ups"). A turn that follows another at once (`select()` polled without
 # sleeping, `_run_once`'s bookkeeping) costs LOOP_TURN_OVERHEAD: a callback re-queued with
