@@ -142,13 +142,7 @@ def launch(cluster: MasterCluster, tasks: int, statuses: list[str]) -> int:
                     for state in statuses:
                         agent.update(run.run_task.task.task_id.value, state,
                                      framework_id=run.run_task.framework_info.id.value)
-                for event in sched.all_of("UPDATE"):
-                    s = event.update.status
-                    ack = {"type": "ACKNOWLEDGE", "framework_id": {"value": sched.framework_id},
-                           "acknowledge": {"agent_id": {"value": s.agent_id.value},
-                                           "task_id": {"value": s.task_id.value},
-                                           "uuid": encode(s.uuid).decode().strip('"')}}
-                    master.scheduler_call(decode_call(json.dumps(ack).encode()), sched.stream_id)
+                acknowledge_updates(master, sched)
                 for client in (sched, agent):
                     client.stream.events.clear()
                     client._cursor = 0
@@ -156,6 +150,17 @@ def launch(cluster: MasterCluster, tasks: int, statuses: list[str]) -> int:
         if launched == before:
             break  # the cluster is full
     return launched
+
+
+def acknowledge_updates(master: Any, sched: Any) -> None:
+    """The scheduler acknowledges every UPDATE its stream holds, through the JSON codec."""
+    for event in sched.all_of("UPDATE"):
+        s = event.update.status
+        ack = {"type": "ACKNOWLEDGE", "framework_id": {"value": sched.framework_id},
+               "acknowledge": {"agent_id": {"value": s.agent_id.value},
+                               "task_id": {"value": s.task_id.value},
+                               "uuid": encode(s.uuid).decode().strip('"')}}
+        master.scheduler_call(decode_call(json.dumps(ack).encode()), sched.stream_id)
 
 
 def end_all(cluster: MasterCluster) -> int:
@@ -169,13 +174,7 @@ def end_all(cluster: MasterCluster) -> int:
         for task in list(fw.tasks.values()):
             agents[task.agent_id].update(task.task_id, "TASK_KILLED", framework_id=fw.id)
             ended += 1
-        for event in sched.all_of("UPDATE"):
-            s = event.update.status
-            ack = {"type": "ACKNOWLEDGE", "framework_id": {"value": sched.framework_id},
-                   "acknowledge": {"agent_id": {"value": s.agent_id.value},
-                                   "task_id": {"value": s.task_id.value},
-                                   "uuid": encode(s.uuid).decode().strip('"')}}
-            master.scheduler_call(decode_call(json.dumps(ack).encode()), sched.stream_id)
+        acknowledge_updates(master, sched)
         clear_streams(cluster)
     return ended
 

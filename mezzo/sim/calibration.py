@@ -161,6 +161,25 @@ def launch_costs(agents: int = 2000, warmup: float = 60.0, window: float = 30.0)
     return {"agents": agents, "launches_per_s": round(launches / window, 1), "kinds": out}
 
 
+def _scale_cluster(agents: int, frameworks: int, cost: str, *,
+                   settle: float) -> tuple[SimCluster, list[SimFramework]]:
+    """bench/scale.py's cluster in the simulator, run for `settle` seconds: agents of 8 cpus
+    (with its disk and ports), `frameworks` filling every offer with 1-cpu tasks and killing
+    each after N(30 s, 10 s). Returns the cluster and the load's frameworks."""
+    import random
+
+    from mezzo.sim.frameworks import ContinuousFramework, normal_duration
+
+    cluster = SimCluster(seed=1, cost=cost)
+    rng = random.Random(1)
+    cluster.add_agents(agents, "cpus:8;mem:16384;disk:100000;ports:[31000-32000]", spread=10.0)
+    load = [cluster.add_framework(ContinuousFramework(
+        cluster.engine, f"l{i}", task=(1.0, 2048.0), duration=normal_duration(rng, 30.0, 10.0),
+        kill=True)) for i in range(frameworks)]
+    cluster.run_for(settle)
+    return cluster, load
+
+
 def scale_shape(agents: int = 1000, frameworks: int = 200, samples: int = 10,
                 cost: str = "measured") -> dict:
     """bench/scale.py's shape in the simulator: agents of 8 cpus (with its disk and ports), 200
@@ -169,17 +188,9 @@ def scale_shape(agents: int = 1000, frameworks: int = 200, samples: int = 10,
     steady window in which test frameworks measure SUBSCRIBE sent -> TASK_RUNNING one after
     another. Reports what the benchmark reports: the launch overhead, the master's CPU % and
     launches per second over the window, and from them the master's CPU time per launch."""
-    import random
+    from mezzo.sim.frameworks import ProbeFramework
 
-    from mezzo.sim.frameworks import ContinuousFramework, ProbeFramework, normal_duration
-
-    cluster = SimCluster(seed=1, cost=cost)
-    rng = random.Random(1)
-    cluster.add_agents(agents, "cpus:8;mem:16384;disk:100000;ports:[31000-32000]", spread=10.0)
-    load = [cluster.add_framework(ContinuousFramework(
-        cluster.engine, f"l{i}", task=(1.0, 2048.0), duration=normal_duration(rng, 30.0, 10.0),
-        kill=True)) for i in range(frameworks)]
-    cluster.run_for(60.0)
+    cluster, load = _scale_cluster(agents, frameworks, cost, settle=60.0)
     master = cluster.master
     busy0, t0 = master.busy_seconds, cluster.engine.now
     launched0 = sum(f.launched for f in load)  # type: ignore[attr-defined]
@@ -220,17 +231,7 @@ def failover_shape(agents: int = 1000, frameworks: int = 200, *, session_timeout
     input), the clients hear of it `detect_delay` later and re-subscribe within `backoff`.
     Reports what the benchmark's clients' clocks report: from the kill until every agent and
     every framework was subscribed again."""
-    import random
-
-    from mezzo.sim.frameworks import ContinuousFramework, normal_duration
-
-    cluster = SimCluster(seed=1, cost=cost)
-    rng = random.Random(1)
-    cluster.add_agents(agents, "cpus:8;mem:16384;disk:100000;ports:[31000-32000]", spread=10.0)
-    load = [cluster.add_framework(ContinuousFramework(
-        cluster.engine, f"l{i}", task=(1.0, 2048.0), duration=normal_duration(rng, 30.0, 10.0),
-        kill=True)) for i in range(frameworks)]
-    cluster.run_for(40.0)
+    cluster, load = _scale_cluster(agents, frameworks, cost, settle=40.0)
     tasks = sum(a.running_tasks for a in cluster.agents)
     crash = cluster.engine.now
     cluster.fail_over(session_timeout=session_timeout + election_delay, detect_delay=detect_delay,
