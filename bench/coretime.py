@@ -29,7 +29,7 @@ from mezzo.sim.coretime import CoreTimes
 def main() -> int:
     out, argv = Path(sys.argv[1]), sys.argv[2:]
     out.mkdir(parents=True, exist_ok=True)
-    times = CoreTimes().install()
+    times = CoreTimes().install().watch_selector()
     name = argv[0] if argv else "mezzo"
 
     def on(_signum: int, _frame: FrameType | None) -> None:

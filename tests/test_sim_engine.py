@@ -271,3 +271,36 @@ def test_core_times_count_the_cores_calls_in_the_simulator() -> None:
     assert functions["Master.scheduler_call.ACCEPT"]["calls"] > 0
     assert functions["Master.agent_call.STATUS_UPDATE"]["us_per_call"] > 0
     assert functions["Master.scheduler_call.ACCEPT"]["outbox_us_per_call"] > 0
+    # Each call is tagged with the simulated loop's idleness before it: the first core call
+    # after a wake-up "cold", the next ones by their position since it.
+    assert out["sleeps"] > 0
+    regimes = out["regimes"]
+    assert sum(v["calls"] for k, v in regimes.items() if k.startswith("Master.scheduler_call.ACCEPT@")) \
+        == functions["Master.scheduler_call.ACCEPT"]["calls"]
+    assert any(k.endswith("@cold") for k in regimes)
+
+
+def test_core_times_regimes_name_a_calls_position_since_the_loop_woke() -> None:
+    from mezzo.sim.coretime import _warm_name
+
+    assert [_warm_name(n) for n in (2, 3, 4, 5, 9, 17, 64, 65)] == \
+        ["w2", "w3-4", "w3-4", "w5-8", "w9-16", "w17-64", "w17-64", "w65+"]
+
+
+def test_core_times_watch_the_event_loops_select() -> None:
+    """In a real master (`bench/coretime.py`) the loop's `select()` is watched: a select that
+    slept makes the next core call "cold"; uninstalling restores the selector."""
+    import asyncio
+    import selectors
+
+    from mezzo.sim.coretime import CoreTimes
+
+    before = selectors.DefaultSelector.select
+    times = CoreTimes().watch_selector()
+    try:
+        times.on = True
+        asyncio.run(asyncio.sleep(0.01))
+    finally:
+        times.uninstall()
+    assert selectors.DefaultSelector.select is before
+    assert times.selects >= 1 and times.sleeps >= 1 and times.slept_ns > 0

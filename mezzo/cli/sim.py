@@ -62,10 +62,13 @@ class _RichProgress:
 @click.option("--core-factor", type=float, default=None,
               help="Charge the master core's CPU times this factor (default: "
                    "mezzo.sim.master_node.CORE_SLOWDOWN; docs/evaluation.md).")
+@click.option("--no-regimes", is_flag=True,
+              help="Charge every core call as the simulator's process measures it, without the "
+                   "cold/warm regimes' factors (mezzo.sim.master_node.REGIMES; docs/evaluation.md).")
 @click.option("--no-plot", is_flag=True, help="Skip the PNG.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no table.")
 def run(name: str, scale: str, seed: int, out: str, cost: str | None, core_factor: float | None,
-        no_plot: bool, quiet: bool) -> None:
+        no_regimes: bool, no_plot: bool, quiet: bool) -> None:
     """Run experiment NAME (or `all`): see `mezzo sim list`."""
     from mezzo.core.gc_tuning import tune_for_daemon
     from mezzo.sim import master_node
@@ -74,6 +77,8 @@ def run(name: str, scale: str, seed: int, out: str, cost: str | None, core_facto
 
     if core_factor is not None:
         master_node.CORE_SLOWDOWN = core_factor
+    if no_regimes:
+        master_node.REGIMES = False
 
     names = list(EXPERIMENTS) if name == "all" else [name]
     for n in names:
@@ -109,7 +114,10 @@ def run(name: str, scale: str, seed: int, out: str, cost: str | None, core_facto
               help="Charge the master core's measured CPU times this factor (default: "
                    "mezzo.sim.master_node.CORE_SLOWDOWN; docs/evaluation.md, \"The core's CPU "
                    "in the real process\").")
-def calibrate(core_factor: float | None) -> None:
+@click.option("--no-regimes", is_flag=True,
+              help="Charge every core call as the simulator's process measures it, without the "
+                   "cold/warm regimes' factors (mezzo.sim.master_node.REGIMES; docs/evaluation.md).")
+def calibrate(core_factor: float | None, no_regimes: bool) -> None:
     """Print the simulator's figures for the shapes bench/launch.py measures, and the
     measured per-message master costs behind the fixed cost model."""
     from mezzo.core.gc_tuning import tune_for_daemon
@@ -119,6 +127,9 @@ def calibrate(core_factor: float | None) -> None:
     if core_factor is not None:
         master_node.CORE_SLOWDOWN = core_factor
         click.echo(f"the core's measured CPU charged x{core_factor}")
+    if no_regimes:
+        master_node.REGIMES = False
+        click.echo("without the cold/warm regimes")
     latency = calibration.launch_latency()
     click.echo(f"launch latency (bench/launch.py latency): p50 {latency['p50_ms']} ms, "
                f"p99 {latency['p99_ms']} ms over {latency['launches']} launches")

@@ -130,6 +130,7 @@ def fixed_costs(agents: int = 2000) -> dict[str, tuple[float, int]]:
     # The table is charged times CORE_SLOWDOWN (`FixedCost`): its source is the simulator's own
     # measurement, without it.
     cluster.master.cost.core_factor = 1.0  # type: ignore[attr-defined]
+    cluster.master.regimes = False  # nor times the regimes' factors
     cluster.run_for(60.0)
     return {kind: (round(1e6 * statistics.median(s.samples), 1), len(s.samples))
             for kind, s in sorted(cluster.master.stats.items()) if s.samples}

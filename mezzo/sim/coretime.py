@@ -50,6 +50,25 @@ def _gc_timer(phase: str, info: dict[str, int]) -> None:
         _GC[0] += time.thread_time_ns() - _GC[1]
 
 
+# The regimes a timed call is tagged with when the event loop's `select()` is watched
+# (`CoreTimes.watch_selector`): "cold" if a `select()` slept since the previous top-level timed
+# call (the call is the first core call after the loop woke up), else "wN" by its position N
+# among the top-level calls since that wake-up (bucketed by WARM_BOUNDS: w2, w3-4, w5-8...).
+# SLEPT_NS: a `select()` that took longer than this slept (a poll that finds work ready returns
+# in a few µs).
+SLEPT_NS = 20_000
+WARM_BOUNDS = (2, 4, 8, 16, 64)
+
+
+def _warm_name(position: int) -> str:
+    low = 2
+    for high in WARM_BOUNDS:
+        if position <= high:
+            return f"w{low}" if low == high else f"w{low}-{high}"
+        low = high + 1
+    return f"w{low}+"
+
+
 class CoreTimes:
     """Calls and CPU nanoseconds per timed function (inclusive of what it calls)."""
 
@@ -59,6 +78,17 @@ class CoreTimes:
         self.ns: dict[str, int] = defaultdict(int)
         self.gc_ns: dict[str, int] = defaultdict(int)  # collections inside the calls
         self.outbox_ns: dict[str, int] = defaultdict(int)  # outbox calls inside the calls
+        # With the selector watched: the same per (function, regime), and the selects seen.
+        self.regime_calls: dict[tuple[str, str], int] = defaultdict(int)
+        self.regime_ns: dict[tuple[str, str], int] = defaultdict(int)
+        self.regime_gc_ns: dict[tuple[str, str], int] = defaultdict(int)
+        self.regime_outbox_ns: dict[tuple[str, str], int] = defaultdict(int)
+        self.selects = 0
+        self.sleeps = 0
+        self.slept_ns = 0
+        self._slept: int | None = None  # how long the last select slept, if one did since the last call
+        self._position = 0  # top-level calls since the loop last woke
+        self._regime = "cold"  # the regime of the top-level call under way
         self._stack: list[str] = []  # the timed calls under way, outermost first
         self._undo: list[Callable[[], None]] = []
 
@@ -67,6 +97,54 @@ class CoreTimes:
         self.ns.clear()
         self.gc_ns.clear()
         self.outbox_ns.clear()
+        self.regime_calls.clear()
+        self.regime_ns.clear()
+        self.regime_gc_ns.clear()
+        self.regime_outbox_ns.clear()
+        self.selects = self.sleeps = self.slept_ns = 0
+        self._slept = None
+
+    def watch_selector(self) -> CoreTimes:
+        """Tag every timed call with the loop's idleness before it (`REGIMES`): wraps
+        `select()` of the selector class asyncio's loop uses (`selectors.DefaultSelector`), timing
+        each call with the monotonic clock."""
+        import selectors
+
+        cls: Any = selectors.DefaultSelector
+        original = cls.select
+        clock = time.monotonic_ns
+
+        def select(this: Any, timeout: float | None = None) -> Any:
+            started = clock()
+            try:
+                return original(this, timeout)
+            finally:
+                if self.on:
+                    slept = clock() - started
+                    self.selects += 1
+                    if slept > SLEPT_NS:
+                        self.sleeps += 1
+                        self.slept_ns += slept
+                        self._slept = slept
+
+        cls.select = select
+        self._undo.append(lambda: setattr(cls, "select", original))
+        return self
+
+    def woke(self, slept: float) -> None:
+        """The simulated loop woke after `slept` seconds (`MasterNode.on_wake`): the next
+        top-level call is tagged as a real one after a `select()` that slept that long."""
+        if self.on:
+            self.sleeps += 1
+            self.slept_ns += int(slept * 1e9)
+            self._slept = int(slept * 1e9)
+
+    def _enter_regime(self) -> None:
+        slept, self._slept = self._slept, None
+        if slept is not None:
+            self._position = 0
+        self._position += 1
+        self._regime = "cold" if self._position == 1 else _warm_name(self._position)
 
     def install(self) -> CoreTimes:
         import gc
@@ -92,11 +170,14 @@ class CoreTimes:
         clock = time.thread_time_ns
         calls, ns, gc_ns, outbox_ns, stack = self.calls, self.ns, self.gc_ns, self.outbox_ns, self._stack
         outbox = class_name.endswith("Outbox")
+        r_ns, r_gc, r_calls, r_outbox = self.regime_ns, self.regime_gc_ns, self.regime_calls, self.regime_outbox_ns
 
         def timed(this: Any, *args: Any, **kwargs: Any) -> Any:
             if not self.on:
                 return original(this, *args, **kwargs)
             key = f"{name}.{args[0].type}" if typed and args else name
+            if not stack:
+                self._enter_regime()
             gc0 = _GC[0]
             stack.append(key)
             started = clock()
@@ -106,11 +187,17 @@ class CoreTimes:
                 spent = clock() - started
                 stack.pop()
                 ns[key] += spent
-                gc_ns[key] += _GC[0] - gc0
+                collected = _GC[0] - gc0
+                gc_ns[key] += collected
                 calls[key] += 1
+                tagged = (key, self._regime)
+                r_ns[tagged] += spent
+                r_gc[tagged] += collected
+                r_calls[tagged] += 1
                 if outbox:
                     for outer in stack:
                         outbox_ns[outer] += spent
+                        r_outbox[(outer, self._regime)] += spent
 
         had = method in cls.__dict__
         setattr(cls, method, timed)
@@ -123,7 +210,15 @@ class CoreTimes:
             key: {"calls": self.calls[key], "us_per_call": round(self.ns[key] / 1e3 / self.calls[key], 2),
                   "gc_us_per_call": round(self.gc_ns[key] / 1e3 / self.calls[key], 2),
                   "outbox_us_per_call": round(self.outbox_ns[key] / 1e3 / self.calls[key], 2)}
-            for key in sorted(self.ns) if self.calls[key]}}
+            for key in sorted(self.ns) if self.calls[key]},
+            "selects": self.selects, "sleeps": self.sleeps,
+            "slept_ms": round(self.slept_ns / 1e6, 1),
+            "regimes": {
+                f"{key}@{regime}": {
+                    "calls": n, "us_per_call": round(self.regime_ns[(key, regime)] / 1e3 / n, 2),
+                    "gc_us_per_call": round(self.regime_gc_ns[(key, regime)] / 1e3 / n, 2),
+                    "outbox_us_per_call": round(self.regime_outbox_ns[(key, regime)] / 1e3 / n, 2)}
+                for (key, regime), n in sorted(self.regime_calls.items()) if n}}
 
     def dump(self, path: Path, **extra: Any) -> None:
         path.write_text(json.dumps(self.summary(**extra), indent=1) + "\n")
@@ -146,6 +241,7 @@ def simulated(agents: int = 1000, frameworks: int = 200, settle: float = 60.0,
     try:
         cluster = SimCluster(seed=1, cost="measured")
         cluster.master.cost.core_factor = factor  # type: ignore[attr-defined]
+        cluster.master.on_wake = times.woke
         rng = random.Random(1)
         cluster.add_agents(agents, "cpus:8;mem:16384;disk:100000;ports:[31000-32000]", spread=10.0)
         load = [cluster.add_framework(ContinuousFramework(
@@ -175,6 +271,7 @@ def simulated_rate(per_accept: int = 10, agents: int = 100, seconds: float = 10.
     try:
         cluster = SimCluster(seed=1, cost="measured")
         cluster.master.cost.core_factor = 1.0  # type: ignore[attr-defined]
+        cluster.master.on_wake = times.woke
         cluster.add_agents(agents, "cpus:100000;mem:10000000")
         fw = _Flood(cluster.engine, per_accept)
         cluster.add_framework(fw)
