@@ -20,6 +20,10 @@ turn into one `send()`: `mezzo.net.message_socket`, `mezzo.net.stream`), which c
 a per-write and a per-record term (`SOCKET_WRITE_OVERHEAD`, `STREAM_WRITE_OVERHEAD`,
 `RECORD_OVERHEAD`); then the effects leave, reaching their clients `latency` later.
 
+The core's measured time is charged times a factor for its regime (`CORE_FACTORS`: the first
+job after the loop woke runs cold in a real master, the ones after it warmer), and a client
+message that is the first job after a wake-up costs the shell `COLD_MESSAGE_OVERHEAD` more.
+
 So a saturated master delays everyone, and the time a framework waits is what mezzo's own
 code costs. Timers follow the HTTP shell (`mezzo/master/http.py`): a timer job runs `tick()`
 and then sleeps until `next_deadline()`, at most one second; a core that asks for an
@@ -165,7 +169,9 @@ def wake_seconds(slept: float) -> float:
 # factor differs with the shape, and charged as a constant (1.8) it puts the scale shape's row
 # within 7 % of the real master but the ten-tasks-per-ACCEPT rate row 32-53 % above it; see the
 # docs for what that says about the other constants. `mezzo sim calibrate --core-factor F` and
-# `mezzo sim run --core-factor F` show what a factor does.
+# `mezzo sim run --core-factor F` show what a factor does. Since the factor was measured by
+# regime (a call's position since the loop woke, below: CORE_FACTORS), it is charged per job
+# from there, and this stays a plain multiplier on top (1.0).
 CORE_SLOWDOWN = 1.0
 
 # The two regimes (since 2026-12-06 07:xx; docs/evaluation.md, "Cold and warm messages"). What a
