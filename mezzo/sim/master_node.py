@@ -328,9 +328,9 @@ class MeasuredCost:
 
 class FixedCost:
     """Service time from a calibrated table: deterministic, so same seed ⇒ same output.
-    `FIXED_COSTS` (measured in the simulator's process) is charged times `CORE_SLOWDOWN`, as
-    the measured model charges what it measures; a table given is charged as it is, unless
-    `core_factor` says otherwise."""
+    `FIXED_COSTS` (measured in the simulator's process) is charged times `CORE_SLOWDOWN` and the
+    regimes' factors, as the measured model charges what it measures; a table given is charged
+    as it is, unless `core_factor` says otherwise."""
 
     name = "fixed"
 
@@ -340,6 +340,8 @@ class FixedCost:
         if core_factor is None:
             core_factor = CORE_SLOWDOWN if table is None else 1.0
         self.core_factor = core_factor
+        # Nor times the regimes' factors (`CORE_FACTORS`, `COLD_MESSAGE_OVERHEAD`): a test's table.
+        self.regimes = table is None
 
     def serve(self, kind: str, fn: Callable[[], int]) -> float:
         items = fn()
@@ -447,7 +449,8 @@ class MasterNode:
         self.jobs = 0
         self.turns = 0  # event-loop turns the real master would have taken
         self.wakes = 0  # of which woke the loop from sleep
-        self.regimes = REGIMES
+        # The regimes (CORE_FACTORS, COLD_MESSAGE_OVERHEAD), unless off or the cost is a given table.
+        self.regimes = REGIMES and getattr(self.cost, "regimes", True)
         self._since_wake = 0  # jobs served since the loop last woke (the next one's position - 1)
         # Told how long the loop slept at each wake-up (`mezzo.sim.coretime` tags the core's
         # calls with it, as it does in a real master by watching its `select()`).
