@@ -13,6 +13,9 @@ from mezzo.sim.cluster import SimCluster
 from mezzo.sim.engine import Engine
 from mezzo.sim.frameworks import ContinuousFramework, ProbeFramework, normal_duration
 from mezzo.sim.master_node import (
+    AGENT_MESSAGE_OVERHEAD,
+    COLD_MESSAGE_OVERHEAD,
+    CORE_FACTORS,
     LOOP_TURN_OVERHEAD,
     RECORD_OVERHEAD,
     SOCKET_WRITE_OVERHEAD,
@@ -196,6 +199,26 @@ def test_a_wake_up_costs_more_the_longer_the_loop_slept() -> None:
     for (x0, y0), (x1, y1) in pairwise(WAKE_COSTS):
         assert wake_seconds(x0) == pytest.approx(y0)
         assert min(y0, y1) <= wake_seconds((x0 * x1) ** 0.5) <= max(y0, y1)
+
+
+def test_the_first_message_after_a_wake_up_is_charged_cold_and_the_next_ones_warmer() -> None:
+    """The regimes: the core's time times `CORE_FACTORS` at the job's position since the loop
+    woke, and `COLD_MESSAGE_OVERHEAD` on a client message that is the first job after a
+    wake-up. A given table is charged without them unless the node is told otherwise."""
+    engine = Engine()
+    node = MasterNode(engine, cost=FixedCost({"agent.other": (0.001, 0.0)}), codec=False)
+    assert not node.regimes  # a test's table: charged as it is
+    node.regimes = True
+    engine.run(until=engine.now + 1.5)
+    t0 = engine.now
+    for _ in range(3):
+        engine.at(t0, node._arrive, "agent.other", lambda: 0, ())
+    engine.run(until=t0 + 0.1)
+    charged = node.stats["agent.other"].seconds
+    (_, cold), (_, second), (_, third) = CORE_FACTORS[:3]
+    assert charged == pytest.approx(0.001 * (cold + second + third) + 3 * AGENT_MESSAGE_OVERHEAD
+                                    + COLD_MESSAGE_OVERHEAD)
+    assert cold > second > third > CORE_FACTORS[-1][1] > 1.0
 
 
 def test_without_the_shell_overhead_writes_cost_nothing() -> None:
