@@ -4,7 +4,8 @@
 
 A launcher like `mezzo.testing.profiled`: SIGUSR1 resets the counters and switches the timers
 on, SIGUSR2 switches them off and writes `OUT_DIR/master.<pid>.json` (calls and CPU µs per call
-per timed function). `bench/scale.py --cprofile DIR` sends those signals around its steady
+per timed function, and per function and position since the event loop last woke: the loop's
+`select()` is watched, `CoreTimes.watch_selector`). `bench/scale.py --cprofile DIR` sends those signals around its steady
 window; to time instead of profile, run a copy of it whose launcher is this module:
 
     sed 's/"mezzo.testing.profiled"/"bench.coretime"/' bench/scale.py > /var/tmp/scale_coretime.py

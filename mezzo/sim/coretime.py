@@ -5,7 +5,10 @@ The simulator charges the master the CPU time the real core takes in the simulat
 caches the network stack, the event loop and the other processes share, is a measurement: this
 module wraps a fixed set of the core's entry points (`TIMED`) with `time.thread_time_ns` and
 counts calls and CPU per function while switched on. The same wrappers run in both processes,
-so the two sides are compared like with like, without a profiler's inflation:
+so the two sides are compared like with like, without a profiler's inflation. Each call is
+also tagged with its position since the event loop last woke (below: "cold", the
+first core call after a `select()` that slept, then w2, w3-4, ...), from the loop's `select()`
+in a real master and the simulated loop's wake-ups in the simulator:
 
 - the real master: `bench/coretime.py` is a launcher for `mezzo master` (as
   `mezzo.testing.profiled` is, switched on by SIGUSR1 and dumped by SIGUSR2 around the
@@ -13,7 +16,8 @@ so the two sides are compared like with like, without a profiler's inflation:
 - the simulator: `simulated()` runs `bench/scale.py`'s shape (`calibration.scale_shape`) with
   the timers on over a steady window.
 
-docs/evaluation.md, "The core's CPU in the real process", gives the commands and the figures.
+docs/evaluation.md, "The core's CPU in the real process" and "Cold and warm messages", gives
+the commands and the figures.
 """
 
 from __future__ import annotations
