@@ -174,7 +174,7 @@ def wake_seconds(slept: float) -> float:
 # from there, and this stays a plain multiplier on top (1.0).
 CORE_SLOWDOWN = 1.0
 
-# The two regimes (since 2026-12-06 07:xx; docs/evaluation.md, "Cold and warm messages"). What a
+# The two regimes (since 2026-12-06 07:10; docs/evaluation.md, "Cold and warm messages"). What a
 # message costs the real master depends on what the loop did just before it: the first core
 # call after the loop woke from `select()` runs on caches, TLB and branch predictors that the
 # sleep (other processes, the kernel, the vCPU's halt) left cold; the calls that follow it
