@@ -82,19 +82,19 @@ def _agents_main(zk: str, first: int, count: int, ready: Any, stop: Any, report:
                 report["lag_max_ms"] = last = lag_max_ms
 
     async def run() -> None:
-        import aiohttp
-
         from mezzo.testing.ha_cluster import FollowingEmulatedAgent, LeaderSource
 
         source = LeaderSource(zk)
         source.start()
 
-        # aiohttp's sockets, not the raw client's: at 3,000 agents the raw client cost these
-        # processes no less CPU per launch (606-758 µs against 674, docs/benchmarks.md).
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        # The raw client's sockets (`mezzo.testing.raw_http`), not aiohttp's: per launch the
+        # two cost these processes about the same (606-758 µs against 674 at 3,000 agents),
+        # but a re-registration (a new connection, the handshake, the SUBSCRIBE) costs
+        # 390-620 µs against 730-970 (`bench/agent_reconnect.py`), and after a failover every
+        # agent of the process re-registers at once (docs/benchmarks.md).
         agents = [
             FollowingEmulatedAgent(
-                source.url, source=source, hostname=f"bench{first + i}", session=session,
+                source.url, source=source, hostname=f"bench{first + i}",
                 resources="cpus:8;mem:16384;disk:100000;ports:[31000-32000]",
             )
             for i in range(count)
@@ -125,7 +125,6 @@ def _agents_main(zk: str, first: int, count: int, ready: Any, stop: Any, report:
             agent._stopping = True
         if lag is not None:
             lag.cancel()
-        await session.close()
         source.close()
 
     asyncio.run(run())

@@ -27,7 +27,10 @@ At each size (agents are added to reach it; frameworks run throughout) one JSON 
   test frameworks one after the other;
 - `launches_per_s` over the window, against `launches_per_s_needed`, the churn of the tasks
   running if each lasted the drawn ~`--task-mean` seconds: below it, something (the emulated
-  agents' or the frameworks' processes, or the master) did not keep up and tasks lived longer;
+  agents' or the frameworks' processes, or the master) did not keep up and tasks lived longer,
+  or `--launch-rate` (`launch_rate`) bounded it: the frameworks then launch and kill at most
+  that many tasks a second in all, so that the load generators stay within real time and the
+  cluster stays full with tasks that live longer (`filled_s`: how long it took to fill);
 - `allocation_cycle_ms`: p50 of the master's `allocator/mesos/allocation_run_ms` (the last
   allocation run's duration), sampled every 5 s of the window;
 - `state_ms`: GET `/master/state` (whole body read, not parsed), with `tasks` tasks running;
@@ -65,6 +68,8 @@ At each size (agents are added to reach it; frameworks run throughout) one JSON 
   own clocks (the last agent's / framework's SUBSCRIBED from the new leader), and
   `failover_leader_named_s` when the agents' ZooKeeper detectors first named the new leader;
   when the exact figures exist, `failover_s` is the later of them;
+  `failover_agent_lag_before_kill_ms` / `failover_fw_lag_before_kill_s` the load generators'
+  backlog as the leader died (their processes' longest event-loop lag just before);
   `failover_new_leader_cpu_s` the new leader's CPU time from the kill until the poll saw
   everything back (its own work, against the wall time); `failover_listen_overflows` the
   connections the kernel refused with the accept queue full meanwhile; `lost` counts tasks
@@ -217,6 +222,44 @@ class CallSender:
             client.abort()
 
 
+class ChurnLimit:
+    """`--launch-rate`: one framework process's share of the launches and kills a second, so
+    that the load generators stay within real time. Launches take tokens from one bucket (an
+    offer gets as many tasks as there are tokens; the rest of it is declined for a second);
+    kills that come due wait in order for tokens from another, so a task lives at least its
+    drawn duration, longer while kills queue. In a full cluster each kill frees the slot the
+    next launch fills: the churn is bounded by the rate and the cluster stays full. The
+    buckets hold a fifth of a second's tokens, so a burst is a fifth of a second's work."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._tokens = {"launch": rate * 0.2, "kill": rate * 0.2}
+        self._at = {"launch": time.monotonic(), "kill": time.monotonic()}
+        self._kills: deque[tuple[BusyFramework, str]] = deque()
+        self._pump: asyncio.TimerHandle | None = None
+
+    def take(self, bucket: str, wanted: int) -> int:
+        now = time.monotonic()
+        tokens = min(self.rate * 0.2, self._tokens[bucket] + (now - self._at[bucket]) * self.rate)
+        self._at[bucket] = now
+        granted = min(wanted, int(tokens))
+        self._tokens[bucket] = tokens - granted
+        return granted
+
+    def kill(self, framework: BusyFramework, task_id: str) -> None:
+        self._kills.append((framework, task_id))
+        self._drain()
+
+    def _drain(self) -> None:
+        self._pump = None
+        kills = self._kills
+        for _ in range(self.take("kill", len(kills))):
+            framework, task_id = kills.popleft()
+            framework.kill_now(task_id)
+        if kills and self._pump is None:
+            self._pump = asyncio.get_running_loop().call_later(0.05, self._drain)
+
+
 class BusyFramework:
     """A v1 framework on a raw HTTP/1.1 client (`mezzo.testing.raw_http`, the emulated agents'
     transport: about a third of aiohttp's CPU per call) that fills every offer with tasks and
@@ -224,8 +267,11 @@ class BusyFramework:
     after a failover."""
 
     def __init__(self, masters: list[str], name: str, counters: dict[str, int],
-                 duration: tuple[float, float] = (30.0, 10.0), connections: int = 1) -> None:
+                 duration: tuple[float, float] = (30.0, 10.0), connections: int = 1,
+                 checkpoint: bool = False, limit: ChurnLimit | None = None) -> None:
         self.masters = masters
+        self.checkpoint = checkpoint
+        self.limit = limit
         self.name = name
         self.counters = counters
         self.connections = connections
@@ -277,6 +323,8 @@ class BusyFramework:
 
     async def _subscribe_and_read(self) -> None:
         info: dict[str, Any] = {"user": getpass.getuser(), "name": self.name, "failover_timeout": 300.0}
+        if self.checkpoint:  # its tasks survive their agent's disconnection
+            info["checkpoint"] = True
         call: dict[str, Any] = {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}
         if self.framework_id is not None:
             info["id"] = call["framework_id"] = self.framework_id
@@ -354,6 +402,8 @@ class BusyFramework:
 
     def _fill(self, offer: dict[str, Any]) -> None:
         count = int(min(_scalar(offer, "cpus") // TASK_CPUS, _scalar(offer, "mem") // TASK_MEM))
+        if count > 0 and self.limit is not None:
+            count = self.limit.take("launch", count)
         if count <= 0:
             self._call({"type": "DECLINE", "decline": {"offer_ids": [offer["id"]],
                                                         "filters": {"refuse_seconds": 1.0}}})
@@ -373,7 +423,7 @@ class BusyFramework:
             })
             self.running[task_id] = offer["agent_id"]
             duration = max(1.0, self.rng.gauss(*self.duration))
-            loop.call_later(duration, self._kill, task_id)
+            loop.call_later(duration, self._kill_due, task_id)
         self.counters["launched"] += count
         self._call({"type": "ACCEPT", "accept": {
             "offer_ids": [offer["id"]],
@@ -381,7 +431,13 @@ class BusyFramework:
             "filters": {"refuse_seconds": 1.0},
         }})
 
-    def _kill(self, task_id: str) -> None:
+    def _kill_due(self, task_id: str) -> None:
+        if self.limit is not None:
+            self.limit.kill(self, task_id)  # in turn, at the bounded rate
+        else:
+            self.kill_now(task_id)
+
+    def kill_now(self, task_id: str) -> None:
         agent_id = self.running.get(task_id)
         if agent_id is None:
             return
@@ -390,7 +446,7 @@ class BusyFramework:
             # due meanwhile would otherwise go out in the same second, a burst of POSTs that
             # held this process's loop for seconds and delayed the SUBSCRIBE of the other
             # frameworks sharing it (docs/benchmarks.md, "frameworks after a failover").
-            asyncio.get_running_loop().call_later(1.0 + self.rng.uniform(0.0, 5.0), self._kill, task_id)
+            asyncio.get_running_loop().call_later(1.0 + self.rng.uniform(0.0, 5.0), self._kill_due, task_id)
             return
         self.counters["kills"] += 1
         self._call({"type": "KILL", "kill": {"task_id": {"value": task_id}, "agent_id": agent_id}})
@@ -398,9 +454,11 @@ class BusyFramework:
 
 def _frameworks_main(
     masters: list[str], first: int, count: int, ready: Any, stop: Any, report: Any,
-    duration: tuple[float, float], connections: int,
+    duration: tuple[float, float], connections: int, launch_rate: float = 0.0,
 ) -> None:
-    """A framework process: `count` busy frameworks; `report` (a dict proxy) gets counters."""
+    """A framework process: `count` busy frameworks; `report` (a dict proxy) gets counters.
+    With `launch_rate` (this process's share of `--launch-rate`) their launches and kills
+    are bounded to it (`ChurnLimit`)."""
     _raise_fd_limit()
 
     async def run() -> None:
@@ -418,8 +476,10 @@ def _frameworks_main(
                     del lags[:-200]
 
         watcher = asyncio.create_task(watch_lag())
+        limit = ChurnLimit(launch_rate) if launch_rate > 0 else None
         frameworks = [
-            BusyFramework(list(masters), f"busy{first + i}", counters, duration, connections)
+            BusyFramework(list(masters), f"busy{first + i}", counters, duration, connections,
+                          limit=limit)
             for i in range(count)
         ]
         runners = [asyncio.create_task(f.run()) for f in frameworks]
@@ -595,6 +655,14 @@ def main() -> None:
     parser.add_argument("--fw-connections", type=int, default=1,
                         help="connections each busy framework sends its calls on, at most "
                              "(one: strictly in order, as a real scheduler's one connection)")
+    parser.add_argument("--launch-rate", type=float, default=0.0,
+                        help="bound the busy frameworks' launches and kills to this many a second "
+                             "in all (0: unbounded, the paper's churn if the machine keeps up): "
+                             "tasks then live at least their drawn duration and the cluster "
+                             "stays full, at a churn the load generators sustain")
+    parser.add_argument("--fill-timeout", type=float, default=600.0,
+                        help="with --launch-rate, seconds to wait for the cluster to fill (95 %% "
+                             "of its slots) before the settle")
     parser.add_argument("--task-mean", type=float, default=30.0, help="task duration mean (s)")
     parser.add_argument("--task-sd", type=float, default=10.0, help="task duration sd (s)")
     parser.add_argument("--probe-timeout", type=float, default=60.0,
@@ -692,7 +760,8 @@ def main() -> None:
                         target=_frameworks_main,
                         args=([m.url for m in cluster.masters], first,
                               min(per_proc, args.frameworks - first), ready, stop, report,
-                              (args.task_mean, args.task_sd), args.fw_connections),
+                              (args.task_mean, args.task_sd), args.fw_connections,
+                              args.launch_rate * min(per_proc, args.frameworks - first) / args.frameworks),
                         daemon=True,
                     )
                     proc.start()
@@ -702,6 +771,19 @@ def main() -> None:
                 for ready in waits:
                     if not ready.wait(300):
                         raise RuntimeError("frameworks did not subscribe")
+            filled_s = None
+            if args.launch_rate and args.frameworks:
+                # At a bounded rate the cluster takes slots / rate seconds to fill: measure it
+                # full, as the unbounded runs are (8 tasks fit an agent).
+                start = time.monotonic()
+
+                def full(m: HaMaster = leader, n: int = size) -> bool:
+                    snapshot = metrics(m)
+                    running = snapshot.get("master/tasks_running", 0) + snapshot.get("master/tasks_staging", 0)
+                    return bool(running >= 0.95 * 8 * n)
+
+                until(full, args.fill_timeout, f"{size} agents' slots filled", interval=5.0)
+                filled_s = round(time.monotonic() - start, 1)
             # Let the load reach its steady state at this size: the tasks launched together on
             # the new agents end over the next ~30 ± 10 s, and new ones replace them.
             time.sleep(args.settle if args.frameworks else 2.0)
@@ -709,6 +791,8 @@ def main() -> None:
                           [p.pid for p in frameworks_procs], [p.pid for p, _ in agent_procs],
                           profile=args.profile if size == max(args.sizes) else None)
             row["rss_kb_per_agent_alone"] = round(rss_per_agent_kb or 0.0, 1)
+            row["launch_rate"] = args.launch_rate or None  # the bound on the churn, if any
+            row["filled_s"] = filled_s
             if rss_per_agent_kb is not None and row["tasks"]:
                 row["rss_base_mb"] = round(rss_base, 1)
                 row["rss_kb_per_agent"] = round(rss_per_agent_kb, 1)
@@ -1021,6 +1105,13 @@ def failover(cluster: HaCluster, leader: HaMaster, size: int, frameworks: int, r
     run under `mezzo.testing.profiled`), the standby is profiled from the kill until everything
     is back, into `cprofile/failover.<pid>.prof`."""
     before = counters(reports)
+    # The load generators' backlog as the leader dies: the longest lag of any agent process's
+    # loop over the last 30 s, and of any framework process's over the last 10 s.
+    agent_lags = [dict(r).get("lag_max_ms", 0.0) for r in agent_reports]
+    row["failover_agent_lag_before_kill_ms"] = max(agent_lags) if agent_lags else None
+    now = time.monotonic()
+    fw_lags = [lag for report in reports for when, lag in dict(report).get("lags", []) if when >= now - 10]
+    row["failover_fw_lag_before_kill_s"] = max(fw_lags) if fw_lags else 0.0
     overflows = listen_overflows()
     standbys = [psutil.Process(m.proc.pid) for m in cluster.masters
                 if m is not leader and m.alive and m.proc is not None]
