@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import gc
 import getpass
 import json
 import multiprocessing
@@ -40,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mezzo.api.common import FrameworkID, FrameworkInfo, Offer, TaskStatus  # noqa: E402
+from mezzo.core.gc_tuning import tune_for_daemon  # noqa: E402
 from mezzo.scheduler import (  # noqa: E402
     Scheduler,
     SchedulerClient,
@@ -64,6 +66,7 @@ def _agents_main(zk: str, first: int, count: int, ready: Any, stop: Any, report:
     SUBSCRIBEDs, time.monotonic()) and `leader_changed_at` (when its ZooKeeper detector last
     saw the leader change) time a failover on the agents' side."""
     _raise_fd_limit()
+    tune_for_daemon()  # the daemons' collector thresholds: a load generator holds as much state
 
     async def watch_lag() -> None:
         # Lag of a 100 ms sleep; every second the longest of the last 30 s goes to `report`.
@@ -100,6 +103,11 @@ def _agents_main(zk: str, first: int, count: int, ready: Any, stop: Any, report:
             for i in range(count)
         ]
         await asyncio.gather(*(a.start() for a in agents))
+        # The agents' state (cores, executors, sockets) out of every later collection: with
+        # the default thresholds the collector walked it over and over, a fifth of these
+        # processes' samples under bench/scale.py's load (py-spy, docs/benchmarks.md). A
+        # load generator may keep the little cyclic garbage that freezing leaks.
+        gc.freeze()
         lag = asyncio.create_task(watch_lag()) if report is not None else None
         ready.set()
         reported: dict[str, Any] = {}

@@ -131,6 +131,7 @@ from mezzo.api.recordio import RecordIODecoder  # noqa: E402
 from mezzo.cli.http1 import Connection  # noqa: E402
 from mezzo.cli.session import SchedulerSession  # noqa: E402
 from mezzo.core.errors import DecodeError  # noqa: E402
+from mezzo.core.gc_tuning import tune_for_daemon  # noqa: E402
 from mezzo.net.client import StreamRefused  # noqa: E402
 from mezzo.testing.ha_cluster import HaCluster, HaMaster, until  # noqa: E402
 from mezzo.testing.raw_http import RawClient  # noqa: E402
@@ -460,6 +461,7 @@ def _frameworks_main(
     With `launch_rate` (this process's share of `--launch-rate`) their launches and kills
     are bounded to it (`ChurnLimit`)."""
     _raise_fd_limit()
+    tune_for_daemon()  # the daemons' collector thresholds (the agents' processes have them too)
 
     async def run() -> None:
         counters = {"launched": 0, "lost": 0, "lost_before_start": 0, "disconnects": 0,

@@ -4,12 +4,14 @@ built."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from mezzo.master.flags import MasterFlags
 from mezzo.master.leadership import Phase
@@ -83,3 +85,32 @@ def test_a_port_in_use_is_one_readable_line(tmp_path: Path) -> None:
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0], done.stderr
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to read the backlog")
+async def test_the_listening_socket_keeps_its_deep_accept_queue(tmp_path: Path) -> None:
+    """After a failover thousands of agents connect at once: the accept queue is
+    LISTEN_BACKLOG deep (capped by the kernel's somaxconn), not the 128 that aiohttp's site
+    would set again when it starts serving."""
+    import asyncio
+
+    from mezzo.master.main import LISTEN_BACKLOG, serve
+
+    port_file = tmp_path / "port"
+    flags = MasterFlags.parse({"ip": "127.0.0.1", "port": "0", "registry": "in_memory",
+                               "work_dir": str(tmp_path), "port_file": str(port_file),
+                               "logging_level": "WARNING"})
+    stop = asyncio.Event()
+    master = asyncio.create_task(serve(flags, stop=stop))
+    try:
+        while not port_file.exists():
+            assert not master.done(), master
+            await asyncio.sleep(0.02)
+        port = port_file.read_text().strip()
+        listing = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True,
+                                 text=True, timeout=10, check=True).stdout.split()
+        somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+        assert int(listing[2]) == min(LISTEN_BACKLOG, somaxconn), listing  # Send-Q: the backlog
+    finally:
+        stop.set()
+        await asyncio.wait_for(master, 10)

@@ -280,7 +280,10 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int
     runner = FastPathRunner(process.server.app, access_log=None)
     await runner.setup()
     tls = flags.security.tls
-    site = web.SockSite(runner, sock, ssl_context=tls.server_context() if tls.enabled else None)
+    # The backlog again: asyncio's server calls listen() on the socket once more with the
+    # site's backlog (aiohttp's default, 128), which would undo the socket's.
+    site = web.SockSite(runner, sock, backlog=LISTEN_BACKLOG,
+                        ssl_context=tls.server_context() if tls.enabled else None)
     await site.start()
     lead_task: asyncio.Task[None] | None = None
     forget_lost: Callable[[], None] = lambda: None  # noqa: E731
