@@ -12,6 +12,7 @@ What it leaves out is the HTTP shell: the WebSocket handshake and the socket's r
 
     .venv/bin/python bench/reregister.py --agents 9000 --tasks 27000
     .venv/bin/python bench/reregister.py --agents 9000 --tasks 27000 --profile
+    .venv/bin/python bench/reregister.py --agents 3000 --tasks 24000 --executors   # scale.py's shape
 
 Recorded in docs/benchmarks.md, "Failover timed on the clients' clocks, and a warm standby".
 """
@@ -29,15 +30,32 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.master_memory import CodecAgentCalls, clear_streams, launch  # noqa: E402
+from mezzo.agent.launch import command_executor_info  # noqa: E402
 from mezzo.api.codec import decode, encode  # noqa: E402
-from mezzo.api.common import AgentID, FrameworkID, FrameworkInfo, TaskID, TaskState  # noqa: E402
-from mezzo.api.internal import AgentCall, AgentCallType, AgentSubscribe, AgentTask  # noqa: E402
+from mezzo.api.common import (  # noqa: E402
+    AgentID,
+    CommandInfo,
+    FrameworkID,
+    FrameworkInfo,
+    TaskID,
+    TaskInfo,
+    TaskState,
+)
+from mezzo.api.internal import (  # noqa: E402
+    AgentCall,
+    AgentCallType,
+    AgentExecutor,
+    AgentSubscribe,
+    AgentTask,
+)
 from mezzo.core.gc_tuning import tune_for_daemon  # noqa: E402
 from mezzo.testing.master_cluster import FakeStream, MasterCluster, framework_info  # noqa: E402
 
 
-def subscribe_bodies(cluster: MasterCluster) -> list[bytes]:
-    """Each agent's re-registering SUBSCRIBE, as JSON, from what the first master knows."""
+def subscribe_bodies(cluster: MasterCluster, executors: bool = False) -> list[bytes]:
+    """Each agent's re-registering SUBSCRIBE, as JSON, from what the first master knows; with
+    `executors`, each task's command executor too, as an agent running command tasks (and
+    bench/scale.py's emulated agents) reports them."""
     master = cluster.master
     on_agent: dict[str, list[tuple[FrameworkInfo, AgentTask]]] = {}
     for fw in master.frameworks.values():
@@ -56,6 +74,11 @@ def subscribe_bodies(cluster: MasterCluster) -> list[bytes]:
         sub = AgentSubscribe(agent_info=agent.info, frameworks=list(frameworks.values()),
                              tasks=[t for _, t in reported], version="1.11.0",
                              pid="slave(1)@127.0.0.1:5051")
+        if executors:
+            sub.executors = [AgentExecutor(framework_id=t.framework_id, executor_info=command_executor_info(
+                TaskInfo(name=t.name, task_id=t.task_id, agent_id=AgentID(value=agent.agent_id),
+                         command=CommandInfo(shell=True, value="sleep 30")), t.framework_id))
+                for _, t in reported]
         bodies.append(encode(AgentCall(type=AgentCallType.SUBSCRIBE, subscribe=sub)))
     return bodies
 
@@ -65,6 +88,8 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=9000)
     parser.add_argument("--tasks", type=int, default=27000)
     parser.add_argument("--profile", action="store_true", help="cProfile the re-registrations")
+    parser.add_argument("--executors", action="store_true",
+                        help="each task's command executor in the SUBSCRIBE too (bench/scale.py's shape)")
     args = parser.parse_args()
     tune_for_daemon()  # the garbage-collector settings of `mezzo master`
     first = MasterCluster()
@@ -79,7 +104,7 @@ def main() -> None:
         first.schedulers.append(first.add_scheduler(framework_info(f"fw{i}")))  # type: ignore[attr-defined]
     clear_streams(first)
     tasks = launch(first, args.tasks, ["TASK_RUNNING"])
-    bodies = subscribe_bodies(first)
+    bodies = subscribe_bodies(first, args.executors)
     second = MasterCluster(store=first.store)  # a new leader: recovers the same registry
 
     def reregister() -> None:
