@@ -230,18 +230,30 @@ class ChurnLimit:
     kills that come due wait in order for tokens from another, so a task lives at least its
     drawn duration, longer while kills queue. In a full cluster each kill frees the slot the
     next launch fills: the churn is bounded by the rate and the cluster stays full. The
-    buckets hold a fifth of a second's tokens, so a burst is a fifth of a second's work."""
+    buckets hold a second's tokens: offers come once an allocation interval (a second here),
+    and a smaller bucket would let the batch take only that much of it.
+
+    Kills are held (`held`) until the driver has seen the cluster full: with launches and
+    kills at the same rate the cluster would stop filling once the first tasks' kills came
+    due. Released, the kills that came due meanwhile go out in order at the rate."""
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
-        self._tokens = {"launch": rate * 0.2, "kill": rate * 0.2}
+        self.held = True
+        self._tokens = {"launch": rate, "kill": rate}
         self._at = {"launch": time.monotonic(), "kill": time.monotonic()}
         self._kills: deque[tuple[BusyFramework, str]] = deque()
         self._pump: asyncio.TimerHandle | None = None
 
+    def hold(self, held: bool) -> None:
+        if held != self.held:
+            self.held = held
+            self._at["kill"] = time.monotonic()
+            self._drain()
+
     def take(self, bucket: str, wanted: int) -> int:
         now = time.monotonic()
-        tokens = min(self.rate * 0.2, self._tokens[bucket] + (now - self._at[bucket]) * self.rate)
+        tokens = min(self.rate, self._tokens[bucket] + (now - self._at[bucket]) * self.rate)
         self._at[bucket] = now
         granted = min(wanted, int(tokens))
         self._tokens[bucket] = tokens - granted
@@ -254,6 +266,8 @@ class ChurnLimit:
     def _drain(self) -> None:
         self._pump = None
         kills = self._kills
+        if self.held:
+            return
         for _ in range(self.take("kill", len(kills))):
             framework, task_id = kills.popleft()
             framework.kill_now(task_id)
@@ -456,10 +470,11 @@ class BusyFramework:
 def _frameworks_main(
     masters: list[str], first: int, count: int, ready: Any, stop: Any, report: Any,
     duration: tuple[float, float], connections: int, launch_rate: float = 0.0,
+    churn: Any = None,
 ) -> None:
     """A framework process: `count` busy frameworks; `report` (a dict proxy) gets counters.
     With `launch_rate` (this process's share of `--launch-rate`) their launches and kills
-    are bounded to it (`ChurnLimit`)."""
+    are bounded to it (`ChurnLimit`), their kills held until `churn` (an Event) is set."""
     _raise_fd_limit()
     tune_for_daemon()  # the daemons' collector thresholds (the agents' processes have them too)
 
@@ -489,6 +504,8 @@ def _frameworks_main(
         ready.set()
         while not stop.is_set():
             await asyncio.sleep(0.5)
+            if limit is not None and churn is not None:
+                limit.hold(not churn.is_set())
             report.update(counters)
             report["subscribed"] = sum(1 for f in frameworks if f.subscribed.is_set())
             report["resubscriptions"] = [r for f in frameworks for r in f.resubscriptions]
@@ -717,6 +734,7 @@ def main() -> None:
                         if args.cprofile else None)
     agent_procs: list[Any] = []
     stop = ctx.Event()
+    churn = ctx.Event()  # --launch-rate: the cluster is full, the frameworks may kill
     manager = ctx.Manager()
     reports: list[Any] = []
     agent_reports: list[Any] = []  # each agent process's event-loop lag
@@ -763,7 +781,8 @@ def main() -> None:
                         args=([m.url for m in cluster.masters], first,
                               min(per_proc, args.frameworks - first), ready, stop, report,
                               (args.task_mean, args.task_sd), args.fw_connections,
-                              args.launch_rate * min(per_proc, args.frameworks - first) / args.frameworks),
+                              args.launch_rate * min(per_proc, args.frameworks - first) / args.frameworks,
+                              churn),
                         daemon=True,
                     )
                     proc.start()
@@ -776,7 +795,9 @@ def main() -> None:
             filled_s = None
             if args.launch_rate and args.frameworks:
                 # At a bounded rate the cluster takes slots / rate seconds to fill: measure it
-                # full, as the unbounded runs are (8 tasks fit an agent).
+                # full, as the unbounded runs are (8 tasks fit an agent); the frameworks hold
+                # their kills meanwhile.
+                churn.clear()
                 start = time.monotonic()
 
                 def full(m: HaMaster = leader, n: int = size) -> bool:
@@ -786,6 +807,7 @@ def main() -> None:
 
                 until(full, args.fill_timeout, f"{size} agents' slots filled", interval=5.0)
                 filled_s = round(time.monotonic() - start, 1)
+                churn.set()
             # Let the load reach its steady state at this size: the tasks launched together on
             # the new agents end over the next ~30 ± 10 s, and new ones replace them.
             time.sleep(args.settle if args.frameworks else 2.0)
