@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from mezzo.sim import calibration
+from mezzo.sim import calibration, master_node
 
 
 def test_launch_latency_is_four_one_way_trips_plus_two_master_jobs() -> None:
     result = calibration.launch_latency(launches=20, cost="fixed")
     assert result["launches"] == 20
-    # 4 x 0.24 ms of latency, plus the ACCEPT's and the status update's service times.
-    assert 0.96 < result["p50_ms"] < 2.0
+    # 4 x LATENCY one way, plus the ACCEPT's and the status update's service times.
+    assert 4000 * master_node.LATENCY < result["p50_ms"] < 2.0
 
 
 def test_launch_rate_reports_the_masters_cpu_per_task() -> None:
