@@ -225,10 +225,11 @@ class CallSender:
 
 class ChurnLimit:
     """`--launch-rate`: one framework process's share of the launches and kills a second, so
-    that the load generators stay within real time. Launches take tokens from one bucket (an
-    offer gets as many tasks as there are tokens; the rest of it is declined for a second);
-    kills that come due wait in order for tokens from another, so a task lives at least its
-    drawn duration, longer while kills queue. In a full cluster each kill frees the slot the
+    that the load generators stay within real time. Launches take tokens from one bucket: an
+    offer is held, in order, until there are tokens for the tasks that fill it (declining it
+    instead, to be offered again a second later, cost the framework processes more than the
+    launches); kills that come due wait in order for tokens from another, so a task lives at
+    least its drawn duration, longer while kills queue. In a full cluster each kill frees the slot the
     next launch fills: the churn is bounded by the rate and the cluster stays full. The
     buckets hold a second's tokens: offers come once an allocation interval (a second here),
     and a smaller bucket would let the batch take only that much of it.
@@ -243,6 +244,9 @@ class ChurnLimit:
         self._tokens = {"launch": rate, "kill": rate}
         self._at = {"launch": time.monotonic(), "kill": time.monotonic()}
         self._kills: deque[tuple[BusyFramework, str]] = deque()
+        # Offers held for tokens: the framework, the offer, its tasks, the subscription's
+        # sender (an offer of an ended subscription is dropped: its master is gone).
+        self._offers: deque[tuple[BusyFramework, dict[str, Any], int, CallSender | None]] = deque()
         self._pump: asyncio.TimerHandle | None = None
 
     def hold(self, held: bool) -> None:
@@ -252,10 +256,14 @@ class ChurnLimit:
             self._drain()
 
     def take(self, bucket: str, wanted: int) -> int:
+        """Up to `wanted` tokens of `bucket`; for launches all or none (an offer's tasks go
+        out together)."""
         now = time.monotonic()
         tokens = min(self.rate, self._tokens[bucket] + (now - self._at[bucket]) * self.rate)
         self._at[bucket] = now
         granted = min(wanted, int(tokens))
+        if bucket == "launch" and granted < wanted:
+            granted = 0
         self._tokens[bucket] = tokens - granted
         return granted
 
@@ -263,15 +271,28 @@ class ChurnLimit:
         self._kills.append((framework, task_id))
         self._drain()
 
+    def launch(self, framework: BusyFramework, offer: dict[str, Any], count: int) -> None:
+        self._offers.append((framework, offer, count, framework.sender))
+        self._drain()
+
     def _drain(self) -> None:
         self._pump = None
+        offers = self._offers
+        while offers:
+            framework, offer, count, sender = offers[0]
+            if sender is not framework.sender or offer["id"]["value"] in framework.rescinded:
+                offers.popleft()  # its subscription ended, or the master took it back
+                continue
+            if self.take("launch", count) < count:
+                break
+            offers.popleft()
+            framework.launch_now(offer, count)
         kills = self._kills
-        if self.held:
-            return
-        for _ in range(self.take("kill", len(kills))):
-            framework, task_id = kills.popleft()
-            framework.kill_now(task_id)
-        if kills and self._pump is None:
+        if not self.held:
+            for _ in range(self.take("kill", len(kills))):
+                framework, task_id = kills.popleft()
+                framework.kill_now(task_id)
+        if (offers or (kills and not self.held)) and self._pump is None:
             self._pump = asyncio.get_running_loop().call_later(0.05, self._drain)
 
 
@@ -296,6 +317,7 @@ class BusyFramework:
         self.running: dict[str, dict[str, Any]] = {}  # task id -> agent id
         self.started: set[str] = set()  # tasks seen RUNNING
         self.seq = 0
+        self.rescinded: set[str] = set()  # offers the master took back (RESCIND)
         self.subscribed = asyncio.Event()
         self.redirected = False
         self.rng = random.Random(name)
@@ -387,6 +409,8 @@ class BusyFramework:
                                              "framework": self.framework_id["value"]})
                 self.first_offers_due = True
             self.attempts = 0
+        elif kind == "RESCIND":  # an offer held for tokens must not be accepted
+            self.rescinded.add(event["rescind"]["offer_id"]["value"])
         elif kind == "OFFERS":
             if self.first_offers_due:
                 self.first_offers_due = False
@@ -417,12 +441,16 @@ class BusyFramework:
 
     def _fill(self, offer: dict[str, Any]) -> None:
         count = int(min(_scalar(offer, "cpus") // TASK_CPUS, _scalar(offer, "mem") // TASK_MEM))
-        if count > 0 and self.limit is not None:
-            count = self.limit.take("launch", count)
         if count <= 0:
             self._call({"type": "DECLINE", "decline": {"offer_ids": [offer["id"]],
                                                         "filters": {"refuse_seconds": 1.0}}})
             return
+        if self.limit is not None:
+            self.limit.launch(self, offer, count)  # when its tokens come
+        else:
+            self.launch_now(offer, count)
+
+    def launch_now(self, offer: dict[str, Any], count: int) -> None:
         tasks = []
         loop = asyncio.get_running_loop()
         for _ in range(count):
