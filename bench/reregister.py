@@ -12,7 +12,7 @@ What it leaves out is the HTTP shell: the WebSocket handshake and the socket's r
 
     .venv/bin/python bench/reregister.py --agents 9000 --tasks 27000
     .venv/bin/python bench/reregister.py --agents 9000 --tasks 27000 --profile
-    .venv/bin/python bench/reregister.py --agents 3000 --tasks 24000 --executors   # scale.py's shape
+    .venv/bin/python bench/reregister.py --agents 3000 --tasks 24000 --executors --mixed  # scale.py's shape
 
 Recorded in docs/benchmarks.md, "Failover timed on the clients' clocks, and a warm standby".
 """
@@ -52,11 +52,16 @@ from mezzo.core.gc_tuning import tune_for_daemon  # noqa: E402
 from mezzo.testing.master_cluster import FakeStream, MasterCluster, framework_info  # noqa: E402
 
 
-def subscribe_bodies(cluster: MasterCluster, executors: bool = False) -> list[bytes]:
+def subscribe_bodies(cluster: MasterCluster, executors: bool = False, mixed: bool = False) -> list[bytes]:
     """Each agent's re-registering SUBSCRIBE, as JSON, from what the first master knows; with
     `executors`, each task's command executor too, as an agent running command tasks (and
-    bench/scale.py's emulated agents) reports them."""
+    bench/scale.py's emulated agents) reports them; with `mixed`, the tasks dealt to the
+    frameworks in turn, so that an agent's tasks belong to as many frameworks as it has tasks
+    (under bench/scale.py's churn an agent held tasks of ~6.6 frameworks; filled in one go,
+    of one)."""
     master = cluster.master
+    infos = [fw.info for fw in master.frameworks.values()]
+    dealt = 0
     on_agent: dict[str, list[tuple[FrameworkInfo, AgentTask]]] = {}
     for fw in master.frameworks.values():
         for task in fw.tasks.values():
@@ -70,6 +75,13 @@ def subscribe_bodies(cluster: MasterCluster, executors: bool = False) -> list[by
     for agent in cluster.agents:  # type: ignore[attr-defined]
         agent.info.id = AgentID(value=agent.agent_id)
         reported = on_agent.get(agent.agent_id, [])
+        if mixed:
+            for i, (_, task) in enumerate(reported):
+                info = infos[dealt % len(infos)]
+                dealt += 1
+                assert info.id is not None
+                task.framework_id = info.id
+                reported[i] = (info, task)
         frameworks = {info.id.value: info for info, _ in reported if info.id is not None}
         sub = AgentSubscribe(agent_info=agent.info, frameworks=list(frameworks.values()),
                              tasks=[t for _, t in reported], version="1.11.0",
@@ -90,6 +102,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the re-registrations")
     parser.add_argument("--executors", action="store_true",
                         help="each task's command executor in the SUBSCRIBE too (bench/scale.py's shape)")
+    parser.add_argument("--mixed", action="store_true",
+                        help="an agent's tasks of as many frameworks as it has tasks (bench/scale.py's shape)")
     args = parser.parse_args()
     tune_for_daemon()  # the garbage-collector settings of `mezzo master`
     first = MasterCluster()
@@ -104,7 +118,7 @@ def main() -> None:
         first.schedulers.append(first.add_scheduler(framework_info(f"fw{i}")))  # type: ignore[attr-defined]
     clear_streams(first)
     tasks = launch(first, args.tasks, ["TASK_RUNNING"])
-    bodies = subscribe_bodies(first, args.executors)
+    bodies = subscribe_bodies(first, args.executors, args.mixed)
     second = MasterCluster(store=first.store)  # a new leader: recovers the same registry
 
     def reregister() -> None:

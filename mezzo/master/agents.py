@@ -233,7 +233,9 @@ class AgentCalls(MasterBase):
             framework.executors.setdefault(agent.id, {})[executor.executor_info.executor_id.value] = (
                 ExecutorRecord(info=executor.executor_info, resources=resources)
             )
-            used[framework.id] = used.get(framework.id, Resources()) + resources
+            if resources:  # a command executor holds none of its own
+                held = used.get(framework.id)
+                used[framework.id] = resources if held is None else held + resources
         for reported in sub.tasks:
             framework = self._framework_for(reported.framework_id.value, infos, now)
             if framework is None:
@@ -274,7 +276,8 @@ class AgentCalls(MasterBase):
             elif previous_state != task.state:
                 self.events.task_updated(task)
             if not task.recovered:
-                used[framework.id] = used.get(framework.id, Resources()) + resources
+                held = used.get(framework.id)
+                used[framework.id] = resources if held is None else held + resources
             if came_back:
                 self.send_update(
                     framework,

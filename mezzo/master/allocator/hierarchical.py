@@ -436,6 +436,13 @@ class HierarchicalAllocator(Allocator):
         self._set_available(agent, available, grew=False)
 
     def _split_by_role(self, fw: _Framework, resources: Resources) -> dict[str, Resources]:
+        role = resources.sole_allocation_role()
+        if role is not None:
+            # The common case (a framework's tasks on an agent, all allocated to its role):
+            # one re-keying instead of grouping, filtering and re-keying. After a failover
+            # this ran for each framework on each re-registering agent, the largest part of
+            # `add_agent` (issue 12).
+            return {role: resources.unallocate()}
         parts = resources.allocations()
         untagged = resources.without_allocation()
         if untagged:
