@@ -168,7 +168,22 @@ def test_state_pieces_with_tasks_make_the_state_document() -> None:
     assert document == json.loads(json.dumps(views.state_json(master, flags)))
     tasks = sum(len(fw["tasks"]) + len(fw["completed_tasks"]) + len(fw["unreachable_tasks"])
                 for fw in document["frameworks"])
-    assert tasks >= 6 and len(pieces) > tasks  # a task per piece
+    assert tasks >= 6 and len(pieces) > 10  # in pieces
+
+
+@pytest.mark.parametrize("per_piece", [1, 3])
+def test_entries_split_over_pieces_make_the_same_bytes(monkeypatch: pytest.MonkeyPatch, per_piece: int) -> None:
+    """Agents and tasks are rendered `AGENTS_PER_PIECE` / `TASKS_PER_PIECE` at a time, spliced
+    into one array: whatever the split, the bytes of the whole document."""
+    import msgspec
+
+    monkeypatch.setattr(views, "AGENTS_PER_PIECE", per_piece)
+    monkeypatch.setattr(views, "TASKS_PER_PIECE", per_piece)
+    master = _busy_cluster().master  # type: ignore[attr-defined]
+    pieces = list(views.state_pieces(master, {}))
+    assert b"".join(pieces) == msgspec.json.encode(views.state_json(master, {}))
+    fw = max(master.frameworks.values(), key=lambda f: len(f.tasks))
+    assert len(fw.tasks) > 3 and len(master.agents) > 1  # split at 1 and at 3
 
 
 # ------------------------------------------------------- task entries encoded from the record
@@ -343,6 +358,22 @@ def test_agent_entries_follow_their_agent() -> None:
     assert after[agent.id]["resources"]["cpus"] == 3.0  # type: ignore[index]
     assert after[agent.id]["reserved_resources"] == {"web": {"cpus": 1.0, "gpus": 0.0, "mem": 0.0, "disk": 10.0}}
     assert after[agent.id]["used_resources"]["cpus"] < used["cpus"]  # type: ignore[index]
+    # What else an agent's entry shows, kept between documents until it changes.
+    agent.active = False
+    assert same()[agent.id]["active"] is False
+    agent.reregistered_time = 1234.5
+    agent.version = "1.2.3"
+    agent.pid = "slave(1)@10.0.0.1:5051"
+    agent.capabilities = ("MULTI_ROLE",)
+    entry = same()[agent.id]
+    assert (entry["reregistered_time"], entry["version"], entry["pid"], entry["capabilities"]) == (
+        1234.5, "1.2.3", "slave(1)@10.0.0.1:5051", ["MULTI_ROLE"])
+    agent.info = msgspec.structs.replace(agent.info, hostname="renamed", port=5052)
+    entry = same()[agent.id]
+    assert (entry["hostname"], entry["port"]) == ("renamed", 5052)
+    cluster.allocate()  # type: ignore[attr-defined]
+    offered = [a for a in same().values() if a["offered_resources"]["cpus"]]  # type: ignore[index]
+    assert offered and all(master.agents[a["id"]].offers for a in offered)  # type: ignore[index]
     master.agents.pop(agent.id)
     assert agent.id not in same()
 

@@ -177,10 +177,10 @@ def _task_lists(fw: FrameworkRecord) -> list[tuple[str, list[Any]]]:
 
 def _used_resources(fw: FrameworkRecord) -> Resources:
     """`fw.used_resources()`, summed once per resource shape (`sum_resources`)."""
-    return sum_resources(itertools.chain(
-        (t.resources for t in fw.tasks.values() if not t.recovered),
-        (e.resources for per_agent in fw.executors.values() for e in per_agent.values()),
-    ))
+    used = [t.resources for t in fw.tasks.values() if not t.recovered]  # a list: faster
+    for per_agent in fw.executors.values():
+        used.extend(e.resources for e in per_agent.values())
+    return sum_resources(used)
 
 
 # JSON text of builtins for the streamed documents (msgspec: several times the standard
@@ -362,16 +362,90 @@ def _wire_bytes(resources: Resources) -> bytes:
 _WIRE_BYTES: dict[int, tuple[Resources, bytes]] = {}
 
 
+# A piece of a streamed `/master/state` holds up to this many task entries (~1-2 µs each) or
+# agent entries (~2-4 µs): a few hundred µs, well within a slice (10-25 ms), and the per-piece
+# cost (the generators, the slice's clock) is paid once per hundred entries, not per entry.
+TASKS_PER_PIECE = 128
+AGENTS_PER_PIECE = 64
+
+
+def _list_pieces(items: list[Any], render: Callable[[list[Any]], bytes], per_piece: int) -> Iterator[bytes]:
+    """The JSON array of `items` in pieces: `render` makes the JSON array of up to `per_piece`
+    of them at a time (one encode for many entries), spliced into the one array."""
+    count = len(items)
+    if count <= per_piece:
+        yield render(items)
+        return
+    for start in range(0, count, per_piece):
+        text = render(items[start:start + per_piece])
+        if start:
+            text = b"," + text[1:]
+        if start + per_piece < count:
+            text = text[:-1]
+        yield text
+
+
+def _tasks_json(tasks: list[TaskRecord]) -> bytes:
+    """`_json([_task_json(t) for t in tasks])`, made as `_task_json_bytes` makes one entry, in
+    one loop and one encode (the resources' and extras' lookups skipped while tasks in a row
+    share them, as a framework's tasks mostly do)."""
+    entries = []
+    resources: Any = None
+    raw = _NOTHING_RAW  # set by the first task
+    info: Any = None
+    extras = _NO_EXTRAS
+    decode = _LEGACY_STATUS.decode
+    for task in tasks:
+        if task.resources is not resources:
+            resources = task.resources
+            raw = _legacy_resources_raw(resources)
+        if task.info_json() != info:  # each task holds its own bytes: compared, not identical
+            info = task.info_json()
+            extras = _info_extras(task)
+        statuses = task.status_json()
+        entries.append(_LegacyTask(
+            task.task_id, task.name, task.framework_id, task.executor_id or "", task.agent_id,
+            task.state, raw, task.role,
+            [decode(statuses[0])] if len(statuses) == 1 else [decode(s) for s in statuses],
+            task.user or UNSET, extras.labels, extras.discovery, extras.container,
+            extras.health_check,
+        ))
+    return _json(entries)
+
+
+def _completed_json(tasks: list[CompletedTask]) -> bytes:
+    """`_json([_task_json(t) for t in tasks])` of completed tasks, each entry made as
+    `_completed_json_bytes` makes it, in one loop and one encode."""
+    entries = []
+    resources: Any = None
+    raw = _NOTHING_RAW  # set by the first task
+    decode = _WIRE_STATUSES.decode
+    for task in tasks:
+        if task.resources is not resources:
+            resources = task.resources
+            raw = _legacy_resources_raw(resources)
+        tail = task.wire_tail
+        if task.wire_resources:  # the statuses follow the resources: decode the fields after them
+            fields = b"{" + tail[1:] if len(tail) > 1 else b"{}"
+        else:
+            fields = task.wire_head
+        extras = task.extras
+        entries.append(_LegacyTask(
+            task.task_id, task.name, task.framework_id, task.executor_id or "", task.agent_id,
+            task.state, raw, task.role, decode(fields).statuses, task.user or UNSET,
+            extras.labels, extras.discovery, extras.container, extras.health_check,
+        ))
+    return _json(entries)
+
+
 def _framework_pieces(master: MasterBase, fw: FrameworkRecord) -> Iterator[bytes]:
-    """`framework_json` as JSON text, its task lists a task per piece."""
+    """`framework_json` as JSON text, its task lists `TASKS_PER_PIECE` tasks per piece."""
     head = _json(framework_json(master, fw, with_tasks=False))
     yield head[:-1]
     for key, tasks in _task_lists(fw):
-        yield b',"' + key.encode() + b'":['
-        to_json = _completed_json_bytes if key == "completed_tasks" else _task_json_bytes
-        for i, task in enumerate(tasks):
-            yield (b"," if i else b"") + to_json(task)
-        yield b"]"
+        yield b',"' + key.encode() + b'":'
+        render = _completed_json if key == "completed_tasks" else _tasks_json
+        yield from _list_pieces(tasks, render, TASKS_PER_PIECE)
     yield b"}"
 
 
@@ -397,27 +471,42 @@ def agent_json(
                        reserved_resources=reserved, unreserved_resources=unreserved)
 
 
-def _agent_used(agent: AgentRecord, executors: dict[str, list[Resources]]) -> Iterator[Resources]:
-    return itertools.chain(
-        (t.resources for t in agent.tasks.values() if not t.recovered),
-        executors.get(agent.id, ()),
-    )
+def _agent_used(agent: AgentRecord, executors: dict[str, list[Resources]]) -> list[Resources]:
+    used = [t.resources for t in agent.tasks.values() if not t.recovered]  # a list: faster
+    held = executors.get(agent.id)
+    if held:
+        used.extend(held)
+    return used
 
 
 def _agent_dict(master: MasterBase, agent: AgentRecord, **resources: Any) -> dict[str, Any]:
     """`agent_json`'s entry around its resources (dicts, or their JSON as `Raw`)."""
-    out: dict[str, Any] = {
+    return {
+        **_agent_head(agent, resources["resources"]),
+        "used_resources": resources["used_resources"],
+        "offered_resources": legacy_resources(_offered(master, agent.offers)),
+        **_agent_tail(agent, resources["reserved_resources"], resources["unreserved_resources"]),
+    }
+
+
+def _agent_head(agent: AgentRecord, resources: Any) -> dict[str, Any]:
+    """The fields of an agent's entry before its used resources."""
+    return {
         "id": agent.id,
         "hostname": agent.hostname,
         "port": agent.info.port or 5051,
         "attributes": _attributes(agent.info),
         "pid": agent.pid,
         "registered_time": agent.registered_time,
-        "resources": resources["resources"],
-        "used_resources": resources["used_resources"],
-        "offered_resources": legacy_resources(_offered(master, agent.offers)),
-        "reserved_resources": resources["reserved_resources"],
-        "unreserved_resources": resources["unreserved_resources"],
+        "resources": resources,
+    }
+
+
+def _agent_tail(agent: AgentRecord, reserved: Any, unreserved: Any) -> dict[str, Any]:
+    """The fields of an agent's entry after its offered resources."""
+    out: dict[str, Any] = {
+        "reserved_resources": reserved,
+        "unreserved_resources": unreserved,
         "active": agent.active,
         "deactivated": not agent.active,
         "version": agent.version or __version__,
@@ -489,7 +578,13 @@ def _sum_raw(items: Iterable[Resources], wire: bool) -> Raw | UnsetType:
     """The JSON of `sum_resources(items)` as `legacy_resources` (or, `wire`, as
     `to_wire(with_allocation=True)`; UNSET if empty) renders it, kept per multiset of
     (shared) values: many agents run the same mix of task shapes."""
-    key = _used_key(items)
+    return _sum_held(_used_key(items), wire)[1]
+
+
+def _sum_held(
+    key: tuple[tuple[Resources, int], ...], wire: bool
+) -> tuple[tuple[tuple[Resources, int], ...], Raw | UnsetType]:
+    """`_SUMS`'s entry for the mix `key` (`_used_key`): the kept key and the JSON."""
     ids = (wire, *((id(r), n) for r, n in key))
     held = _SUMS.get(ids)
     if held is None or any(a is not b for (a, _), (b, _) in zip(held[0], key, strict=True)):
@@ -502,23 +597,73 @@ def _sum_raw(items: Iterable[Resources], wire: bool) -> Raw | UnsetType:
         if len(_SUMS) >= _MAX_LEGACY:
             _SUMS.clear()
         held = _SUMS[ids] = (key, raw)  # the key holds the values: their ids stay their own
-    return held[1]
+    return held
 
 
 _SUMS: dict[tuple[Any, ...], tuple[tuple[tuple[Resources, int], ...], Raw | UnsetType]] = {}
 
 
+class _AgentParts(msgspec.Struct, gc=False):  # no cycles: not one more object for the collector
+    """The JSON of an agent's `/master/state` entry around its used and offered resources,
+    kept per agent id while what it shows is the same: the same `info` (replaced whole, never
+    changed in place: `records.share_agent_info`), the same `total` (immutable, replaced on
+    change) and equal `fields` (the entry's other values). The used resources' mix of shapes
+    last seen (`_SUMS`'s entry, shared by the agents running that mix) is kept too."""
+
+    info: Any
+    total: Resources
+    fields: tuple[Any, ...]
+    head: bytes  # `{"id":…,"resources":{…},"used_resources":`
+    tail: bytes  # `,"reserved_resources":…}`
+    used: tuple[tuple[tuple[Resources, int], ...], Raw | UnsetType] | None = None
+
+
+def _agent_fields(agent: AgentRecord) -> tuple[Any, ...]:
+    # Strings, numbers and a tuple of strings: the collector untracks such a tuple.
+    return (agent.pid, agent.registered_time, agent.reregistered_time, agent.active,
+            agent.version, agent.capabilities)
+
+
+def _agent_parts(agent: AgentRecord) -> _AgentParts:
+    held = _AGENT_PARTS.get(agent.id)
+    fields = _agent_fields(agent)
+    if (held is None or held.info is not agent.info or held.total is not agent.total
+            or held.fields != fields):
+        total = _agent_total(agent)
+        head = _json(_agent_head(agent, total.resources))[:-1] + b',"used_resources":'
+        tail = b"," + _json(_agent_tail(agent, total.reserved_resources, total.unreserved_resources))[1:]
+        held = _AgentParts(agent.info, agent.total, fields, head, tail)
+        if len(_AGENT_PARTS) >= _MAX_AGENT_TOTALS:
+            _AGENT_PARTS.clear()
+        _AGENT_PARTS[agent.id] = held
+    return held
+
+
+# Agent id -> `_AgentParts`; bounded as `_AGENT_TOTALS`. ~0.6 KB per agent.
+_AGENT_PARTS: dict[str, _AgentParts] = {}
+# `legacy_resources` of no resources: an agent without offers.
+_NOTHING_RAW = Raw(_json(legacy_resources(Resources())))
+
+
 def _agent_bytes(master: MasterBase, agent: AgentRecord, executors: dict[str, list[Resources]]) -> bytes:
-    """`_json(agent_json(master, agent, executors))`, its resources' JSON kept (`_agent_total`,
-    `_sum_raw`)."""
-    total = _agent_total(agent)
-    return _json(_agent_dict(
-        master, agent,
-        resources=total.resources,
-        used_resources=_sum_raw(_agent_used(agent, executors), wire=False),
-        reserved_resources=total.reserved_resources,
-        unreserved_resources=total.unreserved_resources,
-    ))
+    """`_json(agent_json(master, agent, executors))`, made of kept parts (`_agent_parts`, the
+    JSON of each mix of task shapes: `_sum_raw`) around its used and offered resources."""
+    parts = _agent_parts(agent)
+    key = _used_key(_agent_used(agent, executors))
+    used = parts.used
+    if used is None or used[0] != key:  # compares the shared values by identity first
+        used = parts.used = _sum_held(key, wire=False)
+    raw = used[1]
+    assert not isinstance(raw, UnsetType)  # only `wire` sums are UNSET
+    offered = (Raw(_json(legacy_resources(_offered(master, agent.offers)))) if agent.offers
+               else _NOTHING_RAW)
+    return b"".join((parts.head, raw, b',"offered_resources":', offered, parts.tail))
+
+
+def _agents_json(master: MasterBase, agents: list[AgentRecord],
+                 executors: dict[str, list[Resources]]) -> bytes:
+    """The JSON array of the entries of `agents` (`_agent_bytes` each)."""
+    return b"[" + b",".join([_agent_bytes(master, a, executors) for a in agents]) + b"]"
 
 
 def master_pid(master: MasterBase) -> str:
@@ -577,10 +722,10 @@ def state_json(master: MasterBase, flags: dict[str, str]) -> dict[str, Any]:
 
 
 def state_pieces(master: MasterBase, flags: dict[str, str]) -> Iterator[bytes]:
-    """The JSON text of `state_json`, in pieces of one agent, task or framework (without its
-    tasks) each, so that
-    the HTTP shell can send a state of 100,000 tasks while yielding to its event loop between
-    pieces instead of stalling it for seconds.
+    """The JSON text of `state_json`, in pieces of up to `AGENTS_PER_PIECE` agents or
+    `TASKS_PER_PIECE` tasks, or one framework's fields other than its tasks, so that the HTTP
+    shell can send a state of 100,000 tasks while yielding to its event loop between pieces
+    instead of stalling it for seconds.
 
     The collections are listed when the first piece is made; each entry is rendered as it is
     when its piece is made. So the document is exactly `state_json` when nothing happens in
@@ -590,13 +735,22 @@ def state_pieces(master: MasterBase, flags: dict[str, str]) -> Iterator[bytes]:
 
     executors = executor_resources(master)
 
-    def agent_pieces(master: MasterBase, agent: AgentRecord) -> Iterator[bytes]:
-        yield _agent_bytes(master, agent, executors)
+    def agent_pieces(master: MasterBase, agents: list[AgentRecord]) -> Iterator[bytes]:
+        yield from _list_pieces(agents, lambda chunk: _agents_json(master, chunk, executors),
+                                AGENTS_PER_PIECE)
+
+    def framework_pieces(master: MasterBase, frameworks: list[FrameworkRecord]) -> Iterator[bytes]:
+        yield b"["
+        for i, fw in enumerate(frameworks):
+            if i:
+                yield b","
+            yield from _framework_pieces(master, fw)
+        yield b"]"
 
     entries: dict[str, tuple[Callable[[MasterBase, Any], Iterator[bytes]], list[Any]]] = {
         "slaves": (agent_pieces, agents),
-        "frameworks": (_framework_pieces, list(master.frameworks.values())),
-        "completed_frameworks": (_framework_pieces, list(master.completed_frameworks.values())),
+        "frameworks": (framework_pieces, list(master.frameworks.values())),
+        "completed_frameworks": (framework_pieces, list(master.completed_frameworks.values())),
     }
     doc = _state_document(master, flags, agents)
     separator = b"{"
@@ -607,12 +761,7 @@ def state_pieces(master: MasterBase, flags: dict[str, str]) -> Iterator[bytes]:
             yield _json(value)
             continue
         render, items = entries[key]
-        yield b"["
-        for i, item in enumerate(items):
-            if i:
-                yield b","
-            yield from render(master, item)
-        yield b"]"
+        yield from render(master, items)
     yield b"}"
 
 
