@@ -114,18 +114,25 @@ def _offered(master: MasterBase, offer_ids: Iterable[str]) -> Resources:
     return total
 
 
-def framework_json(master: MasterBase, fw: FrameworkRecord, with_tasks: bool = True) -> dict[str, Any]:
+def framework_json(master: MasterBase, fw: FrameworkRecord, with_tasks: bool = True,
+                   kept: bool = False) -> dict[str, Any]:
     """A framework's `/master/state` entry (without its three task lists unless `with_tasks`:
-    `state_pieces` streams those a task at a time)."""
-    used = _used_resources(fw)
-    offered = _offered(master, fw.offers)
+    `state_pieces` streams those in pieces). `kept`: its resources as JSON (`Raw`), the used
+    ones kept per mix of shapes (`_sum_held`) when it has no offers (the common case)."""
     info = fw.info
+    if kept and not fw.offers:
+        used_raw = _sum_held(_used_key(_framework_used(fw)), wire=False)[1]
+        resources: tuple[Any, Any, Any] = (used_raw, _NOTHING_RAW, used_raw)  # used + nothing
+    else:
+        used = _used_resources(fw)
+        offered = _offered(master, fw.offers)
+        resources = (legacy_resources(used), legacy_resources(offered), legacy_resources(used + offered))
     out: dict[str, Any] = {
         "id": fw.id,
         "name": info.name,
-        "used_resources": legacy_resources(used),
-        "offered_resources": legacy_resources(offered),
-        "resources": legacy_resources(used + offered),
+        "used_resources": resources[0],
+        "offered_resources": resources[1],
+        "resources": resources[2],
         "capabilities": [str(c.type) for c in info.capabilities if c.type],
         "hostname": info.hostname or "",
         "webui_url": info.webui_url or "",
@@ -177,10 +184,14 @@ def _task_lists(fw: FrameworkRecord) -> list[tuple[str, list[Any]]]:
 
 def _used_resources(fw: FrameworkRecord) -> Resources:
     """`fw.used_resources()`, summed once per resource shape (`sum_resources`)."""
+    return sum_resources(_framework_used(fw))
+
+
+def _framework_used(fw: FrameworkRecord) -> list[Resources]:
     used = [t.resources for t in fw.tasks.values() if not t.recovered]  # a list: faster
     for per_agent in fw.executors.values():
         used.extend(e.resources for e in per_agent.values())
-    return sum_resources(used)
+    return used
 
 
 # JSON text of builtins for the streamed documents (msgspec: several times the standard
@@ -440,7 +451,7 @@ def _completed_json(tasks: list[CompletedTask]) -> bytes:
 
 def _framework_pieces(master: MasterBase, fw: FrameworkRecord) -> Iterator[bytes]:
     """`framework_json` as JSON text, its task lists `TASKS_PER_PIECE` tasks per piece."""
-    head = _json(framework_json(master, fw, with_tasks=False))
+    head = _json(framework_json(master, fw, with_tasks=False, kept=True))
     yield head[:-1]
     for key, tasks in _task_lists(fw):
         yield b',"' + key.encode() + b'":'
