@@ -275,8 +275,11 @@ class ChurnLimit:
         self._offers.append((framework, offer, count, framework.sender))
         self._drain()
 
-    def _drain(self) -> None:
+    def _pumped(self) -> None:
         self._pump = None
+        self._drain()
+
+    def _drain(self) -> None:
         offers = self._offers
         while offers:
             framework, offer, count, sender = offers[0]
@@ -293,7 +296,8 @@ class ChurnLimit:
                 framework, task_id = kills.popleft()
                 framework.kill_now(task_id)
         if (offers or (kills and not self.held)) and self._pump is None:
-            self._pump = asyncio.get_running_loop().call_later(0.05, self._drain)
+            # One timer at a time: `_drain` also runs on each kill and offer.
+            self._pump = asyncio.get_running_loop().call_later(0.05, self._pumped)
 
 
 class BusyFramework:
