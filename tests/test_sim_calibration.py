@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mezzo.sim import calibration, master_node
+from mezzo.sim.engine import Engine
 
 
 def test_launch_latency_is_four_one_way_trips_plus_two_master_jobs() -> None:
@@ -28,3 +31,18 @@ def test_scale_shape_reports_what_bench_scale_reports() -> None:
     assert result["launches_per_s"] > 0 and 0 < result["master_cpu_pct"] < 100
     assert result["master_cpu_ms_per_launch"] > 0
     assert 0 < result["launch_overhead_p50_s"] <= result["launch_overhead_p99_s"] < 5.0
+
+
+def test_shell_factor_charges_the_shells_constants_and_the_latency(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--shell-factor F`: the shell's constants and the one-way latency times F, the core's
+    (tabled, here) cost as it was."""
+    base = calibration.launch_latency(launches=20, cost="fixed")
+    monkeypatch.setattr(master_node, "SHELL_FACTOR", 2.0)
+    doubled = calibration.launch_latency(launches=20, cost="fixed")
+    # Four one-way trips each LATENCY longer, plus the two jobs' shell share again.
+    extra = doubled["p50_ms"] - base["p50_ms"]
+    assert extra > 4000 * master_node.LATENCY
+    assert extra < base["p50_ms"]  # the core's tabled part is not doubled
+    node = master_node.MasterNode(Engine())
+    assert node.latency == 2.0 * master_node.LATENCY
+    assert node._shell_seconds("scheduler.ACCEPT", 2) == 2.0 * master_node.SCHEDULER_REQUEST_OVERHEAD

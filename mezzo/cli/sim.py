@@ -65,10 +65,14 @@ class _RichProgress:
 @click.option("--no-regimes", is_flag=True,
               help="Charge every core call as the simulator's process measures it, without the "
                    "cold/warm regimes' factors (mezzo.sim.master_node.REGIMES; docs/evaluation.md).")
+@click.option("--shell-factor", type=click.FloatRange(min=0.01), default=None,
+              help="Charge the shell's measured constants and the message latency this factor: "
+                   "this machine's real shell cost over the reference machine's "
+                   "(mezzo.sim.master_node.SHELL_FACTOR; docs/evaluation.md, \"On another machine\").")
 @click.option("--no-plot", is_flag=True, help="Skip the PNG.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no table.")
 def run(name: str, scale: str, seed: int, out: str, cost: str | None, core_factor: float | None,
-        no_regimes: bool, no_plot: bool, quiet: bool) -> None:
+        no_regimes: bool, shell_factor: float | None, no_plot: bool, quiet: bool) -> None:
     """Run experiment NAME (or `all`): see `mezzo sim list`."""
     from mezzo.core.gc_tuning import tune_for_daemon
     from mezzo.sim import master_node
@@ -79,6 +83,8 @@ def run(name: str, scale: str, seed: int, out: str, cost: str | None, core_facto
         master_node.CORE_SLOWDOWN = core_factor
     if no_regimes:
         master_node.REGIMES = False
+    if shell_factor is not None:
+        master_node.SHELL_FACTOR = shell_factor
 
     names = list(EXPERIMENTS) if name == "all" else [name]
     for n in names:
@@ -117,7 +123,11 @@ def run(name: str, scale: str, seed: int, out: str, cost: str | None, core_facto
 @click.option("--no-regimes", is_flag=True,
               help="Charge every core call as the simulator's process measures it, without the "
                    "cold/warm regimes' factors (mezzo.sim.master_node.REGIMES; docs/evaluation.md).")
-def calibrate(core_factor: float | None, no_regimes: bool) -> None:
+@click.option("--shell-factor", type=click.FloatRange(min=0.01), default=None,
+              help="Charge the shell's measured constants and the message latency this factor: "
+                   "this machine's real shell cost over the reference machine's "
+                   "(mezzo.sim.master_node.SHELL_FACTOR; docs/evaluation.md, \"On another machine\").")
+def calibrate(core_factor: float | None, no_regimes: bool, shell_factor: float | None) -> None:
     """Print the simulator's figures for the shapes bench/launch.py measures, and the
     measured per-message master costs behind the fixed cost model."""
     from mezzo.core.gc_tuning import tune_for_daemon
@@ -130,6 +140,9 @@ def calibrate(core_factor: float | None, no_regimes: bool) -> None:
     if no_regimes:
         master_node.REGIMES = False
         click.echo("without the cold/warm regimes")
+    if shell_factor is not None:
+        master_node.SHELL_FACTOR = shell_factor
+        click.echo(f"the shell's constants and the latency charged x{shell_factor}")
     latency = calibration.launch_latency()
     click.echo(f"launch latency (bench/launch.py latency): p50 {latency['p50_ms']} ms, "
                f"p99 {latency['p99_ms']} ms over {latency['launches']} launches")

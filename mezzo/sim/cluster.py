@@ -25,7 +25,7 @@ from mezzo.sim.agent import SimAgent
 from mezzo.sim.core_agent import CoreAgent
 from mezzo.sim.engine import Engine
 from mezzo.sim.framework import SimFramework
-from mezzo.sim.master_node import LATENCY, CostModel, MasterNode, cost_model
+from mezzo.sim.master_node import CostModel, MasterNode, cost_model
 from mezzo.store.memory import MemoryStore
 
 
@@ -34,7 +34,7 @@ class SimCluster:
         self,
         *,
         seed: int = 0,
-        latency: float = LATENCY,
+        latency: float | None = None,
         cost: str | CostModel = "fixed",
         options: MasterOptions | None = None,
         codec: bool = True,

@@ -207,6 +207,16 @@ COLD_MESSAGE_OVERHEAD = 32e-6
 # process measures it, times CORE_SLOWDOWN).
 REGIMES = True
 
+# The shell's constants above (and `LATENCY`) are absolute times measured on one machine, the
+# 2-vCPU machine of 2026-12-05/06 ("the reference machine"); the core's times are measured in
+# the simulator's own process, so they follow whatever machine it runs on. On a machine whose
+# real master runs its shell slower or faster, those constants are charged times SHELL_FACTOR:
+# the ratio of the real master's shell cost there to the reference machine's, measured with the
+# same benchmarks the constants came from (`bench/pong.py`, `bench/scheduler_calls.py`; a
+# diagnostic, not fitted: `mezzo sim calibrate --shell-factor F`, `mezzo sim run --shell-factor
+# F`; docs/evaluation.md, "On another machine"). 1.0 is the reference machine.
+SHELL_FACTOR = 1.0
+
 
 def core_factor(position: int) -> float:
     """CORE_FACTORS at a job's position since the loop woke (0: not a loop job, e.g. a new
@@ -411,7 +421,7 @@ class MasterNode:
         self,
         engine: Engine,
         *,
-        latency: float = LATENCY,
+        latency: float | None = None,
         cost: CostModel | None = None,
         options: MasterOptions | None = None,
         seed: int = 0,
@@ -424,7 +434,8 @@ class MasterNode:
     ) -> None:
         self.engine = engine
         self.shell_overhead = shell_overhead
-        self.latency = latency
+        # The clients' own handling and the kernel's hop, on this machine (`SHELL_FACTOR`).
+        self.latency = LATENCY * SHELL_FACTOR if latency is None else latency
         self.cost = cost or FixedCost()
         self.codec = codec
         self.store = store or MemoryStore()
@@ -635,6 +646,7 @@ class MasterNode:
             kind, seconds = "loop.turn", LOOP_TURN_OVERHEAD
         if not self.shell_overhead:
             return 0.0
+        seconds *= SHELL_FACTOR
         stat = self.stats[kind]
         stat.count += 1
         stat.seconds += seconds
@@ -655,7 +667,7 @@ class MasterNode:
             return 0.0
         if self.regimes and position == 1:
             seconds += COLD_MESSAGE_OVERHEAD
-        return seconds
+        return seconds * SHELL_FACTOR
 
     def _run_job(self, kind: str, fn: Callable[[], int], position: int = 0) -> float:
         """Serve one job: the core's cost (times `core_factor(position)` with the regimes on)
@@ -690,8 +702,8 @@ class MasterNode:
                 link = effects[i][0]
                 if link not in written:
                     written.add(link)
-                    charged[kind] += SOCKET_WRITE_OVERHEAD if link.socket else STREAM_WRITE_OVERHEAD
-                charged[kind] += RECORD_OVERHEAD
+                    charged[kind] += (SOCKET_WRITE_OVERHEAD if link.socket else STREAM_WRITE_OVERHEAD) * SHELL_FACTOR
+                charged[kind] += RECORD_OVERHEAD * SHELL_FACTOR
                 i += 1
         stats = self.stats
         for kind, seconds in charged.items():
