@@ -28,9 +28,10 @@ At each size (agents are added to reach it; frameworks run throughout) one JSON 
 - `launches_per_s` over the window, against `launches_per_s_needed`, the churn of the tasks
   running if each lasted the drawn ~`--task-mean` seconds: below it, something (the emulated
   agents' or the frameworks' processes, or the master) did not keep up and tasks lived longer,
-  or `--launch-rate` (`launch_rate`) bounded it: the frameworks then launch and kill at most
-  that many tasks a second in all, so that the load generators stay within real time and the
-  cluster stays full with tasks that live longer (`filled_s`: how long it took to fill);
+  or `--launch-rate` (`launch_rate`) bounded it: the frameworks then kill at most that many
+  tasks a second in all (and launch as many, in the slots the kills free), so that the load
+  generators stay within real time and the cluster stays full with tasks that live longer
+  (`filled_s`: how long it took to fill);
 - `allocation_cycle_ms`: p50 of the master's `allocator/mesos/allocation_run_ms` (the last
   allocation run's duration), sampled every 5 s of the window;
 - `state_ms`: GET `/master/state` (whole body read, not parsed), with `tasks` tasks running;
@@ -224,55 +225,49 @@ class CallSender:
 
 
 class ChurnLimit:
-    """`--launch-rate`: one framework process's share of the launches and kills a second, so
-    that the load generators stay within real time. Launches take tokens from one bucket: an
-    offer is held, in order, until there are tokens for the tasks that fill it (declining it
-    instead, to be offered again a second later, cost the framework processes more than the
-    launches); kills that come due wait in order for tokens from another, so a task lives at
-    least its drawn duration, longer while kills queue. In a full cluster each kill frees the slot the
-    next launch fills: the churn is bounded by the rate and the cluster stays full. The
-    buckets hold a second's tokens: offers come once an allocation interval (a second here),
-    and a smaller bucket would let the batch take only that much of it.
+    """`--launch-rate`: one framework process's share of the kills a second, so that the load
+    generators stay within real time. Kills that come due wait in order for tokens, so a task
+    lives at least its drawn duration, longer while kills queue; in a full cluster each kill
+    frees the slot the next launch fills, so the churn is bounded by the rate and the cluster
+    stays full. Launches are not bounded: a framework fills every offer at once.
 
-    Kills are held (`held`) until the driver has seen the cluster full: with launches and
-    kills at the same rate the cluster would stop filling once the first tasks' kills came
-    due. Released, the kills that came due meanwhile go out in order at the rate."""
+    An earlier version also held offers for launch tokens. The master offers a newly subscribed
+    framework everything free at once, so the first framework to subscribe held nearly the whole
+    cluster's offers at its process's share of the rate while the other processes' frameworks
+    got none (the cluster filled at a quarter of the rate); declining what it could not launch
+    soon instead turned every allocation run into an offer storm (the master 97 % busy at 250
+    launches a second, 9,000 agents: docs/benchmarks.md, "Ninth pass").
+
+    Kills are held (`held`) until the driver has seen the cluster full: the cluster fills in
+    one burst of launches, and kills released meanwhile would make it a churn at the paper's
+    rate. Released, the kills that came due meanwhile go out in order at the rate. The bucket
+    holds a second's tokens."""
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
         self.held = True
-        self._tokens = {"launch": rate, "kill": rate}
-        self._at = {"launch": time.monotonic(), "kill": time.monotonic()}
+        self._tokens = rate
+        self._at = time.monotonic()
         self._kills: deque[tuple[BusyFramework, str]] = deque()
-        # Offers held for tokens: the framework, the offer, its tasks, the subscription's
-        # sender (an offer of an ended subscription is dropped: its master is gone).
-        self._offers: deque[tuple[BusyFramework, dict[str, Any], int, CallSender | None]] = deque()
         self._pump: asyncio.TimerHandle | None = None
 
     def hold(self, held: bool) -> None:
         if held != self.held:
             self.held = held
-            self._at["kill"] = time.monotonic()
+            self._at = time.monotonic()
             self._drain()
 
-    def take(self, bucket: str, wanted: int) -> int:
-        """Up to `wanted` tokens of `bucket`; for launches all or none (an offer's tasks go
-        out together)."""
+    def take(self, wanted: int) -> int:
+        """Up to `wanted` tokens."""
         now = time.monotonic()
-        tokens = min(self.rate, self._tokens[bucket] + (now - self._at[bucket]) * self.rate)
-        self._at[bucket] = now
+        tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+        self._at = now
         granted = min(wanted, int(tokens))
-        if bucket == "launch" and granted < wanted:
-            granted = 0
-        self._tokens[bucket] = tokens - granted
+        self._tokens = tokens - granted
         return granted
 
     def kill(self, framework: BusyFramework, task_id: str) -> None:
         self._kills.append((framework, task_id))
-        self._drain()
-
-    def launch(self, framework: BusyFramework, offer: dict[str, Any], count: int) -> None:
-        self._offers.append((framework, offer, count, framework.sender))
         self._drain()
 
     def _pumped(self) -> None:
@@ -280,23 +275,14 @@ class ChurnLimit:
         self._drain()
 
     def _drain(self) -> None:
-        offers = self._offers
-        while offers:
-            framework, offer, count, sender = offers[0]
-            if sender is not framework.sender or offer["id"]["value"] in framework.rescinded:
-                offers.popleft()  # its subscription ended, or the master took it back
-                continue
-            if self.take("launch", count) < count:
-                break
-            offers.popleft()
-            framework.launch_now(offer, count)
         kills = self._kills
-        if not self.held:
-            for _ in range(self.take("kill", len(kills))):
-                framework, task_id = kills.popleft()
-                framework.kill_now(task_id)
-        if (offers or (kills and not self.held)) and self._pump is None:
-            # One timer at a time: `_drain` also runs on each kill and offer.
+        if self.held:
+            return
+        for _ in range(self.take(len(kills))):
+            framework, task_id = kills.popleft()
+            framework.kill_now(task_id)
+        if kills and self._pump is None:
+            # One timer at a time: `_drain` also runs on each kill.
             self._pump = asyncio.get_running_loop().call_later(0.05, self._pumped)
 
 
@@ -321,7 +307,6 @@ class BusyFramework:
         self.running: dict[str, dict[str, Any]] = {}  # task id -> agent id
         self.started: set[str] = set()  # tasks seen RUNNING
         self.seq = 0
-        self.rescinded: set[str] = set()  # offers the master took back (RESCIND)
         self.subscribed = asyncio.Event()
         self.redirected = False
         self.rng = random.Random(name)
@@ -413,8 +398,6 @@ class BusyFramework:
                                              "framework": self.framework_id["value"]})
                 self.first_offers_due = True
             self.attempts = 0
-        elif kind == "RESCIND":  # an offer held for tokens must not be accepted
-            self.rescinded.add(event["rescind"]["offer_id"]["value"])
         elif kind == "OFFERS":
             if self.first_offers_due:
                 self.first_offers_due = False
@@ -449,10 +432,7 @@ class BusyFramework:
             self._call({"type": "DECLINE", "decline": {"offer_ids": [offer["id"]],
                                                         "filters": {"refuse_seconds": 1.0}}})
             return
-        if self.limit is not None:
-            self.limit.launch(self, offer, count)  # when its tokens come
-        else:
-            self.launch_now(offer, count)
+        self.launch_now(offer, count)
 
     def launch_now(self, offer: dict[str, Any], count: int) -> None:
         tasks = []
@@ -505,8 +485,9 @@ def _frameworks_main(
     churn: Any = None,
 ) -> None:
     """A framework process: `count` busy frameworks; `report` (a dict proxy) gets counters.
-    With `launch_rate` (this process's share of `--launch-rate`) their launches and kills
-    are bounded to it (`ChurnLimit`), their kills held until `churn` (an Event) is set."""
+    With `launch_rate` (this process's share of `--launch-rate`) their kills are bounded to it
+    (`ChurnLimit`: the launches fill the slots they free) and held until `churn` (an Event)
+    is set."""
     _raise_fd_limit()
     tune_for_daemon()  # the daemons' collector thresholds (the agents' processes have them too)
 
@@ -707,8 +688,9 @@ def main() -> None:
                         help="connections each busy framework sends its calls on, at most "
                              "(one: strictly in order, as a real scheduler's one connection)")
     parser.add_argument("--launch-rate", type=float, default=0.0,
-                        help="bound the busy frameworks' launches and kills to this many a second "
-                             "in all (0: unbounded, the paper's churn if the machine keeps up): "
+                        help="bound the busy frameworks' kills, and so their launches into the "
+                             "slots the kills free, to this many a second in all (0: unbounded, "
+                             "the paper's churn if the machine keeps up): "
                              "tasks then live at least their drawn duration and the cluster "
                              "stays full, at a churn the load generators sustain")
     parser.add_argument("--fill-timeout", type=float, default=600.0,
@@ -826,16 +808,16 @@ def main() -> None:
                         raise RuntimeError("frameworks did not subscribe")
             filled_s = None
             if args.launch_rate and args.frameworks:
-                # At a bounded rate the cluster takes slots / rate seconds to fill: measure it
-                # full, as the unbounded runs are (8 tasks fit an agent); the frameworks hold
-                # their kills meanwhile.
+                # The frameworks fill every offer at once but hold their kills until the
+                # cluster is full (its tasks RUNNING: the agents' processes may take tens of
+                # seconds to start a burst of 72,000), then kill at the bounded rate.
                 churn.clear()
                 start = time.monotonic()
 
                 def full(m: HaMaster = leader, n: int = size) -> bool:
                     snapshot = metrics(m)
-                    running = snapshot.get("master/tasks_running", 0) + snapshot.get("master/tasks_staging", 0)
-                    return bool(running >= 0.95 * 8 * n)
+                    # RUNNING only: a staging task's agent process has not started it yet.
+                    return bool(snapshot.get("master/tasks_running", 0) >= 0.95 * 8 * n)
 
                 until(full, args.fill_timeout, f"{size} agents' slots filled", interval=5.0)
                 filled_s = round(time.monotonic() - start, 1)
