@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.master_memory import CodecAgentCalls, clear_streams, launch  # noqa: E402
+from bench.master_memory import CodecAgentCalls, clear_streams, launch, piece_times  # noqa: E402
 from mezzo.agent.launch import command_executor_info  # noqa: E402
 from mezzo.api.codec import decode, encode  # noqa: E402
 from mezzo.api.common import (  # noqa: E402
@@ -102,6 +102,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the re-registrations")
     parser.add_argument("--executors", action="store_true",
                         help="each task's command executor in the SUBSCRIBE too (bench/scale.py's shape)")
+    parser.add_argument("--documents", action="store_true",
+                        help="then make the new leader's GET_STATE and /master/state (its executors "
+                             "known from the SUBSCRIBEs): CPU and longest piece of each")
     parser.add_argument("--mixed", action="store_true",
                         help="an agent's tasks of as many frameworks as it has tasks (bench/scale.py's shape)")
     args = parser.parse_args()
@@ -140,6 +143,17 @@ def main() -> None:
           f"each{' (profiled)' if profile else ''}")
     if profile is not None:
         pstats.Stats(profile).sort_stats("tottime").print_stats(20)
+    if args.documents:
+        from mezzo.api import operator as op
+        from mezzo.master import views
+
+        master = second.master
+        for name, pieces in (("GET_STATE", lambda: views.operator_pieces(master, op.CallType.GET_STATE)),
+                             ("/master/state", lambda: views.state_pieces(master, {}))):
+            for attempt in ("first", "again"):
+                _, longest, size, cpu_s = piece_times(pieces())
+                print(f"{name} ({attempt}): {size / 1e6:.1f} MB in {cpu_s * 1000:.0f} ms of CPU, "
+                      f"longest piece {longest * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

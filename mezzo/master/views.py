@@ -464,9 +464,18 @@ def executor_resources(master: MasterBase) -> dict[str, list[Resources]]:
     """Agent id -> the resources of the executors running there (one walk for all agents)."""
     out: dict[str, list[Resources]] = {}
     for fw in master.frameworks.values():
-        for agent_id, per_agent in fw.executors.items():
-            out.setdefault(agent_id, []).extend(e.resources for e in per_agent.values())
+        add_executor_resources(out, fw)
     return out
+
+
+def add_executor_resources(out: dict[str, list[Resources]], fw: FrameworkRecord) -> None:
+    """Add `fw`'s executors that hold resources to `executor_resources`'s map. A command
+    executor holds none of its own: leaving those out adds nothing to any sum, and keeps an
+    agent's mix of shapes (`_used_key`) that of its tasks."""
+    for agent_id, per_agent in fw.executors.items():
+        held = [e.resources for e in per_agent.values() if e.resources]
+        if held:
+            out.setdefault(agent_id, []).extend(held)
 
 
 def agent_json(
@@ -743,8 +752,13 @@ def state_pieces(master: MasterBase, flags: dict[str, str]) -> Iterator[bytes]:
     between; otherwise an entry may be newer than another (a task that ended meanwhile can show
     as running in one framework's entry, as Mesos's own per-request snapshot can never show)."""
     agents = list(master.agents.values())
-
-    executors = executor_resources(master)
+    # `executor_resources`, a framework at a time, the shell free to end a slice after each:
+    # after a failover every task's command executor is known (72,000 at 9,000 agents), and
+    # one walk of them all before the first piece held the loop 90-140 ms.
+    executors: dict[str, list[Resources]] = {}
+    for fw in list(master.frameworks.values()):
+        add_executor_resources(executors, fw)
+        yield b""
 
     def agent_pieces(master: MasterBase, agents: list[AgentRecord]) -> Iterator[bytes]:
         yield from _list_pieces(agents, lambda chunk: _agents_json(master, chunk, executors),
@@ -1086,12 +1100,14 @@ def _tasks_fields(master: MasterBase) -> list[_Field]:
 def _executors_fields(master: MasterBase) -> list[_Field]:
     frameworks = list(master.frameworks.values())
 
-    def sources() -> list[op.ExecutorEntry]:
-        return [
-            op.ExecutorEntry(executor_info=e.info, agent_id=AgentID(value=agent_id))
-            for fw in frameworks
-            for agent_id, per_agent in list(fw.executors.items()) for e in list(per_agent.values())
-        ]
+    def sources() -> Iterator[op.ExecutorEntry]:
+        # One at a time, as the pieces are made: building all of them before the first piece
+        # (72,000 command executors at 9,000 agents) held the loop 150-230 ms in one turn.
+        for fw in frameworks:
+            for agent_id, per_agent in list(fw.executors.items()):
+                agent = AgentID(value=agent_id)
+                for e in list(per_agent.values()):
+                    yield op.ExecutorEntry(executor_info=e.info, agent_id=agent)
 
     return [("executors", sources, _same, None)]
 
