@@ -122,32 +122,53 @@ def test_operator_pieces_are_the_encoded_answer(call_type: object) -> None:
 
 
 def test_executor_entries_are_made_as_their_pieces_are(monkeypatch: pytest.MonkeyPatch) -> None:
-    """GET_EXECUTORS' entries are made one per piece, not all before the first: after a
-    failover every command executor is in the master (72,000 at 9,000 agents), and building
-    them in one turn held the loop for a fifth of a second."""
+    """GET_EXECUTORS' entries are made one per piece, not all before the first, and from the
+    executors' kept JSON without decoding it: after a failover every command executor is in
+    the master (72,000 at 9,000 agents), and building their entries in one turn held the loop
+    for a fifth of a second."""
     from mezzo.api import operator as op
+    from mezzo.master import records
 
     cluster = _busy_cluster()
     master = cluster.master  # type: ignore[attr-defined]
     made = []
-    real = op.ExecutorEntry
+    real = views._executor_entry_bytes
 
-    def counted(**fields: object) -> object:
-        made.append(fields)
-        return real(**fields)  # type: ignore[arg-type]
+    def counted(item: tuple[str, records.ExecutorRecord]) -> bytes:
+        made.append(item)
+        return real(item)
 
-    monkeypatch.setattr(op, "ExecutorEntry", counted)
+    def no_decoding(_record: object) -> object:
+        raise AssertionError("an executor's info was decoded")
+
+    monkeypatch.setattr(views, "_executor_entry_bytes", counted)
+    monkeypatch.setattr(records.ExecutorRecord, "info", property(no_decoding))
     total = sum(len(per_agent) for fw in master.frameworks.values() for per_agent in fw.executors.values())
     assert total >= 2
     pieces = views.operator_pieces(master, op.CallType.GET_EXECUTORS)
     for piece in pieces:
         if b'"executors":[' in piece:
             break
-    assert len(made) == 1  # the first entry, fetched to see that the list is not empty
-    next(pieces)  # its piece
+    assert made == []
+    next(pieces)  # the first entry's piece
     assert len(made) == 1
     next(pieces)  # the second's
     assert len(made) == 2
+
+
+def test_executors_keep_their_info_as_json_outside_the_collector() -> None:
+    """A kept executor is one object the garbage collector does not track, its info the JSON
+    it encodes to, decoded equal on demand."""
+    import gc
+
+    from mezzo.api.codec import encode
+
+    master = _busy_cluster().master  # type: ignore[attr-defined]
+    kept = [e for fw in master.frameworks.values() for per in fw.executors.values() for e in per.values()]
+    assert kept
+    for e in kept:
+        assert not gc.is_tracked(e)
+        assert encode(e.info) == e.info_json
 
 
 def test_operator_pieces_of_an_empty_master() -> None:

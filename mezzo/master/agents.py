@@ -231,7 +231,7 @@ class AgentCalls(MasterBase):
                                                framework.roles[0] if framework.roles else "*",
                                                reported_role=False)
             framework.executors.setdefault(agent.id, {})[executor.executor_info.executor_id.value] = (
-                ExecutorRecord(info=executor.executor_info, resources=resources)
+                ExecutorRecord.of(executor.executor_info, resources)
             )
             if resources:  # a command executor holds none of its own
                 held = used.get(framework.id)

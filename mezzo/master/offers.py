@@ -485,7 +485,7 @@ class OfferCalls(MasterBase):
         available = self._consume(framework, agent, available, needed)
         if task.executor is not None and executor_resources is not None:
             framework.executors.setdefault(agent.id, {})[task.executor.executor_id.value] = (
-                ExecutorRecord(info=task.executor, resources=executor_resources)
+                ExecutorRecord.of(task.executor, executor_resources)
             )
         self._record_task(framework, agent, role, task, resources)
         self.outbox.send_agent(
@@ -568,7 +568,7 @@ class OfferCalls(MasterBase):
         available = self._consume(framework, agent, available, needed)
         if executor_resources is not None:
             framework.executors.setdefault(agent.id, {})[executor.executor_id.value] = (
-                ExecutorRecord(info=executor, resources=executor_resources)
+                ExecutorRecord.of(executor, executor_resources)
             )
         for task, res in zip(tasks, per_task, strict=True):
             self._record_task(framework, agent, role, task, res)

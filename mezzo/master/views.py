@@ -23,7 +23,7 @@ from mezzo.master.allocator import AllocatorStatistics
 from mezzo.master.completed import CompletedTask
 from mezzo.master.events import framework_entry
 from mezzo.master.gauges import task_counts
-from mezzo.master.records import AgentRecord, FrameworkRecord, TaskRecord, time_info
+from mezzo.master.records import AgentRecord, ExecutorRecord, FrameworkRecord, TaskRecord, time_info
 from mezzo.resources import Resources
 from mezzo.resources.tally import ScalarTally
 
@@ -152,11 +152,7 @@ def framework_json(master: MasterBase, fw: FrameworkRecord, with_tasks: bool = T
             for o in (master.offers.get(i) for i in fw.offers) if o is not None
         ],
         "executors": [
-            {
-                "executor_id": eid, "name": e.info.name or "", "framework_id": fw.id,
-                "command": to_builtins(e.info.command) if e.info.command else {},
-                "resources": legacy_resources(e.resources), "slave_id": agent_id,
-            }
+            _executor_json(eid, e, fw.id, agent_id)
             for agent_id, per_agent in fw.executors.items() for eid, e in per_agent.items()
         ],
     }
@@ -174,6 +170,24 @@ def framework_json(master: MasterBase, fw: FrameworkRecord, with_tasks: bool = T
         for key, tasks in _task_lists(fw):
             out[key] = [_task_json(t) for t in tasks]
     return out
+
+
+class _ExecutorSummary(msgspec.Struct, gc=False):
+    """What `/master/state` shows of an executor's info, decoded from its kept JSON without
+    the rest (the command as the builtins `to_builtins` makes of it)."""
+
+    name: str = ""
+    command: dict[str, Any] = {}
+
+
+_EXECUTOR_SUMMARY = msgspec.json.Decoder(_ExecutorSummary)
+
+
+def _executor_json(eid: str, e: ExecutorRecord, framework_id: str, agent_id: str) -> dict[str, Any]:
+    summary = _EXECUTOR_SUMMARY.decode(e.info_json)
+    return {"executor_id": eid, "name": summary.name, "framework_id": framework_id,
+            "command": summary.command, "resources": legacy_resources(e.resources),
+            "slave_id": agent_id}
 
 
 def _task_lists(fw: FrameworkRecord) -> list[tuple[str, list[Any]]]:
@@ -1100,16 +1114,26 @@ def _tasks_fields(master: MasterBase) -> list[_Field]:
 def _executors_fields(master: MasterBase) -> list[_Field]:
     frameworks = list(master.frameworks.values())
 
-    def sources() -> Iterator[op.ExecutorEntry]:
+    def sources() -> Iterator[tuple[str, ExecutorRecord]]:
         # One at a time, as the pieces are made: building all of them before the first piece
         # (72,000 command executors at 9,000 agents) held the loop 150-230 ms in one turn.
         for fw in frameworks:
             for agent_id, per_agent in list(fw.executors.items()):
-                agent = AgentID(value=agent_id)
                 for e in list(per_agent.values()):
-                    yield op.ExecutorEntry(executor_info=e.info, agent_id=agent)
+                    yield agent_id, e
 
-    return [("executors", sources, _same, None)]
+    return [("executors", sources, _executor_entry, _executor_entry_bytes)]
+
+
+def _executor_entry(item: tuple[str, ExecutorRecord]) -> op.ExecutorEntry:
+    agent_id, e = item
+    return op.ExecutorEntry(executor_info=e.info, agent_id=AgentID(value=agent_id))
+
+
+def _executor_entry_bytes(item: tuple[str, ExecutorRecord]) -> bytes:
+    """`encode(_executor_entry(item))` without decoding the kept info: its JSON as it is."""
+    agent_id, e = item
+    return b'{"executor_info":' + e.info_json + b',"agent_id":{"value":' + _json(agent_id) + b"}}"
 
 
 def _frameworks_fields(master: MasterBase) -> list[_Field]:
