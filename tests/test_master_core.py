@@ -269,6 +269,34 @@ def test_invalid_tasks_get_task_error() -> None:
     assert c.master.frameworks[s.framework_id].tasks == {}
 
 
+def test_a_running_executor_takes_tasks_with_its_own_info_only() -> None:
+    """A task naming a running executor's id launches on it when its ExecutorInfo is the same
+    (whichever way it was built), and gets TASK_ERROR when it differs."""
+    import msgspec
+
+    from mezzo.api.common import CommandInfo, ExecutorID, ExecutorInfo
+
+    c = MasterCluster()
+    agent = c.add_agent("cpus:4;mem:4096")
+    s = c.add_scheduler()
+
+    def executor(command: str) -> ExecutorInfo:
+        return ExecutorInfo(executor_id=ExecutorID(value="e"), command=CommandInfo(value=command))
+
+    c.allocate()
+    offer = offer_of(s)
+    s.launch(offer, [
+        msgspec.structs.replace(task_info(name, offer, resources="cpus:1;mem:64"), command=None,
+                                executor=executor(command))
+        for name, command in (("t1", "run-e"), ("t2", "run-e"), ("t3", "run-something-else"))
+    ])
+    runs = [r.run_task.task.task_id.value for r in agent.all_of("RUN_TASK")]
+    assert runs == ["t1", "t2"]
+    errors = [u.update.status for u in s.all_of("UPDATE") if u.update.status.state == "TASK_ERROR"]
+    assert [(e.task_id.value, e.reason) for e in errors] == [("t3", "REASON_TASK_INVALID")]
+    assert "not compatible with the running executor 'e'" in (errors[0].message or "")
+
+
 @pytest.mark.parametrize(("caps", "state"), [([], "TASK_LOST"), (["PARTITION_AWARE"], "TASK_DROPPED")])
 def test_unknown_offer_gives_lost_or_dropped(caps, state) -> None:
     c = MasterCluster()

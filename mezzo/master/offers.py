@@ -432,7 +432,9 @@ class OfferCalls(MasterBase):
             return None, "ExecutorInfo has an invalid FrameworkID"
         running = framework.executors.get(agent.id, {}).get(executor.executor_id.value)
         if running is not None:
-            if running.info != executor:
+            # The kept JSON first (the common case, the same info sent again), decoding the
+            # kept info only when the bytes differ (e.g. the same fields in another order).
+            if running.info_json != encode(executor) and running.info != executor:
                 return None, (
                     f"ExecutorInfo is not compatible with the running executor "
                     f"'{executor.executor_id.value}'"
