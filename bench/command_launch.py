@@ -3,7 +3,7 @@
 Everything real, on loopback: a `mezzo master` process (`--registry in_memory`), one `mezzo agent`
 process (`--resources cpus:64;mem:65536;disk:1000;ports:[31000-32000]`, given isolation), real
 command executors (`mezzo/executor/command.py`) running `/bin/sh -c true` in real containers, and
-a minimal v1 scheduler in this process (`bench/raw_scheduler.py`: raw aiohttp, not the SDK, so
+a minimal v1 scheduler in this process (`mezzo/testing/raw_scheduler.py`: raw aiohttp, not the SDK, so
 that only the master -> agent -> executor path is measured; it acknowledges every update
 explicitly and at once, as the SDK's implicit acknowledgements do).
 
@@ -47,8 +47,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.raw_scheduler import RawScheduler  # noqa: E402
 from mezzo.testing.local_cluster import ClusterSpec, LocalCluster  # noqa: E402
+from mezzo.testing.raw_scheduler import RawScheduler  # noqa: E402
 
 AGENT_RESOURCES = "cpus:64;mem:65536;disk:1000;ports:[31000-32000]"
 TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ERROR", "TASK_DROPPED",

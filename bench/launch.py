@@ -2,7 +2,7 @@
 
 On loopback: a real `mezzo master` process, emulated agents (the real agent protocol, a no-op
 "executor" that reports TASK_RUNNING at once) in a second process, and a minimal v1 scheduler
-client in this process (`bench/raw_scheduler.py`: raw aiohttp, acknowledging every update as
+client in this process (`mezzo/testing/raw_scheduler.py`: raw aiohttp, acknowledging every update as
 pymesos does).
 
     .venv/bin/python bench/launch.py latency --launches 500
@@ -19,9 +19,7 @@ import json
 import multiprocessing
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,25 +28,10 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.raw_scheduler import RawScheduler  # noqa: E402
 from mezzo.core.gc_tuning import tune_for_daemon  # noqa: E402
 from mezzo.testing.emulated_agent import EmulatedAgent  # noqa: E402
-
-
-def start_master(extra: list[str]) -> tuple[subprocess.Popen, str]:
-    port_file = Path(tempfile.mkdtemp()) / "port"
-    profile = os.environ.get("MEZZO_BENCH_PROFILE")  # write a cProfile of the master there
-    prefix = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
-    proc = subprocess.Popen(
-        [*prefix, str(Path(sys.executable).parent / "mezzo"), "master", "--ip", "127.0.0.1", "--port", "0",
-         "--registry", "in_memory", "--port_file", str(port_file), "--logging_level", "WARNING", *extra],
-        stdout=subprocess.DEVNULL,
-    )
-    while not port_file.exists():
-        if proc.poll() is not None:
-            raise SystemExit("master failed to start")
-        time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{port_file.read_text()}"
+from mezzo.testing.raw_scheduler import RawScheduler  # noqa: E402
+from mezzo.testing.shell_probe import start_master  # noqa: E402
 
 
 def _agents_main(url: str, count: int, resources: str, ready) -> None:

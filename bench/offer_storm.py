@@ -4,7 +4,7 @@ On loopback: a real `mezzo master` process (`--registry in_memory`, `--allocatio
 1secs`; `bench/launch.py`'s helper), emulated agents in a second process (the real agent
 protocol; each agent reserves part of itself for role `prod`), N declining frameworks in a third
 process and one accepting framework in this one — all raw v1 schedulers
-(`bench/raw_scheduler.py`). A decliner answers every OFFERS at once with one DECLINE of all its
+(`mezzo/testing/raw_scheduler.py`). A decliner answers every OFFERS at once with one DECLINE of all its
 offers and `filters.refuse_seconds: 0`, the pattern that made the master spin before issue 17.
 
 Two phases of `--seconds` each, one JSON line per phase:
@@ -43,8 +43,9 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.launch import _agents_main, percentile, start_master  # noqa: E402
-from bench.raw_scheduler import RawScheduler  # noqa: E402
+from bench.launch import _agents_main, percentile  # noqa: E402
+from mezzo.testing.raw_scheduler import RawScheduler  # noqa: E402
+from mezzo.testing.shell_probe import start_master  # noqa: E402
 
 AGENT_RESOURCES = "cpus:8;mem:16384;cpus(prod):64;mem(prod):65536"
 RUN_KEYS = {

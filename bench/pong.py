@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -42,35 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import aiohttp  # noqa: E402
-import psutil  # noqa: E402
-
-from mezzo.api.internal import AgentCall, AgentCallType, AgentPong  # noqa: E402
-from mezzo.testing.emulated_agent import EmulatedAgent  # noqa: E402
-
-PONGS = [0]
-
-
-class CountingAgent(EmulatedAgent):
-    def post(self, call: AgentCall) -> None:
-        if call.type == AgentCallType.PONG:
-            PONGS[0] += 1
-        super().post(call)
-
-
-async def send_calls(agent: EmulatedAgent, per_second: float) -> None:
-    """`per_second` PONG calls a second from `agent`, at a random phase."""
-    await asyncio.sleep(random.random() / per_second)
-    while True:
-        agent.post(AgentCall(type=AgentCallType.PONG, agent_id=agent.core.info.id,
-                             pong=AgentPong(ping_id=0)))
-        await asyncio.sleep(1.0 / per_second)
-
-
-async def metrics(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
-    async with session.get(url + "/metrics/snapshot") as resp:
-        return dict(await resp.json())
-
+from mezzo.testing.shell_probe import agent_message_cost  # noqa: E402
 
 # The master's entry point, counting its event loop's iterations (`_run_once` calls: a Python
 # call per turn, ~0.1 µs, inside what is measured) into a file a thread rewrites every 50 ms,
@@ -124,46 +95,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 raise SystemExit("the master did not start")
             await asyncio.sleep(0.05)
         url = f"http://127.0.0.1:{Path(port_file).read_text().strip()}"
-        connector = aiohttp.TCPConnector(limit=0)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            agents = [CountingAgent(url, hostname=f"a{i}")  # the raw client: light on the CPU
-                      for i in range(args.agents)]
-            for agent in agents:
-                await agent.start()
-            while (await metrics(session, url)).get("master/slaves_active", 0) < args.agents:
-                await asyncio.sleep(0.2)
-            await asyncio.sleep(2.0)
-            flood = [asyncio.create_task(send_calls(agent, args.calls)) for agent in agents
-                     if args.calls > 0]
-            proc = psutil.Process(master.pid)
-            pongs0 = PONGS[0]
-            cpu0 = sum(proc.cpu_times()[:2])
-            turns0 = _turns(turns_file)
-            # The main thread's voluntary context switches: each is the loop going to sleep in
-            # `select()` (its one blocking call), so the count is how often it woke up.
-            wakes0 = proc.num_ctx_switches().voluntary
-            t0 = time.monotonic()
-            await asyncio.sleep(args.seconds)
-            cpu1 = sum(proc.cpu_times()[:2])
-            turns1 = _turns(turns_file)
-            wakes1 = proc.num_ctx_switches().voluntary
-            t1 = time.monotonic()
-            pongs = PONGS[0] - pongs0
-            after = await metrics(session, url)
-            for task in flood:
-                task.cancel()
-            for agent in agents:
-                await agent.stop()
-        unreachable = after.get("master/slaves_unreachable", 0)
-        return {
-            "agents": args.agents, "ping": args.ping, "calls": args.calls, "seconds": round(t1 - t0, 1),
-            "pongs": pongs, "pongs_per_s": round(pongs / (t1 - t0), 1),
-            "master_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
-            "master_cpu_us_per_pong": round(1e6 * (cpu1 - cpu0) / pongs, 1) if pongs else None,
-            "loop_turns_per_pong": round((turns1 - turns0) / pongs, 2) if pongs else None,
-            "wakeups_per_pong": round((wakes1 - wakes0) / pongs, 2) if pongs else None,
-            "unreachable": unreachable, "load": [round(x, 2) for x in os.getloadavg()],
-        }
+        result = await agent_message_cost(
+            url, master.pid, agents=args.agents, calls=args.calls, seconds=args.seconds,
+            extra=lambda: {"loop_turns_per_pong": _turns(turns_file)})
+        return {"ping": args.ping, **result, "load": [round(x, 2) for x in os.getloadavg()]}
     finally:
         master.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)
         master.wait(30)

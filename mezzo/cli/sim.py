@@ -32,6 +32,53 @@ def list_experiments() -> None:
         click.echo(f"{name:<{width}}  {what}")
 
 
+class _ShellFactor(click.ParamType):  # type: ignore[type-arg]
+    """`--shell-factor`: a positive number, or `measure`."""
+
+    name = "shell_factor"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float | str:
+        if isinstance(value, float) or value == "measure":
+            return value  # type: ignore[no-any-return]
+        try:
+            factor = float(value)
+        except ValueError:
+            self.fail(f"'{value}' is neither a number nor 'measure'", param, ctx)
+        if not 0.01 <= factor <= 100 or factor != factor:
+            self.fail(f"{factor} is not between 0.01 and 100", param, ctx)
+        return factor
+
+
+_SHELL_FACTOR = _ShellFactor()
+
+
+def _apply_shell_factor(shell_factor: float | str | None) -> None:
+    """Set `SHELL_FACTOR` (measuring it first for `measure`) and say so."""
+    from mezzo.sim import master_node
+
+    if shell_factor is None:
+        return
+    if shell_factor == "measure":
+        from mezzo.testing.shell_probe import (
+            REFERENCE_PONG_US,
+            REFERENCE_SCHEDULER_CALL_US,
+            measure_shell_factor,
+        )
+
+        click.echo("measuring the shell on this machine (about 40 s; keep the machine otherwise idle)...")
+        try:
+            measured = measure_shell_factor()
+        except RuntimeError as exc:
+            raise click.ClickException(f"the shell probe failed: {exc}") from exc
+        click.echo(f"shell probe: {measured.pong_us:.1f} µs a PONG (reference {REFERENCE_PONG_US}: "
+                   f"x{measured.pong_ratio:.2f}), {measured.scheduler_call_us:.1f} µs of shell a "
+                   f"scheduler call (reference {REFERENCE_SCHEDULER_CALL_US:.0f}: "
+                   f"x{measured.scheduler_call_ratio:.2f})")
+        shell_factor = measured.factor
+    master_node.SHELL_FACTOR = float(shell_factor)
+    click.echo(f"the shell's constants and the latency charged x{shell_factor}")
+
+
 class _RichProgress:
     """The experiments' `Progress` as a rich progress bar (virtual seconds simulated)."""
 
@@ -65,14 +112,15 @@ class _RichProgress:
 @click.option("--no-regimes", is_flag=True,
               help="Charge every core call as the simulator's process measures it, without the "
                    "cold/warm regimes' factors (mezzo.sim.master_node.REGIMES; docs/evaluation.md).")
-@click.option("--shell-factor", type=click.FloatRange(min=0.01), default=None,
+@click.option("--shell-factor", type=_SHELL_FACTOR, default=None, metavar="F|measure",
               help="Charge the shell's measured constants and the message latency this factor: "
-                   "this machine's real shell cost over the reference machine's "
-                   "(mezzo.sim.master_node.SHELL_FACTOR; docs/evaluation.md, \"On another machine\").")
+                   "this machine's real shell cost over the reference machine's; `measure` "
+                   "measures it here first (about 40 s against a real master: "
+                   "mezzo.testing.shell_probe; docs/evaluation.md, \"On another machine\").")
 @click.option("--no-plot", is_flag=True, help="Skip the PNG.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no table.")
 def run(name: str, scale: str, seed: int, out: str, cost: str | None, core_factor: float | None,
-        no_regimes: bool, shell_factor: float | None, no_plot: bool, quiet: bool) -> None:
+        no_regimes: bool, shell_factor: float | str | None, no_plot: bool, quiet: bool) -> None:
     """Run experiment NAME (or `all`): see `mezzo sim list`."""
     from mezzo.core.gc_tuning import tune_for_daemon
     from mezzo.sim import master_node
@@ -83,14 +131,13 @@ def run(name: str, scale: str, seed: int, out: str, cost: str | None, core_facto
         master_node.CORE_SLOWDOWN = core_factor
     if no_regimes:
         master_node.REGIMES = False
-    if shell_factor is not None:
-        master_node.SHELL_FACTOR = shell_factor
 
     names = list(EXPERIMENTS) if name == "all" else [name]
     for n in names:
         if n not in EXPERIMENTS:
             raise click.ClickException(
                 f"unknown experiment '{n}' (known: {', '.join(EXPERIMENTS)}, all)")
+    _apply_shell_factor(shell_factor)
     # The simulated master runs with the daemons' garbage-collector settings, so that its
     # measured service times are those of a real master.
     tune_for_daemon()
@@ -123,11 +170,12 @@ def run(name: str, scale: str, seed: int, out: str, cost: str | None, core_facto
 @click.option("--no-regimes", is_flag=True,
               help="Charge every core call as the simulator's process measures it, without the "
                    "cold/warm regimes' factors (mezzo.sim.master_node.REGIMES; docs/evaluation.md).")
-@click.option("--shell-factor", type=click.FloatRange(min=0.01), default=None,
+@click.option("--shell-factor", type=_SHELL_FACTOR, default=None, metavar="F|measure",
               help="Charge the shell's measured constants and the message latency this factor: "
-                   "this machine's real shell cost over the reference machine's "
-                   "(mezzo.sim.master_node.SHELL_FACTOR; docs/evaluation.md, \"On another machine\").")
-def calibrate(core_factor: float | None, no_regimes: bool, shell_factor: float | None) -> None:
+                   "this machine's real shell cost over the reference machine's; `measure` "
+                   "measures it here first (about 40 s against a real master: "
+                   "mezzo.testing.shell_probe; docs/evaluation.md, \"On another machine\").")
+def calibrate(core_factor: float | None, no_regimes: bool, shell_factor: float | str | None) -> None:
     """Print the simulator's figures for the shapes bench/launch.py measures, and the
     measured per-message master costs behind the fixed cost model."""
     from mezzo.core.gc_tuning import tune_for_daemon
@@ -140,9 +188,7 @@ def calibrate(core_factor: float | None, no_regimes: bool, shell_factor: float |
     if no_regimes:
         master_node.REGIMES = False
         click.echo("without the cold/warm regimes")
-    if shell_factor is not None:
-        master_node.SHELL_FACTOR = shell_factor
-        click.echo(f"the shell's constants and the latency charged x{shell_factor}")
+    _apply_shell_factor(shell_factor)
     latency = calibration.launch_latency()
     click.echo(f"launch latency (bench/launch.py latency): p50 {latency['p50_ms']} ms, "
                f"p99 {latency['p99_ms']} ms over {latency['launches']} launches")

@@ -212,9 +212,11 @@ REGIMES = True
 # the simulator's own process, so they follow whatever machine it runs on. On a machine whose
 # real master runs its shell slower or faster, those constants are charged times SHELL_FACTOR:
 # the ratio of the real master's shell cost there to the reference machine's, measured with the
-# same benchmarks the constants came from (`bench/pong.py`, `bench/scheduler_calls.py`; a
-# diagnostic, not fitted: `mezzo sim calibrate --shell-factor F`, `mezzo sim run --shell-factor
-# F`; docs/evaluation.md, "On another machine"). 1.0 is the reference machine.
+# same benchmarks the constants came from (`bench/pong.py`, `bench/scheduler_calls.py`), not
+# fitted: `--shell-factor measure` on `mezzo sim calibrate` and `mezzo sim run` runs them on the
+# machine at hand (`mezzo.testing.shell_probe`: the geometric mean of the two ratios), and
+# `--shell-factor F` sets it (docs/evaluation.md, "On another machine"). 1.0 is the reference
+# machine.
 SHELL_FACTOR = 1.0
 
 

@@ -1,4 +1,4 @@
-"""The benchmarks' minimal v1 scheduler plumbing: raw aiohttp, no SDK.
+"""The benchmarks' (and the shell probe's) minimal v1 scheduler plumbing: raw aiohttp, no SDK.
 
 The launch benchmarks measure the master (and agent) path, so their scheduler is as thin as a
 v1 client can be: one SUBSCRIBE stream read with mezzo's RecordIO decoder, calls POSTed with
@@ -38,7 +38,7 @@ class RawScheduler:
         self.role = role
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64),
                                              timeout=aiohttp.ClientTimeout(total=None))
-        self.framework_id: dict | None = None
+        self.framework_id: dict[str, Any] | None = None
         self.stream_id = ""
         self._call_headers = JSON_HEADERS
         self._reader: asyncio.Task[None] | None = None
@@ -64,14 +64,14 @@ class RawScheduler:
                 raise TimeoutError("no SUBSCRIBED from the master")
             await asyncio.sleep(0.01)
 
-    async def call(self, body: dict) -> None:
+    async def call(self, body: dict[str, Any]) -> None:
         body["framework_id"] = self.framework_id
         async with self.session.post(self.url, data=msgspec.json.encode(body),
                                      headers=self._call_headers) as resp:
             if resp.status >= 300:
                 raise RuntimeError(f"{body['type']}: {resp.status} {await resp.text()}")
 
-    def call_soon(self, body: dict) -> None:
+    def call_soon(self, body: dict[str, Any]) -> None:
         """Send a call in the background (kept referenced until done; `close` waits for it)."""
         task = asyncio.get_running_loop().create_task(self.call(body))
         self._calls.add(task)
@@ -100,5 +100,5 @@ class RawScheduler:
                             "uuid": status["uuid"]}})
                 self.on_event(event)
 
-    def on_event(self, event: dict) -> None:
+    def on_event(self, event: dict[str, Any]) -> None:
         """Every event, after SUBSCRIBED is recorded and updates are acknowledged."""
