@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from mezzo.cli.main import cli
@@ -46,3 +47,21 @@ def test_version_does_not_import_the_simulator() -> None:
             "print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("[]"), out.stdout
+
+
+def test_an_output_directory_that_cannot_be_made_fails_before_the_simulation(tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = CliRunner().invoke(cli, ["sim", "run", "model", "--out", str(blocker / "results"), "--quiet"])
+    assert result.exit_code == 1
+    assert "cannot create the output directory" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", [["run", "model"], ["calibrate"]])
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "fast"])
+def test_a_bad_core_factor_is_refused_before_anything_runs(command: list[str], value: str) -> None:
+    result = CliRunner().invoke(cli, ["sim", *command, "--core-factor", value])
+    assert result.exit_code == 2
+    assert "Invalid value for '--core-factor'" in result.output
+    assert "Traceback" not in result.output

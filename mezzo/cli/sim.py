@@ -32,24 +32,39 @@ def list_experiments() -> None:
         click.echo(f"{name:<{width}}  {what}")
 
 
-class _ShellFactor(click.ParamType):  # type: ignore[type-arg]
-    """`--shell-factor`: a positive number, or `measure`."""
+class _Factor(click.ParamType):  # type: ignore[type-arg]
+    """A multiplier between 0.01 and 100 (not NaN); with `measure=True` also the word `measure`."""
 
-    name = "shell_factor"
+    name = "factor"
+
+    def __init__(self, measure: bool = False) -> None:
+        self.measure = measure
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float | str:
-        if isinstance(value, float) or value == "measure":
+        if isinstance(value, float) or (self.measure and value == "measure"):
             return value  # type: ignore[no-any-return]
         try:
             factor = float(value)
         except ValueError:
-            self.fail(f"'{value}' is neither a number nor 'measure'", param, ctx)
-        if not 0.01 <= factor <= 100 or factor != factor:
+            self.fail(f"'{value}' is neither a number nor 'measure'" if self.measure
+                      else f"'{value}' is not a number", param, ctx)
+        if not 0.01 <= factor <= 100:  # NaN fails every comparison
             self.fail(f"{factor} is not between 0.01 and 100", param, ctx)
         return factor
 
 
-_SHELL_FACTOR = _ShellFactor()
+_SHELL_FACTOR = _Factor(measure=True)
+_CORE_FACTOR = _Factor()
+
+
+def _output_directory(out: str) -> Path:
+    """`--out`, created now: a directory that cannot be made fails before any simulation."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot create the output directory {out}: {exc.strerror or exc}") from None
+    return path
 
 
 def _apply_shell_factor(shell_factor: float | str | None) -> None:
@@ -106,7 +121,7 @@ class _RichProgress:
 @click.option("--cost", type=click.Choice(["measured", "fixed"]), default=None,
               help="Master service time: the CPU time its code took (measured) or a "
                    "calibrated table (fixed: same seed, same output). Default: per experiment.")
-@click.option("--core-factor", type=float, default=None,
+@click.option("--core-factor", type=_CORE_FACTOR, default=None,
               help="Charge the master core's CPU times this factor (default: "
                    "mezzo.sim.master_node.CORE_SLOWDOWN; docs/evaluation.md).")
 @click.option("--no-regimes", is_flag=True,
@@ -137,6 +152,7 @@ def run(name: str, scale: str, seed: int, out: str, cost: str | None, core_facto
         if n not in EXPERIMENTS:
             raise click.ClickException(
                 f"unknown experiment '{n}' (known: {', '.join(EXPERIMENTS)}, all)")
+    out_dir = _output_directory(out)
     _apply_shell_factor(shell_factor)
     # The simulated master runs with the daemons' garbage-collector settings, so that its
     # measured service times are those of a real master.
@@ -155,7 +171,10 @@ def run(name: str, scale: str, seed: int, out: str, cost: str | None, core_facto
                           BarColumn(), TextColumn("{task.percentage:>3.0f}% of virtual time"),
                           TimeElapsedColumn(), transient=True) as bar:
                 result = module.run(scale, seed, _RichProgress(bar), **options)
-        paths = write(result, Path(out), None if no_plot else module.plot)
+        try:
+            paths = write(result, out_dir, None if no_plot else module.plot)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {n}'s results in {out}: {exc.strerror or exc}") from None
         if not quiet:
             click.echo(f"# {n} ({scale} scale, seed {seed})\n")
             click.echo(result.table)
@@ -163,7 +182,7 @@ def run(name: str, scale: str, seed: int, out: str, cost: str | None, core_facto
 
 
 @sim.command("calibrate")
-@click.option("--core-factor", type=float, default=None,
+@click.option("--core-factor", type=_CORE_FACTOR, default=None,
               help="Charge the master core's measured CPU times this factor (default: "
                    "mezzo.sim.master_node.CORE_SLOWDOWN; docs/evaluation.md, \"The core's CPU "
                    "in the real process\").")
