@@ -34,7 +34,7 @@ from mezzo.api.common import FrameworkID
 from mezzo.api.internal import AgentCall, AgentCallType, AgentError, AgentEvent, AgentEventType
 from mezzo.api.scheduler import CallType, Error, Event, EventType, decode_call
 from mezzo.core.metrics import DaemonMetrics
-from mezzo.master import legacy, views
+from mezzo.master import forked_document, legacy, views
 from mezzo.master import metrics as master_metrics
 from mezzo.master.auth import MasterSecurity, check_call_principal, check_subscribe_principal
 from mezzo.master.core import CallRefused, Master
@@ -868,6 +868,9 @@ class MasterServer:
         response = web.StreamResponse(headers={"Content-Type": JSON})
         await response.prepare(request)
         transport = request.transport
+        if self._forks_documents(response, transport):
+            assert transport is not None
+            return await self._write_forked(response, transport, pieces, what)
         limits = transport.get_write_buffer_limits() if transport is not None else None
         if transport is not None:
             transport.set_write_buffer_limits(high=WRITE_BUFFER_BYTES)
@@ -887,6 +890,45 @@ class MasterServer:
             if transport is not None and limits is not None and not transport.is_closing():
                 transport.set_write_buffer_limits(high=limits[1], low=limits[0])
         slices.served(what)
+        return response
+
+    def _forks_documents(self, response: web.StreamResponse, transport: asyncio.BaseTransport | None) -> bool:
+        """Whether this document is made by a forked copy of the master
+        (`mezzo.master.forked_document`): the master is big, the platform can, and the answer
+        is plain HTTP/1.1 chunks on a socket of its own (not compressed, not TLS)."""
+        if not forked_document.available() or transport is None or transport.is_closing():
+            return False
+        if response.headers.get("Transfer-Encoding") != "chunked" or response.compression:
+            return False
+        if transport.get_extra_info("sslcontext") is not None or transport.get_extra_info("socket") is None:
+            return False
+        master = self.master
+        entries = len(master.agents)
+        for framework in master.frameworks.values():
+            entries += len(framework.tasks) + len(framework.completed_tasks)
+        return entries >= forked_document.MIN_ENTRIES
+
+    async def _write_forked(self, response: web.StreamResponse, transport: asyncio.BaseTransport,
+                            pieces: Iterator[bytes], what: str) -> web.StreamResponse:
+        """`_write_pieces` by a forked copy of the master: the head is on the wire first, the
+        child writes the body's chunks, this process the last one."""
+        assert isinstance(transport, asyncio.WriteTransport)
+        while transport.get_write_buffer_size():  # the head (or a slow client's bytes) first
+            if transport.is_closing():
+                return response
+            await asyncio.sleep(0.001)
+        done = await forked_document.write_document(transport.get_extra_info("socket").fileno(), pieces)
+        if not done.written or transport.is_closing():
+            transport.abort()  # the client went away, or the child failed mid-body
+            log.warning("%s: the forked copy (pid %d) did not write the whole document", what, done.pid)
+            return response
+        try:
+            await response.write_eof()
+        except ConnectionResetError:  # gone since the child's last write
+            return response
+        log.log(logging.INFO if done.seconds >= 0.5 else logging.DEBUG,
+                "%s: made and written by a forked copy (pid %d) in %.2f s; the fork held the loop %.1f ms",
+                what, done.pid, done.seconds, done.fork_seconds * 1000)
         return response
 
     async def frameworks(self, request: web.Request) -> web.Response:

@@ -1,0 +1,167 @@
+"""Big documents made away from the master's event loop: by a forked copy of the master.
+
+`/master/state` and the operator API's GET_STATE (and the other streamed calls) at thousands of
+agents take hundreds of milliseconds of CPU to make (issue 12: 0.3 s in process at 9,000 agents
+and 72,000 tasks, 0.7 s on a busy master's loop). Made in slices on the loop
+(`mezzo.master.slices`), they share the loop with everything else, so the document waits for
+the master's other work and the other work waits for the document.
+
+Here the master forks instead. The child is a copy-on-write snapshot of the master at that
+instant: it makes the document from its copy and writes it on the request's connection, then
+exits. The parent goes on with its loop the moment `fork()` returns (a few milliseconds at
+thousands of agents: the page tables are copied, not the memory), and the other CPU does the
+making. This is how Redis writes its snapshots; the document is as consistent as the in-loop
+one (more: one instant, not the state as it changed between slices).
+
+The protocol with the HTTP shell:
+- The shell has sent the response's head (status and headers, chunked transfer encoding) and
+  waited until the connection's buffer is empty, so that nothing of the parent's is still to
+  go out on it.
+- The child writes the body as HTTP/1.1 chunks on its copy of the socket (non-blocking, as the
+  parent's; it waits with `poll()`), never the last chunk, and exits 0 when all is written
+  (1 when the client went away or `CHILD_TIMEOUT` passed).
+- The parent waits for the child's exit without blocking the loop (a pidfd on the loop), then
+  writes the last chunk through its own writer, so that the connection's framing and
+  keep-alive stay its HTTP server's. Until then it writes nothing on that connection (HTTP/1.1
+  answers one request at a time per connection).
+
+The child touches nothing of the parent's: not the loop or its selector, not the signal
+wake-up fd (a signal to the child would otherwise wake the parent's loop), not the logging
+locks, not any other socket. Python's reference counts make the child copy the pages it reads;
+that costs the child (the other CPU) and some memory for as long as it lives, not the parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import select
+import signal
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+# Documents of a master with fewer entries (agents plus running and completed tasks) are made
+# on the loop: a fork and a process cost a few milliseconds, which a small document does not
+# save (1,000 agents and 8,000 tasks: ~25 ms of CPU). At 20,000 entries a document is ~0.1 s.
+MIN_ENTRIES = 20_000
+# How long a child may take to write its document (a client that stopped reading).
+CHILD_TIMEOUT = 120.0
+# The child writes the document in chunks of about this size.
+CHUNK_BYTES = 256 << 10
+
+
+def available() -> bool:
+    """Whether this platform can fork and watch a child on the loop (Linux)."""
+    return sys.platform == "linux" and hasattr(os, "fork") and hasattr(os, "pidfd_open")
+
+
+@dataclass(frozen=True)
+class Forked:
+    """How a forked document went: `written` (the child wrote it all), `seconds` from the
+    fork to the child's exit, `fork_seconds` the parent spent in `fork()` (its loop's stall)."""
+
+    written: bool
+    seconds: float
+    fork_seconds: float
+    pid: int
+
+
+async def write_document(fd: int, pieces: Iterator[bytes]) -> Forked:
+    """Fork; the child writes `pieces` as HTTP/1.1 chunks on `fd` (a non-blocking socket whose
+    response head has been sent) and exits; returns once it has, without blocking the loop."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    pid = os.fork()
+    if pid == 0:  # the child
+        _write_and_exit(fd, pieces)
+    forked = loop.time()
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # cannot watch it: wait in a thread
+        status = await asyncio.to_thread(_wait, pid)
+    else:
+        exited: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            if not exited.done():
+                exited.set_result(None)
+
+        loop.add_reader(pidfd, readable)
+        try:
+            await exited
+        except asyncio.CancelledError:
+            os.kill(pid, signal.SIGKILL)
+            raise
+        finally:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            if not exited.done():
+                _wait(pid)  # killed above: reap it
+        status = _wait(pid)
+    return Forked(status == 0, loop.time() - start, forked - start, pid)
+
+
+def _wait(pid: int) -> int:
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:  # already reaped
+        return 1
+    return os.waitstatus_to_exitcode(status)
+
+
+def _write_and_exit(fd: int, pieces: Iterator[bytes]) -> None:
+    """The child: write the document, exit. Never returns, whatever happens."""
+    code = 1
+    try:
+        gc.disable()  # a collection would walk (and copy) the whole heap for nothing
+        signal.set_wakeup_fd(-1)
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGALRM):
+            signal.signal(number, signal.SIG_DFL)
+        # A watchdog: whatever holds the child up (a lock some other thread of the master held
+        # at the fork), the kernel ends it, and the parent answers for the document.
+        signal.alarm(int(CHILD_TIMEOUT) + 5)
+        writer = _ChunkWriter(fd, CHILD_TIMEOUT)
+        pending: list[bytes] = []
+        size = 0
+        for piece in pieces:
+            pending.append(piece)
+            size += len(piece)
+            if size >= CHUNK_BYTES:
+                writer.chunk(b"".join(pending))
+                pending, size = [], 0
+        if size:
+            writer.chunk(b"".join(pending))
+        code = 0
+    except BaseException:  # the client went away, or a bug: nobody to tell
+        code = 1
+    finally:
+        os._exit(code)
+
+
+class _ChunkWriter:
+    """Writes HTTP/1.1 chunks on a non-blocking socket fd, waiting for room with `poll()`."""
+
+    def __init__(self, fd: int, timeout: float) -> None:
+        self.fd = fd
+        self.poll = select.poll()
+        self.poll.register(fd, select.POLLOUT)
+        self.timeout_ms = int(timeout * 1000)
+
+    def chunk(self, data: bytes) -> None:
+        self._write(b"%x\r\n" % len(data) + data + b"\r\n")
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                sent = os.write(self.fd, view)
+            except BlockingIOError:
+                events = self.poll.poll(self.timeout_ms)
+                if not events:
+                    raise TimeoutError("the client did not read the document") from None
+                if events[0][1] & (select.POLLERR | select.POLLHUP):
+                    raise ConnectionResetError("the client went away") from None
+                continue
+            view = view[sent:]
