@@ -164,3 +164,16 @@ async def test_a_small_master_makes_its_documents_on_the_loop(
     assert forked_document.MIN_ENTRIES > 1000
     await running.get_json("/master/state")
     assert _forks(caplog) == []
+
+
+async def test_a_failed_fork_makes_the_document_on_the_loop(
+    running: Running, always_fork: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(forked_document.os, "fork", no_fork)
+    state = await running.get_json("/master/state")
+    assert state == json.loads(json.dumps(views.state_json(running.master, running.process.server.flags)))
+    assert any("cannot fork a copy" in r.getMessage() for r in always_fork.records)
+    assert _forks(always_fork) == []

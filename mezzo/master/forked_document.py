@@ -70,7 +70,8 @@ class Forked:
 
 async def write_document(fd: int, pieces: Iterator[bytes]) -> Forked:
     """Fork; the child writes `pieces` as HTTP/1.1 chunks on `fd` (a non-blocking socket whose
-    response head has been sent) and exits; returns once it has, without blocking the loop."""
+    response head has been sent) and exits; returns once it has, without blocking the loop.
+    Raises OSError only when the fork itself fails (nothing was written)."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     pid = os.fork()

@@ -870,7 +870,9 @@ class MasterServer:
         transport = request.transport
         if self._forks_documents(response, transport):
             assert transport is not None
-            return await self._write_forked(response, transport, pieces, what)
+            forked = await self._write_forked(response, transport, pieces, what)
+            if forked is not None:
+                return forked
         limits = transport.get_write_buffer_limits() if transport is not None else None
         if transport is not None:
             transport.set_write_buffer_limits(high=WRITE_BUFFER_BYTES)
@@ -909,15 +911,20 @@ class MasterServer:
         return entries >= forked_document.MIN_ENTRIES
 
     async def _write_forked(self, response: web.StreamResponse, transport: asyncio.BaseTransport,
-                            pieces: Iterator[bytes], what: str) -> web.StreamResponse:
+                            pieces: Iterator[bytes], what: str) -> web.StreamResponse | None:
         """`_write_pieces` by a forked copy of the master: the head is on the wire first, the
-        child writes the body's chunks, this process the last one."""
+        child writes the body's chunks, this process the last one. None when the fork itself
+        failed (no memory, or the process limit): the caller writes the pieces on the loop."""
         assert isinstance(transport, asyncio.WriteTransport)
         while transport.get_write_buffer_size():  # the head (or a slow client's bytes) first
             if transport.is_closing():
                 return response
             await asyncio.sleep(0.001)
-        done = await forked_document.write_document(transport.get_extra_info("socket").fileno(), pieces)
+        try:
+            done = await forked_document.write_document(transport.get_extra_info("socket").fileno(), pieces)
+        except OSError as exc:
+            log.warning("%s: cannot fork a copy to make it (%s); making it on the loop", what, exc)
+            return None
         if not done.written or transport.is_closing():
             transport.abort()  # the client went away, or the child failed mid-body
             log.warning("%s: the forked copy (pid %d) did not write the whole document", what, done.pid)
