@@ -177,3 +177,33 @@ async def test_a_failed_fork_makes_the_document_on_the_loop(
     assert state == json.loads(json.dumps(views.state_json(running.master, running.process.server.flags)))
     assert any("cannot fork a copy" in r.getMessage() for r in always_fork.records)
     assert _forks(always_fork) == []
+
+
+async def test_the_copy_reports_its_time_and_full_collections_wait_for_it(
+    running: Running, always_fork: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """While a copy lives the parent makes no full collection (it would copy every page the
+    two share); the thresholds are back once the copy is gone."""
+    import gc
+
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+    made = views.state_pieces
+
+    def watched(master: object, flags: dict[str, str]) -> Iterator[bytes]:
+        time.sleep(0.3)  # in the child: the parent is checked meanwhile
+        yield from made(master, flags)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(views, "state_pieces", watched)
+
+    async def read_document() -> dict[str, object]:
+        return await running.get_json("/master/state")
+
+    document = asyncio.ensure_future(read_document())
+    await asyncio.sleep(0.15)
+    seen.append(gc.get_threshold())
+    await document
+    assert seen[0][2] == forked_document.NO_FULL_COLLECTION and seen[0][:2] == before[:2]
+    assert gc.get_threshold() == before
+    line = _forks(always_fork)[0]
+    assert "its CPU" in line and "waiting for the client" in line

@@ -934,8 +934,9 @@ class MasterServer:
         except ConnectionResetError:  # gone since the child's last write
             return response
         log.log(logging.INFO if done.seconds >= 0.5 else logging.DEBUG,
-                "%s: made and written by a forked copy (pid %d) in %.2f s; the fork held the loop %.1f ms",
-                what, done.pid, done.seconds, done.fork_seconds * 1000)
+                "%s: made and written by a forked copy (pid %d) in %.2f s (its CPU %.2f s, waiting "
+                "for the client %.2f s); the fork held the loop %.1f ms",
+                what, done.pid, done.seconds, done.child_cpu, done.child_waiting, done.fork_seconds * 1000)
         return response
 
     async def frameworks(self, request: web.Request) -> web.Response:
