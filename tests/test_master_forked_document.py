@@ -25,8 +25,10 @@ FORKED = "made and written by a forked copy"
 
 
 @pytest.fixture
-def always_fork(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+def always_fork(running: Running, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+                caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     monkeypatch.setattr(forked_document, "MIN_ENTRIES", 0)
+    monkeypatch.setitem(running.process.server.flags, "forked_documents", "always")
     caplog.set_level(logging.DEBUG, logger="mezzo.master.http")
     return caplog
 
@@ -116,6 +118,7 @@ async def test_a_client_that_goes_away_costs_only_its_connection(
     (at once, or after CHILD_TIMEOUT), the master drops that connection, reaps the child and
     serves the next document whole."""
     monkeypatch.setattr(forked_document, "CHILD_TIMEOUT", 0.5)
+    made = views.state_pieces
 
     def huge(master: object, flags: dict[str, str]) -> Iterator[bytes]:
         yield b'{"junk":"'
@@ -145,8 +148,7 @@ async def test_a_client_that_goes_away_costs_only_its_connection(
             os.waitpid(pids[-1], os.WNOHANG)  # reaped
         assert [r for r in always_fork.records if r.levelno >= logging.ERROR] == []
         always_fork.clear()
-    monkeypatch.undo()
-    monkeypatch.setattr(forked_document, "MIN_ENTRIES", 0)
+    monkeypatch.setattr(views, "state_pieces", made)
     state = await running.get_json("/master/state")
     assert state["slaves"] == []
 
@@ -207,3 +209,28 @@ async def test_the_copy_reports_its_time_and_full_collections_wait_for_it(
     assert gc.get_threshold() == before
     line = _forks(always_fork)[0]
     assert "its CPU" in line and "waiting for the client" in line
+
+
+@pytest.mark.parametrize("mode, spare, forks", [
+    ("auto", True, True), ("auto", False, False), ("always", False, True), ("never", True, False),
+])
+async def test_forked_documents_flag(
+    running: Running, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,  # noqa: F811
+    mode: str, spare: bool, forks: bool,
+) -> None:
+    """`--forked_documents`: auto forks only when a CPU is free for the copy."""
+    caplog.set_level(logging.DEBUG, logger="mezzo.master.http")
+    monkeypatch.setattr(forked_document, "MIN_ENTRIES", 0)
+    monkeypatch.setattr(forked_document, "spare_cpu", lambda: spare)
+    monkeypatch.setitem(running.process.server.flags, "forked_documents", mode)
+    await running.get_json("/master/state")
+    assert bool(_forks(caplog)) is forks
+
+
+def test_the_flag_takes_three_values() -> None:
+    from mezzo.core.errors import ConfigError
+    from mezzo.master.flags import MasterFlags
+
+    assert MasterFlags.parse({"forked_documents": "never"}).raw["forked_documents"] == "never"
+    with pytest.raises(ConfigError, match="--forked_documents: must be auto, always or never"):
+        MasterFlags.parse({"forked_documents": "sometimes"})

@@ -11,6 +11,14 @@ from __future__ import annotations
 from mezzo.core.flags import BOOL, DURATION, INT, Flag, FlagSet
 from mezzo.security.tls_flags import TLS_FLAGS
 
+
+def parse_forked_documents(text: str) -> str:
+    """`--forked_documents`: auto, always or never."""
+    if text not in ("auto", "always", "never"):
+        raise ValueError(f"must be auto, always or never, got '{text}'")
+    return text
+
+
 # The allocator's defaults (`mezzo.master.allocator`), spelled here so that the table needs no
 # import of the allocator; tests/test_master_flags.py keeps them equal.
 DEFAULT_ALLOCATOR = "hierarchical"
@@ -73,6 +81,10 @@ FLAGS = FlagSet([
     Flag("max_completed_frameworks", "50", "Completed frameworks kept in memory", INT, minimum=0),
     Flag("max_completed_tasks_per_framework", "1000",
          "Completed tasks kept per framework", INT, minimum=0),
+    Flag("forked_documents", "auto",
+         "Make big /master/state and GET_STATE answers in a forked copy of the master, off its "
+         "event loop: auto (when the master may run on more than one CPU and the load average "
+         "leaves one free), always, never", parse_forked_documents),
     Flag("max_operator_event_stream_subscribers", "1000",
          "Operator event stream subscribers; past it the oldest stream is closed", INT, minimum=1),
     Flag("root_submissions", "true", "Allow frameworks to run tasks as root", BOOL),

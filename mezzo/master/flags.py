@@ -87,6 +87,7 @@ class MasterFlags:
 
         flags = cls(raw=raw)
         flags.ip = raw["ip"]
+        typed("forked_documents")  # checked here; the HTTP shell reads it
         flags.port = typed("port")
         if flags.port > 65535:
             raise ConfigError(f"--port: must be at most 65535, got {flags.port}")

@@ -58,6 +58,16 @@ def available() -> bool:
     return sys.platform == "linux" and hasattr(os, "fork") and hasattr(os, "pidfd_open")
 
 
+def spare_cpu() -> bool:
+    """Whether a copy would have a CPU of its own: the master may run on two CPUs or more, and
+    the load average (1 minute) leaves one of them free. Without one the copy takes its CPU
+    from the master's loop: on a two-vCPU machine whose CPUs the master and the benchmark's
+    load generators fill, a document made by a copy took 4.9 s and held the master's
+    requests up to 0.9 s, against 1.3 s and 77 ms made on the loop (docs/benchmarks.md)."""
+    cpus = len(os.sched_getaffinity(0))
+    return cpus >= 2 and os.getloadavg()[0] <= cpus - 1
+
+
 @dataclass(frozen=True)
 class Forked:
     """How a forked document went: `written` (the child wrote it all), `seconds` from the

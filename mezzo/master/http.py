@@ -896,9 +896,11 @@ class MasterServer:
 
     def _forks_documents(self, response: web.StreamResponse, transport: asyncio.BaseTransport | None) -> bool:
         """Whether this document is made by a forked copy of the master
-        (`mezzo.master.forked_document`): the master is big, the platform can, and the answer
-        is plain HTTP/1.1 chunks on a socket of its own (not compressed, not TLS)."""
-        if not forked_document.available() or transport is None or transport.is_closing():
+        (`mezzo.master.forked_document`): `--forked_documents` allows it (auto: when a CPU is
+        free to run the copy), the master is big, the platform can, and the answer is plain
+        HTTP/1.1 chunks on a socket of its own (not compressed, not TLS)."""
+        mode = self.flags.get("forked_documents", "auto")
+        if mode == "never" or not forked_document.available() or transport is None or transport.is_closing():
             return False
         if response.headers.get("Transfer-Encoding") != "chunked" or response.compression:
             return False
@@ -908,7 +910,7 @@ class MasterServer:
         entries = len(master.agents)
         for framework in master.frameworks.values():
             entries += len(framework.tasks) + len(framework.completed_tasks)
-        return entries >= forked_document.MIN_ENTRIES
+        return entries >= forked_document.MIN_ENTRIES and (mode == "always" or forked_document.spare_cpu())
 
     async def _write_forked(self, response: web.StreamResponse, transport: asyncio.BaseTransport,
                             pieces: Iterator[bytes], what: str) -> web.StreamResponse | None:
