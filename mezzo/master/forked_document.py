@@ -8,9 +8,11 @@ the master's other work and the other work waits for the document.
 
 Here the master forks instead. The child is a copy-on-write snapshot of the master at that
 instant: it makes the document from its copy and writes it on the request's connection, then
-exits. The parent goes on with its loop the moment `fork()` returns (a few milliseconds at
-thousands of agents: the page tables are copied, not the memory), and the other CPU does the
-making. This is how Redis writes its snapshots; the document is as consistent as the in-loop
+exits. The parent goes on with its loop the moment `fork()` returns (7-22 ms at 9,000 agents:
+the page tables are copied, not the memory), and another CPU does the making. Only another
+CPU: on the master's own the copy costs 3-4x the making on the loop (the pages it copies, the
+caches the two share) and takes that CPU from the loop, so `--forked_documents auto` forks only
+when one is free (`spare_cpu`; docs/benchmarks.md, "Tenth pass"). This is how Redis writes its snapshots; the document is as consistent as the in-loop
 one (more: one instant, not the state as it changed between slices).
 
 The protocol with the HTTP shell:
