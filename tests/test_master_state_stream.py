@@ -171,6 +171,22 @@ def test_executors_keep_their_info_as_json_outside_the_collector() -> None:
         assert encode(e.info) == e.info_json
 
 
+@pytest.mark.parametrize("command, user", [
+    ({"value": "run", "user": "bob"}, "bob"), ({"value": "run"}, None), (None, None),
+])
+def test_an_executors_command_user_is_read_alone(command: dict[str, str] | None, user: str | None) -> None:
+    """What authorization's views ask of each executor, without decoding its whole info."""
+    from mezzo.api.codec import decode
+    from mezzo.api.common import ExecutorInfo
+    from mezzo.master.records import ExecutorRecord
+    from mezzo.resources import Resources
+
+    body = {"executor_id": {"value": "e"}, "resources": [], **({"command": command} if command else {})}
+    info = decode(json.dumps(body), ExecutorInfo)
+    record = ExecutorRecord.of(info, Resources())
+    assert record.command_user() == user == (info.command.user if info.command else None)
+
+
 def test_operator_pieces_of_an_empty_master() -> None:
     from mezzo.api import operator as op
     from mezzo.api.codec import encode

@@ -221,8 +221,7 @@ def _filtered(frameworks: Mapping[str, Any], can: Callable[[str, str | None], bo
             return can("view_tasks", task.user or user)
 
         def executor_ok(executor: Any, user: str | None = user) -> bool:
-            command = getattr(executor.info, "command", None)
-            return can("view_executors", getattr(command, "user", None) or user)
+            return can("view_executors", executor.command_user() or user)
 
         out[fid] = dataclasses.replace(
             fw,

@@ -413,6 +413,23 @@ class ExecutorRecord(msgspec.Struct, kw_only=True, gc=False, eq=False):
     def info(self) -> ExecutorInfo:
         return decode(self.info_json, ExecutorInfo)
 
+    def command_user(self) -> str | None:
+        """The info's `command.user`, decoded alone (what authorization's views ask of every
+        executor: after a failover 72,000 of them at 9,000 agents)."""
+        command = _EXECUTOR_USER.decode(self.info_json).command
+        return None if command is None else command.user
+
+
+class _CommandUser(msgspec.Struct, gc=False):
+    user: str | None = None
+
+
+class _ExecutorUser(msgspec.Struct, gc=False):
+    command: _CommandUser | None = None
+
+
+_EXECUTOR_USER = msgspec.json.Decoder(_ExecutorUser)
+
 
 @dataclass(slots=True, eq=False)
 class FrameworkRecord:
