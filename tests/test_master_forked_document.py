@@ -234,3 +234,26 @@ def test_the_flag_takes_three_values() -> None:
     assert MasterFlags.parse({"forked_documents": "never"}).raw["forked_documents"] == "never"
     with pytest.raises(ConfigError, match="--forked_documents: must be auto, always or never"):
         MasterFlags.parse({"forked_documents": "sometimes"})
+
+
+async def test_a_copy_that_fails_drops_the_connection_and_says_so(
+    running: Running, always_fork: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """A bug in the making (here: a piece that raises in the child) ends the answer short
+    (the client sees the connection close mid-body, never a false end) and is a warning."""
+    import aiohttp
+
+    made = views.state_pieces
+
+    def broken(master: object, flags: dict[str, str]) -> Iterator[bytes]:
+        yield b'{"partial":'
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(views, "state_pieces", broken)
+    with pytest.raises(aiohttp.ClientPayloadError):
+        async with running.session.get(running.url + "/master/state") as resp:
+            await resp.read()
+    warnings = [r for r in always_fork.records if r.levelno == logging.WARNING]
+    assert any("failed making the document" in r.getMessage() for r in warnings)
+    monkeypatch.setattr(views, "state_pieces", made)
+    assert (await running.get_json("/master/state"))["slaves"] == []

@@ -51,6 +51,9 @@ from dataclasses import dataclass, replace
 MIN_ENTRIES = 20_000
 # How long a child may take to write its document (a client that stopped reading).
 CHILD_TIMEOUT = 120.0
+# The child's exit codes other than 0.
+CLIENT_GONE = 1
+FAILED = 2
 # How much nicer than the master the child runs.
 CHILD_NICENESS = 10
 # The child writes the document in chunks of about this size.
@@ -74,12 +77,14 @@ def spare_cpu() -> bool:
 
 @dataclass(frozen=True)
 class Forked:
-    """How a forked document went: `written` (the child wrote it all), `seconds` from the
+    """How a forked document went: `written` (the child wrote it all), `client_gone` (it
+    stopped because the client went away or stopped reading), `seconds` from the
     fork to the child's exit, `fork_seconds` the parent spent in `fork()` (its loop's stall);
     the child's own account: its CPU seconds, and the seconds it waited for the client to take
     what it wrote (0.0 when it could not tell)."""
 
     written: bool
+    client_gone: bool
     seconds: float
     fork_seconds: float
     pid: int
@@ -170,21 +175,21 @@ async def _wait_for_child(loop: asyncio.AbstractEventLoop, pid: int, start: floa
             if not exited.done():
                 _wait(pid)  # killed above: reap it
         status = _wait(pid)
-    return Forked(status == 0, loop.time() - start, forked - start, pid)
+    return Forked(status == 0, status == CLIENT_GONE, loop.time() - start, forked - start, pid)
 
 
 def _wait(pid: int) -> int:
     try:
         _, status = os.waitpid(pid, 0)
     except ChildProcessError:  # already reaped
-        return 1
+        return FAILED
     return os.waitstatus_to_exitcode(status)
 
 
 def _write_and_exit(fd: int, pieces: Iterator[bytes], report: int) -> None:
     """The child: write the document, report its time on `report`, exit. Never returns,
     whatever happens."""
-    code = 1
+    code = FAILED
     writer: _ChunkWriter | None = None
     try:
         gc.disable()  # a collection would walk (and copy) the whole heap for nothing
@@ -209,8 +214,10 @@ def _write_and_exit(fd: int, pieces: Iterator[bytes], report: int) -> None:
         if size:
             writer.chunk(b"".join(pending))
         code = 0
-    except BaseException:  # the client went away, or a bug: nobody to tell
-        code = 1
+    except (OSError, TimeoutError):  # the client went away, or stopped reading
+        code = CLIENT_GONE
+    except BaseException:  # a bug: the parent logs it as such
+        code = FAILED
     finally:
         try:
             waiting = writer.waiting if writer is not None else 0.0

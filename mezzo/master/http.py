@@ -929,7 +929,11 @@ class MasterServer:
             return None
         if not done.written or transport.is_closing():
             transport.abort()  # the client went away, or the child failed mid-body
-            log.warning("%s: the forked copy (pid %d) did not write the whole document", what, done.pid)
+            if done.client_gone or done.written:
+                log.info("%s: the client went away or stopped reading; the forked copy (pid %d) "
+                         "did not write the whole document", what, done.pid)
+            else:
+                log.warning("%s: the forked copy (pid %d) failed making the document", what, done.pid)
             return response
         try:
             await response.write_eof()
