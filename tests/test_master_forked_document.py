@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Iterator
 
+import psutil
 import pytest
 from test_master_http import Running, running  # noqa: F401  (the fixture)
 
@@ -101,12 +102,19 @@ async def test_the_masters_loop_runs_while_the_copy_makes_the_document(
         async with running.session.get(running.url + "/master/state") as resp:
             return await resp.text()
 
+    others = {p.pid for p in psutil.Process().children()}
     document = asyncio.ensure_future(read_document())
     await asyncio.sleep(0.2)  # the fork has happened
     for _ in range(5):
         async with running.session.get(running.url + "/health") as resp:
             assert resp.status == 200
     assert not document.done()
+    # The copy holds its connection and its report pipe, nothing else of the master's (the
+    # listening socket, the agents' connections).
+    copies = [p for p in psutil.Process().children() if p.pid not in others]
+    assert len(copies) == 1
+    held = os.listdir(f"/proc/{copies[0].pid}/fd")
+    assert len(held) <= 5, held
     assert json.loads(await document)["slaves"] == []
     assert len(_forks(always_fork)) == 1
 

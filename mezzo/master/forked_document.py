@@ -29,7 +29,7 @@ The protocol with the HTTP shell:
 
 The child touches nothing of the parent's: not the loop or its selector, not the signal
 wake-up fd (a signal to the child would otherwise wake the parent's loop), not the logging
-locks, not any other socket. Python's reference counts make the child copy the pages it reads;
+locks; it closes every descriptor but its connection at once. Python's reference counts make the child copy the pages it reads;
 that costs the child (the other CPU) and some memory for as long as it lives, not the parent.
 """
 
@@ -197,6 +197,10 @@ def _write_and_exit(fd: int, pieces: Iterator[bytes], report: int) -> None:
         # takes what is left (`spare_cpu` is a one-minute average; a burst can start meanwhile).
         os.nice(CHILD_NICENESS)
         signal.set_wakeup_fd(-1)
+        # Nothing of the master's but this connection: a copy holding the listening socket
+        # or an agent's connection would keep it open after the master closed it (or died,
+        # as a deposed leader does: clients would wait on its port instead of being refused).
+        _close_all_but(0, 1, 2, fd, report)
         for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGALRM):
             signal.signal(number, signal.SIG_DFL)
         # A watchdog: whatever holds the child up (a lock some other thread of the master held
@@ -224,6 +228,15 @@ def _write_and_exit(fd: int, pieces: Iterator[bytes], report: int) -> None:
             os.write(report, b"%.6f %.6f" % (time.process_time(), waiting))
         finally:
             os._exit(code)
+
+
+def _close_all_but(*kept: int) -> None:
+    start = 0
+    for keep in sorted(set(kept)):
+        if keep > start:
+            os.closerange(start, keep)
+        start = keep + 1
+    os.closerange(start, max(os.sysconf("SC_OPEN_MAX"), start + 1))
 
 
 class _ChunkWriter:
