@@ -83,8 +83,8 @@ def _apply_shell_factor(shell_factor: float | str | None) -> None:
         click.echo("measuring the shell on this machine (about 40 s; keep the machine otherwise idle)...")
         try:
             measured = measure_shell_factor()
-        except RuntimeError as exc:
-            raise click.ClickException(f"the shell probe failed: {exc}") from exc
+        except (RuntimeError, OSError) as exc:
+            raise click.ClickException(f"the shell probe failed: {exc}") from None
         click.echo(f"shell probe: {measured.pong_us:.1f} µs a PONG (reference {REFERENCE_PONG_US}: "
                    f"x{measured.pong_ratio:.2f}), {measured.scheduler_call_us:.1f} µs of shell a "
                    f"scheduler call (reference {REFERENCE_SCHEDULER_CALL_US:.0f}: "

@@ -61,7 +61,10 @@ def master_command() -> list[str]:
     MEZZO_BENCH_PROFILE names a file: the benchmarks' way of profiling the master)."""
     profile = os.environ.get("MEZZO_BENCH_PROFILE")
     prefix = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
-    return [*prefix, str(Path(sys.executable).parent / "mezzo")]
+    script = Path(sys.executable).parent / "mezzo"
+    if not script.exists():  # not installed as a console script beside this interpreter
+        return [sys.executable, "-c", "from mezzo.cli.main import main; main()"]
+    return [*prefix, str(script)]
 
 
 def start_master(extra: Sequence[str], command: Sequence[str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
