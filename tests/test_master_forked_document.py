@@ -115,6 +115,10 @@ async def test_the_masters_loop_runs_while_the_copy_makes_the_document(
     assert len(copies) == 1
     held = os.listdir(f"/proc/{copies[0].pid}/fd")
     assert len(held) <= 5, held
+    # ... runs below the master, and is the one the kernel kills if memory runs out.
+    assert copies[0].nice() == psutil.Process().nice() + forked_document.CHILD_NICENESS
+    with open(f"/proc/{copies[0].pid}/oom_score_adj") as adj:
+        assert adj.read().strip() == "1000"
     assert json.loads(await document)["slaves"] == []
     assert len(_forks(always_fork)) == 1
 

@@ -196,6 +196,9 @@ def _write_and_exit(fd: int, pieces: Iterator[bytes], report: int) -> None:
         # Below the master: on a CPU the two share, the loop comes first and the document
         # takes what is left (`spare_cpu` is a one-minute average; a burst can start meanwhile).
         os.nice(CHILD_NICENESS)
+        # The pages it copies are memory the master did not need: if the machine runs out,
+        # the kernel is to kill the copy, not the master.
+        _first_to_kill()
         signal.set_wakeup_fd(-1)
         # Nothing of the master's but this connection: a copy holding the listening socket
         # or an agent's connection would keep it open after the master closed it (or died,
@@ -228,6 +231,14 @@ def _write_and_exit(fd: int, pieces: Iterator[bytes], report: int) -> None:
             os.write(report, b"%.6f %.6f" % (time.process_time(), waiting))
         finally:
             os._exit(code)
+
+
+def _first_to_kill() -> None:
+    try:
+        with open("/proc/self/oom_score_adj", "w") as adj:
+            adj.write("1000")
+    except OSError:
+        pass  # not Linux's procfs: the copy is still short-lived
 
 
 def _close_all_but(*kept: int) -> None:
