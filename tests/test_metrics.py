@@ -121,3 +121,35 @@ async def test_agent_metrics(runtime) -> None:  # type: ignore[no-untyped-def]
     assert families["mezzo_system_load_1min"].samples
     http = families["mezzo_http_request_duration_seconds"].samples
     assert any(s.labels.get("endpoint") == "/metrics/snapshot" for s in http)
+
+
+def test_a_timers_window_is_the_last_samples_and_outside_the_collector() -> None:
+    """The ring keeps the last WINDOW samples (oldest first in `samples`), the snapshot's
+    last value, count and percentiles are those of a deque of that length, and the window
+    holds no object for the garbage collector to visit."""
+    import gc
+    import random
+    from collections import deque
+
+    from mezzo.core import metrics
+
+    timer = metrics.DaemonMetrics().timer("x/run_ms", "x_run", "a test timer")
+    reference: deque[float] = deque(maxlen=metrics.WINDOW)
+    rng = random.Random(7)
+    for n in (0, 1, 5, metrics.WINDOW - 1, 1, 1, metrics.WINDOW + 3):
+        for _ in range(n):
+            sample = rng.random()
+            timer.observe(sample)
+            reference.append(sample)
+        assert timer.samples == list(reference)
+        snap = timer.snapshot()
+        if not reference:
+            assert snap == {}
+            continue
+        ordered = sorted(reference)
+        assert snap["x/run_ms"] == reference[-1] * 1000.0
+        assert snap["x/run_ms/count"] == timer.count
+        assert snap["x/run_ms/min"] == ordered[0] * 1000.0 and snap["x/run_ms/max"] == ordered[-1] * 1000.0
+        assert snap["x/run_ms/p50"] == ordered[min(len(ordered) - 1, int(0.5 * len(ordered)))] * 1000.0
+    assert len(gc.get_referents(timer._ring)) <= 1  # its type at most: no float objects
+

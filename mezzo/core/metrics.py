@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections import deque
+from array import array
 from collections.abc import Iterable, Iterator
 from urllib.parse import unquote
 
@@ -37,25 +37,41 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 
 class Timer:
-    """Samples in seconds; shown in milliseconds under `key` (which ends with `_ms`)."""
+    """Samples in seconds; shown in milliseconds under `key` (which ends with `_ms`).
+
+    The window is a ring of doubles (`array`), not a deque of floats: an array holds no objects
+    for the collector to visit, and a full window was 10,000 float objects that every full
+    collection of the master visited (at 9,000 agents each reference visited costs ~0.1 µs)."""
 
     def __init__(self, key: str, histogram: Histogram) -> None:
         self.key = key
         self.histogram = histogram
-        self.samples: deque[float] = deque(maxlen=WINDOW)
-        self.count = 0
+        self._ring = array("d", bytes(8 * WINDOW))
+        self._filled = 0  # samples in the ring (at most WINDOW)
+        self.count = 0  # samples ever observed; the next goes to `count % WINDOW`
+
+    @property
+    def samples(self) -> list[float]:
+        """The window's samples, oldest first."""
+        at = self.count % WINDOW
+        if self._filled < WINDOW:
+            return self._ring[:self._filled].tolist()
+        return self._ring[at:].tolist() + self._ring[:at].tolist()
 
     def observe(self, seconds: float) -> None:
-        self.samples.append(seconds)
+        self._ring[self.count % WINDOW] = seconds
         self.count += 1
+        if self._filled < WINDOW:
+            self._filled += 1
         self.histogram.observe(seconds)
 
     def snapshot(self) -> dict[str, float]:
-        if not self.samples:
+        if not self._filled:
             return {}
-        ordered = sorted(self.samples)
+        ordered = sorted(self._ring[:self._filled])
         ms = [s * 1000.0 for s in ordered]
-        out = {self.key: self.samples[-1] * 1000.0, f"{self.key}/count": float(self.count),
+        last = self._ring[(self.count - 1) % WINDOW]
+        out = {self.key: last * 1000.0, f"{self.key}/count": float(self.count),
                f"{self.key}/min": ms[0], f"{self.key}/max": ms[-1]}
         for name, q in PERCENTILES:
             out[f"{self.key}/{name}"] = ms[min(len(ms) - 1, int(q * len(ms)))]
