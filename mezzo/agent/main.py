@@ -30,7 +30,7 @@ from mezzo.agent.master_link import MasterLink
 from mezzo.agent.recovery import CleanupDone, recover
 from mezzo.api.common import AgentInfo
 from mezzo.core.errors import ConfigError
-from mezzo.core.gc_tuning import tune_for_daemon
+from mezzo.core.gc_tuning import tune_for_daemon, watch_pauses
 from mezzo.election import create_detector
 from mezzo.net.http import MAX_BODY_BYTES
 from mezzo.net.http_metrics import http_metrics_middleware
@@ -198,4 +198,5 @@ def run_agent(flags: AgentFlags) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     tune_for_daemon()
+    watch_pauses()
     return asyncio.run(_serve(flags))

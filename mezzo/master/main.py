@@ -37,7 +37,7 @@ from mezzo.api.codec import to_builtins
 from mezzo.api.common import Address, MasterCapability, MasterCapabilityType, MasterInfo
 from mezzo.core.clock import Clock, RealClock
 from mezzo.core.errors import ConfigError
-from mezzo.core.gc_tuning import tune_for_daemon
+from mezzo.core.gc_tuning import tune_for_daemon, watch_pauses
 from mezzo.core.ids import IdSource
 from mezzo.core.zkurl import parse_zk_url
 from mezzo.election.base import Contender, Detector
@@ -344,6 +344,7 @@ def run(flags: MasterFlags) -> None:
         handler.setFormatter(logging.getLogger().handlers[0].formatter)
         logging.getLogger().addHandler(handler)
     tune_for_daemon()
+    watch_pauses()
     try:
         status = asyncio.run(serve(flags))
     except ConfigError as exc:  # a start-up problem: one readable line, no traceback
