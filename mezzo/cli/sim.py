@@ -56,6 +56,18 @@ class _Factor(click.ParamType):  # type: ignore[type-arg]
 _SHELL_FACTOR = _Factor(measure=True)
 _CORE_FACTOR = _Factor()
 
+# The options `run` and `calibrate` share.
+_shell_factor_option = click.option(
+    "--shell-factor", type=_SHELL_FACTOR, default=None, metavar="F|measure",
+    help="Charge the shell's measured constants and the message latency this factor: this "
+         "machine's real shell cost over the reference machine's; `measure` measures it here "
+         "first (about 40 s against a real master: mezzo.testing.shell_probe; "
+         "docs/evaluation.md, \"On another machine\").")
+_no_regimes_option = click.option(
+    "--no-regimes", is_flag=True,
+    help="Charge every core call as the simulator's process measures it, without the cold/warm "
+         "regimes' factors (mezzo.sim.master_node.REGIMES; docs/evaluation.md).")
+
 
 def _output_directory(out: str) -> Path:
     """`--out`, created now: a directory that cannot be made fails before any simulation."""
@@ -124,14 +136,8 @@ class _RichProgress:
 @click.option("--core-factor", type=_CORE_FACTOR, default=None,
               help="Charge the master core's CPU times this factor (default: "
                    "mezzo.sim.master_node.CORE_SLOWDOWN; docs/evaluation.md).")
-@click.option("--no-regimes", is_flag=True,
-              help="Charge every core call as the simulator's process measures it, without the "
-                   "cold/warm regimes' factors (mezzo.sim.master_node.REGIMES; docs/evaluation.md).")
-@click.option("--shell-factor", type=_SHELL_FACTOR, default=None, metavar="F|measure",
-              help="Charge the shell's measured constants and the message latency this factor: "
-                   "this machine's real shell cost over the reference machine's; `measure` "
-                   "measures it here first (about 40 s against a real master: "
-                   "mezzo.testing.shell_probe; docs/evaluation.md, \"On another machine\").")
+@_no_regimes_option
+@_shell_factor_option
 @click.option("--no-plot", is_flag=True, help="Skip the PNG.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no table.")
 def run(name: str, scale: str, seed: int, out: str, cost: str | None, core_factor: float | None,
@@ -186,14 +192,8 @@ def run(name: str, scale: str, seed: int, out: str, cost: str | None, core_facto
               help="Charge the master core's measured CPU times this factor (default: "
                    "mezzo.sim.master_node.CORE_SLOWDOWN; docs/evaluation.md, \"The core's CPU "
                    "in the real process\").")
-@click.option("--no-regimes", is_flag=True,
-              help="Charge every core call as the simulator's process measures it, without the "
-                   "cold/warm regimes' factors (mezzo.sim.master_node.REGIMES; docs/evaluation.md).")
-@click.option("--shell-factor", type=_SHELL_FACTOR, default=None, metavar="F|measure",
-              help="Charge the shell's measured constants and the message latency this factor: "
-                   "this machine's real shell cost over the reference machine's; `measure` "
-                   "measures it here first (about 40 s against a real master: "
-                   "mezzo.testing.shell_probe; docs/evaluation.md, \"On another machine\").")
+@_no_regimes_option
+@_shell_factor_option
 def calibrate(core_factor: float | None, no_regimes: bool, shell_factor: float | str | None) -> None:
     """Print the simulator's figures for the shapes bench/launch.py measures, and the
     measured per-message master costs behind the fixed cost model."""

@@ -47,28 +47,25 @@ class Timer:
         self.key = key
         self.histogram = histogram
         self._ring = array("d", bytes(8 * WINDOW))
-        self._filled = 0  # samples in the ring (at most WINDOW)
         self.count = 0  # samples ever observed; the next goes to `count % WINDOW`
 
     @property
     def samples(self) -> list[float]:
         """The window's samples, oldest first."""
+        if self.count < WINDOW:
+            return self._ring[:self.count].tolist()
         at = self.count % WINDOW
-        if self._filled < WINDOW:
-            return self._ring[:self._filled].tolist()
         return self._ring[at:].tolist() + self._ring[:at].tolist()
 
     def observe(self, seconds: float) -> None:
         self._ring[self.count % WINDOW] = seconds
         self.count += 1
-        if self._filled < WINDOW:
-            self._filled += 1
         self.histogram.observe(seconds)
 
     def snapshot(self) -> dict[str, float]:
-        if not self._filled:
+        if not self.count:
             return {}
-        ordered = sorted(self._ring[:self._filled])
+        ordered = sorted(self._ring[:min(self.count, WINDOW)])
         ms = [s * 1000.0 for s in ordered]
         last = self._ring[(self.count - 1) % WINDOW]
         out = {self.key: last * 1000.0, f"{self.key}/count": float(self.count),
