@@ -51,6 +51,9 @@ def test_agent_values_are_typed(tmp_path) -> None:
     ({"recover": "never"}, "--recover"),
     ({"work_dir": ""}, "--work_dir is required"),
     ({"bogus": "1"}, "unknown flag --bogus"),
+    ({"logging_level": "VERBOSE"},
+     "--logging_level: expected one of INFO, WARNING, ERROR (or DEBUG), got 'VERBOSE'"),
+    ({"logging_level": "FATAL"}, "--logging_level: expected one of INFO, WARNING, ERROR"),
 ])
 def test_agent_errors_are_one_line(values, words, tmp_path) -> None:
     with pytest.raises(ConfigError) as err:
@@ -72,6 +75,23 @@ def test_environment_sets_flags_and_the_command_line_wins(tmp_path) -> None:
     # A variable counts as given (the ZooKeeper registry default yields to MESOS_REGISTRY).
     zk = MasterFlags.parse({"zk": "zk://h:2181/m"}, {"MESOS_REGISTRY": "in_memory"})
     assert zk.registry == "in_memory"
+
+
+def test_agent_logging_flags_as_mesos(tmp_path) -> None:
+    flags = AgentFlags.parse({"work_dir": str(tmp_path)})
+    assert (flags.logging_level, flags.log_dir) == ("INFO", None)
+    assert "log_dir" not in flags.to_wire() and flags.to_wire()["logging_level"] == "INFO"
+    flags = AgentFlags.parse({"work_dir": str(tmp_path), "logging-level": "warning",
+                              "log_dir": str(tmp_path / "logs")})
+    assert (flags.logging_level, flags.log_dir) == ("WARNING", str(tmp_path / "logs"))
+    environ = {"MESOS_LOGGING_LEVEL": "error", "MESOS_LOG_DIR": "/var/log/mesos"}
+    flags = AgentFlags.parse({"work_dir": str(tmp_path)}, environ)
+    assert (flags.logging_level, flags.log_dir) == ("ERROR", "/var/log/mesos")
+    assert AgentFlags.parse({"work_dir": str(tmp_path), "logging_level": "debug"}).logging_level == "DEBUG"
+    with pytest.raises(ConfigError, match=r"^--logging_level: expected one of .* got 'trace'$"):
+        AgentFlags.parse({"work_dir": str(tmp_path)}, {"MESOS_LOGGING_LEVEL": "trace"})
+    with pytest.raises(ConfigError, match="--logging_level"):  # flags built directly, too
+        AgentFlags(work_dir=str(tmp_path), logging_level="loud").validate()
 
 
 def test_a_bad_environment_value_names_the_flag() -> None:
@@ -106,3 +126,16 @@ def test_cli_bad_environment_value_is_one_line_and_exit_2(daemon, tmp_path) -> N
     )
     assert proc.returncode == 2
     assert "Error: --port: expected an integer, got 'abc'" in proc.stderr
+
+
+@pytest.mark.parametrize("daemon", ["master", "agent"])
+def test_cli_bad_logging_level_is_one_line_and_exit_2(daemon, tmp_path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", "from mezzo.cli.main import main; main()", daemon,
+         "--work_dir", str(tmp_path), "--logging_level=VERBOSE"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert ("Error: --logging_level: expected one of INFO, WARNING, ERROR (or DEBUG), "
+            "got 'VERBOSE'") in proc.stderr
+    assert "Traceback" not in proc.stderr

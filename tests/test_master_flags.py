@@ -33,11 +33,27 @@ def test_spellings_and_values() -> None:
     ({"registry": "nosuch"}, "--registry"),
     ({"bogus": "1"}, "unknown flag"),
     ({"min_allocatable_resources": "cpus"}, "--min_allocatable_resources"),
+    ({"logging_level": "VERBOSE"}, "--logging_level: expected one of INFO, WARNING, ERROR"),
 ])
 def test_errors_are_one_line(values, words) -> None:
     with pytest.raises(ConfigError) as err:
         MasterFlags.parse(values)
     assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_logging_level_is_validated_as_mesos() -> None:
+    """INFO, WARNING, ERROR (Mesos's) and DEBUG, any case; anything else is refused (it used to
+    become INFO silently)."""
+    assert MasterFlags.parse({}).logging_level == "INFO"
+    for given, level in (("warning", "WARNING"), ("Error", "ERROR"), ("DEBUG", "DEBUG")):
+        assert MasterFlags.parse({"logging_level": given}).logging_level == level
+    assert MasterFlags.parse({}, {"MESOS_LOGGING_LEVEL": "warning"}).logging_level == "WARNING"
+    assert MasterFlags.parse({}, {"MESOS_LOG_DIR": "/var/log/mesos"}).log_dir == "/var/log/mesos"
+    for bad in ("VERBOSE", "FATAL", "", "info,warning"):
+        with pytest.raises(ConfigError, match=r"^--logging_level: expected one of INFO, WARNING, ERROR"):
+            MasterFlags.parse({"logging_level": bad})
+    with pytest.raises(ConfigError, match=r"^--logging_level: .* got 'loud'$"):
+        MasterFlags.parse({}, {"MESOS_LOGGING_LEVEL": "loud"})
 
 
 def test_zk_flags_put_the_registry_beside_the_election_nodes() -> None:

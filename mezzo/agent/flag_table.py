@@ -8,6 +8,7 @@ re-exports `FLAGS`.
 
 from __future__ import annotations
 
+from mezzo.core.daemon_logging import LOGGING_LEVEL
 from mezzo.core.flags import BOOL, BYTES, DURATION, FLOAT, INT, JSON_OBJECT, WORDS, Flag, FlagSet
 from mezzo.security.tls_flags import TLS_FLAGS
 
@@ -57,6 +58,10 @@ FLAGS = FlagSet([
     Flag("acls", None, "ACLs in Mesos's JSON format, inline or a file path"),
     Flag("authorizer", "local", "authorizer: local (over --acls) or package.module:Class"),
     *TLS_FLAGS,
+    Flag("logging_level", "INFO",
+         "log messages at or above this level: INFO, WARNING, ERROR (or DEBUG)", LOGGING_LEVEL),
+    Flag("log_dir", None,
+         "also write the log to <log_dir>/mezzo-agent.INFO (served as /slave/log)"),
     Flag("command_executor", None, "argv (shell words) of the command executor (testing)", WORDS),
     Flag("container_logger", None,
          "org_apache_mesos_LogrotateContainerLogger: rotated stdout/stderr (default: plain files)"),

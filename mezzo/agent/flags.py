@@ -87,6 +87,10 @@ class AgentFlags:
     ssl_ca_dir: str | None = None
     ssl_verify_cert: str | None = None
     ssl_require_cert: str | None = None
+    # The agent's own log (`mezzo.core.daemon_logging`): its level, and the directory it is
+    # also written to (as mezzo-agent.INFO, served as /slave/log); Mesos's flags and defaults.
+    logging_level: str = "INFO"
+    log_dir: str | None = None
     # Container logger (Mesos's --container_logger and the logrotate module's parameters).
     container_logger: str | None = None
     max_stdout_size: str | None = None
@@ -125,6 +129,8 @@ class AgentFlags:
     def validate(self) -> None:
         if not self.work_dir:
             raise ConfigError("--work_dir is required")
+        # Also for flags built directly (tests): the level's spelling as parse leaves it.
+        self.logging_level = FLAGS["logging_level"].parse(self.logging_level)
         if self.recover not in ("reconnect", "cleanup"):
             raise ConfigError("--recover must be 'reconnect' or 'cleanup'")
         if not 0 < self.executor_reregistration_timeout <= 15:

@@ -2,11 +2,14 @@
 `/files/browse`, `/files/read`, and the operator API `POST /api/v1` (minimal set, spec §7.2).
 
 Owns the JSON shapes of spec §8.3 (agent state) and the `slave/*` metrics keys of §8.2, and
-the sandbox file access rules: `/files/*` take Mesos's `path` (absolute, as shown in `/state`
+the file access rules: `/files/*` take Mesos's `path` (absolute, as shown in `/state`
 `directory`), `offset` and `length` query parameters; a path is served only if, with symlinks
 resolved, it lies inside a sandbox under `<work_dir>/slaves` — anything else is 403, a missing
 file 404; a path with a NUL byte, longer than PATH_MAX or with a name longer than NAME_MAX, and
-an offset or length that is not an integer from -1 up to 2^63-1, are 400.
+an offset or length that is not an integer from -1 up to 2^63-1, are 400. One virtual path is
+served besides: `/slave/log`, the agent's own log (`<log_dir>/mezzo-agent.INFO`) when it was
+started with `--log_dir` (404 without), as Mesos's agent attaches it; it is authorized by
+`access_mesos_logs` where sandboxes are by `access_sandboxes`.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ MAX_READ_LENGTH = 16 * 1024 * 1024
 _PATH_MAX = 4096
 _NAME_MAX = 255
 _OFF_T_MAX = 2**63 - 1
+# The agent's own log with --log_dir (`mezzo.core.daemon_logging`), and the virtual path the
+# files endpoints, LIST_FILES and READ_FILE serve it at (Mesos's).
+AGENT_LOG_FILE = "mezzo-agent.INFO"
+LOG_PATH = "/slave/log"
 
 
 def _json(body: Any, request: web.Request, status: int = 200) -> web.Response:
@@ -92,7 +99,9 @@ class ReadEndpoints:
         self.logging = LoggingLevel()
         self.extras = AgentOperatorExtras(
             self.resolve_path, self.logging,
-            self.agent.core.pending_operations)
+            self.agent.core.pending_operations, shown=self.shown_path)
+        log_dir = agent.flags.log_dir
+        self.log_file = Path(log_dir) / AGENT_LOG_FILE if log_dir else None
         self.containers = ContainerAPI(agent)
 
     def add_routes(self, app: web.Application) -> None:
@@ -259,9 +268,17 @@ class ReadEndpoints:
     # --- files --------------------------------------------------------------------------
 
     def _resolve(self, request: web.Request) -> Path:
-        path = self.resolve_path(request.query.get("path"))
-        self._require_sandbox(request, path)
+        raw = request.query.get("path")
+        path = self.resolve_path(raw)
+        self._authorize_path(request, raw, path)
         return path
+
+    def _authorize_path(self, request: web.Request, raw: str | None, path: Path) -> None:
+        """access_mesos_logs for the agent's log, access_sandboxes for a sandbox path."""
+        if _is_log_path(raw):
+            self.agent.security.require(request, "access_mesos_logs", None, "access the agent's log")
+        else:
+            self._require_sandbox(request, path)
 
     def _require_sandbox(self, request: web.Request, path: Path) -> None:
         """access_sandboxes (HTTPProblem 403) for the framework whose sandbox holds `path`."""
@@ -279,12 +296,17 @@ class ReadEndpoints:
         elif call.type in (t.LIST_FILES, t.READ_FILE):
             raw = call.list_files.path if call.list_files is not None else (
                 call.read_file.path if call.read_file is not None else None)
-            self._require_sandbox(request, self.resolve_path(raw))
+            self._authorize_path(request, raw, self.resolve_path(raw))
 
     def resolve_path(self, raw: str | None) -> Path:
-        """A sandbox path as `/files/*`, LIST_FILES and READ_FILE take it (HTTPProblem if not)."""
+        """The real path of a sandbox path or of `/slave/log`, as `/files/*`, LIST_FILES and
+        READ_FILE take them (HTTPProblem if not)."""
         if not raw:
             raise HTTPProblem(400, "Expecting 'path=value' in query")
+        if _is_log_path(raw):
+            if self.log_file is None or not self.log_file.exists():
+                raise HTTPProblem(404, "Path not found")
+            return self.log_file
         if "\0" in raw:
             raise HTTPProblem(400, "Path contains a NUL byte")
         if len(raw.encode("utf-8", "surrogatepass")) >= _PATH_MAX or any(
@@ -304,6 +326,11 @@ class ReadEndpoints:
             raise HTTPProblem(404, "Path not found")
         return path
 
+    def shown_path(self, raw: str | None, path: Path) -> str:
+        """The path `/files/browse` and LIST_FILES show for `path`, resolved from `raw`: the
+        virtual `/slave/log` for the log, else the real path (a sandbox's own)."""
+        return LOG_PATH if _is_log_path(raw) and path == self.log_file else str(path)
+
     async def download(self, request: web.Request) -> web.StreamResponse:
         """Mesos's `/files/download`: the raw file, as an attachment."""
         try:
@@ -318,19 +345,23 @@ class ReadEndpoints:
 
     async def debug(self, request: web.Request) -> web.Response:
         """Mesos's `/files/debug`: virtual path -> real path. Every sandbox is served at its
-        own path (what `/state` shows as `directory`), as Mesos attaches them."""
-        sandboxes = {
+        own path (what `/state` shows as `directory`), as Mesos attaches them; the agent's log
+        at `/slave/log` with --log_dir."""
+        attached = {
             str(ex.sandbox): str(ex.sandbox)
             for fw in [*self.agent.frameworks.values(), *self.agent.completed_frameworks]
             for ex in [*fw.executors.values(), *fw.completed_executors]
         }
-        return _json(dict(sorted(sandboxes.items())), request)
+        if self.log_file is not None:
+            attached[LOG_PATH] = str(self.log_file)
+        return _json(dict(sorted(attached.items())), request)
 
     async def browse(self, request: web.Request) -> web.Response:
         try:
+            raw = request.query.get("path")
             path = self._resolve(request)
             entries = [path] if path.is_file() else sorted(path.iterdir())
-            listing = [_file_json(p) for p in entries]
+            listing = [_file_json(p, self.shown_path(raw, p)) for p in entries]
         except HTTPProblem as p:
             return p.response()
         except OSError as e:  # gone or unreadable between the checks and the listing
@@ -531,10 +562,10 @@ def _res(resources: list[Any]) -> dict[str, Any]:
         return {}
 
 
-def _file_json(path: Path) -> dict[str, Any]:
+def _file_json(path: Path, shown: str) -> dict[str, Any]:
     st = path.lstat()
     return {
-        "path": str(path), "nlink": st.st_nlink, "size": st.st_size, "mtime": st.st_mtime,
+        "path": shown, "nlink": st.st_nlink, "size": st.st_size, "mtime": st.st_mtime,
         "mode": stat.filemode(st.st_mode), "uid": _owner(st.st_uid), "gid": str(st.st_gid),
     }
 
@@ -560,6 +591,11 @@ def _offset_param(request: web.Request, name: str) -> int:
     if value > _OFF_T_MAX:
         raise HTTPProblem(400, f"Failed to parse {name}: out of range")
     return value
+
+
+def _is_log_path(raw: str | None) -> bool:
+    """Does `raw` name the agent's log (`/slave/log`, trailing slashes aside)?"""
+    return raw is not None and raw.rstrip("/") == LOG_PATH
 
 
 def _master_hostname(info: object) -> str | None:

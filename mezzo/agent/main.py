@@ -14,7 +14,6 @@ import contextlib
 import logging
 import signal
 import socket
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,10 +24,11 @@ from mezzo.agent.containerizer import Containerizer, IsolationOptions
 from mezzo.agent.containerizer.isolators.network_ports import parse_ranges
 from mezzo.agent.executor_api import ExecutorAPI
 from mezzo.agent.flags import AgentFlags, discover_resources, parse_attributes
-from mezzo.agent.http import ReadEndpoints
+from mezzo.agent.http import AGENT_LOG_FILE, ReadEndpoints
 from mezzo.agent.master_link import MasterLink
 from mezzo.agent.recovery import CleanupDone, recover
 from mezzo.api.common import AgentInfo
+from mezzo.core.daemon_logging import configure_logging
 from mezzo.core.errors import ConfigError
 from mezzo.core.gc_tuning import tune_for_daemon, watch_pauses
 from mezzo.election import create_detector
@@ -193,10 +193,9 @@ async def _serve(flags: AgentFlags) -> int:
 
 
 def run_agent(flags: AgentFlags) -> int:
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """`mezzo agent`: log as the flags say, then serve until SIGTERM/SIGINT (ConfigError: a
+    start-up problem, one line)."""
+    configure_logging(flags.logging_level, flags.log_dir, AGENT_LOG_FILE)
     tune_for_daemon()
     watch_pauses()
     return asyncio.run(_serve(flags))

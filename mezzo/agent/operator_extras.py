@@ -1,8 +1,8 @@
 """The agent's operator calls that take a payload: GET_LOGGING_LEVEL, SET_LOGGING_LEVEL (with
-its duration), LIST_FILES, READ_FILE (sandbox paths, with the same rules as `/files/*`) and
-GET_OPERATIONS (the operations applied here whose terminal status the master has not
-acknowledged yet, `mezzo.agent.operations`). The rest of the agent's operator API is
-`mezzo.agent.http.ReadEndpoints.operator_result`.
+its duration), LIST_FILES, READ_FILE (sandbox paths and the agent's log `/slave/log`, with the
+same rules as `/files/*`) and GET_OPERATIONS (the operations applied here whose terminal
+status the master has not acknowledged yet, `mezzo.agent.operations`). The rest of the agent's
+operator API is `mezzo.agent.http.ReadEndpoints.operator_result`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,12 @@ class AgentOperatorExtras:
                         _T.GET_OPERATIONS})
 
     def __init__(self, resolve: Callable[[str | None], Path], logging: LoggingLevel,
-                 operations: Callable[[], list[Operation]] = list) -> None:
+                 operations: Callable[[], list[Operation]] = list,
+                 shown: Callable[[str, Path], str] = lambda raw, path: str(path)) -> None:
+        # `resolve`: a requested path -> the real one (HTTPProblem if not served); `shown`:
+        # (requested path, real path) -> the path LIST_FILES shows (the log's is virtual).
         self.resolve = resolve
+        self.shown = shown
         self.logging = logging
         self.operations = operations
 
@@ -59,7 +63,7 @@ class AgentOperatorExtras:
         path = self.resolve(raw)
         try:
             entries = sorted(path.iterdir()) if path.is_dir() else [path]
-            return [_file_info(p) for p in entries]
+            return [_file_info(p, self.shown(raw, p)) for p in entries]
         except OSError as exc:
             raise HTTPProblem(404, f"Path cannot be listed: {exc.strerror}") from None
 
@@ -69,6 +73,6 @@ class AgentOperatorExtras:
         return read_range(self.resolve(request.path), request.offset, request.length)
 
 
-def _file_info(path: Path) -> op.FileInfo:
-    return convert(Entry(str(path), path.lstat()).v1_json(), op.FileInfo)
+def _file_info(path: Path, shown: str) -> op.FileInfo:
+    return convert(Entry(shown, path.lstat()).v1_json(), op.FileInfo)
 

@@ -8,6 +8,7 @@ allocator, the wire types). Parsing into typed values and the rules that span fl
 
 from __future__ import annotations
 
+from mezzo.core.daemon_logging import LOGGING_LEVEL
 from mezzo.core.flags import BOOL, DURATION, INT, Flag, FlagSet
 from mezzo.security.tls_flags import TLS_FLAGS
 
@@ -89,7 +90,8 @@ FLAGS = FlagSet([
          "Operator event stream subscribers; past it the oldest stream is closed", INT, minimum=1),
     Flag("root_submissions", "true", "Allow frameworks to run tasks as root", BOOL),
     Flag("port_file", None, "Write the bound port to this file once listening (for tests)"),
-    Flag("logging_level", "INFO", "Logging level"),
+    Flag("logging_level", "INFO", "Log messages at or above this level: INFO, WARNING, ERROR "
+         "(or DEBUG)", LOGGING_LEVEL),
     Flag("log_dir", None,
          "Also write the log to <log_dir>/mezzo-master.INFO (served as /master/log)"),
     *AUTH_FLAGS,

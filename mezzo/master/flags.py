@@ -134,7 +134,7 @@ class MasterFlags:
         flags.fair_sharing_excluded_resource_names = [n.strip() for n in excluded.split(",")] if excluded else []
         flags.filter_gpu_resources = typed("filter_gpu_resources")
         flags.port_file = get("port_file")
-        flags.logging_level = raw["logging_level"].upper()
+        flags.logging_level = typed("logging_level")  # INFO, WARNING, ERROR or DEBUG
         interval = typed("allocation_interval")
         if interval <= 0:
             raise ConfigError("--allocation_interval: must be positive")

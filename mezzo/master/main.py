@@ -36,6 +36,7 @@ from mezzo import __version__
 from mezzo.api.codec import to_builtins
 from mezzo.api.common import Address, MasterCapability, MasterCapabilityType, MasterInfo
 from mezzo.core.clock import Clock, RealClock
+from mezzo.core.daemon_logging import configure_logging
 from mezzo.core.errors import ConfigError
 from mezzo.core.gc_tuning import tune_for_daemon, watch_pauses
 from mezzo.core.ids import IdSource
@@ -333,19 +334,11 @@ async def serve(flags: MasterFlags, *, stop: asyncio.Event | None = None) -> int
 
 
 def run(flags: MasterFlags) -> None:
-    logging.basicConfig(
-        level=getattr(logging, flags.logging_level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("kazoo").setLevel(max(logging.WARNING, logging.getLogger().level))
-    if flags.log_dir:
-        Path(flags.log_dir).mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(Path(flags.log_dir) / MASTER_LOG_FILE)
-        handler.setFormatter(logging.getLogger().handlers[0].formatter)
-        logging.getLogger().addHandler(handler)
-    tune_for_daemon()
-    watch_pauses()
     try:
+        configure_logging(flags.logging_level, flags.log_dir, MASTER_LOG_FILE)
+        logging.getLogger("kazoo").setLevel(max(logging.WARNING, logging.getLogger().level))
+        tune_for_daemon()
+        watch_pauses()
         status = asyncio.run(serve(flags))
     except ConfigError as exc:  # a start-up problem: one readable line, no traceback
         print(f"mezzo master: {exc}", file=sys.stderr)
