@@ -242,6 +242,48 @@ async def test_files_api_serves_sandboxes_and_refuses_escapes(runtime: AgentRunt
     assert (await get(rt, "/files/read", path=str(sandbox / "stdout"), offset="x"))[0] == 400
 
 
+async def test_files_api_serves_an_executors_latest_run_at_its_virtual_path(
+        runtime: AgentRuntime) -> None:
+    """Mesos's agent also attaches each sandbox at
+    `/frameworks/<framework>/executors/<executor>/runs/latest`: `/files/*` and LIST_FILES /
+    READ_FILE take it, browse shows it, `/files/debug` lists it, nothing outside the
+    sandbox is reachable through it, and an unknown executor is 404."""
+    rt = runtime
+    launch_custom(rt, "echo hello-virtual; sleep 60")
+    await wait_executor_started(rt)
+    sandbox = rt.agent.frameworks["fw-1"].executors["ex-1"].sandbox
+    await eventually(lambda: (sandbox / "stdout").read_text(), 10, "the task's output")
+    virtual = "/frameworks/fw-1/executors/ex-1/runs/latest"
+    status, text = await get(rt, "/files/read", path=virtual + "/stdout", offset="0")
+    assert status == 200 and json.loads(text) == {"data": "hello-virtual\n", "offset": 0}
+    status, text = await get(rt, "/files/browse", path=virtual)
+    assert status == 200
+    assert {e["path"] for e in json.loads(text)} >= {virtual + "/stdout", virtual + "/stderr"}
+    status, text = await get(rt, "/files/browse", path=virtual + "/stdout")
+    assert [e["path"] for e in json.loads(text)] == [virtual + "/stdout"]
+    status, text = await get(rt, "/files/download", path=virtual + "/stdout")
+    assert status == 200 and text == "hello-virtual\n"
+    debug = json.loads((await get(rt, "/files/debug"))[1])
+    assert debug[virtual] == str(sandbox)
+    status, text = await post(rt, {"type": "READ_FILE", "read_file": {
+        "path": virtual + "/stdout", "offset": 0}}, path="/api/v1")
+    assert status == 200, text
+    assert base64.b64decode(json.loads(text)["read_file"]["data"]) == b"hello-virtual\n"
+    status, text = await post(rt, {"type": "LIST_FILES", "list_files": {"path": virtual}},
+                              path="/api/v1")
+    assert status == 200, text
+    listed = {f["path"] for f in json.loads(text)["list_files"]["file_infos"]}
+    assert virtual + "/stdout" in listed
+    # Nothing outside the sandbox through its virtual name, even elsewhere in the work dir.
+    assert (await get(rt, "/files/read", path=virtual + "/../../../../../../../etc/passwd",
+                      offset="0"))[0] == 403
+    assert (await get(rt, "/files/browse", path=virtual + "/.."))[0] == 403
+    assert (await get(rt, "/files/read", path=virtual + "/missing", offset="0"))[0] == 404
+    for unknown in ("/frameworks/fw-1/executors/nope/runs/latest/stdout",
+                    "/frameworks/nope/executors/ex-1/runs/latest"):
+        assert (await get(rt, "/files/read", path=unknown, offset="0"))[0] == 404
+
+
 async def test_launch_beyond_the_agents_resources_is_refused(runtime: AgentRuntime) -> None:
     rt = runtime
     framework = FrameworkInfo(user="root", name="t", id=FrameworkID(**FW))

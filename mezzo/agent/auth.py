@@ -18,7 +18,8 @@ with `--authenticate_http_executors` the token is required on the executor API a
 (Bearer) in every realm, as Mesos combines its basic and JWT authenticators.
 
 Authorization (`--acls`, `--authorizer`): `access_sandboxes` on `/files/*`, LIST_FILES and
-READ_FILE (object: the sandbox's executor user, else its framework's user), `view_flags` on
+READ_FILE of sandboxes (object: the sandbox's executor user, else its framework's user),
+`access_mesos_logs` on those of the agent's log (`/slave/log`), `view_flags` on
 `/flags` and GET_FLAGS, `view_frameworks` / `view_executors` / `view_tasks` filtering
 `/state` and GET_STATE & co. (`viewer`), `get_endpoints` on `/metrics/snapshot`, `/logging/toggle`,
 `/files/debug`, `/containers`, and the container calls' ACLs (`require_container`:

@@ -9,7 +9,10 @@ file 404; a path with a NUL byte, longer than PATH_MAX or with a name longer tha
 an offset or length that is not an integer from -1 up to 2^63-1, are 400. One virtual path is
 served besides: `/slave/log`, the agent's own log (`<log_dir>/mezzo-agent.INFO`) when it was
 started with `--log_dir` (404 without), as Mesos's agent attaches it; it is authorized by
-`access_mesos_logs` where sandboxes are by `access_sandboxes`.
+`access_mesos_logs` where sandboxes are by `access_sandboxes`. And each executor's sandbox is
+also served at Mesos's virtual path `/frameworks/<framework>/executors/<executor>/runs/latest`
+(its latest run, live or completed, for as long as the agent keeps it; nothing outside that
+sandbox through it), authorized as the sandbox itself.
 """
 
 from __future__ import annotations
@@ -307,6 +310,9 @@ class ReadEndpoints:
             if self.log_file is None or not self.log_file.exists():
                 raise HTTPProblem(404, "Path not found")
             return self.log_file
+        virtual = self._executor_virtual(raw)
+        if virtual is not None:  # the real path below the sandbox of that executor's latest run
+            raw = str(virtual[1]) + raw[len(virtual[0]):]
         if "\0" in raw:
             raise HTTPProblem(400, "Path contains a NUL byte")
         if len(raw.encode("utf-8", "surrogatepass")) >= _PATH_MAX or any(
@@ -322,14 +328,54 @@ class ReadEndpoints:
             raise HTTPProblem(400, "Path cannot be resolved") from None
         if not inside:
             raise HTTPProblem(403, "Path is outside of the agent's sandboxes")
+        if virtual is not None:
+            # As Mesos serves an attached directory: nothing outside it through its name.
+            sandbox = virtual[1].resolve()
+            if path != sandbox and sandbox not in path.parents:
+                raise HTTPProblem(403, "Path is outside of the executor's sandbox")
         if not exists:
             raise HTTPProblem(404, "Path not found")
         return path
 
+    def _executor_virtual(self, raw: str) -> tuple[str, Path] | None:
+        """For a path under an executor's virtual sandbox path, Mesos's
+        `/frameworks/<framework>/executors/<executor>/runs/latest`: that prefix and the
+        sandbox of the executor's latest run (a live executor, else the newest completed run
+        this agent still keeps). None for any other path; 404 if no such executor is known."""
+        parts = raw.split("/", 7)  # "", frameworks, F, executors, E, runs, latest, rest
+        if len(parts) < 7 or parts[0] or parts[1] != "frameworks" or not parts[2] \
+                or parts[3] != "executors" or not parts[4] or parts[5] != "runs" \
+                or parts[6] != "latest":
+            return None
+        framework_id, executor_id = parts[2], parts[4]
+        prefix = executor_virtual_path(framework_id, executor_id)
+        agent = self.agent
+        for framework in [*agent.frameworks.values(), *reversed(agent.completed_frameworks)]:
+            if framework.id.value != framework_id:
+                continue
+            live = framework.executors.get(executor_id)
+            if live is not None:
+                return prefix, live.sandbox
+            for executor in reversed(framework.completed_executors):
+                if executor.id.value == executor_id:
+                    return prefix, executor.sandbox
+        raise HTTPProblem(404, "Path not found")
+
     def shown_path(self, raw: str | None, path: Path) -> str:
         """The path `/files/browse` and LIST_FILES show for `path`, resolved from `raw`: the
-        virtual `/slave/log` for the log, else the real path (a sandbox's own)."""
-        return LOG_PATH if _is_log_path(raw) and path == self.log_file else str(path)
+        virtual `/slave/log` for the log; under an executor's virtual sandbox path, the
+        virtual path; else the real path (a sandbox's own)."""
+        if _is_log_path(raw):
+            return LOG_PATH if path == self.log_file else str(path)
+        virtual = self._executor_virtual(raw) if raw else None
+        if virtual is not None:
+            prefix, sandbox = virtual
+            try:
+                return prefix + "/" + str(path.relative_to(sandbox.resolve())) \
+                    if path != sandbox.resolve() else prefix
+            except ValueError:
+                return str(path)
+        return str(path)
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         """Mesos's `/files/download`: the raw file, as an attachment."""
@@ -352,6 +398,10 @@ class ReadEndpoints:
             for fw in [*self.agent.frameworks.values(), *self.agent.completed_frameworks]
             for ex in [*fw.executors.values(), *fw.completed_executors]
         }
+        for fw in [*self.agent.completed_frameworks, *self.agent.frameworks.values()]:
+            # Oldest first, so that an executor's latest run is the one that stays.
+            for ex in [*fw.completed_executors, *fw.executors.values()]:
+                attached[executor_virtual_path(fw.id.value, ex.id.value)] = str(ex.sandbox)
         if self.log_file is not None:
             attached[LOG_PATH] = str(self.log_file)
         return _json(dict(sorted(attached.items())), request)
@@ -591,6 +641,11 @@ def _offset_param(request: web.Request, name: str) -> int:
     if value > _OFF_T_MAX:
         raise HTTPProblem(400, f"Failed to parse {name}: out of range")
     return value
+
+
+def executor_virtual_path(framework_id: str, executor_id: str) -> str:
+    """Where `/files/*` also serve an executor's latest sandbox, as Mesos's agent attaches it."""
+    return f"/frameworks/{framework_id}/executors/{executor_id}/runs/latest"
 
 
 def _is_log_path(raw: str | None) -> bool:
