@@ -23,6 +23,8 @@ environment) every command compiles the CLI's modules from source at each start,
 
     .venv/bin/python bench/cli.py                 # 30 runs per command
     .venv/bin/python bench/cli.py --runs 100 --agents 1
+    .venv/bin/python bench/cli.py --baseline /tmp/old    # before/after: `git archive REV mezzo`
+                                                         # unpacked in /tmp/old, runs interleaved
 
 Recorded in docs/benchmarks.md, "CLI start-up and `mezzo run` (issue 12)".
 """
@@ -51,31 +53,53 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def time_command(argv: list[str], runs: int, warmup: int) -> dict[str, object]:
-    walls: list[float] = []
-    cpus: list[float] = []
-    for i in range(warmup + runs):
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        assert proc.stderr is not None
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        err = proc.stderr.read()
-        proc.stderr.close()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}: {err.decode()[-500:]}")
-        if i >= warmup:
-            walls.append(wall)
-            cpus.append(usage.ru_utime + usage.ru_stime)
+def run_once(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """One run of `argv` from fork/exec to its reaping: (wall s, the child's CPU s)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    assert proc.stderr is not None
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read()
+    proc.stderr.close()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}: {err.decode()[-500:]}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def summary(command: str, walls: list[float], cpus: list[float]) -> dict[str, object]:
     return {
-        "command": " ".join(["mezzo", *argv[1:]]),
-        "runs": runs,
+        "command": command,
+        "runs": len(walls),
         "wall_p50_ms": round(statistics.median(walls) * 1000, 1),
         "wall_p90_ms": round(percentile(walls, 0.9) * 1000, 1),
         "wall_min_ms": round(min(walls) * 1000, 1),
         "cpu_p50_ms": round(statistics.median(cpus) * 1000, 1),
     }
+
+
+def time_command(
+    argv: list[str], runs: int, warmup: int, baseline: str | None = None
+) -> list[dict[str, object]]:
+    """The command's row; with `baseline` (another checkout's directory), first the row of
+    that code (on the commands' PYTHONPATH), each of its runs right before one of ours, so
+    both see the same moments of a noisy machine."""
+    command = " ".join(["mezzo", *argv[1:]])
+    trees: list[tuple[str, dict[str, str] | None]] = [("", None)]
+    if baseline is not None:
+        trees.insert(0, (f"{command} [baseline]", {**os.environ, "PYTHONPATH": baseline}))
+    samples: list[tuple[list[float], list[float]]] = [([], []) for _ in trees]
+    for i in range(warmup + runs):
+        for (_, env), (walls, cpus) in zip(trees, samples, strict=True):
+            wall, cpu = run_once(argv, env)
+            if i >= warmup:
+                walls.append(wall)
+                cpus.append(cpu)
+    return [
+        summary(name or command, walls, cpus)
+        for (name, _), (walls, cpus) in zip(trees, samples, strict=True)
+    ]
 
 
 def main() -> None:
@@ -84,10 +108,16 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--agents", type=int, default=1)
     parser.add_argument("--no-help", action="store_true", help="skip the `--help` rows")
+    parser.add_argument("--baseline", metavar="DIR", default=None,
+                        help="also time the code of another checkout (DIR holds its `mezzo` "
+                             "package), run for run alternately with this one's")
     args = parser.parse_args()
     import compileall
 
     compileall.compile_dir(str(ROOT / "mezzo"), quiet=1)
+    if args.baseline is not None:
+        args.baseline = str(Path(args.baseline).resolve())
+        compileall.compile_dir(str(Path(args.baseline) / "mezzo"), quiet=1)
     from mezzo.cli.group import COMMANDS
 
     load = os.getloadavg()
@@ -102,7 +132,8 @@ def main() -> None:
         ]
         if not args.no_help:
             commands += [[MEZZO, "--help"]] + [[MEZZO, name, "--help"] for name in COMMANDS]
-        rows = [time_command(argv, args.runs, args.warmup) for argv in commands]
+        rows = [row for argv in commands
+                for row in time_command(argv, args.runs, args.warmup, args.baseline)]
     for row in rows:
         print(json.dumps(row))
     after = os.getloadavg()
@@ -112,7 +143,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     for row in rows:
         print(
-            f"| `{row['command'].replace(' --master ' + cluster.master_address, '')}` "
+            f"| `{str(row['command']).replace(' --master ' + cluster.master_address, '')}` "
             f"| {row['wall_p50_ms']} | {row['wall_p90_ms']} | {row['wall_min_ms']} "
             f"| {row['cpu_p50_ms']} |"
         )

@@ -1,4 +1,4 @@
-"""`mezzo run`'s click-free path (`mezzo.cli.one_task.parse_args`) parses as the click command does.
+"""`mezzo run`'s click-free path (`mezzo.cli.fast_args.parse_run`) parses as the click command does.
 
 The fast parser accepts only well-formed command lines and hands everything else to click; what it
 accepts it must read exactly as click reads it (same option values, same command words), and its
@@ -10,7 +10,9 @@ from __future__ import annotations
 import pytest
 
 from mezzo.cli.common import DEFAULT_MASTER, MASTER_ENV
-from mezzo.cli.one_task import OPTIONS, _uuid4, parse_args
+from mezzo.cli.fast_args import RUN_OPTIONS as OPTIONS
+from mezzo.cli.fast_args import parse_run as parse_args
+from mezzo.cli.one_task import _uuid4
 from mezzo.cli.run import run
 
 ACCEPTED = [

@@ -226,3 +226,19 @@ def test_get_follows_redirects_and_reports_errors(server: Server) -> None:
 def test_get_unreachable() -> None:
     with pytest.raises(CliError, match="cannot reach nobody: connection refused"):
         common.get("http://127.0.0.1:1/x", "nobody")
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "::1", "localhost", "agent-3.example.com", "EXAMPLE.org", "a" * 63]
+)
+def test_resolvable_host_is_what_idna_gives(host: str) -> None:
+    from mezzo.cli.http1 import _resolvable
+
+    assert _resolvable(host) == host.encode("idna")
+
+
+@pytest.mark.parametrize("host", ["bücher.example", "", "a..b", "trailing.", "a" * 64])
+def test_other_hosts_stay_text(host: str) -> None:
+    from mezzo.cli.http1 import _resolvable
+
+    assert _resolvable(host) == host

@@ -68,12 +68,14 @@ def test_help_lists_commands_without_importing_them() -> None:
     assert "mezzo.cli.run" not in modules and "mezzo.cli.demo" not in modules
 
 
-@pytest.mark.parametrize("command", ["run", "tasks", "frameworks", "agents", "logs"])
+@pytest.mark.parametrize("command", ["run", "tasks", "frameworks", "agents", "logs", "exec"])
 def test_client_commands_import_nothing_heavy(command: str) -> None:
     # --help imports the command's module (and so all its module-level imports).
     modules = imported_by(command, "--help")
     assert heavy(modules) == []
     assert "rich" not in modules  # the tables import rich only when they print one
+    # The click side (mezzo.cli.options) only: the HTTP machinery comes when the command runs.
+    assert not {"socket", "urllib.parse", "mezzo.cli.common"} & modules
 
 
 def test_client_command_against_nothing_imports_nothing_heavy() -> None:
@@ -82,6 +84,14 @@ def test_client_command_against_nothing_imports_nothing_heavy() -> None:
     assert heavy(modules) == []
     modules = imported_by("tasks", "--master", "127.0.0.1:1")
     assert heavy(modules) == []
+
+
+@pytest.mark.parametrize("command", ["tasks", "frameworks", "agents"])
+def test_table_commands_import_no_click(command: str) -> None:
+    # A plain command line runs without click (mezzo.cli.fast_args, mezzo.cli.tables); piped,
+    # its table is drawn without rich.
+    modules = imported_by(command, "--master", "127.0.0.1:1")
+    assert "click" not in modules and "typing" not in modules and "rich" not in modules
 
 
 def test_command_table_matches_the_commands() -> None:

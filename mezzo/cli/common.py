@@ -13,30 +13,33 @@ Errors: everything a user can cause (unreachable master, unknown task, bad addre
 decorator of the click commands does that (and turns any other exception into such a line too,
 no tracebacks), as does `mezzo run`'s click-free path (`mezzo.cli.one_task`).
 
-Standard library only at import time: `mezzo run`'s fast path imports this module without click
-(`master_option` and `friendly_errors` import click when a click command is built).
+Standard library only at import time: `mezzo run`'s fast path imports this module without click.
+The click side (`master_option`, `friendly_errors`, the defaults) is `mezzo.cli.options`,
+re-exported here; the click command modules import only that one at their top.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import socket
 import urllib.parse
 
 from mezzo.cli.http1 import Connection
+
+# Re-exported: the click side of the client commands (see the module docstring).
+from mezzo.cli.options import DEFAULT_MASTER as DEFAULT_MASTER
+from mezzo.cli.options import MASTER_ENV as MASTER_ENV
+from mezzo.cli.options import error_message as error_message
+from mezzo.cli.options import friendly_errors as friendly_errors
+from mezzo.cli.options import master_option as master_option
 from mezzo.core.errors import MezzoError
 
 # Typing names for the checker only: importing `typing` costs `mezzo run` start-up time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-    from typing import Any, TypeVar
+    from collections.abc import Iterator
+    from typing import Any
 
-    F = TypeVar("F", bound=Callable[..., Any])
-
-DEFAULT_MASTER = "127.0.0.1:5050"
-MASTER_ENV = "MEZZO_MASTER"
 MAX_REDIRECTS = 5
 
 # The task states the master treats as terminal (`mezzo.api.common.TERMINAL_TASK_STATES`, as
@@ -66,52 +69,6 @@ class CliError(MezzoError):
 
     def format_message(self) -> str:
         return str(self)
-
-
-def master_option(fn: F) -> F:
-    """`--master HOST:PORT | zk://…` (env MEZZO_MASTER, default 127.0.0.1:5050)."""
-    import click
-
-    return click.option(
-        "--master",
-        envvar=MASTER_ENV,
-        default=DEFAULT_MASTER,
-        show_default=True,
-        metavar="HOST:PORT|zk://HOSTS/PATH",
-        help="The master (or any master of an HA cluster, or its ZooKeeper URL).",
-    )(fn)
-
-
-def error_message(exc: Exception) -> str:
-    """The one line a failure is reported with (after `error: `)."""
-    if isinstance(exc, MezzoError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
-def friendly_errors(fn: F) -> F:
-    """Turn `CliError` and unexpected exceptions into one-line errors, exit status 1 (click's
-    own exceptions pass through)."""
-    import click
-
-    class Failure(click.ClickException):
-        exit_code = 1
-
-        def show(self, file: Any = None) -> None:
-            click.echo(f"error: {self.format_message()}", err=True)
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except KeyboardInterrupt:
-            raise click.exceptions.Exit(130) from None
-        except Exception as exc:
-            raise Failure(error_message(exc)) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def resolve_master(master: str, timeout: float = 10.0) -> str:

@@ -138,6 +138,16 @@ def _read_exactly(reader: io.BufferedReader, size: int) -> bytes:
     return data
 
 
+def _resolvable(host: str) -> str | bytes:
+    """`host` as `getaddrinfo` is given it. A str is IDNA-encoded first, which imports
+    `encodings.idna` with `stringprep` and `unicodedata` (~4 ms of a command's start-up on a
+    slow machine); for an ASCII name whose labels all have 1 to 63 characters (every IP address,
+    most host names) that codec returns the same characters as bytes, so bytes go instead."""
+    if host.isascii() and all(0 < len(label) < 64 for label in host.split(".")):
+        return host.encode("ascii")
+    return host
+
+
 class Connection:
     """One HTTP/1.1 connection to the server of `base` (`http://host:port`)."""
 
@@ -151,7 +161,9 @@ class Connection:
         self._reader: io.BufferedReader | None = None
 
     def _connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), self.timeout)
+        # A bytes host goes to getaddrinfo as it is (typeshed only names str).
+        address = (_resolvable(self.host), self.port)
+        sock = socket.create_connection(address, self.timeout)  # type: ignore[arg-type]
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.scheme == "https":
             sock = client_ssl_context().wrap_socket(sock, server_hostname=self.host)

@@ -17,18 +17,7 @@ import time
 
 import click
 
-from mezzo.cli.common import (
-    CliError,
-    find_sandbox,
-    find_task,
-    friendly_errors,
-    is_terminal,
-    master_option,
-    master_state,
-    read_file_size,
-    read_whole_file,
-    resolve_master,
-)
+from mezzo.cli.options import friendly_errors, master_option
 
 POLL_SECONDS = 0.5
 STATE_POLL_SECONDS = 2.0
@@ -42,6 +31,17 @@ STATE_POLL_SECONDS = 2.0
 @friendly_errors
 def logs(master: str, task_id: str, use_stderr: bool, follow: bool) -> None:
     """Print the stdout (or stderr) of a task from its sandbox."""
+    # Imported here: `mezzo logs --help` needs none of the HTTP machinery.
+    from mezzo.cli.common import (
+        find_sandbox,
+        find_task,
+        is_terminal,
+        master_state,
+        read_file_size,
+        read_whole_file,
+        resolve_master,
+    )
+
     base = resolve_master(master)
     sandbox = find_sandbox(base, task_id)
     path = f"{sandbox.directory}/{'stderr' if use_stderr else 'stdout'}"
@@ -77,6 +77,8 @@ def logs(master: str, task_id: str, use_stderr: bool, follow: bool) -> None:
 def _after_rotation(agent_url: str, path: str, offset: int) -> tuple[bytes, int]:
     """The rest of the rotated file (now ``path.1``, if kept) and the new file from its
     start; (data, offset in the new file)."""
+    from mezzo.cli.common import CliError, read_whole_file
+
     try:
         rest, _ = read_whole_file(agent_url, f"{path}.1", offset)
     except CliError:  # not kept (rotate 0) or already gone

@@ -5,9 +5,10 @@ Experiments: `sim` (the paper's evaluation on the simulator).
 Clients: `run`, `frameworks`, `agents`, `tasks`, `logs`, `example <name>` (see docs/cli.md).
 The table of sub-commands is `mezzo.cli.group.COMMANDS`; add a command there.
 
-`mezzo run …` and `mezzo --version` are answered before click is imported (click alone costs
-about half of `mezzo run`'s start-up): `mezzo.cli.one_task.fast_main` runs a well-formed `run`
-command line and hands anything else back to the click group.
+`mezzo run …`, `mezzo frameworks|agents|tasks …` and `mezzo --version` are answered before
+click is imported (click alone costs about half of `mezzo run`'s start-up):
+`mezzo.cli.fast_args` reads well-formed command lines, which `mezzo.cli.one_task.fast_main` and
+`mezzo.cli.tables.fast_main` run; anything else goes to the click group.
 """
 
 from __future__ import annotations
@@ -24,11 +25,21 @@ def main() -> None:
         sys.stdout.write(f"mezzo, version {__version__}\n")
         return
     if argv[:1] == ["run"]:
-        from mezzo.cli.one_task import fast_main
+        from mezzo.cli.fast_args import parse_run
 
-        code = fast_main(argv[1:])
-        if code is not None:
-            _exit_now(code)
+        args = parse_run(argv[1:], os.environ)
+        if args is not None:
+            from mezzo.cli.one_task import fast_main
+
+            _exit_now(fast_main(args))
+    if argv[:1] in (["frameworks"], ["agents"], ["tasks"]):
+        from mezzo.cli.fast_args import parse_table
+
+        args = parse_table(argv[0], argv[1:], os.environ)
+        if args is not None:
+            from mezzo.cli.tables import fast_main as table_main
+
+            _exit_now(table_main(argv[0], args))
     from mezzo.cli.group import cli
 
     cli()

@@ -11,11 +11,12 @@ framework for up to its failover timeout.
 The whole command is on the user's critical path, so this module is standard library only: it
 runs on the blocking `mezzo.cli.session` (no asyncio, aiohttp or msgspec; see docs/cli.md for
 the figures), `mezzo.cli.offer_fit` picks the task's resources from an offer, and not even click
-is imported on the common path: `mezzo.cli.main` hands `mezzo run …` to `fast_main`, whose
-parser accepts the well-formed command lines (options `--name value` / `--name=value`, then the
-command) and leaves everything else (`--help`, a typo, a missing command) to the click command
-`mezzo.cli.run.run`, so that help and usage errors are click's, worded as for every command.
-`tests/test_cli_run_fast.py` checks that both parse the same way.
+is imported on the common path: `mezzo.cli.main` hands `mezzo run …` to `fast_main` when
+`mezzo.cli.fast_args.parse_run` accepts the command line (the well-formed ones: options
+`--name value` / `--name=value`, then the command) and leaves everything else (`--help`, a
+typo, a missing command) to the click command `mezzo.cli.run.run`, so that help and usage
+errors are click's, worded as for every command. `tests/test_cli_run_fast.py` checks that both
+parse the same way.
 """
 
 from __future__ import annotations
@@ -29,11 +30,8 @@ import sys
 import time
 
 from mezzo.cli.common import (
-    DEFAULT_MASTER,
-    MASTER_ENV,
     CliError,
     display,
-    error_message,
     get_json,
     is_terminal,
     read_whole_file,
@@ -42,12 +40,13 @@ from mezzo.cli.common import (
     sandbox_directory,
 )
 from mezzo.cli.offer_fit import plain_scalars, take_from_offer
+from mezzo.cli.options import error_message
 from mezzo.cli.session import CallFailed, SchedulerSession, SessionError, SubscribeRefused
 
 # Typing names for the checker only: importing `typing` costs `mezzo run` start-up time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
     from typing import Any
 
 EXIT_STATUS = re.compile(r"[Cc]ommand exited with status (\d+)")
@@ -55,16 +54,6 @@ DECLINE_SECONDS = 3600.0  # offers we will never use: keep them away from us
 KILL_WAIT_SECONDS = 10.0
 FAILOVER_TIMEOUT = 30.0  # the framework outlives a broken subscription this long
 POLL_SECONDS = 0.1  # how often the wait for events looks at the Ctrl-C flag
-DEFAULT_RESOURCES = "cpus:0.1;mem:32"
-DEFAULT_FRAMEWORK_NAME = "mezzo-run"
-# `--option` -> the click parameter it sets (the options of `mezzo.cli.run.run`).
-OPTIONS = {
-    "--master": "master",
-    "--name": "name",
-    "--resources": "resources",
-    "--framework-name": "framework_name",
-    "--role": "role",
-}
 
 
 def exit_code_of(status: dict[str, Any] | None) -> int:
@@ -354,47 +343,10 @@ def run_task(
     return OneTask(master, info, resources, line, name or "run").run()
 
 
-def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any] | None:
-    """`run_task`'s arguments from the words after `mezzo run`, or None for anything but a
-    plain well-formed command line (then click parses it: help, usage errors)."""
-    values: dict[str, Any] = {
-        "master": environ.get(MASTER_ENV) or DEFAULT_MASTER,
-        "name": None,
-        "resources": DEFAULT_RESOURCES,
-        "framework_name": DEFAULT_FRAMEWORK_NAME,
-        "role": None,
-    }
-    i = 0
-    while i < len(argv):
-        word = argv[i]
-        if word == "--":
-            i += 1
-            break
-        if not word.startswith("-") or word == "-":
-            break  # the command starts (options end at the first argument, as in click)
-        option, equals, value = word.partition("=")
-        key = OPTIONS.get(option)
-        if key is None:
-            return None
-        if not equals:
-            if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
-                return None
-            i += 1
-            value = argv[i]
-        values[key] = value
-        i += 1
-    if i >= len(argv):
-        return None  # no command: click says so
-    values["command"] = tuple(argv[i:])
-    return values
-
-
-def fast_main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int | None:
-    """Run `mezzo run ARGV…` without click; None when click must parse ARGV (see the module
-    docstring). Errors are one line on stderr, as the click commands print them."""
-    args = parse_args(argv, os.environ if environ is None else environ)
-    if args is None:
-        return None
+def fast_main(args: dict[str, Any]) -> int:
+    """Run `mezzo run` without click, with the arguments `mezzo.cli.fast_args.parse_run` read
+    (see the module docstring); the exit status. Errors are one line on stderr, as the click
+    commands print them."""
     try:
         return run_task(**args)
     except KeyboardInterrupt:

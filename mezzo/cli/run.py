@@ -1,8 +1,8 @@
 """`mezzo run -- CMD ARGS…`: the click command (help, usage errors) of `mezzo.cli.one_task`.
 
 The common command lines never reach it: `mezzo.cli.main` runs them through
-`mezzo.cli.one_task.fast_main` without importing click. The options here and that parser's
-`OPTIONS` are the same set (`tests/test_cli_run_fast.py`).
+`mezzo.cli.one_task.fast_main` without importing click. The options here and those of its
+parser, `mezzo.cli.fast_args.RUN_OPTIONS`, are the same set (`tests/test_cli_run_fast.py`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,12 @@ import sys
 
 import click
 
-from mezzo.cli.common import friendly_errors, master_option
-from mezzo.cli.one_task import DEFAULT_FRAMEWORK_NAME, DEFAULT_RESOURCES, run_task
+from mezzo.cli.options import (
+    DEFAULT_FRAMEWORK_NAME,
+    DEFAULT_RESOURCES,
+    friendly_errors,
+    master_option,
+)
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
@@ -41,4 +45,6 @@ def run(
     A single argument is a shell command line (`mezzo run -- "echo hi | wc -c"`); several are
     quoted and run as one command.
     """
+    from mezzo.cli.one_task import run_task
+
     sys.exit(run_task(master, name, resources, framework_name, role, command))
