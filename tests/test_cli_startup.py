@@ -127,6 +127,8 @@ def test_daemon_help_imports_nothing_heavy(daemon: str) -> None:
     tables = {"mezzo.master", "mezzo.master.flag_table", "mezzo.agent", "mezzo.agent.flag_table"}
     assert heavy(modules - tables) == []
     assert "rich" not in modules
+    # The logging flags' type must not bring the logging package along (~10 ms here).
+    assert "logging" not in modules
 
 
 def test_run_imports_no_click() -> None:

@@ -10,16 +10,19 @@ its master always accepted; levels are case-insensitive. Anything else is refuse
 `configure_logging` sets up one daemon's logging: the format below on stderr and, with a log
 directory (created if need be), the same lines appended to `<log_dir>/<file>`, the file the
 daemon then serves as its virtual log (`/master/log`, `/slave/log`). A directory that cannot be
-created or a file that cannot be opened is a one-line ConfigError. Standard library only.
+created or a file that cannot be opened is a one-line ConfigError. Standard library only, and
+only `configure_logging` imports `logging` and `pathlib`: the flag tables, which `mezzo master
+--help` and `mezzo agent --help` read, import this module for `LOGGING_LEVEL`.
 """
 
 from __future__ import annotations
 
-import logging
-import sys
-from pathlib import Path
-
 from mezzo.core.errors import ConfigError
+
+TYPE_CHECKING = False  # (no `typing` import: see above)
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["FORMAT", "LEVELS", "LOGGING_LEVEL", "configure_logging", "parse_logging_level"]
 
@@ -43,6 +46,10 @@ LOGGING_LEVEL = parse_logging_level
 def configure_logging(level: str, log_dir: str | None, file_name: str) -> Path | None:
     """Log at `level` and above to stderr and, with `log_dir`, to `<log_dir>/<file_name>`
     (returned). Call once, at start-up; ConfigError if the level or the directory is bad."""
+    import logging
+    import sys
+    from pathlib import Path
+
     numeric = getattr(logging, parse_logging_level(level))
     handler: logging.FileHandler | None = None
     path: Path | None = None
