@@ -252,12 +252,17 @@ def read_file_size(agent_url: str, path: str) -> int:
     return size if isinstance(size, int) else 0
 
 
+# Agents cap one read at whole pages (Mesos: 16 of them), so a chunk shorter than a page ends
+# at the file's current end: no further read is needed to see an empty one.
+SHORT_READ = 4096
+
+
 def read_whole_file(agent_url: str, path: str, offset: int = 0) -> tuple[bytes, int]:
     """Everything from `offset` to the current end; returns (data, new offset)."""
     chunks: list[bytes] = []
     while True:
         chunk = read_file(agent_url, path, offset)
-        if not chunk:
-            return b"".join(chunks), offset
         chunks.append(chunk)
         offset += len(chunk)
+        if len(chunk) < SHORT_READ:
+            return b"".join(chunks), offset

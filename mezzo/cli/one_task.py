@@ -119,7 +119,7 @@ class OneTask:
         self.task: dict[str, Any] | None = None
         self.offer: dict[str, Any] | None = None
         self.final: dict[str, Any] | None = None
-        self.sandbox: str | None = None  # the task's sandbox directory, once known
+        self.framework_id: str | None = None
         self.interrupted = False
 
     # ------------------------------------------------------------------ driving
@@ -156,7 +156,8 @@ class OneTask:
         except (OSError, SessionError) as exc:
             raise CliError(f"cannot reach master at {self.session.display}: {reason(exc)}") from None
         framework_id = (subscribed.get("subscribed") or {}).get("framework_id") or {}
-        _say(f"subscribed as framework {framework_id.get('value')}; waiting for an offer")
+        self.framework_id = framework_id.get("value")
+        _say(f"subscribed as framework {self.framework_id}; waiting for an offer")
 
     def _resubscribe(self) -> None:
         """The stream broke: find the (new) leader and re-attach as the same framework."""
@@ -262,25 +263,16 @@ class OneTask:
         _say(f"task {self.task['task_id']['value']} is {state}{detail}")
         if is_terminal(state):
             self.final = status
-        elif state == "TASK_RUNNING" and self.sandbox is None:
-            # Look the sandbox up while the task runs rather than after it ended.
-            self.sandbox = self._find_sandbox(quiet=True)
 
-    def _find_sandbox(self, quiet: bool = False) -> str | None:
-        """The task's sandbox directory from its agent's `/state`; None (with a warning unless
-        `quiet`) when it cannot be found."""
-        assert self.task is not None and self.offer is not None
-        agent = _agent_url(self.offer)
-        if agent is None:
-            if not quiet:
-                _say("warning: the offer carried no agent address; cannot fetch the task's output")
-            return None
+    def _find_sandbox(self, agent: str) -> str | None:
+        """The task's sandbox directory from its agent's `/state`; None (with a warning) when
+        it cannot be found."""
+        assert self.task is not None
         try:
             state = get_json(agent + "/state", f"agent at {display(agent)}")
             return sandbox_directory(state, self.task["task_id"]["value"])
         except CliError as exc:
-            if not quiet:
-                _say(f"warning: cannot fetch the task's output: {exc.format_message()}")
+            _say(f"warning: cannot fetch the task's output: {exc.format_message()}")
             return None
 
     def _call(self, call_type: str, **payload: Any) -> None:
@@ -295,13 +287,26 @@ class OneTask:
 
     def _print_output(self) -> None:
         """Print the task's stdout to stdout and stderr to stderr; warn (not fail) if unreadable."""
-        assert self.offer is not None
-        directory = self.sandbox or self._find_sandbox()
+        assert self.offer is not None and self.task is not None
         agent = _agent_url(self.offer)
-        if directory is None or agent is None:
+        if agent is None:
+            _say("warning: the offer carried no agent address; cannot fetch the task's output")
             return
+        # The command executor's id is its task's (as Mesos's): the sandbox is at the
+        # executor's virtual path, no `/state` (which grows with the agent's history) needed.
+        # An agent without that path (404) is asked for the directory in its `/state`.
+        directory: str | None = (f"/frameworks/{self.framework_id}/executors/"
+                                 f"{self.task['task_id']['value']}/runs/latest")
         try:
             out, _ = read_whole_file(agent, f"{directory}/stdout")
+        except CliError:
+            directory = self._find_sandbox(agent)
+            if directory is None:
+                return
+            out = None
+        try:
+            if out is None:
+                out, _ = read_whole_file(agent, f"{directory}/stdout")
             err, _ = read_whole_file(agent, f"{directory}/stderr")
         except CliError as exc:
             _say(f"warning: cannot fetch the task's output: {exc.format_message()}")
