@@ -364,6 +364,23 @@ async def test_candidates_skip_an_unreachable_master(master: ScriptedMaster) -> 
         await client.stop()
 
 
+def test_a_host_list_backs_off_per_round_not_per_candidate() -> None:
+    """After a failover the next candidate is tried after the first, short delay; the backoff
+    grows only once every candidate has failed in a row (a round), and a subscription starts
+    the rounds anew. ZooKeeper and a single master back off on every failure."""
+    from mezzo.core.backoff import Backoff
+    from mezzo.scheduler.leader import MasterLocator
+
+    locator = MasterLocator("m1:5050,m2:5050,m3:5050")
+    assert [locator.failed() for _ in range(7)] == [False, False, True, False, False, True, False]
+    locator.subscribed()
+    assert [locator.failed() for _ in range(3)] == [False, False, True]
+    assert all(MasterLocator("m1:5050").failed() for _ in range(3))
+    backoff = Backoff(0.5, 15.0, jitter=lambda: 1.0)
+    assert [backoff.first(), backoff.first()] == [0.5, 0.5]  # the progression stays
+    assert [backoff.next(), backoff.next(), backoff.first()] == [0.5, 1.0, 0.5]
+
+
 async def test_error_event_is_fatal(master: ScriptedMaster) -> None:
     master.first_event = Event(
         type=EventType.ERROR, error=Error(message="Framework has been removed")

@@ -30,5 +30,9 @@ class Backoff:
         self._current = min(self._current * self.factor, self.maximum)
         return delay
 
+    def first(self) -> float:
+        """A delay of the first step (jittered as `next`), leaving the progression as it is."""
+        return self.initial * (0.5 + 0.5 * self._jitter())
+
     def reset(self) -> None:
         self._current = self.initial

@@ -313,9 +313,12 @@ class SchedulerClient(SchedulerCalls):
                     if await self._consume(base, stream, backoff):
                         await self._queue.put(_Finished())  # ERROR event: fatal
                         return
-                self._locator.failed()
+                round_ended = self._locator.failed()
                 redirects = 0
-                if await self._backoff_sleep(backoff.next(), base):
+                # Within a round of several candidates, the next one is tried after the
+                # first, short delay: the backoff grows only once all of them have failed.
+                delay = backoff.next() if round_ended else backoff.first()
+                if await self._backoff_sleep(delay, base):
                     backoff.reset()  # a new leader: it deserves a fresh, prompt attempt
         except _Fatal as exc:
             await self._abort_with(str(exc))
@@ -377,6 +380,7 @@ class SchedulerClient(SchedulerCalls):
                         subscribed = True
                         self._on_subscribed(base, sid, event)
                         backoff.reset()
+                        self._locator.subscribed()
                         timeout = self._watchdog_timeout()
                     elif event.type == EventType.ERROR:
                         fatal = True

@@ -4,7 +4,10 @@ A `--master` string takes one of three forms (the same as Mesos and pymesos):
 
 - `host[:port]` or `http://host:port` — one master (port 5050 when omitted);
 - `h1:5050,h2:5050` — several candidates; the client tries them in turn and follows the
-  `307 Location` a non-leading master answers with;
+  `307 Location` a non-leading master answers with. Its backoff grows once per *round* (every
+  candidate failed in a row), not per candidate: after a failover the next candidate is tried
+  promptly, and the new leader is reached within about one short delay per candidate rather
+  than after a backoff grown by the candidates that failed before it;
 - `zk://host:2181[,host:2181]/path` — the leader advertised in ZooKeeper (`json.info_*` nodes),
   followed through `mezzo.election`'s detector.
 
@@ -47,6 +50,7 @@ class MasterLocator:
         self._owns_detector = False
         self._candidates: list[str] = []
         self._index = 0
+        self._failed_in_a_row = 0  # attempts failed since the last subscription
         self._override: str | None = None  # where the last redirect pointed
         if detector is None and master.startswith("zk://"):
             # Imported lazily so that schedulers given host:port never load kazoo.
@@ -96,9 +100,19 @@ class MasterLocator:
         self._override = base_from_location(location, current)
         return self._override
 
-    def failed(self) -> None:
+    def failed(self) -> bool:
         """The last attempt failed (unreachable, 503, stream lost): forget redirects and move
-        on to the next candidate (for ZooKeeper, ask the detector again)."""
+        on to the next candidate (for ZooKeeper, ask the detector again). True when a round
+        has ended, i.e. the caller should back off further: always for ZooKeeper or a single
+        master; for several candidates, once each of them has failed since the last
+        subscription (or since the last round ended)."""
         self._override = None
-        if self._candidates:
-            self._index = (self._index + 1) % len(self._candidates)
+        if len(self._candidates) < 2:
+            return True
+        self._index = (self._index + 1) % len(self._candidates)
+        self._failed_in_a_row += 1
+        return self._failed_in_a_row % len(self._candidates) == 0
+
+    def subscribed(self) -> None:
+        """A subscription succeeded: the next failure starts a new round."""
+        self._failed_in_a_row = 0
