@@ -142,7 +142,11 @@ async def test_agent_files_download_and_debug(runtime) -> None:  # type: ignore[
         async with session.get(rt.url + "/files/download", params={"path": "/etc/passwd"}) as got:
             assert got.status == 403
         async with session.get(rt.url + "/files/debug") as got:
-            assert await got.json() == {str(sandbox): str(sandbox)}
+            # Each sandbox at its own path and at Mesos's virtual path of its executor.
+            assert await got.json() == {
+                str(sandbox): str(sandbox),
+                "/frameworks/fw-1/executors/ex-1/runs/latest": str(sandbox),
+            }
 
 
 async def test_legacy_views_in_mesos_shapes(running: Running) -> None:
