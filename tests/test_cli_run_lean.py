@@ -242,3 +242,184 @@ def test_other_hosts_stay_text(host: str) -> None:
     from mezzo.cli.http1 import _resolvable
 
     assert _resolvable(host) == host
+
+
+# ---------------------------------------------------------------------------- session
+
+
+def _record(event: dict[str, Any]) -> bytes:
+    body = json.dumps(event).encode()
+    return str(len(body)).encode() + b"\n" + body
+
+
+class ScriptedStream:
+    """A scheduler endpoint whose SUBSCRIBE answer is a chunked RecordIO stream the test
+    feeds piece by piece (`send`), or ends (`end`)."""
+
+    def __init__(self) -> None:
+        self.pieces: asyncio.Queue[bytes | None] | None = None
+        self.refuse: tuple[int, str] | None = None
+        self.server: Server | None = None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.refuse is not None:
+            return web.Response(status=self.refuse[0], text=self.refuse[1])
+        self.pieces = asyncio.Queue()
+        response = web.StreamResponse(headers={"Mesos-Stream-Id": "s-1"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        while (piece := await self.pieces.get()) is not None:
+            await response.write(piece)
+        await response.write_eof()
+        return response
+
+    def send(self, piece: bytes | None) -> None:
+        assert self.server is not None
+        loop = self.server.loop
+
+        def put() -> None:
+            assert self.pieces is not None
+            self.pieces.put_nowait(piece)
+
+        loop.call_soon_threadsafe(put)
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedStream]:
+    stream = ScriptedStream()
+    app = web.Application()
+    app.router.add_post("/api/v1/scheduler", stream.handle)
+    stream.server = Server(app)
+    yield stream
+    if stream.pieces is not None:
+        stream.send(None)  # the last stream's handler ends, so that the server can stop
+    stream.server.close()
+
+
+def _subscribe_in_thread(session: Any) -> tuple[threading.Thread, list[Any]]:
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(session.subscribe())
+        except Exception as exc:  # handed to the test
+            out.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_session_reads_events_in_its_own_thread_with_timeouts(scripted: ScriptedStream) -> None:
+    """No reader thread: `next_event` reads the stream itself; records split anywhere across
+    chunks come out whole; a time-out raises NoEvent and the next call goes on; silence for
+    HEARTBEAT_MISSES heartbeat intervals ends the stream (None, with the reason)."""
+    from mezzo.cli.session import HEARTBEAT_MISSES, NoEvent, SchedulerSession
+
+    assert scripted.server is not None
+    session = SchedulerSession(scripted.server.base, {"user": "u", "name": "n"}, 10.0)
+    thread, out = _subscribe_in_thread(session)
+    subscribed = _record({"type": "SUBSCRIBED", "subscribed": {
+        "framework_id": {"value": "fw-1"}, "heartbeat_interval_seconds": 0.1}})
+    for _ in range(100):  # the stream is open once the handler made its queue
+        if scripted.pieces is not None:
+            break
+        threading.Event().wait(0.05)
+    scripted.send(subscribed[:3])
+    scripted.send(subscribed[3:])
+    thread.join(10)
+    assert out and out[0]["type"] == "SUBSCRIBED", out
+    assert session.framework_id == {"value": "fw-1"} and session.stream_id == "s-1"
+    with pytest.raises(NoEvent):
+        session.next_event(0.01)
+    update = _record({"type": "UPDATE", "update": {"status": {"state": "TASK_RUNNING"}}})
+    heartbeat = _record({"type": "HEARTBEAT"})
+    scripted.send(update[:1])
+    scripted.send(update[1:7])
+    scripted.send(update[7:] + heartbeat)
+    assert session.next_event(10)["type"] == "UPDATE"  # type: ignore[index]
+    assert session.next_event(10) == {"type": "HEARTBEAT"}
+    # Nothing more: after HEARTBEAT_MISSES intervals of 0.1 s the stream is taken as dead.
+    assert session.next_event(None) is None
+    assert session.stream_error == f"no event for {HEARTBEAT_MISSES * 0.1:g} s"
+    assert session.next_event(0.01) is None  # and stays ended
+    session.close()
+
+
+def test_session_sees_the_end_of_the_stream_and_refusals(scripted: ScriptedStream) -> None:
+    from mezzo.cli.session import SchedulerSession, SubscribeRefused
+
+    assert scripted.server is not None
+    session = SchedulerSession(scripted.server.base, {"user": "u", "name": "n"}, 10.0)
+    thread, out = _subscribe_in_thread(session)
+    for _ in range(100):
+        if scripted.pieces is not None:
+            break
+        threading.Event().wait(0.05)
+    scripted.send(_record({"type": "SUBSCRIBED", "subscribed": {"framework_id": {"value": "f"}}}))
+    thread.join(10)
+    assert out and out[0]["type"] == "SUBSCRIBED", out
+    scripted.send(None)  # the master ends the stream
+    assert session.next_event(10) is None and session.stream_error is None
+    session.close()
+
+    scripted.refuse = (400, "Framework is not authorized\nmore")
+    refused = SchedulerSession(scripted.server.base, {"user": "u", "name": "n"}, 10.0)
+    with pytest.raises(SubscribeRefused, match=r"HTTP 400: Framework is not authorized$"):
+        refused.subscribe()
+    refused.close()
+
+
+# ---------------------------------------------------------------------------- URLs without urllib
+
+_URL_PARTS = st.sampled_from([
+    "http://", "https://", "HTTP://", "ftp://", "//", "", "127.0.0.1", "localhost", "Agent-3.Example.COM",
+    "[::1]", "[fe80::1%eth0]", "[::1", "::1", "user@host", "h_o.st", "host", ":", ":5050", ":0", ":65535",
+    ":65536", ":99999", ":x", ":５０", "/", "/files/read", "?path=/a b&x=1", "#frag", "/p?q", " ", "\t", "é",
+])
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_URL_PARTS, min_size=1, max_size=6))
+def test_split_url_reads_what_urlsplit_reads(parts: list[str]) -> None:
+    from urllib.parse import urlsplit
+
+    from mezzo.net.address import split_url
+
+    url = "".join(parts)
+    try:
+        expected = urlsplit(url)
+        want: Any = (expected.scheme, expected.hostname or "", expected.port,
+                     expected.path + ("?" + expected.query if expected.query else ""))
+    except ValueError:
+        want = ValueError
+    try:
+        got: Any = split_url(url)
+    except ValueError:
+        got = ValueError
+    assert got == want, url
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), st.one_of(st.text(), st.integers()), max_size=4))
+def test_encode_query_is_urlencode(params: dict[str, Any]) -> None:
+    from urllib.parse import urlencode
+
+    try:
+        want = urlencode(params)
+    except UnicodeEncodeError:  # a lone surrogate: neither can encode it
+        with pytest.raises(UnicodeEncodeError):
+            common.encode_query(params)
+        return
+    assert common.encode_query(params) == want
+
+
+def test_run_path_imports_no_threading_queue_or_urllib() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, mezzo.cli.one_task, mezzo.cli.fast_args; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('threading', 'queue', 'urllib')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import socket
-import urllib.parse
 
 from mezzo.cli.http1 import Connection
 
@@ -33,6 +32,7 @@ from mezzo.cli.options import error_message as error_message
 from mezzo.cli.options import friendly_errors as friendly_errors
 from mezzo.cli.options import master_option as master_option
 from mezzo.core.errors import MezzoError
+from mezzo.net.address import split_url
 
 # Typing names for the checker only: importing `typing` costs `mezzo run` start-up time.
 TYPE_CHECKING = False
@@ -120,12 +120,13 @@ _connections: dict[tuple[str, str, int | None], Connection] = {}
 
 def _get_once(url: str, timeout: float) -> tuple[int, str | None, bytes]:
     """GET on the kept-alive connection to `url`'s server: (status, Location, body)."""
-    parts = urllib.parse.urlsplit(url)
-    key = (parts.scheme, parts.hostname or "", parts.port)
+    scheme, host, port, path = split_url(url)
+    key = (scheme, host, port)
     conn = _connections.get(key)
     if conn is None:
         conn = _connections[key] = Connection(url, timeout)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if not path.startswith("/"):
+        path = "/" + path
     response = conn.request("GET", path, headers={"Accept": "application/json"})
     return response.status, response.header("Location"), response.body
 
@@ -139,7 +140,9 @@ def get(url: str, what: str, timeout: float = 10.0) -> bytes:
         except OSError as exc:
             raise CliError(f"cannot reach {what}: {reason(exc)}") from None
         if status in (301, 302, 303, 307, 308) and location:
-            url = urllib.parse.urljoin(url, location)
+            from urllib.parse import urljoin  # a redirect only: its import costs start-up
+
+            url = urljoin(url, location)
             continue
         if status >= 400:
             lines = body.decode(errors="replace").strip().splitlines()
@@ -236,9 +239,24 @@ def find_sandbox(master_base: str, task_id: str) -> Sandbox:
     return Sandbox(url, directory, task)
 
 
+# What `urllib.parse.quote_plus` leaves as it is (RFC 3986's unreserved characters).
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def encode_query(params: dict[str, Any]) -> str:
+    """`urllib.parse.urlencode(params)` (UTF-8, space as `+`) without importing urllib."""
+    def quote(value: object) -> str:
+        return "".join(
+            chr(b) if b in _UNRESERVED else "+" if b == 0x20 else f"%{b:02X}"
+            for b in str(value).encode("utf-8")
+        )
+
+    return "&".join(f"{quote(key)}={quote(value)}" for key, value in params.items())
+
+
 def read_file(agent_url: str, path: str, offset: int = 0, length: int = 1 << 20) -> bytes:
     """One chunk of a sandbox file through the files API (empty at end of file)."""
-    query = urllib.parse.urlencode({"path": path, "offset": offset, "length": length})
+    query = encode_query({"path": path, "offset": offset, "length": length})
     reply = get_json(f"{agent_url}/files/read?{query}", f"agent at {display(agent_url)}")
     data = reply.get("data", "") if isinstance(reply, dict) else ""
     return data.encode() if isinstance(data, str) else bytes(data)
@@ -246,7 +264,7 @@ def read_file(agent_url: str, path: str, offset: int = 0, length: int = 1 << 20)
 
 def read_file_size(agent_url: str, path: str) -> int:
     """The current size of a sandbox file (the files API's offset -1)."""
-    query = urllib.parse.urlencode({"path": path, "offset": -1})
+    query = encode_query({"path": path, "offset": -1})
     reply = get_json(f"{agent_url}/files/read?{query}", f"agent at {display(agent_url)}")
     size = reply.get("offset", 0) if isinstance(reply, dict) else 0
     return size if isinstance(size, int) else 0

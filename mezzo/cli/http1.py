@@ -9,7 +9,10 @@ only then). Headers of answers come back lower-cased.
 - `Connection(base)` — one kept-alive connection (opened on first use, re-opened once if the
   server had closed an idle one); `request()` returns a `Response` with the whole body.
 - `Connection.open_stream()` — a request whose answer is read incrementally: `Response.chunks()`
-  yields the body as it arrives (the scheduler API's event stream).
+  yields the body as it arrives.
+- `Connection.open_body_stream()` — the same, its head and body read straight from the socket
+  by a `StreamBody`, whose `read(timeout)` gives up after `timeout` and can be called again:
+  the scheduler API's event stream, waited on in the caller's own thread.
 
 Every request carries the CLI's credentials if it has some (`auth_headers`: the principal and
 secret of `mezzo --principal/--secret`, `MEZZO_PRINCIPAL`/`MEZZO_SECRET`).
@@ -24,7 +27,9 @@ import binascii
 import io
 import os
 import socket
-from urllib.parse import urlsplit
+import time
+
+from mezzo.net.address import split_url
 
 # Typing names for the checker only: importing `typing` costs `mezzo run` start-up time.
 TYPE_CHECKING = False
@@ -80,7 +85,7 @@ class Response:
     """Status, lower-cased headers and the body (read by `Connection.request`, or
     incrementally through `chunks()` for a stream)."""
 
-    def __init__(self, status: int, headers: dict[str, str], reader: io.BufferedReader):
+    def __init__(self, status: int, headers: dict[str, str], reader: io.BufferedReader | None):
         self.status = status
         self.headers = headers
         self.body = b""
@@ -103,8 +108,10 @@ class Response:
         return self.chunked or "content-length" in self.headers
 
     def chunks(self) -> Iterator[bytes]:
-        """The body, piece by piece as it arrives; ends at the end of the body."""
+        """The body, piece by piece as it arrives; ends at the end of the body (not for an
+        answer of `open_body_stream`: its `StreamBody` reads it)."""
         reader = self._reader
+        assert reader is not None
         if self.chunked:
             while True:
                 line = reader.readline(MAX_HEADER_LINE)
@@ -131,6 +138,105 @@ class Response:
                 yield data
 
 
+class StreamBody:
+    """A streamed answer's body read straight from its socket, so that a read may time out and
+    be tried again (a buffered reader's socket cannot be read again after a time-out): framed
+    by chunks, by `Content-Length`, or by the end of the connection."""
+
+    def __init__(self, sock: socket.socket, response: Response, pending: bytes) -> None:
+        self._sock = sock
+        self._raw = bytearray(pending)  # received, not yet decoded
+        self._chunked = response.chunked
+        length = response.headers.get("content-length")
+        self._remaining = int(length) if length is not None and not self._chunked else None
+        self._chunk_left = 0  # bytes of the current chunk still to hand out (chunked)
+        self.ended = False
+
+    def read(self, timeout: float | None = None) -> bytes:
+        """The next bytes of the body (b"" at its end). TimeoutError if none came within
+        `timeout` seconds (None: wait); ProtocolError if the connection ends inside a chunk
+        or before `Content-Length`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            data = self._decode()
+            if data or self.ended:
+                return data
+            if deadline is None:
+                self._sock.settimeout(None)
+            else:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("timed out")
+                self._sock.settimeout(left)
+            received = self._sock.recv(65536)
+            if not received:
+                if self._chunked or self._remaining:
+                    raise ProtocolError("connection closed inside the body")
+                self.ended = True
+                return b""
+            self._raw += received
+
+    def read_all(self, timeout: float) -> bytes:
+        """The rest of the body (within `timeout` seconds in all)."""
+        deadline = time.monotonic() + timeout
+        parts = []
+        while not self.ended:
+            parts.append(self.read(max(0.0, deadline - time.monotonic())))
+        return b"".join(parts)
+
+    def _decode(self) -> bytes:
+        raw = self._raw
+        if self._chunked:
+            if not self._chunk_left:
+                newline = raw.find(b"\r\n")
+                if newline < 0:
+                    if len(raw) > MAX_HEADER_LINE:
+                        raise ProtocolError("chunk size line too long")
+                    return b""
+                try:
+                    size = int(bytes(raw[:newline]).split(b";", 1)[0].strip() or b"0", 16)
+                except ValueError:
+                    raise ProtocolError("bad chunk size") from None
+                if size == 0:
+                    self.ended = True  # trailers, if any, are left unread
+                    return b""
+                del raw[:newline + 2]
+                self._chunk_left = size + 2  # the data and its CRLF
+            data_left = self._chunk_left - 2
+            if data_left > 0:
+                data = bytes(raw[:data_left])
+                del raw[:len(data)]
+                self._chunk_left -= len(data)
+                return data
+            if len(raw) >= 2:  # the chunk's CRLF
+                del raw[:2]
+                self._chunk_left = 0
+                return self._decode()
+            return b""
+        data = bytes(raw if self._remaining is None else raw[:self._remaining])
+        del raw[:len(data)]
+        if self._remaining is not None:
+            self._remaining -= len(data)
+            if self._remaining == 0:
+                self.ended = True
+        return data
+
+
+def _head(status_line: bytes, lines: list[bytes], reader: io.BufferedReader | None) -> Response:
+    """A `Response` from the status line and header lines of an answer."""
+    parts = status_line.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        raise ProtocolError(f"not an HTTP/1.x answer: {status_line[:60]!r}")
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, sep, value = line.decode("latin-1").partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    if parts[0] == b"HTTP/1.0" and "keep-alive" not in headers.get("connection", "").lower():
+        headers["connection"] = "close"
+    return Response(int(parts[1]), headers, reader)
+
+
 def _read_exactly(reader: io.BufferedReader, size: int) -> bytes:
     data = reader.read(size)
     if len(data) < size:
@@ -152,10 +258,10 @@ class Connection:
     """One HTTP/1.1 connection to the server of `base` (`http://host:port`)."""
 
     def __init__(self, base: str, timeout: float = 10.0) -> None:
-        parts = urlsplit(base)
-        self.scheme = parts.scheme or "http"
-        self.host = parts.hostname or ""
-        self.port = parts.port or (443 if self.scheme == "https" else 80)
+        scheme, host, port, _ = split_url(base)
+        self.scheme = scheme or "http"
+        self.host = host
+        self.port = port or (443 if self.scheme == "https" else 80)
         self.timeout = timeout
         self.sock: socket.socket | None = None
         self._reader: io.BufferedReader | None = None
@@ -171,6 +277,10 @@ class Connection:
         self._reader = sock.makefile("rb")
 
     def _send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        self._write(method, path, body, headers)
+        return self._read_head()
+
+    def _write(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> None:
         if self.sock is None:
             self._connect()
         assert self.sock is not None
@@ -182,7 +292,6 @@ class Connection:
         if body is not None or method in ("POST", "PUT"):
             lines.append(f"Content-Length: {len(body or b'')}")
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
-        return self._read_head()
 
     def _read_head(self) -> Response:
         reader = self._reader
@@ -190,22 +299,36 @@ class Connection:
         status_line = reader.readline(MAX_HEADER_LINE)
         if not status_line:
             raise ConnectionResetError(104, "Connection reset by peer")
-        parts = status_line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise ProtocolError(f"not an HTTP/1.x answer: {status_line[:60]!r}")
-        headers: dict[str, str] = {}
+        lines = []
         while True:
             line = reader.readline(MAX_HEADER_LINE)
             if not line:
                 raise ProtocolError("connection closed inside the headers")
             if line in (b"\r\n", b"\n"):
                 break
-            name, sep, value = line.decode("latin-1").partition(":")
-            if sep:
-                headers[name.strip().lower()] = value.strip()
-        if parts[0] == b"HTTP/1.0" and "keep-alive" not in headers.get("connection", "").lower():
-            headers["connection"] = "close"
-        return Response(int(parts[1]), headers, reader)
+            lines.append(line)
+        return _head(status_line, lines, reader)
+
+    def _read_head_raw(self) -> tuple[Response, bytes]:
+        """The answer's head read with `recv` (no buffered reader), and the body bytes that
+        came with it."""
+        sock = self.sock
+        assert sock is not None
+        received = bytearray()
+        while True:
+            end = received.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if len(received) > MAX_HEADER_LINE:
+                raise ProtocolError("answer head too long")
+            data = sock.recv(65536)
+            if not data:
+                if not received:
+                    raise ConnectionResetError(104, "Connection reset by peer")
+                raise ProtocolError("connection closed inside the headers")
+            received += data
+        status_line, *lines = bytes(received[:end]).split(b"\r\n")
+        return _head(status_line, lines, None), bytes(received[end + 4:])
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
@@ -237,6 +360,17 @@ class Connection:
         """Send a request and return as soon as the answer's headers are in; read the body with
         `Response.chunks()`. The connection then belongs to the stream (close it after)."""
         return self._send(method, path, body, headers or {})
+
+    def open_body_stream(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[Response, StreamBody]:
+        """Send a request and return as soon as the answer's head is in, with its body to read
+        through the `StreamBody` (time-outs allowed). The connection then belongs to the
+        stream (close it after)."""
+        self._write(method, path, body, headers or {})
+        response, pending = self._read_head_raw()
+        assert self.sock is not None
+        return response, StreamBody(self.sock, response, pending)
 
     def shutdown(self) -> None:
         """Wake a thread blocked reading this connection (it sees the end of the stream)."""

@@ -22,7 +22,6 @@ parse the same way.
 from __future__ import annotations
 
 import os
-import queue
 import re
 import shlex
 import signal
@@ -41,7 +40,13 @@ from mezzo.cli.common import (
 )
 from mezzo.cli.offer_fit import plain_scalars, take_from_offer
 from mezzo.cli.options import error_message
-from mezzo.cli.session import CallFailed, SchedulerSession, SessionError, SubscribeRefused
+from mezzo.cli.session import (
+    CallFailed,
+    NoEvent,
+    SchedulerSession,
+    SessionError,
+    SubscribeRefused,
+)
 
 # Typing names for the checker only: importing `typing` costs `mezzo run` start-up time.
 TYPE_CHECKING = False
@@ -197,7 +202,7 @@ class OneTask:
                 return 130
             try:
                 event = self.session.next_event(POLL_SECONDS)
-            except queue.Empty:
+            except NoEvent:
                 continue
             if event is None:
                 self._resubscribe()

@@ -7,13 +7,15 @@ library only: JSON objects as plain dicts, HTTP/1.1 through `mezzo.cli.http1`.
 
 - `subscribe()` POSTs SUBSCRIBE, follows a standby's `307 Location` to the leader, retries a
   `503` (no leader yet, or a leader still recovering) until the deadline, and waits for the
-  SUBSCRIBED event. A background thread then reads the RecordIO stream into a queue, so the
-  caller's thread stays free (and interruptible) while waiting in `next_event()`; the stream's
-  socket times out after `HEARTBEAT_MISSES` heartbeat intervals without an event.
+  SUBSCRIBED event. The caller's own thread then reads the RecordIO stream in `next_event()`,
+  with a time-out per wait (so it stays interruptible: no reader thread, and no `threading` or
+  `queue` import for `mezzo run` to pay for); `HEARTBEAT_MISSES` heartbeat intervals without a
+  byte end the stream.
 - `call(type, **payload)` POSTs a call with the framework id and `Mesos-Stream-Id` on one
   keep-alive connection, and raises `CallFailed` unless the master answers 2xx.
-- `next_event()` returns the next event (a dict), or None once the stream has ended; the
-  caller may `subscribe()` again to re-attach as the same framework (its id is kept).
+- `next_event(timeout)` returns the next event (a dict), or None once the stream has ended
+  (`NoEvent` when the time-out passes first); the caller may `subscribe()` again to re-attach
+  as the same framework (its id is kept).
 
 Errors: `SessionError` (a `MezzoError`), with `SubscribeRefused` for a 4xx to SUBSCRIBE or an
 ERROR event, `CallFailed` for a refused call; connection failures surface as `OSError`.
@@ -22,11 +24,9 @@ ERROR event, `CallFailed` for a refused call; connection failures surface as `OS
 from __future__ import annotations
 
 import json
-import queue
-import threading
 import time
 
-from mezzo.cli.http1 import Connection, Response
+from mezzo.cli.http1 import Connection, StreamBody
 from mezzo.core.errors import MezzoError
 from mezzo.net.address import base_from_location
 
@@ -50,6 +50,10 @@ class SubscribeRefused(SessionError):
     """The master refused the framework (4xx to SUBSCRIBE, or an ERROR event)."""
 
 
+class NoEvent(SessionError):
+    """`next_event`'s time-out passed before an event came."""
+
+
 class CallFailed(SessionError):
     def __init__(self, call_type: str, status: int, message: str) -> None:
         super().__init__(f"{call_type} refused with HTTP {status}: {message}")
@@ -63,7 +67,7 @@ def _first_line(body: bytes) -> str:
 
 class SchedulerSession:
     """One framework's subscription (see the module docstring). Not thread-safe: one caller
-    thread uses it; only the stream reader runs on its own thread."""
+    thread uses it."""
 
     def __init__(self, base: str, framework_info: dict[str, Any], connect_timeout: float = 10.0):
         self.base = base
@@ -73,8 +77,10 @@ class SchedulerSession:
         self.stream_id: str | None = None
         self.heartbeat_interval = 15.0
         self.stream_error: str | None = None  # why the last stream broke, if it did not just end
-        self._events: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._stream: Connection | None = None
+        self._body: StreamBody | None = None  # the stream's body; None once it has ended
+        self._records = bytearray()  # bytes of the stream not yet made into events
+        self._last_data = 0.0  # time.monotonic() of the stream's last bytes
         self._calls: Connection | None = None
 
     # ------------------------------------------------------------------ subscription
@@ -83,7 +89,6 @@ class SchedulerSession:
         """Subscribe (again, with the framework id once known); returns the SUBSCRIBED event.
         Raises `SubscribeRefused`, `SessionError` (no answer in time) or `OSError`."""
         self.close()
-        self._events = queue.SimpleQueue()
         if self.framework_id is not None:
             self.framework_info["id"] = self.framework_id
         call: dict[str, Any] = {"type": "SUBSCRIBE", "subscribe": {"framework_info": self.framework_info}}
@@ -95,13 +100,13 @@ class SchedulerSession:
         while True:
             conn = Connection(self.base, self.connect_timeout)
             try:
-                response = conn.open_stream("POST", SCHEDULER_PATH, body, JSON_HEADERS)
+                response, stream = conn.open_body_stream("POST", SCHEDULER_PATH, body, JSON_HEADERS)
+                if response.status == 200:
+                    break
+                detail = _first_line(stream.read_all(self.connect_timeout) if response.framed else b"")
             except BaseException:
                 conn.close()
                 raise
-            if response.status == 200:
-                break
-            detail = _first_line(b"".join(response.chunks()) if response.framed else b"")
             conn.close()
             location = response.header("Location")
             if response.status in (301, 302, 307, 308) and location and redirects < MAX_REDIRECTS:
@@ -121,15 +126,16 @@ class SchedulerSession:
             )
         self.stream_id = response.header("Mesos-Stream-Id")
         self._stream = conn
-        # The reader's receive keeps the timeout in force when it started: set the watchdog's
-        # now (the wait for SUBSCRIBED has its own deadline, on the queue).
-        if conn.sock is not None:
-            conn.sock.settimeout(HEARTBEAT_MISSES * self.heartbeat_interval)
-        threading.Thread(
-            target=self._read_stream, args=(response, self._events), name="scheduler-stream",
-            daemon=True
-        ).start()
-        event = self.next_event(max(0.0, deadline - time.monotonic()))
+        self._body = stream
+        self._records = bytearray()
+        self.stream_error = None
+        self._last_data = time.monotonic()
+        try:
+            event = self.next_event(max(0.0, deadline - time.monotonic()))
+        except NoEvent:
+            raise SessionError(
+                f"master at {self.display} sent no SUBSCRIBED within {self.connect_timeout:g} s"
+            ) from None
         if event is None:
             raise SessionError(f"master at {self.display} closed the subscription before SUBSCRIBED")
         if event.get("type") == "ERROR":
@@ -139,35 +145,68 @@ class SchedulerSession:
         subscribed = event.get("subscribed") or {}
         self.framework_id = subscribed.get("framework_id")
         self.heartbeat_interval = float(subscribed.get("heartbeat_interval_seconds") or 15.0)
-        if conn.sock is not None:
-            conn.sock.settimeout(HEARTBEAT_MISSES * self.heartbeat_interval)
         return event
 
-    def _read_stream(self, response: Response, events: queue.SimpleQueue[dict[str, Any] | None]) -> None:
-        """RecordIO records (`<length>\n<json>`) → events; None when the stream ends or breaks."""
-        buffer = b""
-        try:
-            for chunk in response.chunks():
-                buffer += chunk
-                while True:
-                    newline = buffer.find(b"\n")
-                    if newline < 0:
-                        break
-                    size = int(buffer[:newline])
-                    end = newline + 1 + size
-                    if len(buffer) < end:
-                        break
-                    events.put(json.loads(buffer[newline + 1 : end]))
-                    buffer = buffer[end:]
-        except (OSError, ValueError) as exc:
-            self.stream_error = f"{type(exc).__name__}: {exc}"
-            return
-        finally:
-            events.put(None)
-
     def next_event(self, timeout: float | None = None) -> dict[str, Any] | None:
-        """The next event; None when the stream has ended. Raises `queue.Empty` on timeout."""
-        return self._events.get(timeout=timeout)
+        """The next event; None when the stream has ended, broke (`stream_error` says how) or
+        was silent for `HEARTBEAT_MISSES` heartbeat intervals. Raises `NoEvent` when `timeout`
+        seconds pass first (None: wait for one)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            body = self._body
+            if body is None:
+                return None
+            try:
+                event = self._next_record()
+            except ValueError as exc:  # not RecordIO of JSON
+                self._end_stream(f"{type(exc).__name__}: {exc}")
+                return None
+            if event is not None:
+                return event
+            now = time.monotonic()
+            silent_until = self._last_data + HEARTBEAT_MISSES * self.heartbeat_interval
+            if now >= silent_until:
+                self._end_stream(
+                    f"no event for {HEARTBEAT_MISSES * self.heartbeat_interval:g} s")
+                return None
+            if deadline is not None and now >= deadline:
+                raise NoEvent("no event in time")
+            wait = silent_until - now if deadline is None else min(deadline, silent_until) - now
+            try:
+                data = body.read(wait)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                self._end_stream(f"{type(exc).__name__}: {exc}")
+                return None
+            if not data:
+                self._end_stream(None)
+                return None
+            self._last_data = time.monotonic()
+            self._records += data
+
+    def _next_record(self) -> dict[str, Any] | None:
+        """One event from the RecordIO bytes received (`<length>\n<json>`), if all there."""
+        records = self._records
+        newline = records.find(b"\n")
+        if newline < 0:
+            return None
+        size = int(records[:newline])
+        end = newline + 1 + size
+        if len(records) < end:
+            return None
+        event: dict[str, Any] = json.loads(records[newline + 1 : end])
+        del records[:end]
+        return event
+
+    def _end_stream(self, error: str | None) -> None:
+        """The stream is over (`error`: why, if it broke): `next_event` returns None from now."""
+        if error is not None:
+            self.stream_error = error
+        self._body = None
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
 
     # ------------------------------------------------------------------ calls
 
@@ -196,10 +235,8 @@ class SchedulerSession:
     def close(self) -> None:
         """Close the stream and the call connection (the framework stays until its failover
         timeout unless TEARDOWN was called)."""
+        self._body = None
         if self._stream is not None:
-            # Shut the socket down first: the reader thread, blocked in a read, holds the
-            # reader's lock until a shutdown wakes it (it sees the end of the stream).
-            self._stream.shutdown()
             self._stream.close()
             self._stream = None
         if self._calls is not None:

@@ -8,11 +8,51 @@ re-exports both functions for the SDK.
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit
 
 from mezzo.core.errors import ConfigError
 
 DEFAULT_MASTER_PORT = 5050
+# What `split_url` reads itself: host names and IP addresses (IPv6 between brackets).
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
+_IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
+
+
+def split_url(url: str) -> tuple[str, str, int | None, str]:
+    """(scheme, host, port, path with its query) of a URL, as `urllib.parse.urlsplit` reads
+    them: the host lower-cased and without brackets ("" if none), the port None when absent
+    (ValueError, urlsplit's, for one that is not a number from 0 to 65535), the path as given
+    (maybe ""). The plain cases — `http(s)://host[:port][/path][?query]` with a host name or an
+    IP address — are read here; anything else (user info, a fragment, odd characters) by
+    urlsplit itself, imported only then: it costs a short-lived client (the CLI) several ms of
+    start-up on a slow machine."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("http", "https") and "#" not in rest and "@" not in rest \
+            and all(" " < ch < "\x7f" for ch in url):
+        cut = len(rest)
+        for mark in "/?":
+            at = rest.find(mark)
+            if 0 <= at < cut:
+                cut = at
+        netloc, tail = rest[:cut], rest[cut:]
+        host: str | None = None
+        port_text: str | None = None
+        if netloc.startswith("["):
+            end = netloc.find("]")
+            after = netloc[end + 1:] if end > 0 else "x"
+            if end > 0 and set(netloc[1:end]) <= _IPV6_CHARS and (not after or after[0] == ":"):
+                host, port_text = netloc[1:end], after[1:]
+        elif netloc.count(":") <= 1:
+            name, _, port_text = netloc.partition(":")
+            if set(name) <= _NAME_CHARS:
+                host = name
+        if host is not None and (not port_text or (port_text.isdigit() and int(port_text) <= 65535)):
+            return scheme, host.lower(), int(port_text) if port_text else None, tail
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port  # ValueError for a bad one
+    tail = parts.path + ("?" + parts.query if parts.query else "")
+    return parts.scheme, parts.hostname or "", port, tail
 
 
 def default_scheme() -> str:
@@ -44,18 +84,17 @@ def parse_master_address(text: str, default: str | None = None) -> str:
         text = scheme + ":" + text
     if "://" not in text:
         text = scheme + "://" + text
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"unsupported master URL scheme {parts.scheme!r} in {text!r}")
     try:
-        host, port = parts.hostname, parts.port
-    except ValueError as exc:  # a non-numeric port
+        scheme, host, port, _ = split_url(text)
+    except ValueError as exc:  # a non-numeric port, an unclosed IPv6 bracket
         raise ConfigError(f"bad master address {text!r}: {exc}") from None
+    if scheme not in ("http", "https"):
+        raise ConfigError(f"unsupported master URL scheme {scheme!r} in {text!r}")
     if not host:
         raise ConfigError(f"bad master address {text!r}: no host")
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
-    return f"{parts.scheme}://{host}:{port or DEFAULT_MASTER_PORT}"
+    return f"{scheme}://{host}:{port or DEFAULT_MASTER_PORT}"
 
 
 def base_from_location(location: str, current: str | None = None) -> str:
