@@ -495,3 +495,20 @@ async def test_a_slice_lasts_as_long_as_the_other_work_before_it() -> None:
     assert slices.slices == 4 and slices.bytes == 10
     assert abs(slices.other - 0.215) < 1e-9 and abs(slices.writing - 0.5) < 1e-9
     assert abs(slices.making - (now[0] - 0.215 - 0.5)) < 1e-9
+
+
+def test_agents_of_one_shape_share_their_rendered_totals() -> None:
+    """The JSON of an agent's total resources is kept per `Resources` object, which agents of
+    one shape share: a first document renders each shape once (issue 12), and an agent whose
+    total is replaced (a reservation) gets its own."""
+    from types import SimpleNamespace
+
+    from mezzo.master import views
+    from mezzo.resources import Resources
+
+    shape = Resources.parse("cpus:8;mem:16384;ports:[31000-32000]")
+    a, b = SimpleNamespace(total=shape), SimpleNamespace(total=shape)
+    assert views._agent_total(a) is views._agent_total(b)  # type: ignore[arg-type]
+    b.total = Resources.parse("cpus:8;mem:16384;ports:[31000-32000]")
+    other = views._agent_total(b)  # type: ignore[arg-type]
+    assert other is not views._agent_total(a) and other.resources == views._agent_total(a).resources  # type: ignore[arg-type]

@@ -553,7 +553,9 @@ def _agent_tail(agent: AgentRecord, reserved: Any, unreserved: Any) -> dict[str,
 
 class _AgentTotal(msgspec.Struct, gc=False):  # no cycles: not one more object for the collector
     """The JSON of what an agent entry shows of its total resources (which change only when
-    the agent's `total` is replaced: `Resources` is immutable), kept per agent id."""
+    the agent's `total` is replaced: `Resources` is immutable), kept per total *object*: agents
+    of one shape share theirs (`records` makes one `Resources` per distinct wire form), so a
+    first document renders each shape once, not each of thousands of agents (issue 12)."""
 
     total: Resources
     resources: Raw
@@ -563,16 +565,16 @@ class _AgentTotal(msgspec.Struct, gc=False):  # no cycles: not one more object f
 
 
 def _agent_total(agent: AgentRecord) -> _AgentTotal:
-    held = _AGENT_TOTALS.get(agent.id)
     total = agent.total
-    if held is None or held.total is not total:
+    held = _AGENT_TOTALS.get(id(total))
+    if held is None or held.total is not total:  # (`held` keeps its total: the id stays its)
         resources, reserved, unreserved = _agent_json_resources(total)
         wire = total.to_wire()
         held = _AgentTotal(total, Raw(_json(resources)), Raw(_json(reserved)), Raw(_json(unreserved)),
                            Raw(encode(wire)) if wire else UNSET)
         if len(_AGENT_TOTALS) >= _MAX_AGENT_TOTALS:
             _AGENT_TOTALS.clear()
-        _AGENT_TOTALS[agent.id] = held
+        _AGENT_TOTALS[id(total)] = held
     return held
 
 
@@ -587,9 +589,10 @@ def _agent_json_resources(total: Resources) -> tuple[dict[str, Any], dict[str, A
             legacy_resources(total.unreserved()))
 
 
-# Agent id -> `_AgentTotal`; bounded (cleared when full) so that agents removed leave no trace
-# beyond it. ~0.5 KB per agent.
-_AGENT_TOTALS: dict[str, _AgentTotal] = {}
+# id(total) -> `_AgentTotal` of that `Resources` object (which it holds, so that the id is not
+# reused while kept); bounded (cleared when full) so that totals no agent has any more leave no
+# trace beyond it. ~0.5 KB per distinct total.
+_AGENT_TOTALS: dict[int, _AgentTotal] = {}
 _MAX_AGENT_TOTALS = 100_000
 
 
