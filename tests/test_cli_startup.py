@@ -127,8 +127,9 @@ def test_daemon_help_imports_nothing_heavy(daemon: str) -> None:
     tables = {"mezzo.master", "mezzo.master.flag_table", "mezzo.agent", "mezzo.agent.flag_table"}
     assert heavy(modules - tables) == []
     assert "rich" not in modules
-    # The logging flags' type must not bring the logging package along (~10 ms here).
-    assert "logging" not in modules
+    # The logging flags' type must not bring the logging package along (~10 ms here), nor
+    # anything pathlib (with urllib.parse and ipaddress behind it).
+    assert "logging" not in modules and "pathlib" not in modules
 
 
 def test_run_imports_no_click() -> None:

@@ -11,10 +11,12 @@ The simulator, its experiments and matplotlib are imported only inside these com
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @click.group("sim")
@@ -71,6 +73,8 @@ _no_regimes_option = click.option(
 
 def _output_directory(out: str) -> Path:
     """`--out`, created now: a directory that cannot be made fails before any simulation."""
+    from pathlib import Path  # here: `mezzo sim --help` need not import pathlib (and urllib)
+
     path = Path(out)
     try:
         path.mkdir(parents=True, exist_ok=True)
