@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from mezzo import __version__
 from mezzo.testing.emulated_agent import EmulatedAgent
@@ -200,6 +201,29 @@ async def test_files_are_listed_read_and_downloaded(running: Running, tmp_path: 
         async with r.session.get(r.url + path) as got:
             assert got.status == status, path
             assert "\n" not in (await got.text()).strip()
+
+
+async def test_an_over_long_or_nul_path_below_an_attached_file_is_400(running: Running, tmp_path: Path) -> None:
+    """A name the OS refuses (ENAMETOOLONG) below `/master/log` was a 500: the path was
+    resolved without asking the OS, and only the existence check asked it."""
+    r = running
+    log = tmp_path / "mezzo-master.INFO"
+    log.write_bytes(b"line one\n")
+    r.process.server.operator_api.files.attach(log, "/master/log")
+    for path in ("/master/log/" + "n" * 5000, "/master/log/" + "n" * 256, "/master/log/" + "n/" * 2100,
+                 "/master/log\0x"):
+        for query in (f"/files/read?path={quote(path)}&offset=0", f"/files/browse?path={quote(path)}",
+                      f"/files/download?path={quote(path)}"):
+            async with r.session.get(r.url + query) as got:
+                text = await got.text()
+                assert got.status == 400 and "\n" not in text.strip(), (query[:40], got.status, text)
+        for body in ({"type": "LIST_FILES", "list_files": {"path": path}},
+                     {"type": "READ_FILE", "read_file": {"path": path, "offset": 0}}):
+            status, text, _ = await r.post("/api/v1", body)
+            assert status == 400 and "\n" not in text.strip(), (body["type"], status, text)
+    # A name at NAME_MAX is asked of the OS: below a file, there is nothing.
+    async with r.session.get(r.url + "/files/read?path=/master/log/" + "n" * 255 + "&offset=0") as got:
+        assert got.status == 404
 
 
 async def test_write_calls_of_later_work_answer_501_naming_the_feature(running: Running) -> None:

@@ -40,6 +40,7 @@ from mezzo.api import operator as op
 from mezzo.api.codec import to_builtins
 from mezzo.api.common import ExecutorType, Task
 from mezzo.core.metrics import DaemonMetrics, prometheus_text, system_metrics
+from mezzo.net.files import check_path
 from mezzo.net.http import HTTPProblem, text_response
 from mezzo.net.logging_level import LoggingLevel
 from mezzo.net.request import read_call, require_json_accept
@@ -47,10 +48,6 @@ from mezzo.resources import Resources
 
 BUILD_TIME = time.time()
 MAX_READ_LENGTH = 16 * 1024 * 1024
-# Linux limits on a path and on one of its names; longer ones are refused with 400 (Mesos's
-# realpath() fails the same way) before the file system is asked.
-_PATH_MAX = 4096
-_NAME_MAX = 255
 _OFF_T_MAX = 2**63 - 1
 # The agent's own log with --log_dir (`mezzo.core.daemon_logging`), and the virtual path the
 # files endpoints, LIST_FILES and READ_FILE serve it at (Mesos's).
@@ -313,12 +310,7 @@ class ReadEndpoints:
         virtual = self._executor_virtual(raw)
         if virtual is not None:  # the real path below the sandbox of that executor's latest run
             raw = str(virtual[1]) + raw[len(virtual[0]):]
-        if "\0" in raw:
-            raise HTTPProblem(400, "Path contains a NUL byte")
-        if len(raw.encode("utf-8", "surrogatepass")) >= _PATH_MAX or any(
-            len(part.encode("utf-8", "surrogatepass")) > _NAME_MAX for part in raw.split("/")
-        ):
-            raise HTTPProblem(400, "Path is too long")
+        check_path(raw)
         root = (Path(self.agent.flags.work_dir) / "slaves").resolve()
         try:
             path = Path(raw).resolve(strict=False)

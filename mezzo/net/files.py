@@ -13,7 +13,9 @@ Endpoints (`add_routes`), as in Mesos's `src/files/files.cpp`:
   answers the size as `offset` with no data; reads are capped at 16 pages, as Mesos's;
 - `/files/download?path=P`: the raw bytes, `Content-Disposition: attachment`;
 - `/files/debug`: the attachments, `{virtual: real}`.
-Each also answers with a `.json` suffix; `jsonp` is honoured. Errors are one-line 400/403/404.
+Each also answers with a `.json` suffix; `jsonp` is honoured. Errors are one-line 400/403/404;
+a path with a NUL byte, of PATH_MAX bytes or more or with a name over NAME_MAX bytes is 400
+(`check_path`, shared with the agent's sandbox paths).
 """
 
 from __future__ import annotations
@@ -33,6 +35,21 @@ from aiohttp import web
 from mezzo.net.http import HTTPProblem
 
 READ_CAP = 16 * (os.sysconf("SC_PAGESIZE") if hasattr(os, "sysconf") else 4096)
+# Linux limits on a path and on one of its names; longer ones are refused with 400 (Mesos's
+# realpath() fails the same way) before the file system is asked.
+PATH_MAX = 4096
+NAME_MAX = 255
+
+
+def check_path(path: str) -> None:
+    """HTTPProblem 400 for a path with a NUL byte, of PATH_MAX bytes or more, or with a name
+    longer than NAME_MAX bytes: the OS would refuse it (ENAMETOOLONG), so it is not asked."""
+    if "\0" in path:
+        raise HTTPProblem(400, "Path contains a NUL byte")
+    if len(path.encode("utf-8", "surrogatepass")) >= PATH_MAX or any(
+        len(part.encode("utf-8", "surrogatepass")) > NAME_MAX for part in path.split("/")
+    ):
+        raise HTTPProblem(400, "Path is too long")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +107,7 @@ class VirtualFiles:
         """The real path of `virtual`; HTTPProblem 400/403/404 otherwise."""
         if not virtual:
             raise HTTPProblem(400, "Expecting 'path=value' in query")
-        if "\0" in virtual:
-            raise HTTPProblem(400, "Path contains a NUL byte")
+        check_path(virtual)
         parts = [p for p in _normal(virtual).split("/") if p]
         for cut in range(len(parts), -1, -1):
             prefix = "/" + "/".join(parts[:cut])
@@ -109,7 +125,11 @@ class VirtualFiles:
                     raise HTTPProblem(400, "Path cannot be resolved") from None
                 if real != root and root not in real.parents:
                     raise HTTPProblem(403, "Path is outside of the attached directory")
-            if not real.exists():
+            try:
+                exists = real.exists()
+            except OSError:  # the OS refuses the name (resolve(strict=False) did not ask)
+                raise HTTPProblem(400, "Path cannot be resolved") from None
+            if not exists:
                 break
             return real
         raise HTTPProblem(404, f"No such file or directory: '{virtual}'")
