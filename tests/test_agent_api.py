@@ -284,6 +284,30 @@ async def test_files_api_serves_an_executors_latest_run_at_its_virtual_path(
         assert (await get(rt, "/files/read", path=unknown, offset="0"))[0] == 404
 
 
+async def test_download_of_a_file_with_any_name_answers(runtime: AgentRuntime) -> None:
+    """A task may name its files anything: a newline in the name broke the Content-Disposition
+    header (aiohttp refused it and dropped the connection, logging an unhandled exception).
+    A plain name is sent bare, as Mesos does; any other percent-encoded as RFC 6266's
+    `filename*`, beside an ASCII-safe `filename`."""
+    rt = runtime
+    launch_custom(rt, "sleep 60")
+    await wait_executor_started(rt)
+    sandbox = rt.agent.frameworks["fw-1"].executors["ex-1"].sandbox
+    virtual = "/frameworks/fw-1/executors/ex-1/runs/latest"
+    names = {"plain.txt": "attachment; filename=plain.txt",
+             "a\nb": "attachment; filename=\"a_b\"; filename*=UTF-8''a%0Ab",
+             'q"x y': "attachment; filename=\"q_x_y\"; filename*=UTF-8''q%22x%20y",
+             "é": "attachment; filename=\"_\"; filename*=UTF-8''%C3%A9"}
+    for name in names:
+        (sandbox / name).write_text("data")
+    async with aiohttp.ClientSession() as s:
+        for name, disposition in names.items():
+            for path in (str(sandbox / name), f"{virtual}/{name}"):
+                async with s.get(rt.url + "/files/download", params={"path": path}) as r:
+                    assert r.status == 200 and await r.text() == "data", (name, r.status)
+                    assert r.headers["Content-Disposition"] == disposition
+
+
 async def test_launch_beyond_the_agents_resources_is_refused(runtime: AgentRuntime) -> None:
     rt = runtime
     framework = FrameworkInfo(user="root", name="t", id=FrameworkID(**FW))

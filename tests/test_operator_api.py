@@ -226,6 +226,16 @@ async def test_an_over_long_or_nul_path_below_an_attached_file_is_400(running: R
         assert got.status == 404
 
 
+async def test_download_of_an_attached_file_with_a_newline_in_its_name(running: Running, tmp_path: Path) -> None:
+    """The name went raw into Content-Disposition, which aiohttp refuses (dropped connection)."""
+    r = running
+    (tmp_path / "a\nb").write_text("data")
+    r.process.server.operator_api.files.attach(tmp_path, "/odd")
+    async with r.session.get(r.url + "/files/download?path=" + quote("/odd/a\nb")) as got:
+        assert got.status == 200 and await got.text() == "data"
+        assert got.headers["Content-Disposition"] == "attachment; filename=\"a_b\"; filename*=UTF-8''a%0Ab"
+
+
 async def test_write_calls_of_later_work_answer_501_naming_the_feature(running: Running) -> None:
     for body, feature in (
         ({"type": "START_MAINTENANCE", "start_maintenance": {"machines": []}}, "maintenance"),

@@ -40,7 +40,7 @@ from mezzo.api import operator as op
 from mezzo.api.codec import to_builtins
 from mezzo.api.common import ExecutorType, Task
 from mezzo.core.metrics import DaemonMetrics, prometheus_text, system_metrics
-from mezzo.net.files import check_path
+from mezzo.net.files import attachment, check_path
 from mezzo.net.http import HTTPProblem, text_response
 from mezzo.net.logging_level import LoggingLevel
 from mezzo.net.request import read_call, require_json_accept
@@ -379,7 +379,7 @@ class ReadEndpoints:
             return text_response(400, "Cannot download a directory")
         kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return web.FileResponse(path, headers={
-            "Content-Type": kind, "Content-Disposition": f"attachment; filename={path.name}"})
+            "Content-Type": kind, "Content-Disposition": attachment(path.name)})
 
     async def debug(self, request: web.Request) -> web.Response:
         """Mesos's `/files/debug`: virtual path -> real path. Every sandbox is served at its

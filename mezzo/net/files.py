@@ -11,7 +11,7 @@ Endpoints (`add_routes`), as in Mesos's `src/files/files.cpp`:
   `[{path, nlink, size, mtime, mode, uid, gid}]`, `path` virtual;
 - `/files/read?path=P&offset=N&length=N`: `{"data": "...", "offset": N}`; no offset (or -1)
   answers the size as `offset` with no data; reads are capped at 16 pages, as Mesos's;
-- `/files/download?path=P`: the raw bytes, `Content-Disposition: attachment`;
+- `/files/download?path=P`: the raw bytes, `Content-Disposition: attachment` (`attachment`);
 - `/files/debug`: the attachments, `{virtual: real}`.
 Each also answers with a `.json` suffix; `jsonp` is honoured. Errors are one-line 400/403/404;
 a path with a NUL byte, of PATH_MAX bytes or more or with a name over NAME_MAX bytes is 400
@@ -29,6 +29,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -39,6 +40,22 @@ READ_CAP = 16 * (os.sysconf("SC_PAGESIZE") if hasattr(os, "sysconf") else 4096)
 # realpath() fails the same way) before the file system is asked.
 PATH_MAX = 4096
 NAME_MAX = 255
+
+
+# A file name sent as is in `filename=` (Mesos sends the bare name; so do we when it is a token).
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def attachment(name: str) -> str:
+    """The `Content-Disposition` of a download of file `name`: Mesos's bare
+    `attachment; filename=NAME` for a plain name; any other name (spaces, quotes, non-ASCII,
+    control characters such as a newline, undecodable bytes) percent-encoded as RFC 6266's
+    `filename*`, with an ASCII-safe `filename` beside it, so a header never breaks."""
+    if name and set(name) <= _TOKEN:
+        return f"attachment; filename={name}"
+    raw = name.encode("utf-8", "surrogateescape")
+    fallback = "".join(c if c in _TOKEN else "_" for c in name) or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(raw, safe='')}"
 
 
 def check_path(path: str) -> None:
@@ -187,7 +204,7 @@ class VirtualFiles:
             return HTTPProblem(400, "Cannot download a directory").response()
         kind = mimetypes.guess_type(real.name)[0] or "application/octet-stream"
         return web.FileResponse(real, headers={
-            "Content-Type": kind, "Content-Disposition": f"attachment; filename={real.name}"})
+            "Content-Type": kind, "Content-Disposition": attachment(real.name)})
 
     async def _debug(self, request: web.Request) -> web.Response:
         return _json(request, {v: str(p) for v, p in sorted(self.attachments.items())})
