@@ -10,7 +10,11 @@ of valid calls (`mezzo.testing.fuzz`), and check what issue 9 promises of bad in
 The corpus covers every call, today's included: reservations, persistent volumes, quota,
 operation feedback and task groups (ACCEPTs of the framework's newest offer, filled in before
 each draw, and operator calls), nested and standalone containers, sessions and the ATTACH
-streams (ATTACH_CONTAINER_INPUT as a chunked RecordIO request body). The only 5xx allowed are
+streams (ATTACH_CONTAINER_INPUT as a chunked RecordIO request body), and the files each daemon
+serves: sandboxes at their real paths and at the live executor's virtual path
+(`/frameworks/<framework>/executors/<executor>/runs/latest`), and both daemons' logs
+(`/master/log`, `/slave/log`: they run with `--log_dir`), through `/files/*`, LIST_FILES and
+READ_FILE, whose virtual paths the fuzzer also mutates part by part. The only 5xx allowed are
 501 and Mesos's 500 on ATTACH to an ended container or one without an I/O switchboard, which
 the Mesos CLI reads (`mesos_500`).
 
@@ -125,9 +129,10 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
                       "--jwt_secret_key", str(tmp / "executor-key"),
                       "--authenticate_http_executors", "true"]
         headers, key = FUZZ_CREDENTIAL, EXECUTOR_KEY
-    master = start_master(tmp, *master_args)
+    # Both daemons log to a --log_dir too, so that /master/log and /slave/log are live.
+    master = start_master(tmp, "--log_dir", str(tmp / "master-log"), *master_args)
     agent = start_agent(tmp, master.address, "--resources", AGENT_RESOURCES,
-                        *agent_args)
+                        "--log_dir", str(tmp / "agent-log"), *agent_args)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -351,6 +356,8 @@ def seeds(live: Live, cluster: Cluster) -> tuple[list[Seed], list[Seed]]:
             {"role": "fuzz-quota", "guarantees": {"cpus": {"value": 0.5}, "mem": {"value": 64}},
              "limits": {"cpus": {"value": 2}, "mem": {"value": 1024}}}]}},
         {"type": "GET_OPERATIONS"},
+        {"type": "LIST_FILES", "list_files": {"path": "/master/log"}},
+        {"type": "READ_FILE", "read_file": {"path": "/master/log", "offset": 0, "length": 100}},
         {"type": "UNRESERVE_RESOURCES", "unreserve_resources": {"agent_id": {"value": live.agent_id},
                                                                 "resources": _reserved(0.05)}},
         {"type": "CREATE_VOLUMES", "create_volumes": {"agent_id": {"value": live.agent_id},
@@ -398,9 +405,13 @@ def seeds(live: Live, cluster: Cluster) -> tuple[list[Seed], list[Seed]]:
              query={"path": live.sandbox + "/stdout", "offset": "0", "length": "100"}),
         Seed("master-proxy-files-browse", f"/agent/{live.agent_id}/files/browse", None, method="GET",
              query={"path": live.sandbox}),
+        Seed("master-proxy-files-virtual-read", f"/agent/{live.agent_id}/files/read", None, method="GET",
+             query={"path": f"/frameworks/{live.framework_id}/executors/{live.executor_id}/runs/latest/stdout",
+                    "offset": "0", "length": "100"}),
     ]
 
     ex = {"framework_id": fw, "executor_id": {"value": live.executor_id}}
+    virtual = f"/frameworks/{live.framework_id}/executors/{live.executor_id}/runs/latest"
     parent = {"value": live.container_id}
     nested = {"value": "fuzz-nested", "parent": parent}
     agent = [
@@ -460,6 +471,24 @@ def seeds(live: Live, cluster: Cluster) -> tuple[list[Seed], list[Seed]]:
         Seed("files-read", "/files/read", None, method="GET",
              query={"path": live.sandbox + "/stdout", "offset": "0", "length": "100"}),
         Seed("files-browse", "/files/browse", None, method="GET", query={"path": live.sandbox}),
+        # The agent's virtual paths: the live executor's latest run and (--log_dir) its log.
+        Seed("files-virtual-read", "/files/read", None, method="GET",
+             query={"path": virtual + "/stdout", "offset": "0", "length": "100"}),
+        Seed("files-virtual-browse", "/files/browse", None, method="GET", query={"path": virtual}),
+        Seed("files-virtual-download", "/files/download", None, method="GET",
+             query={"path": virtual + "/stdout"}),
+        Seed("files-log-read", "/files/read", None, method="GET",
+             query={"path": "/slave/log", "offset": "0", "length": "100"}),
+        Seed("files-log-browse", "/files/browse", None, method="GET", query={"path": "/slave/log"}),
+        Seed("files-debug", "/files/debug", None, method="GET", query={"jsonp": "cb"}),
+        Seed("agent-operator-virtual-list-files", "/api/v1", {"type": "LIST_FILES", "list_files": {
+            "path": virtual}}),
+        Seed("agent-operator-virtual-read-file", "/api/v1", {"type": "READ_FILE", "read_file": {
+            "path": virtual + "/stdout", "offset": 0, "length": 10}}),
+        Seed("agent-operator-log-list-files", "/api/v1", {"type": "LIST_FILES", "list_files": {
+            "path": "/slave/log"}}),
+        Seed("agent-operator-log-read-file", "/api/v1", {"type": "READ_FILE", "read_file": {
+            "path": "/slave/log", "offset": 0, "length": 100}}),
         Seed("agent-state", "/state", None, method="GET", query={"jsonp": "cb"}),
     ]
     # Today's calls are drawn three times as often as the others.
@@ -651,3 +680,20 @@ def test_the_generator_is_deterministic() -> None:
     second = [two.draw() for _ in range(50)]
     assert [(r.mutation, r.body, r.headers) for r in first] == [(r.mutation, r.body, r.headers) for r in second]
 
+
+
+def test_virtual_paths_are_mutated_part_by_part() -> None:
+    """An agent's virtual paths (in a query or a LIST_FILES/READ_FILE body) get their own
+    mutations, deterministically, and every one still reaches the server as a request."""
+    virtual = "/frameworks/F-1/executors/E-1/runs/latest"
+    corpus = [Seed("q", "/files/read", None, method="GET", query={"path": virtual + "/stdout"}),
+              Seed("b", "/api/v1", {"type": "LIST_FILES", "list_files": {"path": virtual}}),
+              Seed("log", "/files/browse", None, method="GET", query={"path": "/slave/log"})]
+    one, two = Fuzzer(corpus, 11), Fuzzer(corpus, 11)
+    first = [one.draw() for _ in range(400)]
+    assert [(r.mutation, r.path, r.body) for r in first] == [(r.mutation, r.path, r.body) for r in
+                                                             (two.draw() for _ in range(400))]
+    kinds = {r.mutation for r in first if r.mutation.startswith("virtual-")}
+    assert {"virtual-traversal", "virtual-missing-part", "virtual-empty-id", "virtual-nul",
+            "virtual-long-id", "virtual-latest"} <= kinds
+    assert any(k.startswith("virtual-log-") for k in kinds)

@@ -16,6 +16,10 @@ mutated requests (`FuzzRequest`):
   HTTP/1.0;
 - for `/files/*`: traversal paths, NUL bytes, over-long names, huge or negative offsets and
   lengths;
+- for an agent's virtual paths (`/frameworks/<framework>/executors/<executor>/runs/latest[/...]`
+  and `/slave/log`, in a `/files/*` query or a LIST_FILES/READ_FILE `path`): traversal after the
+  prefix, a part dropped, an id empty, swapped, very long or with a NUL byte or exotic unicode,
+  `latest` replaced, slashes doubled or added (`virtual_path`);
 - for streaming requests (a `Seed` with `records`: ATTACH_CONTAINER_INPUT, a chunked
   `application/recordio` body of JSON records): one record mutated as above, RecordIO framing
   broken (a length that is not a number, zero, longer than the record, huge; a missing
@@ -144,6 +148,15 @@ class Fuzzer:
     # ------------------------------------------------------------------ JSON
 
     def _json_request(self, seed: Seed) -> FuzzRequest:
+        # A call naming a virtual path has that path mutated a third of the time (no draw for
+        # the other calls: their request sequences stay as they were).
+        virtual = [p for p in self._paths(seed.body) if _is_virtual(_get(seed.body, p))]
+        if virtual and self.rng.random() < 1 / 3:
+            body = copy.deepcopy(seed.body)
+            where = self.rng.choice(virtual)
+            name, value = self.virtual_path(_get(body, where))
+            _set(body, where, value)
+            return self._request(seed, f"virtual-{name}", self._dumps(body))
         name, mutate = self.rng.choice(self._json_mutations)
         body = copy.deepcopy(seed.body)
         for _ in range(self.rng.choice((1, 1, 1, 2, 3))):
@@ -250,6 +263,60 @@ class Fuzzer:
                 [[body["type"]], {"type": body["type"]}, 1, "UNKNOWN", "FROB", str(body["type"]).lower(), ""]
             )
         return body
+
+    def virtual_path(self, path: str) -> tuple[str, str]:
+        """A mutation of an agent's virtual path (`_is_virtual`): (its name, the new path)."""
+        if path.rstrip("/") == "/slave/log":
+            return self.rng.choice([
+                ("log-slash", "/slave/log/"), ("log-traversal", "/slave/log/../../../etc/passwd"),
+                ("log-dotdot", "/slave/log/.."), ("log-below", "/slave/log/x"),
+                ("log-nul", "/slave/log\u0000"), ("log-double-slash", "//slave//log"),
+                ("log-parent", "/slave"), ("log-case", "/SLAVE/LOG"), ("log-dot", "/slave/./log"),
+                ("log-slashes", "/slave/log" + "/" * self.rng.choice((10, 5000))),
+                ("log-unicode", "/slave/log" + self.rng.choice(_STRINGS[:7])),
+                ("log-master", "/master/log"),
+            ])
+        parts = path.split("/")  # "", frameworks, F, executors, E, runs, latest, rest...
+        kind = self.rng.randrange(11) if len(parts) >= 7 else 0
+        if kind == 0:
+            name = "traversal"
+            parts.append(self.rng.choice(["..", "../..", "../../../../../../../../etc/passwd",
+                                          "../../../executors", "%2e%2e", "./../latest/..", "../" * 40]))
+        elif kind == 1:
+            name = "missing-part"
+            del parts[self.rng.randrange(1, min(len(parts), 7))]
+        elif kind == 2:
+            name = "empty-id"
+            parts[self.rng.choice((2, 4))] = ""
+        elif kind == 3:
+            name = "nul"
+            index = self.rng.randrange(1, len(parts))
+            parts[index] = parts[index] + "\u0000" + self.rng.choice(["", "x", "/../.."])
+        elif kind == 4:
+            name = "long-id"
+            parts[self.rng.choice((2, 4))] = "i" * self.rng.choice((255, 256, 4096, 7000))
+        elif kind == 5:
+            name = "latest"
+            parts[6] = self.rng.choice(["LATEST", "", "..", "*", "latest ", "latest\n", "0",
+                                        "00000000-0000-0000-0000-000000000000", "latest%2f"])
+        elif kind == 6:
+            name = "swapped"
+            parts[2], parts[4] = parts[4], parts[2]
+        elif kind == 7:
+            name = "unicode-id"
+            parts[self.rng.choice((2, 4))] = self.rng.choice(_STRINGS[:18])
+        elif kind == 8:
+            name = "slashes"
+            index = self.rng.randrange(1, len(parts) + 1)
+            parts.insert(index, "" if self.rng.random() < 0.5 else ".")
+        elif kind == 9:
+            name = "keyword"
+            index = self.rng.choice((1, 3, 5))
+            parts[index] = self.rng.choice([parts[index].upper(), parts[index][:-1], "slave", ""])
+        else:
+            name = "prefix-only"
+            parts = parts[: self.rng.randrange(2, 8)]
+        return name, "/".join(parts)
 
     # ------------------------------------------------------------------ body bytes
 
@@ -364,7 +431,10 @@ class Fuzzer:
         kind = self.rng.randrange(6)
         keys = list(query) or ["path"]
         key = self.rng.choice(keys)
-        if kind == 0:
+        if "path" in query and _is_virtual(query["path"]) and self.rng.random() < 0.4:
+            name, query["path"] = self.virtual_path(query["path"])
+            name = f"virtual-{name}"
+        elif kind == 0:
             name = "traversal"
             query["path"] = self.rng.choice(
                 ["../../../../etc/passwd", query.get("path", "") + "/../../../..", "/etc/shadow", "/proc/self/environ",
@@ -503,6 +573,11 @@ class Fuzzer:
         )
 
 
+
+
+def _is_virtual(value: Any) -> bool:
+    """Is `value` one of an agent's virtual paths (an executor's latest run, or its log)?"""
+    return isinstance(value, str) and (value.startswith("/frameworks/") or value.rstrip("/") == "/slave/log")
 
 
 def _get(obj: Any, path: tuple[Any, ...]) -> Any:
