@@ -357,6 +357,8 @@ def seeds(live: Live, cluster: Cluster) -> tuple[list[Seed], list[Seed]]:
              "limits": {"cpus": {"value": 2}, "mem": {"value": 1024}}}]}},
         {"type": "GET_OPERATIONS"},
         {"type": "LIST_FILES", "list_files": {"path": "/master/log"}},
+        {"type": "GET_LOGGING_LEVEL"},
+        {"type": "SET_LOGGING_LEVEL", "set_logging_level": {"level": 0, "duration": {"nanoseconds": 1_000_000_000}}},
         {"type": "READ_FILE", "read_file": {"path": "/master/log", "offset": 0, "length": 100}},
         {"type": "UNRESERVE_RESOURCES", "unreserve_resources": {"agent_id": {"value": live.agent_id},
                                                                 "resources": _reserved(0.05)}},
@@ -481,6 +483,12 @@ def seeds(live: Live, cluster: Cluster) -> tuple[list[Seed], list[Seed]]:
              query={"path": "/slave/log", "offset": "0", "length": "100"}),
         Seed("files-log-browse", "/files/browse", None, method="GET", query={"path": "/slave/log"}),
         Seed("files-debug", "/files/debug", None, method="GET", query={"jsonp": "cb"}),
+        # The verbosity toggle over the daemon's --logging_level.
+        Seed("agent-logging-toggle", "/logging/toggle", None, method="GET",
+             query={"level": "0", "duration": "1secs"}),
+        Seed("agent-operator-set-logging-level", "/api/v1", {"type": "SET_LOGGING_LEVEL", "set_logging_level": {
+            "level": 0, "duration": {"nanoseconds": 1_000_000_000}}}),
+        Seed("agent-operator-get-logging-level", "/api/v1", {"type": "GET_LOGGING_LEVEL"}),
         Seed("agent-operator-virtual-list-files", "/api/v1", {"type": "LIST_FILES", "list_files": {
             "path": virtual}}),
         Seed("agent-operator-virtual-read-file", "/api/v1", {"type": "READ_FILE", "read_file": {
