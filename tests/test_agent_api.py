@@ -334,3 +334,16 @@ async def test_kill_of_a_queued_task(runtime: AgentRuntime) -> None:
     ex = rt.agent.frameworks["fw-1"].executors["ex-1"]
     # Nothing left to run: the executor is shut down.
     await eventually(lambda: ex.phase == ExecutorPhase.TERMINATED, 10, "the executor's end")
+
+
+async def test_error_messages_stay_one_line_whatever_they_quote(runtime: AgentRuntime) -> None:
+    """An error that quotes the request back (here /logging/toggle's level) is still one line
+    of bounded length: line breaks escaped, the text cut."""
+    from mezzo.net.http import MAX_MESSAGE, one_line
+
+    status, text = await get(runtime, "/logging/toggle", level="1\r\nX-Injected: yes", duration="1secs")
+    assert status == 400 and "\n" not in text and "\r" not in text
+    assert "\\r\\nX-Injected" in text
+    status, text = await get(runtime, "/logging/toggle", level="9" * 5000 + "x", duration="1secs")
+    assert status == 400 and len(text) <= MAX_MESSAGE and "\n" not in text
+    assert one_line("a\nb") == "a\\nb" and one_line("ok") == "ok"

@@ -21,10 +21,25 @@ PROTOBUF = "application/x-protobuf"
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
+# An error message is one line of at most this many characters (`one_line`).
+MAX_MESSAGE = 1000
+
+
+def one_line(message: str) -> str:
+    """`message` as one line: line breaks (which may come from the request's own text, quoted
+    back) shown escaped, and cut to `MAX_MESSAGE` characters."""
+    if "\n" in message or "\r" in message:
+        message = message.replace("\r", "\\r").replace("\n", "\\n")
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE - 1] + "…"
+    return message
+
+
 class HTTPProblem(Exception):
     """A request that cannot be served: status code plus a one-line message."""
 
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        message = one_line(message)
         super().__init__(message)
         self.status = status
         self.message = message
@@ -52,6 +67,9 @@ class Reply:
 
 
 def text_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    """A text/plain answer; an error's message (4xx, 5xx) is made `one_line`."""
+    if status >= 400:
+        message = one_line(message)
     return web.Response(status=status, text=message, content_type="text/plain", headers=headers)
 
 
