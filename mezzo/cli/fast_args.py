@@ -74,15 +74,10 @@ def parse_run(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any]
             break  # the command starts (options end at the first argument, as in click)
         option, equals, value = word.partition("=")
         key = RUN_OPTIONS.get(option)
-        if key is None:
+        taken = None if key is None else _option_value(argv, i, equals, value)
+        if key is None or taken is None:
             return None
-        if not equals:
-            if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
-                return None
-            i += 1
-            value = argv[i]
-        values[key] = value
-        i += 1
+        values[key], i = taken
     if i >= len(argv):
         return None  # no command: click says so
     values["command"] = tuple(argv[i:])
@@ -106,12 +101,20 @@ def parse_table(command: str, argv: Sequence[str], environ: Mapping[str, str]) -
             if equals:
                 return None
             values[key] = True
+            i += 1
         else:
-            if not equals:
-                if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
-                    return None
-                i += 1
-                value = argv[i]
-            values[key] = value
-        i += 1
+            taken = _option_value(argv, i, equals, value)
+            if taken is None:
+                return None
+            values[key], i = taken
     return values
+
+
+def _option_value(argv: Sequence[str], i: int, equals: str, value: str) -> tuple[str, int] | None:
+    """The value of the option at `argv[i]` (`--name=value`, or `--name value` from the next
+    word) and the index after it; None when no value follows (click says so)."""
+    if equals:
+        return value, i + 1
+    if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+        return None
+    return argv[i + 1], i + 2
