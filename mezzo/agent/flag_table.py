@@ -16,6 +16,9 @@ from mezzo.security.tls_flags import TLS_FLAGS
 # tests/test_agent_flags.py keeps them equal.
 DEFAULT_ROLE = "*"
 
+# `mezzo agent --help`'s summary (click's page and `mezzo.cli.flag_help`'s, one text).
+COMMAND_HELP = "Run a mezzo agent (runs executors, speaks the v1 executor API)."
+
 FLAGS = FlagSet([
     Flag("master", None, "leading master: host:port or zk://host:port,.../path (required)"),
     Flag("work_dir", None, "sandboxes and checkpoints (required)"),

@@ -9,14 +9,14 @@ from typing import Any
 
 import click
 
-from mezzo.agent.flag_table import FLAGS
+from mezzo.agent.flag_table import COMMAND_HELP, FLAGS
 from mezzo.core.errors import ConfigError
 
 
-@click.command("agent")
+@click.command("agent", help=COMMAND_HELP)
 @FLAGS.click_options
 def agent_command(**values: Any) -> None:
-    """Run a mezzo agent (runs executors, speaks the v1 executor API)."""
+    """See COMMAND_HELP."""
     # Imported here: `--help` needs only the flag table, not the agent.
     from mezzo.agent.flags import AgentFlags
 

@@ -5,8 +5,9 @@ Experiments: `sim` (the paper's evaluation on the simulator).
 Clients: `run`, `frameworks`, `agents`, `tasks`, `logs`, `example <name>` (see docs/cli.md).
 The table of sub-commands is `mezzo.cli.group.COMMANDS`; add a command there.
 
-`mezzo run …`, `mezzo frameworks|agents|tasks …` and `mezzo --version` are answered before
-click is imported (click alone costs about half of `mezzo run`'s start-up):
+`mezzo run …`, `mezzo frameworks|agents|tasks …`, `mezzo master|agent --help` and
+`mezzo --version` are answered before click is imported (click alone costs about half of
+`mezzo run`'s start-up; the daemons' pages come from their flag tables, `mezzo.cli.flag_help`):
 `mezzo.cli.fast_args` reads well-formed command lines, which `mezzo.cli.one_task.fast_main` and
 `mezzo.cli.tables.fast_main` run; anything else goes to the click group.
 """
@@ -24,6 +25,16 @@ def main() -> None:
 
         sys.stdout.write(f"mezzo, version {__version__}\n")
         return
+    if len(argv) == 2 and argv[0] in ("master", "agent") and argv[1] in ("--help", "-h") \
+            and os.path.basename(sys.argv[0]) == "mezzo":
+        # The daemons' pages from their flag tables, as click lays them out (flag_help).
+        from mezzo.cli.flag_help import daemon_help
+
+        try:  # noqa: SIM105 (no contextlib import: start-up time)
+            sys.stdout.write(daemon_help(argv[0]))
+        except BrokenPipeError:  # `mezzo master --help | head`
+            pass
+        _exit_now(0)
     if argv[:1] == ["run"]:
         from mezzo.cli.fast_args import parse_run
 

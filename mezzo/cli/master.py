@@ -10,13 +10,13 @@ from typing import Any
 import click
 
 from mezzo.core.errors import ConfigError
-from mezzo.master.flag_table import FLAGS
+from mezzo.master.flag_table import COMMAND_HELP, FLAGS
 
 
-@click.command("master")
+@click.command("master", help=COMMAND_HELP)
 @FLAGS.click_options
 def master_command(**values: Any) -> None:
-    """Run a mezzo master (Mesos v1 scheduler, operator and agent APIs)."""
+    """See COMMAND_HELP."""
     # Imported here: `--help` needs only the flag table, not the master.
     from mezzo.master.flags import MasterFlags
 

@@ -25,19 +25,24 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
 
 from mezzo.core.durations import parse_duration
 from mezzo.core.errors import ConfigError
 
+# Typing names for the checker only: `mezzo master --help` and `mezzo agent --help` import this
+# module and pay for `typing` (and `dataclasses`, with `inspect` behind it) otherwise.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
+    # (text) -> value; raises ConfigError (or ValueError) describing the problem, without the
+    # name.
+    Parser = Callable[[str], Any]
+
 ENV_PREFIX = "MESOS_"
 FILE_PREFIX = "file://"
-T = TypeVar("T")
-
-# (text) -> value; raises ConfigError (or ValueError) describing the problem, without the name.
-Parser = Callable[[str], Any]
 
 
 def read_file_value(text: str) -> str:
@@ -115,15 +120,23 @@ BYTES: Parser = parse_bytes
 JSON_OBJECT: Parser = parse_json_object
 
 
-@dataclass(frozen=True)
 class Flag:
-    """One flag: Mesos name, default as Mesos prints it (None: unset), help, type."""
+    """One flag: Mesos name, default as Mesos prints it (None: unset), help, type, and for
+    INT/FLOAT/DURATION/BYTES the smallest accepted value. (A plain class, not a dataclass:
+    see the imports.)"""
 
-    name: str
-    default: str | None
-    help: str
-    type: Parser = TEXT
-    minimum: float | None = None  # INT/FLOAT/DURATION/BYTES: smallest accepted value
+    __slots__ = ("default", "help", "minimum", "name", "type")
+
+    def __init__(self, name: str, default: str | None, help: str, type: Parser = TEXT,
+                 minimum: float | None = None) -> None:
+        self.name = name
+        self.default = default
+        self.help = help
+        self.type = type
+        self.minimum = minimum
+
+    def __repr__(self) -> str:
+        return f"Flag({self.name!r}, {self.default!r})"
 
     def parse(self, text: str) -> Any:
         """The typed value of `text`; ConfigError `--name: problem` (one line) if it is bad."""
@@ -175,19 +188,25 @@ class FlagSet:
         raw.update(given)
         return raw, set(given)
 
-    def click_options(self, func: Callable[..., T]) -> Callable[..., T]:
-        """Decorate a click command with one option per flag (Mesos and dashed spellings);
-        values arrive as strings or None and go through `collect`."""
-        import click  # only the CLI needs click
-
-        decorated: Any = func
-        for flag in reversed(list(self.flags.values())):
+    def options(self) -> list[tuple[list[str], str]]:
+        """Each flag's command-line spellings (Mesos's `--work_dir`, then `--work-dir`) and the
+        help its option shows (with its default and its environment variable)."""
+        out = []
+        for flag in self.flags.values():
             spellings = [f"--{flag.name}"]
             if "_" in flag.name:
                 spellings.append(f"--{flag.name.replace('_', '-')}")
             shown = f" (default: {flag.default})" if flag.default is not None else ""
             env = f" [env: {ENV_PREFIX}{flag.name.upper()}]"
-            decorated = click.option(
-                *spellings, flag.name, default=None, help=flag.help + shown + env
-            )(decorated)
+            out.append((spellings, flag.help + shown + env))
+        return out
+
+    def click_options(self, func: Callable[..., T]) -> Callable[..., T]:
+        """Decorate a click command with one option per flag (`options`); values arrive as
+        strings or None and go through `collect`."""
+        import click  # only the CLI needs click
+
+        decorated: Any = func
+        for (spellings, help_text), name in reversed(list(zip(self.options(), self.flags, strict=True))):
+            decorated = click.option(*spellings, name, default=None, help=help_text)(decorated)
         return decorated  # type: ignore[no-any-return]

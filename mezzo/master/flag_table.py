@@ -45,6 +45,9 @@ AUTH_FLAGS = [
     Flag("authorizers", "local", "Authorizer: local (over --acls) or a package.module:Class path"),
 ]
 
+# `mezzo master --help`'s summary (click's page and `mezzo.cli.flag_help`'s, one text).
+COMMAND_HELP = "Run a mezzo master (Mesos v1 scheduler, operator and agent APIs)."
+
 FLAGS = FlagSet([
     Flag("ip", "0.0.0.0", "IP address to listen on"),
     Flag("port", "5050", "Port to listen on (0 picks a free port)", INT, minimum=0),
