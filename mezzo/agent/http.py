@@ -99,7 +99,7 @@ class ReadEndpoints:
         self.logging = LoggingLevel()
         self.extras = AgentOperatorExtras(
             self.resolve_path, self.logging,
-            self.agent.core.pending_operations, shown=self.shown_path)
+            self.agent.core.pending_operations, shown=self.shown_paths)
         log_dir = agent.flags.log_dir
         self.log_file = Path(log_dir) / AGENT_LOG_FILE if log_dir else None
         self.containers = ContainerAPI(agent)
@@ -353,21 +353,21 @@ class ReadEndpoints:
                     return prefix, executor.sandbox
         raise HTTPProblem(404, "Path not found")
 
-    def shown_path(self, raw: str | None, path: Path) -> str:
-        """The path `/files/browse` and LIST_FILES show for `path`, resolved from `raw`: the
-        virtual `/slave/log` for the log; under an executor's virtual sandbox path, the
-        virtual path; else the real path (a sandbox's own)."""
+    def shown_paths(self, raw: str | None) -> Callable[[Path], str]:
+        """How `/files/browse` and LIST_FILES show each entry listed for `raw` (worked out once
+        per request): the virtual `/slave/log` for the log; under an executor's virtual
+        sandbox path, the virtual path; else the real path (a sandbox's own)."""
         if _is_log_path(raw):
-            return LOG_PATH if path == self.log_file else str(path)
+            return lambda path: LOG_PATH if path == self.log_file else str(path)
         virtual = self._executor_virtual(raw) if raw else None
-        if virtual is not None:
-            prefix, sandbox = virtual
-            try:
-                return prefix + "/" + str(path.relative_to(sandbox.resolve())) \
-                    if path != sandbox.resolve() else prefix
-            except ValueError:
-                return str(path)
-        return str(path)
+        if virtual is None:
+            return str
+        prefix, sandbox = virtual[0], virtual[1].resolve()
+
+        def shown(path: Path) -> str:  # the entries lie in the sandbox (`resolve_path`)
+            return prefix if path == sandbox else f"{prefix}/{path.relative_to(sandbox)}"
+
+        return shown
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         """Mesos's `/files/download`: the raw file, as an attachment."""
@@ -385,14 +385,11 @@ class ReadEndpoints:
         """Mesos's `/files/debug`: virtual path -> real path. Every sandbox is served at its
         own path (what `/state` shows as `directory`), as Mesos attaches them; the agent's log
         at `/slave/log` with --log_dir."""
-        attached = {
-            str(ex.sandbox): str(ex.sandbox)
-            for fw in [*self.agent.frameworks.values(), *self.agent.completed_frameworks]
-            for ex in [*fw.executors.values(), *fw.completed_executors]
-        }
+        attached: dict[str, str] = {}
         for fw in [*self.agent.completed_frameworks, *self.agent.frameworks.values()]:
-            # Oldest first, so that an executor's latest run is the one that stays.
+            # Oldest first, so that an executor's virtual path names its latest run.
             for ex in [*fw.completed_executors, *fw.executors.values()]:
+                attached[str(ex.sandbox)] = str(ex.sandbox)
                 attached[executor_virtual_path(fw.id.value, ex.id.value)] = str(ex.sandbox)
         if self.log_file is not None:
             attached[LOG_PATH] = str(self.log_file)
@@ -400,10 +397,10 @@ class ReadEndpoints:
 
     async def browse(self, request: web.Request) -> web.Response:
         try:
-            raw = request.query.get("path")
             path = self._resolve(request)
             entries = [path] if path.is_file() else sorted(path.iterdir())
-            listing = [_file_json(p, self.shown_path(raw, p)) for p in entries]
+            shown = self.shown_paths(request.query.get("path"))
+            listing = [_file_json(p, shown(p)) for p in entries]
         except HTTPProblem as p:
             return p.response()
         except OSError as e:  # gone or unreadable between the checks and the listing

@@ -28,9 +28,9 @@ class AgentOperatorExtras:
 
     def __init__(self, resolve: Callable[[str | None], Path], logging: LoggingLevel,
                  operations: Callable[[], list[Operation]] = list,
-                 shown: Callable[[str, Path], str] = lambda raw, path: str(path)) -> None:
+                 shown: Callable[[str | None], Callable[[Path], str]] = lambda raw: str) -> None:
         # `resolve`: a requested path -> the real one (HTTPProblem if not served); `shown`:
-        # (requested path, real path) -> the path LIST_FILES shows (the log's is virtual).
+        # requested path -> how LIST_FILES shows each real path listed (virtual ones stay so).
         self.resolve = resolve
         self.shown = shown
         self.logging = logging
@@ -63,7 +63,8 @@ class AgentOperatorExtras:
         path = self.resolve(raw)
         try:
             entries = sorted(path.iterdir()) if path.is_dir() else [path]
-            return [_file_info(p, self.shown(raw, p)) for p in entries]
+            shown = self.shown(raw)
+            return [_file_info(p, shown(p)) for p in entries]
         except OSError as exc:
             raise HTTPProblem(404, f"Path cannot be listed: {exc.strerror}") from None
 

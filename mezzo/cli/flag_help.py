@@ -78,7 +78,7 @@ def _page(prog: str, summary: str, flags: FlagSet, width: int) -> str:
     out += _ClickWrapper(width, initial_indent=" " * INDENT, subsequent_indent=" " * INDENT,
                                 replace_whitespace=False).wrap(summary)
     out += ["", "Options:"]
-    rows = [(", ".join(spellings) + " TEXT", text) for spellings, text in flags.options()]
+    rows = [(", ".join(spellings) + " TEXT", text) for _, spellings, text in flags.options()]
     rows.append((", ".join(HELP_ROW[0]), HELP_ROW[1]))
     first_col = min(max(len(first) for first, _ in rows), COL_MAX) + COL_SPACING
     wrapper = _ClickWrapper(max(width - first_col - 2, 10), replace_whitespace=False)

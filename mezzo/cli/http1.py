@@ -372,14 +372,6 @@ class Connection:
         assert self.sock is not None
         return response, StreamBody(self.sock, response, pending)
 
-    def shutdown(self) -> None:
-        """Wake a thread blocked reading this connection (it sees the end of the stream)."""
-        if self.sock is not None:
-            try:  # noqa: SIM105 (no contextlib import: start-up time)
-                self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
     def close(self) -> None:
         if self._reader is not None:
             try:  # noqa: SIM105 (no contextlib import: start-up time)

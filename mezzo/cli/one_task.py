@@ -300,26 +300,29 @@ class OneTask:
         # The command executor's id is its task's (as Mesos's): the sandbox is at the
         # executor's virtual path, no `/state` (which grows with the agent's history) needed.
         # An agent without that path (404) is asked for the directory in its `/state`.
-        directory: str | None = (f"/frameworks/{self.framework_id}/executors/"
-                                 f"{self.task['task_id']['value']}/runs/latest")
         try:
-            out, _ = read_whole_file(agent, f"{directory}/stdout")
+            out, err = _read_output(agent, f"/frameworks/{self.framework_id}/executors/"
+                                           f"{self.task['task_id']['value']}/runs/latest")
         except CliError:
             directory = self._find_sandbox(agent)
             if directory is None:
                 return
-            out = None
-        try:
-            if out is None:
-                out, _ = read_whole_file(agent, f"{directory}/stdout")
-            err, _ = read_whole_file(agent, f"{directory}/stderr")
-        except CliError as exc:
-            _say(f"warning: cannot fetch the task's output: {exc.format_message()}")
-            return
+            try:
+                out, err = _read_output(agent, directory)
+            except CliError as exc:
+                _say(f"warning: cannot fetch the task's output: {exc.format_message()}")
+                return
         sys.stdout.buffer.write(out)
         sys.stdout.buffer.flush()
         sys.stderr.buffer.write(err)
         sys.stderr.buffer.flush()
+
+
+def _read_output(agent: str, directory: str) -> tuple[bytes, bytes]:
+    """The stdout and stderr of the sandbox `directory` on `agent` (CliError if unreadable)."""
+    out, _ = read_whole_file(agent, f"{directory}/stdout")
+    err, _ = read_whole_file(agent, f"{directory}/stderr")
+    return out, err
 
 
 def run_task(

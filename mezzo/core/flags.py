@@ -188,9 +188,10 @@ class FlagSet:
         raw.update(given)
         return raw, set(given)
 
-    def options(self) -> list[tuple[list[str], str]]:
-        """Each flag's command-line spellings (Mesos's `--work_dir`, then `--work-dir`) and the
-        help its option shows (with its default and its environment variable)."""
+    def options(self) -> list[tuple[str, list[str], str]]:
+        """Each flag's name, its command-line spellings (Mesos's `--work_dir`, then
+        `--work-dir`) and the help its option shows (with its default and its environment
+        variable)."""
         out = []
         for flag in self.flags.values():
             spellings = [f"--{flag.name}"]
@@ -198,7 +199,7 @@ class FlagSet:
                 spellings.append(f"--{flag.name.replace('_', '-')}")
             shown = f" (default: {flag.default})" if flag.default is not None else ""
             env = f" [env: {ENV_PREFIX}{flag.name.upper()}]"
-            out.append((spellings, flag.help + shown + env))
+            out.append((flag.name, spellings, flag.help + shown + env))
         return out
 
     def click_options(self, func: Callable[..., T]) -> Callable[..., T]:
@@ -207,6 +208,6 @@ class FlagSet:
         import click  # only the CLI needs click
 
         decorated: Any = func
-        for (spellings, help_text), name in reversed(list(zip(self.options(), self.flags, strict=True))):
+        for name, spellings, help_text in reversed(self.options()):
             decorated = click.option(*spellings, name, default=None, help=help_text)(decorated)
         return decorated  # type: ignore[no-any-return]
